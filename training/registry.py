@@ -1,0 +1,56 @@
+"""MLflow tracking and registry: where runs are logged, models registered, and aliases moved.
+
+MLflow 3 uses aliases, not stages: a new version is `challenger`; `champion` is what serving loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from features.settings import Settings
+
+RISK_MODEL = "arrears_risk"
+EXPERIMENT = "arrears"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def configure(settings: Settings):
+    """Point the MLflow client at this home's tracking store (creating the local store on first use)."""
+    import mlflow
+
+    if settings.mlflow_tracking_uri is None:
+        (settings.home / "mlflow").mkdir(parents=True, exist_ok=True)
+        settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        artifact_location = None if settings.mlflow_tracking_uri else settings.mlflow_artifacts_dir.as_uri()
+        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location)
+    mlflow.set_experiment(EXPERIMENT)
+    return mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: str
+    run_id: str
+    feature_service: str
+
+
+class NoChampion(LookupError):
+    pass
+
+
+def model_by_alias(settings: Settings, name: str, alias: str) -> ModelRef:
+    from mlflow.exceptions import MlflowException
+
+    client = configure(settings)
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        raise NoChampion(
+            f"No version of {name} has the alias {alias!r}: run `arrears train` then `arrears promote`."
+        ) from exc
+    return ModelRef(name, str(mv.version), mv.run_id, mv.tags.get("feature_service", ""))
