@@ -1,0 +1,27 @@
+# The two commands of the README. Each installs what it needs on first use: uv (from PyPI, if missing) and the
+# locked environment (uv.lock, via `uv run --frozen`).
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench lint help
+
+help:  ## Show the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(UV):
+	@echo "uv not found: installing it from PyPI into ~/.local/bin" >&2
+	python3 -m pip install --user --quiet uv
+
+demo: $(UV)  ## Run the main job end to end on the embedded default (simulate → … → served worklist, reports)
+	$(RUN) arrears demo
+
+test: $(UV)  ## Run the test suite (needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 for those tiers)
+	$(RUN) pytest $(PYTEST_ARGS)
+
+bench: $(UV)  ## Run the benchmarks under bench/ and print their tables
+	$(RUN) python -m bench
+
+lint: $(UV)  ## Static checks
+	$(UV) tool run ruff check .

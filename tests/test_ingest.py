@@ -1,0 +1,195 @@
+"""Ingestion: every row ends in the ledger, in quarantine with a reason, or counted as a duplicate; bad deliveries
+are refused whole; re-running is safe; a crash leaves the ledger as it was. Run on DuckDB and on real Postgres."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.feeds.ingest import DeliveryRefused, ingest_delivery
+from features.ledger import open_ledger
+from tests.conftest import write_delivery
+
+TENANCIES = """tenancy_id,patch,start_date,end_date,rent_amount,rent_frequency
+T1,North,2024-01-01,,100.00,weekly
+T2,South,2024-01-01,,433.33,monthly
+"""
+
+TRANSACTIONS = """transaction_id,tenancy_id,posted_date,type,amount
+X1,T1,2024-01-01,charge,100.00
+X2,T1,2024-01-03,payment,-100.00
+X3,T2,2024-01-01,charge,433.33
+X4,T2,2024-01-05,payment,-400.00
+"""
+
+
+def ingest(ledger_url: str, folder: Path, tmp_path: Path):
+    with open_ledger(ledger_url) as ledger:
+        summary = ingest_delivery(ledger, folder, tmp_path / "quarantine")
+        return summary, ledger.counts(), ledger.balances(), ledger.query(
+            "SELECT feed, line, column_name, value, reason FROM quarantine ORDER BY feed, line")
+
+
+def test_clean_delivery_is_accepted_and_reconciles(ledger_url: str, tmp_path: Path) -> None:
+    folder = write_delivery(tmp_path / "d1", tenancies=TENANCIES, transactions=TRANSACTIONS)
+    summary, counts, balances, quarantine = ingest(ledger_url, folder, tmp_path)
+    assert summary.feeds["tenancies"].accepted == 2
+    assert summary.feeds["transactions"].accepted == 4
+    assert all(f.reconciles for f in summary.feeds.values())
+    assert quarantine.empty
+    assert dict(zip(balances["tenancy_id"], balances["balance_pence"])) == {"T1": 0, "T2": 3333}
+
+
+def test_same_delivery_twice_adds_nothing(ledger_url: str, tmp_path: Path) -> None:
+    folder = write_delivery(tmp_path / "d1", tenancies=TENANCIES, transactions=TRANSACTIONS)
+    _, counts_first, balances_first, _ = ingest(ledger_url, folder, tmp_path)
+    summary, counts_second, balances_second, _ = ingest(ledger_url, folder, tmp_path)
+    assert summary.feeds["transactions"].duplicate == 4 and summary.feeds["transactions"].accepted == 0
+    assert summary.feeds["tenancies"].duplicate == 2
+    assert {k: v for k, v in counts_second.items() if k != "deliveries"} == {
+        k: v for k, v in counts_first.items() if k != "deliveries"}
+    pd.testing.assert_frame_equal(balances_first, balances_second)
+
+
+def test_changed_tenancy_is_a_new_version_not_an_overwrite(ledger_url: str, tmp_path: Path) -> None:
+    ingest(ledger_url, write_delivery(tmp_path / "d1", tenancies=TENANCIES, transactions=TRANSACTIONS), tmp_path)
+    moved_out = TENANCIES.replace("T1,North,2024-01-01,,", "T1,North,2024-01-01,2024-06-30,")
+    summary, counts, _, _ = ingest(ledger_url, write_delivery(tmp_path / "d2", tenancies=moved_out), tmp_path)
+    assert summary.feeds["tenancies"].accepted == 1 and summary.feeds["tenancies"].duplicate == 1
+    with open_ledger(ledger_url) as ledger:
+        register = ledger.read_table("tenancy_register").set_index("tenancy_id")
+        assert counts["tenancies"] == 3  # both versions of T1 are kept
+    assert register.loc["T1", "end_date"] == pd.Timestamp("2024-06-30")
+
+
+def test_conflicting_resend_goes_to_quarantine_not_overwrite(ledger_url: str, tmp_path: Path) -> None:
+    ingest(ledger_url, write_delivery(tmp_path / "d1", tenancies=TENANCIES, transactions=TRANSACTIONS), tmp_path)
+    changed = TRANSACTIONS.replace("X2,T1,2024-01-03,payment,-100.00", "X2,T1,2024-01-03,payment,-90.00")
+    summary, _, balances, quarantine = ingest(ledger_url, write_delivery(tmp_path / "d2", transactions=changed),
+                                              tmp_path)
+    feed = summary.feeds["transactions"]
+    assert (feed.accepted, feed.duplicate, feed.quarantined) == (0, 3, 1)
+    assert quarantine.iloc[-1]["reason"].startswith("already in the ledger with different content")
+    assert dict(zip(balances["tenancy_id"], balances["balance_pence"]))["T1"] == 0  # unchanged
+
+
+# One malformed row each: (transactions CSV line, the column and the start of the reason expected in quarantine).
+BAD_ROWS = [
+    ("X9,T1,2024-02-30,payment,-5", "posted_date", "unreadable posted_date '2024-02-30'"),
+    ("X9,T1,,payment,-5", "posted_date", "missing posted_date"),
+    ("X9,T1,2024-02-01,payment,abc", "amount", "unreadable amount 'abc'"),
+    ("X9,T1,2024-02-01,payment,12.345", "amount", "unreadable amount '12.345'"),
+    ("X9,T1,2024-02-01,payment,", "amount", "missing amount"),
+    ("X9,T1,2024-02-01,bribe,-5", "type", "unknown transaction type 'bribe'"),
+    ("X9,T1,2024-02-01,payment,5.00", "amount", "amount has the wrong sign"),
+    ("X9,T1,2024-02-01,charge,-5.00", "amount", "amount has the wrong sign"),
+    ("X9,T1,2024-02-01,payment,0", "amount", "amount has the wrong sign"),
+    ("X9,T404,2024-02-01,payment,-5", "tenancy_id", "unknown tenancy_id"),
+    (",T1,2024-02-01,payment,-5", "transaction_id", "missing transaction_id"),
+    ("X9,,2024-02-01,payment,-5", "tenancy_id", "missing tenancy_id"),
+]
+
+
+@pytest.mark.parametrize(("line", "column", "reason"), BAD_ROWS, ids=[r[2][:30] for r in BAD_ROWS])
+def test_bad_row_is_quarantined_with_reason(ledger_url: str, tmp_path: Path, line: str, column: str,
+                                            reason: str) -> None:
+    folder = write_delivery(tmp_path / "d1", tenancies=TENANCIES, transactions=TRANSACTIONS + line + "\n")
+    summary, counts, balances, quarantine = ingest(ledger_url, folder, tmp_path)
+    feed = summary.feeds["transactions"]
+    assert (feed.read, feed.accepted, feed.duplicate, feed.quarantined) == (5, 4, 0, 1)
+    problem = quarantine[quarantine["feed"] == "transactions"].iloc[0]
+    assert problem["line"] == 6 and problem["column_name"] == column
+    assert problem["reason"].startswith(reason), problem["reason"]
+    assert Path(feed.quarantine_file).exists()
+    assert dict(zip(balances["tenancy_id"], balances["balance_pence"])) == {"T1": 0, "T2": 3333}
+
+
+UNAMBIGUOUS = [
+    ("X9,T1,01/02/2024,payment,-5", "2024-02-01", -500),  # UK day-first date
+    ("X9,T1,2024-02-01,payment,\"-£1,234.50\"", "2024-02-01", -123450),
+    ("X9,T1,2024-02-01,payment,(12.00)", "2024-02-01", -1200),  # accounting brackets
+    ("X9,T1,2024-02-01, Payment ,-5", "2024-02-01", -500),  # case and whitespace
+]
+
+
+@pytest.mark.parametrize(("line", "date", "pence"), UNAMBIGUOUS)
+def test_unambiguous_formats_are_normalised(ledger_url: str, tmp_path: Path, line: str, date: str, pence: int) -> None:
+    folder = write_delivery(tmp_path / "d1", tenancies=TENANCIES, transactions=TRANSACTIONS + line + "\n")
+    summary, *_ = ingest(ledger_url, folder, tmp_path)
+    assert summary.feeds["transactions"].accepted == 5
+    with open_ledger(ledger_url) as ledger:
+        row = ledger.query("SELECT posted_date, type, amount_pence FROM transactions WHERE transaction_id = 'X9'")
+    assert str(pd.Timestamp(row["posted_date"].iloc[0]).date()) == date
+    assert row["type"].iloc[0] == "payment" and int(row["amount_pence"].iloc[0]) == pence
+
+
+def test_same_id_twice_in_one_delivery(ledger_url: str, tmp_path: Path) -> None:
+    text = TRANSACTIONS + "X1,T1,2024-01-01,charge,100.00\nX5,T1,2024-01-08,charge,100\nX5,T1,2024-01-08,charge,99\n"
+    summary, *_ , quarantine = ingest(ledger_url, write_delivery(tmp_path / "d1", tenancies=TENANCIES,
+                                                                  transactions=text), tmp_path)
+    feed = summary.feeds["transactions"]
+    assert (feed.read, feed.accepted, feed.duplicate, feed.quarantined) == (7, 4, 1, 2)
+    assert set(quarantine["line"]) == {7, 8}
+
+
+# Deliveries refused whole, with what the message must say.
+REFUSALS = [
+    ({"tenancies": TENANCIES, "notes.txt": "hello"}, "unknown feed file notes.txt"),
+    ({"tenancies": TENANCIES.replace("rent_frequency", "frequency")}, "lacks required column(s) rent_frequency"),
+    ({"tenancies": TENANCIES.replace(",", ";")}, "looks ';'-delimited"),
+    ({"tenancies": TENANCIES, "transactions": ""}, "empty file"),
+    ({"tenancies": TENANCIES, "transactions.parquet": "x", "transactions": TRANSACTIONS}, "two files"),
+]
+
+
+@pytest.mark.parametrize(("files", "message"), REFUSALS, ids=[r[1][:25] for r in REFUSALS])
+def test_unreadable_delivery_is_refused_and_writes_nothing(ledger_url: str, tmp_path: Path, files, message) -> None:
+    folder = write_delivery(tmp_path / "bad", **files)
+    with open_ledger(ledger_url) as ledger:
+        with pytest.raises(DeliveryRefused, match=message.replace("(", r"\(").replace(")", r"\)")):
+            ingest_delivery(ledger, folder, tmp_path / "quarantine")
+        assert ledger.counts() == {"tenancies": 0, "transactions": 0, "events": 0, "outcomes": 0, "deliveries": 0}
+    assert not (tmp_path / "quarantine").exists()
+
+
+def test_empty_folder_is_refused(ledger_url: str, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with open_ledger(ledger_url) as ledger, pytest.raises(DeliveryRefused, match="is empty"):
+        ingest_delivery(ledger, tmp_path / "empty", tmp_path / "q")
+
+
+def test_crash_midway_leaves_ledger_as_it_was(ledger_url: str, tmp_path: Path, monkeypatch) -> None:
+    ingest(ledger_url, write_delivery(tmp_path / "d1", tenancies=TENANCIES, transactions=TRANSACTIONS), tmp_path)
+    more = TRANSACTIONS + "X9,T1,2024-02-01,payment,-5\n"
+    extra_tenancy = TENANCIES + "T3,East,2024-01-01,,90,weekly\n"
+    folder = write_delivery(tmp_path / "d2", tenancies=extra_tenancy, transactions=more)
+    from features import ledger as ledger_module
+
+    real_insert = ledger_module.Ledger.insert
+
+    def insert_then_crash(self, table, frame):
+        if table == "transactions":
+            raise OSError("disk full (injected)")
+        return real_insert(self, table, frame)
+
+    with open_ledger(ledger_url) as ledger:
+        before = (ledger.counts(), ledger.balances())
+        monkeypatch.setattr(ledger_module.Ledger, "insert", insert_then_crash)
+        with pytest.raises(OSError, match="injected"):
+            ingest_delivery(ledger, folder, tmp_path / "quarantine")
+        monkeypatch.setattr(ledger_module.Ledger, "insert", real_insert)
+        assert ledger.counts() == before[0]  # the tenancy T3 inserted before the crash was rolled back too
+        pd.testing.assert_frame_equal(ledger.balances(), before[1])
+
+
+def test_personal_columns_are_not_stored(ledger_url: str, tmp_path: Path) -> None:
+    with_names = TENANCIES.replace("rent_frequency\n", "rent_frequency,tenant_name\n").replace(
+        ",weekly\n", ",weekly,Alice Example\n").replace(",monthly\n", ",monthly,Bob Example\n")
+    summary, *_ = ingest(ledger_url, write_delivery(tmp_path / "d1", tenancies=with_names), tmp_path)
+    assert summary.feeds["tenancies"].ignored_columns == ["tenant_name"]
+    with open_ledger(ledger_url) as ledger:
+        stored = ledger.query("SELECT * FROM tenancies")
+    assert "tenant_name" not in stored.columns
+    assert not stored.astype(str).apply(lambda c: c.str.contains("Example")).any().any()

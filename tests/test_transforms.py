@@ -1,0 +1,130 @@
+"""Feature logic on tiny hand-made ledgers whose answers can be worked out by hand."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from features.catalogue import FEATURES, reason_text
+from features.transforms import FEATURE_COLUMNS, build_snapshots, weekly_as_of_dates
+from training.labels import RiskLabelSpec, arrears_growth_labels
+
+TENANCIES = pd.DataFrame({
+    "tenancy_id": ["T1", "T2"],
+    "patch": ["North", "South"],
+    "start_date": pd.to_datetime(["2024-01-01", "2024-01-01"]),
+    "end_date": pd.to_datetime([None, "2024-02-15"]),
+    "rent_amount_pence": [10_000, 20_000],
+    "rent_frequency": ["weekly", "weekly"],
+})
+
+
+def tx(rows: list[tuple[str, str, str, int]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["tenancy_id", "posted_date", "type", "amount_pence"])
+    frame["posted_date"] = pd.to_datetime(frame["posted_date"])
+    return frame
+
+
+def weekly_rent_and_payments(tenancy: str, rent: int, weeks: int, paid_weeks: set[int]) -> list:
+    start = pd.Timestamp("2024-01-01")  # a Monday
+    rows = []
+    for w in range(weeks):
+        day = start + pd.Timedelta(weeks=w)
+        rows.append((tenancy, str(day.date()), "charge", rent))
+        if w in paid_weeks:
+            rows.append((tenancy, str((day + pd.Timedelta(days=2)).date()), "payment", -rent))
+    return rows
+
+
+AS_OF = weekly_as_of_dates(pd.Timestamp("2024-01-01"), pd.Timestamp("2024-03-31"))
+
+
+def test_as_of_dates_are_sundays() -> None:
+    assert AS_OF[0] == pd.Timestamp("2024-01-07") and all(d.weekday() == 6 for d in AS_OF)
+
+
+def test_balance_arrears_and_days_since_payment_by_hand() -> None:
+    # T1 pays for weeks 0-4 (two days after each Monday charge), then stops.
+    ledger = tx(weekly_rent_and_payments("T1", 10_000, 13, {0, 1, 2, 3, 4}))
+    snaps = build_snapshots(TENANCIES.iloc[:1], ledger, AS_OF).set_index("event_timestamp")
+    row = snaps.loc[pd.Timestamp("2024-02-25", tz="UTC")]
+    # Charges on Jan 1, 8, 15, 22, 29, Feb 5, 12, 19 = 8 weeks; paid 5 → owes 3 weeks.
+    assert row["balance"] == pytest.approx(300.0)
+    assert row["arrears_weeks"] == pytest.approx(3.0)
+    assert row["days_since_last_payment"] == (pd.Timestamp("2024-02-25") - pd.Timestamp("2024-01-31")).days
+    assert row["balance_change_4w"] == pytest.approx(300.0)  # clear on Jan 28, 3 weeks behind now
+    # Last clear at the Feb 4 snapshot (5 charges, 5 payments), three weeks before Feb 25.
+    assert row["weeks_since_clear"] == 3
+    assert row["payments_13w"] == 5
+    assert row["weekly_rent"] == pytest.approx(100.0)
+
+
+def test_tenancy_not_snapshotted_after_it_ends() -> None:
+    ledger = tx(weekly_rent_and_payments("T2", 20_000, 7, set(range(7))))
+    snaps = build_snapshots(TENANCIES.iloc[1:], ledger, AS_OF)
+    assert snaps["event_timestamp"].max() == pd.Timestamp("2024-02-11", tz="UTC")
+
+
+def test_inputs_are_not_modified() -> None:
+    ledger = tx(weekly_rent_and_payments("T1", 10_000, 13, {0, 2}))
+    before_t, before_x = TENANCIES.copy(), ledger.copy()
+    build_snapshots(TENANCIES, ledger, AS_OF)
+    pd.testing.assert_frame_equal(TENANCIES, before_t)
+    pd.testing.assert_frame_equal(ledger, before_x)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    paid=st.sets(st.integers(0, 12)),
+    late_week=st.integers(0, 12),
+    late_amount=st.integers(1, 500_000),
+)
+def test_a_later_transaction_never_changes_an_earlier_snapshot(paid: set[int], late_week: int, late_amount: int) -> None:
+    ledger = tx(weekly_rent_and_payments("T1", 10_000, 13, paid))
+    cutoff = AS_OF[late_week]
+    later = tx([("T1", str((cutoff + pd.Timedelta(days=1)).date()), "payment", -late_amount)])
+    before = build_snapshots(TENANCIES.iloc[:1], ledger, AS_OF)
+    after = build_snapshots(TENANCIES.iloc[:1], pd.concat([ledger, later]), AS_OF)
+    past = before["event_timestamp"] <= cutoff.tz_localize("UTC")
+    pd.testing.assert_frame_equal(before[past], after[past])
+    assert not before[~past]["balance"].equals(after[~past]["balance"]) or past.all()
+
+
+def test_partition_by_tenancy_gives_the_same_snapshots() -> None:
+    ledger = pd.concat([tx(weekly_rent_and_payments("T1", 10_000, 13, {1, 2, 5})),
+                        tx(weekly_rent_and_payments("T2", 20_000, 7, {0, 3}))])
+    whole = build_snapshots(TENANCIES, ledger, AS_OF)
+    parts = pd.concat([build_snapshots(TENANCIES[TENANCIES.tenancy_id == t], ledger[ledger.tenancy_id == t], AS_OF)
+                       for t in ("T2", "T1")])
+    parts = parts.sort_values(["tenancy_id", "event_timestamp"]).reset_index(drop=True)
+    whole = whole.sort_values(["tenancy_id", "event_timestamp"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(whole, parts)
+
+
+def test_label_marks_growth_within_horizon_only() -> None:
+    # T1 pays every week until week 6, then stops: arrears grow from the week-6 snapshot on.
+    ledger = tx(weekly_rent_and_payments("T1", 10_000, 13, set(range(6))))
+    labels = arrears_growth_labels(TENANCIES.iloc[:1], ledger, AS_OF, RiskLabelSpec(horizon_weeks=2))
+    by_date = labels.set_index("event_timestamp")["label"]
+    # Week-3 snapshot (Jan 28): the next two snapshots are still paid up.
+    assert by_date[pd.Timestamp("2024-01-28", tz="UTC")] == 0
+    # Feb 4 snapshot: by Feb 18 the Feb 12 rent is unpaid → grows by a week's rent.
+    assert by_date[pd.Timestamp("2024-02-04", tz="UTC")] == 1
+    # The last two as_of dates have no full horizon and are not labelled.
+    assert labels["event_timestamp"].max() == AS_OF[-3].tz_localize("UTC")
+
+
+def test_every_feature_has_words() -> None:
+    assert set(FEATURE_COLUMNS) == set(FEATURES)
+    can_be_missing = {"days_since_last_payment", "paid_to_charged_13w", "weeks_since_clear"}
+    for name in FEATURE_COLUMNS:
+        values = (0.0, 3.0, 150.0, float("nan")) if name in can_be_missing else (0.0, 3.0, 150.0)
+        for value in values:
+            text = FEATURES[name].text(value)
+            assert text and not re.search(r"\bnan\b", text.lower()), (name, value, text)
+    assert reason_text("days_since_last_payment", 23, 0.4) == "no payment for 23 days (raises risk)"
+    assert reason_text("balance", -50, -0.2) == "£50 in credit (lowers risk)"
