@@ -70,6 +70,15 @@ SNAPSHOT_FEATURES: tuple[FeatureDef, ...] = (
     FeatureDef("balance", "Amount owed on the rent account (negative means in credit)", "GBP", _balance),
     FeatureDef("arrears_weeks", "Arrears expressed in weeks of the current rent (0 when not in arrears)", "weeks",
                lambda v: "not in arrears" if v <= 0 else f"arrears of {v:.1f} weeks' rent"),
+    FeatureDef("settled_balance", "Lowest balance in the last 5 weeks: what is still owed after recent payments",
+               "GBP", lambda v: ("still owes " + _money(v) + " after recent payments") if v > 0 else
+               "paid up after recent payments"),
+    FeatureDef("settled_arrears_weeks", "Settled arrears (lowest balance in 5 weeks) in weeks of rent", "weeks",
+               lambda v: "no arrears after recent payments" if v <= 0 else
+               f"behind by {v:.1f} weeks' rent after recent payments"),
+    FeatureDef("settled_change_4w", "Change in the settled balance over the last 4 weeks", "GBP",
+               lambda v: "arrears steady over the last 4 weeks" if abs(v) < 1 else
+               f"arrears {'up' if v > 0 else 'down'} {_money(v)} over the last 4 weeks"),
     FeatureDef("days_since_last_payment", "Days since the last payment or benefit credit was received", "days",
                _days_since_payment),
     FeatureDef("balance_change_4w", "Change in the balance over the last 4 weeks", "GBP", _change(4)),

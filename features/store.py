@@ -64,7 +64,7 @@ def build_offline(settings: Settings, as_of_end: pd.Timestamp | None = None) -> 
     """Compute weekly snapshots for every tenancy from its first transaction to the last posting date."""
     tenancies, transactions = load_ledger_slice(settings)
     last = pd.Timestamp(as_of_end) if as_of_end is not None else transactions["posted_date"].max()
-    first = min(tenancies["start_date"].min(), transactions["posted_date"].min())
+    first = transactions["posted_date"].min()  # no snapshot before the first posting: nothing to see
     as_of = weekly_as_of_dates(first, last)
     snapshots = build_snapshots(tenancies, transactions, as_of)
     _atomic_parquet(snapshots, snapshot_path(settings))

@@ -105,6 +105,18 @@ def _lag(values: np.ndarray, weeks: int) -> np.ndarray:
     return out
 
 
+SETTLE_WEEKS = 5
+
+
+def settled(balance: np.ndarray, weeks: int = SETTLE_WEEKS) -> np.ndarray:
+    """Lowest balance over the trailing `weeks` weekly snapshots: what is still owed after the latest payments.
+
+    It removes the saw-tooth of the payment cycle (rent charged, then paid days later), which would otherwise look
+    like arrears appearing and vanishing every month.
+    """
+    return pd.DataFrame(balance.T).rolling(weeks, min_periods=1).min().to_numpy().T
+
+
 def weekly_rent_pence(tenancies: pd.DataFrame) -> pd.Series:
     """Rent per week for each tenancy, from its rent amount and frequency."""
     periods = tenancies["rent_frequency"].map(PERIODS_PER_YEAR)
@@ -127,8 +139,10 @@ def build_snapshots(
     ids = tenancies["tenancy_id"].to_numpy()
     grid = weekly_grid(transactions, ids, as_of)
     balance = grid.balance
+    settled_balance = settled(balance)
     rent = weekly_rent_pence(tenancies).to_numpy()[:, None]
     arrears_weeks = np.clip(balance, 0, None) / rent
+    settled_arrears_weeks = np.clip(settled_balance, 0, None) / rent
     as_of_day = as_of.values.astype("datetime64[D]").astype(np.int64)[None, :].astype(float)
 
     clear = balance <= 0
@@ -141,6 +155,9 @@ def build_snapshots(
     features = {
         "balance": balance / 100.0,
         "arrears_weeks": arrears_weeks,
+        "settled_balance": settled_balance / 100.0,
+        "settled_arrears_weeks": settled_arrears_weeks,
+        "settled_change_4w": (settled_balance - _lag(settled_balance, 4)) / 100.0,
         "days_since_last_payment": as_of_day - grid.last_receipt_day,
         "balance_change_4w": (balance - _lag(balance, 4)) / 100.0,
         "balance_change_13w": (balance - _lag(balance, 13)) / 100.0,

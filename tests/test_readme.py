@@ -43,3 +43,16 @@ def test_layout_in_the_readme_matches_the_tree() -> None:
     for folder in re.findall(r"^([a-z.]+)/", tree, flags=re.M):
         assert (ROOT / folder).is_dir(), folder
     assert not (ROOT / "mlflow" / "__init__.py").exists()
+
+
+def test_notebooks_are_valid_and_their_code_compiles() -> None:
+    import json
+
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    for path in notebooks:
+        notebook = json.loads(path.read_text())
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "code":
+                source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+                compile(source, f"{path.name}", "exec")

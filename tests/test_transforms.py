@@ -105,17 +105,34 @@ def test_partition_by_tenancy_gives_the_same_snapshots() -> None:
     pd.testing.assert_frame_equal(whole, parts)
 
 
-def test_label_marks_growth_within_horizon_only() -> None:
-    # T1 pays every week until week 6, then stops: arrears grow from the week-6 snapshot on.
-    ledger = tx(weekly_rent_and_payments("T1", 10_000, 13, set(range(6))))
-    labels = arrears_growth_labels(TENANCIES.iloc[:1], ledger, AS_OF, RiskLabelSpec(horizon_weeks=2))
+LONG_AS_OF = weekly_as_of_dates(pd.Timestamp("2024-01-01"), pd.Timestamp("2024-06-30"))
+
+
+def test_label_marks_persistent_growth_within_horizon() -> None:
+    # T1 pays weeks 0-11, then stops from the Mar 25 charge on.
+    ledger = tx(weekly_rent_and_payments("T1", 10_000, 26, set(range(12))))
+    labels = arrears_growth_labels(TENANCIES.iloc[:1], ledger, LONG_AS_OF, RiskLabelSpec(horizon_weeks=8))
     by_date = labels.set_index("event_timestamp")["label"]
-    # Week-3 snapshot (Jan 28): the next two snapshots are still paid up.
-    assert by_date[pd.Timestamp("2024-01-28", tz="UTC")] == 0
-    # Feb 4 snapshot: by Feb 18 the Feb 12 rent is unpaid → grows by a week's rent.
-    assert by_date[pd.Timestamp("2024-02-04", tz="UTC")] == 1
-    # The last two as_of dates have no full horizon and are not labelled.
-    assert labels["event_timestamp"].max() == AS_OF[-3].tz_localize("UTC")
+    # Feb 4: the next 8 weeks end on Mar 31, and the settled balance (lowest of Mar 3..Mar 31) is still 0.
+    assert by_date[pd.Timestamp("2024-02-04", tz="UTC")] == 0
+    # Mar 10: by May 5 the settled balance (lowest of Apr 7..May 5) is two weeks' rent.
+    assert by_date[pd.Timestamp("2024-03-10", tz="UTC")] == 1
+    # The last 8 as_of dates have no full horizon and are not labelled.
+    assert labels["event_timestamp"].max() == LONG_AS_OF[-9].tz_localize("UTC")
+
+
+def test_paying_days_after_a_monthly_charge_is_not_arrears_growth() -> None:
+    monthly = TENANCIES.iloc[:1].assign(rent_amount_pence=43_333, rent_frequency="monthly")
+    rows = []
+    for month in pd.date_range("2024-01-01", "2024-06-01", freq="MS"):
+        rows += [("T1", str(month.date()), "charge", 43_333),
+                 ("T1", str((month + pd.Timedelta(days=4)).date()), "payment", -43_333)]
+    labels = arrears_growth_labels(monthly, tx(rows), LONG_AS_OF, RiskLabelSpec(horizon_weeks=8))
+    assert len(labels) > 5 and labels["label"].sum() == 0
+    # ...while missing one month's payment is.
+    missed = tx([r for r in rows if r[1] != "2024-03-05"])
+    labels = arrears_growth_labels(monthly, missed, LONG_AS_OF, RiskLabelSpec(horizon_weeks=8))
+    assert labels["label"].sum() > 0
 
 
 def test_every_feature_has_words() -> None:

@@ -1,9 +1,14 @@
 """Labels: what we want the models to predict, computed from the ledger after each as_of date.
 
 Arrears risk (`arrears_growth_labels`): among tenancies live at an as_of date, the label is 1 when, within the
-next `horizon_weeks`, the balance rises by at least `growth_periods` rent periods above its as_of value, or
-arrears reach `threshold_weeks` weeks of rent having been below that at as_of. Only as_of dates with the whole
-horizon observed are labelled (no right-censoring in a binary label).
+next `horizon_weeks`, the *settled* balance rises by at least `growth_periods` rent periods above its as_of value,
+or settled arrears reach `threshold_weeks` weeks of rent having been below that at as_of. Only as_of dates with
+the whole horizon observed are labelled (no right-censoring in a binary label).
+
+The settled balance is the lowest weekly balance over the trailing five weeks (`features.transforms`). A raw
+balance saw-tooths with the payment cycle: monthly rent charged on the 1st and paid on the 5th shows a whole
+month "owed" at a snapshot in between, for a tenant who is never late. Five weeks spans every rent cycle, so
+growth in the settled balance is growth in real arrears, not a snapshot falling between charge and payment.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from features.transforms import weekly_balances, weekly_rent_pence
+from features.transforms import settled, weekly_balances, weekly_rent_pence
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ def arrears_growth_labels(
     if len(as_of) <= h:
         return pd.DataFrame(columns=["tenancy_id", "event_timestamp", "label"])
     tenancies = tenancies.sort_values("tenancy_id")
-    balance = weekly_balances(tenancies, transactions, as_of).to_numpy()
+    balance = settled(weekly_balances(tenancies, transactions, as_of).to_numpy())
     rent_week = weekly_rent_pence(tenancies).to_numpy()[:, None]
     rent_period = tenancies["rent_amount_pence"].to_numpy(dtype=float)[:, None]
 

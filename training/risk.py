@@ -64,8 +64,7 @@ def build_training_frame(
         labels = outcome_labels(outcomes)
     else:
         tenancies, transactions = load_ledger_slice(settings)
-        as_of = weekly_as_of_dates(min(tenancies["start_date"].min(), transactions["posted_date"].min()),
-                                   transactions["posted_date"].max())
+        as_of = weekly_as_of_dates(transactions["posted_date"].min(), transactions["posted_date"].max())
         labels = arrears_growth_labels(tenancies, transactions, as_of, RiskLabelSpec(**params["label"]))
         every = params["sample_every_weeks"]
         sampled = as_of[::-1][::every]  # keep the latest labelled weeks, thin out the past

@@ -38,6 +38,9 @@ tenancy_snapshot_push = PushSource(
 _snapshot_features = [
     "balance",
     "arrears_weeks",
+    "settled_balance",
+    "settled_arrears_weeks",
+    "settled_change_4w",
     "days_since_last_payment",
     "balance_change_4w",
     "balance_change_13w",
@@ -68,6 +71,9 @@ arrears_risk_v1 = FeatureService(
             [
                 "balance",
                 "arrears_weeks",
+                "settled_balance",
+                "settled_arrears_weeks",
+                "settled_change_4w",
                 "days_since_last_payment",
                 "balance_change_4w",
                 "balance_change_13w",
