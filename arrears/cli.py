@@ -32,6 +32,23 @@ console = Console(stderr=True)
 out = Console()
 
 
+@app.callback()
+def main_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the libraries' own log lines "
+                                          "(MLflow, Feast, BentoML) as well as ours.")] = False,
+) -> None:
+    """Arrears risk-scoring and prioritisation. Run `arrears demo` for the whole job on a simulated portfolio."""
+    import logging
+    import os
+    import warnings
+
+    if not verbose:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read by mlflow when it is first imported
+        for name in ("mlflow", "feast", "alembic", "bentoml", "urllib3"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore")
+
+
 def _fail(message: str, code: int = 2) -> None:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)

@@ -67,6 +67,8 @@ def build_offline(settings: Settings, as_of_end: pd.Timestamp | None = None) -> 
     first = transactions["posted_date"].min()  # no snapshot before the first posting: nothing to see
     as_of = weekly_as_of_dates(first, last)
     snapshots = build_snapshots(tenancies, transactions, as_of)
+    # Microseconds, not pandas' nanoseconds: Feast's DuckDB offline store cannot cast TIMESTAMPTZ_NS.
+    snapshots["event_timestamp"] = snapshots["event_timestamp"].astype("datetime64[us, UTC]")
     _atomic_parquet(snapshots, snapshot_path(settings))
     latest = snapshots["event_timestamp"].max()
     live = snapshots.loc[snapshots["event_timestamp"] == latest, ["tenancy_id", "patch", "event_timestamp"]]

@@ -1,0 +1,470 @@
+"""Tests for the synthetic portfolio simulator (features.simulate)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.feeds import contract
+from features.simulate import Portfolio, simulate_portfolio, write_portfolio
+from features.simulate.dirty import FAULT_COLUMNS
+from features.simulate.plausibility import balances, summarise, weekly_rent
+from features.simulate.population import draw_population
+from features.simulate.portfolio import _simulate, window_start_for
+
+END = date(2026, 10, 31)
+
+
+@pytest.fixture(scope="module")
+def clean() -> Portfolio:
+    return simulate_portfolio(2000, years=2.0, seed=11, end_date=END)
+
+
+@pytest.fixture(scope="module")
+def dirty() -> Portfolio:
+    return simulate_portfolio(600, years=1.0, seed=5, end_date=END, dirty=True)
+
+
+def _text(s: pd.Series) -> pd.Series:
+    return s.astype(object).where(s.notna(), None)
+
+
+# -- determinism --------------------------------------------------------------------------------------------------
+
+
+def test_same_arguments_give_identical_frames_and_different_seeds_differ():
+    a = simulate_portfolio(300, years=1.0, seed=3)
+    b = simulate_portfolio(300, years=1.0, seed=3)
+    for name in ("tenancies", "transactions", "events"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
+    assert a.ground_truth.keys() == b.ground_truth.keys()
+    for name in a.ground_truth:
+        pd.testing.assert_frame_equal(a.ground_truth[name], b.ground_truth[name])
+    c = simulate_portfolio(300, years=1.0, seed=4)
+    assert not a.transactions[["tenancy_id", "amount"]].equals(c.transactions[["tenancy_id", "amount"]])
+    assert not a.tenancies["rent_amount"].equals(c.tenancies["rent_amount"])
+
+
+# -- contract conformance of the clean output ---------------------------------------------------------------------
+
+
+def test_feeds_have_the_contract_columns_and_vocabulary(clean):
+    for name, spec in (("tenancies", contract.TENANCIES), ("transactions", contract.TRANSACTIONS),
+                       ("events", contract.EVENTS)):
+        frame = getattr(clean, name)
+        assert list(frame.columns) == list(spec.columns), name
+        for column in spec.required:
+            if column != "end_date":
+                assert frame[column].notna().all(), (name, column)
+        assert frame[spec.key[0]].is_unique
+    ten, tx, ev = clean.tenancies, clean.transactions, clean.events
+    assert not set(contract.PERSONAL_COLUMNS) & set(ten.columns)
+    assert ten["rent_frequency"].astype(str).isin(contract.RENT_FREQUENCIES).all()
+    assert ten["benefit_type"].astype(str).isin(contract.BENEFIT_TYPES).all()
+    assert tx["type"].astype(str).isin(contract.TRANSACTION_TYPES).all()
+    assert ev["type"].astype(str).isin(contract.EVENT_TYPES).all()
+    assert ten["tenancy_id"].astype(str).str.fullmatch(r"T\d{6}").all()
+    assert tx["transaction_id"].astype(str).str.fullmatch(r"X\d{9}").all()
+    # every frequency, benefit type, transaction type and event type actually occurs
+    assert set(ten["rent_frequency"].astype(str)) == set(contract.RENT_FREQUENCIES)
+    assert set(ten["benefit_type"].astype(str)) == set(contract.BENEFIT_TYPES)
+    assert set(tx["type"].astype(str)) == set(contract.TRANSACTION_TYPES)
+    assert set(ev["type"].astype(str)) == set(contract.EVENT_TYPES)
+    assert ten["language"].astype(str).eq("en").mean() > 0.8
+    patches = ten["patch"].astype(str).unique()
+    assert 8 <= len(patches) <= 20 and all(re.fullmatch(r"(North|South|East|West|Central)-\d", p) for p in patches)
+
+
+def test_amounts_follow_the_sign_convention_and_are_pence(clean):
+    tx = clean.transactions
+    sign = tx["type"].astype(str).map(contract.TRANSACTION_SIGN)
+    amount = tx["amount"].to_numpy()
+    assert (amount != 0).all()
+    assert ((sign == 0) | (np.sign(amount) == sign)).all()
+    assert np.allclose(amount * 100, np.rint(amount * 100), atol=1e-6)
+    adjustments = tx.loc[tx["type"] == "adjustment", "amount"]
+    assert (adjustments > 0).any() and (adjustments < 0).any()
+    ev_amount = clean.events["amount"].dropna().to_numpy()
+    assert np.allclose(ev_amount * 100, np.rint(ev_amount * 100), atol=1e-6)
+
+
+def test_references_dates_and_tenancy_lifetimes(clean):
+    ten, tx, ev = clean.tenancies, clean.transactions, clean.events
+    ws, we = pd.Timestamp(clean.window_start), pd.Timestamp(clean.window_end)
+    assert clean.window_start == date(2024, 10, 31)
+    assert tx["tenancy_id"].isin(ten["tenancy_id"]).all()
+    assert ev["tenancy_id"].isin(ten["tenancy_id"]).all()
+    assert tx["posted_date"].between(ws, we).all()
+    assert ev["event_date"].between(ws, we).all()
+    assert (ten["start_date"] <= we).all()
+    assert (ten["end_date"].isna() | ((ten["end_date"] >= ws) & (ten["end_date"] <= we)
+                                      & (ten["end_date"] >= ten["start_date"]))).all()
+    # both long-standing tenancies and move-ins; some move-outs; some re-lets of a vacated property
+    assert 0.05 < (ten["start_date"] >= ws).mean() < 0.5
+    assert 0.05 < ten["end_date"].notna().mean() < 0.5
+    assert ten["property_id"].duplicated().any()
+    relet = ten[ten["property_id"].duplicated(keep=False)].sort_values(["property_id", "start_date"])
+    prev_end = relet.groupby("property_id")["end_date"].shift()
+    later = relet[prev_end.notna()]
+    assert (later["start_date"] > prev_end[prev_end.notna()]).all()
+
+    dates = tx.merge(ten[["tenancy_id", "start_date", "end_date"]], on="tenancy_id")
+    charges = dates[dates["type"] == "charge"]
+    assert (charges["posted_date"] >= charges["start_date"]).all()
+    assert (charges["end_date"].isna() | (charges["posted_date"] <= charges["end_date"])).all()
+    # charges stop at move-out but the rent account carries on (refunds, write-offs, former-tenant payments)
+    after_end = dates[dates["end_date"].notna() & (dates["posted_date"] > dates["end_date"])]
+    assert len(after_end) and not (after_end["type"] == "charge").any()
+    # live tenancies are still charged in the last five weeks
+    live = ten.loc[ten["end_date"].isna(), "tenancy_id"]
+    recent = charges.loc[charges["posted_date"] > we - timedelta(days=35), "tenancy_id"]
+    assert live.isin(recent).all()
+    # opening balances: only on the first day, only for tenancies that started before the window
+    opening = dates[dates["reference"] == "Opening balance"]
+    assert (opening["posted_date"] == ws).all() and (opening["start_date"] < ws).all()
+    assert opening["tenancy_id"].is_unique
+    # write-offs only after move-out
+    wo = dates[dates["type"] == "write_off"]
+    assert len(wo) and (wo["posted_date"] > wo["end_date"]).all()
+
+
+def test_rents_are_realistic_and_rise_each_april(clean):
+    ten, tx = clean.tenancies, clean.transactions
+    wk = weekly_rent(ten)
+    assert (ten["rent_amount"] > 0).all()
+    assert wk.between(75, 260).all() and 100 < wk.median() < 170
+    freq = ten["rent_frequency"].astype(str)
+    assert freq.value_counts().idxmax() == "weekly"
+    assert (freq[ten["tenure_type"] == "assured_shorthold"] == "monthly").mean() > 0.5
+    charges = tx[tx["type"] == "charge"].sort_values("posted_date", kind="stable")
+    by = charges.groupby("tenancy_id", observed=True)["amount"]
+    last = by.last()
+    assert (last == ten.set_index("tenancy_id")["rent_amount"].reindex(last.index)).all()
+    # a tenancy charged throughout the window sees two April rises of a few per cent each
+    span = charges.groupby("tenancy_id", observed=True)["posted_date"].agg(["min", "max"])
+    full = span[(span["min"] < pd.Timestamp("2024-12-01")) & (span["max"] > pd.Timestamp("2026-10-01"))].index
+    rise = (last / by.first()).loc[full]
+    assert (rise > 1.0).mean() > 0.97 and rise.median() < 1.12
+    n_amounts = charges[charges["tenancy_id"].isin(full)].groupby("tenancy_id", observed=True)["amount"].nunique()
+    assert n_amounts.median() == 3
+    weekly_mondays = charges.merge(ten[["tenancy_id", "rent_frequency"]], on="tenancy_id")
+    weekly_mondays = weekly_mondays[weekly_mondays["rent_frequency"] == "weekly"]
+    assert (weekly_mondays["posted_date"].dt.weekday == 0).all()
+
+
+# -- behaviour and plausibility -----------------------------------------------------------------------------------
+
+
+def test_arrears_at_the_window_end_are_in_a_plausible_band(clean):
+    s = summarise(clean)
+    assert 0.20 <= s["share_positive_balance"] <= 0.40
+    assert 0.05 <= s["share_4_weeks"] <= 0.15
+    assert 1 <= s["median_lateness_days"] <= 5
+    # predictable from history, but not trivially
+    assert 0.75 <= s["auc_balance_13w"] <= 0.97
+    assert 0.5 < s["auc_days_since_receipt_13w"] < 0.9
+    # the simulated truth agrees with the transactions
+    truth = clean.ground_truth["tenancies"].set_index("tenancy_id")["closing_balance"]
+    computed = balances(clean.transactions).reindex(truth.index).fillna(0.0)
+    assert np.allclose(computed.to_numpy(), truth.to_numpy(), atol=0.005)
+
+
+def test_archetypes_drive_arrears(clean):
+    ten = clean.tenancies
+    gt = clean.ground_truth["tenancies"].set_index("tenancy_id")
+    weeks = balances(clean.transactions).reindex(ten["tenancy_id"]).fillna(0) / weekly_rent(ten).reindex(
+        ten["tenancy_id"]).to_numpy()
+    live = ten.set_index("tenancy_id")["end_date"].isna()
+    frame = pd.DataFrame({"weeks": weeks, "archetype": gt["archetype"].astype(str)})[live]
+    owing4 = frame.groupby("archetype")["weeks"].apply(lambda w: (w >= 4).mean())
+    assert owing4["chronic"] > owing4["irregular"] > owing4["reliable"]
+    assert owing4["shock_prone"] > owing4["reliable"]
+    assert owing4["reliable"] < 0.05
+
+
+def test_shocks_stop_or_shrink_payments(clean):
+    tx = clean.transactions
+    shocks = clean.ground_truth["shocks"]
+    shocks = shocks[(shocks["kind"] == "job_loss") & (shocks["start_date"] >= pd.Timestamp(clean.window_start))
+                    & (shocks["end_date"] <= pd.Timestamp(clean.window_end) - timedelta(days=70))]
+    shocks = shocks.reset_index(drop=True).rename_axis("shock").reset_index()
+    assert len(shocks) >= 10
+    pay = tx[tx["type"] == "payment"][["tenancy_id", "posted_date", "amount"]]
+    merged = pay.merge(shocks[["shock", "tenancy_id", "start_date", "end_date"]], on="tenancy_id")
+    during = merged[merged["posted_date"].between(merged["start_date"], merged["end_date"])]
+    after = merged[(merged["posted_date"] > merged["end_date"])
+                   & (merged["posted_date"] <= merged["end_date"] + pd.Timedelta(days=60))]
+    days = ((shocks["end_date"] - shocks["start_date"]).dt.days + 1).to_numpy()
+    rate_during = -during.groupby("shock")["amount"].sum().reindex(shocks["shock"], fill_value=0).to_numpy() / days
+    rate_after = -after.groupby("shock")["amount"].sum().reindex(shocks["shock"], fill_value=0).to_numpy() / 60
+    assert np.median(rate_during) < 0.5 * np.median(rate_after)
+
+
+def test_universal_credit_new_claims_show_the_five_week_gap(clean):
+    tx, ten = clean.transactions, clean.tenancies
+    claims = clean.ground_truth["uc_claims"]
+    # (managed migrations from Housing Benefit get a two-week HB run-on, so only new claims and job losses)
+    claims = claims[claims["reason"].isin(["move_in_new_claim", "job_loss"])
+                    & (claims["claim_start"] >= pd.Timestamp(clean.window_start))
+                    & (claims["first_payment"] <= pd.Timestamp(clean.window_end) - timedelta(days=60))]
+    claims = claims.merge(ten[["tenancy_id", "end_date"]], on="tenancy_id")
+    claims = claims[claims["end_date"].isna()]
+    assert len(claims) >= 15
+    assert ((claims["first_payment"] - claims["claim_start"]).dt.days == 35).all()
+    rows = tx.merge(claims[["tenancy_id", "claim_start", "first_payment"]], on="tenancy_id")
+    receipts = rows[rows["type"].isin(["payment", "benefit"])]
+    charges = rows[rows["type"] == "charge"]
+
+    def per_claim(frame, lo, hi):
+        m = (frame["posted_date"] > frame[lo[0]] + pd.Timedelta(days=lo[1])) & (
+            frame["posted_date"] <= frame[hi[0]] + pd.Timedelta(days=hi[1]))
+        return frame[m].groupby("tenancy_id", observed=True)["amount"].sum().reindex(claims["tenancy_id"]).fillna(0)
+
+    wait_paid = -per_claim(receipts, ("claim_start", 0), ("first_payment", -1))
+    wait_charged = per_claim(charges, ("claim_start", 0), ("first_payment", -1))
+    then_paid = -per_claim(receipts, ("first_payment", -1), ("first_payment", 59))
+    then_charged = per_claim(charges, ("first_payment", -1), ("first_payment", 59))
+    assert wait_paid.sum() < 0.25 * wait_charged.sum()
+    assert then_paid.sum() > 0.7 * then_charged.sum()
+    # arrears build during the wait
+    assert ((wait_charged - wait_paid) > 0).mean() > 0.7
+
+
+def test_housing_benefit_and_managed_payments_are_paid_to_the_landlord(clean):
+    tx = clean.transactions
+    hb = tx[tx["reference"] == "Housing Benefit"]
+    assert (hb["type"] == "benefit").all() and (hb["method"] == "benefit_direct").all()
+    gaps = hb.sort_values("posted_date").groupby("tenancy_id", observed=True)["posted_date"].diff().dt.days.dropna()
+    assert (gaps % 28 == 0).mean() > 0.95 and gaps.median() == 28
+    apa = tx[tx["reference"] == "UC managed payment"]
+    assert len(apa) and (apa["type"] == "benefit").all()
+    gaps = apa.sort_values("posted_date").groupby("tenancy_id", observed=True)["posted_date"].diff().dt.days.dropna()
+    assert gaps.between(28, 31).mean() > 0.9
+
+
+def test_events_are_consistent_with_each_other_and_the_transactions(clean):
+    ev, tx = clean.events, clean.transactions
+    arr = clean.ground_truth["arrangements"]
+    # every arrangement outcome in the feed belongs to an arrangement in the truth, ending that day
+    for kind, outcome in (("arrangement_broken", "broken"), ("arrangement_completed", "completed")):
+        got = ev[ev["type"] == kind][["tenancy_id", "event_date"]].rename(columns={"event_date": "ended_date"})
+        want = arr[arr["outcome"] == outcome][["tenancy_id", "ended_date"]]
+        assert len(got) and len(got.merge(want, on=["tenancy_id", "ended_date"])) == len(got)
+    agreed = ev[ev["type"] == "arrangement_agreed"]
+    assert (agreed["amount"] >= 3.7).all() and (agreed["amount"] <= 40).all()
+    # after an arrangement is agreed the tenant pays more than the rent, at least for a while
+    first = agreed.drop_duplicates("tenancy_id")[["tenancy_id", "event_date"]]
+    window = tx.merge(first, on="tenancy_id")
+    before = window[(window["posted_date"] <= window["event_date"])
+                    & (window["posted_date"] > window["event_date"] - pd.Timedelta(days=84))]
+    after = window[(window["posted_date"] > window["event_date"])
+                   & (window["posted_date"] <= window["event_date"] + pd.Timedelta(days=84))]
+    assert after["amount"].sum() < before["amount"].sum()
+    # completion means the balance was cleared
+    done = ev[ev["type"] == "arrangement_completed"].drop_duplicates("tenancy_id")
+    bal = [balances(tx[tx["tenancy_id"] == t], d).iloc[0] for t, d in
+           zip(done["tenancy_id"].head(40), done["event_date"].head(40))]
+    assert np.all(np.array(bal) <= 0.005)
+    # breathing space lasts 60 days; disputes are resolved after they are opened
+    bs = ev[ev["type"].isin(["breathing_space_started", "breathing_space_ended"])].sort_values(
+        ["tenancy_id", "event_date"])
+    starts = bs[bs["type"] == "breathing_space_started"]
+    ends = bs[bs["type"] == "breathing_space_ended"]
+    paired = starts.merge(ends, on="tenancy_id", suffixes=("", "_end"))
+    paired = paired[(paired["event_date_end"] - paired["event_date"]).dt.days == 60]
+    assert len(starts) and paired["event_id"].nunique() >= 0.8 * (
+        starts["event_date"] <= pd.Timestamp(clean.window_end) - timedelta(days=60)).sum()
+    opened = ev[ev["type"] == "dispute_opened"].groupby("tenancy_id", observed=True)["event_date"].min()
+    resolved = ev[ev["type"] == "dispute_resolved"].groupby("tenancy_id", observed=True)["event_date"].max()
+    both = opened.index.intersection(resolved.index)
+    assert len(both) and (resolved[both] > opened[both]).all()
+    share_disputes = ev.loc[ev["type"] == "dispute_opened", "tenancy_id"].nunique() / len(clean.tenancies)
+    assert 0.005 < share_disputes < 0.08
+    # legal stages are rare, named, and only for large arrears
+    legal = ev[ev["type"] == "legal_stage"]
+    assert legal["note"].astype(str).isin(["NOSP served", "Section 8 notice served", "Notice to quit served",
+                                           "Possession claim issued", "Possession order granted",
+                                           "Warrant of possession applied", "Eviction"]).all()
+    assert 0 < legal["tenancy_id"].nunique() < 0.1 * len(clean.tenancies)
+    weeks = legal["amount"].to_numpy() / weekly_rent(clean.tenancies).reindex(legal["tenancy_id"]).to_numpy()
+    assert (weeks >= 5.5).all()  # (rent has risen since some of these)
+    # officer contacts are far more frequent for tenancies in arrears
+    contacts = ev[ev["type"] == "contact_made"].groupby("tenancy_id", observed=True).size()
+    gt = clean.ground_truth["tenancies"].set_index("tenancy_id")["archetype"].astype(str)
+    per = contacts.reindex(gt.index).fillna(0).groupby(gt).mean()
+    assert per["chronic"] > 3 * per["reliable"]
+
+
+def test_reversals_refunds_and_write_offs(clean):
+    tx = clean.transactions
+    returned = tx[tx["reference"] == "Returned direct debit"]
+    assert len(returned) and (returned["amount"] > 0).all()
+    dd = tx[(tx["reference"] == "Direct debit")][["tenancy_id", "posted_date", "amount"]]
+    m = returned.merge(dd, on="tenancy_id", suffixes=("", "_dd"))
+    m = m[(m["amount"] == -m["amount_dd"]) & (m["posted_date"] > m["posted_date_dd"])
+          & (m["posted_date"] <= m["posted_date_dd"] + pd.Timedelta(days=7))]
+    assert m["transaction_id"].nunique() >= 0.9 * len(returned)
+    assert (tx.loc[tx["type"] == "refund", "amount"] > 0).all()
+    assert ((tx["type"] == "fee").sum() > 0) and ((tx["type"] == "write_off").sum() > 0)
+
+
+# -- monitoring-only attributes -----------------------------------------------------------------------------------
+
+
+def test_monitoring_attributes_correlate_with_circumstances(clean):
+    ten = clean.tenancies
+    for column in contract.MONITORING_ONLY_COLUMNS:
+        assert ten[column].notna().all()
+    old = (ten["age_band"] == "65+").groupby(ten["benefit_type"].astype(str)).mean()
+    assert old["housing_benefit"] > old["none"] + 0.2 > old["universal_credit"] + 0.2
+    letter = (ten["age_band"] == "65+").groupby(ten["preferred_channel"].astype(str) == "letter").mean()
+    assert letter[True] > letter[False] + 0.1
+    disabled = (ten["disability"] == "yes").groupby(ten["vulnerable"]).mean()
+    assert disabled[True] > disabled[False] + 0.2
+    assert set(ten["ethnicity"].astype(str)) >= {"white", "asian", "black"}
+
+
+def test_monitoring_attributes_never_drive_behaviour():
+    pop = draw_population(300, date(2025, 10, 31), END, seed=2)
+    assert not set(pop.a) & {*contract.MONITORING_ONLY_COLUMNS, "age", "ethnic", "sex"}
+    base = _simulate(500, 1.0, 9, END, False)
+    other = _simulate(500, 1.0, 9, END, False, monitoring_seed=12345)
+    monitoring = list(contract.MONITORING_ONLY_COLUMNS)
+    # the monitoring columns are drawn differently ...
+    changed = (base.tenancies[monitoring].astype(str) != other.tenancies[monitoring].astype(str)).any(axis=1)
+    assert changed.mean() > 0.5
+    # ... and nothing else moves: not a transaction, event or circumstance
+    pd.testing.assert_frame_equal(base.transactions, other.transactions)
+    pd.testing.assert_frame_equal(base.events, other.events)
+    rest = [c for c in base.tenancies.columns if c not in monitoring]
+    pd.testing.assert_frame_equal(base.tenancies[rest], other.tenancies[rest])
+    pd.testing.assert_frame_equal(base.ground_truth["tenancies"], other.ground_truth["tenancies"])
+
+
+# -- dirty mode ---------------------------------------------------------------------------------------------------
+
+
+def test_dirty_faults_are_recorded_exactly(dirty):
+    faults = dirty.ground_truth["dirty_faults"]
+    assert list(faults.columns) == list(FAULT_COLUMNS)
+    counts = faults.groupby(["feed", "kind"]).size()
+    tx, ten, ev = dirty.transactions, dirty.tenancies, dirty.events
+    known = set(ten["tenancy_id"])
+    assert counts["transactions", "duplicate"] == tx.duplicated().sum() > 0
+    assert counts["events", "duplicate"] == ev.duplicated().sum() > 0
+    assert counts["tenancies", "duplicate"] == ten.duplicated().sum() > 0
+    assert counts["transactions", "unknown_tenancy"] == (~tx["tenancy_id"].isin(known)).sum() > 0
+    assert counts["events", "unknown_tenancy"] == (~ev["tenancy_id"].isin(known)).sum() > 0
+    assert counts["transactions", "amount_currency"] == tx["amount"].str.contains("£", na=False).sum() > 0
+    assert counts["transactions", "amount_parentheses"] == tx["amount"].str.startswith("(", na=False).sum() > 0
+    assert counts["transactions", "missing_amount"] == tx["amount"].isna().sum() > 0
+    uk = r"\d{2}/\d{2}/\d{4}"
+    assert counts["transactions", "uk_date"] == tx["posted_date"].str.fullmatch(uk, na=False).sum() - (
+        faults[(faults["feed"] == "transactions") & (faults["kind"] == "bad_date")]["value"].str.fullmatch(uk).sum())
+    distinct = tx.drop_duplicates()
+    assert counts["transactions", "conflict"] == distinct["transaction_id"].duplicated().sum() > 0
+    assert counts["transactions", "unknown_type"] == (~tx["type"].str.strip().str.lower().isin(
+        contract.TRANSACTION_TYPES)).sum()
+    assert counts["tenancies", "case_variant"] == (~ten["rent_frequency"].isin(contract.RENT_FREQUENCIES)).sum()
+    # every fault row points at the value it reports
+    for feed, key in (("tenancies", "tenancy_id"), ("transactions", "transaction_id"), ("events", "event_id")):
+        frame = getattr(dirty, feed)
+        mine = faults[faults["feed"] == feed]
+        assert (frame[key].to_numpy(dtype=object)[mine["row"]] == mine["key"].to_numpy()).all()
+        for column, edits in mine[mine["column"] != ""].groupby("column"):
+            got = _text(frame[column]).to_numpy()[edits["row"]]
+            assert list(got) == list(edits["value"]), (feed, column)
+
+
+def test_dirty_mode_keeps_every_clean_row():
+    clean = simulate_portfolio(600, years=1.0, seed=5, end_date=END)
+    dirty = simulate_portfolio(600, years=1.0, seed=5, end_date=END, dirty=True)
+    faults = dirty.ground_truth["dirty_faults"]
+    for feed in ("tenancies", "transactions", "events"):
+        added = faults[(faults["feed"] == feed) & faults["kind"].isin(["duplicate", "conflict"])]
+        assert len(getattr(dirty, feed)) == len(getattr(clean, feed)) + len(added)
+        touched = set(faults.loc[faults["feed"] == feed, "key"])
+        key = {"tenancies": "tenancy_id", "transactions": "transaction_id", "events": "event_id"}[feed]
+        c = getattr(clean, feed)
+        untouched_clean = c[~c[key].isin(touched)]
+        d = getattr(dirty, feed)
+        untouched_dirty = d[~d[key].isin(touched)]
+        assert len(untouched_clean) == len(untouched_dirty)
+    assert clean.ground_truth["dirty_faults"].empty
+
+
+# -- writing ------------------------------------------------------------------------------------------------------
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_write_portfolio_files_truth_location_and_byte_identity(tmp_path):
+    portfolio = simulate_portfolio(250, years=1.0, seed=8)
+    out = tmp_path / "delivery"
+    paths = write_portfolio(portfolio, out)
+    assert sorted(p.name for p in out.iterdir()) == ["events.csv", "tenancies.csv", "transactions.csv"]
+    truth = tmp_path / "delivery_truth"
+    assert {p.name for p in truth.iterdir()} >= {"tenancies.csv", "shocks.csv", "uc_claims.csv", "dirty_faults.csv"}
+    assert all(path.exists() for path in paths.values())
+    first = {k: _digest(p) for k, p in paths.items()}
+    write_portfolio(portfolio, out)  # overwrite
+    again = write_portfolio(simulate_portfolio(250, years=1.0, seed=8), tmp_path / "other" / "delivery")
+    assert {k: _digest(p) for k, p in paths.items()} == first
+    assert {k: _digest(p) for k, p in again.items()} == first
+    with pytest.raises(ValueError):
+        write_portfolio(portfolio, out, truth_dir=out / "truth")
+
+    # the CSV is plain: ISO dates, 2-dp amounts, exact vocabulary, and reads back to the same values
+    tx = pd.read_csv(paths["transactions"], dtype=str, keep_default_na=False)
+    assert tx["posted_date"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+    assert tx["amount"].str.fullmatch(r"-?\d+\.\d{2}").all()
+    assert np.allclose(tx["amount"].astype(float), portfolio.transactions["amount"])
+    ten = pd.read_csv(paths["tenancies"], dtype=str, keep_default_na=False)
+    assert (ten["end_date"] == "").sum() == portfolio.tenancies["end_date"].isna().sum()
+    assert ten["vulnerable"].isin(["true", "false"]).all()
+
+    pq_paths = write_portfolio(portfolio, tmp_path / "pq", fmt="parquet")
+    back = pd.read_parquet(pq_paths["transactions"])
+    assert len(back) == len(portfolio.transactions)
+    assert np.allclose(back["amount"], portfolio.transactions["amount"])
+    assert (tmp_path / "pq_truth" / "shocks.parquet").exists()
+
+
+def test_dirty_csv_keeps_the_faulty_text(tmp_path, dirty):
+    paths = write_portfolio(dirty, tmp_path / "d")
+    tx = pd.read_csv(paths["transactions"], dtype=str, keep_default_na=False)
+    assert len(tx) == len(dirty.transactions)
+    faults = dirty.ground_truth["dirty_faults"]
+    currency = faults[(faults["feed"] == "transactions") & (faults["kind"] == "amount_currency")]
+    assert tx["amount"].str.contains("£").sum() == len(currency) > 0
+    assert tx["amount"].str.fullmatch(r"\(\d[\d,]*\.\d{2}\)").sum() == (
+        (faults["feed"] == "transactions") & (faults["kind"] == "amount_parentheses")).sum()
+    assert (tx["tenancy_id"].str.strip() != tx["tenancy_id"]).sum() == 0
+    written = pd.read_csv(paths["truth/dirty_faults"], dtype={"original": str, "value": str}, keep_default_na=False)
+    assert len(written) == len(faults)
+    assert (written["line"] == written["row"] + 2).all()
+    # the line numbers point at the faulty text in the file
+    for row in written[(written["feed"] == "transactions") & (written["column"] == "amount")].itertuples():
+        assert tx.at[row.row, "amount"] == row.value
+
+
+# -- windows and scale --------------------------------------------------------------------------------------------
+
+
+def test_windows_and_small_portfolios():
+    assert window_start_for(date(2026, 10, 31), 2.0) == date(2024, 10, 31)
+    assert window_start_for(date(2028, 2, 29), 1.0) == date(2027, 2, 28)
+    assert window_start_for(date(2026, 10, 31), 0.5) == date(2026, 10, 31) - timedelta(days=183)
+    tiny = simulate_portfolio(5, years=0.5, seed=1, end_date=date(2025, 6, 30))
+    assert len(tiny.tenancies) == 5
+    assert tiny.transactions["posted_date"].min() >= pd.Timestamp(tiny.window_start)
+    assert tiny.transactions["posted_date"].max() <= pd.Timestamp("2025-06-30")
+    with pytest.raises(ValueError):
+        simulate_portfolio(0)
