@@ -40,13 +40,15 @@ def main_options(
     """Arrears risk-scoring and prioritisation. Run `arrears demo` for the whole job on a simulated portfolio."""
     import logging
     import os
-    import warnings
 
     if not verbose:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read by mlflow when it is first imported
         for name in ("mlflow", "feast", "alembic", "bentoml", "urllib3"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        warnings.filterwarnings("ignore")
+        # Libraries' deprecation notices are for us, not for officers running the job. Feast re-enables them with
+        # warnings.simplefilter at import, so route warnings through logging and hold that logger back instead.
+        logging.captureWarnings(True)
+        logging.getLogger("py.warnings").setLevel(logging.ERROR)
 
 
 def _fail(message: str, code: int = 2) -> None:

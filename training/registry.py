@@ -31,6 +31,14 @@ def configure(settings: Settings):
     return mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
+def model_requirements() -> list[str]:
+    """What a logged model needs to load, pinned to the versions it was trained with. Stated, not inferred: MLflow's
+    inference re-resolves the whole environment on every run (seconds) and may capture more than the model uses."""
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package)}" for package in ("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn")]
+
+
 @dataclass(frozen=True)
 class ModelRef:
     name: str

@@ -128,7 +128,8 @@ def train_risk_model(
         example = split.train[names].head(5)
         signature = infer_signature(example, booster.predict(example))
         info = mlflow.lightgbm.log_model(booster, name="model", signature=signature, input_example=example,
-                                         registered_model_name=registry.RISK_MODEL)
+                                         registered_model_name=registry.RISK_MODEL,
+                                         pip_requirements=registry.model_requirements())
         version = str(info.registered_model_version)
         client.set_model_version_tag(registry.RISK_MODEL, version, "feature_service", params["feature_service"])
         client.set_registered_model_alias(registry.RISK_MODEL, registry.CHALLENGER, version)

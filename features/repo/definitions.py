@@ -11,7 +11,7 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSo
 from feast.types import Float64, String
 from feast.value_type import ValueType
 
-from features.catalogue import FEATURES
+from features.catalogue import FEATURES, SNAPSHOT_FEATURES
 
 _home = os.path.abspath(os.environ.get("ARREARS_HOME", "data"))
 
@@ -35,22 +35,8 @@ tenancy_snapshot_push = PushSource(
     description="Fresh snapshots of tenancies touched by a new delivery, pushed without a full rebuild.",
 )
 
-_snapshot_features = [
-    "balance",
-    "arrears_weeks",
-    "settled_balance",
-    "settled_arrears_weeks",
-    "settled_change_4w",
-    "days_since_last_payment",
-    "balance_change_4w",
-    "balance_change_13w",
-    "paid_to_charged_13w",
-    "payments_13w",
-    "peak_arrears_weeks_26w",
-    "weeks_since_clear",
-    "tenancy_age_days",
-    "weekly_rent",
-]
+# Every feature the snapshot build computes, in catalogue order (the catalogue gives each its description).
+_snapshot_features = [feature.name for feature in SNAPSHOT_FEATURES]
 
 tenancy_snapshot = FeatureView(
     name="tenancy_snapshot",
@@ -64,27 +50,10 @@ tenancy_snapshot = FeatureView(
     tags={"owner": "arrears", "grain": "tenancy x week"},
 )
 
+# Version 1 of the risk model uses every numeric snapshot feature (not `patch`, which only routes the worklist).
+# A model that needs a different set gets a new service rather than a changed one.
 arrears_risk_v1 = FeatureService(
     name="arrears_risk_v1",
-    features=[
-        tenancy_snapshot[
-            [
-                "balance",
-                "arrears_weeks",
-                "settled_balance",
-                "settled_arrears_weeks",
-                "settled_change_4w",
-                "days_since_last_payment",
-                "balance_change_4w",
-                "balance_change_13w",
-                "paid_to_charged_13w",
-                "payments_13w",
-                "peak_arrears_weeks_26w",
-                "weeks_since_clear",
-                "tenancy_age_days",
-                "weekly_rent",
-            ]
-        ]
-    ],
+    features=[tenancy_snapshot[_snapshot_features]],
     description="Features of the arrears-risk model, version 1.",
 )
