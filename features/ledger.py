@@ -144,6 +144,7 @@ class Ledger:
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 self._con = duckdb.connect(str(path))
+                self._con.execute("SET enable_progress_bar = false")  # our CLI shows its own progress
             except duckdb.IOException as exc:
                 raise LedgerError(
                     f"Cannot open the ledger {path}: {exc}. Another arrears command may be writing to it; "
