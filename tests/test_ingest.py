@@ -279,3 +279,14 @@ def test_simulated_dirty_export_loses_nothing(tmp_path: Path) -> None:
             assert fault.line in quarantined_lines, fault
         elif fault.kind in repairable:
             assert fault.key in set(stored["transaction_id"]) or fault.line in cascaded, fault
+
+
+def test_a_later_delivery_can_be_read_on_its_own(ledger_url: str, tmp_path: Path) -> None:
+    """What the feature store needs to refresh only what changed: the rows of deliveries after a known point."""
+    ingest(ledger_url, write_delivery(tmp_path / "d1", tenancies=TENANCIES, transactions=TRANSACTIONS), tmp_path)
+    todays_payment = "transaction_id,tenancy_id,posted_date,type,amount\nX9,T2,2024-01-09,payment,-33.33\n"
+    summary, *_ = ingest(ledger_url, write_delivery(tmp_path / "d2", transactions=todays_payment), tmp_path)
+    with open_ledger(ledger_url) as ledger:
+        fresh = ledger.read_table("transactions", since_seq=summary.delivery_seq - 1)
+        assert ledger.last_delivery_seq() == summary.delivery_seq
+    assert fresh["transaction_id"].tolist() == ["X9"] and fresh["amount_pence"].tolist() == [-3333]
