@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightgbm as lgb
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -187,12 +186,3 @@ def load_champion_booster(settings: Settings) -> tuple[lgb.Booster, registry.Mod
     ref = registry.model_by_alias(settings, registry.RISK_MODEL, registry.CHAMPION)
     booster = mlflow.lightgbm.load_model(f"models:/{registry.RISK_MODEL}@{registry.CHAMPION}")
     return booster, ref
-
-
-def top_decile_vs_bottom_half(test: pd.DataFrame) -> tuple[float, float]:
-    """Realised label rate in the top decile of scores and in the bottom half (a sanity check on ranking)."""
-    ranked = test.sort_values("risk_score", ascending=False)
-    n = len(ranked)
-    return float(ranked.head(max(1, n // 10))["label"].mean()), float(ranked.tail(n // 2)["label"].mean())
-
-

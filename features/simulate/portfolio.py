@@ -360,7 +360,6 @@ def _events_frame(pop: Population, e: dict[str, np.ndarray], ten_ids: pa.Chunked
 
 def _ground_truth(pop: Population, result: LedgerResult, state: dict, ten_ids: pa.ChunkedArray) -> dict[str, pd.DataFrame]:
     a = pop.a
-    n = pop.n
     tid = _string_series(ten_ids)
     end = result.end
     never_claim = a["uc_from"] >= NEVER
