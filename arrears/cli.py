@@ -93,6 +93,10 @@ def ingest(
     delivery: Annotated[Path, typer.Argument(help="Folder holding one delivery: tenancies.csv, transactions.csv, "
                                              "and optionally events.csv, outcomes.csv (or .parquet).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    refresh_online: Annotated[bool, typer.Option(
+        "--refresh-online/--no-refresh-online",
+        help="Once features exist, recompute the touched tenancies' current features and push them to the online "
+             "store, so the worklist reflects this delivery within seconds.")] = True,
 ) -> None:
     """Load a delivery into the ledger: bad rows go to quarantine with a reason, re-sent rows count as duplicates.
 
@@ -109,8 +113,9 @@ def ingest(
         _fail(f"delivery refused, nothing was written: {exc}")
     except LedgerError as exc:
         _fail(str(exc))
+    refreshed = _refresh_online(settings, summary.delivery_seq) if refresh_online else 0
     if as_json:
-        out.print_json(json.dumps(summary.to_dict()))
+        out.print_json(json.dumps({**summary.to_dict(), "online_refreshed": refreshed}))
         return
     table = Table(title=f"Delivery {summary.delivery_seq}: {delivery}")
     for column in ("feed", "read", "accepted", "duplicate", "quarantined", "quarantine file"):
@@ -119,23 +124,55 @@ def ingest(
         table.add_row(feed.feed, f"{feed.read:,}", f"{feed.accepted:,}", f"{feed.duplicate:,}",
                       f"{feed.quarantined:,}", feed.quarantine_file or "")
     out.print(table)
+    if refreshed:
+        console.print(f"Online features refreshed for {refreshed:,} tenancies touched by this delivery.")
+
+
+def _refresh_online(settings, delivery_seq: int) -> int:
+    """Push the current features of the tenancies a delivery touched (nothing before the first feature build)."""
+    from features.ledger import open_ledger
+    from features.store import FeatureStageError, live_path, refresh_tenancies
+
+    if not live_path(settings).exists():
+        return 0
+    with open_ledger(settings.ledger) as ledger:
+        touched = ledger.touched_tenancies(delivery_seq - 1)
+    try:
+        return refresh_tenancies(settings, touched)
+    except FeatureStageError as exc:
+        console.print(f"[yellow]Online features not refreshed: {exc}[/yellow]")
+        return 0
 
 
 # -- features --------------------------------------------------------------------------------------------------
 
 
 @features_app.callback(invoke_without_command=True)
-def features(ctx: typer.Context) -> None:
-    """With no sub-command: build, apply and materialize, in that order."""
-    if ctx.invoked_subcommand is None:
-        features_build()
-        features_apply()
-        features_materialize()
+def features(
+    ctx: typer.Context,
+    full: Annotated[bool, typer.Option("--full", help="Rebuild everything even if little changed.")] = False,
+) -> None:
+    """With no sub-command: bring features up to date, doing only what changed since the last run.
+
+    Nothing new: nothing to do. New deliveries within the same week: only the touched tenancies are recomputed
+    (offline and online). A new week, changed feature code or `--full`: build, `feast apply`, fill the online store.
+    Set ARREARS_DASK_SCHEDULER (tcp://host:8786, or 'local') to compute the build on a Dask cluster.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from features.store import FeatureStageError, refresh
+
+    try:
+        with console.status("Bringing features up to date…"):
+            result = refresh(get_settings(), force_full=full)
+    except FeatureStageError as exc:
+        _fail(str(exc))
+    console.print(f"Features: {result.mode} ({result.detail}) in {result.seconds:.1f} s.")
 
 
 @features_app.command("build")
 def features_build() -> None:
-    """Compute weekly per-tenancy snapshots from the ledger into the offline store (Parquet)."""
+    """Compute weekly per-tenancy snapshots from the ledger into the offline store, and the current snapshot."""
     from features.store import FeatureStageError, build_offline
 
     settings = get_settings()
@@ -145,7 +182,8 @@ def features_build() -> None:
     except FeatureStageError as exc:
         _fail(str(exc))
     console.print(f"Snapshots: {result.rows:,} rows for {result.tenancies:,} tenancies, "
-                  f"{result.first_as_of.date()} to {result.last_as_of.date()} → {result.snapshots}")
+                  f"{result.first_as_of.date()} to {result.last_as_of.date()}; current as of "
+                  f"{result.current_as_of.date()}")
 
 
 @features_app.command("apply")
@@ -163,7 +201,7 @@ def features_apply() -> None:
 
 @features_app.command("materialize")
 def features_materialize() -> None:
-    """Load the latest snapshot of every live tenancy into the online store."""
+    """Push the current snapshot of every live tenancy to the online store."""
     from features.store import FeatureStageError, materialize_latest
 
     try:
@@ -280,14 +318,25 @@ def monitor_drift() -> None:
 # -- info / demo -----------------------------------------------------------------------------------------------
 
 
+def _redact(url: str) -> str:
+    """A URL without its password, for printing."""
+    import re
+
+    return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
 def info_dict() -> dict[str, str]:
     settings = get_settings()
     return {
         "home": str(settings.home),
         "ledger": settings.ledger,
         "feature_repo": str(settings.feature_repo),
-        "offline_store": str(settings.offline_dir),
-        "online_store": str(settings.feast_dir / "online_store.db"),
+        "feast_profile": settings.feast_profile,
+        "feature_store_yaml": str(settings.feature_store_yaml),
+        "offline_store": str(settings.offline_dir) if settings.feast_profile == "local" else
+        f"postgres table tenancy_snapshots ({_redact(settings.feast_postgres_url or settings.ledger_url or '')})",
+        "online_store": str(settings.feast_dir / "online_store.db") if settings.feast_profile == "local" else
+        f"redis {_redact(settings.redis_url)}",
         "mlflow_tracking_uri": settings.tracking_uri,
         "reports_dir": str(settings.reports_dir),
         "quarantine_dir": str(settings.quarantine_dir),

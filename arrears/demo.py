@@ -18,7 +18,7 @@ def run_demo(settings: Settings, tenancies: int, years: float, seed: int, top: i
     from features.feeds.ingest import ingest_delivery
     from features.ledger import open_ledger
     from features.simulate import simulate_portfolio, write_portfolio
-    from features.store import apply_repo, build_offline, materialize_latest
+    from features.store import refresh
     from monitoring.jobs import feature_drift
     from serving.server import fetch_worklist, running_server
     from serving.worklist import worklist_frame
@@ -47,11 +47,9 @@ def run_demo(settings: Settings, tenancies: int, years: float, seed: int, top: i
                              f"{f.quarantined:,} quarantined" for f in summary.feeds.values()))
 
     step("features")
-    with console.status("Building snapshots, feast apply, materialise…"):
-        built = build_offline(settings)
-        apply_repo(settings)
-        materialize_latest(settings)
-    done("features", f"{built.rows:,} weekly snapshots; online store as of {built.last_as_of.date()}")
+    with console.status("Building snapshots, feast apply, filling the online store…"):
+        built = refresh(settings)
+    done("features", f"{built.mode}: {built.detail}")
 
     step("train")
     with console.status("Training through the arrears_risk_v1 FeatureService…"):

@@ -7,6 +7,7 @@ plain English and never mention a protected characteristic (those are never feat
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,12 +42,6 @@ def _days_since_payment(value: float) -> str:
     return f"no payment for {value:.0f} days"
 
 
-def _share_paid(value: float) -> str:
-    if math.isnan(value):
-        return "no rent charged in the last 13 weeks"
-    return f"paid {value:.0%} of the rent charged over the last 13 weeks"
-
-
 def _weeks_since_clear(value: float) -> str:
     if math.isnan(value):
         return "account not clear at any point on record"
@@ -55,47 +50,172 @@ def _weeks_since_clear(value: float) -> str:
     return f"account last clear {value:.0f} weeks ago"
 
 
+def _weeks_rent(v: float) -> str:
+    return f"{v:.1f} weeks' rent"
+
+
+def _share(what: str, weeks: int) -> Callable[[float], str]:
+    def say(value: float) -> str:
+        if math.isnan(value):
+            return f"nothing received in the last {weeks} weeks"
+        return f"{value:.0%} of money received in the last {weeks} weeks came {what}"
+
+    return say
+
+
+def _paid_share(weeks: int) -> Callable[[float], str]:
+    def say(value: float) -> str:
+        if math.isnan(value):
+            return f"no rent charged in the last {weeks} weeks"
+        return f"paid {value:.0%} of the rent charged over the last {weeks} weeks"
+
+    return say
+
+
+def _count(singular: str, plural: str, span: str = "") -> Callable[[float], str]:
+    def say(value: float) -> str:
+        n = int(round(value))
+        return f"{n} {singular if n == 1 else plural}{span}"
+
+    return say
+
+
+def _flag(yes: str, no: str) -> Callable[[float], str]:
+    return lambda value: yes if value >= 0.5 else no
+
+
+def _days_since(what: str, never: str) -> Callable[[float], str]:
+    def say(value: float) -> str:
+        if math.isnan(value):
+            return never
+        if value < 1:
+            return f"{what} today"
+        return f"{what} {value:.0f} days ago"
+
+    return say
+
+
+def _lateness(value: float) -> str:
+    if math.isnan(value):
+        return "no rent period to judge lateness by in the last 26 weeks"
+    if value < 1:
+        return "usually pays on the day rent is due"
+    return f"usually pays {value:.0f} days after rent is due"
+
+
+def _legal_stage(value: float) -> str:
+    n = int(round(value))
+    return "no legal action" if n == 0 else f"legal action at step {n}"
+
+
 @dataclass(frozen=True)
 class FeatureDef:
     name: str
     description: str
     unit: str
     say: Callable[[float], str]
+    #: Which Feast view serves it: balance, payments, circumstances, tenancy, or recency (computed on demand).
+    group: str
 
     def text(self, value: float | None) -> str:
-        return self.say(float("nan") if value is None else float(value))
+        value = float("nan") if value is None else float(value)
+        unknown = f"not known: {self.description[0].lower()}{self.description[1:]}"
+        if not math.isnan(value):
+            return self.say(value)
+        try:  # a feature that has words for "unknown" says them; the others say they are not known
+            said = self.say(value)
+        except ValueError:
+            return unknown
+        return unknown if re.search(r"\bnan\b", said.lower()) else said
+
+
+def _f(group: str, name: str, description: str, unit: str, say: Callable[[float], str]) -> FeatureDef:
+    return FeatureDef(name, description, unit, say, group)
 
 
 SNAPSHOT_FEATURES: tuple[FeatureDef, ...] = (
-    FeatureDef("balance", "Amount owed on the rent account (negative means in credit)", "GBP", _balance),
-    FeatureDef("arrears_weeks", "Arrears expressed in weeks of the current rent (0 when not in arrears)", "weeks",
-               lambda v: "not in arrears" if v <= 0 else f"arrears of {v:.1f} weeks' rent"),
-    FeatureDef("settled_balance", "Lowest balance in the last 5 weeks: what is still owed after recent payments",
-               "GBP", lambda v: ("still owes " + _money(v) + " after recent payments") if v > 0 else
-               "paid up after recent payments"),
-    FeatureDef("settled_arrears_weeks", "Settled arrears (lowest balance in 5 weeks) in weeks of rent", "weeks",
-               lambda v: "no arrears after recent payments" if v <= 0 else
-               f"behind by {v:.1f} weeks' rent after recent payments"),
-    FeatureDef("settled_change_4w", "Change in the settled balance over the last 4 weeks", "GBP",
-               lambda v: "arrears steady over the last 4 weeks" if abs(v) < 1 else
-               f"arrears {'up' if v > 0 else 'down'} {_money(v)} over the last 4 weeks"),
-    FeatureDef("days_since_last_payment", "Days since the last payment or benefit credit was received", "days",
-               _days_since_payment),
-    FeatureDef("balance_change_4w", "Change in the balance over the last 4 weeks", "GBP", _change(4)),
-    FeatureDef("balance_change_13w", "Change in the balance over the last 13 weeks", "GBP", _change(13)),
-    FeatureDef("paid_to_charged_13w", "Money received divided by rent and fees charged, last 13 weeks", "ratio",
-               _share_paid),
-    FeatureDef("payments_13w", "Number of payments and benefit credits received in the last 13 weeks", "count",
-               lambda v: f"{v:.0f} payments in the last 13 weeks"),
-    FeatureDef("peak_arrears_weeks_26w", "Highest weekly arrears in the last 26 weeks, in weeks of rent", "weeks",
-               lambda v: "no arrears in the last 26 weeks" if v <= 0 else f"arrears peaked at {v:.1f} weeks' rent "
-               "in the last 26 weeks"),
-    FeatureDef("weeks_since_clear", "Weeks since the account was last clear (balance zero or in credit)", "weeks",
-               _weeks_since_clear),
-    FeatureDef("tenancy_age_days", "Days since the tenancy started", "days",
-               lambda v: f"tenancy started {v / 365.25:.1f} years ago" if v >= 365 else
-               f"tenancy started {v:.0f} days ago"),
-    FeatureDef("weekly_rent", "Current rent expressed per week", "GBP", lambda v: f"rent of {_money(v)} a week"),
+    # -- balance and arrears -----------------------------------------------------------------------------------
+    _f("balance", "balance", "Amount owed on the rent account (negative means in credit)", "GBP", _balance),
+    _f("balance", "arrears_weeks", "Arrears expressed in weeks of the current rent (0 when not in arrears)", "weeks",
+       lambda v: "not in arrears" if v <= 0 else f"arrears of {_weeks_rent(v)}"),
+    _f("balance", "settled_balance", "Lowest balance in the last 5 weeks: what is still owed after recent payments",
+       "GBP", lambda v: ("still owes " + _money(v) + " after recent payments") if v > 0 else
+       "paid up after recent payments"),
+    _f("balance", "settled_arrears_weeks", "Settled arrears (lowest balance in 5 weeks) in weeks of rent", "weeks",
+       lambda v: "no arrears after recent payments" if v <= 0 else
+       f"behind by {_weeks_rent(v)} after recent payments"),
+    _f("balance", "settled_change_4w", "Change in the settled balance over the last 4 weeks", "GBP",
+       lambda v: "arrears steady over the last 4 weeks" if abs(v) < 1 else
+       f"arrears {'up' if v > 0 else 'down'} {_money(v)} over the last 4 weeks"),
+    _f("balance", "balance_change_4w", "Change in the balance over the last 4 weeks", "GBP", _change(4)),
+    _f("balance", "balance_change_13w", "Change in the balance over the last 13 weeks", "GBP", _change(13)),
+    _f("balance", "balance_change_26w", "Change in the balance over the last 26 weeks", "GBP", _change(26)),
+    _f("balance", "peak_arrears_weeks_26w", "Highest weekly arrears in the last 26 weeks, in weeks of rent", "weeks",
+       lambda v: "no arrears in the last 26 weeks" if v <= 0 else f"arrears peaked at {_weeks_rent(v)} "
+       "in the last 26 weeks"),
+    _f("balance", "weeks_since_clear", "Weeks since the account was last clear (balance zero or in credit)", "weeks",
+       _weeks_since_clear),
+    # -- payment behaviour -------------------------------------------------------------------------------------
+    _f("recency", "days_since_last_payment", "Days since the last payment or benefit credit was received", "days",
+       _days_since_payment),
+    _f("payments", "payments_4w", "Payments and benefit credits received in the last 4 weeks", "count",
+       _count("payment", "payments", " in the last 4 weeks")),
+    _f("payments", "payments_13w", "Payments and benefit credits received in the last 13 weeks", "count",
+       _count("payment", "payments", " in the last 13 weeks")),
+    _f("payments", "payments_26w", "Payments and benefit credits received in the last 26 weeks", "count",
+       _count("payment", "payments", " in the last 26 weeks")),
+    _f("payments", "paid_to_charged_4w", "Money received divided by rent and fees charged, last 4 weeks", "ratio",
+       _paid_share(4)),
+    _f("payments", "paid_to_charged_13w", "Money received divided by rent and fees charged, last 13 weeks", "ratio",
+       _paid_share(13)),
+    _f("payments", "paid_to_charged_26w", "Money received divided by rent and fees charged, last 26 weeks", "ratio",
+       _paid_share(26)),
+    _f("payments", "missed_periods_26w", "Rent charges in the last 26 weeks with nothing received within 14 days",
+       "count", _count("rent period", "rent periods", " missed in the last 26 weeks")),
+    _f("payments", "partial_periods_26w", "Rent charges in the last 26 weeks only partly paid within 14 days",
+       "count", _count("rent period", "rent periods", " part-paid in the last 26 weeks")),
+    _f("payments", "lateness_mean_26w", "Average days from a rent charge until half of it was paid (capped at 35), "
+       "last 26 weeks", "days", _lateness),
+    _f("payments", "lateness_sd_26w", "Spread (standard deviation) of those days, last 26 weeks: how irregular "
+       "payment is", "days", lambda v: "no payment pattern yet" if math.isnan(v) else
+       ("pays at a regular time" if v < 3 else f"payment timing varies by about {v:.0f} days")),
+    _f("payments", "cash_share_26w", "Share of money received in the last 26 weeks paid in cash", "ratio",
+       _share("in cash", 26)),
+    _f("payments", "direct_debit_share_26w", "Share of money received in the last 26 weeks paid by direct debit",
+       "ratio", _share("by direct debit", 26)),
+    _f("payments", "benefit_share_26w", "Share of money received in the last 26 weeks paid by a benefit body",
+       "ratio", _share("from benefit", 26)),
+    _f("payments", "benefit_to_rent_13w", "Benefit received divided by rent and fees charged, last 13 weeks",
+       "ratio", lambda v: "no rent charged in the last 13 weeks" if math.isnan(v) else
+       f"benefit met {v:.0%} of the rent over the last 13 weeks"),
+    # -- circumstances (events feed) ---------------------------------------------------------------------------
+    _f("circumstances", "dispute_open", "1 when a dispute about the account is open", "flag",
+       _flag("dispute open", "no open dispute")),
+    _f("circumstances", "breathing_space_active", "1 when a breathing space (debt respite) is active", "flag",
+       _flag("in breathing space", "not in breathing space")),
+    _f("circumstances", "arrangement_active", "1 when a repayment arrangement is in place", "flag",
+       _flag("repayment arrangement in place", "no repayment arrangement")),
+    _f("circumstances", "arrangements_kept", "Repayment arrangements completed, ever", "count",
+       _count("arrangement kept", "arrangements kept")),
+    _f("circumstances", "arrangements_broken", "Repayment arrangements broken, ever", "count",
+       _count("arrangement broken", "arrangements broken")),
+    _f("circumstances", "legal_stage", "Steps of legal action taken so far (0 = none)", "steps", _legal_stage),
+    _f("recency", "days_since_contact", "Days since the last recorded contact with the tenant", "days",
+       _days_since("last contact", "no contact on record")),
+    # -- tenancy -----------------------------------------------------------------------------------------------
+    _f("recency", "tenancy_age_days", "Days since the tenancy started", "days",
+       lambda v: f"tenancy started {v / 365.25:.1f} years ago" if v >= 365 else
+       f"tenancy started {v:.0f} days ago"),
+    _f("tenancy", "weekly_rent", "Current rent expressed per week", "GBP", lambda v: f"rent of {_money(v)} a week"),
+    _f("tenancy", "rent_periods_per_year", "Rent frequency as periods a year (52 weekly ... 12 monthly)", "per year",
+       lambda v: {52: "rent due weekly", 26: "rent due fortnightly", 13: "rent due four-weekly",
+                  12: "rent due monthly"}.get(int(round(v)), f"rent due {v:.0f} times a year")),
+    _f("recency", "days_since_rent_change", "Days since the rent charged last changed", "days",
+       _days_since("rent last changed", "no rent change on record")),
+    _f("tenancy", "on_housing_benefit", "1 when the tenancy's benefit type is housing benefit", "flag",
+       _flag("on housing benefit", "not on housing benefit")),
+    _f("tenancy", "on_universal_credit", "1 when the tenancy's benefit type is universal credit", "flag",
+       _flag("on universal credit", "not on universal credit")),
 )
 
 FEATURES: dict[str, FeatureDef] = {f.name: f for f in SNAPSHOT_FEATURES}

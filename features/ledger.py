@@ -127,6 +127,7 @@ class Ledger:
     """A connection to the ledger database. Use `open_ledger(url)` to get one."""
 
     url: str
+    read_only: bool = False
     _con: object = None
 
     @property
@@ -143,7 +144,7 @@ class Ledger:
             path = Path(self.url.removeprefix("duckdb:///"))
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                self._con = duckdb.connect(str(path))
+                self._con = duckdb.connect(str(path), read_only=self.read_only)
                 self._con.execute("SET enable_progress_bar = false")  # our CLI shows its own progress
             except duckdb.IOException as exc:
                 raise LedgerError(
@@ -160,7 +161,8 @@ class Ledger:
                     f"Cannot connect to the Postgres ledger at {self.url}: {exc}. "
                     "Check ARREARS_LEDGER_URL and that the server is running."
                 ) from exc
-        self._ensure_schema()
+        if not self.read_only:
+            self._ensure_schema()
         return self
 
     def close(self) -> None:
@@ -284,7 +286,31 @@ class Ledger:
         if since_seq is not None and table != "tenancy_register":
             sql += " WHERE delivery_seq > ?"
             params.append(since_seq)
-        frame = self.query(sql, params)
+        return self._with_dates(table, self.query(sql, params))
+
+    def read_for_tenancies(self, table: str, tenancy_ids: Sequence[str]) -> pd.DataFrame:
+        """The rows of `table` (or the `tenancy_register` view) that belong to the given tenancies."""
+        ids = pd.DataFrame({"tenancy_id": pd.Series(list(tenancy_ids), dtype=object).drop_duplicates()})
+        if self.backend == "duckdb":
+            self._con.register("_wanted", ids)
+            try:
+                frame = self.query(f"SELECT t.* FROM {table} t JOIN _wanted w USING (tenancy_id)")
+            finally:
+                self._con.unregister("_wanted")
+        else:
+            frame = self.query(f"SELECT * FROM {table} WHERE tenancy_id = ANY(?)", [ids["tenancy_id"].tolist()])
+        return self._with_dates(table, frame)
+
+    def touched_tenancies(self, since_seq: int) -> list[str]:
+        """Tenancies with a register, transaction or event row delivered after delivery `since_seq`."""
+        found = self.query(
+            "SELECT tenancy_id FROM tenancies WHERE delivery_seq > ? UNION "
+            "SELECT tenancy_id FROM transactions WHERE delivery_seq > ? UNION "
+            "SELECT tenancy_id FROM events WHERE delivery_seq > ?", [since_seq] * 3)
+        return sorted(found["tenancy_id"].astype(str))
+
+    @staticmethod
+    def _with_dates(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         for column, sqltype in TABLES.get(table if table != "tenancy_register" else "tenancies", {}).items():
             if sqltype == "DATE" and column in frame:
                 frame[column] = pd.to_datetime(frame[column])
@@ -307,5 +333,6 @@ class Ledger:
         return self.next_delivery_seq() - 1
 
 
-def open_ledger(url: str) -> Ledger:
-    return Ledger(url).connect()
+def open_ledger(url: str, read_only: bool = False) -> Ledger:
+    """Connect to the ledger. `read_only` lets several processes (Dask workers) read an embedded ledger at once."""
+    return Ledger(url, read_only=read_only).connect()

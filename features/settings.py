@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qs, unquote, urlparse
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +30,27 @@ class Settings(BaseSettings):
     )
     mlflow_tracking_uri: str | None = Field(
         default=None, description="MLflow tracking/registry URI. Default: a SQLite store under home."
+    )
+
+    feast_profile: Literal["local", "production"] = Field(
+        default="local",
+        description="Feature store profile. local: Parquet offline store, SQLite online store, file registry under "
+        "home. production: Postgres registry and offline store, Redis online store.",
+    )
+    feast_postgres_url: str | None = Field(
+        default=None,
+        description="Production profile: Postgres database of the Feast registry and offline store "
+        "(postgresql://user:password@host:5432/db, optional ?options=-csearch_path%3Dschema). "
+        "Default: the ledger's URL when the ledger is on Postgres.",
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0",
+                           description="Production profile: Redis online store, redis://host:port/db")
+    feast_project: str = Field(default="arrears", pattern=r"^[a-z][a-z0-9_]*$",
+                               description="Feast project name (keeps two portfolios apart on a shared Redis).")
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="Build features on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' for a "
+        "LocalCluster on this machine. Default: one process.",
     )
 
     def model_post_init(self, __context: object) -> None:
@@ -70,13 +93,56 @@ class Settings(BaseSettings):
     def feeds_dir(self) -> Path:
         return self.home / "feeds"
 
+    @property
+    def feature_store_yaml(self) -> Path:
+        """The Feast configuration of the chosen profile (both live in the repo, `${VAR}`s filled from here)."""
+        name = "feature_store.yaml" if self.feast_profile == "local" else "feature_store.production.yaml"
+        return FEATURE_REPO / name
+
+    @property
+    def feast_postgres(self) -> str:
+        url = self.feast_postgres_url or (self.ledger_url if self.ledger_url and
+                                          self.ledger_url.startswith(("postgresql://", "postgres://")) else None)
+        if not url:
+            raise ValueError("The production feature store needs a Postgres database: set ARREARS_FEAST_POSTGRES_URL "
+                             "(or put the ledger on Postgres with ARREARS_LEDGER_URL).")
+        return url
+
+    def feast_env(self) -> dict[str, str]:
+        """The variables feature_store.yaml and the repo's declarations read."""
+        env = {"ARREARS_FEAST_PROJECT": self.feast_project,
+               "ARREARS_FEAST_OFFLINE": "file" if self.feast_profile == "local" else "postgres"}
+        if self.feast_profile == "local":
+            return env
+        pg = urlparse(self.feast_postgres)
+        query = parse_qs(pg.query)
+        options = unquote(query.get("options", [""])[0])
+        schema = options.split("search_path=", 1)[1].split(",")[0].strip() if "search_path=" in options else "public"
+        redis = urlparse(self.redis_url)
+        env.update({
+            "ARREARS_FEAST_PG_HOST": pg.hostname or "127.0.0.1",
+            "ARREARS_FEAST_PG_PORT": str(pg.port or 5432),
+            "ARREARS_FEAST_PG_DATABASE": pg.path.lstrip("/") or "postgres",
+            "ARREARS_FEAST_PG_USER": unquote(pg.username or "postgres"),
+            "ARREARS_FEAST_PG_PASSWORD": unquote(pg.password or ""),
+            "ARREARS_FEAST_PG_SCHEMA": schema,
+            "ARREARS_FEAST_PG_SSLMODE": query.get("sslmode", ["prefer"])[0],
+            "ARREARS_FEAST_REGISTRY_URL": "postgresql+psycopg://" + self.feast_postgres.split("://", 1)[1],
+            "ARREARS_FEAST_REDIS": f"{redis.hostname or '127.0.0.1'}:{redis.port or 6379},"
+                                   f"db={(redis.path or '/0').lstrip('/') or '0'}"
+                                   + (f",password={unquote(redis.password)}" if redis.password else ""),
+        })
+        return env
+
     def subprocess_env(self) -> dict[str, str]:
         """Environment variables that make a child process (feast, bentoml) see this same state."""
-        env = {"ARREARS_HOME": str(self.home)}
-        if self.ledger_url:
-            env["ARREARS_LEDGER_URL"] = self.ledger_url
-        if self.mlflow_tracking_uri:
-            env["ARREARS_MLFLOW_TRACKING_URI"] = self.mlflow_tracking_uri
+        env = {"ARREARS_HOME": str(self.home), "ARREARS_FEAST_PROFILE": self.feast_profile,
+               "ARREARS_REDIS_URL": self.redis_url}
+        for name in ("ledger_url", "mlflow_tracking_uri", "feast_postgres_url", "dask_scheduler"):
+            value = getattr(self, name)
+            if value:
+                env[f"ARREARS_{name.upper()}"] = value
+        env.update(self.feast_env())
         return env
 
 

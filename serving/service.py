@@ -24,7 +24,7 @@ class ScoreResponse(BaseModel):
 class WorklistResponse(BaseModel):
     model_version: str
     feature_service: str
-    as_of: str = Field(description="Date of the snapshot the features come from")
+    as_of: str = Field(description="Date the features are as of: the ledger's latest posting date")
     population: int = Field(description="Live tenancies considered (after the patch filter)")
     rows: list[WorklistRow]
     unscored: list[str] = Field(description="Live tenancies with no online features: need review, not a score")
@@ -42,8 +42,15 @@ class ArrearsWorklist:
         self.store = open_store(self.settings)
         self.feature_service = self.store.get_feature_service(self.model.feature_service)
 
+    def _today(self) -> pd.Timestamp:
+        """The date features are wanted for: the ledger's latest posting date (refreshed by every ingest)."""
+        from features.store import live_tenancies
+
+        return pd.Timestamp(live_tenancies(self.settings)["event_timestamp"].max())
+
     def _online(self, tenancy_ids: list[str]) -> pd.DataFrame:
-        rows = [{"tenancy_id": t} for t in tenancy_ids]
+        today = self._today().to_pydatetime()
+        rows = [{"tenancy_id": t, "as_of": today} for t in tenancy_ids]
         frame = self.store.get_online_features(features=self.feature_service, entity_rows=rows).to_df()
         names = self.booster.feature_name()
         found = frame[names].notna().any(axis=1)

@@ -24,7 +24,6 @@ from features.settings import get_settings
 from features.simulate import simulate_portfolio, write_portfolio
 from serving.server import fetch_worklist, running_server
 from training.labels import RiskLabelSpec, arrears_growth_labels
-from features.transforms import weekly_as_of_dates
 
 pytestmark = pytest.mark.e2e
 runner = CliRunner()
@@ -101,7 +100,8 @@ def test_top_decile_really_did_get_worse_more_often(pipeline, tmp_path) -> None:
         tenancies, transactions = ledger.read_table("tenancy_register"), ledger.read_table("transactions")
     as_of = pd.Timestamp(pipeline["payload"]["as_of"])
     # Start 4 weeks early so the settled balance at as_of has its trailing five weeks, as in training.
-    grid = weekly_as_of_dates(as_of - pd.Timedelta(weeks=4), as_of + pd.Timedelta(weeks=8))
+    # The worklist is as of the ledger's latest posting date, not a Sunday: a weekly grid through that date.
+    grid = pd.date_range(as_of - pd.Timedelta(weeks=4), as_of + pd.Timedelta(weeks=8), freq="7D")
     realised = arrears_growth_labels(tenancies, transactions, grid, RiskLabelSpec())
     outcome = realised[realised["event_timestamp"] == as_of.tz_localize("UTC")].set_index("tenancy_id")["label"]
     ranked = [outcome.get(r["tenancy_id"]) for r in pipeline["payload"]["rows"]]

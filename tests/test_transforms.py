@@ -137,10 +137,9 @@ def test_paying_days_after_a_monthly_charge_is_not_arrears_growth() -> None:
 
 def test_every_feature_has_words() -> None:
     assert set(FEATURE_COLUMNS) == set(FEATURES)
-    can_be_missing = {"days_since_last_payment", "paid_to_charged_13w", "weeks_since_clear"}
     for name in FEATURE_COLUMNS:
-        values = (0.0, 3.0, 150.0, float("nan")) if name in can_be_missing else (0.0, 3.0, 150.0)
-        for value in values:
+        assert FEATURES[name].description and FEATURES[name].unit
+        for value in (0.0, 1.0, 3.0, 150.0, float("nan")):
             text = FEATURES[name].text(value)
             assert text and not re.search(r"\bnan\b", text.lower()), (name, value, text)
     assert reason_text("days_since_last_payment", 23, 0.4) == "no payment for 23 days (raises risk)"

@@ -19,8 +19,12 @@ def service_feature_names(store, service_name: str) -> list[str]:
 
 
 def historical_features(store, entity_df: pd.DataFrame, service_name: str) -> pd.DataFrame:
-    """Join features as of each row's event_timestamp through the named FeatureService."""
+    """Join features as of each row's event_timestamp through the named FeatureService.
+
+    The on-demand recency features are computed as of the same date (the request field `as_of`).
+    """
     service = store.get_feature_service(service_name)
+    entity_df = entity_df.assign(as_of=entity_df["event_timestamp"])
     frame = store.get_historical_features(entity_df=entity_df, features=service).to_df()
     return frame.sort_values(["event_timestamp", "tenancy_id"]).reset_index(drop=True)
 

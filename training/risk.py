@@ -62,7 +62,8 @@ def build_training_frame(
     if outcomes is not None:
         labels = outcome_labels(outcomes)
     else:
-        tenancies, transactions = load_ledger_slice(settings)
+        part = load_ledger_slice(settings)
+        tenancies, transactions = part.tenancies, part.transactions
         as_of = weekly_as_of_dates(transactions["posted_date"].min(), transactions["posted_date"].max())
         labels = arrears_growth_labels(tenancies, transactions, as_of, RiskLabelSpec(**params["label"]))
         every = params["sample_every_weeks"]

@@ -2,16 +2,30 @@
 
 The FeatureServices are the contract between training and serving: both fetch features by service name, and
 nobody else lists feature names. A new model version that needs different features gets a new service (`_v2`).
+
+One snapshot table (weekly per-tenancy snapshots built by `arrears features build`) feeds four views, grouped by
+what the features describe and how long a value may be trusted; the days-since features are computed on demand
+from day-number anchors and the request's `as_of` date, so they are right on the day of the request.
 """
 
 import os
 from datetime import timedelta
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource
-from feast.types import Float64, String
+import pandas as pd
+from feast import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    Field,
+    FileSource,
+    PushSource,
+    RequestSource,
+)
+from feast.on_demand_feature_view import on_demand_feature_view
+from feast.types import Float64, String, UnixTimestamp
 from feast.value_type import ValueType
 
-from features.catalogue import FEATURES, SNAPSHOT_FEATURES
+from features.catalogue import SNAPSHOT_FEATURES
 
 _home = os.path.abspath(os.environ.get("ARREARS_HOME", "data"))
 
@@ -22,38 +36,132 @@ tenancy = Entity(
     description="A tenancy: one rent account, the unit officers work and the model scores.",
 )
 
-tenancy_snapshot_source = FileSource(
-    name="tenancy_snapshot_source",
-    path=os.path.join(_home, "offline", "tenancy_snapshots.parquet"),
-    timestamp_field="event_timestamp",
-    description="Weekly per-tenancy snapshots computed from the ledger by `arrears features build`.",
-)
+if os.environ.get("ARREARS_FEAST_OFFLINE", "file") == "postgres":
+    from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
+
+    tenancy_snapshot_source = PostgreSQLSource(
+        name="tenancy_snapshot_source",
+        table="tenancy_snapshots",
+        timestamp_field="event_timestamp",
+        description="Weekly per-tenancy snapshots computed from the ledger by `arrears features build`.",
+    )
+else:
+    tenancy_snapshot_source = FileSource(
+        name="tenancy_snapshot_source",
+        path=os.path.join(_home, "offline", "tenancy_snapshots.parquet"),
+        timestamp_field="event_timestamp",
+        description="Weekly per-tenancy snapshots computed from the ledger by `arrears features build`.",
+    )
 
 tenancy_snapshot_push = PushSource(
     name="tenancy_snapshot_push",
     batch_source=tenancy_snapshot_source,
-    description="Fresh snapshots of tenancies touched by a new delivery, pushed without a full rebuild.",
+    description="Current snapshots of tenancies touched by a new delivery, pushed to the online store at ingest.",
 )
 
-# Every feature the snapshot build computes, in catalogue order (the catalogue gives each its description).
-_snapshot_features = [feature.name for feature in SNAPSHOT_FEATURES]
 
-tenancy_snapshot = FeatureView(
-    name="tenancy_snapshot",
+def _fields(group: str) -> list[Field]:
+    return [Field(name=f.name, dtype=Float64, description=f"{f.description} ({f.unit})")
+            for f in SNAPSHOT_FEATURES if f.group == group]
+
+
+def _anchor(name: str, description: str) -> Field:
+    return Field(name=name, dtype=Float64, description=f"{description} (days since 1970-01-01)")
+
+
+_tags = {"owner": "arrears", "grain": "tenancy x week"}
+
+# A weekly snapshot stays valid for a little over a week: a missed build shows as missing, not silently stale.
+tenancy_balance = FeatureView(
+    name="tenancy_balance",
     entities=[tenancy],
-    # A weekly snapshot stays valid for a little over a week; older ones are stale, not silently reused.
-    ttl=timedelta(days=10),
-    schema=[Field(name="patch", dtype=String, description="Team or officer area that owns the case")]
-    + [Field(name=name, dtype=Float64, description=FEATURES[name].description) for name in _snapshot_features],
-    online=True,
+    ttl=timedelta(days=8),
+    schema=_fields("balance"),
     source=tenancy_snapshot_push,
-    tags={"owner": "arrears", "grain": "tenancy x week"},
+    tags=_tags,
+    description="Balance and arrears, as of the snapshot date.",
 )
 
-# Version 1 of the risk model uses every numeric snapshot feature (not `patch`, which only routes the worklist).
-# A model that needs a different set gets a new service rather than a changed one.
+tenancy_payments = FeatureView(
+    name="tenancy_payments",
+    entities=[tenancy],
+    ttl=timedelta(days=8),
+    schema=_fields("payments") + [_anchor("last_payment_day", "Day of the latest payment or benefit credit")],
+    source=tenancy_snapshot_push,
+    tags=_tags,
+    description="Payment behaviour over the last 4/13/26 weeks.",
+)
+
+tenancy_circumstances = FeatureView(
+    name="tenancy_circumstances",
+    entities=[tenancy],
+    ttl=timedelta(days=8),
+    schema=_fields("circumstances") + [_anchor("last_contact_day", "Day of the latest recorded contact")],
+    source=tenancy_snapshot_push,
+    tags=_tags,
+    description="Circumstances from the events feed: disputes, breathing space, arrangements, legal action.",
+)
+
+# Tenancy attributes change rarely; a month-old value is still right.
+tenancy_profile = FeatureView(
+    name="tenancy_profile",
+    entities=[tenancy],
+    ttl=timedelta(days=35),
+    schema=[Field(name="patch", dtype=String, description="Team or officer area that owns the case")]
+    + _fields("tenancy")
+    + [_anchor("last_rent_change_day", "Day the rent charged last changed"),
+       _anchor("start_day", "Day the tenancy started")],
+    source=tenancy_snapshot_push,
+    tags=_tags,
+    description="The tenancy: rent, frequency, benefit type, patch.",
+)
+
+request_date = RequestSource(
+    name="request_date",
+    schema=[Field(name="as_of", dtype=UnixTimestamp, description="The date the features are wanted for")],
+    description="Training passes each row's snapshot date; serving passes the day of the request.",
+)
+
+
+@on_demand_feature_view(
+    sources=[tenancy_payments, tenancy_circumstances, tenancy_profile, request_date],
+    # No descriptions here: Feast checks this schema against one it infers by running the function, field by field.
+    schema=[Field(name=f.name, dtype=Float64) for f in SNAPSHOT_FEATURES if f.group == "recency"],
+    mode="pandas",
+    description="Days since the last payment, contact, rent change and tenancy start, as of the request date.",
+)
+def tenancy_recency(inputs: pd.DataFrame) -> pd.DataFrame:
+    from features.transforms import recency
+
+    return recency(inputs, inputs["as_of"])
+
+
+def _named(*groups: str) -> list[str]:
+    return [f.name for f in SNAPSHOT_FEATURES if f.group in groups]
+
+
+# Version 1 of the risk model: every feature (not `patch`, which only routes the worklist, nor the anchors).
 arrears_risk_v1 = FeatureService(
     name="arrears_risk_v1",
-    features=[tenancy_snapshot[_snapshot_features]],
+    features=[
+        tenancy_balance,
+        tenancy_payments[_named("payments")],
+        tenancy_circumstances[_named("circumstances")],
+        tenancy_profile[_named("tenancy")],
+        tenancy_recency,
+    ],
     description="Features of the arrears-risk model, version 1.",
+)
+
+# Version 1 of the payment-date model: how and when the tenant pays, and what could hold a payment up.
+payment_date_v1 = FeatureService(
+    name="payment_date_v1",
+    features=[
+        tenancy_balance[["balance", "arrears_weeks", "settled_arrears_weeks", "balance_change_4w"]],
+        tenancy_payments[_named("payments")],
+        tenancy_circumstances[["dispute_open", "breathing_space_active", "arrangement_active"]],
+        tenancy_profile[_named("tenancy")],
+        tenancy_recency,
+    ],
+    description="Features of the payment-date model, version 1.",
 )
