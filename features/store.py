@@ -95,12 +95,6 @@ def ledger_dates(settings: Settings) -> tuple[pd.Timestamp, pd.Timestamp]:
     return pd.Timestamp(span["first"].iloc[0]), pd.Timestamp(span["last"].iloc[0])
 
 
-def current_as_of_dates(first: pd.Timestamp, today: pd.Timestamp) -> pd.DatetimeIndex:
-    """Weekly dates ending on `today`: the grid of a snapshot as of today (its last column)."""
-    weeks = max(1, int((today.normalize() - first.normalize()).days // 7) + 1)
-    return pd.date_range(end=today.normalize(), periods=weeks, freq="7D")
-
-
 def _snapshots(part: LedgerSlice, as_of: pd.DatetimeIndex) -> pd.DataFrame:
     frame = build_snapshots(part.tenancies, part.transactions, as_of, part.events)
     # Microseconds, not pandas' nanoseconds: Feast's DuckDB offline store cannot cast TIMESTAMPTZ_NS.
@@ -108,10 +102,9 @@ def _snapshots(part: LedgerSlice, as_of: pd.DatetimeIndex) -> pd.DataFrame:
     return frame
 
 
-def _current(part: LedgerSlice, first: pd.Timestamp, today: pd.Timestamp) -> pd.DataFrame:
-    dates = current_as_of_dates(first, today)
-    frame = _snapshots(part, dates)
-    return frame[frame["event_timestamp"] == frame["event_timestamp"].max()].reset_index(drop=True)
+def _current(part: LedgerSlice, today: pd.Timestamp) -> pd.DataFrame:
+    """Snapshots as of `today` (the ledger's latest posting date) of the live tenancies in `part`."""
+    return _snapshots(part, pd.DatetimeIndex([today.normalize()]))
 
 
 # -- partitions: one process or a Dask cluster ------------------------------------------------------------------
@@ -123,10 +116,10 @@ def tenancy_partitions(tenancy_ids: Sequence[str], n: int) -> list[list[str]]:
 
 
 def partition_snapshots(settings: Settings, tenancy_ids: list[str], as_of: pd.DatetimeIndex,
-                        first: pd.Timestamp, today: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+                        today: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Weekly and current snapshots of one partition, reading only its own rows of the ledger (runs on a worker)."""
     part = load_ledger_slice(settings, tenancy_ids, read_only=True)
-    return _snapshots(part, as_of), _current(part, first, today)
+    return _snapshots(part, as_of), _current(part, today)
 
 
 def _dask_client(address: str):
@@ -150,7 +143,7 @@ def compute_snapshots(settings: Settings, tenancy_ids: Sequence[str] | None = No
     scheduler = scheduler or settings.dask_scheduler
     if scheduler is None:
         part = load_ledger_slice(settings, tenancy_ids)
-        return _snapshots(part, as_of), _current(part, first, today)
+        return _snapshots(part, as_of), _current(part, today)
     if tenancy_ids is None:
         with open_ledger(settings.ledger) as ledger:
             tenancy_ids = ledger.query("SELECT DISTINCT tenancy_id FROM tenancies")["tenancy_id"].tolist()
@@ -158,7 +151,7 @@ def compute_snapshots(settings: Settings, tenancy_ids: Sequence[str] | None = No
 
     client, cluster = _dask_client(scheduler)
     try:
-        tasks = [dask.delayed(partition_snapshots)(settings, chunk, as_of, first, today)
+        tasks = [dask.delayed(partition_snapshots)(settings, chunk, as_of, today)
                  for chunk in tenancy_partitions(tenancy_ids, partitions)]
         results = client.compute(tasks, sync=True)
     finally:

@@ -67,8 +67,12 @@ def weekly_grid(transactions: pd.DataFrame, tenancy_ids: np.ndarray, as_of: pd.D
     week = _week_index(tx["posted_date"], as_of)
     amount = tx["amount_pence"].to_numpy(dtype=np.int64)
     kind = tx["type"].to_numpy()
-    is_charge = np.isin(kind, ("charge", "fee"))
+    # Week 0 holds the whole history before as_of[0] for the balance, but only its own week for the flows
+    # (charged, received, counts): a "last 4 weeks" at as_of[0] must not count everything since the ledger began.
+    in_first_week = (tx["posted_date"] > as_of[0] - pd.Timedelta(days=7)).to_numpy() | (week > 0)
+    is_charge = np.isin(kind, ("charge", "fee")) & in_first_week
     is_receipt = np.isin(kind, RECEIPT_TYPES)
+    is_flow_receipt = is_receipt & in_first_week
 
     def accumulate(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         out = np.zeros((n_t, n_w), dtype=np.float64)
@@ -86,8 +90,8 @@ def weekly_grid(transactions: pd.DataFrame, tenancy_ids: np.ndarray, as_of: pd.D
         as_of=as_of,
         net=accumulate(amount.astype(np.float64)),
         charged=accumulate(amount.astype(np.float64), is_charge),
-        received=accumulate(-amount.astype(np.float64), is_receipt),
-        receipts=accumulate(np.ones(len(amount)), is_receipt),
+        received=accumulate(-amount.astype(np.float64), is_flow_receipt),
+        receipts=accumulate(np.ones(len(amount)), is_flow_receipt),
         last_receipt_day=receipt_day,
     )
 
@@ -123,6 +127,28 @@ def weekly_rent_pence(tenancies: pd.DataFrame) -> pd.Series:
     """Rent per week for each tenancy, from its rent amount and frequency."""
     periods = tenancies["rent_frequency"].map(PERIODS_PER_YEAR)
     return tenancies["rent_amount_pence"].astype(float) * periods / 52.0
+
+
+def rent_as_of(tenancies: pd.DataFrame, transactions: pd.DataFrame, order: pd.Index,
+               as_of: pd.DatetimeIndex) -> np.ndarray:
+    """Weekly rent (pence) of each tenancy at each as_of date: its latest rent charge up to that date.
+
+    The register holds today's rent; using it for past snapshots would show them a rent rise before it happened.
+    Before a tenancy's first rent charge the register's rent stands in.
+    """
+    n_t, n_w = len(order), len(as_of)
+    charges = transactions[(transactions["type"] == "charge") & (transactions["posted_date"] <= as_of[-1])]
+    row = order.get_indexer(charges["tenancy_id"])
+    frame = pd.DataFrame({"row": row, "week": _week_index(charges["posted_date"], as_of),
+                          "day": charges["posted_date"].to_numpy(), "amount": charges["amount_pence"].to_numpy()})
+    frame = frame[frame["row"] >= 0].sort_values(["row", "week", "day"], kind="stable")
+    latest = frame.drop_duplicates(["row", "week"], keep="last")
+    grid = np.full((n_t, n_w), np.nan)
+    grid[latest["row"].to_numpy(), latest["week"].to_numpy()] = latest["amount"].to_numpy(dtype=float)
+    grid = pd.DataFrame(grid.T).ffill().to_numpy().T
+    register = tenancies.set_index("tenancy_id").loc[order]
+    grid = np.where(np.isnan(grid), register["rent_amount_pence"].to_numpy(dtype=float)[:, None], grid)
+    return grid * register["rent_frequency"].map(PERIODS_PER_YEAR).to_numpy(dtype=float)[:, None] / 52.0
 
 
 def _days(values) -> np.ndarray:
@@ -238,10 +264,11 @@ def _event_counts(events: pd.DataFrame | None, order: pd.Index, as_of: pd.Dateti
 
 def _bucket(n_t: int, n_w: int, row: np.ndarray, known_day: np.ndarray, as_of_days: np.ndarray,
             values: np.ndarray) -> np.ndarray:
-    """Sum `values` into the week in which each becomes known (dropping those known after the last as_of)."""
+    """Sum `values` into the week in which each becomes known (dropping those known after the last as_of, or more
+    than a week before the first, which no trailing window at as_of[0] reaches)."""
     out = np.zeros((n_t, n_w))
     week = np.searchsorted(as_of_days, known_day, side="left")
-    ok = week < n_w
+    ok = (week < n_w) & (known_day > as_of_days[0] - 7)
     np.add.at(out, (row[ok], week[ok]), values[ok])
     return out
 
@@ -288,6 +315,17 @@ def build_snapshots(
     columns = [*SNAPSHOT_KEYS, "patch", *FEATURE_COLUMNS, *ANCHOR_COLUMNS]
     if tenancies.empty or len(as_of) == 0:
         return pd.DataFrame(columns=columns)
+    if len(as_of) > 1 and (np.diff(as_of.values) != np.timedelta64(7, "D")).any():
+        raise ValueError("as_of must be consecutive weekly dates (the trailing windows count weeks)")
+    # Look-back windows (and weeks since clear) need the history before as_of[0]: extend the grid back to the first
+    # posting, compute, and return only the dates asked for.
+    requested = len(as_of)
+    if not transactions.empty:
+        start = as_of[0].tz_localize(None) if as_of.tz is not None else as_of[0]
+        days_before = (start - transactions["posted_date"].min()).days
+        back = days_before // 7 + 1  # the first column lies before the first posting: nothing owed yet
+        if days_before >= 0:
+            as_of = pd.date_range(end=as_of[0], periods=back + 1, freq="7D").append(as_of[1:])
     tenancies = tenancies.sort_values("tenancy_id")
     ids = tenancies["tenancy_id"].to_numpy()
     order = pd.Index(ids)
@@ -295,7 +333,7 @@ def build_snapshots(
     grid = weekly_grid(transactions, ids, as_of)
     balance = grid.balance
     settled_balance = settled(balance)
-    rent = weekly_rent_pence(tenancies).to_numpy()[:, None]
+    rent = rent_as_of(tenancies, transactions, order, as_of)
     arrears_weeks = np.clip(balance, 0, None) / rent
     settled_arrears_weeks = np.clip(settled_balance, 0, None) / rent
     as_of_days = as_of.values.astype("datetime64[D]").astype(np.int64).astype(float)
@@ -309,6 +347,8 @@ def build_snapshots(
     in_window = transactions[transactions["posted_date"] <= as_of[-1]]
     receipts = in_window[in_window["type"].isin(RECEIPT_TYPES)]
     method = receipts["method"] if "method" in receipts else pd.Series(None, index=receipts.index, dtype=object)
+    receipts = receipts[receipts["posted_date"] > as_of[0] - pd.Timedelta(days=7)]  # flows: see weekly_grid
+    method = method.loc[receipts.index]
     r_row = order.get_indexer(receipts["tenancy_id"])
     r_week = _week_index(receipts["posted_date"], as_of)
     r_amount = -receipts["amount_pence"].to_numpy(dtype=np.float64)
@@ -379,7 +419,7 @@ def build_snapshots(
         "arrangements_kept": ev["arrangement_completed"],
         "arrangements_broken": ev["arrangement_broken"],
         "legal_stage": ev["legal_stage"],
-        "weekly_rent": full(rent / 100.0),
+        "weekly_rent": rent / 100.0,
         "rent_periods_per_year": full(tenancies["rent_frequency"].map(PERIODS_PER_YEAR).to_numpy()[:, None]),
         "on_housing_benefit": full(benefit.eq("housing_benefit").to_numpy(dtype=float)[:, None]),
         "on_universal_credit": full(benefit.eq("universal_credit").to_numpy(dtype=float)[:, None]),
@@ -395,6 +435,7 @@ def build_snapshots(
     live = (tenancies["start_date"].to_numpy(dtype="datetime64[D]")[:, None] <= as_of_d) & (
         np.isnat(end)[:, None] | (end[:, None] >= as_of_d)
     )
+    live[:, : len(as_of) - requested] = False  # the look-back weeks were only for the windows
     t_idx, w_idx = np.nonzero(live)
     stamps = as_of[w_idx]
     out = pd.DataFrame({
