@@ -358,8 +358,8 @@ def refresh_tenancies(settings: Settings, tenancy_ids: Sequence[str], store=None
     """
     if not tenancy_ids or not live_path(settings).exists():
         return 0
-    first, today = ledger_dates(settings)
-    current = _current(load_ledger_slice(settings, tenancy_ids), first, today)
+    _, today = ledger_dates(settings)
+    current = _current(load_ledger_slice(settings, tenancy_ids), today)
     pushed = push_online(settings, current, store)
     _update_live(settings, current, tenancy_ids)
     return pushed
