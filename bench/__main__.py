@@ -1,12 +1,16 @@
-"""Benchmarks: `uv run python -m bench [--tenancies N ...] [--repeats R]` (or `make bench`) prints a table.
+"""Benchmarks: `uv run python -m bench [--suite pipeline|features] [--tenancies N ...] [--repeats R]` (or `make bench`)
+prints a table.
+
+Suite `pipeline` (the default):
 
 Each measurement runs in a fresh process, so its peak memory (max RSS) is its own, and is repeated `--repeats`
 times; the table gives the median time and the ratio to the baseline measured in the same run:
 - ingest: `arrears` ingestion of a simulated delivery vs a plain `pandas.read_csv` of the same files (the floor:
   no validation, no database);
-- snapshots: the weekly snapshot build from the ledger slice (no baseline yet: issue 4 adds the simplest pandas
-  implementation);
+- snapshots: the weekly snapshot build from the ledger slice;
 - scoring: the champion-style booster scoring every live tenancy, with SHAP reasons vs scores alone.
+Suite `features`: see `bench/feature_store.py` (full, unchanged and one-day builds, the naive pandas baseline,
+historical retrieval, online lookup latency from SQLite and Redis).
 Not a test: timings on a shared machine vary, so nothing here asserts a speed.
 """
 
@@ -19,20 +23,27 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench.runner import run_measurement
+from bench.runner import call_in_process, run_feature_measurement, run_measurement
 
 
-def measure(kind: str, workdir: Path, repeats: int) -> dict[str, float]:
+def spawn(target, *args) -> dict:
+    """Run `target(*args, queue)` in a freshly spawned process and return what it put on the queue."""
     ctx = mp.get_context("spawn")
-    runs = []
-    for _ in range(repeats):
-        queue = ctx.Queue()
-        process = ctx.Process(target=run_measurement, args=(kind, str(workdir), queue))
-        process.start()
-        runs.append(queue.get())
-        process.join()
+    queue = ctx.Queue()
+    process = ctx.Process(target=target, args=(*args[:2], queue, *args[2:]))
+    process.start()
+    result = queue.get()
+    process.join()
+    if process.exitcode:
+        raise RuntimeError(f"measurement {args[0]} failed (exit code {process.exitcode})")
+    return result
+
+
+def measure(kind: str, workdir: Path, repeats: int, target=run_measurement, **extra) -> dict[str, float]:
+    runs = [spawn(target, kind, str(workdir), *([r, extra.get("entity_rows", 0)] if extra else []))
+            for r in range(repeats)]
     return {"seconds": statistics.median(r["seconds"] for r in runs), "rows": runs[0]["rows"],
-            "peak_mb": max(r["peak_mb"] for r in runs)}
+            "peak_mb": max(r["peak_mb"] for r in runs), "runs": len(runs)}
 
 
 def prepare(workdir: Path, tenancies: int, years: float) -> None:
@@ -61,6 +72,70 @@ def prepare(workdir: Path, tenancies: int, years: float) -> None:
     snaps[snaps["event_timestamp"] == snaps["event_timestamp"].max()].to_parquet(workdir / "latest.parquet")
 
 
+def print_table(results: list[dict]) -> None:
+    by_key = {(r["tenancies"], r["measure"]): r for r in results}
+    header = (f"{'tenancies':>9} {'measure':<11} {'rows':>11} {'median s':>9} {'rows/s':>11} {'peak MB':>8} "
+              f"{'runs':>4} {'vs baseline':>20}")
+    print("\n" + header + "\n" + "-" * len(header))
+    for r in results:
+        ratio = ""
+        if r["baseline"] and (r["tenancies"], r["baseline"]) in by_key:
+            ratio = f"{r['seconds'] / by_key[(r['tenancies'], r['baseline'])]['seconds']:.3g}x {r['baseline']}"
+        rate = f"{r['rows'] / r['seconds']:,.0f}" if r["rows"] and r["seconds"] > 0 else ""
+        print(f"{r['tenancies']:>9,} {r['measure']:<11} {r['rows']:>11,} {r['seconds']:>9.2f} "
+              f"{rate:>11} {r['peak_mb']:>8,.0f} {r.get('runs', 1):>4} {ratio:>20}")
+
+
+def feature_suite(args) -> list[dict]:
+    from bench import feature_store
+
+    results, latencies = [], []
+    for n in args.tenancies:
+        with tempfile.TemporaryDirectory(prefix="arrears-bench-fs-") as tmp:
+            work = Path(tmp)
+            print(f"preparing {n:,} tenancies x {args.years:g} years…", flush=True)
+            spawn_prepare(feature_store.prepare, work, n, args.years, args.repeats)
+            plan = [("snapshots", "naive"), ("full_build", None), ("unchanged", "full_build"),
+                    ("one_day", "full_build"), ("historical", None)]
+            if n <= args.naive_max:
+                plan.insert(1, ("naive", None))
+            for kind, baseline in plan:
+                repeats = 1 if kind == "naive" else args.repeats
+                result = measure(kind, work, repeats, target=run_feature_measurement, entity_rows=args.entity_rows)
+                result |= {"tenancies": n, "measure": kind, "baseline": baseline}
+                results.append(result)
+                print(f"  {kind:<11} {result['seconds']:8.2f} s", flush=True)
+            if args.latency:
+                try:
+                    spawn_prepare(feature_store.prepare_production, work)
+                    for profile in ("sqlite", "redis"):
+                        res = spawn(run_feature_measurement, f"latency_{'local' if profile == 'sqlite' else 'production'}",
+                                    str(work))
+                        latencies.append({"tenancies": n, "store": profile, **res})
+                        print(f"  latency {profile}: {res}", flush=True)
+                finally:
+                    spawn_prepare(feature_store.cleanup_production, work)
+    print_table(results)
+    if latencies:
+        header = f"{'tenancies':>9} {'online store':<12} {'p50 1 ms':>9} {'p99 1 ms':>9} {'p50 100 ms':>11} {'p99 100 ms':>11}"
+        print("\n" + header + "\n" + "-" * len(header))
+        for r in latencies:
+            print(f"{r['tenancies']:>9,} {r['store']:<12} {r['p50_1']:>9.2f} {r['p99_1']:>9.2f} "
+                  f"{r['p50_100']:>11.2f} {r['p99_100']:>11.2f}")
+    return results + latencies
+
+
+def spawn_prepare(function, *args) -> None:
+    """Preparation in its own process too, so the measuring processes start from a clean parent."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    process = ctx.Process(target=call_in_process, args=(function, args, queue))
+    process.start()
+    process.join()
+    if process.exitcode:
+        raise RuntimeError(f"{function.__name__} failed (exit code {process.exitcode})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,7 +144,20 @@ def main() -> None:
     parser.add_argument("--years", type=float, default=2.0, help="years of history (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is shown")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--suite", choices=("pipeline", "features"), default="pipeline",
+                        help="pipeline: ingest, snapshots, scoring; features: the feature store (see above)")
+    parser.add_argument("--naive-max", type=int, default=10_000,
+                        help="features suite: run the naive pandas baseline only up to this many tenancies")
+    parser.add_argument("--entity-rows", type=int, default=1_000_000,
+                        help="features suite: (tenancy, as_of) rows for the historical retrieval")
+    parser.add_argument("--no-latency", dest="latency", action="store_false",
+                        help="features suite: skip the online latency (needs Postgres and Redis)")
     args = parser.parse_args()
+    if args.suite == "features":
+        results = feature_suite(args)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2, default=str))
+        return
 
     results = []
     for n in args.tenancies:
@@ -83,15 +171,7 @@ def main() -> None:
                 result |= {"tenancies": n, "measure": kind, "baseline": baseline}
                 results.append(result)
                 print(f"  {kind:<11} {result['seconds']:8.2f} s", flush=True)
-    by_key = {(r["tenancies"], r["measure"]): r for r in results}
-    header = f"{'tenancies':>9} {'measure':<11} {'rows':>11} {'median s':>9} {'rows/s':>11} {'peak MB':>8} {'vs baseline':>14}"
-    print("\n" + header + "\n" + "-" * len(header))
-    for r in results:
-        ratio = ""
-        if r["baseline"]:
-            ratio = f"{r['seconds'] / by_key[(r['tenancies'], r['baseline'])]['seconds']:.1f}x {r['baseline']}"
-        print(f"{r['tenancies']:>9,} {r['measure']:<11} {r['rows']:>11,} {r['seconds']:>9.2f} "
-              f"{r['rows'] / r['seconds']:>11,.0f} {r['peak_mb']:>8,.0f} {ratio:>14}")
+    print_table(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

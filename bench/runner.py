@@ -16,6 +16,24 @@ def _peak_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+def call_in_process(function, args: tuple, queue: mp.Queue) -> None:
+    """Run a preparation step in a spawned process."""
+    function(*args)
+    queue.put({})
+
+
+def run_feature_measurement(kind: str, workdir: str, queue: mp.Queue, run: int = 0, entity_rows: int = 0) -> None:
+    """A measurement of the feature-store suite (`bench.feature_store`)."""
+    from bench import feature_store
+
+    if kind.startswith("latency_"):
+        result = feature_store.latency(Path(workdir), kind.removeprefix("latency_"))
+        queue.put({**result, "peak_mb": _peak_mb()})
+        return
+    seconds, rows = feature_store.measure(kind, Path(workdir), run, entity_rows)
+    queue.put({"seconds": seconds, "rows": rows, "peak_mb": _peak_mb()})
+
+
 def run_measurement(kind: str, workdir: str, queue: mp.Queue) -> None:
     import pandas as pd
 

@@ -136,7 +136,7 @@ def _f(group: str, name: str, description: str, unit: str, say: Callable[[float]
 SNAPSHOT_FEATURES: tuple[FeatureDef, ...] = (
     # -- balance and arrears -----------------------------------------------------------------------------------
     _f("balance", "balance", "Amount owed on the rent account (negative means in credit)", "GBP", _balance),
-    _f("balance", "arrears_weeks", "Arrears expressed in weeks of the current rent (0 when not in arrears)", "weeks",
+    _f("balance", "arrears_weeks", "Arrears in weeks of the rent charged at the date (0 when not in arrears)", "weeks",
        lambda v: "not in arrears" if v <= 0 else f"arrears of {_weeks_rent(v)}"),
     _f("balance", "settled_balance", "Lowest balance in the last 5 weeks: what is still owed after recent payments",
        "GBP", lambda v: ("still owes " + _money(v) + " after recent payments") if v > 0 else
@@ -206,7 +206,7 @@ SNAPSHOT_FEATURES: tuple[FeatureDef, ...] = (
     _f("recency", "tenancy_age_days", "Days since the tenancy started", "days",
        lambda v: f"tenancy started {v / 365.25:.1f} years ago" if v >= 365 else
        f"tenancy started {v:.0f} days ago"),
-    _f("tenancy", "weekly_rent", "Current rent expressed per week", "GBP", lambda v: f"rent of {_money(v)} a week"),
+    _f("tenancy", "weekly_rent", "Rent charged at the date (latest rent charge), per week", "GBP", lambda v: f"rent of {_money(v)} a week"),
     _f("tenancy", "rent_periods_per_year", "Rent frequency as periods a year (52 weekly ... 12 monthly)", "per year",
        lambda v: {52: "rent due weekly", 26: "rent due fortnightly", 13: "rent due four-weekly",
                   12: "rent due monthly"}.get(int(round(v)), f"rent due {v:.0f} times a year")),

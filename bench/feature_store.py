@@ -1,0 +1,201 @@
+"""The feature-store suite: `uv run python -m bench --suite features [--tenancies N ...] [--years Y]`.
+
+Measured per portfolio size, each in a fresh process (peak memory its own), median of `--repeats` runs:
+
+| measure | what is timed | baseline |
+|---|---|---|
+| `snapshots` | `build_snapshots` over the whole history (the pure function, no I/O) | `naive` |
+| `naive` | `bench.naive_features.naive_snapshots`, the simplest correct pandas version, same input | |
+| `full_build` | `arrears features --full`: ledger → snapshots → offline store, `feast apply`, online push | |
+| `unchanged` | `arrears features` when nothing changed since the last run | `full_build` |
+| `one_day` | `arrears features` after ingesting one more day's payments (incremental) | `full_build` |
+| `historical` | `get_historical_features` through `arrears_risk_v1` for `--entity-rows` (tenancy, as_of) rows | |
+
+and online lookup latency (p50/p99 over many calls, after a warm-up) for 1 and 100 tenancies through the
+`arrears_risk_v1` FeatureService from SQLite (local profile) and from Redis (production profile: Postgres registry
+and offline store, on the servers of this machine).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+POSTGRES_URL = os.environ.get("ARREARS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("ARREARS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _env(work: Path, profile: str = "local") -> dict[str, str]:
+    env = {"ARREARS_HOME": str(work / "home"), "ARREARS_FEAST_PROFILE": profile}
+    if profile == "production":
+        lines = (work / "production.env").read_text().splitlines()
+        env |= dict(line.split("=", 1) for line in lines)
+    return env
+
+
+def _use(env: dict[str, str]) -> None:
+    from features.settings import get_settings
+
+    for name in ("ARREARS_LEDGER_URL", "ARREARS_FEAST_POSTGRES_URL", "ARREARS_FEAST_PROJECT"):
+        os.environ.pop(name, None)
+    os.environ.update(env)
+    get_settings.cache_clear()
+
+
+def prepare(work: Path, tenancies: int, years: float, repeats: int) -> None:
+    """Simulate, ingest, stage the pure-function inputs, run the first full build, and write one-day deliveries."""
+    import pandas as pd
+
+    from features.feeds.ingest import ingest_delivery
+    from features.ledger import open_ledger
+    from features.settings import get_settings
+    from features.simulate import simulate_portfolio, write_portfolio
+    from features.store import refresh
+
+    _use(_env(work))
+    settings = get_settings()
+    write_portfolio(simulate_portfolio(n_tenancies=tenancies, years=years, seed=1), work / "delivery")
+    with open_ledger(settings.ledger) as ledger:
+        ingest_delivery(ledger, work / "delivery", work / "quarantine")
+        for table in ("tenancy_register", "transactions", "events"):
+            ledger.read_table(table).to_parquet(work / f"{table}.parquet")
+    shutil.rmtree(work / "delivery")
+    refresh(settings)
+    # One day's payments: the receipts of the ledger's last day, again, under new ids (same week: incremental).
+    tx = pd.read_parquet(work / "transactions.parquet")
+    last = tx[(tx["posted_date"] == tx["posted_date"].max()) & (tx["type"] == "payment")]
+    for r in range(repeats):
+        day = pd.DataFrame({"transaction_id": "DAY" + str(r) + "-" + last["transaction_id"],
+                            "tenancy_id": last["tenancy_id"], "posted_date": last["posted_date"].dt.date.astype(str),
+                            "type": "payment", "amount": (last["amount_pence"] / 100).round(2),
+                            "method": last["method"]})
+        (work / f"day{r}").mkdir()
+        day.to_csv(work / f"day{r}" / "transactions.csv", index=False)
+    (work / "day_rows.txt").write_text(str(len(last)))
+
+
+def prepare_production(work: Path) -> None:
+    """A production-profile feature store (Postgres registry + offline table, Redis online) on the same ledger."""
+    import psycopg
+
+    from features.settings import get_settings
+    from features.store import refresh
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
+        con.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    (work / "production.env").write_text("\n".join([
+        f"ARREARS_FEAST_POSTGRES_URL={POSTGRES_URL}{sep}options=-csearch_path%3D{schema}",
+        f"ARREARS_REDIS_URL={REDIS_URL}", f"ARREARS_FEAST_PROJECT={schema}", f"ARREARS_BENCH_SCHEMA={schema}"]))
+    _use(_env(work, "production"))
+    refresh(get_settings(), force_full=True)
+
+
+def cleanup_production(work: Path) -> None:
+    import psycopg
+
+    from features.settings import get_settings
+    from features.store import open_store
+
+    if not (work / "production.env").exists():
+        return
+    env = _env(work, "production")
+    _use(env)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        open_store(get_settings()).teardown()
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
+        con.execute(f"DROP SCHEMA {env['ARREARS_BENCH_SCHEMA']} CASCADE")
+
+
+def measure(kind: str, work: Path, run: int, entity_rows: int) -> tuple[float, int]:
+    """Run one measurement in this (fresh) process; returns (seconds, rows)."""
+    import pandas as pd
+
+    warnings.simplefilter("ignore")
+    if kind in ("snapshots", "naive"):
+        from features.transforms import build_snapshots, weekly_as_of_dates
+
+        tenancies, tx, events = (pd.read_parquet(work / f"{t}.parquet")
+                                 for t in ("tenancy_register", "transactions", "events"))
+        as_of = weekly_as_of_dates(tx["posted_date"].min(), tx["posted_date"].max())
+        start = time.perf_counter()
+        if kind == "snapshots":
+            rows = len(build_snapshots(tenancies, tx, as_of, events))
+        else:
+            from bench.naive_features import naive_snapshots
+
+            rows = len(naive_snapshots(tenancies, tx, as_of, events))
+        return time.perf_counter() - start, rows
+
+    from features.settings import get_settings
+    from features.store import refresh
+
+    _use(_env(work))
+    settings = get_settings()
+    if kind == "full_build":
+        start = time.perf_counter()
+        result = refresh(settings, force_full=True)
+        return time.perf_counter() - start, result.tenancies
+    if kind == "unchanged":
+        start = time.perf_counter()
+        result = refresh(settings)
+        assert result.mode == "unchanged", result
+        return time.perf_counter() - start, 0
+    if kind == "one_day":
+        from features.feeds.ingest import ingest_delivery
+        from features.ledger import open_ledger
+
+        with open_ledger(settings.ledger) as ledger:
+            ingest_delivery(ledger, work / f"day{run}", work / "quarantine")
+        start = time.perf_counter()
+        result = refresh(settings)
+        assert result.mode == "incremental", result
+        return time.perf_counter() - start, result.tenancies
+    if kind == "historical":
+        from features.store import open_store, read_offline
+        from training.dataset import historical_features
+
+        keys = read_offline(settings)[["tenancy_id", "event_timestamp"]]
+        entity = keys.sample(n=entity_rows, replace=len(keys) < entity_rows, random_state=run)
+        store = open_store(settings)
+        start = time.perf_counter()
+        rows = len(historical_features(store, entity, "arrears_risk_v1"))
+        return time.perf_counter() - start, rows
+    raise ValueError(kind)
+
+
+def latency(work: Path, profile: str, calls: int = 300) -> dict[str, float]:
+    """p50/p99 milliseconds of online lookups for 1 and 100 tenancies (run in a fresh process)."""
+    import numpy as np
+
+    from features.settings import get_settings
+    from features.store import live_tenancies, open_store
+
+    warnings.simplefilter("ignore")
+    _use(_env(work, profile))
+    settings = get_settings()
+    store = open_store(settings)
+    service = store.get_feature_service("arrears_risk_v1")
+    live = live_tenancies(settings)
+    today = live["event_timestamp"].max().to_pydatetime()
+    ids = live["tenancy_id"].to_numpy()
+    rng = np.random.default_rng(0)
+    out = {}
+    for batch in (1, 100):
+        times = []
+        for i in range(calls + 20):
+            rows = [{"tenancy_id": t, "as_of": today} for t in rng.choice(ids, size=batch, replace=False)]
+            start = time.perf_counter()
+            store.get_online_features(features=service, entity_rows=rows).to_dict()
+            if i >= 20:  # warm-up
+                times.append((time.perf_counter() - start) * 1000)
+        out[f"p50_{batch}"] = statistics.median(times)
+        out[f"p99_{batch}"] = float(np.percentile(times, 99))
+    return out
