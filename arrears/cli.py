@@ -219,38 +219,88 @@ def features_materialize() -> None:
 def train(
     outcomes: Annotated[Optional[Path], typer.Option(help="CSV of your own labels (tenancy_id, as_of_date, "
                                                      "outcome 0/1) to train the risk model on instead.")] = None,
+    model: Annotated[str, typer.Option(help="Which model to train: all, risk or payment_date.")] = "all",
 ) -> None:
-    """Train the arrears-risk model through its FeatureService, log it to MLflow, register it as `challenger`."""
+    """Train the arrears-risk and payment-date models through their FeatureServices, evaluate them against the
+    baselines (and backtest the cash forecast), log everything to MLflow and register each as `challenger`."""
+    from training.payments import train_payment_model
     from training.risk import read_outcomes, train_risk_model
 
+    if model not in ("all", "risk", "payment_date"):
+        _fail(f"--model must be all, risk or payment_date, not {model!r}")
     settings = get_settings()
-    labels = read_outcomes(outcomes) if outcomes else None
-    with console.status("Training the arrears-risk model…"):
-        result = train_risk_model(settings, outcomes=labels)
-    for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}")
-    table = Table(title=f"arrears_risk version {result.version} (challenger)")
+    if model in ("all", "risk"):
+        labels = read_outcomes(outcomes) if outcomes else None
+        with console.status("Training the arrears-risk model…"):
+            result = train_risk_model(settings, outcomes=labels)
+        for note in result.notes:
+            console.print(f"[yellow]note:[/] {note}")
+        _metrics_table(f"arrears_risk version {result.version} (challenger)", result.metrics)
+    if model in ("all", "payment_date"):
+        with console.status("Training the payment-date model and backtesting the cash forecast…"):
+            paid = train_payment_model(settings)
+        _metrics_table(f"payment_date version {paid.version} (challenger)", paid.metrics)
+
+
+def _metrics_table(title: str, metrics: dict[str, float]) -> None:
+    table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for name, value in result.metrics.items():
+    for name, value in metrics.items():
         table.add_row(name, f"{value:.4f}")
     out.print(table)
 
 
 @app.command()
 def promote() -> None:
-    """Move `champion` to the current `challenger` if its quality gates pass; otherwise name the failing gate."""
+    """Move each model's `champion` to its `challenger` if the gates pass (quality floors, the baselines, no
+    regression against the champion on the same test weeks, bias); otherwise name the failing gate. Exits 1 if any
+    model was refused. Every decision is recorded in MLflow (experiment `promotions`)."""
+    from training import payments, risk
     from training.registry import NoChampion
-    from training.risk import promote as promote_model
+
+    refused = []
+    for module in (risk, payments):
+        try:
+            decision = module.promote(get_settings())
+        except NoChampion as exc:
+            _fail(str(exc))
+        if decision.promoted:
+            out.print(f"{decision.model} version {decision.version} is now champion.")
+        else:
+            refused.append(f"{decision.model} version {decision.version} not promoted: "
+                           + "; ".join(decision.failed_gates))
+    if refused:
+        _fail("\n".join(refused), 1)
+
+
+@app.command()
+def forecast(
+    weeks: Annotated[int, typer.Option(help="Weeks ahead to forecast.")] = 13,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the forecast as JSON.")] = False,
+) -> None:
+    """Cash forecast for treasury: expected receipts per week with P10/P50/P90, portfolio-wide and per patch, from
+    the champion payment-date model. Writes CSV, JSON and a fan chart (PNG) to the reports folder."""
+    from features.store import FeatureStageError
+    from serving.cash import cash_forecast
+    from training.registry import NoChampion
 
     try:
-        decision = promote_model(get_settings())
-    except NoChampion as exc:
+        with console.status("Simulating receipts…"):
+            result = cash_forecast(get_settings(), weeks=weeks)
+    except (NoChampion, FeatureStageError) as exc:
         _fail(str(exc))
-    if decision.promoted:
-        out.print(f"{decision.model} version {decision.version} is now champion.")
-    else:
-        _fail(f"{decision.model} version {decision.version} not promoted: " + "; ".join(decision.failed_gates), 1)
+    if as_json:
+        out.print_json(result.table.round(2).to_json(orient="records", date_format="iso"))
+        return
+    portfolio = result.table[result.table["scope"] == "portfolio"]
+    table = Table(title=f"Expected receipts from {result.as_of.date()} (payment_date v{result.model_version})")
+    for column in ("week", "week_start", "p10", "p50", "p90"):
+        table.add_column(column, justify="right")
+    for row in portfolio.itertuples():
+        table.add_row(str(row.week), str(row.week_start), f"£{row.p10:,.0f}", f"£{row.p50:,.0f}", f"£{row.p90:,.0f}")
+    out.print(table)
+    console.print(f"Per patch and the fan chart: {result.csv}, {result.plot}")
 
 
 # -- serve / worklist ------------------------------------------------------------------------------------------

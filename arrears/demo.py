@@ -22,7 +22,8 @@ def run_demo(settings: Settings, tenancies: int, years: float, seed: int, top: i
     from monitoring.jobs import feature_drift
     from serving.server import fetch_worklist, running_server
     from serving.worklist import worklist_frame
-    from training.risk import promote, train_risk_model
+    from serving.cash import cash_forecast
+    from training import payments, risk
 
     timings: dict[str, float] = {}
 
@@ -52,18 +53,31 @@ def run_demo(settings: Settings, tenancies: int, years: float, seed: int, top: i
     done("features", f"{built.mode}: {built.detail}")
 
     step("train")
-    with console.status("Training through the arrears_risk_v1 FeatureService…"):
-        trained = train_risk_model(settings)
-    m = trained.metrics
-    done("train", f"version {trained.version}: AUC {m['auc']:.3f} (balance-first {m['auc_balance_baseline']:.3f}), "
-                  f"precision@capacity {m['precision_at_capacity']:.3f} "
-                  f"(balance-first {m['precision_at_capacity_balance_baseline']:.3f})")
+    with console.status("Training through the arrears_risk_v1 and payment_date_v1 FeatureServices…"):
+        trained = risk.train_risk_model(settings)
+        paid = payments.train_payment_model(settings)
+    m, p = trained.metrics, paid.metrics
+    done("train", f"arrears_risk v{trained.version}: AUC {m['auc']:.3f}, precision@capacity "
+                  f"{m['precision_at_capacity']:.3f} (highest balance {m['precision_at_capacity_balance_baseline']:.3f}, "
+                  f"stage list {m['precision_at_capacity_rule_baseline']:.3f}, FIFO "
+                  f"{m['precision_at_capacity_fifo_baseline']:.3f}); payment_date v{paid.version}: MAE "
+                  f"{p['mae_days']:.1f} days (own habit {p['mae_days_naive_baseline']:.1f}), P10–P90 coverage "
+                  f"{p['p10_p90_coverage']:.0%}")
 
     step("promote")
-    decision = promote(settings)
-    if not decision.promoted:
-        raise RuntimeError(f"version {decision.version} failed its gates: {'; '.join(decision.failed_gates)}")
-    done("promote", f"arrears_risk version {decision.version} is champion")
+    decisions = [risk.promote(settings), payments.promote(settings)]
+    refused = [d for d in decisions if not d.promoted]
+    if refused:
+        raise RuntimeError("; ".join(f"{d.model} v{d.version} failed its gates: {'; '.join(d.failed_gates)}"
+                                     for d in refused))
+    decision = decisions[0]
+    done("promote", ", ".join(f"{d.model} v{d.version}" for d in decisions) + " are champions")
+
+    step("forecast")
+    cash = cash_forecast(settings)
+    week1 = cash.table[(cash.table["scope"] == "portfolio") & (cash.table["week"] == 1)].iloc[0]
+    done("forecast", f"13 weeks from {cash.as_of.date()}; week 1 P50 £{week1['p50']:,.0f} "
+                     f"(P10 £{week1['p10']:,.0f} – P90 £{week1['p90']:,.0f})")
 
     step("serve")
     with console.status("Starting bentoml serve and fetching the worklist over HTTP…"):
@@ -85,7 +99,9 @@ def run_demo(settings: Settings, tenancies: int, years: float, seed: int, top: i
         "worklist (CSV)": csv_path,
         "worklist (JSON)": json_path,
         "MLflow store": settings.tracking_uri,
-        "champion": f"models:/arrears_risk@champion (version {decision.version})",
+        "champion": f"models:/arrears_risk@champion (version {decision.version}), "
+                    f"models:/payment_date@champion (version {decisions[1].version})",
+        "cash forecast": cash.csv,
         "drift report": drift.html,
         "ledger": settings.ledger,
         "quarantine": settings.quarantine_dir,

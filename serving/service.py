@@ -38,7 +38,7 @@ class ArrearsWorklist:
         from training.risk import load_champion_booster
 
         self.settings = get_settings()
-        self.booster, self.model = load_champion_booster(self.settings)
+        self.booster, self.model, self.calibration = load_champion_booster(self.settings)
         self.store = open_store(self.settings)
         self.feature_service = self.store.get_feature_service(self.model.feature_service)
 
@@ -61,7 +61,7 @@ class ArrearsWorklist:
         """Risk score and SHAP reasons for the given tenancies."""
         features, unknown = self._online(list(dict.fromkeys(tenancy_ids)))
         return ScoreResponse(model_version=self.model.version, feature_service=self.model.feature_service,
-                             scores=score_cases(features, self.booster), unknown=unknown)
+                             scores=score_cases(features, self.booster, calibration=self.calibration), unknown=unknown)
 
     @bentoml.api
     def worklist(self, top: int = 50, patch: str | None = None) -> WorklistResponse:
@@ -76,5 +76,5 @@ class ArrearsWorklist:
         as_of = str(pd.Timestamp(live["event_timestamp"].max()).date()) if len(live) else ""
         return WorklistResponse(
             model_version=self.model.version, feature_service=self.model.feature_service, as_of=as_of,
-            population=len(live), rows=rank(score_cases(features, self.booster), max(0, top)), unscored=unscored,
+            population=len(live), rows=rank(score_cases(features, self.booster, calibration=self.calibration), max(0, top)), unscored=unscored,
         )

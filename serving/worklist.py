@@ -28,7 +28,7 @@ class Reason(BaseModel):
 class ScoredCase(BaseModel):
     tenancy_id: str
     patch: str | None = None
-    risk_score: float = Field(description="Probability that arrears grow within the label horizon")
+    risk_score: float = Field(description="Calibrated probability that arrears grow within the label horizon")
     raw_score: float = Field(description="Model raw score (log-odds) = base_value + all contributions")
     base_value: float = Field(description="SHAP expected value of the raw score over the training data")
     reasons: list[Reason]
@@ -44,9 +44,13 @@ def _clean(value: float) -> float | None:
 
 
 def score_cases(
-    features: pd.DataFrame, booster: lgb.Booster, n_reasons: int = 3
+    features: pd.DataFrame, booster: lgb.Booster, n_reasons: int = 3, calibration=None
 ) -> list[ScoredCase]:
-    """Score and explain each row of `features` (tenancy_id, optional patch, and the booster's features)."""
+    """Score and explain each row of `features` (tenancy_id, optional patch, and the booster's features).
+
+    `calibration` maps the raw score to the probability shown (the model's Platt scaling); without it the plain
+    sigmoid of the raw score is shown. Either way the list is ranked by the raw score.
+    """
     if features.empty:
         return []
     names = booster.feature_name()
@@ -54,7 +58,7 @@ def score_cases(
     raw = booster.predict(matrix, raw_score=True)
     contrib = booster.predict(matrix, pred_contrib=True)
     shap_values, base = contrib[:, :-1], contrib[:, -1]
-    probability = 1.0 / (1.0 + np.exp(-raw))
+    probability = calibration(raw) if calibration is not None else 1.0 / (1.0 + np.exp(-raw))
     order = np.argsort(-np.abs(shap_values), axis=1, kind="stable")[:, :n_reasons]
     patches = features["patch"].to_numpy() if "patch" in features else [None] * len(features)
     cases = []
@@ -74,8 +78,8 @@ def score_cases(
 
 
 def rank(cases: list[ScoredCase], top: int) -> list[WorklistRow]:
-    """Highest risk first; ties broken by tenancy_id so the order is stable."""
-    ordered = sorted(cases, key=lambda c: (-c.risk_score, c.tenancy_id))[:top]
+    """Highest raw score first (the calibrated probability follows it); ties broken by tenancy_id."""
+    ordered = sorted(cases, key=lambda c: (-c.raw_score, c.tenancy_id))[:top]
     return [WorklistRow(rank=i + 1, **case.model_dump()) for i, case in enumerate(ordered)]
 
 

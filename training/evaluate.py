@@ -1,4 +1,10 @@
-"""Evaluation metrics for ranking models and the baselines a housing team actually uses."""
+"""Evaluation metrics for the models and for the baselines a housing team actually uses.
+
+Ranking baselines, each a score where higher means "work this case first":
+- `balance_first`: highest balance first;
+- `rule_stage`: the classic stage list: arrears over two weeks of rent, oldest arrears first; nobody else flagged;
+- `fifo`: first in, first out: every case in arrears, in the order it went into arrears (oldest first).
+"""
 
 from __future__ import annotations
 
@@ -6,34 +12,111 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
+#: Ranking baselines: name → the feature columns its score needs.
+RANKING_BASELINES: dict[str, tuple[str, ...]] = {
+    "balance": ("balance",),
+    "rule": ("arrears_weeks", "weeks_since_clear"),
+    "fifo": ("balance", "weeks_since_clear"),
+}
 
-def precision_at_capacity(frame: pd.DataFrame, score: str, label: str = "label", capacity: float = 0.1) -> float:
-    """Mean, over as_of dates, of the label rate among the top `capacity` share of cases by `score`.
 
-    This is what an officer team experiences: each week they can work the top k cases; how many of those
-    were going to get worse?
+def baseline_scores(frame: pd.DataFrame) -> pd.DataFrame:
+    """The score of every ranking baseline for each row (higher = earlier on the list)."""
+    out = pd.DataFrame(index=frame.index)
+    out["balance"] = frame["balance"].fillna(0.0)
+    age = frame["weeks_since_clear"].fillna(frame["weeks_since_clear"].max()).fillna(0.0)
+    # Flagged cases first (a large offset), the oldest first among them; the unflagged after, all tied.
+    out["rule"] = np.where(frame["arrears_weeks"].fillna(0) > 2.0, 1e6 + age, 0.0)
+    out["fifo"] = np.where(frame["balance"].fillna(0) > 0, 1e6 + age, 0.0)
+    return out
+
+
+def _top_k(week: pd.DataFrame, score: str, capacity: float) -> pd.DataFrame:
+    k = max(1, int(round(len(week) * capacity)))
+    return week.sort_values([score, "tenancy_id"], ascending=[False, True]).head(k)
+
+
+def at_capacity(frame: pd.DataFrame, score: str, label: str = "label", capacity: float = 0.1) -> tuple[float, float]:
+    """(precision, captured) at officer capacity, averaged over as_of dates.
+
+    Each week officers can work the top `capacity` share of the caseload: precision is how many of those were going
+    to get worse; captured is the share of all who got worse that week that were on the list.
     """
-    rates = []
+    precision, captured = [], []
     for _, week in frame.groupby("event_timestamp"):
-        k = max(1, int(round(len(week) * capacity)))
-        top = week.sort_values([score, "tenancy_id"], ascending=[False, True]).head(k)
-        rates.append(top[label].mean())
-    return float(np.mean(rates))
+        top = _top_k(week, score, capacity)
+        precision.append(top[label].mean())
+        positives = week[label].sum()
+        if positives:
+            captured.append(top[label].sum() / positives)
+    return float(np.mean(precision)), float(np.mean(captured)) if captured else float("nan")
 
 
 def ranking_metrics(frame: pd.DataFrame, score: str, label: str = "label", capacity: float = 0.1) -> dict[str, float]:
     y, p = frame[label].to_numpy(), frame[score].to_numpy()
+    precision, captured = at_capacity(frame, score, label, capacity)
+    single_class = len(np.unique(y)) < 2
     return {
-        "auc": float(roc_auc_score(y, p)),
-        "pr_auc": float(average_precision_score(y, p)),
-        "precision_at_capacity": precision_at_capacity(frame, score, label, capacity),
+        "auc": float("nan") if single_class else float(roc_auc_score(y, p)),
+        "pr_auc": float("nan") if single_class else float(average_precision_score(y, p)),
+        "precision_at_capacity": precision,
+        "captured_at_capacity": captured,
     }
+
+
+def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Mean predicted vs observed rate in equal-count bins of the prediction."""
+    edges = np.unique(np.quantile(p, np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, max(len(edges) - 2, 0))
+    frame = pd.DataFrame({"bin": which, "y": y, "p": p})
+    return frame.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"), n=("y", "size"))
 
 
 def probability_metrics(frame: pd.DataFrame, probability: str, label: str = "label", bins: int = 10) -> dict[str, float]:
     y, p = frame[label].to_numpy(), frame[probability].to_numpy()
-    edges = np.quantile(p, np.linspace(0, 1, bins + 1))
-    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, bins - 1)
-    ece = sum(abs(y[which == b].mean() - p[which == b].mean()) * (which == b).mean()
-              for b in range(bins) if (which == b).any())
-    return {"brier": float(brier_score_loss(y, p)), "calibration_error": float(ece)}
+    table = calibration_table(y, p, bins)
+    ece = float((abs(table["observed"] - table["predicted"]) * table["n"]).sum() / table["n"].sum())
+    return {"brier": float(brier_score_loss(y, p)), "calibration_error": ece}
+
+
+def risk_metrics(frame: pd.DataFrame, capacity: float, rank: str = "risk_rank",
+                 probability: str = "risk_score") -> dict[str, float]:
+    """Everything logged for a risk model on a test frame with `label`, its ranking score, its probability and the
+    baseline inputs; every ranking baseline is measured on the same rows."""
+    metrics = ranking_metrics(frame, rank, capacity=capacity)
+    metrics |= probability_metrics(frame, probability)
+    scored = frame.join(baseline_scores(frame).add_prefix("baseline_"))
+    for name in RANKING_BASELINES:
+        base = ranking_metrics(scored, f"baseline_{name}", capacity=capacity)
+        for metric in ("precision_at_capacity", "captured_at_capacity", "auc", "pr_auc"):
+            metrics[f"{metric}_{name}_baseline"] = base[metric]
+    metrics["base_rate"] = float(frame["label"].mean())
+    return metrics
+
+
+def group_metrics(frame: pd.DataFrame, groups: pd.DataFrame, capacity: float, min_rows: int = 200,
+                  min_positives: int = 20) -> pd.DataFrame:
+    """Risk-model quality per group of each monitoring-only attribute (the bias gate's input).
+
+    One row per (attribute, group): rows, base rate, mean predicted risk, AUC, share of the group put on the
+    officers' list (flag rate), precision there. Groups too small to judge are reported with `judged` False.
+    """
+    joined = frame.merge(groups, on="tenancy_id", how="left")
+    rows = []
+    for attribute in groups.columns.drop("tenancy_id"):
+        flagged = set()
+        for _, week in joined.groupby("event_timestamp"):
+            flagged.update(_top_k(week, "risk_score", capacity).index)
+        for group, part in joined.groupby(joined[attribute].fillna("unknown")):
+            y = part["label"].to_numpy()
+            judged = len(part) >= min_rows and y.sum() >= min_positives and (1 - y).sum() >= min_positives
+            on_list = part.index.isin(list(flagged))
+            rows.append({
+                "attribute": attribute, "group": str(group), "rows": len(part), "base_rate": float(y.mean()),
+                "mean_risk": float(part["risk_score"].mean()),
+                "auc": float(roc_auc_score(y, part["risk_score"])) if judged else float("nan"),
+                "flag_rate": float(on_list.mean()),
+                "precision_flagged": float(y[on_list].mean()) if on_list.any() else float("nan"),
+                "judged": bool(judged),
+            })
+    return pd.DataFrame(rows)

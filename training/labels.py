@@ -63,3 +63,76 @@ def arrears_growth_labels(
         "event_timestamp": stamps[w_idx],
         "label": label[t_idx, w_idx].astype(np.int8),
     })
+
+
+@dataclass(frozen=True)
+class PaymentLabelSpec:
+    horizon_days: int = 56
+    #: A payment counts when the money received on one day is at least this share of a rent period.
+    min_period_share: float = 0.5
+
+
+def qualifying_payment_days(tenancies: pd.DataFrame, transactions: pd.DataFrame,
+                            spec: PaymentLabelSpec = PaymentLabelSpec()) -> pd.DataFrame:
+    """(tenancy_id, day, amount_pence): days on which a tenancy received at least `min_period_share` of its rent.
+
+    Payments and benefit credits on the same day are added up (a tenant topping up a benefit credit pays once).
+    The rent period is the register's rent amount.
+    """
+    from features.feeds.contract import RECEIPT_TYPES
+
+    receipts = transactions[transactions["type"].isin(RECEIPT_TYPES)]
+    daily = (receipts.groupby(["tenancy_id", "posted_date"], sort=True)["amount_pence"].sum().mul(-1)
+             .rename("amount_pence").reset_index())
+    rent = tenancies.set_index("tenancy_id")["rent_amount_pence"].astype(float)
+    threshold = daily["tenancy_id"].map(rent) * spec.min_period_share
+    daily = daily[daily["amount_pence"] >= threshold]
+    return daily.rename(columns={"posted_date": "day"}).reset_index(drop=True)
+
+
+def payment_date_labels(tenancies: pd.DataFrame, transactions: pd.DataFrame, as_of: pd.DatetimeIndex,
+                        spec: PaymentLabelSpec = PaymentLabelSpec(),
+                        data_end: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Days from each as_of to the next qualifying payment, right-censored.
+
+    Returns tenancy_id, event_timestamp, duration (days, 1..horizon), event (1 = a payment was seen on day
+    `duration`; 0 = censored at `duration`: no payment within the horizon, or the tenancy ended first). Only as_of
+    dates whose whole horizon lies within the data (`data_end`, default the last posting) are labelled, so censoring
+    means "did not pay", never "we have not looked yet".
+    """
+    data_end = pd.Timestamp(data_end if data_end is not None else transactions["posted_date"].max())
+    as_of = as_of[as_of + pd.Timedelta(days=spec.horizon_days) <= data_end]
+    columns = ["tenancy_id", "event_timestamp", "duration", "event"]
+    if len(as_of) == 0 or tenancies.empty:
+        return pd.DataFrame(columns=columns)
+    tenancies = tenancies.sort_values("tenancy_id")
+    order = pd.Index(tenancies["tenancy_id"])
+    paid = qualifying_payment_days(tenancies, transactions, spec)
+    row = order.get_indexer(paid["tenancy_id"])
+    big = 1e6
+    keys = np.sort(row[row >= 0] * big + paid["day"].to_numpy(dtype="datetime64[D]").astype(np.int64)[row >= 0])
+
+    day = as_of.values.astype("datetime64[D]")
+    start = tenancies["start_date"].to_numpy(dtype="datetime64[D]")[:, None]
+    end = tenancies["end_date"].to_numpy(dtype="datetime64[D]")[:, None]
+    live = (start <= day[None, :]) & (np.isnat(end) | (end >= day[None, :]))
+    t_idx, w_idx = np.nonzero(live)
+    d = day.astype(np.int64)[w_idx]
+    query = t_idx * big + d
+    nxt = np.searchsorted(keys, query, side="right")
+    found = nxt < len(keys)
+    nxt_key = keys[np.minimum(nxt, len(keys) - 1)] if len(keys) else np.full(len(query), np.inf)
+    same = found & (np.floor(nxt_key / big) == t_idx)
+    gap = np.where(same, nxt_key - query, np.inf)
+    end_day = end[t_idx, 0]
+    until_end = np.where(np.isnat(end_day), np.inf, (end_day.astype("datetime64[D]").astype(np.int64) - d))
+    limit = np.minimum(spec.horizon_days, until_end)
+    event = gap <= limit
+    duration = np.where(event, gap, np.maximum(limit, 1))
+    stamps = as_of.tz_localize("UTC") if as_of.tz is None else as_of
+    return pd.DataFrame({
+        "tenancy_id": tenancies["tenancy_id"].to_numpy()[t_idx],
+        "event_timestamp": stamps[w_idx],
+        "duration": duration.astype(np.int64),
+        "event": event.astype(np.int8),
+    })

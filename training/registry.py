@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from features.settings import Settings
 
 RISK_MODEL = "arrears_risk"
+PAYMENT_MODEL = "payment_date"
 EXPERIMENT = "arrears"
+PROMOTIONS = "promotions"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
@@ -45,6 +47,7 @@ class ModelRef:
     version: str
     run_id: str
     feature_service: str
+    tags: dict[str, str]
 
 
 class NoChampion(LookupError):
@@ -61,4 +64,23 @@ def model_by_alias(settings: Settings, name: str, alias: str) -> ModelRef:
         raise NoChampion(
             f"No version of {name} has the alias {alias!r}: run `arrears train` then `arrears promote`."
         ) from exc
-    return ModelRef(name, str(mv.version), mv.run_id, mv.tags.get("feature_service", ""))
+    return ModelRef(name, str(mv.version), mv.run_id, mv.tags.get("feature_service", ""), dict(mv.tags))
+
+
+def record_promotion(settings: Settings, model: str, version: str, previous: str | None, promoted: bool,
+                     failed: list[str]) -> str:
+    """Every promotion decision becomes a run of its own in the `promotions` experiment (who, what, why)."""
+    import getpass
+
+    import mlflow
+
+    configure(settings)
+    if mlflow.get_experiment_by_name(PROMOTIONS) is None:
+        location = None if settings.mlflow_tracking_uri else settings.mlflow_artifacts_dir.as_uri()
+        mlflow.create_experiment(PROMOTIONS, artifact_location=location)
+    experiment = mlflow.get_experiment_by_name(PROMOTIONS)
+    with mlflow.start_run(experiment_id=experiment.experiment_id, run_name=f"{model} v{version}") as run:
+        mlflow.set_tags({"model": model, "version": version, "previous_champion": previous or "",
+                         "decision": "promoted" if promoted else "refused", "decided_by": getpass.getuser(),
+                         "failed_gates": "; ".join(failed)})
+    return run.info.run_id
