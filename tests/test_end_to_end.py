@@ -182,7 +182,7 @@ def test_train_on_bring_your_own_outcomes_at_one_date(pipeline, tmp_path) -> Non
                              "outcome": (at_date["settled_arrears_weeks"] >= 1).astype(int)})
     path = tmp_path / "outcomes.csv"
     outcomes.to_csv(path, index=False)
-    result = ok(["train", "--outcomes", str(path)])
+    result = ok(["train", "--outcomes", str(path), "--model", "risk"])
     assert "held-out tenancies" in result.output
     import mlflow
 

@@ -94,6 +94,14 @@ def risk_metrics(frame: pd.DataFrame, capacity: float, rank: str = "risk_rank",
     return metrics
 
 
+def auc_standard_error(auc: float, positives: float, negatives: float) -> float:
+    """Hanley & McNeil (1982) standard error of an AUC from the number of positive and negative cases."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)) / (
+        positives * negatives)
+    return float(np.sqrt(max(variance, 0.0)))
+
+
 def group_metrics(frame: pd.DataFrame, groups: pd.DataFrame, capacity: float, min_rows: int = 200,
                   min_positives: int = 20) -> pd.DataFrame:
     """Risk-model quality per group of each monitoring-only attribute (the bias gate's input).
@@ -111,10 +119,16 @@ def group_metrics(frame: pd.DataFrame, groups: pd.DataFrame, capacity: float, mi
             y = part["label"].to_numpy()
             judged = len(part) >= min_rows and y.sum() >= min_positives and (1 - y).sum() >= min_positives
             on_list = part.index.isin(list(flagged))
+            # Rows repeat each tenancy week after week: judge uncertainty on the number of tenancies, not rows.
+            share = part["tenancy_id"].nunique() / len(part)
+            auc = float(roc_auc_score(y, part["risk_score"])) if judged else float("nan")
             rows.append({
                 "attribute": attribute, "group": str(group), "rows": len(part), "base_rate": float(y.mean()),
                 "mean_risk": float(part["risk_score"].mean()),
-                "auc": float(roc_auc_score(y, part["risk_score"])) if judged else float("nan"),
+                "tenancies": int(part["tenancy_id"].nunique()),
+                "auc": auc,
+                "auc_se": auc_standard_error(auc, y.sum() * share, (1 - y).sum() * share) if judged else float("nan"),
+                "base_rate_se": float(np.sqrt(y.mean() * (1 - y.mean()) / max(part["tenancy_id"].nunique(), 1))),
                 "flag_rate": float(on_list.mean()),
                 "precision_flagged": float(y[on_list].mean()) if on_list.any() else float("nan"),
                 "judged": bool(judged),

@@ -144,14 +144,23 @@ def monitoring_groups(settings: Settings, tenancy_ids: pd.Series) -> pd.DataFram
 
 
 def bias_metrics(groups: pd.DataFrame, overall_auc: float) -> dict[str, float]:
-    """The worst gaps across judged groups: AUC below the overall AUC, and mean predicted risk versus base rate."""
+    """The worst gaps across judged groups, as measured and as surely as the group's size allows.
+
+    `bias_max_auc_gap`: how far the worst group's AUC is below the overall AUC. `..._lower_bound` subtracts 1.96
+    standard errors (Hanley & McNeil, on tenancies rather than repeated weekly rows): the gap we are 97.5% sure of.
+    Likewise for calibration: mean predicted risk versus the group's observed rate.
+    """
     judged = groups[groups["judged"]]
     if judged.empty:
         return {"bias_groups_judged": 0.0}
+    auc_gap = overall_auc - judged["auc"]
+    calibration_gap = (judged["mean_risk"] - judged["base_rate"]).abs()
     return {
         "bias_groups_judged": float(len(judged)),
-        "bias_max_auc_gap": float((overall_auc - judged["auc"]).max()),
-        "bias_max_calibration_gap": float((judged["mean_risk"] - judged["base_rate"]).abs().max()),
+        "bias_max_auc_gap": float(auc_gap.max()),
+        "bias_max_auc_gap_lower_bound": float((auc_gap - 1.96 * judged["auc_se"]).max()),
+        "bias_max_calibration_gap": float(calibration_gap.max()),
+        "bias_max_calibration_gap_lower_bound": float((calibration_gap - 1.96 * judged["base_rate_se"]).max()),
     }
 
 
@@ -310,13 +319,14 @@ def risk_gates(metrics: dict[str, float], gates: dict) -> list[str]:
         if drop > gates["max_auc_regression"]:
             failed.append(f"regression: auc {metrics['auc']:.3f} is {drop:.3f} below the champion's "
                           f"{metrics['champion_auc_same_window']:.3f} on the same test weeks")
-    if metrics.get("bias_max_auc_gap", 0.0) > gates["max_group_auc_gap"]:
-        failed.append(f"bias: a monitored group's auc is {metrics['bias_max_auc_gap']:.3f} below the overall auc "
-                      f"(limit {gates['max_group_auc_gap']}); see evidence/group_metrics.csv")
-    if metrics.get("bias_max_calibration_gap", 0.0) > gates["max_group_calibration_gap"]:
-        failed.append(f"bias: a monitored group's mean predicted risk is {metrics['bias_max_calibration_gap']:.3f} "
-                      f"from its observed rate (limit {gates['max_group_calibration_gap']}); see "
-                      "evidence/group_metrics.csv")
+    # Bias: a gap counts when we are sure of it (its lower bound, given the group's size) and it is material.
+    if metrics.get("bias_max_auc_gap_lower_bound", 0.0) > gates["max_group_auc_gap"]:
+        failed.append(f"bias: a monitored group's auc is at least {metrics['bias_max_auc_gap_lower_bound']:.3f} "
+                      f"below the overall auc (limit {gates['max_group_auc_gap']}); see evidence/group_metrics.csv")
+    if metrics.get("bias_max_calibration_gap_lower_bound", 0.0) > gates["max_group_calibration_gap"]:
+        failed.append(f"bias: a monitored group's mean predicted risk is at least "
+                      f"{metrics['bias_max_calibration_gap_lower_bound']:.3f} from its observed rate (limit "
+                      f"{gates['max_group_calibration_gap']}); see evidence/group_metrics.csv")
     return failed
 
 

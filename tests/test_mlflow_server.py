@@ -1,0 +1,102 @@
+"""The MLflow tracking-server profile: a real `mlflow server` with its backend store on the PostgreSQL server of this
+machine (a schema of its own) and proxied artefacts; training, promotion and loading the champion go through it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.settings import get_settings
+from features.simulate import simulate_portfolio, write_portfolio
+from tests.conftest import POSTGRES_ADMIN_URL, _postgres_schema_url
+
+pytestmark = pytest.mark.postgres
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def tracking_server(tmp_path):
+    import psycopg
+
+    url, schema = _postgres_schema_url()
+    backend = "postgresql+psycopg://" + url.split("://", 1)[1]
+    port = _free_port()
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    server = subprocess.Popen(
+        [str(mlflow_cli), "server", "--backend-store-uri", backend, "--artifacts-destination",
+         str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    address = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{address}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start on {address} (exit code {server.poll()})")
+            time.sleep(0.5)
+        yield address, schema
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as con:
+            con.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_train_promote_and_load_through_a_postgres_backed_tracking_server(tracking_server, tmp_path, monkeypatch):
+    from features.feeds.ingest import ingest_delivery
+    from features.ledger import open_ledger
+    from features.store import refresh
+    from training import registry
+    from training.risk import load_champion_booster, promote, train_risk_model
+
+    address, schema = tracking_server
+    monkeypatch.setenv("ARREARS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ARREARS_MLFLOW_TRACKING_URI", address)
+    for name in ("ARREARS_LEDGER_URL", "ARREARS_FEAST_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    settings = get_settings()
+    write_portfolio(simulate_portfolio(n_tenancies=600, years=2.0, seed=4, end_date=pd.Timestamp("2026-10-31").date()),
+                    tmp_path / "feeds")
+    with open_ledger(settings.ledger) as ledger:
+        ingest_delivery(ledger, tmp_path / "feeds", tmp_path / "quarantine")
+    refresh(settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trained = train_risk_model(settings)
+        decision = promote(settings)
+        booster, ref, _ = load_champion_booster(settings)
+    assert decision.promoted, decision.failed_gates
+    assert ref.version == trained.version and booster.num_trees() > 0
+    assert not (settings.home / "mlflow").exists()  # nothing went to the embedded store
+    import psycopg
+
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as con:
+        aliases = con.execute(f"SELECT name, alias FROM {schema}.registered_model_aliases").fetchall()
+        promotions = con.execute(f"SELECT COUNT(*) FROM {schema}.runs r JOIN {schema}.experiments e "
+                                 "ON r.experiment_id = e.experiment_id WHERE e.name = %s",
+                                 [registry.PROMOTIONS]).fetchone()[0]
+    assert (registry.RISK_MODEL, registry.CHAMPION) in aliases and (registry.RISK_MODEL, registry.CHALLENGER) in aliases
+    assert promotions == 1
+    get_settings.cache_clear()
