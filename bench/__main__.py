@@ -11,6 +11,7 @@ times; the table gives the median time and the ratio to the baseline measured in
 - scoring: the champion-style booster scoring every live tenancy, with SHAP reasons vs scores alone.
 Suite `features`: see `bench/feature_store.py` (full, unchanged and one-day builds, the naive pandas baseline,
 historical retrieval, online lookup latency from SQLite and Redis).
+Suite `models`: see `bench/models.py` (training on 1M rows, scoring 100k tenancies with and without SHAP).
 Not a test: timings on a shared machine vary, so nothing here asserts a speed.
 """
 
@@ -23,7 +24,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench.runner import call_in_process, run_feature_measurement, run_measurement
+from bench.runner import call_in_process, run_feature_measurement, run_measurement, run_model_measurement
 
 
 def spawn(target, *args) -> dict:
@@ -136,6 +137,25 @@ def spawn_prepare(function, *args) -> None:
         raise RuntimeError(f"{function.__name__} failed (exit code {process.exitcode})")
 
 
+def model_suite(args) -> list[dict]:
+    from bench import models
+
+    n = args.tenancies[0]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="arrears-bench-models-") as tmp:
+        work = Path(tmp)
+        print(f"preparing {n:,} tenancies x {args.years:g} years, {args.training_rows:,} training rows…", flush=True)
+        spawn_prepare(models.prepare, work, n, args.years, args.training_rows, args.payment_cases, args.score_rows)
+        for kind, baseline in (("fit_risk", None), ("fit_payment", None), ("score", None), ("score_shap", "score"),
+                               ("worklist_top50", "score")):
+            result = measure(kind, work, args.repeats, target=run_model_measurement)
+            result |= {"tenancies": n, "measure": kind, "baseline": baseline}
+            results.append(result)
+            print(f"  {kind:<11} {result['seconds']:8.2f} s", flush=True)
+    print_table(results)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -144,8 +164,12 @@ def main() -> None:
     parser.add_argument("--years", type=float, default=2.0, help="years of history (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is shown")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    parser.add_argument("--suite", choices=("pipeline", "features"), default="pipeline",
-                        help="pipeline: ingest, snapshots, scoring; features: the feature store (see above)")
+    parser.add_argument("--suite", choices=("pipeline", "features", "models"), default="pipeline",
+                        help="pipeline: ingest, snapshots, scoring; features: the feature store; models: training "
+                             "and scoring (see bench/README.md)")
+    parser.add_argument("--training-rows", type=int, default=1_000_000, help="models suite: risk training rows")
+    parser.add_argument("--payment-cases", type=int, default=200_000, help="models suite: payment-date cases")
+    parser.add_argument("--score-rows", type=int, default=100_000, help="models suite: tenancies scored")
     parser.add_argument("--naive-max", type=int, default=10_000,
                         help="features suite: run the naive pandas baseline only up to this many tenancies")
     parser.add_argument("--entity-rows", type=int, default=1_000_000,
@@ -153,8 +177,8 @@ def main() -> None:
     parser.add_argument("--no-latency", dest="latency", action="store_false",
                         help="features suite: skip the online latency (needs Postgres and Redis)")
     args = parser.parse_args()
-    if args.suite == "features":
-        results = feature_suite(args)
+    if args.suite in ("features", "models"):
+        results = feature_suite(args) if args.suite == "features" else model_suite(args)
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str))
         return

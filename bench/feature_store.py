@@ -66,9 +66,12 @@ def prepare(work: Path, tenancies: int, years: float, repeats: int) -> None:
             ledger.read_table(table).to_parquet(work / f"{table}.parquet")
     shutil.rmtree(work / "delivery")
     refresh(settings)
-    # One day's payments: the receipts of the ledger's last day, again, under new ids (same week: incremental).
+    # One day's payments: those of the busiest day of the last week, again, dated the ledger's last day and under
+    # new ids (the same week, so the refresh is incremental).
     tx = pd.read_parquet(work / "transactions.parquet")
-    last = tx[(tx["posted_date"] == tx["posted_date"].max()) & (tx["type"] == "payment")]
+    recent = tx[(tx["posted_date"] > tx["posted_date"].max() - pd.Timedelta(days=7)) & (tx["type"] == "payment")]
+    busiest = recent["posted_date"].value_counts().idxmax()
+    last = recent[recent["posted_date"] == busiest].assign(posted_date=tx["posted_date"].max())
     for r in range(repeats):
         day = pd.DataFrame({"transaction_id": "DAY" + str(r) + "-" + last["transaction_id"],
                             "tenancy_id": last["tenancy_id"], "posted_date": last["posted_date"].dt.date.astype(str),

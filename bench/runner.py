@@ -34,6 +34,14 @@ def run_feature_measurement(kind: str, workdir: str, queue: mp.Queue, run: int =
     queue.put({"seconds": seconds, "rows": rows, "peak_mb": _peak_mb()})
 
 
+def run_model_measurement(kind: str, workdir: str, queue: mp.Queue) -> None:
+    """A measurement of the models suite (`bench.models`)."""
+    from bench import models
+
+    seconds, rows = models.measure(kind, Path(workdir))
+    queue.put({"seconds": seconds, "rows": rows, "peak_mb": _peak_mb()})
+
+
 def run_measurement(kind: str, workdir: str, queue: mp.Queue) -> None:
     import pandas as pd
 

@@ -11,7 +11,7 @@ import bentoml
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from serving.worklist import ScoredCase, WorklistRow, rank, score_cases
+from serving.worklist import ScoredCase, WorklistRow, score_cases, top_cases
 
 
 class ScoreResponse(BaseModel):
@@ -76,5 +76,5 @@ class ArrearsWorklist:
         as_of = str(pd.Timestamp(live["event_timestamp"].max()).date()) if len(live) else ""
         return WorklistResponse(
             model_version=self.model.version, feature_service=self.model.feature_service, as_of=as_of,
-            population=len(live), rows=rank(score_cases(features, self.booster, calibration=self.calibration), max(0, top)), unscored=unscored,
+            population=len(live), rows=top_cases(features, self.booster, max(0, top), calibration=self.calibration), unscored=unscored,
         )

@@ -90,3 +90,12 @@ def test_csv_table_carries_reason_text(booster_and_frame) -> None:
     table = worklist_frame(rank(score_cases(frame, booster), top=5))
     assert list(table.columns[:4]) == ["rank", "tenancy_id", "patch", "risk_score"]
     assert table["reason_1"].str.contains("risk").all()
+
+
+def test_top_cases_explains_only_the_listed_rows_and_ranks_like_everyone_explained(booster_and_frame) -> None:
+    from serving.worklist import top_cases
+
+    booster, frame = booster_and_frame
+    everyone = rank(score_cases(frame, booster), top=25)
+    listed = top_cases(frame, booster, 25)
+    assert [r.model_dump() for r in listed] == [r.model_dump() for r in everyone]
