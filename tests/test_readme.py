@@ -30,8 +30,8 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_every_arrears_command_in_the_readme_exists() -> None:
     shown = set(re.findall(r"(?:uv run |`)arrears ((?:[a-z]+)(?: (?:drift|build|apply|materialize))?)", README))
-    assert {"simulate", "ingest", "features", "train", "promote", "serve", "worklist", "monitor drift", "demo",
-            "info"} <= shown
+    verbs = {(c.name or c.callback.__name__).replace("_", "-") for c in app.registered_commands}
+    assert verbs | {"features", "monitor drift"} - {"main"} <= shown | {"main"}, verbs - shown
     runner = CliRunner()
     for command in shown:
         result = runner.invoke(app, [*command.split(), "--help"])
