@@ -69,52 +69,31 @@ def _anchor(name: str, description: str) -> Field:
     return Field(name=name, dtype=Float64, description=f"{description} (days since 1970-01-01)")
 
 
-_tags = {"owner": "arrears", "grain": "tenancy x week"}
+def _view(name: str, ttl_days: int, schema: list[Field], description: str) -> FeatureView:
+    """A view over the weekly snapshot table, refreshed online by the push source."""
+    return FeatureView(name=name, entities=[tenancy], ttl=timedelta(days=ttl_days), schema=schema,
+                       source=tenancy_snapshot_push, description=description,
+                       tags={"owner": "arrears", "grain": "tenancy x week"})
+
 
 # A weekly snapshot stays valid for a little over a week: a missed build shows as missing, not silently stale.
-tenancy_balance = FeatureView(
-    name="tenancy_balance",
-    entities=[tenancy],
-    ttl=timedelta(days=8),
-    schema=_fields("balance"),
-    source=tenancy_snapshot_push,
-    tags=_tags,
-    description="Balance and arrears, as of the snapshot date.",
-)
-
-tenancy_payments = FeatureView(
-    name="tenancy_payments",
-    entities=[tenancy],
-    ttl=timedelta(days=8),
-    schema=_fields("payments") + [_anchor("last_payment_day", "Day of the latest payment or benefit credit")],
-    source=tenancy_snapshot_push,
-    tags=_tags,
-    description="Payment behaviour over the last 4/13/26 weeks.",
-)
-
-tenancy_circumstances = FeatureView(
-    name="tenancy_circumstances",
-    entities=[tenancy],
-    ttl=timedelta(days=8),
-    schema=_fields("circumstances") + [_anchor("last_contact_day", "Day of the latest recorded contact")],
-    source=tenancy_snapshot_push,
-    tags=_tags,
-    description="Circumstances from the events feed: disputes, breathing space, arrangements, legal action.",
-)
-
+tenancy_balance = _view("tenancy_balance", 8, _fields("balance"), "Balance and arrears, as of the snapshot date.")
+tenancy_payments = _view(
+    "tenancy_payments", 8,
+    _fields("payments") + [_anchor("last_payment_day", "Day of the latest payment or benefit credit")],
+    "Payment behaviour over the last 4/13/26 weeks.")
+tenancy_circumstances = _view(
+    "tenancy_circumstances", 8,
+    _fields("circumstances") + [_anchor("last_contact_day", "Day of the latest recorded contact")],
+    "Circumstances from the events feed: disputes, breathing space, arrangements, legal action.")
 # Tenancy attributes change rarely; a month-old value is still right.
-tenancy_profile = FeatureView(
-    name="tenancy_profile",
-    entities=[tenancy],
-    ttl=timedelta(days=35),
-    schema=[Field(name="patch", dtype=String, description="Team or officer area that owns the case")]
+tenancy_profile = _view(
+    "tenancy_profile", 35,
+    [Field(name="patch", dtype=String, description="Team or officer area that owns the case")]
     + _fields("tenancy")
     + [_anchor("last_rent_change_day", "Day the rent charged last changed"),
        _anchor("start_day", "Day the tenancy started")],
-    source=tenancy_snapshot_push,
-    tags=_tags,
-    description="The tenancy: rent, frequency, benefit type, patch.",
-)
+    "The tenancy: rent, frequency, benefit type, patch.")
 
 request_date = RequestSource(
     name="request_date",
