@@ -165,7 +165,7 @@ def measure(kind: str, work: Path, run: int, entity_rows: int) -> tuple[float, i
         from features.store import open_store, read_offline
         from training.dataset import historical_features
 
-        keys = read_offline(settings)[["tenancy_id", "event_timestamp"]]
+        keys = read_offline(settings, columns=["tenancy_id", "event_timestamp"])
         entity = keys.sample(n=entity_rows, replace=len(keys) < entity_rows, random_state=run)
         store = open_store(settings)
         start = time.perf_counter()

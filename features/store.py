@@ -131,35 +131,54 @@ def _dask_client(address: str):
     return Client(address), None
 
 
-def compute_snapshots(settings: Settings, tenancy_ids: Sequence[str] | None = None, partitions: int = 8,
-                      scheduler: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Weekly snapshots (first posting → latest) and the current snapshot, for all tenancies or some.
+def iter_snapshots(settings: Settings, tenancy_ids: Sequence[str] | None = None, scheduler: str | None = None,
+                   partition_tenancies: int | None = None):
+    """Yield (weekly, current) snapshots partition by partition, in tenancy order, so memory stays bounded.
 
-    With `scheduler` (or ARREARS_DASK_SCHEDULER) set, each tenancy partition is computed by a Dask task that reads
-    its own slice of the ledger; otherwise the whole slice is computed here in one call. Both give the same rows.
+    Partitions are contiguous ranges of sorted tenancy ids of `partition_tenancies` (ARREARS_PARTITION_TENANCIES)
+    each; every partition reads only its own rows of the ledger. With `scheduler` (or ARREARS_DASK_SCHEDULER) set,
+    each partition is a Dask task (`partition_snapshots`); otherwise they run here one after another.
     """
     first, today = ledger_dates(settings)
     as_of = weekly_as_of_dates(first, today)
     scheduler = scheduler or settings.dask_scheduler
-    if scheduler is None:
-        part = load_ledger_slice(settings, tenancy_ids)
-        return _snapshots(part, as_of), _current(part, today)
+    size = partition_tenancies or settings.partition_tenancies
     if tenancy_ids is None:
         with open_ledger(settings.ledger) as ledger:
             tenancy_ids = ledger.query("SELECT DISTINCT tenancy_id FROM tenancies")["tenancy_id"].tolist()
+    chunks = tenancy_partitions(tenancy_ids, -(-len(tenancy_ids) // size))
+    if scheduler is None:
+        for chunk in chunks:
+            part = load_ledger_slice(settings, chunk)
+            yield _snapshots(part, as_of), _current(part, today)
+        return
     import dask
 
     client, cluster = _dask_client(scheduler)
     try:
-        tasks = [dask.delayed(partition_snapshots)(settings, chunk, as_of, today)
-                 for chunk in tenancy_partitions(tenancy_ids, partitions)]
-        results = client.compute(tasks, sync=True)
+        futures = client.compute([dask.delayed(partition_snapshots)(settings, chunk, as_of, today)
+                                  for chunk in chunks])
+        for future in futures:  # in partition order; each is released once written
+            weekly, current = future.result()
+            future.release()
+            yield weekly, current
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-    weekly = pd.concat([r[0] for r in results], ignore_index=True)
-    current = pd.concat([r[1] for r in results], ignore_index=True)
+
+
+def compute_snapshots(settings: Settings, tenancy_ids: Sequence[str] | None = None, scheduler: str | None = None,
+                      partition_tenancies: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Weekly snapshots (first posting → latest) and the current snapshot, for all tenancies or some, in memory.
+
+    One process or a Dask cluster (see `iter_snapshots`): both give the same rows.
+    """
+    parts = list(iter_snapshots(settings, tenancy_ids, scheduler, partition_tenancies))
+    if not parts:
+        return pd.DataFrame(), pd.DataFrame()
+    weekly = pd.concat([p[0] for p in parts], ignore_index=True)
+    current = pd.concat([p[1] for p in parts], ignore_index=True)
     return _sorted(weekly), _sorted(current)
 
 
@@ -193,50 +212,110 @@ def _pg_copy(cur, frame: pd.DataFrame) -> None:
         c.write(buffer.getvalue())
 
 
+class OfflineWriter:
+    """Writes weekly snapshots partition by partition: all of them (a full build) or, with `replace_tenancies`,
+    just those tenancies' rows. Atomic: readers see the old snapshots until `close()`."""
+
+    def __init__(self, settings: Settings, replace_tenancies: Sequence[str] | None = None) -> None:
+        self.settings, self.replace = settings, replace_tenancies
+        self.rows = 0
+        self._pg = self._cur = self._tx = self._parquet = None
+        self._tmp = snapshot_path(settings).with_suffix(".parquet.tmp")
+
+    def write(self, weekly: pd.DataFrame) -> None:
+        if self.settings.feast_profile == "production":
+            self._write_postgres(weekly)
+        else:
+            self._write_parquet(weekly)
+        self.rows += len(weekly)
+
+    def _write_postgres(self, weekly: pd.DataFrame) -> None:
+        if self._pg is None:
+            self._pg = _pg_connect(self.settings)
+            self._tx = self._pg.transaction()
+            self._tx.__enter__()
+            self._cur = self._pg.cursor()
+            if self.replace is None:
+                self._cur.execute(f"DROP TABLE IF EXISTS {SNAPSHOT_TABLE}")
+            _pg_create(self._cur, weekly)
+            if self.replace is not None:
+                self._cur.execute(f"DELETE FROM {SNAPSHOT_TABLE} WHERE tenancy_id = ANY(%s)", [list(self.replace)])
+        _pg_copy(self._cur, weekly)
+
+    def _write_parquet(self, weekly: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._parquet is None:
+            self._tmp.parent.mkdir(parents=True, exist_ok=True)
+            schema = pa.Schema.from_pandas(weekly, preserve_index=False)
+            self._parquet = pq.ParquetWriter(self._tmp, schema)
+            if self.replace is not None and snapshot_path(self.settings).exists():
+                import pyarrow.compute as pc
+
+                old = pq.read_table(snapshot_path(self.settings))
+                keep = pc.invert(pc.is_in(old["tenancy_id"], value_set=pa.array(list(self.replace))))
+                self._parquet.write_table(old.filter(keep).cast(schema))
+        self._parquet.write_table(pa.Table.from_pandas(weekly, schema=self._parquet.schema, preserve_index=False))
+
+    def close(self) -> None:
+        if self._pg is not None:
+            self._cur.close()
+            self._tx.__exit__(None, None, None)
+            self._pg.close()
+        if self._parquet is not None:
+            self._parquet.close()
+            os.replace(self._tmp, snapshot_path(self.settings))
+
+
 def write_offline(settings: Settings, weekly: pd.DataFrame, replace_tenancies: Sequence[str] | None = None) -> None:
     """Write weekly snapshots: all of them, or (with `replace_tenancies`) replace just those tenancies' rows."""
-    if settings.feast_profile == "production":
-        with _pg_connect(settings) as con, con.transaction(), con.cursor() as cur:
-            if replace_tenancies is None:
-                cur.execute(f"DROP TABLE IF EXISTS {SNAPSHOT_TABLE}")
-                _pg_create(cur, weekly)
-            else:
-                _pg_create(cur, weekly)
-                cur.execute(f"DELETE FROM {SNAPSHOT_TABLE} WHERE tenancy_id = ANY(%s)", [list(replace_tenancies)])
-            _pg_copy(cur, weekly)
-        return
-    if replace_tenancies is not None and snapshot_path(settings).exists():
-        old = pd.read_parquet(snapshot_path(settings))
-        weekly = _sorted(pd.concat([old[~old["tenancy_id"].isin(set(replace_tenancies))], weekly],
-                                   ignore_index=True))
-    _atomic_parquet(weekly, snapshot_path(settings))
+    writer = OfflineWriter(settings, replace_tenancies)
+    writer.write(weekly)
+    writer.close()
 
 
-def read_offline(settings: Settings) -> pd.DataFrame:
-    """All weekly snapshots, from whichever offline store the profile uses."""
+def read_offline(settings: Settings, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Weekly snapshots (optionally only some columns), from whichever offline store the profile uses."""
     if settings.feast_profile == "production":
         with _pg_connect(settings) as con:
-            return _pg_read(con)
-    return pd.read_parquet(snapshot_path(settings))
+            return _pg_read(con, columns)
+    return pd.read_parquet(snapshot_path(settings), columns=list(columns) if columns else None)
 
 
-def _pg_read(con) -> pd.DataFrame:
+def _pg_read(con, columns: Sequence[str] | None = None) -> pd.DataFrame:
     with con.cursor() as cur:
-        cur.execute(f"SELECT * FROM {SNAPSHOT_TABLE} ORDER BY tenancy_id, event_timestamp")
+        cur.execute(f"SELECT {', '.join(columns) if columns else '*'} FROM {SNAPSHOT_TABLE} "
+                    "ORDER BY tenancy_id, event_timestamp")
         rows = cur.fetchall()
-        columns = [d.name for d in cur.description]
-    frame = pd.DataFrame(rows, columns=columns)
+        names = [d.name for d in cur.description]
+    frame = pd.DataFrame(rows, columns=names)
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True).astype("datetime64[us, UTC]")
     return frame
 
 
 def build_offline(settings: Settings) -> BuildResult:
-    """Full build: weekly snapshots of every tenancy (offline store) and the current snapshot (live file)."""
-    weekly, current = compute_snapshots(settings)
-    write_offline(settings, weekly)
-    _atomic_parquet(current, live_path(settings))
-    return BuildResult(len(weekly), weekly["tenancy_id"].nunique(), weekly["event_timestamp"].min(),
-                       weekly["event_timestamp"].max(), current["event_timestamp"].max())
+    """Full build: weekly snapshots of every tenancy (offline store) and the current snapshot (live file), one
+    partition of tenancies at a time so that memory stays bounded whatever the portfolio's size."""
+    writer = OfflineWriter(settings)
+    current, tenancies, first, last = [], 0, None, None
+    try:
+        for weekly, now in iter_snapshots(settings):
+            if weekly.empty:
+                continue
+            writer.write(weekly)
+            current.append(now)
+            tenancies += weekly["tenancy_id"].nunique()
+            stamps = weekly["event_timestamp"]
+            first = stamps.min() if first is None else min(first, stamps.min())
+            last = stamps.max() if last is None else max(last, stamps.max())
+    finally:
+        writer.close()
+    if not current:
+        raise FeatureStageError("The ledger has no tenancies yet: run `arrears ingest DIR` first.")
+    live = _sorted(pd.concat(current, ignore_index=True))
+    _atomic_parquet(live, live_path(settings))
+    return BuildResult(writer.rows, tenancies, first, last, live["event_timestamp"].max())
 
 
 # -- Feast --------------------------------------------------------------------------------------------------------

@@ -161,11 +161,21 @@ def test_request_date_moves_the_recency_features(portfolio) -> None:
     assert later["balance"] == now["balance"]
 
 
+def test_a_build_in_small_partitions_gives_the_same_snapshots(portfolio) -> None:
+    from features.store import compute_snapshots
+
+    settings = portfolio["settings"]
+    weekly, current = compute_snapshots(settings)
+    p_weekly, p_current = compute_snapshots(settings, partition_tenancies=7)
+    pd.testing.assert_frame_equal(weekly, p_weekly)
+    pd.testing.assert_frame_equal(current, p_current)
+
+
 def test_dask_cluster_gives_the_same_snapshots(portfolio) -> None:
     from features.store import compute_snapshots
 
     settings = portfolio["settings"]
     weekly, current = compute_snapshots(settings)
-    d_weekly, d_current = compute_snapshots(settings, partitions=3, scheduler="local")
+    d_weekly, d_current = compute_snapshots(settings, scheduler="local", partition_tenancies=60)  # 3 partitions
     pd.testing.assert_frame_equal(weekly.reset_index(drop=True), d_weekly)
     pd.testing.assert_frame_equal(current.reset_index(drop=True), d_current)

@@ -74,7 +74,7 @@ def backtest_cash(store, booster: lgb.Booster, names: list[str], settings: Setti
     """
     cash = params["cash"]
     weeks = cash["weeks"]
-    offline = read_offline(settings)[["tenancy_id", "event_timestamp"]]
+    offline = read_offline(settings, columns=["tenancy_id", "event_timestamp"])
     last_posting = transactions["posted_date"].max()
     dates = sorted(d for d in offline["event_timestamp"].unique()
                    if pd.Timestamp(d) >= first_origin
