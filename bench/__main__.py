@@ -95,11 +95,14 @@ def feature_suite(args) -> list[dict]:
         with tempfile.TemporaryDirectory(prefix="arrears-bench-fs-") as tmp:
             work = Path(tmp)
             print(f"preparing {n:,} tenancies x {args.years:g} years…", flush=True)
+            deliveries = spawn_result(feature_store.simulate_deliveries, work, n, args.years)
+            for k in range(deliveries):
+                spawn_prepare(feature_store.ingest_one, work, k)
             spawn_prepare(feature_store.prepare, work, n, args.years, args.repeats)
-            plan = [("snapshots", "naive"), ("full_build", None), ("unchanged", "full_build"),
-                    ("one_day", "full_build"), ("historical", None)]
-            if n <= args.naive_max:
-                plan.insert(1, ("naive", None))
+            plan = [("full_build", None), ("unchanged", "full_build"), ("one_day", "full_build"),
+                    ("historical", None)]
+            if n <= args.naive_max:  # the whole-portfolio pure build and its naive baseline (both in memory)
+                plan[:0] = [("snapshots", "naive"), ("naive", None)]
             for kind, baseline in plan:
                 repeats = 1 if kind == "naive" else args.repeats
                 result = measure(kind, work, repeats, target=run_feature_measurement, entity_rows=args.entity_rows)
@@ -126,15 +129,22 @@ def feature_suite(args) -> list[dict]:
     return results + latencies
 
 
-def spawn_prepare(function, *args) -> None:
-    """Preparation in its own process too, so the measuring processes start from a clean parent."""
+def spawn_result(function, *args):
+    """Run a preparation step in a spawned process and return its result."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     process = ctx.Process(target=call_in_process, args=(function, args, queue))
     process.start()
+    result = queue.get()
     process.join()
     if process.exitcode:
         raise RuntimeError(f"{function.__name__} failed (exit code {process.exitcode})")
+    return result["result"]
+
+
+def spawn_prepare(function, *args) -> None:
+    """Preparation in its own process too, so the measuring processes start from a clean parent."""
+    spawn_result(function, *args)
 
 
 def model_suite(args) -> list[dict]:

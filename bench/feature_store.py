@@ -47,24 +47,62 @@ def _use(env: dict[str, str]) -> None:
     get_settings.cache_clear()
 
 
-def prepare(work: Path, tenancies: int, years: float, repeats: int) -> None:
-    """Simulate, ingest, stage the pure-function inputs, run the first full build, and write one-day deliveries."""
+def simulate_deliveries(work: Path, tenancies: int, years: float) -> int:
+    """Simulate the portfolio and write it as one delivery per year of history (how a backfill arrives, and what
+    keeps ingestion's memory bounded): the first holds the tenancies, each holds its year's transactions and
+    events. Returns the number of deliveries."""
     import pandas as pd
 
+    from features.simulate import simulate_portfolio, write_portfolio
+
+    write_portfolio(simulate_portfolio(n_tenancies=tenancies, years=years, seed=1), work / "whole")
+    tx = pd.read_csv(work / "whole" / "transactions.csv", dtype=str, keep_default_na=False)
+    events = pd.read_csv(work / "whole" / "events.csv", dtype=str, keep_default_na=False)
+    edges = pd.date_range(end=pd.Timestamp(tx["posted_date"].max()) + pd.Timedelta(days=1),
+                          periods=max(1, int(round(years))) + 1, freq="365D")
+    deliveries = len(edges) - 1
+    for k in range(deliveries):
+        folder = work / f"delivery{k}"
+        folder.mkdir()
+        lo = pd.Timestamp.min if k == 0 else edges[k]
+
+        def part(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+            day = pd.to_datetime(frame[column])
+            return frame[(day >= lo) & (day < edges[k + 1])]
+
+        part(tx, "posted_date").to_csv(folder / "transactions.csv", index=False)
+        part(events, "event_date").to_csv(folder / "events.csv", index=False)
+        if k == 0:
+            shutil.copy(work / "whole" / "tenancies.csv", folder / "tenancies.csv")
+    shutil.rmtree(work / "whole")
+    return deliveries
+
+
+def ingest_one(work: Path, k: int) -> None:
     from features.feeds.ingest import ingest_delivery
     from features.ledger import open_ledger
     from features.settings import get_settings
-    from features.simulate import simulate_portfolio, write_portfolio
+
+    _use(_env(work))
+    with open_ledger(get_settings().ledger) as ledger:
+        ingest_delivery(ledger, work / f"delivery{k}", work / "quarantine")
+    shutil.rmtree(work / f"delivery{k}")
+
+
+def prepare(work: Path, tenancies: int, years: float, repeats: int) -> None:
+    """Stage the pure-function inputs, run the first full build, and write one-day deliveries (after
+    `simulate_deliveries` and `ingest_one` for each delivery, each in its own process)."""
+    import pandas as pd
+
+    from features.ledger import open_ledger
+    from features.settings import get_settings
     from features.store import refresh
 
     _use(_env(work))
     settings = get_settings()
-    write_portfolio(simulate_portfolio(n_tenancies=tenancies, years=years, seed=1), work / "delivery")
     with open_ledger(settings.ledger) as ledger:
-        ingest_delivery(ledger, work / "delivery", work / "quarantine")
         for table in ("tenancy_register", "transactions", "events"):
             ledger.read_table(table).to_parquet(work / f"{table}.parquet")
-    shutil.rmtree(work / "delivery")
     refresh(settings)
     # One day's payments: those of the busiest day of the last week, again, dated the ledger's last day and under
     # new ids (the same week, so the refresh is incremental).

@@ -17,9 +17,8 @@ def _peak_mb() -> float:
 
 
 def call_in_process(function, args: tuple, queue: mp.Queue) -> None:
-    """Run a preparation step in a spawned process."""
-    function(*args)
-    queue.put({})
+    """Run a preparation step in a spawned process; its result goes back on the queue."""
+    queue.put({"result": function(*args)})
 
 
 def run_feature_measurement(kind: str, workdir: str, queue: mp.Queue, run: int = 0, entity_rows: int = 0) -> None:
