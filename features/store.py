@@ -223,6 +223,8 @@ class OfflineWriter:
         self._tmp = snapshot_path(settings).with_suffix(".parquet.tmp")
 
     def write(self, weekly: pd.DataFrame) -> None:
+        if weekly.empty:
+            return
         if self.settings.feast_profile == "production":
             self._write_postgres(weekly)
         else:
@@ -254,7 +256,8 @@ class OfflineWriter:
                 import pyarrow.compute as pc
 
                 old = pq.read_table(snapshot_path(self.settings))
-                keep = pc.invert(pc.is_in(old["tenancy_id"], value_set=pa.array(list(self.replace))))
+                wanted = pa.array([str(t) for t in self.replace], type=pa.string())
+                keep = pc.invert(pc.is_in(old["tenancy_id"], value_set=wanted))
                 self._parquet.write_table(old.filter(keep).cast(schema))
         self._parquet.write_table(pa.Table.from_pandas(weekly, schema=self._parquet.schema, preserve_index=False))
 
@@ -484,6 +487,10 @@ def refresh(settings: Settings, force_full: bool = False) -> RefreshResult:
     if not force_full and same_shape:
         with open_ledger(settings.ledger) as ledger:
             touched = ledger.touched_tenancies(previous.ledger_seq)
+        if not touched:  # e.g. a delivery re-sent: every row a duplicate
+            write_manifest(settings, Manifest(seq, fingerprint, last_weekly, str(today.date())))
+            return RefreshResult("unchanged", 0, time.perf_counter() - started,
+                                 f"deliveries {previous.ledger_seq + 1}–{seq} changed no tenancy")
         weekly, current = compute_snapshots(settings, touched)
         write_offline(settings, weekly, replace_tenancies=touched)
         push_online(settings, current)

@@ -102,6 +102,8 @@ def busy_tenancy(settings) -> str:
 def test_first_build_is_full_and_a_rerun_does_nothing(portfolio) -> None:
     assert "Features: full" in portfolio["first"]
     assert "Features: unchanged" in ok(["features"])
+    ok(["ingest", str(portfolio["root"] / "delivery")])  # the same delivery again: every row a duplicate
+    assert "Features: unchanged" in ok(["features"])
 
 
 def test_a_later_payment_never_changes_earlier_training_rows(portfolio) -> None:
