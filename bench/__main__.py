@@ -98,7 +98,7 @@ def feature_suite(args) -> list[dict]:
             deliveries = spawn_result(feature_store.simulate_deliveries, work, n, args.years)
             for k in range(deliveries):
                 spawn_prepare(feature_store.ingest_one, work, k)
-            spawn_prepare(feature_store.prepare, work, n, args.years, args.repeats)
+            spawn_prepare(feature_store.prepare, work, args.repeats)
             plan = [("full_build", None), ("unchanged", "full_build"), ("one_day", "full_build"),
                     ("historical", None)]
             if n <= args.naive_max:  # the whole-portfolio pure build and its naive baseline (both in memory)

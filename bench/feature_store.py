@@ -61,17 +61,16 @@ def simulate_deliveries(work: Path, tenancies: int, years: float) -> int:
     edges = pd.date_range(end=pd.Timestamp(tx["posted_date"].max()) + pd.Timedelta(days=1),
                           periods=max(1, int(round(years))) + 1, freq="365D")
     deliveries = len(edges) - 1
+    def between(frame: pd.DataFrame, column: str, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
+        day = pd.to_datetime(frame[column])
+        return frame[(day >= lo) & (day < hi)]
+
     for k in range(deliveries):
         folder = work / f"delivery{k}"
         folder.mkdir()
         lo = pd.Timestamp.min if k == 0 else edges[k]
-
-        def part(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-            day = pd.to_datetime(frame[column])
-            return frame[(day >= lo) & (day < edges[k + 1])]
-
-        part(tx, "posted_date").to_csv(folder / "transactions.csv", index=False)
-        part(events, "event_date").to_csv(folder / "events.csv", index=False)
+        between(tx, "posted_date", lo, edges[k + 1]).to_csv(folder / "transactions.csv", index=False)
+        between(events, "event_date", lo, edges[k + 1]).to_csv(folder / "events.csv", index=False)
         if k == 0:
             shutil.copy(work / "whole" / "tenancies.csv", folder / "tenancies.csv")
     shutil.rmtree(work / "whole")
@@ -89,7 +88,7 @@ def ingest_one(work: Path, k: int) -> None:
     shutil.rmtree(work / f"delivery{k}")
 
 
-def prepare(work: Path, tenancies: int, years: float, repeats: int) -> None:
+def prepare(work: Path, repeats: int) -> None:
     """Stage the pure-function inputs, run the first full build, and write one-day deliveries (after
     `simulate_deliveries` and `ingest_one` for each delivery, each in its own process)."""
     import pandas as pd

@@ -70,7 +70,10 @@ def measure(kind: str, work: Path) -> tuple[float, int]:
         pdm.fit(frame.iloc[:cut], frame.iloc[cut:], names, load_params()["lightgbm"])
         seconds = time.perf_counter() - start
         return seconds, len(pdm.person_period(frame, names))
-    from serving.worklist import score_cases, top_cases  # imported before the clock starts
+    from serving.worklist import (  # imported before the clock starts
+        score_cases,
+        top_cases,
+    )
 
     frame = pd.read_parquet(work / "score.parquet")
     booster = lgb.Booster(model_file=str(work / "risk_model.txt"))

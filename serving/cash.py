@@ -30,7 +30,12 @@ def cash_forecast(settings: Settings, weeks: int | None = None, simulations: int
     from features.store import live_tenancies, load_ledger_slice
     from training import report
     from training.labels import PaymentLabelSpec, qualifying_payment_days
-    from training.payments import forecast_from, load_champion, load_params, receipts_by_day
+    from training.payments import (
+        forecast_from,
+        load_champion,
+        load_params,
+        receipts_by_day,
+    )
 
     params = load_params()
     weeks = weeks or params["cash"]["weeks"]

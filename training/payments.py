@@ -25,7 +25,11 @@ from features.transforms import weekly_as_of_dates
 from training import payment_date as pdm
 from training import registry
 from training.dataset import historical_features, service_feature_names, time_split
-from training.labels import PaymentLabelSpec, payment_date_labels, qualifying_payment_days
+from training.labels import (
+    PaymentLabelSpec,
+    payment_date_labels,
+    qualifying_payment_days,
+)
 
 PARAMS_FILE = Path(__file__).resolve().parent / "params" / "payment_date.yaml"
 
@@ -182,8 +186,9 @@ def build_cases(settings: Settings, params: dict) -> tuple[pd.DataFrame, list[st
 
 
 def train_payment_model(settings: Settings, params: dict | None = None) -> PaymentTrainingResult:
-    import mlflow
     from mlflow.models import infer_signature
+
+    import mlflow
 
     params = params or load_params()
     frame, names, (store, part, spec) = build_cases(settings, params)
