@@ -214,7 +214,8 @@ def _pg_copy(cur, frame: pd.DataFrame) -> None:
 
 class OfflineWriter:
     """Writes weekly snapshots partition by partition: all of them (a full build) or, with `replace_tenancies`,
-    just those tenancies' rows. Atomic: readers see the old snapshots until `close()`."""
+    just those tenancies' rows. Atomic: readers see the old snapshots until it closes without an error; a build
+    that fails part-way publishes nothing (use it as a context manager)."""
 
     def __init__(self, settings: Settings, replace_tenancies: Sequence[str] | None = None) -> None:
         self.settings, self.replace = settings, replace_tenancies
@@ -261,21 +262,30 @@ class OfflineWriter:
                 self._parquet.write_table(old.filter(keep).cast(schema))
         self._parquet.write_table(pa.Table.from_pandas(weekly, schema=self._parquet.schema, preserve_index=False))
 
-    def close(self) -> None:
+    def close(self, failed: BaseException | None = None) -> None:
+        """Publish what was written, or (`failed`) throw it away: readers keep the previous snapshots."""
         if self._pg is not None:
             self._cur.close()
-            self._tx.__exit__(None, None, None)
+            self._tx.__exit__(type(failed) if failed else None, failed, None)  # commit, or roll back
             self._pg.close()
         if self._parquet is not None:
             self._parquet.close()
-            os.replace(self._tmp, snapshot_path(self.settings))
+            if failed is None:
+                os.replace(self._tmp, snapshot_path(self.settings))
+            else:
+                self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> OfflineWriter:
+        return self
+
+    def __exit__(self, exc_type, exc: BaseException | None, tb) -> None:
+        self.close(exc)
 
 
 def write_offline(settings: Settings, weekly: pd.DataFrame, replace_tenancies: Sequence[str] | None = None) -> None:
     """Write weekly snapshots: all of them, or (with `replace_tenancies`) replace just those tenancies' rows."""
-    writer = OfflineWriter(settings, replace_tenancies)
-    writer.write(weekly)
-    writer.close()
+    with OfflineWriter(settings, replace_tenancies) as writer:
+        writer.write(weekly)
 
 
 def read_offline(settings: Settings, columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -300,9 +310,8 @@ def _pg_read(con, columns: Sequence[str] | None = None) -> pd.DataFrame:
 def build_offline(settings: Settings) -> BuildResult:
     """Full build: weekly snapshots of every tenancy (offline store) and the current snapshot (live file), one
     partition of tenancies at a time so that memory stays bounded whatever the portfolio's size."""
-    writer = OfflineWriter(settings)
     current, tenancies, first, last = [], 0, None, None
-    try:
+    with OfflineWriter(settings) as writer:
         for weekly, now in iter_snapshots(settings):
             if weekly.empty:
                 continue
@@ -312,8 +321,6 @@ def build_offline(settings: Settings) -> BuildResult:
             stamps = weekly["event_timestamp"]
             first = stamps.min() if first is None else min(first, stamps.min())
             last = stamps.max() if last is None else max(last, stamps.max())
-    finally:
-        writer.close()
     if not current:
         raise FeatureStageError("The ledger has no tenancies yet: run `arrears ingest DIR` first.")
     live = _sorted(pd.concat(current, ignore_index=True))
@@ -362,8 +369,7 @@ def push_online(settings: Settings, current: pd.DataFrame, store=None) -> int:
     if current.empty:
         return 0
     store = store or open_store(settings)
-    rows = current.drop(columns=["patch"]).assign(patch=current["patch"].astype(str))
-    rows["event_timestamp"] = pd.Timestamp.now(tz="UTC").floor("us")
+    rows = current.assign(patch=current["patch"].astype(str), event_timestamp=pd.Timestamp.now(tz="UTC").floor("us"))
     store.push(PUSH_SOURCE, rows, to=PushMode.ONLINE)
     return len(rows)
 

@@ -42,15 +42,16 @@ class ArrearsWorklist:
         self.store = open_store(self.settings)
         self.feature_service = self.store.get_feature_service(self.model.feature_service)
 
-    def _today(self) -> pd.Timestamp:
-        """The date features are wanted for: the ledger's latest posting date (refreshed by every ingest)."""
+    def _live(self) -> tuple[pd.DataFrame, pd.Timestamp]:
+        """Live tenancies and the date features are wanted for: the ledger's latest posting date (both refreshed
+        by every ingest, so read per request, once)."""
         from features.store import live_tenancies
 
-        return pd.Timestamp(live_tenancies(self.settings)["event_timestamp"].max())
+        live = live_tenancies(self.settings)
+        return live, pd.Timestamp(live["event_timestamp"].max())
 
-    def _online(self, tenancy_ids: list[str]) -> pd.DataFrame:
-        today = self._today().to_pydatetime()
-        rows = [{"tenancy_id": t, "as_of": today} for t in tenancy_ids]
+    def _online(self, tenancy_ids: list[str], today: pd.Timestamp) -> pd.DataFrame:
+        rows = [{"tenancy_id": t, "as_of": today.to_pydatetime()} for t in tenancy_ids]
         frame = self.store.get_online_features(features=self.feature_service, entity_rows=rows).to_df()
         names = self.booster.feature_name()
         found = frame[names].notna().any(axis=1)
@@ -59,22 +60,21 @@ class ArrearsWorklist:
     @bentoml.api
     def score(self, tenancy_ids: list[str]) -> ScoreResponse:
         """Risk score and SHAP reasons for the given tenancies."""
-        features, unknown = self._online(list(dict.fromkeys(tenancy_ids)))
+        _, today = self._live()
+        features, unknown = self._online(list(dict.fromkeys(tenancy_ids)), today)
         return ScoreResponse(model_version=self.model.version, feature_service=self.model.feature_service,
                              scores=score_cases(features, self.booster, calibration=self.calibration), unknown=unknown)
 
     @bentoml.api
     def worklist(self, top: int = 50, patch: str | None = None) -> WorklistResponse:
         """The `top` highest-risk live tenancies (optionally of one patch), each with its reasons."""
-        from features.store import live_tenancies
-
-        live = live_tenancies(self.settings)
+        live, today = self._live()
         if patch is not None:
             live = live[live["patch"] == patch]
-        features, unscored = self._online(live["tenancy_id"].tolist())
+        features, unscored = self._online(live["tenancy_id"].tolist(), today)
         features = features.merge(live[["tenancy_id", "patch"]], on="tenancy_id", how="left")
-        as_of = str(pd.Timestamp(live["event_timestamp"].max()).date()) if len(live) else ""
         return WorklistResponse(
-            model_version=self.model.version, feature_service=self.model.feature_service, as_of=as_of,
-            population=len(live), rows=top_cases(features, self.booster, max(0, top), calibration=self.calibration), unscored=unscored,
+            model_version=self.model.version, feature_service=self.model.feature_service, as_of=str(today.date()),
+            population=len(live), unscored=unscored,
+            rows=top_cases(features, self.booster, max(0, top), calibration=self.calibration),
         )

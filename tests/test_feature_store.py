@@ -181,3 +181,25 @@ def test_dask_cluster_gives_the_same_snapshots(portfolio) -> None:
     d_weekly, d_current = compute_snapshots(settings, scheduler="local", partition_tenancies=60)  # 3 partitions
     pd.testing.assert_frame_equal(weekly.reset_index(drop=True), d_weekly)
     pd.testing.assert_frame_equal(current.reset_index(drop=True), d_current)
+
+
+def test_a_build_that_fails_part_way_publishes_nothing(portfolio, monkeypatch) -> None:
+    """The real offline writer (Parquet or Postgres): a failure after some partitions leaves the previous snapshots."""
+    from features import store
+
+    settings = portfolio["settings"]
+    before = store.read_offline(settings)
+    real = store.iter_snapshots
+
+    def first_partition_then_failure(*args, **kwargs):
+        for i, part in enumerate(real(*args, **{**kwargs, "partition_tenancies": 50})):
+            if i == 1:
+                raise RuntimeError("worker lost")
+            yield part
+
+    monkeypatch.setattr(store, "iter_snapshots", first_partition_then_failure)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        store.build_offline(settings)
+    after = store.read_offline(settings)
+    pd.testing.assert_frame_equal(before.sort_values(["tenancy_id", "event_timestamp"]).reset_index(drop=True),
+                                  after.sort_values(["tenancy_id", "event_timestamp"]).reset_index(drop=True))

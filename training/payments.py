@@ -16,14 +16,13 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-import yaml
 
 from features.feeds.contract import PERIODS_PER_YEAR, RECEIPT_TYPES
 from features.settings import Settings
 from features.store import load_ledger_slice, open_store, read_offline
 from features.transforms import weekly_as_of_dates
 from training import payment_date as pdm
-from training import registry
+from training import config, registry
 from training.dataset import historical_features, service_feature_names, time_split
 from training.labels import (
     PaymentLabelSpec,
@@ -31,11 +30,8 @@ from training.labels import (
     qualifying_payment_days,
 )
 
-PARAMS_FILE = Path(__file__).resolve().parent / "params" / "payment_date.yaml"
-
-
-def load_params(path: Path = PARAMS_FILE) -> dict:
-    return yaml.safe_load(path.read_text())
+def load_params() -> dict:
+    return config.load_params("payment_date")
 
 
 @dataclass

@@ -14,21 +14,17 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-import yaml
 
 from features.settings import Settings
 from features.store import load_ledger_slice, open_store
 from features.transforms import weekly_as_of_dates
-from training import registry
+from training import config, registry
 from training.dataset import historical_features, service_feature_names, tenancy_split, time_split
 from training.evaluate import baseline_scores, calibration_table, group_metrics, risk_metrics
 from training.labels import RiskLabelSpec, arrears_growth_labels
 
-PARAMS_FILE = Path(__file__).resolve().parent / "params" / "arrears_risk.yaml"
-
-
-def load_params(path: Path = PARAMS_FILE) -> dict:
-    return yaml.safe_load(path.read_text())
+def load_params() -> dict:
+    return config.load_params("arrears_risk")
 
 
 @dataclass
@@ -128,8 +124,7 @@ def score(booster: lgb.Booster, frame: pd.DataFrame, names: list[str], calibrati
 
 def evaluate(test: pd.DataFrame, capacity: float) -> dict[str, float]:
     """Model versus every ranking baseline on the same test rows (ranking on the raw score)."""
-    metrics = risk_metrics(test.assign(risk_rank=test["risk_raw"]), capacity)
-    return metrics
+    return risk_metrics(test, capacity, rank="risk_raw")
 
 
 def monitoring_groups(settings: Settings, tenancy_ids: pd.Series) -> pd.DataFrame:
