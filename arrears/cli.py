@@ -73,7 +73,7 @@ def simulate(
 
     The hidden ground truth (propensities, shocks) goes to a sibling folder '<out>_truth' that nothing reads.
     """
-    from features.simulate import simulate_portfolio, write_portfolio
+    from simulator import simulate_portfolio, write_portfolio
 
     settings = get_settings()
     target = out_dir or settings.feeds_dir / "simulated"

@@ -17,7 +17,7 @@ from features.settings import Settings
 def run_demo(settings: Settings, tenancies: int, years: float, seed: int, top: int, console: Console) -> dict[str, Path | str]:
     from features.feeds.ingest import ingest_delivery
     from features.ledger import open_ledger
-    from features.simulate import simulate_portfolio, write_portfolio
+    from simulator import simulate_portfolio, write_portfolio
     from features.store import refresh
     from monitoring.jobs import feature_drift
     from serving.server import fetch_worklist, running_server

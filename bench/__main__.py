@@ -53,7 +53,7 @@ def prepare(workdir: Path, tenancies: int, years: float) -> None:
 
     from features.feeds.ingest import ingest_delivery
     from features.ledger import open_ledger
-    from features.simulate import simulate_portfolio, write_portfolio
+    from simulator import simulate_portfolio, write_portfolio
     from features.transforms import build_snapshots, weekly_as_of_dates
 
     write_portfolio(simulate_portfolio(n_tenancies=tenancies, years=years, seed=1), workdir / "delivery")

@@ -53,7 +53,7 @@ def simulate_deliveries(work: Path, tenancies: int, years: float) -> int:
     events. Returns the number of deliveries."""
     import pandas as pd
 
-    from features.simulate import simulate_portfolio, write_portfolio
+    from simulator import simulate_portfolio, write_portfolio
 
     write_portfolio(simulate_portfolio(n_tenancies=tenancies, years=years, seed=1), work / "whole")
     tx = pd.read_csv(work / "whole" / "transactions.csv", dtype=str, keep_default_na=False)

@@ -24,7 +24,7 @@ def prepare(work: Path, tenancies: int, years: float, training_rows: int, paymen
             score_rows: int) -> None:
     from features.feeds.ingest import ingest_delivery
     from features.ledger import open_ledger
-    from features.simulate import simulate_portfolio, write_portfolio
+    from simulator import simulate_portfolio, write_portfolio
     from features.transforms import build_snapshots, weekly_as_of_dates
     from training.labels import arrears_growth_labels, payment_date_labels
 

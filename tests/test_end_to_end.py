@@ -21,7 +21,7 @@ from arrears.cli import app
 from features.feeds.ingest import ingest_delivery
 from features.ledger import open_ledger
 from features.settings import get_settings
-from features.simulate import simulate_portfolio, write_portfolio
+from simulator import simulate_portfolio, write_portfolio
 from serving.server import fetch_worklist, running_server
 from training.labels import RiskLabelSpec, arrears_growth_labels
 

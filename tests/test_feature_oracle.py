@@ -14,7 +14,7 @@ import pytest
 from bench.naive_features import naive_snapshots
 from features.feeds.ingest import ingest_delivery
 from features.ledger import open_ledger
-from features.simulate import simulate_portfolio, write_portfolio
+from simulator import simulate_portfolio, write_portfolio
 from features.transforms import build_snapshots, weekly_as_of_dates
 
 KEYS = ["tenancy_id", "event_timestamp"]

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from arrears.cli import app
 from features.settings import get_settings
-from features.simulate import simulate_portfolio, write_portfolio
+from simulator import simulate_portfolio, write_portfolio
 from tests.conftest import POSTGRES_ADMIN_URL, _postgres_schema_url, write_delivery
 
 runner = CliRunner()

@@ -253,7 +253,7 @@ def test_parquet_delivery_matches_csv(ledger_url: str, tmp_path: Path) -> None:
 def test_simulated_dirty_export_loses_nothing(tmp_path: Path) -> None:
     """The simulator's realistic export faults, through real ingestion: every fault is caught, counts reconcile,
     and every clean transaction that does not depend on a faulty row is in the ledger."""
-    from features.simulate import simulate_portfolio, write_portfolio
+    from simulator import simulate_portfolio, write_portfolio
 
     portfolio = simulate_portfolio(n_tenancies=300, years=1.0, seed=5, dirty=True)
     write_portfolio(portfolio, tmp_path / "dirty")

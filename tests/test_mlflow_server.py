@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from features.settings import get_settings
-from features.simulate import simulate_portfolio, write_portfolio
+from simulator import simulate_portfolio, write_portfolio
 from tests.conftest import POSTGRES_ADMIN_URL, _postgres_schema_url
 
 pytestmark = pytest.mark.postgres

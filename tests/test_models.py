@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from features.settings import get_settings
-from features.simulate import simulate_portfolio, write_portfolio
+from simulator import simulate_portfolio, write_portfolio
 
 END = pd.Timestamp("2026-10-31")
 

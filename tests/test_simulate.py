@@ -1,4 +1,4 @@
-"""Tests for the synthetic portfolio simulator (features.simulate)."""
+"""Tests for the synthetic portfolio simulator (simulator)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from features.feeds import contract
-from features.simulate import Portfolio, simulate_portfolio, write_portfolio
-from features.simulate.dirty import FAULT_COLUMNS
-from features.simulate.plausibility import balances, summarise, weekly_rent
-from features.simulate.population import draw_population
-from features.simulate.portfolio import _simulate, window_start_for
+from simulator import Portfolio, simulate_portfolio, write_portfolio
+from simulator.dirty import FAULT_COLUMNS
+from simulator.plausibility import balances, summarise, weekly_rent
+from simulator.population import draw_population
+from simulator.portfolio import _simulate, window_start_for
 
 END = date(2026, 10, 31)
 

@@ -35,7 +35,7 @@ name, the dispute topic or outcome, ...). Transaction ``method`` uses the paymen
 (``benefit_direct`` for money from benefit) and is empty otherwise; ``reference`` comes from `REFERENCES`.
 
 The engine never reads monitoring-only attributes: it receives only the arrays drawn by
-`features.simulate.population.draw_population`.
+`simulator.population.draw_population`.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.feeds.contract import EVENT_TYPES, TRANSACTION_TYPES
-from features.simulate.calendar import KIND_MONTHLY, KIND_P28, KIND_PERIOD, Calendar, DayGrid
-from features.simulate.population import (
+from simulator.calendar import KIND_MONTHLY, KIND_P28, KIND_PERIOD, Calendar, DayGrid
+from simulator.population import (
     FAR_PAST,
     M_BENEFIT,
     M_CARD,

@@ -54,7 +54,7 @@ _BAD_TYPES = {"transactions": ("DD PAYMNT", "misc", "transfer", "hb credit"),
 
 
 def _text_table(frame: pd.DataFrame) -> pa.Table:
-    from features.simulate.portfolio import to_arrow
+    from simulator.portfolio import to_arrow
 
     table = to_arrow(frame, "csv")
     return pa.table({c: pc.cast(table[c], pa.string()) for c in table.column_names})

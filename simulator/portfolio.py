@@ -79,8 +79,8 @@ from features.feeds.contract import (
     TRANSACTION_TYPES,
     TRANSACTIONS,
 )
-from features.simulate.behaviour import NOTES, REFERENCES, LedgerResult, simulate_ledger
-from features.simulate.population import (
+from simulator.behaviour import NOTES, REFERENCES, LedgerResult, simulate_ledger
+from simulator.population import (
     AGE_BANDS,
     ARCHETYPES,
     B_HB,
@@ -154,7 +154,7 @@ def simulate_portfolio(
 ) -> Portfolio:
     """Simulate ``n_tenancies`` rent accounts over the window ``[end_date - years, end_date]``.
 
-    ``dirty=True`` then injects realistic export faults in known quantities (see `features.simulate.dirty`),
+    ``dirty=True`` then injects realistic export faults in known quantities (see `simulator.dirty`),
     recorded one per row in ``ground_truth["dirty_faults"]``.
     """
     return _simulate(n_tenancies, years, seed, end_date, dirty)
@@ -191,7 +191,7 @@ def _simulate(
     truth = _ground_truth(pop, result, state, ten_ids)
     portfolio = Portfolio(tenancies, transactions, events_all, truth, window_start=ws, window_end=end_date)
     if dirty:
-        from features.simulate.dirty import make_dirty
+        from simulator.dirty import make_dirty
 
         portfolio = make_dirty(portfolio, np.random.default_rng([seed, 4]))
     return portfolio
@@ -434,7 +434,7 @@ def _ground_truth(pop: Population, result: LedgerResult, state: dict, ten_ids: p
     })
 
     arrangements = _arrangements(pop, result.events, ten_ids)
-    from features.simulate.dirty import FAULT_COLUMNS
+    from simulator.dirty import FAULT_COLUMNS
 
     return {
         "tenancies": tenancies,

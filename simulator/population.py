@@ -1,12 +1,12 @@
 """Draw the tenancy population: circumstances, hidden propensities, shock episodes and benefit timelines.
 
 Everything here is drawn *before* any money moves, from the "population" random stream. The behaviour engine
-(`features.simulate.behaviour`) then reads only these circumstance and propensity arrays; the monitoring-only
+(`simulator.behaviour`) then reads only these circumstance and propensity arrays; the monitoring-only
 attributes (age band, sex, ethnicity, disability) are drawn afterwards from their own stream by
 `draw_monitoring`, conditioned on circumstances, so they correlate with circumstances (and therefore with
 outcomes) but never drive behaviour.
 
-Day indices are relative to the simulation start (see `features.simulate.calendar`). ``NEVER`` marks "not in
+Day indices are relative to the simulation start (see `simulator.calendar`). ``NEVER`` marks "not in
 this simulation" (no end date, no claim), ``FAR_PAST`` marks "since before the simulation started".
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.feeds.contract import PERIODS_PER_YEAR, RENT_FREQUENCIES
-from features.simulate.calendar import (
+from simulator.calendar import (
     KIND_MONTHLY,
     KIND_P7,
     KIND_PERIOD,

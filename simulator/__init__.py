@@ -1,0 +1,14 @@
+"""A realistic synthetic rent-arrears portfolio simulator, writing feeds that follow `features.feeds.contract`.
+
+    from simulator import simulate_portfolio, write_portfolio
+    portfolio = simulate_portfolio(3000, years=2.0, seed=1)
+    write_portfolio(portfolio, Path("deliveries/sim_0001"))   # truth goes to deliveries/sim_0001_truth
+
+See `simulator.portfolio` for what the portfolio contains, `simulator.behaviour` for how
+payments are generated, `simulator.dirty` for the injected export faults and
+`simulator.plausibility` for the summary figures used to check it looks like a real rent ledger.
+"""
+
+from simulator.portfolio import Portfolio, simulate_portfolio, write_portfolio
+
+__all__ = ["Portfolio", "simulate_portfolio", "write_portfolio"]
