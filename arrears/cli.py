@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from features.settings import get_settings
+from serving.settings import get_settings
 
 app = typer.Typer(
     help="Arrears risk-scoring and prioritisation: feeds → ledger → Feast features → MLflow models → a BentoML "
@@ -317,7 +317,7 @@ def serve(
     from serving.server import serve_command
 
     settings = get_settings()
-    os.environ.update(settings.subprocess_env())
+    os.environ.update(settings.child_env())  # for bentoml, which this process becomes
     command = serve_command(port, host)
     console.print(f"Serving on http://{host}:{port} (Ctrl-C to stop)")
     os.execvpe(command[0], command, os.environ)

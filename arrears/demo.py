@@ -11,10 +11,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from features.settings import Settings
+from serving.settings import ServingSettings
 
 
-def run_demo(settings: Settings, tenancies: int, years: float, seed: int, top: int, console: Console) -> dict[str, Path | str]:
+def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int, top: int, console: Console) -> dict[str, Path | str]:
     from features.feeds.ingest import ingest_delivery
     from features.ledger import open_ledger
     from simulator import simulate_portfolio, write_portfolio

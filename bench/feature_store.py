@@ -39,12 +39,13 @@ def _env(work: Path, profile: str = "local") -> dict[str, str]:
 
 
 def _use(env: dict[str, str]) -> None:
-    from features.settings import get_settings
+    from features.settings import load_settings
+    from serving.settings import get_settings
 
     for name in ("ARREARS_LEDGER_URL", "ARREARS_FEAST_POSTGRES_URL", "ARREARS_FEAST_PROJECT"):
         os.environ.pop(name, None)
     os.environ.update(env)
-    get_settings.cache_clear()
+    load_settings.cache_clear()
 
 
 def simulate_deliveries(work: Path, tenancies: int, years: float) -> int:
@@ -80,7 +81,8 @@ def simulate_deliveries(work: Path, tenancies: int, years: float) -> int:
 def ingest_one(work: Path, k: int) -> None:
     from features.feeds.ingest import ingest_delivery
     from features.ledger import open_ledger
-    from features.settings import get_settings
+    from features.settings import load_settings
+    from serving.settings import get_settings
 
     _use(_env(work))
     with open_ledger(get_settings().ledger) as ledger:
@@ -94,7 +96,8 @@ def prepare(work: Path, repeats: int) -> None:
     import pandas as pd
 
     from features.ledger import open_ledger
-    from features.settings import get_settings
+    from features.settings import load_settings
+    from serving.settings import get_settings
     from features.store import refresh
 
     _use(_env(work))
@@ -123,7 +126,8 @@ def prepare_production(work: Path) -> None:
     """A production-profile feature store (Postgres registry + offline table, Redis online) on the same ledger."""
     import psycopg
 
-    from features.settings import get_settings
+    from features.settings import load_settings
+    from serving.settings import get_settings
     from features.store import refresh
 
     schema = f"bench_{uuid.uuid4().hex[:10]}"
@@ -140,7 +144,8 @@ def prepare_production(work: Path) -> None:
 def cleanup_production(work: Path) -> None:
     import psycopg
 
-    from features.settings import get_settings
+    from features.settings import load_settings
+    from serving.settings import get_settings
     from features.store import open_store
 
     if not (work / "production.env").exists():
@@ -174,7 +179,8 @@ def measure(kind: str, work: Path, run: int, entity_rows: int) -> tuple[float, i
             rows = len(naive_snapshots(tenancies, tx, as_of, events))
         return time.perf_counter() - start, rows
 
-    from features.settings import get_settings
+    from features.settings import load_settings
+    from serving.settings import get_settings
     from features.store import refresh
 
     _use(_env(work))
@@ -215,7 +221,8 @@ def latency(work: Path, profile: str, calls: int = 300) -> dict[str, float]:
     """p50/p99 milliseconds of online lookups for 1 and 100 tenancies (run in a fresh process)."""
     import numpy as np
 
-    from features.settings import get_settings
+    from features.settings import load_settings
+    from serving.settings import get_settings
     from features.store import live_tenancies, open_store
 
     warnings.simplefilter("ignore")

@@ -1,15 +1,19 @@
-"""Where the state lives, read from the environment (and `.env`) on first use, never at import time.
+"""The feature layer's settings: where a portfolio's state lives and which stores hold its features.
+
+Settings come in layers, each package reading its own and extending the one below: `FeatureSettings` here,
+`training.settings.TrainingSettings` (MLflow), `serving.settings.ServingSettings` (reports, the service). All read
+the environment (and `.env`) with the one prefix `ARREARS_`, on first use and never at import time.
 
 Every verb works under one directory, `ARREARS_HOME` (default `./data`), so two portfolios never mix and a test can
 point the whole application at a temporary folder. The production profile swaps the embedded ledger for Postgres
-(`ARREARS_LEDGER_URL`) and the MLflow file store for a tracking server (`ARREARS_MLFLOW_TRACKING_URI`).
+(`ARREARS_LEDGER_URL`) and the local feature store for Postgres and Redis (`ARREARS_FEAST_PROFILE=production`).
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
 from pydantic import Field
@@ -19,7 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 FEATURE_REPO = Path(__file__).resolve().parent / "repo"
 
 
-class Settings(BaseSettings):
+class FeatureSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ARREARS_", env_file=".env", extra="ignore")
 
     home: Path = Field(default=Path("data"), description="Directory holding all state of one portfolio.")
@@ -28,10 +32,6 @@ class Settings(BaseSettings):
         description="Ledger database. Default: an embedded DuckDB file under home. "
         "Production: postgresql://user@host:5432/db",
     )
-    mlflow_tracking_uri: str | None = Field(
-        default=None, description="MLflow tracking/registry URI. Default: a SQLite store under home."
-    )
-
     feast_profile: Literal["local", "production"] = Field(
         default="local",
         description="Feature store profile. local: Parquet offline store, SQLite online store, file registry under "
@@ -52,14 +52,13 @@ class Settings(BaseSettings):
         description="Build features on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' for a "
         "LocalCluster on this machine. Default: one process.",
     )
-
     partition_tenancies: int = Field(
         default=20_000, gt=0,
         description="Tenancies per partition of the feature build: bounds its memory (about 3.5 GB per 10,000 "
         "tenancies over 3 years) and is the unit of work on a Dask cluster.")
 
     def model_post_init(self, __context: object) -> None:
-        # Resolve once so that subprocesses (feast, bentoml) see the same absolute home.
+        # Resolve once so that child processes (feast, bentoml) see the same absolute home.
         object.__setattr__(self, "home", self.home.expanduser().resolve())
 
     @property
@@ -69,6 +68,10 @@ class Settings(BaseSettings):
     @property
     def quarantine_dir(self) -> Path:
         return self.home / "quarantine"
+
+    @property
+    def feeds_dir(self) -> Path:
+        return self.home / "feeds"
 
     @property
     def offline_dir(self) -> Path:
@@ -81,22 +84,6 @@ class Settings(BaseSettings):
     @property
     def feature_repo(self) -> Path:
         return FEATURE_REPO
-
-    @property
-    def tracking_uri(self) -> str:
-        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
-
-    @property
-    def mlflow_artifacts_dir(self) -> Path:
-        return self.home / "mlflow" / "artifacts"
-
-    @property
-    def reports_dir(self) -> Path:
-        return self.home / "reports"
-
-    @property
-    def feeds_dir(self) -> Path:
-        return self.home / "feeds"
 
     @property
     def feature_store_yaml(self) -> Path:
@@ -113,44 +100,61 @@ class Settings(BaseSettings):
                              "(or put the ledger on Postgres with ARREARS_LEDGER_URL).")
         return url
 
-    def feast_env(self) -> dict[str, str]:
-        """The variables feature_store.yaml and the repo's declarations read."""
-        env = {"ARREARS_FEAST_PROJECT": self.feast_project,
-               "ARREARS_FEAST_OFFLINE": "file" if self.feast_profile == "local" else "postgres"}
+    def feast_variables(self) -> dict[str, str]:
+        """The `${VARIABLES}` of feature_store*.yaml and of the repo's declarations, filled from these settings.
+
+        They are handed to Feast directly (`features.store.feast.open_store`) or to the `feast apply` child process;
+        this process's environment is never changed.
+        """
+        variables = {"ARREARS_HOME": str(self.home), "ARREARS_FEAST_PROJECT": self.feast_project,
+                     "ARREARS_FEAST_OFFLINE": "file" if self.feast_profile == "local" else "postgres"}
         if self.feast_profile == "local":
-            return env
-        pg = urlparse(self.feast_postgres)
-        query = parse_qs(pg.query)
-        options = unquote(query.get("options", [""])[0])
-        schema = options.split("search_path=", 1)[1].split(",")[0].strip() if "search_path=" in options else "public"
-        redis = urlparse(self.redis_url)
-        env.update({
-            "ARREARS_FEAST_PG_HOST": pg.hostname or "127.0.0.1",
-            "ARREARS_FEAST_PG_PORT": str(pg.port or 5432),
-            "ARREARS_FEAST_PG_DATABASE": pg.path.lstrip("/") or "postgres",
-            "ARREARS_FEAST_PG_USER": unquote(pg.username or "postgres"),
-            "ARREARS_FEAST_PG_PASSWORD": unquote(pg.password or ""),
-            "ARREARS_FEAST_PG_SCHEMA": schema,
-            "ARREARS_FEAST_PG_SSLMODE": query.get("sslmode", ["prefer"])[0],
-            "ARREARS_FEAST_REGISTRY_URL": "postgresql+psycopg://" + self.feast_postgres.split("://", 1)[1],
-            "ARREARS_FEAST_REDIS": f"{redis.hostname or '127.0.0.1'}:{redis.port or 6379},"
-                                   f"db={(redis.path or '/0').lstrip('/') or '0'}"
-                                   + (f",password={unquote(redis.password)}" if redis.password else ""),
-        })
-        return env
+            return variables
+        return variables | _postgres_variables(self.feast_postgres) | {"ARREARS_FEAST_REDIS": _redis_connection(
+            self.redis_url)}
 
-    def subprocess_env(self) -> dict[str, str]:
-        """Environment variables that make a child process (feast, bentoml) see this same state."""
-        env = {"ARREARS_HOME": str(self.home), "ARREARS_FEAST_PROFILE": self.feast_profile,
-               "ARREARS_REDIS_URL": self.redis_url}
-        for name in ("ledger_url", "mlflow_tracking_uri", "feast_postgres_url", "dask_scheduler"):
+    def child_env(self) -> dict[str, str]:
+        """`ARREARS_*` variables that make a child process (feast, bentoml) read these same settings, whichever
+        layer they come from: every field that is set."""
+        env = {}
+        for name in type(self).model_fields:
             value = getattr(self, name)
-            if value:
-                env[f"ARREARS_{name.upper()}"] = value
-        env.update(self.feast_env())
+            if value is not None:
+                env[f"ARREARS_{name.upper()}"] = str(value)
         return env
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
+def _postgres_variables(url: str) -> dict[str, str]:
+    pg = urlparse(url)
+    query = parse_qs(pg.query)
+    options = unquote(query.get("options", [""])[0])
+    schema = options.split("search_path=", 1)[1].split(",")[0].strip() if "search_path=" in options else "public"
+    return {
+        "ARREARS_FEAST_PG_HOST": pg.hostname or "127.0.0.1",
+        "ARREARS_FEAST_PG_PORT": str(pg.port or 5432),
+        "ARREARS_FEAST_PG_DATABASE": pg.path.lstrip("/") or "postgres",
+        "ARREARS_FEAST_PG_USER": unquote(pg.username or "postgres"),
+        "ARREARS_FEAST_PG_PASSWORD": unquote(pg.password or ""),
+        "ARREARS_FEAST_PG_SCHEMA": schema,
+        "ARREARS_FEAST_PG_SSLMODE": query.get("sslmode", ["prefer"])[0],
+        "ARREARS_FEAST_REGISTRY_URL": "postgresql+psycopg://" + url.split("://", 1)[1],
+    }
+
+
+def _redis_connection(url: str) -> str:
+    redis = urlparse(url)
+    connection = f"{redis.hostname or '127.0.0.1'}:{redis.port or 6379},db={(redis.path or '/0').lstrip('/') or '0'}"
+    return connection + (f",password={unquote(redis.password)}" if redis.password else "")
+
+
+AnySettings = TypeVar("AnySettings", bound=FeatureSettings)
+
+
+@lru_cache(maxsize=None)
+def load_settings(kind: type[AnySettings] = FeatureSettings) -> AnySettings:
+    """The settings of one layer, read once (`load_settings.cache_clear()` forgets every layer's)."""
+    return kind()
+
+
+def get_settings() -> FeatureSettings:
+    return load_settings(FeatureSettings)

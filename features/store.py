@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from features.ledger import open_ledger
-from features.settings import Settings
+from features.settings import FeatureSettings
 from features.transforms import build_snapshots, weekly_as_of_dates
 
 SNAPSHOT_FILE = "tenancy_snapshots.parquet"
@@ -50,11 +51,11 @@ class BuildResult:
     current_as_of: pd.Timestamp
 
 
-def snapshot_path(settings: Settings) -> Path:
+def snapshot_path(settings: FeatureSettings) -> Path:
     return settings.offline_dir / SNAPSHOT_FILE
 
 
-def live_path(settings: Settings) -> Path:
+def live_path(settings: FeatureSettings) -> Path:
     return settings.offline_dir / LIVE_FILE
 
 
@@ -73,7 +74,7 @@ class LedgerSlice:
     events: pd.DataFrame
 
 
-def load_ledger_slice(settings: Settings, tenancy_ids: Sequence[str] | None = None,
+def load_ledger_slice(settings: FeatureSettings, tenancy_ids: Sequence[str] | None = None,
                       read_only: bool = False) -> LedgerSlice:
     """The inputs of the snapshot build: the tenancy register, transactions and events (of some tenancies)."""
     with open_ledger(settings.ledger, read_only=read_only) as ledger:
@@ -86,7 +87,7 @@ def load_ledger_slice(settings: Settings, tenancy_ids: Sequence[str] | None = No
     return LedgerSlice(*parts)
 
 
-def ledger_dates(settings: Settings) -> tuple[pd.Timestamp, pd.Timestamp]:
+def ledger_dates(settings: FeatureSettings) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First and latest posting date in the ledger: the snapshots span them; the latest is 'today' for serving."""
     with open_ledger(settings.ledger) as ledger:
         span = ledger.query("SELECT MIN(posted_date) AS first, MAX(posted_date) AS last FROM transactions")
@@ -115,7 +116,7 @@ def tenancy_partitions(tenancy_ids: Sequence[str], n: int) -> list[list[str]]:
             if len(chunk)]
 
 
-def partition_snapshots(settings: Settings, tenancy_ids: list[str], as_of: pd.DatetimeIndex,
+def partition_snapshots(settings: FeatureSettings, tenancy_ids: list[str], as_of: pd.DatetimeIndex,
                         today: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Weekly and current snapshots of one partition, reading only its own rows of the ledger (runs on a worker)."""
     part = load_ledger_slice(settings, tenancy_ids, read_only=True)
@@ -131,7 +132,7 @@ def _dask_client(address: str):
     return Client(address), None
 
 
-def iter_snapshots(settings: Settings, tenancy_ids: Sequence[str] | None = None, scheduler: str | None = None,
+def iter_snapshots(settings: FeatureSettings, tenancy_ids: Sequence[str] | None = None, scheduler: str | None = None,
                    partition_tenancies: int | None = None):
     """Yield (weekly, current) snapshots partition by partition, in tenancy order, so memory stays bounded.
 
@@ -168,7 +169,7 @@ def iter_snapshots(settings: Settings, tenancy_ids: Sequence[str] | None = None,
             cluster.close()
 
 
-def compute_snapshots(settings: Settings, tenancy_ids: Sequence[str] | None = None, scheduler: str | None = None,
+def compute_snapshots(settings: FeatureSettings, tenancy_ids: Sequence[str] | None = None, scheduler: str | None = None,
                       partition_tenancies: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Weekly snapshots (first posting → latest) and the current snapshot, for all tenancies or some, in memory.
 
@@ -187,7 +188,7 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- offline store ------------------------------------------------------------------------------------------------
-def _pg_connect(settings: Settings):
+def _pg_connect(settings: FeatureSettings):
     import psycopg
 
     return psycopg.connect(settings.feast_postgres, autocommit=True)
@@ -217,7 +218,7 @@ class OfflineWriter:
     just those tenancies' rows. Atomic: readers see the old snapshots until it closes without an error; a build
     that fails part-way publishes nothing (use it as a context manager)."""
 
-    def __init__(self, settings: Settings, replace_tenancies: Sequence[str] | None = None) -> None:
+    def __init__(self, settings: FeatureSettings, replace_tenancies: Sequence[str] | None = None) -> None:
         self.settings, self.replace = settings, replace_tenancies
         self.rows = 0
         self._pg = self._cur = self._tx = self._parquet = None
@@ -282,13 +283,13 @@ class OfflineWriter:
         self.close(exc)
 
 
-def write_offline(settings: Settings, weekly: pd.DataFrame, replace_tenancies: Sequence[str] | None = None) -> None:
+def write_offline(settings: FeatureSettings, weekly: pd.DataFrame, replace_tenancies: Sequence[str] | None = None) -> None:
     """Write weekly snapshots: all of them, or (with `replace_tenancies`) replace just those tenancies' rows."""
     with OfflineWriter(settings, replace_tenancies) as writer:
         writer.write(weekly)
 
 
-def read_offline(settings: Settings, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def read_offline(settings: FeatureSettings, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Weekly snapshots (optionally only some columns), from whichever offline store the profile uses."""
     if settings.feast_profile == "production":
         with _pg_connect(settings) as con:
@@ -307,7 +308,7 @@ def _pg_read(con, columns: Sequence[str] | None = None) -> pd.DataFrame:
     return frame
 
 
-def build_offline(settings: Settings) -> BuildResult:
+def build_offline(settings: FeatureSettings) -> BuildResult:
     """Full build: weekly snapshots of every tenancy (offline store) and the current snapshot (live file), one
     partition of tenancies at a time so that memory stays bounded whatever the portfolio's size."""
     current, tenancies, first, last = [], 0, None, None
@@ -329,36 +330,57 @@ def build_offline(settings: Settings) -> BuildResult:
 
 
 # -- Feast --------------------------------------------------------------------------------------------------------
-def feast_env(settings: Settings) -> dict[str, str]:
+def feast_variables(settings: FeatureSettings) -> dict[str, str]:
+    """The `${VARIABLES}` of the profile's feature_store.yaml and of the repo's declarations."""
     try:
-        return {**os.environ, **settings.subprocess_env()}
+        return settings.feast_variables()
     except ValueError as exc:
         raise FeatureStageError(str(exc)) from exc
 
 
-def apply_repo(settings: Settings) -> str:
+def apply_repo(settings: FeatureSettings) -> str:
     """Run the real `feast apply` on the repo, against this home's (or the production) registry."""
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
     feast = Path(sys.executable).with_name("feast")
     command = [str(feast) if feast.exists() else "feast", "-c", str(settings.feature_repo),
                "-f", str(settings.feature_store_yaml), "apply"]
-    done = subprocess.run(command, env=feast_env(settings), capture_output=True, text=True)
+    env = {**os.environ, **settings.child_env(), **feast_variables(settings)}  # the child's, not ours
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise FeatureStageError(f"`feast apply` failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
 
 
-def open_store(settings: Settings):
+def open_store(settings: FeatureSettings):
     """A FeatureStore on the repo with this profile's configuration, its `${VARIABLES}` filled from settings."""
     from feast import FeatureStore
 
-    os.environ.update(feast_env(settings))
     if settings.feast_profile == "local" and not (settings.feast_dir / "registry.db").exists():
         raise FeatureStageError("The Feast registry does not exist yet: run `arrears features` first.")
-    return FeatureStore(repo_path=str(settings.feature_repo), fs_yaml_file=settings.feature_store_yaml)
+    return FeatureStore(repo_path=str(settings.feature_repo), config=repo_config(settings))
 
 
-def push_online(settings: Settings, current: pd.DataFrame, store=None) -> int:
+def repo_config(settings: FeatureSettings):
+    """The profile's feature_store.yaml as a Feast RepoConfig, its `${VARIABLES}` filled from the settings (Feast
+    itself would read them from the process environment, which would then have to hold the database password)."""
+    import yaml
+    from feast.repo_config import RepoConfig
+
+    variables = feast_variables(settings)
+
+    def fill(match: re.Match) -> str:
+        if match.group(1) not in variables:
+            raise FeatureStageError(f"{settings.feature_store_yaml.name} uses ${{{match.group(1)}}}, which the "
+                                    "settings do not provide")
+        return variables[match.group(1)]
+
+    text = re.sub(r"\$\{(ARREARS_\w+)\}", fill, settings.feature_store_yaml.read_text())
+    config = RepoConfig(**yaml.safe_load(text))
+    config.repo_path = settings.feature_repo
+    return config
+
+
+def push_online(settings: FeatureSettings, current: pd.DataFrame, store=None) -> int:
     """Write current snapshots to the online store through the push source.
 
     The online row's timestamp is when it was computed, so a newer push always replaces an older one (Redis keeps
@@ -374,14 +396,14 @@ def push_online(settings: Settings, current: pd.DataFrame, store=None) -> int:
     return len(rows)
 
 
-def materialize_latest(settings: Settings) -> pd.Timestamp:
+def materialize_latest(settings: FeatureSettings) -> pd.Timestamp:
     """Fill the online store with the current snapshot of every live tenancy."""
     current = live_tenancies(settings)
     push_online(settings, current)
     return pd.Timestamp(current["event_timestamp"].max())
 
 
-def live_tenancies(settings: Settings) -> pd.DataFrame:
+def live_tenancies(settings: FeatureSettings) -> pd.DataFrame:
     """The population a worklist ranks: tenancies live at the ledger's latest date, with their current features."""
     path = live_path(settings)
     if not path.exists():
@@ -390,7 +412,7 @@ def live_tenancies(settings: Settings) -> pd.DataFrame:
 
 
 # -- freshness ----------------------------------------------------------------------------------------------------
-def definitions_fingerprint(settings: Settings) -> str:
+def definitions_fingerprint(settings: FeatureSettings) -> str:
     """What the snapshots depend on besides the ledger: the feature code, the repo and the profile."""
     digest = hashlib.sha256()
     base = Path(__file__).resolve().parent
@@ -398,8 +420,7 @@ def definitions_fingerprint(settings: Settings) -> str:
                         settings.feature_store_yaml]):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
-    digest.update(json.dumps({k: v for k, v in feast_env(settings).items() if k.startswith("ARREARS_")},
-                             sort_keys=True).encode())
+    digest.update(json.dumps(feast_variables(settings), sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
 
@@ -411,11 +432,11 @@ class Manifest:
     current_as_of: str
 
 
-def manifest_path(settings: Settings) -> Path:
+def manifest_path(settings: FeatureSettings) -> Path:
     return settings.feast_dir / MANIFEST_FILE
 
 
-def read_manifest(settings: Settings) -> Manifest | None:
+def read_manifest(settings: FeatureSettings) -> Manifest | None:
     path = manifest_path(settings)
     if not path.exists():
         return None
@@ -425,7 +446,7 @@ def read_manifest(settings: Settings) -> Manifest | None:
         return None
 
 
-def write_manifest(settings: Settings, manifest: Manifest) -> None:
+def write_manifest(settings: FeatureSettings, manifest: Manifest) -> None:
     path = manifest_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -433,12 +454,12 @@ def write_manifest(settings: Settings, manifest: Manifest) -> None:
     os.replace(tmp, path)
 
 
-def _ledger_seq(settings: Settings) -> int:
+def _ledger_seq(settings: FeatureSettings) -> int:
     with open_ledger(settings.ledger) as ledger:
         return ledger.last_delivery_seq()
 
 
-def refresh_tenancies(settings: Settings, tenancy_ids: Sequence[str], store=None) -> int:
+def refresh_tenancies(settings: FeatureSettings, tenancy_ids: Sequence[str], store=None) -> int:
     """Recompute the touched tenancies' current snapshot, push it online and update the live file.
 
     Called after an ingest, so the online store reflects a payment within seconds; the weekly (training)
@@ -453,7 +474,7 @@ def refresh_tenancies(settings: Settings, tenancy_ids: Sequence[str], store=None
     return pushed
 
 
-def _update_live(settings: Settings, current: pd.DataFrame, touched: Sequence[str]) -> None:
+def _update_live(settings: FeatureSettings, current: pd.DataFrame, touched: Sequence[str]) -> None:
     """Replace the touched tenancies' rows of the live file (a tenancy that has ended drops out)."""
     live = live_tenancies(settings)
     live = live[~live["tenancy_id"].isin(set(touched))]
@@ -470,7 +491,7 @@ class RefreshResult:
     detail: str
 
 
-def refresh(settings: Settings, force_full: bool = False) -> RefreshResult:
+def refresh(settings: FeatureSettings, force_full: bool = False) -> RefreshResult:
     """Bring offline and online features up to date with the ledger, doing as little as is correct.
 
     - nothing changed since the last run (same deliveries, same definitions): nothing to do;

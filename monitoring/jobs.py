@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.settings import Settings
+from serving.settings import ServingSettings
 from features.store import live_tenancies
 from monitoring.drift import DriftResult, drift_report
 from training import registry
 from training.risk import reference_path
 
 
-def feature_drift(settings: Settings) -> DriftResult:
+def feature_drift(settings: ServingSettings) -> DriftResult:
     """Drift of the champion's features: its training reference versus the current snapshot being served."""
     champion = registry.model_by_alias(settings, registry.RISK_MODEL, registry.CHAMPION)
     reference = pd.read_parquet(reference_path(settings, champion.version))

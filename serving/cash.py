@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.settings import Settings
+from serving.settings import ServingSettings
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class CashForecast:
     plot: Path
 
 
-def cash_forecast(settings: Settings, weeks: int | None = None, simulations: int | None = None,
+def cash_forecast(settings: ServingSettings, weeks: int | None = None, simulations: int | None = None,
                   seed: int = 0) -> CashForecast:
     from features.store import live_tenancies, load_ledger_slice
     from training import report

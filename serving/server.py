@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from features.settings import Settings
+from serving.settings import ServingSettings
 
 SERVICE = "serving.service:ArrearsWorklist"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -51,12 +51,12 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180.0) -> N
 
 
 @contextmanager
-def running_server(settings: Settings, port: int | None = None, log_path: Path | None = None) -> Iterator[str]:
+def running_server(settings: ServingSettings, port: int | None = None, log_path: Path | None = None) -> Iterator[str]:
     """A real `bentoml serve` on localhost for the duration of the block; yields its base URL."""
     port = port or free_port()
-    log_path = log_path or settings.home / "logs" / "serve.log"
+    log_path = log_path or settings.logs_dir / "serve.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **settings.subprocess_env()}
+    env = {**os.environ, **settings.child_env()}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(serve_command(port), env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)

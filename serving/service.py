@@ -33,7 +33,7 @@ class WorklistResponse(BaseModel):
 @bentoml.service(name="arrears_worklist", traffic={"timeout": 300})
 class ArrearsWorklist:
     def __init__(self) -> None:
-        from features.settings import get_settings
+        from serving.settings import get_settings
         from features.store import open_store
         from training.risk import load_champion_booster
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.settings import get_settings
+from features.settings import load_settings
+from serving.settings import get_settings
 
 POSTGRES_ADMIN_URL = os.environ.get("ARREARS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -21,9 +22,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ARREARS_HOME", str(path))
     monkeypatch.delenv("ARREARS_LEDGER_URL", raising=False)
     monkeypatch.delenv("ARREARS_MLFLOW_TRACKING_URI", raising=False)
-    get_settings.cache_clear()
+    load_settings.cache_clear()
     yield path
-    get_settings.cache_clear()
+    load_settings.cache_clear()
 
 
 def _postgres_schema_url() -> tuple[str, str]:

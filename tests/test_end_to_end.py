@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from arrears.cli import app
 from features.feeds.ingest import ingest_delivery
 from features.ledger import open_ledger
-from features.settings import get_settings
+from features.settings import load_settings
+from serving.settings import get_settings
 from simulator import simulate_portfolio, write_portfolio
 from serving.server import fetch_worklist, running_server
 from training.labels import RiskLabelSpec, arrears_growth_labels
@@ -55,7 +56,7 @@ def pipeline(tmp_path_factory):
     home = root / "home"
     mp = pytest.MonkeyPatch()
     mp.setenv("ARREARS_HOME", str(home))
-    get_settings.cache_clear()
+    load_settings.cache_clear()
     full = simulate_portfolio(n_tenancies=800, years=2.0, seed=11, end_date=END.date())
     write_portfolio(truncate(full, CUTOFF), root / "delivery")
     write_portfolio(full, root / "full")
@@ -71,7 +72,7 @@ def pipeline(tmp_path_factory):
         patch_payload = fetch_worklist(url, top=10_000, patch=patch)
     yield {"root": root, "settings": settings, "payload": payload, "patch": patch, "patch_payload": patch_payload}
     mp.undo()
-    get_settings.cache_clear()
+    load_settings.cache_clear()
 
 
 def test_worklist_is_sorted_and_every_row_is_explained(pipeline) -> None:

@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from arrears.cli import app
-from features.settings import get_settings
+from features.settings import load_settings
+from serving.settings import get_settings
 from simulator import simulate_portfolio, write_portfolio
 from tests.conftest import POSTGRES_ADMIN_URL, _postgres_schema_url, write_delivery
 
@@ -45,7 +46,7 @@ def portfolio(request, tmp_path_factory):
         mp.setenv("ARREARS_FEAST_PROJECT", f"t_{uuid.uuid4().hex[:10]}")  # its own keys on the shared Redis
     else:
         mp.setenv("ARREARS_FEAST_PROFILE", "local")
-    get_settings.cache_clear()
+    load_settings.cache_clear()
     sim = simulate_portfolio(n_tenancies=150, years=1.0, seed=5, end_date=END.date())
     write_portfolio(sim, root / "delivery")
     ok(["ingest", str(root / "delivery")])
@@ -62,7 +63,7 @@ def portfolio(request, tmp_path_factory):
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as con:
             con.execute(f"DROP SCHEMA {schema} CASCADE")
     mp.undo()
-    get_settings.cache_clear()
+    load_settings.cache_clear()
 
 
 def _store(settings):

@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.settings import get_settings
+from features.settings import load_settings
+from serving.settings import get_settings
 from simulator import simulate_portfolio, write_portfolio
 from tests.conftest import POSTGRES_ADMIN_URL, _postgres_schema_url
 
@@ -75,7 +76,7 @@ def test_train_promote_and_load_through_a_postgres_backed_tracking_server(tracki
     monkeypatch.setenv("ARREARS_MLFLOW_TRACKING_URI", address)
     for name in ("ARREARS_LEDGER_URL", "ARREARS_FEAST_PROFILE"):
         monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
+    load_settings.cache_clear()
     settings = get_settings()
     write_portfolio(simulate_portfolio(n_tenancies=600, years=2.0, seed=4, end_date=pd.Timestamp("2026-10-31").date()),
                     tmp_path / "feeds")
@@ -99,4 +100,4 @@ def test_train_promote_and_load_through_a_postgres_backed_tracking_server(tracki
                                  [registry.PROMOTIONS]).fetchone()[0]
     assert (registry.RISK_MODEL, registry.CHAMPION) in aliases and (registry.RISK_MODEL, registry.CHALLENGER) in aliases
     assert promotions == 1
-    get_settings.cache_clear()
+    load_settings.cache_clear()

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.settings import get_settings
+from features.settings import load_settings
+from serving.settings import get_settings
 from simulator import simulate_portfolio, write_portfolio
 
 END = pd.Timestamp("2026-10-31")
@@ -29,7 +30,7 @@ def trained(tmp_path_factory):
     for name in ("ARREARS_LEDGER_URL", "ARREARS_MLFLOW_TRACKING_URI", "ARREARS_FEAST_PROFILE",
                  "ARREARS_DASK_SCHEDULER"):
         mp.delenv(name, raising=False)
-    get_settings.cache_clear()
+    load_settings.cache_clear()
     settings = get_settings()
     write_portfolio(simulate_portfolio(n_tenancies=1500, years=2.0, seed=3, end_date=END.date()), root / "feeds")
     with open_ledger(settings.ledger) as ledger:
@@ -43,7 +44,7 @@ def trained(tmp_path_factory):
     yield {"root": root, "settings": settings, "risk": risk_result, "payment": payment_result,
            "decisions": decisions}
     mp.undo()
-    get_settings.cache_clear()
+    load_settings.cache_clear()
 
 
 # -- arrears risk ---------------------------------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def test_monthly_portfolio_without_events_or_monitoring_columns_trains_on_its_ow
     monkeypatch.setenv("ARREARS_HOME", str(tmp_path / "home"))
     for name in ("ARREARS_LEDGER_URL", "ARREARS_MLFLOW_TRACKING_URI", "ARREARS_FEAST_PROFILE"):
         monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
+    load_settings.cache_clear()
     sim = simulate_portfolio(n_tenancies=1500, years=2.0, seed=8, end_date=END.date())
     monthly = sim.tenancies[sim.tenancies["rent_frequency"] == "monthly"]
     assert len(monthly) > 300
@@ -274,4 +275,4 @@ def test_monthly_portfolio_without_events_or_monitoring_columns_trains_on_its_ow
     assert run.data.tags["label_source"] == "outcomes_file" and run.data.tags["split"] == "time"
     assert "bias_groups_judged" not in run.data.metrics  # no monitoring columns: nothing to judge, nothing invented
     assert run.data.metrics["auc"] > run.data.metrics["auc_balance_baseline"]
-    get_settings.cache_clear()
+    load_settings.cache_clear()

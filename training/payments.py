@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.feeds.contract import PERIODS_PER_YEAR, RECEIPT_TYPES
-from features.settings import Settings
+from training.settings import TrainingSettings
 from features.store import load_ledger_slice, open_store, read_offline
 from features.transforms import weekly_as_of_dates
 from training import payment_date as pdm
@@ -64,7 +64,7 @@ def forecast_from(booster: lgb.Booster, features: pd.DataFrame, tenancies: pd.Da
     return pdm.simulate_receipts(cdf, amount, gaps, counts, weeks=weeks, sims=sims, seed=seed)
 
 
-def backtest_cash(store, booster: lgb.Booster, names: list[str], settings: Settings, tenancies: pd.DataFrame,
+def backtest_cash(store, booster: lgb.Booster, names: list[str], settings: TrainingSettings, tenancies: pd.DataFrame,
                   transactions: pd.DataFrame, paid: pd.DataFrame, first_origin: pd.Timestamp,
                   params: dict) -> pd.DataFrame:
     """Forecast from past weekly dates in the test period and set each week against what was then received.
@@ -167,7 +167,7 @@ def _evidence(folder: Path, booster, split, test: pd.DataFrame, names: list[str]
     return paths
 
 
-def build_cases(settings: Settings, params: dict) -> tuple[pd.DataFrame, list[str], object]:
+def build_cases(settings: TrainingSettings, params: dict) -> tuple[pd.DataFrame, list[str], object]:
     part = load_ledger_slice(settings)
     spec = PaymentLabelSpec(**params["label"])
     tx = part.transactions
@@ -181,7 +181,7 @@ def build_cases(settings: Settings, params: dict) -> tuple[pd.DataFrame, list[st
     return frame, names, (store, part, spec)
 
 
-def train_payment_model(settings: Settings, params: dict | None = None) -> PaymentTrainingResult:
+def train_payment_model(settings: TrainingSettings, params: dict | None = None) -> PaymentTrainingResult:
     from mlflow.models import infer_signature
 
     import mlflow
@@ -236,14 +236,14 @@ def payment_gates(metrics: dict[str, float], gates: dict) -> list[str]:
     return failed
 
 
-def promote(settings: Settings, params: dict | None = None):
+def promote(settings: TrainingSettings, params: dict | None = None):
     from training.risk import decide
 
     params = params or load_params()
     return decide(settings, registry.PAYMENT_MODEL, lambda metrics: payment_gates(metrics, params["gates"]))
 
 
-def load_champion(settings: Settings) -> tuple[lgb.Booster, registry.ModelRef]:
+def load_champion(settings: TrainingSettings) -> tuple[lgb.Booster, registry.ModelRef]:
     import mlflow
 
     ref = registry.model_by_alias(settings, registry.PAYMENT_MODEL, registry.CHAMPION)

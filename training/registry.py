@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from features.settings import Settings
+from training.settings import TrainingSettings
 
 RISK_MODEL = "arrears_risk"
 PAYMENT_MODEL = "payment_date"
@@ -17,7 +17,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 
-def configure(settings: Settings):
+def configure(settings: TrainingSettings):
     """Point the MLflow client at this home's tracking store (creating the local store on first use)."""
     import mlflow
 
@@ -54,7 +54,7 @@ class NoChampion(LookupError):
     pass
 
 
-def model_by_alias(settings: Settings, name: str, alias: str) -> ModelRef:
+def model_by_alias(settings: TrainingSettings, name: str, alias: str) -> ModelRef:
     from mlflow.exceptions import MlflowException
 
     client = configure(settings)
@@ -67,7 +67,7 @@ def model_by_alias(settings: Settings, name: str, alias: str) -> ModelRef:
     return ModelRef(name, str(mv.version), mv.run_id, mv.tags.get("feature_service", ""), dict(mv.tags))
 
 
-def record_promotion(settings: Settings, model: str, version: str, previous: str | None, promoted: bool,
+def record_promotion(settings: TrainingSettings, model: str, version: str, previous: str | None, promoted: bool,
                      failed: list[str]) -> str:
     """Every promotion decision becomes a run of its own in the `promotions` experiment (who, what, why)."""
     import getpass

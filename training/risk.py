@@ -15,7 +15,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.settings import Settings
+from training.settings import TrainingSettings
 from features.store import load_ledger_slice, open_store
 from features.transforms import weekly_as_of_dates
 from training import config, registry
@@ -56,7 +56,7 @@ def outcome_labels(outcomes: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_training_frame(
-    settings: Settings, params: dict, outcomes: pd.DataFrame | None = None
+    settings: TrainingSettings, params: dict, outcomes: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
     if outcomes is not None:
         labels = outcome_labels(outcomes)
@@ -127,7 +127,7 @@ def evaluate(test: pd.DataFrame, capacity: float) -> dict[str, float]:
     return risk_metrics(test, capacity, rank="risk_raw")
 
 
-def monitoring_groups(settings: Settings, tenancy_ids: pd.Series) -> pd.DataFrame:
+def monitoring_groups(settings: TrainingSettings, tenancy_ids: pd.Series) -> pd.DataFrame:
     """The monitoring-only attributes of the tenancies (never features): the bias gate's input. May be empty."""
     from features.feeds.contract import MONITORING_ONLY_COLUMNS
     from features.ledger import open_ledger
@@ -159,7 +159,7 @@ def bias_metrics(groups: pd.DataFrame, overall_auc: float) -> dict[str, float]:
     }
 
 
-def champion_on_same_window(settings: Settings, test: pd.DataFrame, feature_service: str,
+def champion_on_same_window(settings: TrainingSettings, test: pd.DataFrame, feature_service: str,
                             capacity: float) -> dict[str, float]:
     """The current champion's metrics on the challenger's test rows (empty if there is no comparable champion)."""
     try:
@@ -225,7 +225,7 @@ def _evidence(folder: Path, booster: lgb.Booster, split, test: pd.DataFrame, nam
 
 
 def train_risk_model(
-    settings: Settings, params: dict | None = None, outcomes: pd.DataFrame | None = None
+    settings: TrainingSettings, params: dict | None = None, outcomes: pd.DataFrame | None = None
 ) -> RiskTrainingResult:
     import mlflow
     from mlflow.models import infer_signature
@@ -278,11 +278,11 @@ def train_risk_model(
     return RiskTrainingResult(run.info.run_id, version, metrics, names, test, notes, groups)
 
 
-def reference_path(settings: Settings, version: str) -> Path:
-    return settings.home / "reference" / f"{registry.RISK_MODEL}_v{version}.parquet"
+def reference_path(settings: TrainingSettings, version: str) -> Path:
+    return settings.reference_dir / f"{registry.RISK_MODEL}_v{version}.parquet"
 
 
-def save_reference(settings: Settings, train_features: pd.DataFrame, version: str, rows: int = 20_000) -> Path:
+def save_reference(settings: TrainingSettings, train_features: pd.DataFrame, version: str, rows: int = 20_000) -> Path:
     """The feature distribution the model learnt from: what drift is measured against."""
     sample = train_features.sample(n=min(rows, len(train_features)), random_state=0)
     path = reference_path(settings, version)
@@ -325,7 +325,7 @@ def risk_gates(metrics: dict[str, float], gates: dict) -> list[str]:
     return failed
 
 
-def decide(settings: Settings, model: str, gate_check) -> PromotionDecision:
+def decide(settings: TrainingSettings, model: str, gate_check) -> PromotionDecision:
     """Move `champion` of `model` to its challenger if `gate_check(metrics)` names no failure; record the decision
     (a tag on the version and a run in the `promotions` experiment) either way."""
     import mlflow
@@ -349,13 +349,13 @@ def decide(settings: Settings, model: str, gate_check) -> PromotionDecision:
     return PromotionDecision(model, challenger.version, promoted, failed, dict(metrics))
 
 
-def promote(settings: Settings, params: dict | None = None) -> PromotionDecision:
+def promote(settings: TrainingSettings, params: dict | None = None) -> PromotionDecision:
     """Move the risk model's `champion` to the current challenger if its gates pass; otherwise name the failures."""
     params = params or load_params()
     return decide(settings, registry.RISK_MODEL, lambda metrics: risk_gates(metrics, params["gates"]))
 
 
-def load_champion_booster(settings: Settings) -> tuple[lgb.Booster, registry.ModelRef, Calibration]:
+def load_champion_booster(settings: TrainingSettings) -> tuple[lgb.Booster, registry.ModelRef, Calibration]:
     import mlflow
 
     ref = registry.model_by_alias(settings, registry.RISK_MODEL, registry.CHAMPION)
