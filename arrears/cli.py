@@ -102,8 +102,9 @@ def ingest(
 
     Exits 2 (writing nothing) if the delivery cannot be read at all.
     """
+    from features.db import DatabaseError
     from features.feeds.ingest import DeliveryRefused, ingest_delivery
-    from features.ledger import LedgerError, open_ledger
+    from features.ledger import open_ledger
 
     settings = get_settings()
     try:
@@ -111,7 +112,7 @@ def ingest(
             summary = ingest_delivery(ledger, delivery, settings.quarantine_dir)
     except DeliveryRefused as exc:
         _fail(f"delivery refused, nothing was written: {exc}")
-    except LedgerError as exc:
+    except DatabaseError as exc:
         _fail(str(exc))
     refreshed = _refresh_online(settings, summary.delivery_seq) if refresh_online else 0
     if as_json:

@@ -1,14 +1,18 @@
 """The feed contract: which feeds a delivery may hold, their columns, and the domain vocabulary.
 
 This is the single written-down source for the shape of the data we accept; `docs/feeds.md` explains it for
-people, the validators in `features.feeds.ingest` enforce it, and the simulator writes to it.
+people, the validators in `features.feeds.ingest` and the ledger's tables in `features.ledger` are derived from it, and
+the simulator writes to it. A new column is one `Column` line here (and, if the simulator should fill it, there).
 Sign convention for money: a positive `amount` raises what the tenant owes (charge, fee, refund),
 a negative one lowers it (payment, benefit, write_off); adjustments go either way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
 
 RENT_FREQUENCIES: tuple[str, ...] = ("weekly", "fortnightly", "four_weekly", "monthly")
 #: Rent periods per year, used to express a rent amount as weekly rent.
@@ -48,57 +52,140 @@ MONITORING_ONLY_COLUMNS: tuple[str, ...] = ("age_band", "sex", "ethnicity", "dis
 PERSONAL_COLUMNS: tuple[str, ...] = ("tenant_name", "address", "email", "phone")
 
 
+#: How a column's text is read (`features.feeds.normalise`) and stored in the ledger (its SQL type).
+COLUMN_KINDS: dict[str, str] = {
+    "text": "TEXT", "date": "DATE", "money": "BIGINT", "vocabulary": "TEXT", "flag": "BOOLEAN", "outcome": "INTEGER",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a feed: the single source of its ledger name, SQL type, vocabulary and how it is read.
+
+    `required` columns must be in every file of the feed; their values must be present on every row unless
+    `blank_ok` (an end date, say). Money arrives in pounds and is stored as integer pence (`<name>_pence`).
+    """
+
+    name: str
+    kind: str = "text"
+    required: bool = False
+    vocabulary: tuple[str, ...] = ()
+    blank_ok: bool = False
+    label: str = ""  #: how messages name it (default: its name)
+
+    def __post_init__(self) -> None:
+        if self.kind not in COLUMN_KINDS:
+            raise ValueError(f"unknown column kind {self.kind!r}")
+        if (self.kind == "vocabulary") != bool(self.vocabulary):
+            raise ValueError(f"{self.name}: a vocabulary column, and only one, lists its vocabulary")
+
+    @property
+    def ledger_name(self) -> str:
+        return f"{self.name}_pence" if self.kind == "money" else self.name
+
+    @property
+    def sql_type(self) -> str:
+        return COLUMN_KINDS[self.kind]
+
+    @property
+    def value_required(self) -> bool:
+        return self.required and not self.blank_ok
+
+    @property
+    def what(self) -> str:
+        return self.label or self.name
+
+
 @dataclass(frozen=True)
 class FeedSpec:
-    """One feed of a delivery: its key, required and optional columns."""
+    """One feed of a delivery: its key (what makes two rows the same row) and its columns.
+
+    A `versioned` feed keeps every changed version of a row (the tenancy register); the others are immutable, so
+    the same key with other content is a conflict.
+    """
 
     name: str
     key: tuple[str, ...]
-    required: tuple[str, ...]
-    optional: tuple[str, ...] = field(default_factory=tuple)
+    schema: tuple[Column, ...]
     is_required_feed: bool = False
+    versioned: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return self.required + self.optional
+        return tuple(c.name for c in self.schema)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.schema if c.required)
+
+    @property
+    def optional(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.schema if not c.required)
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.schema if c.name == name)
+
+
+def _text(*names: str) -> tuple[Column, ...]:
+    return tuple(Column(name) for name in names)
 
 
 TENANCIES = FeedSpec(
     name="tenancies",
     key=("tenancy_id",),
-    required=("tenancy_id", "patch", "start_date", "end_date", "rent_amount", "rent_frequency"),
-    optional=(
-        "property_id",
-        "tenure_type",
-        "benefit_type",
-        "payment_method",
-        "preferred_channel",
-        "language",
-        "vulnerable",
-        *MONITORING_ONLY_COLUMNS,
+    schema=(
+        Column("tenancy_id", required=True),
+        Column("patch", required=True),
+        Column("start_date", "date", required=True),
+        Column("end_date", "date", required=True, blank_ok=True),
+        Column("rent_amount", "money", required=True),
+        Column("rent_frequency", "vocabulary", required=True, vocabulary=RENT_FREQUENCIES),
+        Column("property_id"),
+        Column("tenure_type"),
+        Column("benefit_type", "vocabulary", vocabulary=BENEFIT_TYPES),
+        *_text("payment_method", "preferred_channel", "language"),
+        Column("vulnerable", "flag"),
+        *_text(*MONITORING_ONLY_COLUMNS),
     ),
     is_required_feed=True,
+    versioned=True,
 )
 
 TRANSACTIONS = FeedSpec(
     name="transactions",
     key=("transaction_id",),
-    required=("transaction_id", "tenancy_id", "posted_date", "type", "amount"),
-    optional=("method", "reference"),
+    schema=(
+        Column("transaction_id", required=True),
+        Column("tenancy_id", required=True),
+        Column("posted_date", "date", required=True),
+        Column("type", "vocabulary", required=True, vocabulary=TRANSACTION_TYPES, label="transaction type"),
+        Column("amount", "money", required=True),
+        *_text("method", "reference"),
+    ),
     is_required_feed=True,
 )
 
 EVENTS = FeedSpec(
     name="events",
     key=("event_id",),
-    required=("event_id", "tenancy_id", "event_date", "type"),
-    optional=("amount", "note"),
+    schema=(
+        Column("event_id", required=True),
+        Column("tenancy_id", required=True),
+        Column("event_date", "date", required=True),
+        Column("type", "vocabulary", required=True, vocabulary=EVENT_TYPES, label="event type"),
+        Column("amount", "money"),
+        Column("note"),
+    ),
 )
 
 OUTCOMES = FeedSpec(
     name="outcomes",
     key=("tenancy_id", "as_of_date"),
-    required=("tenancy_id", "as_of_date", "outcome"),
+    schema=(
+        Column("tenancy_id", required=True),
+        Column("as_of_date", "date", required=True),
+        Column("outcome", "outcome", required=True),
+    ),
 )
 
 FEEDS: dict[str, FeedSpec] = {spec.name: spec for spec in (TENANCIES, TRANSACTIONS, EVENTS, OUTCOMES)}
@@ -106,6 +193,13 @@ FEEDS: dict[str, FeedSpec] = {spec.name: spec for spec in (TENANCIES, TRANSACTIO
 LOAD_ORDER: tuple[str, ...] = ("tenancies", "transactions", "events", "outcomes")
 
 
-def weekly_rent(rent_amount: float, rent_frequency: str) -> float:
-    """Rent per week for a rent charged `rent_amount` per `rent_frequency` period."""
-    return rent_amount * PERIODS_PER_YEAR[rent_frequency] / 52.0
+def weekly_rent(rent_amount, rent_frequency):
+    """Rent per week for rents charged `rent_amount` per `rent_frequency` period (in the rent's own unit).
+
+    Works on one rent or on aligned Series/arrays of them; a frequency outside the vocabulary gives NaN.
+    """
+    if isinstance(rent_frequency, str):
+        return float(rent_amount) * PERIODS_PER_YEAR[rent_frequency] / 52.0
+    periods = pd.Series(rent_frequency).astype(object).map(PERIODS_PER_YEAR).to_numpy(dtype=float)
+    weekly = np.asarray(rent_amount, dtype=float) * periods / 52.0
+    return pd.Series(weekly, index=rent_amount.index) if isinstance(rent_amount, pd.Series) else weekly

@@ -132,48 +132,20 @@ def read_feed(path: Path, spec: contract.FeedSpec) -> tuple[pd.DataFrame, pd.Ser
 Normaliser = Callable[[pd.Series], normalise.Normalised]
 
 
-def _normalisers(feed: str) -> dict[str, tuple[str, Normaliser]]:
-    """For each contract column: the ledger column it lands in and how to read it."""
-    vocab = normalise.vocabulary
-    if feed == "tenancies":
-        return {
-            "tenancy_id": ("tenancy_id", lambda s: normalise.text(s, True, "tenancy_id")),
-            "patch": ("patch", lambda s: normalise.text(s, True, "patch")),
-            "start_date": ("start_date", lambda s: normalise.dates(s, True, "start_date")),
-            "end_date": ("end_date", lambda s: normalise.dates(s, False, "end_date")),
-            "rent_amount": ("rent_amount_pence", lambda s: normalise.money_pence(s, True, "rent_amount")),
-            "rent_frequency": (
-                "rent_frequency", lambda s: vocab(s, contract.RENT_FREQUENCIES, True, "rent_frequency")),
-            "benefit_type": ("benefit_type", lambda s: vocab(s, contract.BENEFIT_TYPES, False, "benefit_type")),
-            "vulnerable": ("vulnerable", lambda s: normalise.boolean(s, "vulnerable")),
-            **{c: (c, normalise.text) for c in (
-                "property_id", "tenure_type", "payment_method", "preferred_channel", "language",
-                *contract.MONITORING_ONLY_COLUMNS)},
-        }
-    if feed == "transactions":
-        return {
-            "transaction_id": ("transaction_id", lambda s: normalise.text(s, True, "transaction_id")),
-            "tenancy_id": ("tenancy_id", lambda s: normalise.text(s, True, "tenancy_id")),
-            "posted_date": ("posted_date", lambda s: normalise.dates(s, True, "posted_date")),
-            "type": ("type", lambda s: vocab(s, contract.TRANSACTION_TYPES, True, "transaction type")),
-            "amount": ("amount_pence", lambda s: normalise.money_pence(s, True, "amount")),
-            "method": ("method", normalise.text),
-            "reference": ("reference", normalise.text),
-        }
-    if feed == "events":
-        return {
-            "event_id": ("event_id", lambda s: normalise.text(s, True, "event_id")),
-            "tenancy_id": ("tenancy_id", lambda s: normalise.text(s, True, "tenancy_id")),
-            "event_date": ("event_date", lambda s: normalise.dates(s, True, "event_date")),
-            "type": ("type", lambda s: vocab(s, contract.EVENT_TYPES, True, "event type")),
-            "amount": ("amount_pence", lambda s: normalise.money_pence(s, False, "amount")),
-            "note": ("note", normalise.text),
-        }
-    return {
-        "tenancy_id": ("tenancy_id", lambda s: normalise.text(s, True, "tenancy_id")),
-        "as_of_date": ("as_of_date", lambda s: normalise.dates(s, True, "as_of_date")),
-        "outcome": ("outcome", normalise.binary_outcome),
-    }
+def reader(column: contract.Column) -> Normaliser:
+    """How a contract column's text is read, from its kind (the contract is the one source of this)."""
+    kind, required, what = column.kind, column.value_required, column.what
+    if kind == "date":
+        return lambda raw: normalise.dates(raw, required, what)
+    if kind == "money":
+        return lambda raw: normalise.money_pence(raw, required, what)
+    if kind == "vocabulary":
+        return lambda raw: normalise.vocabulary(raw, column.vocabulary, required, what)
+    if kind == "flag":
+        return lambda raw: normalise.boolean(raw, what)
+    if kind == "outcome":
+        return normalise.binary_outcome
+    return lambda raw: normalise.text(raw, required, what)
 
 
 def _sign_ok(frame: pd.DataFrame) -> pd.Series:
@@ -242,11 +214,11 @@ def _prepare(feed: str, path: Path) -> _Prepared:
     summary = FeedSummary(feed=feed, file=path.name, read=len(raw), ignored_columns=ignored)
     problems: list[dict[str, object]] = []
     typed = pd.DataFrame(index=raw.index)
-    for column, (target, reader) in _normalisers(feed).items():
-        values, reasons = reader(raw[column])
-        typed[target] = values
+    for column in spec.schema:
+        values, reasons = reader(column)(raw[column.name])
+        typed[column.ledger_name] = values
         bad = reasons.notna()
-        _problem_rows(problems, feed, path.name, raw.index[bad], lines, raw, column, reasons[bad])
+        _problem_rows(problems, feed, path.name, raw.index[bad], lines, raw, column.name, reasons[bad])
     bad_rows = {p_line for p_line in (p["line"] for p in problems)}
     clean = typed[~lines.isin(bad_rows)]
     try:
@@ -259,7 +231,7 @@ def _prepare(feed: str, path: Path) -> _Prepared:
         for _, case in cases.iterrows():
             reason = str(case["check"])
             column = by_error.get(reason) or case["column"]
-            column = {"rent_amount_pence": "rent_amount", "amount_pence": "amount"}.get(column, column)
+            column = {c.ledger_name: c.name for c in spec.schema}.get(column, column)
             _problem_rows(problems, feed, path.name, pd.Index([case["index"]]), lines, raw,
                           column if column in spec.columns else None, reason)
     return _Prepared(feed, path, raw, lines, typed, problems, summary)
