@@ -116,6 +116,8 @@ class FeatureDef:
     say: Callable[[float], str]
     #: Which Feast view serves it: balance, payments, circumstances, tenancy, or recency (computed on demand).
     group: str
+    #: A recency feature's day-number anchor (an `Anchor`): the feature is the days from it to the request date.
+    anchor: str | None = None
 
     def text(self, value: float | None) -> str:
         value = float("nan") if value is None else float(value)
@@ -129,8 +131,29 @@ class FeatureDef:
         return unknown if re.search(r"\bnan\b", said.lower()) else said
 
 
-def _f(group: str, name: str, description: str, unit: str, say: Callable[[float], str]) -> FeatureDef:
-    return FeatureDef(name, description, unit, say, group)
+def _f(group: str, name: str, description: str, unit: str, say: Callable[[float], str],
+       anchor: str | None = None) -> FeatureDef:
+    if (group == "recency") != (anchor is not None):
+        raise ValueError(f"{name}: a recency feature, and only one, is computed from an anchor")
+    return FeatureDef(name, description, unit, say, group, anchor)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A day number (days since 1970-01-01) a snapshot stores, from which a recency feature is computed as of the
+    request date (`features.transforms.recency`); `group` is the view that serves it."""
+
+    name: str
+    description: str
+    group: str
+
+
+ANCHORS: tuple[Anchor, ...] = (
+    Anchor("last_payment_day", "Day of the latest payment or benefit credit", "payments"),
+    Anchor("last_contact_day", "Day of the latest recorded contact", "circumstances"),
+    Anchor("last_rent_change_day", "Day the rent charged last changed", "tenancy"),
+    Anchor("start_day", "Day the tenancy started", "tenancy"),
+)
 
 
 SNAPSHOT_FEATURES: tuple[FeatureDef, ...] = (
@@ -157,7 +180,8 @@ SNAPSHOT_FEATURES: tuple[FeatureDef, ...] = (
        _weeks_since_clear),
     # -- payment behaviour -------------------------------------------------------------------------------------
     _f("recency", "days_since_last_payment", "Days since the last payment or benefit credit was received", "days",
-       _days_since_payment),
+       _days_since_payment,
+       anchor="last_payment_day"),
     _f("payments", "payments_4w", "Payments and benefit credits received in the last 4 weeks", "count",
        _count("payment", "payments", " in the last 4 weeks")),
     _f("payments", "payments_13w", "Payments and benefit credits received in the last 13 weeks", "count",
@@ -201,17 +225,20 @@ SNAPSHOT_FEATURES: tuple[FeatureDef, ...] = (
        _count("arrangement broken", "arrangements broken")),
     _f("circumstances", "legal_stage", "Steps of legal action taken so far (0 = none)", "steps", _legal_stage),
     _f("recency", "days_since_contact", "Days since the last recorded contact with the tenant", "days",
-       _days_since("last contact", "no contact on record")),
+       _days_since("last contact", "no contact on record"),
+       anchor="last_contact_day"),
     # -- tenancy -----------------------------------------------------------------------------------------------
     _f("recency", "tenancy_age_days", "Days since the tenancy started", "days",
        lambda v: f"tenancy started {v / 365.25:.1f} years ago" if v >= 365 else
-       f"tenancy started {v:.0f} days ago"),
+       f"tenancy started {v:.0f} days ago",
+       anchor="start_day"),
     _f("tenancy", "weekly_rent", "Rent charged at the date (latest rent charge), per week", "GBP", lambda v: f"rent of {_money(v)} a week"),
     _f("tenancy", "rent_periods_per_year", "Rent frequency as periods a year (52 weekly ... 12 monthly)", "per year",
        lambda v: {52: "rent due weekly", 26: "rent due fortnightly", 13: "rent due four-weekly",
                   12: "rent due monthly"}.get(int(round(v)), f"rent due {v:.0f} times a year")),
     _f("recency", "days_since_rent_change", "Days since the rent charged last changed", "days",
-       _days_since("rent last changed", "no rent change on record")),
+       _days_since("rent last changed", "no rent change on record"),
+       anchor="last_rent_change_day"),
     _f("tenancy", "on_housing_benefit", "1 when the tenancy's benefit type is housing benefit", "flag",
        _flag("on housing benefit", "not on housing benefit")),
     _f("tenancy", "on_universal_credit", "1 when the tenancy's benefit type is universal credit", "flag",
@@ -219,6 +246,8 @@ SNAPSHOT_FEATURES: tuple[FeatureDef, ...] = (
 )
 
 FEATURES: dict[str, FeatureDef] = {f.name: f for f in SNAPSHOT_FEATURES}
+#: Recency feature → the anchor it is computed from.
+RECENCY_ANCHORS: dict[str, str] = {f.name: f.anchor for f in SNAPSHOT_FEATURES if f.anchor}
 
 
 def reason_text(feature: str, value: float | None, contribution: float) -> str:

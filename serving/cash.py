@@ -29,13 +29,12 @@ def cash_forecast(settings: ServingSettings, weeks: int | None = None, simulatio
                   seed: int = 0) -> CashForecast:
     from features.store import live_tenancies, load_ledger_slice
     from training import report
-    from training.labels import PaymentLabelSpec, qualifying_payment_days
+    from training.labels import PaymentLabelSpec, daily_receipts, qualifying_payment_days
     from training.payments import (
         forecast_from,
         load_champion,
         load_params,
-        receipts_by_day,
-    )
+            )
 
     params = load_params()
     weeks = weeks or params["cash"]["weeks"]
@@ -45,7 +44,7 @@ def cash_forecast(settings: ServingSettings, weeks: int | None = None, simulatio
     as_of = pd.Timestamp(live["event_timestamp"].max())
     part = load_ledger_slice(settings)
     paid = qualifying_payment_days(part.tenancies, part.transactions, PaymentLabelSpec(**params["label"]))
-    sims = forecast_from(booster, live, part.tenancies, paid, receipts_by_day(part.transactions), as_of,
+    sims = forecast_from(booster, live, part.tenancies, paid, daily_receipts(part.transactions), as_of,
                          weeks, simulations, seed)
     from training.payment_date import summarise
 

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from features.feeds.contract import RECEIPT_TYPES
+from features.timeline import DatedRows, live_at, utc
 from features.transforms import settled, weekly_balances, weekly_rent_pence
 
 
@@ -51,13 +53,8 @@ def arrears_growth_labels(
     crosses = (now / rent_week < spec.threshold_weeks) & (future_max / rent_week >= spec.threshold_weeks)
     label = grows | crosses
 
-    day = as_of[:labelled].values.astype("datetime64[D]")
-    start = tenancies["start_date"].to_numpy(dtype="datetime64[D]")[:, None]
-    end = tenancies["end_date"].to_numpy(dtype="datetime64[D]")[:, None]
-    live = (start <= day[None, :]) & (np.isnat(end) | (end >= day[None, :]))
-    t_idx, w_idx = np.nonzero(live)
-    stamps = as_of[:labelled]
-    stamps = stamps.tz_localize("UTC") if stamps.tz is None else stamps
+    t_idx, w_idx = np.nonzero(live_at(tenancies, as_of[:labelled]))
+    stamps = utc(as_of[:labelled])
     return pd.DataFrame({
         "tenancy_id": tenancies["tenancy_id"].to_numpy()[t_idx],
         "event_timestamp": stamps[w_idx],
@@ -72,6 +69,14 @@ class PaymentLabelSpec:
     min_period_share: float = 0.5
 
 
+def daily_receipts(transactions: pd.DataFrame) -> pd.DataFrame:
+    """(tenancy_id, day, amount_pence): money received by each tenancy each day (payments and benefit credits
+    added up, as a positive amount)."""
+    receipts = transactions[transactions["type"].isin(RECEIPT_TYPES)]
+    daily = receipts.groupby(["tenancy_id", "posted_date"], sort=True)["amount_pence"].sum().mul(-1).reset_index()
+    return daily.rename(columns={"posted_date": "day"})
+
+
 def qualifying_payment_days(tenancies: pd.DataFrame, transactions: pd.DataFrame,
                             spec: PaymentLabelSpec = PaymentLabelSpec()) -> pd.DataFrame:
     """(tenancy_id, day, amount_pence): days on which a tenancy received at least `min_period_share` of its rent.
@@ -79,15 +84,10 @@ def qualifying_payment_days(tenancies: pd.DataFrame, transactions: pd.DataFrame,
     Payments and benefit credits on the same day are added up (a tenant topping up a benefit credit pays once).
     The rent period is the register's rent amount.
     """
-    from features.feeds.contract import RECEIPT_TYPES
-
-    receipts = transactions[transactions["type"].isin(RECEIPT_TYPES)]
-    daily = (receipts.groupby(["tenancy_id", "posted_date"], sort=True)["amount_pence"].sum().mul(-1)
-             .rename("amount_pence").reset_index())
+    daily = daily_receipts(transactions)
     rent = tenancies.set_index("tenancy_id")["rent_amount_pence"].astype(float)
     threshold = daily["tenancy_id"].map(rent) * spec.min_period_share
-    daily = daily[daily["amount_pence"] >= threshold]
-    return daily.rename(columns={"posted_date": "day"}).reset_index(drop=True)
+    return daily[daily["amount_pence"] >= threshold].reset_index(drop=True)
 
 
 def payment_date_labels(tenancies: pd.DataFrame, transactions: pd.DataFrame, as_of: pd.DatetimeIndex,
@@ -109,30 +109,20 @@ def payment_date_labels(tenancies: pd.DataFrame, transactions: pd.DataFrame, as_
     order = pd.Index(tenancies["tenancy_id"])
     paid = qualifying_payment_days(tenancies, transactions, spec)
     row = order.get_indexer(paid["tenancy_id"])
-    big = 1e6
-    keys = np.sort(row[row >= 0] * big + paid["day"].to_numpy(dtype="datetime64[D]").astype(np.int64)[row >= 0])
+    paid_days = paid["day"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    payments = DatedRows.of(row[row >= 0], paid_days[row >= 0])
 
-    day = as_of.values.astype("datetime64[D]")
-    start = tenancies["start_date"].to_numpy(dtype="datetime64[D]")[:, None]
-    end = tenancies["end_date"].to_numpy(dtype="datetime64[D]")[:, None]
-    live = (start <= day[None, :]) & (np.isnat(end) | (end >= day[None, :]))
-    t_idx, w_idx = np.nonzero(live)
-    d = day.astype(np.int64)[w_idx]
-    query = t_idx * big + d
-    nxt = np.searchsorted(keys, query, side="right")
-    found = nxt < len(keys)
-    nxt_key = keys[np.minimum(nxt, len(keys) - 1)] if len(keys) else np.full(len(query), np.inf)
-    same = found & (np.floor(nxt_key / big) == t_idx)
-    gap = np.where(same, nxt_key - query, np.inf)
-    end_day = end[t_idx, 0]
+    t_idx, w_idx = np.nonzero(live_at(tenancies, as_of))
+    d = as_of.values.astype("datetime64[D]").astype(np.int64)[w_idx]
+    gap = payments.next_after(t_idx, d)
+    end_day = tenancies["end_date"].to_numpy(dtype="datetime64[D]")[t_idx]
     until_end = np.where(np.isnat(end_day), np.inf, (end_day.astype("datetime64[D]").astype(np.int64) - d))
     limit = np.minimum(spec.horizon_days, until_end)
     event = gap <= limit
     duration = np.where(event, gap, np.maximum(limit, 1))
-    stamps = as_of.tz_localize("UTC") if as_of.tz is None else as_of
     return pd.DataFrame({
         "tenancy_id": tenancies["tenancy_id"].to_numpy()[t_idx],
-        "event_timestamp": stamps[w_idx],
+        "event_timestamp": utc(as_of)[w_idx],
         "duration": duration.astype(np.int64),
         "event": event.astype(np.int8),
     })

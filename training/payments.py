@@ -17,18 +17,14 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.feeds.contract import PERIODS_PER_YEAR, RECEIPT_TYPES
+from features.feeds.contract import periods_per_year
 from training.settings import TrainingSettings
 from features.store import load_ledger_slice, open_store, read_offline
 from features.transforms import weekly_as_of_dates
 from training import payment_date as pdm
 from training import config, registry
 from training.dataset import historical_features, service_feature_names, time_split
-from training.labels import (
-    PaymentLabelSpec,
-    payment_date_labels,
-    qualifying_payment_days,
-)
+from training.labels import PaymentLabelSpec, daily_receipts, payment_date_labels, qualifying_payment_days
 
 def load_params() -> dict:
     return config.load_params("payment_date")
@@ -45,13 +41,7 @@ class PaymentTrainingResult:
 
 
 def period_days(tenancies: pd.DataFrame) -> np.ndarray:
-    return 365.25 / tenancies["rent_frequency"].map(PERIODS_PER_YEAR).to_numpy(dtype=float)
-
-
-def receipts_by_day(transactions: pd.DataFrame) -> pd.DataFrame:
-    receipts = transactions[transactions["type"].isin(RECEIPT_TYPES)]
-    daily = receipts.groupby(["tenancy_id", "posted_date"])["amount_pence"].sum().mul(-1).reset_index()
-    return daily.rename(columns={"posted_date": "day"})
+    return 365.25 / periods_per_year(tenancies["rent_frequency"])
 
 
 def forecast_from(booster: lgb.Booster, features: pd.DataFrame, tenancies: pd.DataFrame, paid: pd.DataFrame,
@@ -80,7 +70,7 @@ def backtest_cash(store, booster: lgb.Booster, names: list[str], settings: Train
                    if pd.Timestamp(d) >= first_origin
                    and pd.Timestamp(d).tz_localize(None) + pd.Timedelta(weeks=weeks) <= last_posting)
     origins = dates[::-1][:: cash["origin_every_weeks"]][: cash["backtest_origins"]][::-1]
-    daily = receipts_by_day(transactions)
+    daily = daily_receipts(transactions)
     rows = []
     for k, origin in enumerate(origins):
         origin = pd.Timestamp(origin)

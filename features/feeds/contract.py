@@ -193,13 +193,19 @@ FEEDS: dict[str, FeedSpec] = {spec.name: spec for spec in (TENANCIES, TRANSACTIO
 LOAD_ORDER: tuple[str, ...] = ("tenancies", "transactions", "events", "outcomes")
 
 
-def weekly_rent(rent_amount, rent_frequency):
-    """Rent per week for rents charged `rent_amount` per `rent_frequency` period (in the rent's own unit).
+def periods_per_year(rent_frequency) -> np.ndarray:
+    """Rent periods a year for each frequency (any array shape; NaN outside the vocabulary)."""
+    frequencies = np.asarray(rent_frequency, dtype=object)
+    periods = pd.Series(frequencies.ravel()).map(PERIODS_PER_YEAR).to_numpy(dtype=float)
+    return periods.reshape(frequencies.shape)
 
-    Works on one rent or on aligned Series/arrays of them; a frequency outside the vocabulary gives NaN.
+
+def weekly_rent(rent_amount, rent_frequency):
+    """Rent per week for rents charged `rent_amount` per `rent_frequency` period, in the rent's own unit.
+
+    One rent, or arrays that broadcast (a Series keeps its index): the one place a rent becomes a weekly rent.
     """
     if isinstance(rent_frequency, str):
         return float(rent_amount) * PERIODS_PER_YEAR[rent_frequency] / 52.0
-    periods = pd.Series(rent_frequency).astype(object).map(PERIODS_PER_YEAR).to_numpy(dtype=float)
-    weekly = np.asarray(rent_amount, dtype=float) * periods / 52.0
+    weekly = np.asarray(rent_amount, dtype=float) * periods_per_year(rent_frequency) / 52.0
     return pd.Series(weekly, index=rent_amount.index) if isinstance(rent_amount, pd.Series) else weekly

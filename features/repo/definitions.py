@@ -25,7 +25,7 @@ from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, String, UnixTimestamp
 from feast.value_type import ValueType
 
-from features.catalogue import SNAPSHOT_FEATURES
+from features.catalogue import ANCHORS, SNAPSHOT_FEATURES
 
 _home = os.path.abspath(os.environ.get("ARREARS_HOME", "data"))
 
@@ -61,12 +61,11 @@ tenancy_snapshot_push = PushSource(
 
 
 def _fields(group: str) -> list[Field]:
+    """The catalogue's features of one group, then the anchors (day numbers) that group's view carries."""
     return [Field(name=f.name, dtype=Float64, description=f"{f.description} ({f.unit})")
-            for f in SNAPSHOT_FEATURES if f.group == group]
-
-
-def _anchor(name: str, description: str) -> Field:
-    return Field(name=name, dtype=Float64, description=f"{description} (days since 1970-01-01)")
+            for f in SNAPSHOT_FEATURES if f.group == group] + [
+        Field(name=a.name, dtype=Float64, description=f"{a.description} (days since 1970-01-01)")
+        for a in ANCHORS if a.group == group]
 
 
 def _view(name: str, ttl_days: int, schema: list[Field], description: str) -> FeatureView:
@@ -78,21 +77,14 @@ def _view(name: str, ttl_days: int, schema: list[Field], description: str) -> Fe
 
 # A weekly snapshot stays valid for a little over a week: a missed build shows as missing, not silently stale.
 tenancy_balance = _view("tenancy_balance", 8, _fields("balance"), "Balance and arrears, as of the snapshot date.")
-tenancy_payments = _view(
-    "tenancy_payments", 8,
-    _fields("payments") + [_anchor("last_payment_day", "Day of the latest payment or benefit credit")],
-    "Payment behaviour over the last 4/13/26 weeks.")
+tenancy_payments = _view("tenancy_payments", 8, _fields("payments"), "Payment behaviour over the last 4/13/26 weeks.")
 tenancy_circumstances = _view(
-    "tenancy_circumstances", 8,
-    _fields("circumstances") + [_anchor("last_contact_day", "Day of the latest recorded contact")],
+    "tenancy_circumstances", 8, _fields("circumstances"),
     "Circumstances from the events feed: disputes, breathing space, arrangements, legal action.")
 # Tenancy attributes change rarely; a month-old value is still right.
 tenancy_profile = _view(
     "tenancy_profile", 35,
-    [Field(name="patch", dtype=String, description="Team or officer area that owns the case")]
-    + _fields("tenancy")
-    + [_anchor("last_rent_change_day", "Day the rent charged last changed"),
-       _anchor("start_day", "Day the tenancy started")],
+    [Field(name="patch", dtype=String, description="Team or officer area that owns the case")] + _fields("tenancy"),
     "The tenancy: rent, frequency, benefit type, patch.")
 
 request_date = RequestSource(
