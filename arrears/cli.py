@@ -130,16 +130,11 @@ def ingest(
 
 
 def _refresh_online(settings, delivery_seq: int) -> int:
-    """Push the current features of the tenancies a delivery touched (nothing before the first feature build)."""
-    from features.ledger import open_ledger
-    from features.store import FeatureStageError, live_path, refresh_tenancies
+    from features.store.offline import FeatureStageError
+    from features.store.refresh import refresh_delivery
 
-    if not live_path(settings).exists():
-        return 0
-    with open_ledger(settings.ledger) as ledger:
-        touched = ledger.touched_tenancies(delivery_seq - 1)
     try:
-        return refresh_tenancies(settings, touched)
+        return refresh_delivery(settings, delivery_seq)
     except FeatureStageError as exc:
         console.print(f"[yellow]Online features not refreshed: {exc}[/yellow]")
         return 0
@@ -161,7 +156,8 @@ def features(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from features.store import FeatureStageError, refresh
+    from features.store.offline import FeatureStageError
+    from features.store.refresh import refresh
 
     try:
         with console.status("Bringing features up to date…"):
@@ -174,7 +170,7 @@ def features(
 @features_app.command("build")
 def features_build() -> None:
     """Compute weekly per-tenancy snapshots from the ledger into the offline store, and the current snapshot."""
-    from features.store import FeatureStageError, build_offline
+    from features.store.offline import FeatureStageError, build_offline
 
     settings = get_settings()
     try:
@@ -190,7 +186,8 @@ def features_build() -> None:
 @features_app.command("apply")
 def features_apply() -> None:
     """Run `feast apply` on features/repo against this home's registry."""
-    from features.store import FeatureStageError, apply_repo
+    from features.store.feast import apply_repo
+    from features.store.offline import FeatureStageError
 
     try:
         with console.status("feast apply…"):
@@ -203,7 +200,8 @@ def features_apply() -> None:
 @features_app.command("materialize")
 def features_materialize() -> None:
     """Push the current snapshot of every live tenancy to the online store."""
-    from features.store import FeatureStageError, materialize_latest
+    from features.store.feast import materialize_latest
+    from features.store.offline import FeatureStageError
 
     try:
         with console.status("Materialising the online store…"):
@@ -282,7 +280,7 @@ def forecast(
 ) -> None:
     """Cash forecast for treasury: expected receipts per week with P10/P50/P90, portfolio-wide and per patch, from
     the champion payment-date model. Writes CSV, JSON and a fan chart (PNG) to the reports folder."""
-    from features.store import FeatureStageError
+    from features.store.offline import FeatureStageError
     from serving.cash import cash_forecast
     from training.registry import NoChampion
 

@@ -18,7 +18,7 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
     from features.feeds.ingest import ingest_delivery
     from features.ledger import open_ledger
     from simulator import simulate_portfolio, write_portfolio
-    from features.store import refresh
+    from features.store.refresh import refresh
     from monitoring.jobs import feature_drift
     from serving.server import fetch_worklist, running_server
     from serving.worklist import worklist_frame

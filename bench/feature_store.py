@@ -98,7 +98,7 @@ def prepare(work: Path, repeats: int) -> None:
     from features.ledger import open_ledger
     from features.settings import load_settings
     from serving.settings import get_settings
-    from features.store import refresh
+    from features.store.refresh import refresh
 
     _use(_env(work))
     settings = get_settings()
@@ -128,7 +128,7 @@ def prepare_production(work: Path) -> None:
 
     from features.settings import load_settings
     from serving.settings import get_settings
-    from features.store import refresh
+    from features.store.refresh import refresh
 
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
@@ -146,7 +146,7 @@ def cleanup_production(work: Path) -> None:
 
     from features.settings import load_settings
     from serving.settings import get_settings
-    from features.store import open_store
+    from features.store.feast import open_store
 
     if not (work / "production.env").exists():
         return
@@ -181,7 +181,7 @@ def measure(kind: str, work: Path, run: int, entity_rows: int) -> tuple[float, i
 
     from features.settings import load_settings
     from serving.settings import get_settings
-    from features.store import refresh
+    from features.store.refresh import refresh
 
     _use(_env(work))
     settings = get_settings()
@@ -205,8 +205,9 @@ def measure(kind: str, work: Path, run: int, entity_rows: int) -> tuple[float, i
         assert result.mode == "incremental", result
         return time.perf_counter() - start, result.tenancies
     if kind == "historical":
-        from features.store import open_store, read_offline
-        from training.dataset import historical_features
+        from features.store.feast import open_store
+        from features.store.offline import read_offline
+        from features.store.feast import historical_features
 
         keys = read_offline(settings, columns=["tenancy_id", "event_timestamp"])
         entity = keys.sample(n=entity_rows, replace=len(keys) < entity_rows, random_state=run)
@@ -223,7 +224,8 @@ def latency(work: Path, profile: str, calls: int = 300) -> dict[str, float]:
 
     from features.settings import load_settings
     from serving.settings import get_settings
-    from features.store import live_tenancies, open_store
+    from features.store.feast import open_store
+    from features.store.offline import live_tenancies
 
     warnings.simplefilter("ignore")
     _use(_env(work, profile))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from serving.settings import ServingSettings
-from features.store import live_tenancies
+from features.store.offline import live_tenancies
 from monitoring.drift import DriftResult, drift_report
 from training import registry
 from training.risk import reference_path

@@ -27,7 +27,7 @@ class CashForecast:
 
 def cash_forecast(settings: ServingSettings, weeks: int | None = None, simulations: int | None = None,
                   seed: int = 0) -> CashForecast:
-    from features.store import live_tenancies, load_ledger_slice
+    from features.store.offline import live_tenancies, load_ledger_slice
     from training import report
     from training.labels import PaymentLabelSpec, daily_receipts, qualifying_payment_days
     from training.payments import (

@@ -34,7 +34,7 @@ class WorklistResponse(BaseModel):
 class ArrearsWorklist:
     def __init__(self) -> None:
         from serving.settings import get_settings
-        from features.store import open_store
+        from features.store.feast import open_store
         from training.risk import load_champion_booster
 
         self.settings = get_settings()
@@ -45,7 +45,7 @@ class ArrearsWorklist:
     def _live(self) -> tuple[pd.DataFrame, pd.Timestamp]:
         """Live tenancies and the date features are wanted for: the ledger's latest posting date (both refreshed
         by every ingest, so read per request, once)."""
-        from features.store import live_tenancies
+        from features.store.offline import live_tenancies
 
         live = live_tenancies(self.settings)
         return live, pd.Timestamp(live["event_timestamp"].max())

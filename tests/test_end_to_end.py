@@ -157,8 +157,9 @@ def test_demo_runs_twice_then_worklist_and_info_work(tmp_path) -> None:
 def test_training_features_are_the_snapshot_as_of_each_date(pipeline) -> None:
     """Through the FeatureService, a (tenancy, as_of) row gets exactly the snapshot of that date: not a later one
     (leakage) and not an older one (staleness)."""
-    from features.store import open_store, snapshot_path
-    from training.dataset import historical_features, service_feature_names
+    from features.store.feast import open_store
+    from features.store.offline import snapshot_path
+    from features.store.feast import historical_features, service_feature_names
 
     settings = pipeline["settings"]
     snapshots = pd.read_parquet(snapshot_path(settings))
@@ -173,7 +174,7 @@ def test_training_features_are_the_snapshot_as_of_each_date(pipeline) -> None:
 def test_train_on_bring_your_own_outcomes_at_one_date(pipeline, tmp_path) -> None:
     """Outcomes supplied by the landlord, all at one as_of date: the model trains through the same FeatureService,
     validates on held-out tenancies, and says so."""
-    from features.store import snapshot_path
+    from features.store.offline import snapshot_path
 
     snapshots = pd.read_parquet(snapshot_path(pipeline["settings"]))
     as_of = sorted(snapshots["event_timestamp"].unique())[-12]

@@ -53,7 +53,7 @@ def portfolio(request, tmp_path_factory):
     first = ok(["features"])
     yield {"root": root, "settings": get_settings(), "sim": sim, "profile": request.param, "first": first}
     if request.param == "production":
-        from features.store import open_store
+        from features.store.feast import open_store
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -67,13 +67,13 @@ def portfolio(request, tmp_path_factory):
 
 
 def _store(settings):
-    from features.store import open_store
+    from features.store.feast import open_store
 
     return open_store(settings)
 
 
 def historical(settings, rows: pd.DataFrame) -> pd.DataFrame:
-    from training.dataset import historical_features
+    from features.store.feast import historical_features
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -94,7 +94,7 @@ def payment(root, name: str, tenancy_id: str, day: pd.Timestamp, pounds: float):
 
 
 def busy_tenancy(settings) -> str:
-    from features.store import live_tenancies
+    from features.store.offline import live_tenancies
 
     live = live_tenancies(settings)
     return live.sort_values(["balance", "tenancy_id"], ascending=[False, True])["tenancy_id"].iloc[0]
@@ -109,7 +109,7 @@ def test_first_build_is_full_and_a_rerun_does_nothing(portfolio) -> None:
 
 def test_a_later_payment_never_changes_earlier_training_rows(portfolio) -> None:
     """Leakage: a large payment dated after as_of changes nothing at as_of, and is seen at the next week."""
-    from features.store import read_offline
+    from features.store.offline import read_offline
 
     settings = portfolio["settings"]
     tenancy = busy_tenancy(settings)
@@ -131,7 +131,7 @@ def test_a_later_payment_never_changes_earlier_training_rows(portfolio) -> None:
 
 
 def test_online_features_reflect_a_payment_as_soon_as_it_is_ingested(portfolio) -> None:
-    from features.store import live_tenancies
+    from features.store.offline import live_tenancies
 
     settings = portfolio["settings"]
     tenancy = busy_tenancy(settings)
@@ -153,7 +153,7 @@ def test_online_features_reflect_a_payment_as_soon_as_it_is_ingested(portfolio) 
 
 
 def test_request_date_moves_the_recency_features(portfolio) -> None:
-    from features.store import live_tenancies
+    from features.store.offline import live_tenancies
 
     settings = portfolio["settings"]
     tenancy = busy_tenancy(settings)
@@ -165,7 +165,7 @@ def test_request_date_moves_the_recency_features(portfolio) -> None:
 
 
 def test_a_build_in_small_partitions_gives_the_same_snapshots(portfolio) -> None:
-    from features.store import compute_snapshots
+    from features.store.offline import compute_snapshots
 
     settings = portfolio["settings"]
     weekly, current = compute_snapshots(settings)
@@ -175,7 +175,7 @@ def test_a_build_in_small_partitions_gives_the_same_snapshots(portfolio) -> None
 
 
 def test_dask_cluster_gives_the_same_snapshots(portfolio) -> None:
-    from features.store import compute_snapshots
+    from features.store.offline import compute_snapshots
 
     settings = portfolio["settings"]
     weekly, current = compute_snapshots(settings)
@@ -186,7 +186,7 @@ def test_dask_cluster_gives_the_same_snapshots(portfolio) -> None:
 
 def test_a_build_that_fails_part_way_publishes_nothing(portfolio, monkeypatch) -> None:
     """The real offline writer (Parquet or Postgres): a failure after some partitions leaves the previous snapshots."""
-    from features import store
+    from features.store import offline as store
 
     settings = portfolio["settings"]
     before = store.read_offline(settings)

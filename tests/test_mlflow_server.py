@@ -67,7 +67,7 @@ def tracking_server(tmp_path):
 def test_train_promote_and_load_through_a_postgres_backed_tracking_server(tracking_server, tmp_path, monkeypatch):
     from features.feeds.ingest import ingest_delivery
     from features.ledger import open_ledger
-    from features.store import refresh
+    from features.store.refresh import refresh
     from training import registry
     from training.risk import load_champion_booster, promote, train_risk_model
 

@@ -21,7 +21,7 @@ END = pd.Timestamp("2026-10-31")
 def trained(tmp_path_factory):
     from features.feeds.ingest import ingest_delivery
     from features.ledger import open_ledger
-    from features.store import refresh
+    from features.store.refresh import refresh
     from training import payments, risk
 
     root = tmp_path_factory.mktemp("models")

@@ -1,6 +1,6 @@
 """Point-in-time training sets through a Feast FeatureService, and the time-based split.
 
-Features come only from `get_historical_features` for (tenancy, as_of) pairs, so each row sees the snapshot
+Features come only from `features.store.feast.historical_features` for (tenancy, as_of) pairs, so each row sees the snapshot
 as of its own date and nothing later. The split is by date with an embargo of one label horizon between train
 and test, so no training label looks into the test period.
 """
@@ -10,23 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-
-
-def service_feature_names(store, service_name: str) -> list[str]:
-    """The feature names a FeatureService serves, in its declared order (the model's column order)."""
-    service = store.get_feature_service(service_name)
-    return [feature.name for projection in service.feature_view_projections for feature in projection.features]
-
-
-def historical_features(store, entity_df: pd.DataFrame, service_name: str) -> pd.DataFrame:
-    """Join features as of each row's event_timestamp through the named FeatureService.
-
-    The on-demand recency features are computed as of the same date (the request field `as_of`).
-    """
-    service = store.get_feature_service(service_name)
-    entity_df = entity_df.assign(as_of=entity_df["event_timestamp"])
-    frame = store.get_historical_features(entity_df=entity_df, features=service).to_df()
-    return frame.sort_values(["event_timestamp", "tenancy_id"]).reset_index(drop=True)
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,13 @@ import pandas as pd
 
 from features.feeds.contract import periods_per_year
 from training.settings import TrainingSettings
-from features.store import load_ledger_slice, open_store, read_offline
+from features.store.feast import open_store
+from features.store.offline import load_ledger_slice, read_offline
 from features.transforms import weekly_as_of_dates
 from training import payment_date as pdm
 from training import config, registry
-from training.dataset import historical_features, service_feature_names, time_split
+from features.store.feast import historical_features, service_feature_names
+from training.dataset import time_split
 from training.labels import PaymentLabelSpec, daily_receipts, payment_date_labels, qualifying_payment_days
 
 def load_params() -> dict:

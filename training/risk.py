@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 
 from training.settings import TrainingSettings
-from features.store import load_ledger_slice, open_store
+from features.store.feast import open_store
+from features.store.offline import load_ledger_slice
 from features.transforms import weekly_as_of_dates
 from training import config, registry
-from training.dataset import historical_features, service_feature_names, tenancy_split, time_split
+from features.store.feast import historical_features, service_feature_names
+from training.dataset import tenancy_split, time_split
 from training.evaluate import baseline_scores, calibration_table, group_metrics, risk_metrics
 from training.labels import RiskLabelSpec, arrears_growth_labels
 

@@ -1,0 +1,118 @@
+"""Every call into Feast: `feast apply`, opening the store, pushing current snapshots online, and fetching features
+through a FeatureService, online (serving) or point in time (training).
+
+The FeatureServices (`features/repo/definitions.py`) are the contract between training and serving: both fetch
+features by service name here, and nobody else lists feature names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from features.settings import FeatureSettings
+from features.store.offline import FeatureStageError, live_tenancies
+
+PUSH_SOURCE = "tenancy_snapshot_push"
+
+
+def feast_variables(settings: FeatureSettings) -> dict[str, str]:
+    """The `${VARIABLES}` of the profile's feature_store.yaml and of the repo's declarations."""
+    try:
+        return settings.feast_variables()
+    except ValueError as exc:
+        raise FeatureStageError(str(exc)) from exc
+
+
+def apply_repo(settings: FeatureSettings) -> str:
+    """Run the real `feast apply` on the repo, against this home's (or the production) registry."""
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    feast = Path(sys.executable).with_name("feast")
+    command = [str(feast) if feast.exists() else "feast", "-c", str(settings.feature_repo),
+               "-f", str(settings.feature_store_yaml), "apply"]
+    env = {**os.environ, **settings.child_env(), **feast_variables(settings)}  # the child's, not ours
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise FeatureStageError(f"`feast apply` failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def repo_config(settings: FeatureSettings):
+    """The profile's feature_store.yaml as a Feast RepoConfig, its `${VARIABLES}` filled from the settings (Feast
+    itself would read them from the process environment, which would then have to hold the database password)."""
+    import yaml
+    from feast.repo_config import RepoConfig
+
+    variables = feast_variables(settings)
+
+    def fill(match: re.Match) -> str:
+        if match.group(1) not in variables:
+            raise FeatureStageError(f"{settings.feature_store_yaml.name} uses ${{{match.group(1)}}}, which the "
+                                    "settings do not provide")
+        return variables[match.group(1)]
+
+    text = re.sub(r"\$\{(ARREARS_\w+)\}", fill, settings.feature_store_yaml.read_text())
+    config = RepoConfig(**yaml.safe_load(text))
+    config.repo_path = settings.feature_repo
+    return config
+
+
+def open_store(settings: FeatureSettings):
+    """A FeatureStore on the repo with this profile's configuration."""
+    from feast import FeatureStore
+
+    if settings.feast_profile == "local" and not (settings.feast_dir / "registry.db").exists():
+        raise FeatureStageError("The Feast registry does not exist yet: run `arrears features` first.")
+    return FeatureStore(repo_path=str(settings.feature_repo), config=repo_config(settings))
+
+
+def push_online(settings: FeatureSettings, current: pd.DataFrame, store=None) -> int:
+    """Write current snapshots to the online store through the push source.
+
+    The online row's timestamp is when it was computed, so a newer push always replaces an older one (Redis keeps
+    the row with the latest timestamp); the as-of date is kept in the live file.
+    """
+    from feast.data_source import PushMode
+
+    if current.empty:
+        return 0
+    store = store or open_store(settings)
+    rows = current.assign(patch=current["patch"].astype(str), event_timestamp=pd.Timestamp.now(tz="UTC").floor("us"))
+    store.push(PUSH_SOURCE, rows, to=PushMode.ONLINE)
+    return len(rows)
+
+
+def materialize_latest(settings: FeatureSettings) -> pd.Timestamp:
+    """Fill the online store with the current snapshot of every live tenancy."""
+    current = live_tenancies(settings)
+    push_online(settings, current)
+    return pd.Timestamp(current["event_timestamp"].max())
+
+
+# -- fetching features through a FeatureService ---------------------------------------------------------------
+def service_feature_names(store, service_name: str) -> list[str]:
+    """The feature names a FeatureService serves, in its declared order (the model's column order)."""
+    service = store.get_feature_service(service_name)
+    return [feature.name for projection in service.feature_view_projections for feature in projection.features]
+
+
+def online_features(store, service_name: str, tenancy_ids: Sequence[str], as_of: pd.Timestamp) -> pd.DataFrame:
+    """The online features of `tenancy_ids` through the named FeatureService, the recency features computed as of
+    `as_of` (one row per id, in order; an unknown tenancy's features are all missing)."""
+    rows = [{"tenancy_id": t, "as_of": pd.Timestamp(as_of).to_pydatetime()} for t in tenancy_ids]
+    return store.get_online_features(features=store.get_feature_service(service_name), entity_rows=rows).to_df()
+
+
+def historical_features(store, entity_df: pd.DataFrame, service_name: str) -> pd.DataFrame:
+    """Join features as of each row's event_timestamp through the named FeatureService (point in time: each row
+    sees the snapshot as of its own date and nothing later; the recency features are computed as of that date)."""
+    service = store.get_feature_service(service_name)
+    entity_df = entity_df.assign(as_of=entity_df["event_timestamp"])
+    frame = store.get_historical_features(entity_df=entity_df, features=service).to_df()
+    return frame.sort_values(["event_timestamp", "tenancy_id"]).reset_index(drop=True)
