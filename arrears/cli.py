@@ -222,8 +222,8 @@ def train(
 ) -> None:
     """Train the arrears-risk and payment-date models through their FeatureServices, evaluate them against the
     baselines (and backtest the cash forecast), log everything to MLflow and register each as `challenger`."""
-    from training.payments import train_payment_model
-    from training.risk import read_outcomes, train_risk_model
+    from training.labels import read_outcomes
+    from training.train import train_payment_model, train_risk_model
 
     if model not in ("all", "risk", "payment_date"):
         _fail(f"--model must be all, risk or payment_date, not {model!r}")
@@ -255,13 +255,13 @@ def promote() -> None:
     """Move each model's `champion` to its `challenger` if the gates pass (quality floors, the baselines, no
     regression against the champion on the same test weeks, bias); otherwise name the failing gate. Exits 1 if any
     model was refused. Every decision is recorded in MLflow (experiment `promotions`)."""
-    from training import payments, risk
+    from training.promotion import GATES, promote
     from training.registry import NoChampion
 
     refused = []
-    for module in (risk, payments):
+    for model in GATES:
         try:
-            decision = module.promote(get_settings())
+            decision = promote(get_settings(), model)
         except NoChampion as exc:
             _fail(str(exc))
         if decision.promoted:
@@ -281,12 +281,13 @@ def forecast(
     """Cash forecast for treasury: expected receipts per week with P10/P50/P90, portfolio-wide and per patch, from
     the champion payment-date model. Writes CSV, JSON and a fan chart (PNG) to the reports folder."""
     from features.store.offline import FeatureStageError
-    from serving.cash import cash_forecast
+    from serving.cash_forecast import forecast_now, write_forecast
     from training.registry import NoChampion
 
     try:
         with console.status("Simulating receipts…"):
-            result = cash_forecast(get_settings(), weeks=weeks)
+            result = forecast_now(get_settings(), weeks=weeks)
+            files = write_forecast(result, get_settings().reports_dir)
     except (NoChampion, FeatureStageError) as exc:
         _fail(str(exc))
     if as_json:
@@ -299,7 +300,7 @@ def forecast(
     for row in portfolio.itertuples():
         table.add_row(str(row.week), str(row.week_start), f"£{row.p10:,.0f}", f"£{row.p50:,.0f}", f"£{row.p90:,.0f}")
     out.print(table)
-    console.print(f"Per patch and the fan chart: {result.csv}, {result.plot}")
+    console.print(f"Per patch and the fan chart: {files.csv}, {files.plot}")
 
 
 # -- serve / worklist ------------------------------------------------------------------------------------------

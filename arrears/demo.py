@@ -22,8 +22,9 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
     from monitoring.jobs import feature_drift
     from serving.server import fetch_worklist, running_server
     from serving.worklist import worklist_frame
-    from serving.cash import cash_forecast
-    from training import payments, risk
+    from serving.cash_forecast import forecast_now, write_forecast
+    from training.promotion import GATES, promote
+    from training.train import train_payment_model, train_risk_model
 
     timings: dict[str, float] = {}
 
@@ -54,8 +55,8 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
 
     step("train")
     with console.status("Training through the arrears_risk_v1 and payment_date_v1 FeatureServices…"):
-        trained = risk.train_risk_model(settings)
-        paid = payments.train_payment_model(settings)
+        trained = train_risk_model(settings)
+        paid = train_payment_model(settings)
     m, p = trained.metrics, paid.metrics
     done("train", f"arrears_risk v{trained.version}: AUC {m['auc']:.3f}, precision@capacity "
                   f"{m['precision_at_capacity']:.3f} (highest balance {m['precision_at_capacity_balance_baseline']:.3f}, "
@@ -65,7 +66,7 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
                   f"{p['p10_p90_coverage']:.0%}")
 
     step("promote")
-    decisions = [risk.promote(settings), payments.promote(settings)]
+    decisions = [promote(settings, model) for model in GATES]
     refused = [d for d in decisions if not d.promoted]
     if refused:
         raise RuntimeError("; ".join(f"{d.model} v{d.version} failed its gates: {'; '.join(d.failed_gates)}"
@@ -74,7 +75,8 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
     done("promote", ", ".join(f"{d.model} v{d.version}" for d in decisions) + " are champions")
 
     step("forecast")
-    cash = cash_forecast(settings)
+    cash = forecast_now(settings)
+    cash_files = write_forecast(cash, settings.reports_dir)
     week1 = cash.table[(cash.table["scope"] == "portfolio") & (cash.table["week"] == 1)].iloc[0]
     done("forecast", f"13 weeks from {cash.as_of.date()}; week 1 P50 £{week1['p50']:,.0f} "
                      f"(P10 £{week1['p10']:,.0f} – P90 £{week1['p90']:,.0f})")
@@ -101,7 +103,7 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
         "MLflow store": settings.tracking_uri,
         "champion": f"models:/arrears_risk@champion (version {decision.version}), "
                     f"models:/payment_date@champion (version {decisions[1].version})",
-        "cash forecast": cash.csv,
+        "cash forecast": cash_files.csv,
         "drift report": drift.html,
         "ledger": settings.ledger,
         "quarantine": settings.quarantine_dir,

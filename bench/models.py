@@ -52,22 +52,23 @@ def measure(kind: str, work: Path) -> tuple[float, int]:
     warnings.simplefilter("ignore")
     names = [f.name for f in SNAPSHOT_FEATURES]
     if kind == "fit_risk":
-        from training.risk import fit_booster, load_params
+        from training.config import load_params
+        from training.risk import fit_booster
 
         frame = pd.read_parquet(work / "risk.parquet")
         cut = int(len(frame) * 0.85)
         start = time.perf_counter()
-        booster = fit_booster(frame.iloc[:cut], frame.iloc[cut:], names, load_params()["lightgbm"])
+        booster = fit_booster(frame.iloc[:cut], frame.iloc[cut:], names, load_params("arrears_risk")["lightgbm"])
         booster.save_model(str(work / "risk_model.txt"))
         return time.perf_counter() - start, len(frame)
     if kind == "fit_payment":
         from training import payment_date as pdm
-        from training.payments import load_params
+        from training.config import load_params
 
         frame = pd.read_parquet(work / "payment.parquet")
         cut = int(len(frame) * 0.85)
         start = time.perf_counter()
-        pdm.fit(frame.iloc[:cut], frame.iloc[cut:], names, load_params()["lightgbm"])
+        pdm.fit(frame.iloc[:cut], frame.iloc[cut:], names, load_params("payment_date")["lightgbm"])
         seconds = time.perf_counter() - start
         return seconds, len(pdm.person_period(frame, names))
     from serving.worklist import (  # imported before the clock starts

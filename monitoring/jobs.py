@@ -8,12 +8,11 @@ from serving.settings import ServingSettings
 from features.store.offline import live_tenancies
 from monitoring.drift import DriftResult, drift_report
 from training import registry
-from training.risk import reference_path
 
 
 def feature_drift(settings: ServingSettings) -> DriftResult:
     """Drift of the champion's features: its training reference versus the current snapshot being served."""
     champion = registry.model_by_alias(settings, registry.RISK_MODEL, registry.CHAMPION)
-    reference = pd.read_parquet(reference_path(settings, champion.version))
+    reference = registry.load_reference(settings, champion.version)
     current = live_tenancies(settings)  # what is being served: every live tenancy as of the ledger's latest date
     return drift_report(reference, current, list(reference.columns), settings.reports_dir, name="feature_drift")

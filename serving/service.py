@@ -35,10 +35,11 @@ class ArrearsWorklist:
     def __init__(self) -> None:
         from serving.settings import get_settings
         from features.store.feast import open_store
-        from training.risk import load_champion_booster
+        from training.registry import RISK_MODEL, load_champion
 
         self.settings = get_settings()
-        self.booster, self.model, self.calibration = load_champion_booster(self.settings)
+        champion = load_champion(self.settings, RISK_MODEL)
+        self.booster, self.model, self.calibration = champion.booster, champion.ref, champion.calibration
         self.store = open_store(self.settings)
         self.feature_service = self.store.get_feature_service(self.model.feature_service)
 

@@ -69,7 +69,8 @@ def test_train_promote_and_load_through_a_postgres_backed_tracking_server(tracki
     from features.ledger import open_ledger
     from features.store.refresh import refresh
     from training import registry
-    from training.risk import load_champion_booster, promote, train_risk_model
+    from training.promotion import promote
+    from training.train import train_risk_model
 
     address, schema = tracking_server
     monkeypatch.setenv("ARREARS_HOME", str(tmp_path / "home"))
@@ -86,8 +87,9 @@ def test_train_promote_and_load_through_a_postgres_backed_tracking_server(tracki
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trained = train_risk_model(settings)
-        decision = promote(settings)
-        booster, ref, _ = load_champion_booster(settings)
+        decision = promote(settings, registry.RISK_MODEL)
+        champion = registry.load_champion(settings, registry.RISK_MODEL)
+        booster, ref = champion.booster, champion.ref
     assert decision.promoted, decision.failed_gates
     assert ref.version == trained.version and booster.num_trees() > 0
     assert not (settings.home / "mlflow").exists()  # nothing went to the embedded store

@@ -22,7 +22,9 @@ def trained(tmp_path_factory):
     from features.feeds.ingest import ingest_delivery
     from features.ledger import open_ledger
     from features.store.refresh import refresh
-    from training import payments, risk
+    from training.promotion import promote
+    from training.registry import PAYMENT_MODEL, RISK_MODEL
+    from training.train import train_payment_model, train_risk_model
 
     root = tmp_path_factory.mktemp("models")
     mp = pytest.MonkeyPatch()
@@ -38,9 +40,9 @@ def trained(tmp_path_factory):
     refresh(settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        risk_result = risk.train_risk_model(settings)
-        payment_result = payments.train_payment_model(settings)
-        decisions = [risk.promote(settings), payments.promote(settings)]
+        risk_result = train_risk_model(settings)
+        payment_result = train_payment_model(settings)
+        decisions = [promote(settings, RISK_MODEL), promote(settings, PAYMENT_MODEL)]
     yield {"root": root, "settings": settings, "risk": risk_result, "payment": payment_result,
            "decisions": decisions}
     mp.undo()
@@ -65,9 +67,11 @@ def test_risk_probabilities_are_calibrated(trained) -> None:
 
 
 def test_more_arrears_and_fewer_payments_never_lower_risk_on_average(trained) -> None:
-    from training.risk import load_champion_booster, score
+    from training.registry import RISK_MODEL, load_champion
+    from training.risk import score
 
-    booster, _, calibration = load_champion_booster(trained["settings"])
+    champion = load_champion(trained["settings"], RISK_MODEL)
+    booster, calibration = champion.booster, champion.calibration
     names = booster.feature_name()
     test = trained["risk"].test
     worse = test.copy()
@@ -88,9 +92,10 @@ def test_more_arrears_and_fewer_payments_never_lower_risk_on_average(trained) ->
 
 def test_reordering_and_renaming_tenancies_changes_no_score(trained) -> None:
     from serving.worklist import score_cases
-    from training.risk import load_champion_booster
+    from training.registry import RISK_MODEL, load_champion
 
-    booster, _, calibration = load_champion_booster(trained["settings"])
+    champion = load_champion(trained["settings"], RISK_MODEL)
+    booster, calibration = champion.booster, champion.calibration
     test = trained["risk"].test.head(400)
     scores = {c.tenancy_id: c.risk_score for c in score_cases(test, booster, calibration=calibration)}
     renamed = test.sample(frac=1.0, random_state=1).assign(tenancy_id=lambda f: "X" + f["tenancy_id"])
@@ -99,7 +104,7 @@ def test_reordering_and_renaming_tenancies_changes_no_score(trained) -> None:
 
 
 def test_a_fixed_seed_reproduces_the_metrics_exactly(trained) -> None:
-    from training.risk import train_risk_model
+    from training.train import train_risk_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -175,16 +180,17 @@ def test_cash_forecast_backtest_beats_the_last_four_weeks_average(trained) -> No
 
 
 def test_cash_forecast_now_has_every_week_and_patch(trained) -> None:
-    from serving.cash import cash_forecast
+    from serving.cash_forecast import forecast_now, write_forecast
 
-    result = cash_forecast(trained["settings"], simulations=100)
+    result = forecast_now(trained["settings"], simulations=100)
+    files = write_forecast(result, trained["settings"].reports_dir)
     table = result.table
     assert set(table["week"]) == set(range(1, 14))
     assert (table["p10"] <= table["p50"]).all() and (table["p50"] <= table["p90"]).all()
     portfolio = table[table["scope"] == "portfolio"].set_index("week")["mean"]
     patches = table[table["scope"] != "portfolio"].groupby("week")["mean"].sum()
     assert np.allclose(portfolio, patches)
-    assert result.csv.exists() and result.plot.exists()
+    assert files.csv.exists() and files.plot.exists()
 
 
 # -- promotion --------------------------------------------------------------------------------------------------------
@@ -203,22 +209,24 @@ def test_both_models_are_champions_and_each_promotion_is_recorded(trained) -> No
 
 def test_promotion_refuses_a_worse_challenger_and_names_the_gate(trained) -> None:
     from training import registry
-    from training.risk import load_params, promote, train_risk_model
+    from training.config import load_params
+    from training.promotion import promote
+    from training.train import train_risk_model
 
     settings = trained["settings"]
-    params = load_params()
+    params = load_params("arrears_risk")
     params["lightgbm"] = {**params["lightgbm"], "num_leaves": 2, "num_boost_round": 2, "learning_rate": 0.01}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         weak = train_risk_model(settings, params=params)
     champion_before = registry.model_by_alias(settings, registry.RISK_MODEL, registry.CHAMPION).version
-    decision = promote(settings)
+    decision = promote(settings, registry.RISK_MODEL)
     assert not decision.promoted and decision.version == weak.version
     assert any(g.startswith("regression:") for g in decision.failed_gates), decision.failed_gates
     assert registry.model_by_alias(settings, registry.RISK_MODEL, registry.CHAMPION).version == champion_before
-    floor = load_params()
+    floor = load_params("arrears_risk")
     floor["gates"]["min_auc"] = 0.99
-    refused = promote(settings, floor)
+    refused = promote(settings, registry.RISK_MODEL, floor)
     assert any(g.startswith("quality floor: auc") for g in refused.failed_gates)
 
 

@@ -1,15 +1,51 @@
-"""Point-in-time training sets through a Feast FeatureService, and the time-based split.
+"""Training sets: labels joined point in time to features through a Feast FeatureService, and the splits.
 
-Features come only from `features.store.feast.historical_features` for (tenancy, as_of) pairs, so each row sees the snapshot
-as of its own date and nothing later. The split is by date with an embargo of one label horizon between train
-and test, so no training label looks into the test period.
+Every model's rows are built by `point_in_time`: features come only from `features.store.feast.historical_features`
+for (tenancy, as_of) pairs, so each row sees the snapshot as of its own date and nothing later. The split is by
+date with an embargo of one label horizon between train and test, so no training label looks into the test period.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+
+from features.feeds.contract import MONITORING_ONLY_COLUMNS
+from features.ledger import open_ledger
+from features.settings import FeatureSettings
+from features.store.feast import historical_features, open_store, service_feature_names
+from features.timeline import utc
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    frame: pd.DataFrame  #: the labels with the FeatureService's features as of each row's date
+    names: list[str]  #: the features, in the service's order (the model's column order)
+    store: object  #: the Feast store they came from (for later point-in-time fetches)
+
+
+def point_in_time(settings: FeatureSettings, feature_service: str, labels: pd.DataFrame) -> TrainingSet:
+    """Join `labels` (tenancy_id, event_timestamp, …) to the named FeatureService's features as of each row."""
+    store = open_store(settings)
+    names = service_feature_names(store, feature_service)
+    return TrainingSet(historical_features(store, labels, feature_service), names, store)
+
+
+def thin_weeks(labels: pd.DataFrame, as_of: pd.DatetimeIndex, every_weeks: int) -> pd.DataFrame:
+    """Keep the labels of every `every_weeks`-th weekly date, counting back from the latest (the most recent
+    weeks are always kept; the past is thinned out)."""
+    kept = as_of[::-1][::every_weeks]
+    return labels[labels["event_timestamp"].isin(utc(kept))]
+
+
+def monitoring_groups(settings: FeatureSettings, tenancy_ids: pd.Series) -> pd.DataFrame:
+    """The monitoring-only attributes of the tenancies (never features): the bias gate's input. May be empty."""
+    with open_ledger(settings.ledger) as ledger:
+        register = ledger.read_table("tenancy_register")
+    present = [c for c in MONITORING_ONLY_COLUMNS if c in register and register[c].notna().any()]
+    return register.loc[register["tenancy_id"].isin(set(tenancy_ids)), ["tenancy_id", *present]]
 
 
 @dataclass(frozen=True)
@@ -45,8 +81,6 @@ def time_split(frame: pd.DataFrame, embargo_weeks: int, valid_share: float = 0.1
 
 def tenancy_split(frame: pd.DataFrame, seed: int = 0, valid_share: float = 0.15, test_share: float = 0.2) -> TimeSplit:
     """Fallback when every label shares one date: hold out whole tenancies (never split one across sets)."""
-    import numpy as np
-
     tenancies = np.sort(frame["tenancy_id"].unique())
     rng = np.random.default_rng(seed)
     draw = pd.Series(rng.random(len(tenancies)), index=tenancies)

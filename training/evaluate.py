@@ -134,3 +134,24 @@ def group_metrics(frame: pd.DataFrame, groups: pd.DataFrame, capacity: float, mi
                 "judged": bool(judged),
             })
     return pd.DataFrame(rows)
+
+
+def bias_metrics(groups: pd.DataFrame, overall_auc: float) -> dict[str, float]:
+    """The worst gaps across judged groups, as measured and as surely as the group's size allows.
+
+    `bias_max_auc_gap`: how far the worst group's AUC is below the overall AUC. `..._lower_bound` subtracts 1.96
+    standard errors (Hanley & McNeil, on tenancies rather than repeated weekly rows): the gap we are 97.5% sure of.
+    Likewise for calibration: mean predicted risk versus the group's observed rate.
+    """
+    judged = groups[groups["judged"]]
+    if judged.empty:
+        return {"bias_groups_judged": 0.0}
+    auc_gap = overall_auc - judged["auc"]
+    calibration_gap = (judged["mean_risk"] - judged["base_rate"]).abs()
+    return {
+        "bias_groups_judged": float(len(judged)),
+        "bias_max_auc_gap": float(auc_gap.max()),
+        "bias_max_auc_gap_lower_bound": float((auc_gap - 1.96 * judged["auc_se"]).max()),
+        "bias_max_calibration_gap": float(calibration_gap.max()),
+        "bias_max_calibration_gap_lower_bound": float((calibration_gap - 1.96 * judged["base_rate_se"]).max()),
+    }

@@ -14,6 +14,7 @@ growth in the settled balance is growth in real arrears, not a snapshot falling 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -126,3 +127,23 @@ def payment_date_labels(tenancies: pd.DataFrame, transactions: pd.DataFrame, as_
         "duration": duration.astype(np.int64),
         "event": event.astype(np.int8),
     })
+
+
+# -- bring-your-own outcomes ----------------------------------------------------------------------------------------
+def read_outcomes(path: Path) -> pd.DataFrame:
+    """Bring-your-own labels: a CSV or Parquet of tenancy_id, as_of_date, outcome (0/1)."""
+    frame = pd.read_parquet(path) if str(path).endswith(".parquet") else pd.read_csv(path, dtype={"tenancy_id": str})
+    missing = {"tenancy_id", "as_of_date", "outcome"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {', '.join(sorted(missing))}: expected tenancy_id, as_of_date, "
+                         "outcome")
+    if not frame["outcome"].isin([0, 1]).all():
+        raise ValueError(f"{path}: outcome must be 0 or 1")
+    return frame
+
+
+def outcome_labels(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Bring-your-own outcomes as risk labels (tenancy_id, event_timestamp, label)."""
+    stamps = pd.to_datetime(outcomes["as_of_date"], dayfirst=False).dt.tz_localize("UTC")
+    return pd.DataFrame({"tenancy_id": outcomes["tenancy_id"].astype(str), "event_timestamp": stamps,
+                         "label": outcomes["outcome"].astype(int)})

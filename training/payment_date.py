@@ -8,7 +8,7 @@ dropped. The survival curve gives the distribution of the payment day and so its
 horizon is reported as `inf` ("not within 8 weeks").
 
 The same distributions, with each tenant's usual amount and gaps between payments, simulate receipts for the cash
-forecast (`simulate_receipts`).
+forecast (`training.cash`).
 """
 
 from __future__ import annotations
@@ -130,97 +130,3 @@ def payment_metrics(test: pd.DataFrame, horizon: int) -> dict[str, float]:
         "paid_within_horizon_rate": float(test["event"].mean()),
         "predicted_within_horizon_rate": float(test["p_within_horizon"].mean()),
     }
-
-
-# -- cash: receipts simulated from the payment-date distributions -------------------------------------------------
-def tenant_habits(paid_days: pd.DataFrame, receipt_days: pd.DataFrame, as_of: pd.Timestamp,
-                  tenancy_ids: np.ndarray, period_days: np.ndarray, lookback_days: int = 182,
-                  max_gaps: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per tenancy, from its last 26 weeks up to as_of: the amount per payment and its recent gaps between payments.
-
-    The amount is everything received divided by the number of payment days (so small top-ups are not lost);
-    a tenancy with fewer than two payments gets its rent period as its only gap; with none, amount 0.
-    """
-    day = pd.Timestamp(as_of).tz_localize(None).normalize() if pd.Timestamp(as_of).tz else pd.Timestamp(as_of)
-    since = day - pd.Timedelta(days=lookback_days)
-
-    def window(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[(frame["day"] <= day) & (frame["day"] > since)]
-
-    received = window(receipt_days).groupby("tenancy_id")["amount_pence"].sum()
-    groups = {t: g for t, g in window(paid_days).groupby("tenancy_id")}
-    amount = np.zeros(len(tenancy_ids))
-    gaps = np.zeros((len(tenancy_ids), max_gaps))
-    counts = np.ones(len(tenancy_ids), dtype=int)
-    gaps[:, 0] = period_days
-    for i, tenancy in enumerate(tenancy_ids):
-        g = groups.get(tenancy)
-        if g is None:
-            continue
-        amount[i] = received.get(tenancy, 0.0) / len(g)
-        d = np.diff(g["day"].to_numpy(dtype="datetime64[D]").astype(np.int64))[-max_gaps:]
-        if len(d):
-            gaps[i, : len(d)] = d
-            counts[i] = len(d)
-    return amount, gaps, counts
-
-
-def simulate_receipts(cdf: np.ndarray, amount: np.ndarray, gaps: np.ndarray, counts: np.ndarray, weeks: int = 13,
-                      sims: int = 300, seed: int = 0, edges: tuple[int, ...] = BIN_EDGES) -> np.ndarray:
-    """Receipts (pence) per simulation, tenancy and week: array (sims, tenancies, weeks).
-
-    The first payment day is drawn from the tenancy's payment-date distribution (none within the horizon: draw
-    again from the end of the horizon); later ones follow at gaps drawn from the tenancy's own recent gaps; each
-    payment is the tenancy's usual amount.
-    """
-    rng = np.random.default_rng(seed)
-    n = len(amount)
-    e = np.asarray(edges, dtype=float)
-    horizon_days = weeks * 7
-    out = np.zeros((sims, n, weeks))
-
-    def first_payment(size: tuple[int, int]) -> np.ndarray:
-        u = rng.random(size)
-        day = np.empty(size)
-        for i in range(n):  # inverse CDF, linear within bins (vectorised over simulations)
-            f = cdf[i]
-            within = u[:, i] <= f[-1]
-            day[within, i] = np.interp(u[within, i], f, e) if f[-1] > 0 else e[-1]
-            day[~within, i] = np.nan
-        return day
-
-    t = first_payment((sims, n))
-    offset = np.zeros((sims, n))
-    while True:
-        missing = np.isnan(t)
-        while missing.any():  # no payment within the model's horizon: draw again from its end, or give up
-            offset = np.where(missing, offset + e[-1], offset)
-            retry = missing & (offset < horizon_days)
-            t = np.where(retry, first_payment((sims, n)), np.where(missing, np.inf, t))
-            missing = np.isnan(t)
-        when = np.ceil(offset + t)
-        active = when <= horizon_days
-        if not active.any():
-            break
-        week = np.clip(((np.where(active, when, 1) - 1) // 7).astype(int), 0, weeks - 1)
-        s_idx, t_idx = np.nonzero(active)
-        np.add.at(out, (s_idx, t_idx, week[active]), amount[t_idx])
-        pick = (rng.random((sims, n)) * counts[None, :]).astype(int)
-        gap = np.maximum(gaps[np.arange(n)[None, :], pick], 1.0)
-        offset, t = when, gap
-    return out
-
-
-def summarise(receipts: np.ndarray, patches: np.ndarray, start: pd.Timestamp) -> pd.DataFrame:
-    """Weekly P10/P50/P90 and mean receipts (pounds), portfolio-wide and per patch."""
-    rows = []
-    scopes = [("portfolio", np.ones(len(patches), dtype=bool))] + [
-        (str(p), patches == p) for p in sorted(pd.unique(patches))]
-    for scope, members in scopes:
-        totals = receipts[:, members, :].sum(axis=1) / 100.0  # (sims, weeks)
-        for w in range(totals.shape[1]):
-            rows.append({"scope": scope, "week": w + 1,
-                         "week_start": (pd.Timestamp(start) + pd.Timedelta(days=7 * w + 1)).date(),
-                         "mean": totals[:, w].mean(), "p10": np.percentile(totals[:, w], 10),
-                         "p50": np.percentile(totals[:, w], 50), "p90": np.percentile(totals[:, w], 90)})
-    return pd.DataFrame(rows)

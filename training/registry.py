@@ -1,12 +1,18 @@
-"""MLflow tracking and registry: where runs are logged, models registered, and aliases moved.
+"""MLflow tracking and registry: where runs are logged, how versions are found, and every loader of what training
+left behind (the champion models, the reference sample drift is measured against).
 
-MLflow 3 uses aliases, not stages: a new version is `challenger`; `champion` is what serving loads.
+MLflow 3 uses aliases, not stages: a new version is `challenger`; `champion` is what serving loads. Serving and
+monitoring import this module, never a model's training code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import pandas as pd
+
+from training.risk import Calibration
 from training.settings import TrainingSettings
 
 RISK_MODEL = "arrears_risk"
@@ -17,19 +23,26 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 
+def experiment(settings: TrainingSettings, name: str) -> str:
+    """The id of experiment `name`, created on first use (artefacts under home with the local store)."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None if settings.mlflow_tracking_uri else settings.mlflow_artifacts_dir.as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
 def configure(settings: TrainingSettings):
     """Point the MLflow client at this home's tracking store (creating the local store on first use)."""
     import mlflow
 
     if settings.mlflow_tracking_uri is None:
-        (settings.home / "mlflow").mkdir(parents=True, exist_ok=True)
         settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        artifact_location = None if settings.mlflow_tracking_uri else settings.mlflow_artifacts_dir.as_uri()
-        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location)
-    mlflow.set_experiment(EXPERIMENT)
+    mlflow.set_experiment(experiment_id=experiment(settings, EXPERIMENT))
     return mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
@@ -67,20 +80,39 @@ def model_by_alias(settings: TrainingSettings, name: str, alias: str) -> ModelRe
     return ModelRef(name, str(mv.version), mv.run_id, mv.tags.get("feature_service", ""), dict(mv.tags))
 
 
-def record_promotion(settings: TrainingSettings, model: str, version: str, previous: str | None, promoted: bool,
-                     failed: list[str]) -> str:
-    """Every promotion decision becomes a run of its own in the `promotions` experiment (who, what, why)."""
-    import getpass
+@dataclass(frozen=True)
+class Champion:
+    """A model version ready to use: its LightGBM booster, its registry entry and (risk model) its calibration."""
 
+    booster: object
+    ref: ModelRef
+    calibration: Calibration
+
+
+def load_champion(settings: TrainingSettings, name: str, alias: str = CHAMPION) -> Champion:
+    """The version of `name` that has `alias` (the booster is loaded by version, so it matches `ref` even if the
+    alias moves meanwhile)."""
     import mlflow
 
-    configure(settings)
-    if mlflow.get_experiment_by_name(PROMOTIONS) is None:
-        location = None if settings.mlflow_tracking_uri else settings.mlflow_artifacts_dir.as_uri()
-        mlflow.create_experiment(PROMOTIONS, artifact_location=location)
-    experiment = mlflow.get_experiment_by_name(PROMOTIONS)
-    with mlflow.start_run(experiment_id=experiment.experiment_id, run_name=f"{model} v{version}") as run:
-        mlflow.set_tags({"model": model, "version": version, "previous_champion": previous or "",
-                         "decision": "promoted" if promoted else "refused", "decided_by": getpass.getuser(),
-                         "failed_gates": "; ".join(failed)})
-    return run.info.run_id
+    ref = model_by_alias(settings, name, alias)
+    booster = mlflow.lightgbm.load_model(f"models:/{name}/{ref.version}")
+    return Champion(booster, ref, Calibration.from_tags(ref.tags))
+
+
+# -- the reference sample: what drift is measured against --------------------------------------------------------
+def reference_path(settings: TrainingSettings, version: str, name: str = RISK_MODEL) -> Path:
+    return settings.reference_dir / f"{name}_v{version}.parquet"
+
+
+def save_reference(settings: TrainingSettings, train_features: pd.DataFrame, version: str,
+                   rows: int = 20_000) -> Path:
+    """The feature distribution a risk-model version learnt from (a fixed-seed sample of its training rows)."""
+    sample = train_features.sample(n=min(rows, len(train_features)), random_state=0)
+    path = reference_path(settings, version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sample.to_parquet(path, index=False)
+    return path
+
+
+def load_reference(settings: TrainingSettings, version: str) -> pd.DataFrame:
+    return pd.read_parquet(reference_path(settings, version))

@@ -1,0 +1,234 @@
+"""Training runs: labels → point-in-time training set → fit → evaluate against the baselines → evidence → one MLflow
+run → a registered version with the alias `challenger`. Promotion is a separate, explicit step
+(`training.promotion`).
+
+- `train_risk_model`: the arrears-risk model (`arrears_risk_v1`), judged against highest-balance-first, the stage
+  list and FIFO on the same test weeks, per monitored group (the bias gate's input) and against the current
+  champion on the same rows (the regression gate's input).
+- `train_payment_model`: the payment-date survival model (`payment_date_v1`), judged against each tenant's own
+  habit, and the 13-week cash forecast built on it backtested from past dates against a last-4-weeks average.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.store.feast import historical_features
+from features.store.offline import LedgerSlice, load_ledger_slice, read_offline
+from features.transforms import weekly_as_of_dates
+from training import cash, evidence, registry
+from training import payment_date as pdm
+from training.config import load_params
+from training.dataset import TrainingSet, monitoring_groups, point_in_time, tenancy_split, thin_weeks, time_split
+from training.evaluate import bias_metrics, group_metrics, risk_metrics
+from training.labels import (
+    PaymentLabelSpec,
+    RiskLabelSpec,
+    arrears_growth_labels,
+    daily_receipts,
+    outcome_labels,
+    payment_date_labels,
+    qualifying_payment_days,
+)
+from training.risk import fit_and_calibrate, score
+from training.settings import TrainingSettings
+
+CHAMPION_METRICS = ("auc", "pr_auc", "brier", "precision_at_capacity", "captured_at_capacity")
+
+
+@dataclass
+class TrainingResult:
+    run_id: str
+    version: str
+    metrics: dict[str, float]
+    feature_names: list[str]
+    test: pd.DataFrame = field(repr=False)
+    notes: list[str] = field(default_factory=list)
+    groups: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    backtest: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+
+# -- one log-and-register for every model ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Registration:
+    run_id: str
+    version: str
+
+
+def log_and_register(settings: TrainingSettings, model: str, booster: lgb.Booster, example: pd.DataFrame, *,
+                     params: dict, metrics: dict[str, float], tags: dict[str, str], version_tags: dict[str, str],
+                     evidence_in: Callable[[Path], list[Path]],
+                     after_register: Callable[[str], dict[str, Path]] | None = None) -> Registration:
+    """One MLflow run for a trained model: its parameters, finite metrics, tags and evidence; the model logged with
+    its signature, input example and pinned requirements, registered as a new version of `model` tagged with
+    `version_tags` and given the alias `challenger`. `after_register(version)` names more files to log in the
+    same run (artifact folder → file)."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    client = registry.configure(settings)
+    with mlflow.start_run(run_name=model) as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        mlflow.set_tags(tags)
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in evidence_in(Path(tmp)):
+                mlflow.log_artifact(str(path), artifact_path="evidence")
+        info = mlflow.lightgbm.log_model(booster, name="model", signature=infer_signature(example, booster.predict(
+            example)), input_example=example, registered_model_name=model,
+            pip_requirements=registry.model_requirements())
+        version = str(info.registered_model_version)
+        for key, value in version_tags.items():
+            client.set_model_version_tag(model, version, key, value)
+        client.set_registered_model_alias(model, registry.CHALLENGER, version)
+        for folder, path in (after_register(version) if after_register else {}).items():
+            mlflow.log_artifact(str(path), artifact_path=folder)
+    return Registration(run.info.run_id, version)
+
+
+def _ledger_weeks(part: LedgerSlice) -> pd.DatetimeIndex:
+    tx = part.transactions
+    return weekly_as_of_dates(tx["posted_date"].min(), tx["posted_date"].max())
+
+
+def _split_params(split, lightgbm: dict, label: dict) -> dict:
+    return {"train_end": str(split.train_end.date()), "test_start": str(split.test_start.date()),
+            **{f"label_{k}": v for k, v in label.items()}, **{f"lgb_{k}": v for k, v in lightgbm.items()}}
+
+
+# -- the arrears-risk model -----------------------------------------------------------------------------------------
+def risk_training_set(settings: TrainingSettings, params: dict, outcomes: pd.DataFrame | None = None) -> TrainingSet:
+    """Labels from the ledger (arrears growth, thinned to every n-th week) or from your own outcomes, with the
+    FeatureService's features as of each label's date."""
+    if outcomes is not None:
+        labels = outcome_labels(outcomes)
+    else:
+        part = load_ledger_slice(settings)
+        as_of = _ledger_weeks(part)
+        labels = arrears_growth_labels(part.tenancies, part.transactions, as_of, RiskLabelSpec(**params["label"]))
+        labels = thin_weeks(labels, as_of, params["sample_every_weeks"])
+    return point_in_time(settings, params["feature_service"], labels)
+
+
+def champion_on_same_window(settings: TrainingSettings, test: pd.DataFrame, feature_service: str,
+                            capacity: float) -> dict[str, float]:
+    """The current champion's metrics on the challenger's test rows (empty if there is no comparable champion)."""
+    try:
+        champion = registry.load_champion(settings, registry.RISK_MODEL)
+    except registry.NoChampion:
+        return {}
+    names = champion.booster.feature_name()
+    if champion.ref.feature_service != feature_service or not set(names) <= set(test.columns):
+        return {}
+    scored = test.drop(columns=["risk_raw", "risk_score"]).join(
+        score(champion.booster, test, names, champion.calibration))
+    metrics = risk_metrics(scored, capacity, rank="risk_raw")
+    return {f"champion_{k}_same_window": v for k, v in metrics.items() if k in CHAMPION_METRICS}
+
+
+def _risk_split(frame: pd.DataFrame, params: dict):
+    if frame["event_timestamp"].nunique() < 3:
+        note = ("all outcomes share one as_of date: validating on held-out tenancies, not later dates, so the "
+                "metrics say nothing about how the model ages")
+        return tenancy_split(frame), [note]
+    return time_split(frame, embargo_weeks=params["label"]["horizon_weeks"]), []
+
+
+def train_risk_model(settings: TrainingSettings, params: dict | None = None,
+                     outcomes: pd.DataFrame | None = None) -> TrainingResult:
+    params = params or load_params("arrears_risk")
+    data = risk_training_set(settings, params, outcomes)
+    names = data.names
+    split, notes = _risk_split(data.frame, params)
+    booster, calibration = fit_and_calibrate(split.train, split.valid, names, params["lightgbm"])
+    test = split.test.copy().join(score(booster, split.test, names, calibration))
+    metrics = risk_metrics(test, params["capacity"], rank="risk_raw")
+    groups_frame = monitoring_groups(settings, test["tenancy_id"])
+    groups = group_metrics(test, groups_frame, params["capacity"]) if groups_frame.shape[1] > 1 else pd.DataFrame()
+    if not groups.empty:
+        metrics |= bias_metrics(groups, metrics["auc"])
+    metrics |= champion_on_same_window(settings, test, params["feature_service"], params["capacity"])
+    registered = log_and_register(
+        settings, registry.RISK_MODEL, booster, split.train[names].head(5),
+        params={"feature_service": params["feature_service"], "best_iteration": booster.best_iteration,
+                "train_rows": len(split.train), "test_rows": len(split.test), "capacity": params["capacity"],
+                **_split_params(split, params["lightgbm"], params["label"])},
+        metrics=metrics,
+        tags={"label_source": "outcomes_file" if outcomes is not None else "ledger",
+              "split": "held_out_tenancies" if notes else "time", **calibration.tags()},
+        version_tags={"feature_service": params["feature_service"], **calibration.tags()},
+        evidence_in=lambda folder: evidence.risk_evidence(folder, booster, split, test, names, metrics, groups,
+                                                          params, notes),
+        after_register=lambda version: {"reference": registry.save_reference(settings, split.train[names], version)})
+    return TrainingResult(registered.run_id, registered.version, metrics, names, test, notes, groups)
+
+
+# -- the payment-date model and the cash forecast built on it --------------------------------------------------------
+def backtest_cash(settings: TrainingSettings, store, booster: lgb.Booster, part: LedgerSlice, paid: pd.DataFrame,
+                  first_origin: pd.Timestamp, params: dict) -> pd.DataFrame:
+    """Forecast from past weekly dates in the test period and set each week against what was then received.
+
+    One row per (origin, week ahead): forecast mean/P10/P50/P90, the last-4-weeks-average baseline, and actual
+    receipts of the tenancies live at the origin.
+    """
+    plan, weeks = params["cash"], params["cash"]["weeks"]
+    offline = read_offline(settings, columns=["tenancy_id", "event_timestamp"])
+    last_posting = part.transactions["posted_date"].max()
+    dates = sorted(d for d in offline["event_timestamp"].unique()
+                   if pd.Timestamp(d) >= first_origin
+                   and pd.Timestamp(d).tz_localize(None) + pd.Timedelta(weeks=weeks) <= last_posting)
+    origins = dates[::-1][:: plan["origin_every_weeks"]][: plan["backtest_origins"]][::-1]
+    daily = daily_receipts(part.transactions)
+    rows = []
+    for k, origin in enumerate(pd.Timestamp(o) for o in origins):
+        cases = offline[offline["event_timestamp"] == origin].reset_index(drop=True)
+        features = historical_features(store, cases, params["feature_service"])
+        sims = cash.forecast_receipts(booster, features, part.tenancies, paid, daily, origin, weeks,
+                                      plan["simulations"], seed=k)
+        rows.append(cash.backtest_origin(sims, daily[daily["tenancy_id"].isin(set(features["tenancy_id"]))],
+                                         origin))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def payment_training_set(settings: TrainingSettings, params: dict,
+                         part: LedgerSlice) -> tuple[TrainingSet, PaymentLabelSpec]:
+    spec = PaymentLabelSpec(**params["label"])
+    as_of = _ledger_weeks(part)
+    labels = thin_weeks(payment_date_labels(part.tenancies, part.transactions, as_of, spec), as_of,
+                        params["sample_every_weeks"])
+    return point_in_time(settings, params["feature_service"], labels), spec
+
+
+def train_payment_model(settings: TrainingSettings, params: dict | None = None) -> TrainingResult:
+    params = params or load_params("payment_date")
+    part = load_ledger_slice(settings)
+    data, spec = payment_training_set(settings, params, part)
+    names = data.names
+    split = time_split(data.frame, embargo_weeks=int(np.ceil(spec.horizon_days / 7)))
+    booster = pdm.fit(split.train, split.valid, names, params["lightgbm"])
+    paid = qualifying_payment_days(part.tenancies, part.transactions, spec)
+    test = split.test.copy().join(pdm.predict_quantiles(booster, split.test))
+    test["naive_days"] = pdm.naive_baseline(paid, test)
+    metrics = pdm.payment_metrics(test, spec.horizon_days)
+    backtest = backtest_cash(settings, data.store, booster, part, paid, split.test_start, params)
+    metrics |= cash.cash_metrics(backtest)
+    registered = log_and_register(
+        settings, registry.PAYMENT_MODEL, booster,
+        pdm.person_period(split.train.head(5), names)[[*names, *pdm.BIN_COLUMNS]],
+        params={"feature_service": params["feature_service"], "best_iteration": booster.best_iteration,
+                "train_cases": len(split.train), "test_cases": len(test),
+                "bin_edges": ",".join(map(str, pdm.BIN_EDGES)),
+                **{f"cash_{k}": v for k, v in params["cash"].items()},
+                **_split_params(split, params["lightgbm"], params["label"])},
+        metrics=metrics, tags={}, version_tags={"feature_service": params["feature_service"]},
+        evidence_in=lambda folder: evidence.payment_evidence(folder, booster, split, test, names, metrics,
+                                                             backtest, params))
+    return TrainingResult(registered.run_id, registered.version, metrics, names, test, backtest=backtest)
+
