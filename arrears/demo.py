@@ -1,109 +1,106 @@
 """The main job, end to end on the embedded default: the CLI's verbs in order, with progress, ending in a served
-worklist, a model in the registry and a drift report. Safe to run again: the same simulated delivery re-ingests as
-duplicates, the features are rebuilt, and a new model version is trained and gated.
+worklist, models in the registry, a cash forecast and a drift report. Safe to run again: the same simulated
+delivery re-ingests as duplicates, features are brought up to date, and a new model version is trained and gated.
 """
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from rich.console import Console
-
+from arrears.render import console
+from features.feeds.ingest import ingest_delivery
+from features.ledger import open_ledger
+from features.store.refresh import refresh
+from monitoring.jobs import feature_drift
+from serving.cash_forecast import forecast_now, write_forecast
+from serving.process import fetch_worklist, running_server
+from serving.schemas import WorklistResponse
 from serving.settings import ServingSettings
+from serving.worklist import write_worklist
+from simulator import simulate_portfolio, write_portfolio
+from training.promotion import GATES, promote
+from training.train import train_payment_model, train_risk_model
+
+Result = TypeVar("Result")
 
 
-def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int, top: int, console: Console) -> dict[str, Path | str]:
-    from features.feeds.ingest import ingest_delivery
-    from features.ledger import open_ledger
-    from simulator import simulate_portfolio, write_portfolio
-    from features.store.refresh import refresh
-    from monitoring.jobs import feature_drift
-    from serving.server import fetch_worklist, running_server
-    from serving.worklist import worklist_frame
-    from serving.cash_forecast import forecast_now, write_forecast
-    from training.promotion import GATES, promote
-    from training.train import train_payment_model, train_risk_model
+def step(name: str, status: str, work: Callable[[], Result], said: Callable[[Result], str]) -> Result:
+    """One stage: a rule with its name, a spinner while it works, then what it did and how long it took."""
+    console.rule(f"[bold]{name}")
+    started = time.monotonic()
+    with console.status(status):
+        result = work()
+    console.print(f"  {said(result)}  [dim]({time.monotonic() - started:.1f}s)[/]")
+    return result
 
-    timings: dict[str, float] = {}
 
-    def step(name: str):
-        console.rule(f"[bold]{name}")
-        timings[name] = time.monotonic()
+def _ingested(summary) -> str:
+    return ", ".join(f"{f.feed}: {f.accepted:,} accepted, {f.duplicate:,} duplicate, {f.quarantined:,} quarantined"
+                     for f in summary.feeds.values())
 
-    def done(name: str, message: str) -> None:
-        timings[name] = time.monotonic() - timings[name]
-        console.print(f"  {message}  [dim]({timings[name]:.1f}s)[/]")
 
-    delivery = settings.feeds_dir / "simulated"
-    step("simulate")
-    with console.status(f"Simulating {tenancies:,} tenancies over {years:g} years…"):
-        write_portfolio(simulate_portfolio(n_tenancies=tenancies, years=years, seed=seed), delivery)
-    done("simulate", f"feeds written to {delivery}")
+def _trained(results) -> str:
+    risk, payment = results
+    m, p = risk.metrics, payment.metrics
+    return (f"arrears_risk v{risk.version}: AUC {m['auc']:.3f}, precision@capacity {m['precision_at_capacity']:.3f} "
+            f"(highest balance {m['precision_at_capacity_balance_baseline']:.3f}, stage list "
+            f"{m['precision_at_capacity_rule_baseline']:.3f}, FIFO {m['precision_at_capacity_fifo_baseline']:.3f}); "
+            f"payment_date v{payment.version}: MAE {p['mae_days']:.1f} days (own habit "
+            f"{p['mae_days_naive_baseline']:.1f}), P10–P90 coverage {p['p10_p90_coverage']:.0%}")
 
-    step("ingest")
-    with open_ledger(settings.ledger) as ledger, console.status("Ingesting…"):
-        summary = ingest_delivery(ledger, delivery, settings.quarantine_dir)
-    done("ingest", ", ".join(f"{f.feed}: {f.accepted:,} accepted, {f.duplicate:,} duplicate, "
-                             f"{f.quarantined:,} quarantined" for f in summary.feeds.values()))
 
-    step("features")
-    with console.status("Building snapshots, feast apply, filling the online store…"):
-        built = refresh(settings)
-    done("features", f"{built.mode}: {built.detail}")
-
-    step("train")
-    with console.status("Training through the arrears_risk_v1 and payment_date_v1 FeatureServices…"):
-        trained = train_risk_model(settings)
-        paid = train_payment_model(settings)
-    m, p = trained.metrics, paid.metrics
-    done("train", f"arrears_risk v{trained.version}: AUC {m['auc']:.3f}, precision@capacity "
-                  f"{m['precision_at_capacity']:.3f} (highest balance {m['precision_at_capacity_balance_baseline']:.3f}, "
-                  f"stage list {m['precision_at_capacity_rule_baseline']:.3f}, FIFO "
-                  f"{m['precision_at_capacity_fifo_baseline']:.3f}); payment_date v{paid.version}: MAE "
-                  f"{p['mae_days']:.1f} days (own habit {p['mae_days_naive_baseline']:.1f}), P10–P90 coverage "
-                  f"{p['p10_p90_coverage']:.0%}")
-
-    step("promote")
+def _promote_all(settings: ServingSettings) -> list:
     decisions = [promote(settings, model) for model in GATES]
     refused = [d for d in decisions if not d.promoted]
     if refused:
         raise RuntimeError("; ".join(f"{d.model} v{d.version} failed its gates: {'; '.join(d.failed_gates)}"
                                      for d in refused))
-    decision = decisions[0]
-    done("promote", ", ".join(f"{d.model} v{d.version}" for d in decisions) + " are champions")
+    return decisions
 
-    step("forecast")
-    cash = forecast_now(settings)
-    cash_files = write_forecast(cash, settings.reports_dir)
-    week1 = cash.table[(cash.table["scope"] == "portfolio") & (cash.table["week"] == 1)].iloc[0]
-    done("forecast", f"13 weeks from {cash.as_of.date()}; week 1 P50 £{week1['p50']:,.0f} "
-                     f"(P10 £{week1['p10']:,.0f} – P90 £{week1['p90']:,.0f})")
 
-    step("serve")
-    with console.status("Starting bentoml serve and fetching the worklist over HTTP…"):
-        with running_server(settings) as url:
-            payload = fetch_worklist(url, top=top)
-    settings.reports_dir.mkdir(parents=True, exist_ok=True)
-    json_path, csv_path = settings.reports_dir / "worklist.json", settings.reports_dir / "worklist.csv"
-    json_path.write_text(json.dumps(payload, indent=2))
-    from serving.worklist import WorklistRow
+def _forecast_said(forecast) -> str:
+    table = forecast.table
+    week1 = table[(table["scope"] == "portfolio") & (table["week"] == 1)].iloc[0]
+    return (f"13 weeks from {forecast.as_of.date()}; week 1 P50 £{week1['p50']:,.0f} (P10 £{week1['p10']:,.0f} – "
+            f"P90 £{week1['p90']:,.0f})")
 
-    worklist_frame([WorklistRow(**row) for row in payload["rows"]]).to_csv(csv_path, index=False)
-    done("serve", f"{len(payload['rows'])} ranked cases from {url}/worklist")
 
-    step("monitor")
-    drift = feature_drift(settings)
-    done("monitor", f"drifted share {drift.drifted_share:.0%}")
+def _served_worklist(settings: ServingSettings, top: int) -> tuple[WorklistResponse, str]:
+    """Start a real `bentoml serve`, ask it for the worklist over HTTP, stop it."""
+    with running_server(settings) as url:
+        return WorklistResponse(**fetch_worklist(url, top=top)), url
 
+
+def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int, top: int) -> dict[str, Path | str]:
+    delivery = settings.feeds_dir / "simulated"
+    step("simulate", f"Simulating {tenancies:,} tenancies over {years:g} years…",
+         lambda: write_portfolio(simulate_portfolio(n_tenancies=tenancies, years=years, seed=seed), delivery),
+         lambda _: f"feeds written to {delivery}")
+    with open_ledger(settings.ledger) as ledger:
+        step("ingest", "Ingesting…", lambda: ingest_delivery(ledger, delivery, settings.quarantine_dir), _ingested)
+    step("features", "Building snapshots, feast apply, filling the online store…", lambda: refresh(settings),
+         lambda built: f"{built.mode}: {built.detail}")
+    step("train", "Training through the arrears_risk_v1 and payment_date_v1 FeatureServices…",
+         lambda: (train_risk_model(settings), train_payment_model(settings)), _trained)
+    decisions = step("promote", "Checking the gates…", lambda: _promote_all(settings),
+                     lambda done: ", ".join(f"{d.model} v{d.version}" for d in done) + " are champions")
+    forecast = step("forecast", "Simulating receipts…", lambda: forecast_now(settings), _forecast_said)
+    forecast_files = write_forecast(forecast, settings.reports_dir)
+    response, _ = step("serve", "Starting bentoml serve and fetching the worklist over HTTP…",
+                         lambda: _served_worklist(settings, top),
+                         lambda served: f"{len(served[0].rows)} ranked cases from {served[1]}/worklist")
+    worklist_files = write_worklist(response, settings.reports_dir)
+    drift = step("monitor", "Computing drift…", lambda: feature_drift(settings),
+                 lambda result: f"drifted share {result.drifted_share:.0%}")
     return {
-        "worklist (CSV)": csv_path,
-        "worklist (JSON)": json_path,
+        "worklist (CSV)": worklist_files.csv,
+        "worklist (JSON)": worklist_files.json,
         "MLflow store": settings.tracking_uri,
-        "champion": f"models:/arrears_risk@champion (version {decision.version}), "
-                    f"models:/payment_date@champion (version {decisions[1].version})",
-        "cash forecast": cash_files.csv,
+        "champion": ", ".join(f"models:/{d.model}@champion (version {d.version})" for d in decisions),
+        "cash forecast": forecast_files.csv,
         "drift report": drift.html,
         "ledger": settings.ledger,
         "quarantine": settings.quarantine_dir,

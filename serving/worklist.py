@@ -1,81 +1,26 @@
-"""Scoring, explaining and ranking: pure functions from a feature frame and a LightGBM booster to worklist rows.
+"""The ranked, explained worklist: the champion risk model and the online features of every live tenancy → the
+cases to work first, each with the reasons in words.
 
-Explanations are exact TreeSHAP values computed by LightGBM itself (`pred_contrib=True`, the same path-dependent
-algorithm as `shap.TreeExplainer`, in C++ and multi-threaded). They cost about a millisecond a row, so a worklist
-scores everyone and explains only the rows it shows (`top_cases`).
-They explain the model's raw score (log-odds): `base_value + sum(all contributions) == raw_score` exactly, and
-each row carries its top reasons plus the sum of the rest so that identity can be checked.
+`Worklister` loads the champion and opens the feature store once; the BentoML service (`serving.service`) holds
+one per worker, and `arrears worklist` makes one for a single list, so both give the same rows.
 """
 
 from __future__ import annotations
 
-import math
+import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
 
-from features.catalogue import reason_text
-
-
-class Reason(BaseModel):
-    feature: str = Field(description="Model feature name")
-    value: float | None = Field(description="The tenancy's value of the feature (null when unknown)")
-    contribution: float = Field(description="SHAP contribution to the raw score (log-odds); positive raises risk")
-    text: str = Field(description="What an officer reads")
-
-
-class ScoredCase(BaseModel):
-    tenancy_id: str
-    patch: str | None = None
-    risk_score: float = Field(description="Calibrated probability that arrears grow within the label horizon")
-    raw_score: float = Field(description="Model raw score (log-odds) = base_value + all contributions")
-    base_value: float = Field(description="SHAP expected value of the raw score over the training data")
-    reasons: list[Reason]
-    other_contribution: float = Field(description="Sum of the contributions not listed in reasons")
-
-
-class WorklistRow(ScoredCase):
-    rank: int
-
-
-def _clean(value: float) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-
-def score_cases(
-    features: pd.DataFrame, booster: lgb.Booster, n_reasons: int = 3, calibration=None
-) -> list[ScoredCase]:
-    """Score and explain each row of `features` (tenancy_id, optional patch, and the booster's features).
-
-    `calibration` maps the raw score to the probability shown (the model's Platt scaling); without it the plain
-    sigmoid of the raw score is shown. Either way the list is ranked by the raw score.
-    """
-    if features.empty:
-        return []
-    names = booster.feature_name()
-    matrix = features[names].astype(float).to_numpy()
-    raw = booster.predict(matrix, raw_score=True)
-    contrib = booster.predict(matrix, pred_contrib=True)
-    shap_values, base = contrib[:, :-1], contrib[:, -1]
-    probability = calibration(raw) if calibration is not None else 1.0 / (1.0 + np.exp(-raw))
-    order = np.argsort(-np.abs(shap_values), axis=1, kind="stable")[:, :n_reasons]
-    patches = features["patch"].to_numpy() if "patch" in features else [None] * len(features)
-    cases = []
-    for i, tenancy_id in enumerate(features["tenancy_id"].to_numpy()):
-        top = order[i]
-        reasons = [
-            Reason(feature=names[j], value=_clean(matrix[i, j]), contribution=float(shap_values[i, j]),
-                   text=reason_text(names[j], _clean(matrix[i, j]), float(shap_values[i, j])))
-            for j in top
-        ]
-        cases.append(ScoredCase(
-            tenancy_id=str(tenancy_id), patch=None if patches[i] is None else str(patches[i]),
-            risk_score=float(probability[i]), raw_score=float(raw[i]), base_value=float(base[i]),
-            reasons=reasons, other_contribution=float(shap_values[i].sum() - shap_values[i, top].sum()),
-        ))
-    return cases
+from features.store.feast import online_features, open_store
+from features.store.offline import live_tenancies
+from serving.explain import raw_scores, score_cases
+from serving.schemas import ScoredCase, ScoreResponse, WorklistResponse, WorklistRow
+from serving.settings import ServingSettings
+from training.registry import RISK_MODEL, load_champion
 
 
 def top_cases(features: pd.DataFrame, booster: lgb.Booster, top: int, n_reasons: int = 3,
@@ -84,7 +29,7 @@ def top_cases(features: pd.DataFrame, booster: lgb.Booster, top: int, n_reasons:
     are explained (exact TreeSHAP costs about a millisecond a row, a minute and a half for 100k tenancies)."""
     if features.empty or top <= 0:
         return []
-    raw = booster.predict(features[booster.feature_name()].astype(float).to_numpy(), raw_score=True)
+    raw = raw_scores(features, booster)
     ids = features["tenancy_id"].astype(str).to_numpy()
     order = np.lexsort((ids, -raw))[:top]  # highest raw score first, ties by tenancy_id (as `rank`)
     return rank(score_cases(features.iloc[order], booster, n_reasons, calibration), top)
@@ -106,3 +51,61 @@ def worklist_frame(rows: list[WorklistRow]) -> pd.DataFrame:
             record[f"reason_{k}"] = reason.text
         records.append(record)
     return pd.DataFrame(records)
+
+
+@dataclass(frozen=True)
+class WorklistFiles:
+    json: Path
+    csv: Path
+
+
+def write_worklist(response: WorklistResponse, out_dir: Path) -> WorklistFiles:
+    """The list as JSON (everything, as served) and CSV (one row per case, reasons in words)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = WorklistFiles(out_dir / "worklist.json", out_dir / "worklist.csv")
+    files.json.write_text(json.dumps(response.model_dump(), indent=2))
+    worklist_frame(response.rows).to_csv(files.csv, index=False)
+    return files
+
+
+class Worklister:
+    """The champion risk model and the feature store, loaded once; each list reads the live file afresh (every
+    ingest refreshes it), once."""
+
+    def __init__(self, settings: ServingSettings) -> None:
+        champion = load_champion(settings, RISK_MODEL)
+        self.settings = settings
+        self.booster, self.model, self.calibration = champion.booster, champion.ref, champion.calibration
+        self.store = open_store(settings)
+
+    def _live(self) -> tuple[pd.DataFrame, pd.Timestamp]:
+        """Live tenancies and the date features are wanted for: the ledger's latest posting date."""
+        live = live_tenancies(self.settings)
+        return live, pd.Timestamp(live["event_timestamp"].max())
+
+    def _online(self, tenancy_ids: list[str], today: pd.Timestamp) -> tuple[pd.DataFrame, list[str]]:
+        """Online features of the tenancies that have them, and the ids of those that have none."""
+        frame = online_features(self.store, self.model.feature_service, tenancy_ids, today)
+        found = frame[self.booster.feature_name()].notna().any(axis=1)
+        return frame[found], frame.loc[~found, "tenancy_id"].tolist()
+
+    def score(self, tenancy_ids: list[str]) -> ScoreResponse:
+        """Risk score and SHAP reasons for the given tenancies."""
+        _, today = self._live()
+        features, unknown = self._online(list(dict.fromkeys(tenancy_ids)), today)
+        return ScoreResponse(model_version=self.model.version, feature_service=self.model.feature_service,
+                             scores=score_cases(features, self.booster, calibration=self.calibration),
+                             unknown=unknown)
+
+    def worklist(self, top: int = 50, patch: str | None = None) -> WorklistResponse:
+        """The `top` highest-risk live tenancies (optionally of one patch), each with its reasons."""
+        live, today = self._live()
+        if patch is not None:
+            live = live[live["patch"] == patch]
+        features, unscored = self._online(live["tenancy_id"].tolist(), today)
+        features = features.merge(live[["tenancy_id", "patch"]], on="tenancy_id", how="left")
+        return WorklistResponse(
+            model_version=self.model.version, feature_service=self.model.feature_service, as_of=str(today.date()),
+            population=len(live), unscored=unscored,
+            rows=top_cases(features, self.booster, max(0, top), calibration=self.calibration),
+        )

@@ -23,7 +23,7 @@ from features.ledger import open_ledger
 from features.settings import load_settings
 from serving.settings import get_settings
 from simulator import simulate_portfolio, write_portfolio
-from serving.server import fetch_worklist, running_server
+from serving.process import fetch_worklist, running_server
 from training.labels import RiskLabelSpec, arrears_growth_labels
 
 pytestmark = pytest.mark.e2e
@@ -86,6 +86,16 @@ def test_worklist_is_sorted_and_every_row_is_explained(pipeline) -> None:
         total = row["base_value"] + sum(r["contribution"] for r in row["reasons"]) + row["other_contribution"]
         assert total == pytest.approx(row["raw_score"], abs=1e-6)
     assert pipeline["payload"]["as_of"] <= str(CUTOFF.date())
+
+
+def test_the_cli_worklist_is_the_served_worklist(pipeline) -> None:
+    """`arrears worklist` computes the list from the champion and the online features, as POST /worklist does."""
+    for top, patch, served in ((10_000, None, pipeline["payload"]), (25, pipeline["patch"], pipeline["patch_payload"])):
+        args = ["worklist", "--top", str(top), "--json"] + (["--patch", patch] if patch else [])
+        printed = json.loads(ok(args).stdout)
+        assert printed["rows"] == served["rows"][:top]
+        assert {k: printed[k] for k in ("as_of", "population", "model_version", "unscored")} == \
+            {k: served[k] for k in ("as_of", "population", "model_version", "unscored")}
 
 
 def test_patch_filter_returns_only_that_patch(pipeline) -> None:

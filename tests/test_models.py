@@ -91,7 +91,7 @@ def test_more_arrears_and_fewer_payments_never_lower_risk_on_average(trained) ->
 
 
 def test_reordering_and_renaming_tenancies_changes_no_score(trained) -> None:
-    from serving.worklist import score_cases
+    from serving.explain import score_cases
     from training.registry import RISK_MODEL, load_champion
 
     champion = load_champion(trained["settings"], RISK_MODEL)

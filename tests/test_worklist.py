@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.worklist import rank, score_cases, worklist_frame
+from serving.explain import score_cases
+from serving.worklist import rank, worklist_frame
 
 NAMES = ["balance", "arrears_weeks", "days_since_last_payment"]
 

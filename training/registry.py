@@ -75,7 +75,8 @@ def model_by_alias(settings: TrainingSettings, name: str, alias: str) -> ModelRe
         mv = client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
         raise NoChampion(
-            f"No version of {name} has the alias {alias!r}: run `arrears train` then `arrears promote`."
+            f"No version of {name} has the alias {alias!r}: run `arrears train` then `arrears promote` (or "
+            "`arrears demo` for the whole job on a simulated portfolio)."
         ) from exc
     return ModelRef(name, str(mv.version), mv.run_id, mv.tags.get("feature_service", ""), dict(mv.tags))
 

@@ -1,0 +1,30 @@
+"""`arrears`: one command, one verb per stage (a module per group of verbs); `arrears demo` runs them all in order.
+
+All state lives under ARREARS_HOME (default ./data). Every verb is safe to re-run.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from arrears.cli import data, home, models, monitor, serving
+
+app = typer.Typer(
+    help="Arrears risk-scoring and prioritisation: feeds → ledger → Feast features → MLflow models → a BentoML "
+    "worklist with SHAP reasons → Evidently reports. State lives under ARREARS_HOME (default ./data).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.callback()(home.main_options)
+for verb in (data.simulate, data.ingest, models.train, models.promote, serving.forecast, serving.serve,
+             serving.worklist, home.info, home.demo):
+    app.command()(verb)
+app.add_typer(data.features_app, name="features")
+app.add_typer(monitor.monitor_app, name="monitor")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,149 @@
+"""Verbs that bring data in: `simulate`, `ingest`, and `features` with its sub-verbs.
+
+Heavy libraries are imported inside each verb so that `arrears --help` and a quick verb start fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from arrears.render import console, fail, ingest_table, out, print_json
+from serving.settings import get_settings
+
+features_app = typer.Typer(help="Build snapshots from the ledger, apply the Feast repo, fill the online store.")
+
+
+def simulate(
+    tenancies: Annotated[int, typer.Option(help="Number of tenancies in the portfolio (100 to 1,000,000).")] = 3000,
+    years: Annotated[float, typer.Option(help="Years of history to generate, ending at --end-date.")] = 2.0,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives identical files.")] = 42,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Delivery folder to write the feeds into. "
+                                                    "Default: ARREARS_HOME/feeds/simulated.")] = None,
+    dirty: Annotated[bool, typer.Option(help="Add realistic export faults in known quantities.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+) -> None:
+    """Write a realistic simulated portfolio as feed files (tenancies, transactions, events) to the feed contract.
+
+    The hidden ground truth (propensities, shocks) goes to a sibling folder '<out>_truth' that nothing reads.
+    """
+    from simulator import simulate_portfolio, write_portfolio
+
+    target = out_dir or get_settings().feeds_dir / "simulated"
+    with console.status(f"Simulating {tenancies:,} tenancies over {years:g} years…"):
+        portfolio = simulate_portfolio(n_tenancies=tenancies, years=years, seed=seed, dirty=dirty)
+        paths = write_portfolio(portfolio, target, fmt=fmt)
+    for name, path in paths.items():
+        console.print(f"  {name:<13} {path}")
+    out.print(str(target))
+
+
+def ingest(
+    delivery: Annotated[Path, typer.Argument(help="Folder holding one delivery: tenancies.csv, transactions.csv, "
+                                             "and optionally events.csv, outcomes.csv (or .parquet).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    refresh_online: Annotated[bool, typer.Option(
+        "--refresh-online/--no-refresh-online",
+        help="Once features exist, recompute the touched tenancies' current features and push them to the online "
+             "store, so the worklist reflects this delivery within seconds.")] = True,
+) -> None:
+    """Load a delivery into the ledger: bad rows go to quarantine with a reason, re-sent rows count as duplicates.
+
+    Exits 2 (writing nothing) if the delivery cannot be read at all.
+    """
+    from features.db import DatabaseError
+    from features.feeds.ingest import DeliveryRefused, ingest_delivery
+    from features.ledger import open_ledger
+    from features.store.offline import FeatureStageError
+    from features.store.refresh import refresh_delivery
+
+    settings = get_settings()
+    try:
+        with open_ledger(settings.ledger) as ledger, console.status(f"Ingesting {delivery}…"):
+            summary = ingest_delivery(ledger, delivery, settings.quarantine_dir)
+    except DeliveryRefused as exc:
+        fail(f"delivery refused, nothing was written: {exc}")
+    except DatabaseError as exc:
+        fail(str(exc))
+    refreshed = 0
+    try:
+        refreshed = refresh_delivery(settings, summary.delivery_seq) if refresh_online else 0
+    except FeatureStageError as exc:
+        console.print(f"[yellow]Online features not refreshed: {exc}[/yellow]")
+    if as_json:
+        print_json({**summary.to_dict(), "online_refreshed": refreshed})
+        return
+    ingest_table(summary)
+    if refreshed:
+        console.print(f"Online features refreshed for {refreshed:,} tenancies touched by this delivery.")
+
+
+def features(
+    ctx: typer.Context,
+    full: Annotated[bool, typer.Option("--full", help="Rebuild everything even if little changed.")] = False,
+) -> None:
+    """With no sub-command: bring features up to date, doing only what changed since the last run.
+
+    Nothing new: nothing to do. New deliveries within the same week: only the touched tenancies are recomputed
+    (offline and online). A new week, changed feature code or `--full`: build, `feast apply`, fill the online store.
+    Set ARREARS_DASK_SCHEDULER (tcp://host:8786, or 'local') to compute the build on a Dask cluster.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from features.store.offline import FeatureStageError
+    from features.store.refresh import refresh
+
+    try:
+        with console.status("Bringing features up to date…"):
+            result = refresh(get_settings(), force_full=full)
+    except FeatureStageError as exc:
+        fail(str(exc))
+    console.print(f"Features: {result.mode} ({result.detail}) in {result.seconds:.1f} s.")
+
+
+@features_app.command("build")
+def features_build() -> None:
+    """Compute weekly per-tenancy snapshots from the ledger into the offline store, and the current snapshot."""
+    from features.store.offline import FeatureStageError, build_offline
+
+    try:
+        with console.status("Building snapshots from the ledger…"):
+            result = build_offline(get_settings())
+    except FeatureStageError as exc:
+        fail(str(exc))
+    console.print(f"Snapshots: {result.rows:,} rows for {result.tenancies:,} tenancies, "
+                  f"{result.first_as_of.date()} to {result.last_as_of.date()}; current as of "
+                  f"{result.current_as_of.date()}")
+
+
+@features_app.command("apply")
+def features_apply() -> None:
+    """Run `feast apply` on features/repo against this home's registry."""
+    from features.store.feast import apply_repo
+    from features.store.offline import FeatureStageError
+
+    try:
+        with console.status("feast apply…"):
+            apply_repo(get_settings())
+    except FeatureStageError as exc:
+        fail(str(exc))
+    console.print("Feast repo applied.")
+
+
+@features_app.command("materialize")
+def features_materialize() -> None:
+    """Push the current snapshot of every live tenancy to the online store."""
+    from features.store.feast import materialize_latest
+    from features.store.offline import FeatureStageError
+
+    try:
+        with console.status("Materialising the online store…"):
+            latest = materialize_latest(get_settings())
+    except (FeatureStageError, FileNotFoundError) as exc:
+        fail(f"{exc} (run `arrears features build` and `arrears features apply` first)")
+    console.print(f"Online store holds snapshots as of {latest.date()}.")
+
+
+features_app.callback(invoke_without_command=True)(features)

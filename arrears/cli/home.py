@@ -1,0 +1,73 @@
+"""Verbs about the whole portfolio: `info` (where its state lives) and `demo` (the main job end to end), and the
+options every verb shares."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated
+
+import typer
+
+from arrears.render import console, fail, out, print_json, redact, table
+from serving.settings import get_settings
+
+
+def main_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the libraries' own log lines "
+                                          "(MLflow, Feast, BentoML) as well as ours.")] = False,
+) -> None:
+    """Arrears risk-scoring and prioritisation. Run `arrears demo` for the whole job on a simulated portfolio."""
+    if not verbose:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read by mlflow when it is first imported
+        for name in ("mlflow", "feast", "alembic", "bentoml", "urllib3"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        # Libraries' deprecation notices are for us, not for officers running the job. Feast re-enables them with
+        # warnings.simplefilter at import, so route warnings through logging and hold that logger back instead.
+        logging.captureWarnings(True)
+        logging.getLogger("py.warnings").setLevel(logging.ERROR)
+
+
+def info_dict() -> dict[str, str]:
+    settings = get_settings()
+    local = settings.feast_profile == "local"
+    return {
+        "home": str(settings.home),
+        "ledger": redact(settings.ledger),
+        "feature_repo": str(settings.feature_repo),
+        "feast_profile": settings.feast_profile,
+        "feature_store_yaml": str(settings.feature_store_yaml),
+        "offline_store": str(settings.offline_dir) if local else
+        f"postgres table tenancy_snapshots ({redact(settings.feast_postgres_url or settings.ledger_url or '')})",
+        "online_store": str(settings.feast_dir / "online_store.db") if local else f"redis {redact(settings.redis_url)}",
+        "mlflow_tracking_uri": redact(settings.tracking_uri),
+        "reports_dir": str(settings.reports_dir),
+        "quarantine_dir": str(settings.quarantine_dir),
+    }
+
+
+def info(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """Where this portfolio's state lives (passwords hidden)."""
+    data = info_dict()
+    if as_json:
+        print_json(data)
+        return
+    for key, value in data.items():
+        out.print(f"{key:<20} {value}")
+
+
+def demo(
+    tenancies: Annotated[int, typer.Option(help="Tenancies in the simulated portfolio.")] = 3000,
+    years: Annotated[float, typer.Option(help="Years of history.")] = 2.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    top: Annotated[int, typer.Option(help="Rows of the worklist to fetch.")] = 100,
+) -> None:
+    """The main job on the embedded default: simulate → ingest → features → train → promote → forecast → serve
+    over HTTP → worklist → drift report. Prints where everything is."""
+    from arrears.demo import run_demo
+
+    try:
+        result = run_demo(get_settings(), tenancies=tenancies, years=years, seed=seed, top=top)
+    except Exception as exc:  # the demo is the front door: say what failed and where to look
+        fail(f"demo failed: {exc}", 1)
+    table("Where everything is", ["what", "where"], [[key, str(value)] for key, value in result.items()])

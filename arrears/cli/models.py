@@ -1,0 +1,62 @@
+"""Verbs for the models: `train` and `promote`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from arrears.render import console, fail, metrics_table, out
+from serving.settings import get_settings
+
+MODELS = ("all", "risk", "payment_date")
+
+
+def train(
+    outcomes: Annotated[Optional[Path], typer.Option(help="CSV of your own labels (tenancy_id, as_of_date, "
+                                                     "outcome 0/1) to train the risk model on instead.")] = None,
+    model: Annotated[str, typer.Option(help="Which model to train: all, risk or payment_date.")] = "all",
+) -> None:
+    """Train the arrears-risk and payment-date models through their FeatureServices, evaluate them against the
+    baselines (and backtest the cash forecast), log everything to MLflow and register each as `challenger`."""
+    from training.labels import read_outcomes
+    from training.train import train_payment_model, train_risk_model
+
+    if model not in MODELS:
+        fail(f"--model must be all, risk or payment_date, not {model!r}")
+    settings = get_settings()
+    if model in ("all", "risk"):
+        labels = read_outcomes(outcomes) if outcomes else None
+        with console.status("Training the arrears-risk model…"):
+            result = train_risk_model(settings, outcomes=labels)
+        for note in result.notes:
+            console.print(f"[yellow]note:[/] {note}")
+        metrics_table(f"arrears_risk version {result.version} (challenger)", result.metrics)
+    if model in ("all", "payment_date"):
+        with console.status("Training the payment-date model and backtesting the cash forecast…"):
+            paid = train_payment_model(settings)
+        metrics_table(f"payment_date version {paid.version} (challenger)", paid.metrics)
+
+
+def promote() -> None:
+    """Move each model's `champion` to its `challenger` if the gates pass (quality floors, the baselines, no
+    regression against the champion on the same test weeks, bias); otherwise name the failing gate. Exits 1 if any
+    model was refused. Every decision is recorded in MLflow (experiment `promotions`)."""
+    from training.promotion import GATES
+    from training.promotion import promote as decide
+    from training.registry import NoChampion
+
+    refused = []
+    for model in GATES:
+        try:
+            decision = decide(get_settings(), model)
+        except NoChampion as exc:
+            fail(str(exc))
+        if decision.promoted:
+            out.print(f"{decision.model} version {decision.version} is now champion.")
+        else:
+            refused.append(f"{decision.model} version {decision.version} not promoted: "
+                           + "; ".join(decision.failed_gates))
+    if refused:
+        fail("\n".join(refused), 1)
