@@ -51,7 +51,8 @@ def read_drift(report: dict) -> tuple[float, list[ColumnDrift]]:
             share = float(metric["value"]["share"])
         elif kind.endswith("ValueDrift"):
             score, threshold, method = float(metric["value"]), float(config["threshold"]), str(config["method"])
-            columns.append(ColumnDrift(config["column"], method, score, threshold, _is_drifted(method, score, threshold)))
+            drifted = _is_drifted(method, score, threshold)
+            columns.append(ColumnDrift(config["column"], method, score, threshold, drifted))
     return share, columns
 
 
