@@ -5,10 +5,10 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench lint help
+.PHONY: demo test test-fast bench lint help
 
 help:  ## Show the targets
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(UV):
 	@echo "uv not found: installing it from PyPI into ~/.local/bin" >&2
@@ -17,11 +17,15 @@ $(UV):
 demo: $(UV)  ## Run the main job end to end on the embedded default (simulate → … → served worklist, reports)
 	$(RUN) arrears demo
 
-test: $(UV)  ## Run the test suite (needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 for those tiers)
+test: $(UV)  ## Lint, then every test tier (needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379)
+	$(RUN) ruff check .
 	$(RUN) pytest $(PYTEST_ARGS)
+
+test-fast: $(UV)  ## The unit tier only: seconds, no servers
+	$(RUN) pytest tests/unit -q $(PYTEST_ARGS)
 
 bench: $(UV)  ## Run the benchmarks under bench/ and print their tables
 	$(RUN) python -m bench
 
-lint: $(UV)  ## Static checks
-	$(UV) tool run ruff check .
+lint: $(UV)  ## Static checks (ruff, configured in pyproject.toml; part of make test)
+	$(RUN) ruff check .

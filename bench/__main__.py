@@ -53,8 +53,8 @@ def prepare(workdir: Path, tenancies: int, years: float) -> None:
 
     from features.feeds.ingest import ingest_delivery
     from features.ledger import open_ledger
-    from simulator import simulate_portfolio, write_portfolio
     from features.transforms import build_snapshots, weekly_as_of_dates
+    from simulator import simulate_portfolio, write_portfolio
 
     write_portfolio(simulate_portfolio(n_tenancies=tenancies, years=years, seed=1), workdir / "delivery")
     with open_ledger(f"duckdb:///{workdir / 'staging.duckdb'}") as ledger:
@@ -113,15 +113,16 @@ def feature_suite(args) -> list[dict]:
                 try:
                     spawn_prepare(feature_store.prepare_production, work)
                     for profile in ("sqlite", "redis"):
-                        res = spawn(run_feature_measurement, f"latency_{'local' if profile == 'sqlite' else 'production'}",
-                                    str(work))
+                        kind = f"latency_{'local' if profile == 'sqlite' else 'production'}"
+                        res = spawn(run_feature_measurement, kind, str(work))
                         latencies.append({"tenancies": n, "store": profile, **res})
                         print(f"  latency {profile}: {res}", flush=True)
                 finally:
                     spawn_prepare(feature_store.cleanup_production, work)
     print_table(results)
     if latencies:
-        header = f"{'tenancies':>9} {'online store':<12} {'p50 1 ms':>9} {'p99 1 ms':>9} {'p50 100 ms':>11} {'p99 100 ms':>11}"
+        header = (f"{'tenancies':>9} {'online store':<12} {'p50 1 ms':>9} {'p99 1 ms':>9} {'p50 100 ms':>11} "
+                  f"{'p99 100 ms':>11}")
         print("\n" + header + "\n" + "-" * len(header))
         for r in latencies:
             print(f"{r['tenancies']:>9,} {r['store']:<12} {r['p50_1']:>9.2f} {r['p99_1']:>9.2f} "

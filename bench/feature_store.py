@@ -40,7 +40,6 @@ def _env(work: Path, profile: str = "local") -> dict[str, str]:
 
 def _use(env: dict[str, str]) -> None:
     from features.settings import load_settings
-    from serving.settings import get_settings
 
     for name in ("ARREARS_LEDGER_URL", "ARREARS_FEAST_POSTGRES_URL", "ARREARS_FEAST_PROJECT"):
         os.environ.pop(name, None)
@@ -81,7 +80,6 @@ def simulate_deliveries(work: Path, tenancies: int, years: float) -> int:
 def ingest_one(work: Path, k: int) -> None:
     from features.feeds.ingest import ingest_delivery
     from features.ledger import open_ledger
-    from features.settings import load_settings
     from serving.settings import get_settings
 
     _use(_env(work))
@@ -96,9 +94,8 @@ def prepare(work: Path, repeats: int) -> None:
     import pandas as pd
 
     from features.ledger import open_ledger
-    from features.settings import load_settings
-    from serving.settings import get_settings
     from features.store.refresh import refresh
+    from serving.settings import get_settings
 
     _use(_env(work))
     settings = get_settings()
@@ -126,9 +123,8 @@ def prepare_production(work: Path) -> None:
     """A production-profile feature store (Postgres registry + offline table, Redis online) on the same ledger."""
     import psycopg
 
-    from features.settings import load_settings
-    from serving.settings import get_settings
     from features.store.refresh import refresh
+    from serving.settings import get_settings
 
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
@@ -144,9 +140,8 @@ def prepare_production(work: Path) -> None:
 def cleanup_production(work: Path) -> None:
     import psycopg
 
-    from features.settings import load_settings
-    from serving.settings import get_settings
     from features.store.feast import open_store
+    from serving.settings import get_settings
 
     if not (work / "production.env").exists():
         return
@@ -179,9 +174,8 @@ def measure(kind: str, work: Path, run: int, entity_rows: int) -> tuple[float, i
             rows = len(naive_snapshots(tenancies, tx, as_of, events))
         return time.perf_counter() - start, rows
 
-    from features.settings import load_settings
-    from serving.settings import get_settings
     from features.store.refresh import refresh
+    from serving.settings import get_settings
 
     _use(_env(work))
     settings = get_settings()
@@ -205,9 +199,8 @@ def measure(kind: str, work: Path, run: int, entity_rows: int) -> tuple[float, i
         assert result.mode == "incremental", result
         return time.perf_counter() - start, result.tenancies
     if kind == "historical":
-        from features.store.feast import open_store
+        from features.store.feast import historical_features, open_store
         from features.store.offline import read_offline
-        from features.store.feast import historical_features
 
         keys = read_offline(settings, columns=["tenancy_id", "event_timestamp"])
         entity = keys.sample(n=entity_rows, replace=len(keys) < entity_rows, random_state=run)
@@ -222,10 +215,9 @@ def latency(work: Path, profile: str, calls: int = 300) -> dict[str, float]:
     """p50/p99 milliseconds of online lookups for 1 and 100 tenancies (run in a fresh process)."""
     import numpy as np
 
-    from features.settings import load_settings
-    from serving.settings import get_settings
     from features.store.feast import open_store
     from features.store.offline import live_tenancies
+    from serving.settings import get_settings
 
     warnings.simplefilter("ignore")
     _use(_env(work, profile))

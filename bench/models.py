@@ -24,8 +24,8 @@ def prepare(work: Path, tenancies: int, years: float, training_rows: int, paymen
             score_rows: int) -> None:
     from features.feeds.ingest import ingest_delivery
     from features.ledger import open_ledger
-    from simulator import simulate_portfolio, write_portfolio
     from features.transforms import build_snapshots, weekly_as_of_dates
+    from simulator import simulate_portfolio, write_portfolio
     from training.labels import arrears_growth_labels, payment_date_labels
 
     write_portfolio(simulate_portfolio(n_tenancies=tenancies, years=years, seed=2), work / "delivery")

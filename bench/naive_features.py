@@ -94,7 +94,7 @@ def rent_charge_outcomes(transactions: pd.DataFrame) -> pd.DataFrame:
             received_in_window = 0.0
             received_since_charge = 0.0
             half_paid_day = None
-            for day, pence in zip(receipt_days, receipt_pence):
+            for day, pence in zip(receipt_days, receipt_pence, strict=True):
                 if day < charge_day:  # paid before the rent fell due: not towards this charge
                     continue
                 if day <= last_window_day:
@@ -148,7 +148,8 @@ def naive_snapshots(
     def balance_on(day: pd.Timestamp) -> pd.Series:
         if day not in balance_cache:
             posted = ledger[ledger["posted_date"] <= day]
-            balance_cache[day] = posted.groupby("tenancy_id")["amount_pence"].sum().reindex(ids, fill_value=0).astype(float)
+            balance_cache[day] = (posted.groupby("tenancy_id")["amount_pence"].sum()
+                                  .reindex(ids, fill_value=0).astype(float))
         return balance_cache[day]
 
     def rent_on(day: pd.Timestamp) -> pd.Series:

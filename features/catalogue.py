@@ -232,7 +232,8 @@ SNAPSHOT_FEATURES: tuple[FeatureDef, ...] = (
        lambda v: f"tenancy started {v / 365.25:.1f} years ago" if v >= 365 else
        f"tenancy started {v:.0f} days ago",
        anchor="start_day"),
-    _f("tenancy", "weekly_rent", "Rent charged at the date (latest rent charge), per week", "GBP", lambda v: f"rent of {_money(v)} a week"),
+    _f("tenancy", "weekly_rent", "Rent charged at the date (latest rent charge), per week", "GBP",
+       lambda v: f"rent of {_money(v)} a week"),
     _f("tenancy", "rent_periods_per_year", "Rent frequency as periods a year (52 weekly ... 12 monthly)", "per year",
        lambda v: {52: "rent due weekly", 26: "rent due fortnightly", 13: "rent due four-weekly",
                   12: "rent due monthly"}.get(int(round(v)), f"rent due {v:.0f} times a year")),

@@ -11,7 +11,8 @@ point the whole application at a temporary folder. The production profile swaps 
 
 from __future__ import annotations
 
-from functools import lru_cache
+import os
+from functools import cache
 from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
@@ -123,6 +124,10 @@ class FeatureSettings(BaseSettings):
                 env[f"ARREARS_{name.upper()}"] = str(value)
         return env
 
+    def child_process_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The whole environment of a child process: this one's, these settings (`child_env`), then `extra`."""
+        return {**os.environ, **self.child_env(), **(extra or {})}
+
 
 def _postgres_variables(url: str) -> dict[str, str]:
     pg = urlparse(url)
@@ -150,7 +155,7 @@ def _redis_connection(url: str) -> str:
 AnySettings = TypeVar("AnySettings", bound=FeatureSettings)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_settings(kind: type[AnySettings] = FeatureSettings) -> AnySettings:
     """The settings of one layer, read once (`load_settings.cache_clear()` forgets every layer's)."""
     return kind()

@@ -56,7 +56,7 @@ def running_server(settings: ServingSettings, port: int | None = None, log_path:
     port = port or free_port()
     log_path = log_path or settings.logs_dir / "serve.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **settings.child_env()}
+    env = settings.child_process_env()
     with open(log_path, "ab") as log:
         process = subprocess.Popen(serve_command(port), env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)

@@ -1,43 +1,41 @@
-"""Shared fixtures: a throwaway ARREARS_HOME, ledgers on both backends, and a tiny-delivery writer."""
+"""Shared fixtures (a throwaway ARREARS_HOME, ledgers on both backends) and the tiers.
+
+Tests live in one folder per tier, and each test is marked with its tier: `unit` (tiny inline frames, no servers,
+seconds: `make test-fast`), `data` (feeds, ledger, feature store, simulator), `model` (training and the registry),
+`service` (HTTP through a real `bentoml serve`) and `e2e` (the CLI's verbs and the demo as a user runs them).
+`postgres` and `redis` mark what needs those servers (127.0.0.1:5432 and :6379).
+"""
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from features.settings import load_settings
-from serving.settings import get_settings
+from tests.support.homes import isolated_home
+from tests.support.pipeline import build_pipeline
+from tests.support.postgres import create_schema, drop_schema
 
-POSTGRES_ADMIN_URL = os.environ.get("ARREARS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TIERS = ("unit", "data", "model", "service", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    root = Path(__file__).resolve().parent
+    for item in items:
+        tier = item.path.resolve().relative_to(root).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in one of the tier folders {', '.join(TIERS)}")
+        item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path: Path) -> Path:
     """Point the whole application at a fresh ARREARS_HOME for one test."""
     path = tmp_path / "home"
-    monkeypatch.setenv("ARREARS_HOME", str(path))
-    monkeypatch.delenv("ARREARS_LEDGER_URL", raising=False)
-    monkeypatch.delenv("ARREARS_MLFLOW_TRACKING_URI", raising=False)
+    with isolated_home(path):
+        yield path
     load_settings.cache_clear()
-    yield path
-    load_settings.cache_clear()
-
-
-def _postgres_schema_url() -> tuple[str, str]:
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as con:
-            con.execute(f"CREATE SCHEMA {schema}")
-    except psycopg.OperationalError as exc:  # the production-profile tier needs the real server
-        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable: {exc}")
-    sep = "&" if "?" in POSTGRES_ADMIN_URL else "?"
-    return f"{POSTGRES_ADMIN_URL}{sep}options=-csearch_path%3D{schema}", schema
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -46,21 +44,20 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "duckdb":
         yield f"duckdb:///{tmp_path / 'ledger.duckdb'}"
         return
-    import psycopg
-
-    url, schema = _postgres_schema_url()
+    url, schema = create_schema()
     yield url
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as con:
-        con.execute(f"DROP SCHEMA {schema} CASCADE")
+    drop_schema(schema)
 
 
-def write_delivery(folder: Path, **feeds: pd.DataFrame | str) -> Path:
-    """Write feeds (a DataFrame, or raw CSV text to reproduce an export fault exactly) into a delivery folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in feeds.items():
-        path = folder / (name if "." in name else f"{name}.csv")
-        if isinstance(content, str):
-            path.write_text(content)
-        else:
-            content.to_csv(path, index=False)
-    return folder
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One portfolio through ingest, features, train, promote and a real `bentoml serve` (tests/support/pipeline.py),
+    built once for the service and e2e tiers."""
+    return build_pipeline(tmp_path_factory.mktemp("pipeline"))
+
+
+@pytest.fixture
+def in_pipeline_home(pipeline: dict) -> dict:
+    """The pipeline's ARREARS_HOME for one test, so the CLI's verbs act on it."""
+    with isolated_home(pipeline["home"]):
+        yield pipeline

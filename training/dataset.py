@@ -57,7 +57,8 @@ class TimeSplit:
     test_start: pd.Timestamp
 
 
-def time_split(frame: pd.DataFrame, embargo_weeks: int, valid_share: float = 0.15, test_share: float = 0.2) -> TimeSplit:
+def time_split(frame: pd.DataFrame, embargo_weeks: int, valid_share: float = 0.15,
+               test_share: float = 0.2) -> TimeSplit:
     """Train on the earliest dates, validate and test on later ones, leaving `embargo_weeks` between them."""
     dates = pd.Index(sorted(frame["event_timestamp"].unique()))
     n = len(dates)

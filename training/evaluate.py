@@ -72,7 +72,8 @@ def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFr
     return frame.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"), n=("y", "size"))
 
 
-def probability_metrics(frame: pd.DataFrame, probability: str, label: str = "label", bins: int = 10) -> dict[str, float]:
+def probability_metrics(frame: pd.DataFrame, probability: str, label: str = "label",
+                        bins: int = 10) -> dict[str, float]:
     y, p = frame[label].to_numpy(), frame[probability].to_numpy()
     table = calibration_table(y, p, bins)
     ece = float((abs(table["observed"] - table["predicted"]) * table["n"]).sum() / table["n"].sum())

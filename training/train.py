@@ -70,8 +70,9 @@ def log_and_register(settings: TrainingSettings, model: str, booster: lgb.Booste
     its signature, input example and pinned requirements, registered as a new version of `model` tagged with
     `version_tags` and given the alias `challenger`. `after_register(version)` names more files to log in the
     same run (artifact folder → file)."""
-    import mlflow
     from mlflow.models import infer_signature
+
+    import mlflow
 
     client = registry.configure(settings)
     with mlflow.start_run(run_name=model) as run:

@@ -6,7 +6,7 @@ Heavy libraries are imported inside each verb so that `arrears --help` and a qui
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,7 +20,7 @@ def simulate(
     tenancies: Annotated[int, typer.Option(help="Number of tenancies in the portfolio (100 to 1,000,000).")] = 3000,
     years: Annotated[float, typer.Option(help="Years of history to generate, ending at --end-date.")] = 2.0,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives identical files.")] = 42,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Delivery folder to write the feeds into. "
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Delivery folder to write the feeds into. "
                                                     "Default: ARREARS_HOME/feeds/simulated.")] = None,
     dirty: Annotated[bool, typer.Option(help="Add realistic export faults in known quantities.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from arrears.render import console, fail, out, print_json, redact, table
+from arrears.render import fail, out, print_json, redact, table
 from serving.settings import get_settings
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,7 +14,7 @@ MODELS = ("all", "risk", "payment_date")
 
 
 def train(
-    outcomes: Annotated[Optional[Path], typer.Option(help="CSV of your own labels (tenancy_id, as_of_date, "
+    outcomes: Annotated[Path | None, typer.Option(help="CSV of your own labels (tenancy_id, as_of_date, "
                                                      "outcome 0/1) to train the risk model on instead.")] = None,
     model: Annotated[str, typer.Option(help="Which model to train: all, risk or payment_date.")] = "all",
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,14 +21,15 @@ def serve(
 
     command = serve_command(port, host)
     console.print(f"Serving on http://{host}:{port} (Ctrl-C to stop)")
-    os.execvpe(command[0], command, {**os.environ, **get_settings().child_env()})
+    os.execvpe(command[0], command, get_settings().child_process_env())
 
 
 def worklist(
     top: Annotated[int, typer.Option(help="How many cases to show.")] = 20,
-    patch: Annotated[Optional[str], typer.Option(help="Only this patch's cases.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON (as POST /worklist answers).")] = False,
-    csv: Annotated[Optional[Path], typer.Option(help="Also write the list to this CSV file (reasons in words).")]
+    patch: Annotated[str | None, typer.Option(help="Only this patch's cases.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON (as POST /worklist answers).")
+                       ] = False,
+    csv: Annotated[Path | None, typer.Option(help="Also write the list to this CSV file (reasons in words).")]
     = None,
 ) -> None:
     """The ranked worklist now, from the champion model and the current online features, with reasons: the same

@@ -15,7 +15,7 @@ import csv
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -105,7 +105,8 @@ def read_feed(path: Path, spec: contract.FeedSpec) -> tuple[pd.DataFrame, pd.Ser
         except pd.errors.EmptyDataError as exc:
             raise DeliveryRefused(f"{path.name} has no header row: re-export it with column names.") from exc
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise DeliveryRefused(f"{path.name} cannot be read as UTF-8 CSV ({exc}); re-export it as UTF-8 CSV.") from exc
+            raise DeliveryRefused(
+                f"{path.name} cannot be read as UTF-8 CSV ({exc}); re-export it as UTF-8 CSV.") from exc
         lines = pd.Series(range(2, len(frame) + 2), index=frame.index)  # line 1 is the header
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = [c for c in spec.required if c not in frame.columns]
@@ -171,7 +172,8 @@ DOMAIN_SCHEMAS: dict[str, pa.DataFrameSchema] = {
     "transactions": pa.DataFrameSchema(
         checks=[
             pa.Check(
-                _sign_ok, name="amount", error="amount has the wrong sign for its type: charges, fees and refunds are positive "
+                _sign_ok, name="amount",
+                error="amount has the wrong sign for its type: charges, fees and refunds are positive "
                 "(they raise the debt), payments, benefit and write-offs negative; zero amounts are not accepted",
             ),
         ],
@@ -268,7 +270,7 @@ def ingest_delivery(ledger: Ledger, delivery_dir: Path, quarantine_dir: Path) ->
         summary = IngestSummary(str(delivery_dir), seq, {f: p.summary for f, p in prepared.items()})
         ledger.insert("deliveries", pd.DataFrame([{
             "delivery_seq": seq, "delivery_id": delivery_dir.name, "source": str(delivery_dir.resolve()),
-            "ingested_at": datetime.now(timezone.utc).replace(tzinfo=None),
+            "ingested_at": datetime.now(UTC).replace(tzinfo=None),
             "summary_json": json.dumps(summary.to_dict()),
         }]))
     # The ledger's quarantine table is the record; these files are the copy a person opens.

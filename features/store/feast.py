@@ -7,7 +7,6 @@ features by service name here, and nobody else lists feature names.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -36,7 +35,7 @@ def apply_repo(settings: FeatureSettings) -> str:
     feast = Path(sys.executable).with_name("feast")
     command = [str(feast) if feast.exists() else "feast", "-c", str(settings.feature_repo),
                "-f", str(settings.feature_store_yaml), "apply"]
-    env = {**os.environ, **settings.child_env(), **feast_variables(settings)}  # the child's, not ours
+    env = settings.child_process_env(feast_variables(settings))  # the child's, not ours
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise FeatureStageError(f"`feast apply` failed:\n{done.stdout}\n{done.stderr}")

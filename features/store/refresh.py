@@ -40,14 +40,16 @@ MANIFEST_FILE = "manifest.json"
 FEATURE_SOURCE = Path(__file__).resolve().parent.parent
 
 
-def fingerprint_files(source: Path = FEATURE_SOURCE) -> list[Path]:
+def fingerprint_files(source: Path | None = None) -> list[Path]:
     """Every file the snapshots depend on besides the ledger's rows: the feature layer's Python and the Feast
     repo's configuration."""
+    source = source or FEATURE_SOURCE
     return sorted([*source.rglob("*.py"), *(source / "repo").glob("*.yaml")])
 
 
-def definitions_fingerprint(settings: FeatureSettings, source: Path = FEATURE_SOURCE) -> str:
+def definitions_fingerprint(settings: FeatureSettings, source: Path | None = None) -> str:
     """A digest of the feature layer's files and of the profile's Feast variables."""
+    source = source or FEATURE_SOURCE
     digest = hashlib.sha256()
     for path in fingerprint_files(source):
         digest.update(str(path.relative_to(source)).encode())

@@ -14,8 +14,8 @@ import pytest
 from bench.naive_features import naive_snapshots
 from features.feeds.ingest import ingest_delivery
 from features.ledger import open_ledger
-from simulator import simulate_portfolio, write_portfolio
 from features.transforms import build_snapshots, weekly_as_of_dates
+from simulator import simulate_portfolio, write_portfolio
 
 KEYS = ["tenancy_id", "event_timestamp"]
 

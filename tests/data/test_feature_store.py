@@ -4,66 +4,54 @@ Dask parity, against the real stores (local: Parquet/DuckDB + SQLite; production
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 import uuid
 import warnings
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from arrears.cli import app
-from features.settings import load_settings
 from serving.settings import get_settings
 from simulator import simulate_portfolio, write_portfolio
-from tests.conftest import POSTGRES_ADMIN_URL, _postgres_schema_url, write_delivery
+from tests.support.cli import ok, words
+from tests.support.deliveries import write_delivery
+from tests.support.homes import isolated_home
+from tests.support.postgres import REDIS_URL, create_schema, drop_schema
 
-runner = CliRunner()
 END = pd.Timestamp("2026-10-31")
 
 
-def ok(args: list[str]) -> str:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    return " ".join(result.output.split())  # the console wraps long lines
+def features(*args: str) -> str:
+    return words(ok("features", *args))
 
 
-@pytest.fixture(scope="module", params=["local", pytest.param("production", marks=pytest.mark.postgres)])
+def _production(home) -> tuple[dict[str, str], str]:
+    url, schema = create_schema()
+    return {"ARREARS_FEAST_PROFILE": "production", "ARREARS_LEDGER_URL": url, "ARREARS_FEAST_POSTGRES_URL": url,
+            "ARREARS_REDIS_URL": REDIS_URL,
+            "ARREARS_FEAST_PROJECT": f"t_{uuid.uuid4().hex[:10]}"}, schema  # its own keys on the shared Redis
+
+
+@pytest.fixture(scope="module", params=["local", pytest.param("production", marks=[pytest.mark.postgres,
+                                                                                   pytest.mark.redis])])
 def portfolio(request, tmp_path_factory):
     """A small simulated portfolio ingested and featurised on one profile."""
     root = tmp_path_factory.mktemp(f"store_{request.param}")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ARREARS_HOME", str(root / "home"))
-    for name in ("ARREARS_LEDGER_URL", "ARREARS_MLFLOW_TRACKING_URI", "ARREARS_DASK_SCHEDULER"):
-        mp.delenv(name, raising=False)
-    schema = None
-    if request.param == "production":
-        url, schema = _postgres_schema_url()
-        mp.setenv("ARREARS_FEAST_PROFILE", "production")
-        mp.setenv("ARREARS_LEDGER_URL", url)
-        mp.setenv("ARREARS_FEAST_POSTGRES_URL", url)
-        mp.setenv("ARREARS_REDIS_URL", "redis://127.0.0.1:6379/0")
-        mp.setenv("ARREARS_FEAST_PROJECT", f"t_{uuid.uuid4().hex[:10]}")  # its own keys on the shared Redis
-    else:
-        mp.setenv("ARREARS_FEAST_PROFILE", "local")
-    load_settings.cache_clear()
-    sim = simulate_portfolio(n_tenancies=150, years=1.0, seed=5, end_date=END.date())
-    write_portfolio(sim, root / "delivery")
-    ok(["ingest", str(root / "delivery")])
-    first = ok(["features"])
-    yield {"root": root, "settings": get_settings(), "sim": sim, "profile": request.param, "first": first}
-    if request.param == "production":
-        from features.store.feast import open_store
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            open_store(get_settings()).teardown()  # remove this project's keys from Redis
-        import psycopg
-
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA {schema} CASCADE")
-    mp.undo()
-    load_settings.cache_clear()
+    variables, schema = _production(root) if request.param == "production" else ({"ARREARS_FEAST_PROFILE": "local"},
+                                                                                 None)
+    with isolated_home(root / "home", **variables):
+        sim = simulate_portfolio(n_tenancies=150, years=1.0, seed=5, end_date=END.date())
+        write_portfolio(sim, root / "delivery")
+        ok("ingest", str(root / "delivery"))
+        first = features()
+        yield {"root": root, "settings": get_settings(), "sim": sim, "profile": request.param, "first": first}
+        if request.param == "production":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _store(get_settings()).teardown()  # remove this project's keys from Redis
+            drop_schema(schema)
 
 
 def _store(settings):
@@ -81,10 +69,9 @@ def historical(settings, rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def online(settings, tenancy_id: str, as_of: pd.Timestamp) -> dict:
-    store = _store(settings)
-    frame = store.get_online_features(features=store.get_feature_service("arrears_risk_v1"),
-                                      entity_rows=[{"tenancy_id": tenancy_id, "as_of": as_of.to_pydatetime()}]).to_df()
-    return frame.iloc[0].to_dict()
+    from features.store.feast import online_features
+
+    return online_features(_store(settings), "arrears_risk_v1", [tenancy_id], as_of).iloc[0].to_dict()
 
 
 def payment(root, name: str, tenancy_id: str, day: pd.Timestamp, pounds: float):
@@ -102,9 +89,9 @@ def busy_tenancy(settings) -> str:
 
 def test_first_build_is_full_and_a_rerun_does_nothing(portfolio) -> None:
     assert "Features: full" in portfolio["first"]
-    assert "Features: unchanged" in ok(["features"])
-    ok(["ingest", str(portfolio["root"] / "delivery")])  # the same delivery again: every row a duplicate
-    assert "Features: unchanged" in ok(["features"])
+    assert "Features: unchanged" in features()
+    ok("ingest", str(portfolio["root"] / "delivery"))  # the same delivery again: every row a duplicate
+    assert "Features: unchanged" in features()
 
 
 def test_a_later_payment_never_changes_earlier_training_rows(portfolio) -> None:
@@ -119,9 +106,9 @@ def test_a_later_payment_never_changes_earlier_training_rows(portfolio) -> None:
     rows = pd.DataFrame({"tenancy_id": [tenancy, tenancy], "event_timestamp": [as_of, next_week]})
     before = historical(settings, rows)
 
-    ok(["ingest", str(payment(portfolio["root"], "late", tenancy, as_of.tz_localize(None) + pd.Timedelta(days=1),
-                                5_000.0))])
-    out = ok(["features"])
+    ok("ingest", str(payment(portfolio["root"], "late", tenancy, as_of.tz_localize(None) + pd.Timedelta(days=1),
+                             5_000.0)))
+    out = features()
     assert "Features: incremental" in out and "recomputed 1 tenancies" in out
     after = historical(settings, rows)
 
@@ -139,7 +126,7 @@ def test_online_features_reflect_a_payment_as_soon_as_it_is_ingested(portfolio) 
     before = online(settings, tenancy, today)
 
     started = time.perf_counter()
-    out = ok(["ingest", str(payment(portfolio["root"], "today", tenancy, today, 123.45))])
+    out = words(ok("ingest", str(payment(portfolio["root"], "today", tenancy, today, 123.45))))
     after = online(settings, tenancy, today)  # no `arrears features` in between
     seconds = time.perf_counter() - started
 
@@ -149,7 +136,7 @@ def test_online_features_reflect_a_payment_as_soon_as_it_is_ingested(portfolio) 
     assert after["payments_4w"] == before["payments_4w"] + 1
     assert seconds < 60, f"took {seconds:.1f} s"
     # The weekly (training) snapshots are not touched by the push: they catch up at the next `arrears features`.
-    assert "Features: incremental" in ok(["features"])
+    assert "Features: incremental" in features()
 
 
 def test_request_date_moves_the_recency_features(portfolio) -> None:
@@ -204,3 +191,29 @@ def test_a_build_that_fails_part_way_publishes_nothing(portfolio, monkeypatch) -
     after = store.read_offline(settings)
     pd.testing.assert_frame_equal(before.sort_values(["tenancy_id", "event_timestamp"]).reset_index(drop=True),
                                   after.sort_values(["tenancy_id", "event_timestamp"]).reset_index(drop=True))
+
+
+def test_opening_the_store_leaves_the_process_environment_alone(portfolio) -> None:
+    """Feast gets its configuration (the production database password included) as a RepoConfig: nothing is
+    written into this process's environment, where every child process and crash report would see it."""
+    before = dict(os.environ)
+    store = _store(portfolio["settings"])
+    assert dict(os.environ) == before
+    assert store.config.project == portfolio["settings"].feast_project
+
+
+@pytest.mark.parametrize("portfolio", ["local"], indirect=True)  # the same code on both profiles
+def test_changing_the_feed_contract_rebuilds_the_features(portfolio, tmp_path, monkeypatch) -> None:
+    """The freshness fingerprint covers every file the build depends on: an edit to the feed contract (here, of a
+    copy of the feature layer the fingerprint is pointed at) makes the next `arrears features` a full build."""
+    from features.store import refresh
+
+    source = tmp_path / "features"
+    shutil.copytree(refresh.FEATURE_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(refresh, "FEATURE_SOURCE", source)
+    features("--full")
+    assert "Features: unchanged" in features()
+    with open(source / "feeds" / "contract.py", "a") as contract:
+        contract.write("\n# a new column would be declared here\n")
+    assert "Features: full" in features()
+    assert "Features: unchanged" in features()

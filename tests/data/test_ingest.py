@@ -10,19 +10,7 @@ import pytest
 
 from features.feeds.ingest import DeliveryRefused, ingest_delivery
 from features.ledger import open_ledger
-from tests.conftest import write_delivery
-
-TENANCIES = """tenancy_id,patch,start_date,end_date,rent_amount,rent_frequency
-T1,North,2024-01-01,,100.00,weekly
-T2,South,2024-01-01,,433.33,monthly
-"""
-
-TRANSACTIONS = """transaction_id,tenancy_id,posted_date,type,amount
-X1,T1,2024-01-01,charge,100.00
-X2,T1,2024-01-03,payment,-100.00
-X3,T2,2024-01-01,charge,433.33
-X4,T2,2024-01-05,payment,-400.00
-"""
+from tests.support.deliveries import TENANCIES, TRANSACTIONS, write_delivery
 
 
 def ingest(ledger_url: str, folder: Path, tmp_path: Path):
@@ -39,7 +27,7 @@ def test_clean_delivery_is_accepted_and_reconciles(ledger_url: str, tmp_path: Pa
     assert summary.feeds["transactions"].accepted == 4
     assert all(f.reconciles for f in summary.feeds.values())
     assert quarantine.empty
-    assert dict(zip(balances["tenancy_id"], balances["balance_pence"])) == {"T1": 0, "T2": 3333}
+    assert dict(zip(balances["tenancy_id"], balances["balance_pence"], strict=True)) == {"T1": 0, "T2": 3333}
 
 
 def test_same_delivery_twice_adds_nothing(ledger_url: str, tmp_path: Path) -> None:
@@ -72,7 +60,7 @@ def test_conflicting_resend_goes_to_quarantine_not_overwrite(ledger_url: str, tm
     feed = summary.feeds["transactions"]
     assert (feed.accepted, feed.duplicate, feed.quarantined) == (0, 3, 1)
     assert quarantine.iloc[-1]["reason"].startswith("already in the ledger with different content")
-    assert dict(zip(balances["tenancy_id"], balances["balance_pence"]))["T1"] == 0  # unchanged
+    assert dict(zip(balances["tenancy_id"], balances["balance_pence"], strict=True))["T1"] == 0  # unchanged
 
 
 # One malformed row each: (transactions CSV line, the column and the start of the reason expected in quarantine).
@@ -103,7 +91,7 @@ def test_bad_row_is_quarantined_with_reason(ledger_url: str, tmp_path: Path, lin
     assert problem["line"] == 6 and problem["column_name"] == column
     assert problem["reason"].startswith(reason), problem["reason"]
     assert Path(feed.quarantine_file).exists()
-    assert dict(zip(balances["tenancy_id"], balances["balance_pence"])) == {"T1": 0, "T2": 3333}
+    assert dict(zip(balances["tenancy_id"], balances["balance_pence"], strict=True)) == {"T1": 0, "T2": 3333}
 
 
 UNAMBIGUOUS = [
@@ -196,15 +184,20 @@ def test_personal_columns_are_not_stored(ledger_url: str, tmp_path: Path) -> Non
 
 
 # Malformed rows in the other feeds: (feed, CSV text, line, column, start of the reason).
+EVENTS_HEADER = "event_id,tenancy_id,event_date,type\n"
 OTHER_FEEDS_BAD = [
-    ("tenancies", TENANCIES + "T3,East,2024-01-01,,90,yearly\n", 4, "rent_frequency", "unknown rent_frequency 'yearly'"),
-    ("tenancies", TENANCIES + "T3,East,2024-01-01,,-90,weekly\n", 4, "rent_amount", "rent_amount must be more than zero"),
-    ("tenancies", TENANCIES + "T3,East,2024-05-01,2024-01-01,90,weekly\n", 4, "end_date", "end_date is before start_date"),
+    ("tenancies", TENANCIES + "T3,East,2024-01-01,,90,yearly\n", 4, "rent_frequency",
+     "unknown rent_frequency 'yearly'"),
+    ("tenancies", TENANCIES + "T3,East,2024-01-01,,-90,weekly\n", 4, "rent_amount",
+     "rent_amount must be more than zero"),
+    ("tenancies", TENANCIES + "T3,East,2024-05-01,2024-01-01,90,weekly\n", 4, "end_date",
+     "end_date is before start_date"),
     ("tenancies", TENANCIES + "T3,,2024-01-01,,90,weekly\n", 4, "patch", "missing patch"),
     ("tenancies", TENANCIES.replace("rent_frequency\n", "rent_frequency,vulnerable\n").replace(
-        ",weekly\n", ",weekly,maybe\n").replace(",monthly\n", ",monthly,false\n"), 2, "vulnerable", "unreadable vulnerable"),
-    ("events", "event_id,tenancy_id,event_date,type\nE1,T1,2024-02-01,eviction_party\n", 2, "type", "unknown event type"),
-    ("events", "event_id,tenancy_id,event_date,type\nE1,T9,2024-02-01,contact_made\n", 2, "tenancy_id", "unknown tenancy_id"),
+        ",weekly\n", ",weekly,maybe\n").replace(",monthly\n", ",monthly,false\n"), 2, "vulnerable",
+     "unreadable vulnerable"),
+    ("events", EVENTS_HEADER + "E1,T1,2024-02-01,eviction_party\n", 2, "type", "unknown event type"),
+    ("events", EVENTS_HEADER + "E1,T9,2024-02-01,contact_made\n", 2, "tenancy_id", "unknown tenancy_id"),
     ("outcomes", "tenancy_id,as_of_date,outcome\nT1,2024-02-04,yes\n", 2, "outcome", "outcome 'yes' is not 0 or 1"),
 ]
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from features.feeds.ingest import ingest_delivery
 from features.ledger import open_ledger
-from tests.conftest import POSTGRES_ADMIN_URL
+from tests.support.postgres import create_schema, drop_schema
 
 TENANCY_IDS = ["T1", "T2", "T3"]
 SIGN = {"charge": 1, "fee": 1, "refund": 1, "payment": -1, "benefit": -1, "write_off": -1}
@@ -29,20 +29,7 @@ transaction = st.tuples(
 def new_ledger_url(backend: str, folder: Path) -> tuple[str, str | None]:
     if backend == "duckdb":
         return f"duckdb:///{folder / f'{uuid.uuid4().hex}.duckdb'}", None
-    import psycopg
-
-    schema = f"p_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as con:
-        con.execute(f"CREATE SCHEMA {schema}")
-    return f"{POSTGRES_ADMIN_URL}?options=-csearch_path%3D{schema}", schema
-
-
-def drop(schema: str | None) -> None:
-    if schema:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA {schema} CASCADE")
+    return create_schema("p")
 
 
 @pytest.mark.parametrize("backend", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -65,7 +52,7 @@ def test_balances_are_signed_sums_whatever_the_order(backend, rows, cuts, order,
                                   "end_date": "", "rent_amount": "100", "rent_frequency": "weekly"})
         bounds = sorted({0, len(frame), *[min(c, len(frame)) for c in cuts]})
         deliveries = []
-        for k, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+        for k, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
             path = folder / f"d{k}"
             path.mkdir()
             frame.iloc[lo:hi][["transaction_id", "tenancy_id", "posted_date", "type", "amount"]].to_csv(
@@ -91,4 +78,4 @@ def test_balances_are_signed_sums_whatever_the_order(backend, rows, cuts, order,
                     assert summary.feeds["transactions"].accepted == 0
                 assert ledger.balances().set_index("tenancy_id")["balance_pence"].to_dict() == expected.to_dict()
         finally:
-            drop(schema)
+            drop_schema(schema)

@@ -14,13 +14,12 @@ import urllib.request
 import warnings
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from features.settings import load_settings
 from serving.settings import get_settings
-from simulator import simulate_portfolio, write_portfolio
-from tests.conftest import POSTGRES_ADMIN_URL, _postgres_schema_url
+from tests.support.homes import isolated_home
+from tests.support.portfolios import featurised_portfolio
+from tests.support.postgres import POSTGRES_ADMIN_URL, create_schema, drop_schema
 
 pytestmark = pytest.mark.postgres
 
@@ -33,9 +32,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def tracking_server(tmp_path):
-    import psycopg
-
-    url, schema = _postgres_schema_url()
+    url, schema = create_schema()
     backend = "postgresql+psycopg://" + url.split("://", 1)[1]
     port = _free_port()
     mlflow_cli = Path(sys.executable).with_name("mlflow")
@@ -60,36 +57,24 @@ def tracking_server(tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA {schema} CASCADE")
+        drop_schema(schema)
 
 
-def test_train_promote_and_load_through_a_postgres_backed_tracking_server(tracking_server, tmp_path, monkeypatch):
-    from features.feeds.ingest import ingest_delivery
-    from features.ledger import open_ledger
-    from features.store.refresh import refresh
+def test_train_promote_and_load_through_a_postgres_backed_tracking_server(tracking_server, tmp_path):
     from training import registry
     from training.promotion import promote
     from training.train import train_risk_model
 
     address, schema = tracking_server
-    monkeypatch.setenv("ARREARS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("ARREARS_MLFLOW_TRACKING_URI", address)
-    for name in ("ARREARS_LEDGER_URL", "ARREARS_FEAST_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    load_settings.cache_clear()
-    settings = get_settings()
-    write_portfolio(simulate_portfolio(n_tenancies=600, years=2.0, seed=4, end_date=pd.Timestamp("2026-10-31").date()),
-                    tmp_path / "feeds")
-    with open_ledger(settings.ledger) as ledger:
-        ingest_delivery(ledger, tmp_path / "feeds", tmp_path / "quarantine")
-    refresh(settings)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trained = train_risk_model(settings)
-        decision = promote(settings, registry.RISK_MODEL)
-        champion = registry.load_champion(settings, registry.RISK_MODEL)
-        booster, ref = champion.booster, champion.ref
+    with isolated_home(tmp_path / "home", ARREARS_MLFLOW_TRACKING_URI=address):
+        settings = get_settings()
+        featurised_portfolio(settings, tmp_path, n_tenancies=600, seed=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trained = train_risk_model(settings)
+            decision = promote(settings, registry.RISK_MODEL)
+            champion = registry.load_champion(settings, registry.RISK_MODEL)
+            booster, ref = champion.booster, champion.ref
     assert decision.promoted, decision.failed_gates
     assert ref.version == trained.version and booster.num_trees() > 0
     assert not (settings.home / "mlflow").exists()  # nothing went to the embedded store
@@ -102,4 +87,3 @@ def test_train_promote_and_load_through_a_postgres_backed_tracking_server(tracki
                                  [registry.PROMOTIONS]).fetchone()[0]
     assert (registry.RISK_MODEL, registry.CHAMPION) in aliases and (registry.RISK_MODEL, registry.CHALLENGER) in aliases
     assert promotions == 1
-    load_settings.cache_clear()

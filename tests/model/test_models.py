@@ -10,43 +10,30 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.settings import load_settings
 from serving.settings import get_settings
-from simulator import simulate_portfolio, write_portfolio
-
-END = pd.Timestamp("2026-10-31")
+from simulator import simulate_portfolio
+from tests.support.cli import ok, words
+from tests.support.homes import isolated_home
+from tests.support.portfolios import END, featurised_portfolio
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from features.feeds.ingest import ingest_delivery
-    from features.ledger import open_ledger
-    from features.store.refresh import refresh
     from training.promotion import promote
     from training.registry import PAYMENT_MODEL, RISK_MODEL
     from training.train import train_payment_model, train_risk_model
 
     root = tmp_path_factory.mktemp("models")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ARREARS_HOME", str(root / "home"))
-    for name in ("ARREARS_LEDGER_URL", "ARREARS_MLFLOW_TRACKING_URI", "ARREARS_FEAST_PROFILE",
-                 "ARREARS_DASK_SCHEDULER"):
-        mp.delenv(name, raising=False)
-    load_settings.cache_clear()
-    settings = get_settings()
-    write_portfolio(simulate_portfolio(n_tenancies=1500, years=2.0, seed=3, end_date=END.date()), root / "feeds")
-    with open_ledger(settings.ledger) as ledger:
-        ingest_delivery(ledger, root / "feeds", root / "quarantine")
-    refresh(settings)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        risk_result = train_risk_model(settings)
-        payment_result = train_payment_model(settings)
-        decisions = [promote(settings, RISK_MODEL), promote(settings, PAYMENT_MODEL)]
-    yield {"root": root, "settings": settings, "risk": risk_result, "payment": payment_result,
-           "decisions": decisions}
-    mp.undo()
-    load_settings.cache_clear()
+    with isolated_home(root / "home"):
+        settings = get_settings()
+        featurised_portfolio(settings, root, n_tenancies=1500, seed=3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            risk_result = train_risk_model(settings)
+            payment_result = train_payment_model(settings)
+            decisions = [promote(settings, RISK_MODEL), promote(settings, PAYMENT_MODEL)]
+        yield {"root": root, "settings": settings, "risk": risk_result, "payment": payment_result,
+               "decisions": decisions}
 
 
 # -- arrears risk ---------------------------------------------------------------------------------------------------
@@ -232,21 +219,14 @@ def test_promotion_refuses_a_worse_challenger_and_names_the_gate(trained) -> Non
 
 # -- bring your own outcomes ---------------------------------------------------------------------------------------
 
-def test_monthly_portfolio_without_events_or_monitoring_columns_trains_on_its_own_outcomes(tmp_path, monkeypatch):
+def test_monthly_portfolio_without_events_or_monitoring_columns_trains_on_its_own_outcomes(home, tmp_path):
     """A letting agent's export: monthly rents only, no events feed, no monitoring-only columns; outcomes supplied
     at many dates. It trains through the same FeatureService with no code change (and bias is simply not judged)."""
-    from typer.testing import CliRunner
-
-    from arrears.cli import app
     from features.feeds.contract import MONITORING_ONLY_COLUMNS
     from features.ledger import open_ledger
     from features.transforms import weekly_as_of_dates
     from training.labels import arrears_growth_labels
 
-    monkeypatch.setenv("ARREARS_HOME", str(tmp_path / "home"))
-    for name in ("ARREARS_LEDGER_URL", "ARREARS_MLFLOW_TRACKING_URI", "ARREARS_FEAST_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    load_settings.cache_clear()
     sim = simulate_portfolio(n_tenancies=1500, years=2.0, seed=8, end_date=END.date())
     monthly = sim.tenancies[sim.tenancies["rent_frequency"] == "monthly"]
     assert len(monthly) > 300
@@ -256,15 +236,8 @@ def test_monthly_portfolio_without_events_or_monitoring_columns_trains_on_its_ow
                                                                                    index=False)
     sim.transactions[sim.transactions["tenancy_id"].isin(set(monthly["tenancy_id"]))].to_csv(
         feeds / "transactions.csv", index=False)
-    runner = CliRunner()
-
-    def ok(args):
-        result = runner.invoke(app, args)
-        assert result.exit_code == 0, result.output
-        return " ".join(result.output.split())
-
-    ok(["ingest", str(feeds)])
-    ok(["features"])
+    ok("ingest", str(feeds))
+    ok("features")
     settings = get_settings()
     with open_ledger(settings.ledger) as ledger:
         tenancies, tx = ledger.read_table("tenancy_register"), ledger.read_table("transactions")
@@ -274,7 +247,7 @@ def test_monthly_portfolio_without_events_or_monitoring_columns_trains_on_its_ow
                              "as_of_date": labels["event_timestamp"].dt.strftime("%Y-%m-%d"),
                              "outcome": labels["label"]})
     outcomes.to_csv(tmp_path / "outcomes.csv", index=False)
-    out = ok(["train", "--outcomes", str(tmp_path / "outcomes.csv"), "--model", "risk"])
+    out = words(ok("train", "--outcomes", str(tmp_path / "outcomes.csv"), "--model", "risk"))
     assert "arrears_risk version 1 (challenger)" in out and "held-out tenancies" not in out
     import mlflow
 
@@ -283,4 +256,3 @@ def test_monthly_portfolio_without_events_or_monitoring_columns_trains_on_its_ow
     assert run.data.tags["label_source"] == "outcomes_file" and run.data.tags["split"] == "time"
     assert "bias_groups_judged" not in run.data.metrics  # no monitoring columns: nothing to judge, nothing invented
     assert run.data.metrics["auc"] > run.data.metrics["auc_balance_baseline"]
-    load_settings.cache_clear()

@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from arrears.cli import app
-from tests.conftest import write_delivery
-from tests.test_ingest import TENANCIES, TRANSACTIONS
-
-runner = CliRunner()
+from tests.support.cli import invoke
+from tests.support.deliveries import TENANCIES, TRANSACTIONS, write_delivery
 
 VERBS = [["simulate"], ["ingest"], ["features"], ["features", "build"], ["features", "apply"],
          ["features", "materialize"], ["train"], ["promote"], ["serve"], ["worklist"], ["monitor", "drift"],
@@ -20,13 +16,13 @@ VERBS = [["simulate"], ["ingest"], ["features"], ["features", "build"], ["featur
 
 @pytest.mark.parametrize("verb", VERBS, ids=[" ".join(v) for v in VERBS])
 def test_every_verb_has_help(verb: list[str]) -> None:
-    result = runner.invoke(app, [*verb, "--help"])
+    result = invoke(*verb, "--help")
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output and len(result.output.splitlines()) > 4
 
 
 def test_info_json_names_where_state_lives(home) -> None:
-    result = runner.invoke(app, ["info", "--json"])
+    result = invoke("info", "--json")
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
     for key in ("home", "ledger", "feature_repo", "mlflow_tracking_uri", "reports_dir"):
@@ -37,22 +33,22 @@ def test_info_json_names_where_state_lives(home) -> None:
 
 def test_ingest_json_summary_and_refusal(home, tmp_path) -> None:
     good = write_delivery(tmp_path / "good", tenancies=TENANCIES, transactions=TRANSACTIONS)
-    result = runner.invoke(app, ["ingest", str(good), "--json"])
+    result = invoke("ingest", str(good), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["feeds"]["transactions"] == {**summary["feeds"]["transactions"], "read": 4, "accepted": 4,
                                                 "duplicate": 0, "quarantined": 0}
     bad = write_delivery(tmp_path / "bad", tenancies=TENANCIES.replace(",", ";"))
-    result = runner.invoke(app, ["ingest", str(bad)])
+    result = invoke("ingest", str(bad))
     assert result.exit_code == 2
     assert "nothing was written" in result.output and "comma-separated" in result.output
 
 
 def test_worklist_before_any_run_says_what_to_do(home) -> None:
-    result = runner.invoke(app, ["worklist", "--top", "5"])
+    result = invoke("worklist", "--top", "5")
     assert result.exit_code == 2 and "arrears demo" in result.output
 
 
 def test_features_before_ingest_says_what_to_do(home) -> None:
-    result = runner.invoke(app, ["features", "build"])
+    result = invoke("features", "build")
     assert result.exit_code == 2 and "arrears ingest" in result.output

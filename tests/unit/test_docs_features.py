@@ -7,7 +7,7 @@ from pathlib import Path
 
 from features.catalogue import SNAPSHOT_FEATURES
 
-DOC = (Path(__file__).resolve().parents[1] / "docs" / "features.md").read_text()
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "features.md").read_text()
 VIEWS = {"balance": "tenancy_balance", "payments": "tenancy_payments", "circumstances": "tenancy_circumstances",
          "tenancy": "tenancy_profile", "recency": "tenancy_recency"}
 

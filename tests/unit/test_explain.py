@@ -36,7 +36,7 @@ def test_contributions_add_up_to_the_raw_score(booster_and_frame) -> None:
     booster, frame = booster_and_frame
     cases = score_cases(frame.head(300), booster)
     raw = booster.predict(frame.head(300)[NAMES], raw_score=True)
-    for case, expected in zip(cases, raw):
+    for case, expected in zip(cases, raw, strict=True):
         total = case.base_value + sum(r.contribution for r in case.reasons) + case.other_contribution
         assert total == pytest.approx(case.raw_score, abs=1e-9)
         assert case.raw_score == pytest.approx(expected, abs=1e-9)

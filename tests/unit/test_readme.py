@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from arrears.cli import app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 
 
@@ -24,7 +24,8 @@ def test_quick_start_is_exactly_two_make_targets_that_exist() -> None:
 
 
 def test_ci_runs_the_readme_test_command() -> None:
-    lines = [l for l in (ROOT / ".ci" / "run").read_text().splitlines() if l and not l.startswith(("#", "set ", "cd "))]
+    lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
+             if line and not line.startswith(("#", "set ", "cd "))]
     assert lines == ["make test"]
 
 

@@ -83,7 +83,8 @@ def test_inputs_are_not_modified() -> None:
     late_week=st.integers(0, 12),
     late_amount=st.integers(1, 500_000),
 )
-def test_a_later_transaction_never_changes_an_earlier_snapshot(paid: set[int], late_week: int, late_amount: int) -> None:
+def test_a_later_transaction_never_changes_an_earlier_snapshot(paid: set[int], late_week: int,
+                                                                late_amount: int) -> None:
     ledger = tx(weekly_rent_and_payments("T1", 10_000, 13, paid))
     cutoff = AS_OF[late_week]
     later = tx([("T1", str((cutoff + pd.Timedelta(days=1)).date()), "payment", -late_amount)])

@@ -1,0 +1,1 @@
+"""data tier (see tests/conftest.py)."""

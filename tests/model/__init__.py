@@ -1,0 +1,1 @@
+"""model tier (see tests/conftest.py)."""

@@ -1,0 +1,1 @@
+"""service tier (see tests/conftest.py)."""

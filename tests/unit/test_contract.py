@@ -1,0 +1,54 @@
+"""The feed contract is the one source of each column: the ledger's tables and the readers derive from it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from features.feeds import contract
+from features.feeds.ingest import reader
+from features.ledger import PRIMARY_KEYS, TABLES, feed_table
+from features.store.refresh import FEATURE_SOURCE, fingerprint_files
+
+
+@pytest.mark.parametrize("spec", list(contract.FEEDS.values()), ids=list(contract.FEEDS))
+def test_every_contract_column_has_its_ledger_column(spec: contract.FeedSpec) -> None:
+    table = TABLES[spec.name]
+    for column in spec.schema:
+        assert table[column.ledger_name] == column.sql_type
+    assert list(table)[: len(spec.key)] == list(spec.key)
+    assert set(table) == {c.ledger_name for c in spec.schema} | {"content_hash", "delivery_seq"}
+    assert PRIMARY_KEYS[spec.name][: len(spec.key)] == spec.key
+
+
+def test_a_new_column_needs_only_its_contract_line() -> None:
+    """A feed gains a column: its table and its reader follow, with no other list to edit."""
+    extended = contract.FeedSpec(
+        name="events", key=contract.EVENTS.key,
+        schema=(*contract.EVENTS.schema, contract.Column("promised_amount", "money"),
+                contract.Column("channel", "vocabulary", vocabulary=("phone", "letter"))))
+    table = feed_table(extended)
+    assert table["promised_amount_pence"] == "BIGINT" and table["channel"] == "TEXT"
+    pence, problems = reader(extended.column("promised_amount"))(pd.Series(["£12.50", "twelve"]))
+    assert pence.iloc[0] == 1250 and pd.isna(problems.iloc[0]) and "promised_amount" in problems.iloc[1]
+    values, problems = reader(extended.column("channel"))(pd.Series([" Letter", "fax"]))
+    assert values.iloc[0] == "letter" and "expected one of phone, letter" in problems.iloc[1]
+
+
+def test_a_vocabulary_column_must_list_its_vocabulary() -> None:
+    with pytest.raises(ValueError, match="vocabulary"):
+        contract.Column("channel", "vocabulary")
+
+
+def test_weekly_rent_is_one_function_for_one_rent_or_many() -> None:
+    assert contract.weekly_rent(520.0, "monthly") == pytest.approx(120.0)
+    rents = pd.Series([100.0, 200.0, 433.33], index=["a", "b", "c"])
+    weekly = contract.weekly_rent(rents, pd.Series(["weekly", "fortnightly", "monthly"], index=rents.index))
+    assert list(weekly.index) == ["a", "b", "c"] and weekly.tolist() == pytest.approx([100.0, 100.0, 433.33 * 12 / 52])
+
+
+def test_the_freshness_fingerprint_covers_everything_the_build_reads() -> None:
+    covered = {str(p.relative_to(FEATURE_SOURCE)) for p in fingerprint_files()}
+    assert {"feeds/contract.py", "ledger.py", "db.py", "timeline.py", "transforms.py", "catalogue.py",
+            "store/offline.py", "repo/definitions.py", "repo/feature_store.yaml",
+            "repo/feature_store.production.yaml"} <= covered
