@@ -33,6 +33,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from simulator.write import to_arrow
+
 FAULT_COLUMNS = ("feed", "row", "line", "key", "column", "kind", "original", "value")
 
 #: Per feed and fault kind: the share of rows affected (at least one row each when the feed has rows).
@@ -54,8 +56,6 @@ _BAD_TYPES = {"transactions": ("DD PAYMNT", "misc", "transfer", "hb credit"),
 
 
 def _text_table(frame: pd.DataFrame) -> pa.Table:
-    from simulator.portfolio import to_arrow
-
     table = to_arrow(frame, "csv")
     return pa.table({c: pc.cast(table[c], pa.string()) for c in table.column_names})
 

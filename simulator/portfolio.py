@@ -1,8 +1,8 @@
 """A realistic synthetic rent-arrears portfolio, written to the feed contract.
 
-`simulate_portfolio` returns a `Portfolio`: the three feeds a housing provider would export (tenancies,
-transactions, events; see `features.feeds.contract`) plus the hidden ground truth that generated them.
-`write_portfolio` writes the feeds to a delivery folder and the truth to a separate folder.
+`simulate_portfolio` returns a `Portfolio` (`simulator.model`): the three feeds a housing provider would export
+(tenancies, transactions, events; see `features.feeds.contract`) plus the hidden ground truth that generated them.
+`simulator.write.write_portfolio` writes the feeds to a delivery folder and the truth to a separate folder.
 
 What the portfolio contains
 ---------------------------
@@ -59,16 +59,12 @@ The output is deterministic: the same arguments give identical frames and byte-i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from features.feeds.contract import (
     BENEFIT_TYPES,
@@ -80,6 +76,8 @@ from features.feeds.contract import (
     TRANSACTIONS,
 )
 from simulator.behaviour import NOTES, REFERENCES, LedgerResult, simulate_ledger
+from simulator.dirty import FAULT_COLUMNS, make_dirty
+from simulator.model import Portfolio
 from simulator.population import (
     AGE_BANDS,
     ARCHETYPES,
@@ -110,27 +108,6 @@ UC_CLAIM_REASONS = ("existing", "move_in_new_claim", "job_loss", "managed_migrat
 _KIND_NAMES = ("weekly", "fortnightly", "four_weekly", "monthly")
 #: Order of transactions posted on the same day for the same tenancy.
 _TYPE_RANK = {"charge": 1, "benefit": 2, "payment": 3, "adjustment": 4, "fee": 5, "refund": 6, "write_off": 7}
-
-
-@dataclass(frozen=True)
-class Portfolio:
-    """The three feeds, as a housing provider would export them, and the hidden truth behind them.
-
-    Clean frames use: ``string[pyarrow]`` ids, ``category`` vocabulary columns, ``datetime64[ns]`` dates (NaT for
-    a live tenancy's end_date), ``float64`` money in pounds with 2 dp, ``bool`` vulnerable. Dirty frames
-    (``dirty=True``) hold every column as text exactly as it would be written.
-    """
-
-    tenancies: pd.DataFrame
-    transactions: pd.DataFrame
-    events: pd.DataFrame
-    ground_truth: dict[str, pd.DataFrame]
-    window_start: date | None = None  #: first day of the observation window
-    window_end: date | None = None  #: last day of the observation window (the end_date argument)
-    dirty: bool = False
-
-    def feeds(self) -> dict[str, pd.DataFrame]:
-        return {"tenancies": self.tenancies, "transactions": self.transactions, "events": self.events}
 
 
 def window_start_for(end_date: date, years: float) -> date:
@@ -191,8 +168,6 @@ def _simulate(
     truth = _ground_truth(pop, result, state, ten_ids)
     portfolio = Portfolio(tenancies, transactions, events_all, truth, window_start=ws, window_end=end_date)
     if dirty:
-        from simulator.dirty import make_dirty
-
         portfolio = make_dirty(portfolio, np.random.default_rng([seed, 4]))
     return portfolio
 
@@ -434,8 +409,6 @@ def _ground_truth(pop: Population, result: LedgerResult, state: dict, ten_ids: p
     })
 
     arrangements = _arrangements(pop, result.events, ten_ids)
-    from simulator.dirty import FAULT_COLUMNS
-
     return {
         "tenancies": tenancies,
         "shocks": shocks,
@@ -469,79 +442,4 @@ def _arrangements(pop: Population, e: dict[str, np.ndarray], ten_ids: pa.Chunked
     })
 
 
-# -- writing ----------------------------------------------------------------------------------------------------
-
-
-def pounds_decimal(values: np.ndarray) -> pa.Array:
-    """Money in pounds as an exact 2-dp decimal array (written to CSV as plain "-12.50"); NaN → null."""
-    values = np.asarray(values, dtype=float)
-    valid = ~np.isnan(values)
-    pence = np.rint(np.where(valid, values, 0.0) * 100).astype("<i8")
-    words = np.stack([pence, np.where(pence < 0, -1, 0).astype("<i8")], axis=1)  # 128-bit two's complement
-    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
-    return pa.Array.from_buffers(pa.decimal128(18, 2), len(pence), [bitmap, pa.py_buffer(words.tobytes())])
-
-
-def _arrow_column(series: pd.Series, money_as_text: bool) -> pa.Array | pa.ChunkedArray:
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        return pa.array(series.astype(object).where(series.notna(), None).to_numpy(), type=pa.string())
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return pa.array(series.to_numpy().astype("datetime64[D]"), type=pa.date32(), mask=series.isna().to_numpy())
-    if pd.api.types.is_bool_dtype(series):
-        return pa.array(series.to_numpy(dtype=bool))
-    if pd.api.types.is_float_dtype(series):
-        return pounds_decimal(series.to_numpy()) if money_as_text else pa.array(series.to_numpy(), from_pandas=True)
-    if pd.api.types.is_integer_dtype(series):
-        return pa.array(series.to_numpy())
-    if isinstance(series.array, pd.arrays.ArrowStringArray):
-        return pa.array(series.array)
-    return pa.array(series.astype(object).where(series.notna(), None).to_numpy(), type=pa.string())
-
-
-def to_arrow(frame: pd.DataFrame, fmt: str) -> pa.Table:
-    """A frame as an Arrow table ready to write: dates as date32, money as exact 2-dp decimals for CSV."""
-    return pa.table({c: _arrow_column(frame[c], money_as_text=(fmt == "csv")) for c in frame.columns})
-
-
-def _write_table(table: pa.Table, path: Path, fmt: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    if fmt == "csv":
-        pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(include_header=True, quoting_style="needed"))
-    else:
-        pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(path)
-
-
-def write_portfolio(
-    portfolio: Portfolio, out_dir: Path, truth_dir: Path | None = None, fmt: str = "csv"
-) -> dict[str, Path]:
-    """Write the feeds to ``out_dir`` (tenancies, transactions, events as ``fmt``: "csv" or "parquet") and the
-    ground truth to ``truth_dir`` (default: a sibling folder ``<out_dir name>_truth``), never inside out_dir,
-    since ingestion treats every file in the delivery folder as a feed.
-
-    Folders are created; this function's own files are overwritten. Returns feed name → path, and
-    ``"truth/<table>"`` → path for the truth tables. CSV: UTF-8, comma-separated, header row, ISO dates, money
-    with 2 dp, empty for missing. Dirty portfolios are written as text exactly as held.
-    """
-    if fmt not in ("csv", "parquet"):
-        raise ValueError("fmt must be 'csv' or 'parquet'")
-    out_dir = Path(out_dir)
-    truth_dir = Path(truth_dir) if truth_dir is not None else out_dir.parent / f"{out_dir.name}_truth"
-    out_res, truth_res = out_dir.resolve(), truth_dir.resolve()
-    if truth_res == out_res or truth_res.is_relative_to(out_res):
-        raise ValueError(f"truth_dir {truth_dir} must not be inside out_dir {out_dir}: every file there is a feed")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    truth_dir.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    for name, frame in portfolio.feeds().items():
-        path = out_dir / f"{name}.{fmt}"
-        _write_table(to_arrow(frame, fmt), path, fmt)
-        paths[name] = path
-    for name, frame in portfolio.ground_truth.items():
-        path = truth_dir / f"{name}.{fmt}"
-        _write_table(to_arrow(frame, fmt), path, fmt)
-        paths[f"truth/{name}"] = path
-    return paths
-
-
-__all__ = ["Portfolio", "simulate_portfolio", "write_portfolio", "window_start_for"]
+__all__ = ["Portfolio", "simulate_portfolio", "window_start_for"]
