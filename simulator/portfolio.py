@@ -76,7 +76,7 @@ from features.feeds.contract import (
     TRANSACTIONS,
 )
 from simulator.behaviour import NOTES, REFERENCES, LedgerResult, simulate_ledger
-from simulator.dirty import FAULT_COLUMNS, make_dirty
+from simulator.faults import FAULT_COLUMNS, make_dirty
 from simulator.model import Portfolio
 from simulator.population import (
     AGE_BANDS,
@@ -131,7 +131,7 @@ def simulate_portfolio(
 ) -> Portfolio:
     """Simulate ``n_tenancies`` rent accounts over the window ``[end_date - years, end_date]``.
 
-    ``dirty=True`` then injects realistic export faults in known quantities (see `simulator.dirty`),
+    ``dirty=True`` then injects realistic export faults in known quantities (see `simulator.faults`),
     recorded one per row in ``ground_truth["dirty_faults"]``.
     """
     return _simulate(n_tenancies, years, seed, end_date, dirty)
