@@ -27,12 +27,14 @@ Every injected fault is one row of ``ground_truth["dirty_faults"]`` (columns `FA
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from simulator.model import Portfolio
 from simulator.write import to_arrow
 
 FAULT_COLUMNS = ("feed", "row", "line", "key", "column", "kind", "original", "value")
@@ -56,6 +58,7 @@ _BAD_TYPES = {"transactions": ("DD PAYMNT", "misc", "transfer", "hb credit"),
 
 
 def _text_table(frame: pd.DataFrame) -> pa.Table:
+    """A feed as the text columns it would be written as (see `simulator.write.to_arrow`)."""
     table = to_arrow(frame, "csv")
     return pa.table({c: pc.cast(table[c], pa.string()) for c in table.column_names})
 
@@ -91,16 +94,32 @@ def _bad_date(text: str, pick: int) -> str:
 
 
 def _inject(feed: str, table: pa.Table, rng: np.random.Generator, n_tenancies: int) -> tuple[pa.Table, list[dict]]:
-    rates = FAULT_RATES[feed]
+    """``table`` (a feed as text) with the feed's faults injected, and one record per injected fault."""
     n = table.num_rows
     if n == 0:
         return table, []
-    cols = {c: table[c] for c in table.column_names}
-    def value(col: str, i: int) -> str | None:
-        return cols[col][int(i)].as_py()
+    columns = {c: table[c] for c in table.column_names}
+    picks = _pick_rows(feed, columns, rng, n)
+    edits, faults = _edit_cells(feed, columns, picks, rng, n_tenancies)
+    table, position, resent_faults = _resend_rows(feed, _apply_edits(columns, edits, n), picks, rng)
+    for fault in faults + resent_faults:
+        source = fault["source_row"]
+        fault["row"] = int(position[source] if source >= 0 else position[n + fault["resent_row"]])
+        fault["line"] = fault["row"] + 2
+    return table, faults + resent_faults
 
-    amount_col = _AMOUNT.get(feed)
-    amounts = cols[amount_col] if amount_col in cols else None
+
+def _cell(columns: dict[str, pa.ChunkedArray], column: str, row: int) -> str | None:
+    return columns[column][int(row)].as_py()
+
+
+def _pick_rows(
+    feed: str, columns: dict[str, pa.ChunkedArray], rng: np.random.Generator, n: int
+) -> dict[str, np.ndarray]:
+    """The rows each fault kind of the feed affects (rate × rows, at least one), distinct across kinds and drawn
+    only from the rows the kind can apply to (money faults need an amount, parentheses a negative one)."""
+    amount_column = _AMOUNT.get(feed)
+    amounts = columns[amount_column] if amount_column in columns else None
     negative = (pc.starts_with(amounts, "-").fill_null(False).to_numpy(zero_copy_only=False)
                 if amounts is not None else np.zeros(n, bool))
     has_amount = (pc.is_valid(amounts).to_numpy(zero_copy_only=False) if amounts is not None else np.zeros(n, bool))
@@ -112,102 +131,133 @@ def _inject(feed: str, table: pa.Table, rng: np.random.Generator, n_tenancies: i
     }
     used = np.zeros(n, bool)
     picks: dict[str, np.ndarray] = {}
-    for kind, rate in rates.items():
+    for kind, rate in FAULT_RATES[feed].items():
         pool = np.flatnonzero(eligible.get(kind, np.ones(n, bool)) & ~used)
-        k = min(len(pool), max(1, int(round(rate * n))))
-        chosen = np.sort(rng.choice(pool, size=k, replace=False)) if k else np.empty(0, np.int64)
+        count = min(len(pool), max(1, int(round(rate * n))))
+        chosen = np.sort(rng.choice(pool, size=count, replace=False)) if count else np.empty(0, np.int64)
         used[chosen] = True
         picks[kind] = chosen
+    return picks
 
-    faults: list[dict] = []
+
+def _cell_rewrites(
+    feed: str, rng: np.random.Generator, n_tenancies: int
+) -> tuple[tuple[str, str, Callable[[str], str | None]], ...]:
+    """Per fault kind that edits a cell in place: the column it touches and how it rewrites the cell's text, in
+    the order the kinds are injected (the order of the random draws)."""
+    amount, day = _AMOUNT[feed], _DATE[feed]
+    id_width = max(6, len(str(n_tenancies)))
+    bad_types = _BAD_TYPES.get(feed, ())
+    return (
+        ("amount_currency", amount, _currency),
+        ("amount_parentheses", amount, _parentheses),
+        ("missing_amount", amount, lambda text: None),
+        ("uk_date", day, _uk_date),
+        ("bad_date", day, lambda text: _bad_date(text, int(rng.integers(0, 4)))),
+        ("case_variant", _VOCAB[feed], lambda text: _case_variant(text, int(rng.integers(0, 4)))),
+        ("unknown_tenancy", "tenancy_id",
+         lambda text: f"T{n_tenancies + 1000 + int(rng.integers(0, 10**6)):0{id_width}d}"),
+        ("unknown_type", "type", lambda text: bad_types[int(rng.integers(0, len(bad_types)))]),
+    )
+
+
+def _edit_cells(
+    feed: str, columns: dict[str, pa.ChunkedArray], picks: dict[str, np.ndarray], rng: np.random.Generator,
+    n_tenancies: int,
+) -> tuple[dict[str, dict[int, str | None]], list[dict]]:
+    """The cells rewritten by in-place faults (column → row → new text) and one fault record per cell."""
     edits: dict[str, dict[int, str | None]] = {}
+    faults: list[dict] = []
+    for kind, column, rewrite in _cell_rewrites(feed, rng, n_tenancies):
+        for row in picks.get(kind, ()):
+            original = _cell(columns, column, row)
+            new = rewrite(original)
+            edits.setdefault(column, {})[int(row)] = new
+            faults.append({"feed": feed, "source_row": int(row), "resent_row": -1,
+                           "key": _cell(columns, _KEY[feed], row), "column": column, "kind": kind,
+                           "original": original, "value": new})
+    return edits, faults
 
-    def edit(kind: str, col: str, i: int, new: str | None) -> None:
-        edits.setdefault(col, {})[int(i)] = new
-        faults.append({"feed": feed, "src": int(i), "extra": -1, "key": value(_KEY[feed], i),
-                       "column": col, "kind": kind, "original": value(col, i), "value": new})
 
-    for i in picks.get("amount_currency", ()):
-        edit("amount_currency", amount_col, i, _currency(value(amount_col, i)))
-    for i in picks.get("amount_parentheses", ()):
-        edit("amount_parentheses", amount_col, i, _parentheses(value(amount_col, i)))
-    for i in picks.get("missing_amount", ()):
-        edit("missing_amount", amount_col, i, None)
-    for i in picks.get("uk_date", ()):
-        edit("uk_date", _DATE[feed], i, _uk_date(value(_DATE[feed], i)))
-    for j, i in enumerate(picks.get("bad_date", ())):
-        edit("bad_date", _DATE[feed], i, _bad_date(value(_DATE[feed], i), int(rng.integers(0, 4))))
-    for i in picks.get("case_variant", ()):
-        edit("case_variant", _VOCAB[feed], i, _case_variant(value(_VOCAB[feed], i), int(rng.integers(0, 4))))
-    for j, i in enumerate(picks.get("unknown_tenancy", ())):
-        ghost = f"T{n_tenancies + 1000 + int(rng.integers(0, 10**6)):0{max(6, len(str(n_tenancies)))}d}"
-        edit("unknown_tenancy", "tenancy_id", i, ghost)
-    for i in picks.get("unknown_type", ()):
-        options = _BAD_TYPES[feed]
-        edit("unknown_type", "type", i, options[int(rng.integers(0, len(options)))])
-
-    for col, changes in edits.items():
+def _apply_edits(columns: dict[str, pa.ChunkedArray], edits: dict[str, dict[int, str | None]], n: int) -> pa.Table:
+    """The table of ``columns`` with the edited cells replaced."""
+    columns = dict(columns)
+    for column, changes in edits.items():
         positions = np.array(sorted(changes), dtype=np.int64)
         mask = np.zeros(n, bool)
         mask[positions] = True
         replacements = pa.array([changes[int(p)] for p in positions], type=pa.string())
-        cols[col] = pc.replace_with_mask(cols[col].combine_chunks(), pa.array(mask), replacements)
-    table = pa.table(cols)
-
-    # Re-sent rows: exact duplicates and conflicting versions, inserted later in the file than their source.
-    dup = picks.get("duplicate", np.empty(0, np.int64))
-    con = picks.get("conflict", np.empty(0, np.int64))
-    sources = np.concatenate([dup, con]).astype(np.int64)
-    is_conflict = np.concatenate([np.zeros(len(dup), bool), np.ones(len(con), bool)])
-    if len(sources):
-        extra = table.take(pa.array(sources))
-        extra_cols = {c: extra[c].to_pylist() for c in extra.column_names}
-        for j, (src, conflict) in enumerate(zip(sources, is_conflict)):
-            if not conflict:
-                faults.append({"feed": feed, "src": -1, "extra": j, "key": extra_cols[_KEY[feed]][j], "column": "",
-                               "kind": "duplicate", "original": "", "value": ""})
-                continue
-            if rng.random() < 0.6:
-                col = amount_col
-                old = extra_cols[col][j]
-                v = _money(old)
-                bump = float(rng.integers(1, 51))
-                new = f"{v + bump if v > 0 else v - bump:.2f}"
-            else:
-                col = _DATE[feed]
-                old = extra_cols[col][j]
-                new = str((pd.Timestamp(old) + pd.Timedelta(days=int(rng.integers(1, 4)))).date())
-            extra_cols[col][j] = new
-            faults.append({"feed": feed, "src": -1, "extra": j, "key": extra_cols[_KEY[feed]][j], "column": col,
-                           "kind": "conflict", "original": old, "value": new})
-        extra = pa.table({c: pa.array(v, type=pa.string()) for c, v in extra_cols.items()})
-        insert_at = sources + 1 + (rng.random(len(sources)) * (n - sources)).astype(np.int64)  # before row insert_at
-        slot = np.concatenate([np.arange(n), insert_at])
-        sub = np.concatenate([np.ones(n, np.int64), np.zeros(len(sources), np.int64)])
-        tie = np.arange(n + len(sources))
-        order = np.lexsort((tie, sub, slot))
-        table = pa.concat_tables([table, extra]).take(pa.array(order))
-        position = np.empty(len(order), np.int64)
-        position[order] = np.arange(len(order))
-    else:
-        position = np.arange(n)
-    for f in faults:
-        f["row"] = int(position[f["src"]] if f["src"] >= 0 else position[n + f["extra"]])
-        f["line"] = f["row"] + 2
-    return table, faults
+        columns[column] = pc.replace_with_mask(columns[column].combine_chunks(), pa.array(mask), replacements)
+    return pa.table(columns)
 
 
-def make_dirty(portfolio, rng: np.random.Generator):
+def _resend_rows(
+    feed: str, table: pa.Table, picks: dict[str, np.ndarray], rng: np.random.Generator
+) -> tuple[pa.Table, np.ndarray, list[dict]]:
+    """Re-sent rows: exact duplicates and conflicting versions (another amount or date), inserted later in the file
+    than their source. Returns the new table, where each row of ``table`` then of the re-sent rows ended up, and
+    one fault record per re-sent row."""
+    n = table.num_rows
+    duplicates = picks.get("duplicate", np.empty(0, np.int64))
+    sources = np.concatenate([duplicates, picks.get("conflict", np.empty(0, np.int64))]).astype(np.int64)
+    if not len(sources):
+        return table, np.arange(n), []
+    resent = table.take(pa.array(sources))
+    values = {c: resent[c].to_pylist() for c in resent.column_names}
+    faults: list[dict] = []
+    for j in range(len(sources)):
+        column = original = new = ""
+        if j >= len(duplicates):
+            column, original, new = _conflicting_cell(feed, values, j, rng)
+            values[column][j] = new
+        faults.append({"feed": feed, "source_row": -1, "resent_row": j, "key": values[_KEY[feed]][j],
+                       "column": column, "kind": "duplicate" if j < len(duplicates) else "conflict",
+                       "original": original, "value": new})
+    resent = pa.table({c: pa.array(v, type=pa.string()) for c, v in values.items()})
+    table, position = _insert_later(table, resent, sources, rng)
+    return table, position, faults
+
+
+def _conflicting_cell(feed: str, values: dict[str, list], j: int, rng: np.random.Generator) -> tuple[str, str, str]:
+    """A changed amount (60%) or date for re-sent row ``j``: the column, its text before and after."""
+    if rng.random() < 0.6:
+        column = _AMOUNT[feed]
+        old = values[column][j]
+        amount = _money(old)
+        bump = float(rng.integers(1, 51))
+        return column, old, f"{amount + bump if amount > 0 else amount - bump:.2f}"
+    column = _DATE[feed]
+    old = values[column][j]
+    return column, old, str((pd.Timestamp(old) + pd.Timedelta(days=int(rng.integers(1, 4)))).date())
+
+
+def _insert_later(
+    table: pa.Table, resent: pa.Table, sources: np.ndarray, rng: np.random.Generator
+) -> tuple[pa.Table, np.ndarray]:
+    """``table`` with each re-sent row placed somewhere after its source; also the new position of each row of
+    ``table`` followed by each re-sent row."""
+    n = table.num_rows
+    insert_at = sources + 1 + (rng.random(len(sources)) * (n - sources)).astype(np.int64)  # before row insert_at
+    slot = np.concatenate([np.arange(n), insert_at])
+    resent_first = np.concatenate([np.ones(n, np.int64), np.zeros(len(sources), np.int64)])
+    tie = np.arange(n + len(sources))
+    order = np.lexsort((tie, resent_first, slot))
+    position = np.empty(len(order), np.int64)
+    position[order] = np.arange(len(order))
+    return pa.concat_tables([table, resent]).take(pa.array(order)), position
+
+
+def make_dirty(portfolio: Portfolio, rng: np.random.Generator) -> Portfolio:
     """A copy of ``portfolio`` whose feeds are text with faults injected; the faults are in
     ``ground_truth["dirty_faults"]``."""
-    n_ten = len(portfolio.tenancies)
+    n_tenancies = len(portfolio.tenancies)
     frames = {}
     rows: list[dict] = []
     for feed, frame in portfolio.feeds().items():
-        table, faults = _inject(feed, _text_table(frame), rng, n_ten)
+        table, faults = _inject(feed, _text_table(frame), rng, n_tenancies)
         frames[feed] = pd.DataFrame({c: pd.Series(pd.arrays.ArrowStringArray(table[c])) for c in table.column_names})
         rows.extend(faults)
-    faults = pd.DataFrame(rows, columns=list(FAULT_COLUMNS) + ["src", "extra"])[list(FAULT_COLUMNS)]
+    faults = pd.DataFrame(rows, columns=list(FAULT_COLUMNS))
     faults = faults.sort_values(["feed", "row"], kind="stable").reset_index(drop=True)
     faults = faults.astype({"row": np.int64, "line": np.int64})
     truth = dict(portfolio.ground_truth)
