@@ -56,6 +56,7 @@ from simulator.population import (
     M_SO,
     NEVER,
     SK_BENEFIT,
+    TenancyArrays,
 )
 
 TX = {name: i for i, name in enumerate(TRANSACTION_TYPES)}
@@ -163,30 +164,30 @@ def _push(queue: dict[int, list], days: np.ndarray, *cols: np.ndarray) -> None:
 
 
 def simulate_ledger(
-    a: dict[str, np.ndarray],
+    tenancies: TenancyArrays,
     grid: DayGrid,
     ws_idx: int,
     end_idx: int,
     rent_change_days: dict[str, np.ndarray],
     rng: np.random.Generator,
 ) -> LedgerResult:
-    """Run the day loop for one block of tenancies described by the arrays ``a`` (see draw_population)."""
-    n = len(a["start"])
+    """Run the day loop for one block of tenancies described by ``tenancies`` (see draw_population)."""
+    n = len(tenancies.start)
     D = end_idx + 1
     ar = np.arange(n)
-    start = a["start"]
-    end = a["end"].copy()
-    kind = a["kind"]
+    start = tenancies.start
+    end = tenancies.end.copy()
+    kind = tenancies.rent_kind
     is_m = kind == KIND_MONTHLY
-    meth = a["pay_method"]
+    meth = tenancies.pay_method
     bank = (meth == M_DD) | (meth == M_SO)
     lenient = (meth == M_CARD) | (meth == M_CASH)
     own_method = np.where(lenient, meth, M_CARD)  # how one-off payments are made
-    uc_from, uc_first_pay = a["uc_from"], a["uc_first_pay"]
-    hb_from, hb_to = a["hb_from"], a["hb_to"]
-    cov_hb, cov_uc = a["cov_hb"], a["cov_uc"]
-    vulnerable = a["vulnerable"]
-    miss_p = 1.0 - a["keep"]
+    uc_from, uc_first_pay = tenancies.uc_from, tenancies.uc_first_payment
+    hb_from, hb_to = tenancies.hb_from, tenancies.hb_to
+    cov_hb, cov_uc = tenancies.hb_coverage, tenancies.uc_coverage
+    vulnerable = tenancies.vulnerable
+    miss_p = 1.0 - tenancies.p_keep_arrangement
 
     tx = _Records(("idx", "type", "amount", "method", "ref"), ws_idx)
     ev = _Records(("idx", "type", "amount", "note"), 0)
@@ -194,16 +195,16 @@ def simulate_ledger(
     ry_p = np.searchsorted(rent_change_days["periodic"], np.arange(D), side="right")
     ry_m = np.searchsorted(rent_change_days["monthly"], np.arange(D), side="right")
 
-    rent_cal = Calendar(kind, a["rent_res"])
-    a_cal = Calendar(a["a_kind"], a["a_res"], members=uc_from > start)
-    uc_cal = Calendar(np.full(n, KIND_MONTHLY), a["uc_dom"], members=uc_from < NEVER)
-    hb_cal = Calendar(np.full(n, KIND_P28), a["hb_res"], members=hb_from < NEVER)
+    rent_cal = Calendar(kind, tenancies.rent_residue)
+    a_cal = Calendar(tenancies.pay_cycle_kind, tenancies.pay_cycle_residue, members=uc_from > start)
+    uc_cal = Calendar(np.full(n, KIND_MONTHLY), tenancies.uc_payment_dom, members=uc_from < NEVER)
+    hb_cal = Calendar(np.full(n, KIND_P28), tenancies.hb_run_residue, members=hb_from < NEVER)
 
     # -- state --------------------------------------------------------------------------------------------------
-    bal = np.where(start <= 0, a["legacy"], 0).astype(np.int64)
+    bal = np.where(start <= 0, tenancies.legacy_balance, 0).astype(np.int64)
     opening = np.zeros(n, dtype=np.int64)
-    hb_paid = np.where(hb_from == FAR_PAST, a["hb_res"] - 14, hb_from).astype(np.int64)
-    apa_from = a["apa_from"].copy()
+    hb_paid = np.where(hb_from == FAR_PAST, tenancies.hb_run_residue - 14, hb_from).astype(np.int64)
+    apa_from = tenancies.apa_from.copy()
     arr_on = np.zeros(n, dtype=bool)
     arr_topup = np.zeros(n)  # pence per week
     arr_miss = np.zeros(n, dtype=np.int64)
@@ -221,7 +222,10 @@ def simulate_ledger(
     evicted = np.zeros(n, dtype=bool)
     written_off = np.zeros(n, dtype=bool)
 
-    sh = {k[3:]: v for k, v in a.items() if k.startswith("sh_")}
+    sh = {"start": tenancies.shock_start, "end": tenancies.shock_end, "kind": tenancies.shock_kind,
+          "skip": tenancies.shock_p_miss, "factor": tenancies.shock_income_factor, "backdate": tenancies.shock_backdated,
+          "lump_day": tenancies.shock_lump_day, "lump_frac": tenancies.shock_lump_share,
+          "lump_dhp": tenancies.shock_lump_is_dhp}
     ptr = np.zeros(n, dtype=np.int64)
     cur = {k: sh[k][:, 0].copy() for k in ("start", "end", "kind", "skip", "factor", "backdate")}
 
@@ -230,8 +234,8 @@ def simulate_ledger(
     reversal: dict[int, list] = defaultdict(list)  # day -> [(idx, amount, ref)]
 
     # UC advances (fixed amounts) and post-shock lump sums (a share of the balance then).
-    adv = np.flatnonzero(a["adv_day"] < D)
-    _push(oneoff, a["adv_day"][adv], adv, a["adv_amt"][adv].astype(float), np.zeros(len(adv), bool),
+    adv = np.flatnonzero(tenancies.uc_advance_day < D)
+    _push(oneoff, tenancies.uc_advance_day[adv], adv, tenancies.uc_advance_amount[adv].astype(float), np.zeros(len(adv), bool),
           np.full(len(adv), TX["payment"]), PAYMENT_REF[own_method[adv]], own_method[adv])
     rows, cols = np.nonzero(sh["lump_day"] < D)
     dhp = sh["lump_dhp"][rows, cols]
@@ -245,8 +249,8 @@ def simulate_ledger(
         dom_t = int(grid.dom[t])
         if t == 0 or ry_p[t] != ry_p[t - 1] or ry_m[t] != ry_m[t - 1]:
             ryi = np.where(is_m, ry_m[t], ry_p[t])
-            rent_now = a["rent"][ar, ryi]
-            wk_now = a["weekly"][ar, ryi]
+            rent_now = tenancies.rent_by_year[ar, ryi]
+            wk_now = tenancies.weekly_rent_by_year[ar, ryi]
 
         # 1. shocks, opening balance -----------------------------------------------------------------------
         done = np.flatnonzero(cur["end"] < t)
@@ -276,7 +280,7 @@ def simulate_ledger(
         # 3. benefit paid to the landlord -----------------------------------------------------------------------
         idx = hb_cal.due(t, dom_t)
         if idx.size:
-            idx = idx[(start[idx] <= t) & (a["hb_first_run"][idx] <= t) & ~suspended[idx]]
+            idx = idx[(start[idx] <= t) & (tenancies.hb_first_run[idx] <= t) & ~suspended[idx]]
             upto = np.minimum(np.minimum(t + 14, hb_to[idx]), end[idx] + 1)
             days = upto - hb_paid[idx]
             ok = days > 0
@@ -297,7 +301,7 @@ def simulate_ledger(
             bal[api] -= amt
             tx.add(t, api, type=TX["benefit"], amount=-amt, method=M_BENEFIT, ref=R["UC managed payment"])
             owe = api[bal[api] > 0]
-            ded = np.minimum(a["tpd"][owe].astype(np.int64), bal[owe])
+            ded = np.minimum(tenancies.uc_arrears_deduction[owe].astype(np.int64), bal[owe])
             bal[owe] -= ded
             tx.add(t, owe, type=TX["benefit"], amount=-ded, method=M_BENEFIT, ref=R["UC deduction for arrears"])
 
@@ -311,9 +315,9 @@ def simulate_ledger(
             uc_dd = (t >= uc_from[sched]) & (meth[sched] == M_DD)
             delay = np.where(
                 bank[sched],
-                a["fixed_delay"][sched] + 2 * uc_dd,
-                np.maximum(0, np.rint(a["delay_base"][sched] + a["delay_jitter"][sched] * jitter))
-                + a["posting_lag"][sched],
+                tenancies.bank_delay_days[sched] + 2 * uc_dd,
+                np.maximum(0, np.rint(tenancies.delay_base_days[sched] + tenancies.delay_jitter_days[sched] * jitter))
+                + tenancies.posting_lag_days[sched],
             ).astype(np.int64)
             pay_day = grid.roll[t + np.minimum(delay, 60)]
             _push(pending, pay_day, sched, np.arange(len(sched)) >= len(ia))  # (tenancy, paid from UC?)
@@ -325,7 +329,7 @@ def simulate_ledger(
             from_uc = np.concatenate([d[1] for d in due])
             ok = (start[idx] <= t) & (t <= end[idx])
             if ok.any():
-                _pay(t, idx[ok], from_uc[ok], a, grid, rng, bal, rent_now, wk_now, in_shock, cur, arr_on, arr_topup,
+                _pay(t, idx[ok], from_uc[ok], tenancies, grid, rng, bal, rent_now, wk_now, in_shock, cur, arr_on, arr_topup,
                      arr_miss, arr_cool, bs_until, disp_until, disp_withhold, apa_from, miss_p, tx, ev, reversal)
 
         # 6. one-off payments and reversals ----------------------------------------------------------------------
@@ -376,11 +380,11 @@ def simulate_ledger(
         ci = np.flatnonzero(u < c1)
         if ci.size:
             visit = (arrw[ci] >= 3) & (rng.random(ci.size) < 0.1)
-            note = np.where(visit, N["home visit"], a["channel"][ci])  # channel codes = first contact notes
+            note = np.where(visit, N["home visit"], tenancies.channel[ci])  # channel codes = first contact notes
             ev.add(t, ci, type=EV["contact_made"], amount=np.nan, note=note)
             cand = ci[(arrw[ci] >= ARRANGEMENT_WEEKS) & persistent[ci] & ~arr_on[ci] & (arr_cool[ci] <= t)
                       & (bs_until[ci] < t)]
-            ok = rng.random(cand.size) < a["agree"][cand] * np.where(in_shock[cand], 0.5, 1.0)
+            ok = rng.random(cand.size) < tenancies.p_agree_arrangement[cand] * np.where(in_shock[cand], 0.5, 1.0)
             ag = cand[ok]
             if ag.size:
                 topup = np.clip(np.rint(bal[ag] / rng.uniform(26, 78, ag.size) / 50) * 50, 370, 4000)
@@ -389,7 +393,7 @@ def simulate_ledger(
                 arr_miss[ag] = 0
                 ev.add(t, ag, type=EV["arrangement_agreed"], amount=topup, note=N["rent plus weekly top-up"])
             rest = ci[(arrw[ci] >= 1) & ~in_shock[ci] & ~arr_on[ci]]
-            pr = rest[rng.random(rest.size) < 0.35 * a["agree"][rest]]
+            pr = rest[rng.random(rest.size) < 0.35 * tenancies.p_agree_arrangement[rest]]
             if pr.size:
                 day = grid.roll[t + rng.integers(1, 8, pr.size)]
                 _push(oneoff, day, pr, rng.uniform(0.2, 0.8, pr.size), np.ones(pr.size, bool),
@@ -426,7 +430,7 @@ def simulate_ledger(
                 go = el[rng.random(el.size) < LEGAL_HAZARD[legal[el]] * np.where(vulnerable[el], 0.5, 1.0)]
                 legal[go] += 1
                 legal_last[go] = t
-                ev.add(t, go, type=EV["legal_stage"], amount=bal[go], note=_LEGAL_NOTE[legal[go] - 1, a["tenure"][go]])
+                ev.add(t, go, type=EV["legal_stage"], amount=bal[go], note=_LEGAL_NOTE[legal[go] - 1, tenancies.tenure[go]])
                 court = go[legal[go] == 2]
                 bal[court] += 35500
                 tx.add(t, court, type=TX["fee"], amount=35500, method=-1, ref=R["Court costs"])
@@ -467,7 +471,7 @@ def simulate_ledger(
             written_off[wo] = True
         ft = np.flatnonzero((end < t) & (bal > 0) & ~written_off)
         if ft.size:
-            go = ft[rng.random(ft.size) < a["catchup"][ft] / 45]
+            go = ft[rng.random(ft.size) < tenancies.catchup_share[ft] / 45]
             amt = np.rint(bal[go] * rng.uniform(0.1, 1.0, go.size)).astype(np.int64)
             ok = amt > 0
             go, amt = go[ok], amt[ok]
@@ -482,18 +486,18 @@ def simulate_ledger(
     )
 
 
-def _pay(t, idx, is_b, a, grid, rng, bal, rent_now, wk_now, in_shock, cur, arr_on, arr_topup, arr_miss, arr_cool,
+def _pay(t, idx, is_b, tenancies, grid, rng, bal, rent_now, wk_now, in_shock, cur, arr_on, arr_topup, arr_miss, arr_cool,
          bs_until, disp_until, disp_withhold, apa_from, miss_p, tx, ev, reversal) -> None:
     """Tenants' regular payments falling due on day ``t`` (``idx`` may repeat a tenancy); ``is_b`` marks those
     scheduled from a Universal Credit payment (the others from the tenant's own pay cycle)."""
     m = idx.size
-    meth = a["pay_method"][idx]
+    meth = tenancies.pay_method[idx]
     wk = wk_now[idx]
     apa = apa_from[idx] <= t
-    hb_on = ~is_b & (a["hb_from"][idx] <= t) & (t < a["hb_to"][idx])
-    share = np.where(is_b, np.where(apa, 1.0 - a["cov_uc"][idx], 1.0), np.where(hb_on, 1.0 - a["cov_hb"][idx], 1.0))
-    same = np.where(is_b, a["kind"][idx] == KIND_MONTHLY, a["a_same_as_rent"][idx])
-    cw = np.where(is_b, WEEKS_PER_MONTH, a["a_weeks"][idx])
+    hb_on = ~is_b & (tenancies.hb_from[idx] <= t) & (t < tenancies.hb_to[idx])
+    share = np.where(is_b, np.where(apa, 1.0 - tenancies.uc_coverage[idx], 1.0), np.where(hb_on, 1.0 - tenancies.hb_coverage[idx], 1.0))
+    same = np.where(is_b, tenancies.rent_kind[idx] == KIND_MONTHLY, tenancies.pay_cycle_is_rent_cycle[idx])
+    cw = np.where(is_b, WEEKS_PER_MONTH, tenancies.pay_cycle_weeks[idx])
     arr = arr_on[idx]
     base = np.where(same, share * rent_now[idx], np.ceil(share * wk * cw))
     E = np.rint(base + np.where(arr, arr_topup[idx] * cw, 0.0))
@@ -501,9 +505,9 @@ def _pay(t, idx, is_b, a, grid, rng, bal, rent_now, wk_now, in_shock, cur, arr_o
     # A careful payer keeps the balance at a target just after paying: in advance by all but the first week of
     # the pay cycle (so it stays at or below zero until the next payday).
     # Others (no advance habit) aim at a zero balance just after payday and so run technical arrears between.
-    target = -share * wk * np.maximum(cw - 1.0, 0.0) * a["pays_ahead"][idx]
+    target = -share * wk * np.maximum(cw - 1.0, 0.0) * tenancies.pays_ahead[idx]
 
-    ps = np.where(arr, miss_p[idx], a["p_skip"][idx])
+    ps = np.where(arr, miss_p[idx], tenancies.p_skip[idx])
     ins = in_shock[idx]
     ps = np.where(ins, 1.0 - (1.0 - ps) * (1.0 - cur["skip"][idx]), ps)
     ps = np.where((disp_until[idx] >= t) & disp_withhold[idx], 0.9, ps)
@@ -512,16 +516,16 @@ def _pay(t, idx, is_b, a, grid, rng, bal, rent_now, wk_now, in_shock, cur, arr_o
     ps = np.where(lenient & (owed < target - E), np.maximum(ps, 0.95), ps)
     u = rng.random((5, m))
     miss = u[0] < ps
-    partial = u[1] < np.where(arr, 0.5, 1.0) * a["p_partial"][idx]
-    lo, hi = a["partial_lo"][idx], a["partial_hi"][idx]
+    partial = u[1] < np.where(arr, 0.5, 1.0) * tenancies.p_partial[idx]
+    lo, hi = tenancies.partial_share_low[idx], tenancies.partial_share_high[idx]
     frac = np.where(partial, lo + (hi - lo) * u[2], 1.0) * np.where(ins, cur["factor"][idx], 1.0)
     regular = np.where(miss, 0.0, E * frac)
     behind = owed - E - target  # what would be left above the target after the regular payment
-    catch = ~ins & ~miss & (u[3] < a["p_catch"][idx]) & (behind > 100.0)
-    extra = a["catchup"][idx] * behind
+    catch = ~ins & ~miss & (u[3] < tenancies.p_catchup[idx]) & (behind > 100.0)
+    extra = tenancies.catchup_share[idx] * behind
     extra = np.where(behind - extra < 500.0, behind, extra)  # a remainder under £5 is paid off too
     amt = regular + np.where(catch, extra, 0.0)
-    amt = np.where(a["round_pounds"][idx], np.ceil(amt / 100.0) * 100.0, np.rint(amt)).astype(np.int64)
+    amt = np.where(tenancies.round_pounds[idx], np.ceil(amt / 100.0) * 100.0, np.rint(amt)).astype(np.int64)
 
     pos = amt > 0
     bounce = pos & (((meth == M_DD) & (u[4] < np.where(ins, 0.15, 0.004))) | ((meth == M_CARD) & (u[4] < 0.001)))

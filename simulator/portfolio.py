@@ -76,6 +76,7 @@ from features.feeds.contract import (
     TRANSACTIONS,
 )
 from simulator.behaviour import NOTES, REFERENCES, LedgerResult, simulate_ledger
+from simulator.calendar import KIND_MONTHLY
 from simulator.faults import FAULT_COLUMNS, make_dirty
 from simulator.model import Portfolio
 from simulator.population import (
@@ -155,7 +156,7 @@ def _simulate(
     for b, lo in enumerate(range(0, pop.n, BLOCK_SIZE)):
         hi = min(pop.n, lo + BLOCK_SIZE)
         rng = np.random.default_rng([seed, 2, b])
-        blocks.append((lo, simulate_ledger(pop.block(lo, hi), pop.grid, pop.ws_idx, pop.end_idx,
+        blocks.append((lo, simulate_ledger(pop.block(lo, hi), pop.grid, pop.window_start_day, pop.last_day,
                                            pop.rent_change_days, rng)))
     result = _merge_blocks(blocks, pop.n)
     del blocks
@@ -164,7 +165,7 @@ def _simulate(
     ten_ids = pa.array(tenancies["tenancy_id"].array)
     ten_ids = ten_ids if isinstance(ten_ids, pa.ChunkedArray) else pa.chunked_array([ten_ids])
     transactions = _transactions_frame(pop, result.transactions, ten_ids)
-    events_all = _events_frame(pop, result.events, ten_ids, keep_from=pop.ws_idx)
+    events_all = _events_frame(pop, result.events, ten_ids, keep_from=pop.window_start_day)
     truth = _ground_truth(pop, result, state, ten_ids)
     portfolio = Portfolio(tenancies, transactions, events_all, truth, window_start=ws, window_end=end_date)
     if dirty:
@@ -238,51 +239,52 @@ def _cat(codes: np.ndarray, categories: tuple[str, ...] | list[str]) -> pd.Categ
 
 def _final_state(pop: Population, result: LedgerResult) -> dict[str, np.ndarray]:
     """Circumstances as recorded at the end of the window (or at move-out)."""
-    a = pop.a
+    tenancies = pop.tenancies
     end = result.end
-    f = np.minimum(end, pop.end_idx)
-    on_uc = a["uc_from"] <= f
-    on_hb = ~on_uc & (a["hb_from"] <= f) & (f < a["hb_to"])
+    f = np.minimum(end, pop.last_day)
+    on_uc = tenancies.uc_from <= f
+    on_hb = ~on_uc & (tenancies.hb_from <= f) & (f < tenancies.hb_to)
     benefit = np.where(on_uc, B_UC, np.where(on_hb, B_HB, B_NONE))
     apa = on_uc & (result.apa_from <= f)
-    full_hb = on_hb & (a["cov_hb"] >= 0.999)
-    method = np.where(apa | full_hb, M_BENEFIT, a["pay_method"])
+    full_hb = on_hb & (tenancies.hb_coverage >= 0.999)
+    method = np.where(apa | full_hb, M_BENEFIT, tenancies.pay_method)
     # The rent in force: the current rent for a live tenancy, the last rent charged for one that has ended.
     f_rent = np.where((end < NEVER) & (result.last_charge >= 0), result.last_charge, f)
-    is_m = a["kind"] == 3
+    is_m = tenancies.rent_kind == KIND_MONTHLY
     ry = np.where(is_m, np.searchsorted(pop.rent_change_days["monthly"], f_rent, side="right"),
                   np.searchsorted(pop.rent_change_days["periodic"], f_rent, side="right"))
-    rent = a["rent"][np.arange(pop.n), ry]
+    rent = tenancies.rent_by_year[np.arange(pop.n), ry]
     return {"benefit": benefit, "payment_method": method, "rent": rent, "end": end, "apa": apa}
 
 
 def _tenancies_frame(pop: Population, result: LedgerResult, mon_rng: np.random.Generator):
-    a = pop.a
+    tenancies = pop.tenancies
     n = pop.n
     state = _final_state(pop, result)
     width = max(6, len(str(n)))
     ids = id_strings("T", np.arange(1, n + 1), width)
-    n_props = int(a["property_number"].max())
-    props = id_strings("P", a["property_number"], max(6, len(str(n_props))))
+    n_props = int(tenancies.property_number.max())
+    props = id_strings("P", tenancies.property_number, max(6, len(str(n_props))))
     monitoring = draw_monitoring(
-        {"benefit": state["benefit"], "payment_method": state["payment_method"], "channel": a["channel"],
-         "tenure": a["tenure"], "vulnerable": a["vulnerable"], "language": a["language"], "patch": a["patch"]},
+        {"benefit": state["benefit"], "payment_method": state["payment_method"], "channel": tenancies.channel,
+         "tenure": tenancies.tenure, "vulnerable": tenancies.vulnerable, "language": tenancies.language,
+         "patch": tenancies.patch},
         len(pop.patches), mon_rng,
     )
     frame = pd.DataFrame({
         "tenancy_id": _string_series(ids),
-        "patch": _cat(a["patch"], pop.patches),
-        "start_date": _dates(pop, a["start"]),
+        "patch": _cat(tenancies.patch, pop.patches),
+        "start_date": _dates(pop, tenancies.start),
         "end_date": _dates(pop, state["end"]),
         "rent_amount": state["rent"] / 100.0,
-        "rent_frequency": _cat(a["kind"], RENT_FREQUENCIES),
+        "rent_frequency": _cat(tenancies.rent_kind, RENT_FREQUENCIES),
         "property_id": _string_series(props),
-        "tenure_type": _cat(a["tenure"], TENURES),
+        "tenure_type": _cat(tenancies.tenure, TENURES),
         "benefit_type": _cat(state["benefit"], BENEFIT_TYPES),
         "payment_method": _cat(state["payment_method"], METHODS),
-        "preferred_channel": _cat(a["channel"], CHANNELS),
-        "language": _cat(a["language"], LANGUAGES),
-        "vulnerable": a["vulnerable"].astype(bool),
+        "preferred_channel": _cat(tenancies.channel, CHANNELS),
+        "language": _cat(tenancies.language, LANGUAGES),
+        "vulnerable": tenancies.vulnerable.astype(bool),
         "age_band": _cat(monitoring["age_band"], AGE_BANDS),
         "sex": _cat(monitoring["sex"], SEXES),
         "ethnicity": _cat(monitoring["ethnicity"], ETHNICITIES),
@@ -334,41 +336,42 @@ def _events_frame(pop: Population, e: dict[str, np.ndarray], ten_ids: pa.Chunked
 
 
 def _ground_truth(pop: Population, result: LedgerResult, state: dict, ten_ids: pa.ChunkedArray) -> dict[str, pd.DataFrame]:
-    a = pop.a
+    tenancies = pop.tenancies
     tid = _string_series(ten_ids)
     end = result.end
-    never_claim = a["uc_from"] >= NEVER
+    never_claim = tenancies.uc_from >= NEVER
 
     def day_or_nat(days: np.ndarray) -> np.ndarray:
         days = np.where(days <= FAR_PAST, NEVER, days)
         return _dates(pop, days)
 
-    tenancies = pd.DataFrame({
+    tenancy_truth = pd.DataFrame({
         "tenancy_id": tid,
-        "archetype": _cat(a["archetype"], ARCHETYPES),
-        "sector": _cat(a["sector"], SECTORS),
-        "p_skip": a["p_skip"],
-        "p_partial": a["p_partial"],
-        "partial_share_low": a["partial_lo"],
-        "partial_share_high": a["partial_hi"],
-        "catchup_share": a["catchup"],
-        "p_catchup": a["p_catch"],
-        "p_keep_arrangement": a["keep"],
-        "p_agree_arrangement": a["agree"],
-        "shock_rate_per_year": a["shock_rate"],
-        "shock_count": a["shock_count"],
-        "delay_base_days": a["delay_base"],
-        "delay_jitter_days": a["delay_jitter"],
-        "pays_in_advance": a["pays_ahead"],
-        "pays_by": _cat(a["pay_method"], METHODS),
-        "pay_cycle": _cat(np.where(a["uc_from"] <= FAR_PAST, 4, a["a_kind"]), (*_KIND_NAMES, "uc_monthly")),
-        "benefit_at_start": _cat(a["benefit0"], BENEFIT_TYPES),
-        "hb_coverage": np.where(a["hb_from"] < NEVER, a["cov_hb"], np.nan),
-        "uc_coverage": np.where(~never_claim, a["cov_uc"], np.nan),
-        "uc_claim_start": day_or_nat(a["uc_from"]),
-        "uc_first_payment": day_or_nat(a["uc_first_pay"]),
+        "archetype": _cat(tenancies.archetype, ARCHETYPES),
+        "sector": _cat(tenancies.sector, SECTORS),
+        "p_skip": tenancies.p_skip,
+        "p_partial": tenancies.p_partial,
+        "partial_share_low": tenancies.partial_share_low,
+        "partial_share_high": tenancies.partial_share_high,
+        "catchup_share": tenancies.catchup_share,
+        "p_catchup": tenancies.p_catchup,
+        "p_keep_arrangement": tenancies.p_keep_arrangement,
+        "p_agree_arrangement": tenancies.p_agree_arrangement,
+        "shock_rate_per_year": tenancies.shock_rate,
+        "shock_count": tenancies.shock_count,
+        "delay_base_days": tenancies.delay_base_days,
+        "delay_jitter_days": tenancies.delay_jitter_days,
+        "pays_in_advance": tenancies.pays_ahead,
+        "pays_by": _cat(tenancies.pay_method, METHODS),
+        "pay_cycle": _cat(np.where(tenancies.uc_from <= FAR_PAST, 4, tenancies.pay_cycle_kind),
+                          (*_KIND_NAMES, "uc_monthly")),
+        "benefit_at_start": _cat(tenancies.benefit_at_start, BENEFIT_TYPES),
+        "hb_coverage": np.where(tenancies.hb_from < NEVER, tenancies.hb_coverage, np.nan),
+        "uc_coverage": np.where(~never_claim, tenancies.uc_coverage, np.nan),
+        "uc_claim_start": day_or_nat(tenancies.uc_from),
+        "uc_first_payment": day_or_nat(tenancies.uc_first_payment),
         "managed_payment_from": day_or_nat(result.apa_from),
-        "legacy_arrears_weeks": a["legacy_weeks"],
+        "legacy_arrears_weeks": tenancies.legacy_arrears_weeks,
         "opening_balance": result.opening_balance / 100.0,
         "closing_balance": result.closing_balance / 100.0,
         "legal_stage": result.legal_stage,
@@ -378,22 +381,23 @@ def _ground_truth(pop: Population, result: LedgerResult, state: dict, ten_ids: p
                                      categories=["live", "moved_out", "evicted"]),
     })
 
-    kinds = a["sh_kind"]
+    kinds = tenancies.shock_kind
     rows, cols = np.nonzero(kinds >= 0)
     shocks = pd.DataFrame({
         "tenancy_id": _string_series(_take(ten_ids, rows)),
         "kind": _cat(kinds[rows, cols], SHOCK_KINDS),
-        "start_date": _dates(pop, a["sh_start"][rows, cols]),
-        "end_date": _dates(pop, a["sh_end"][rows, cols]),
-        "severity": a["sh_severity"][rows, cols],
-        "p_miss_payment": a["sh_skip"][rows, cols],
-        "income_factor": a["sh_factor"][rows, cols],
-        "benefit_backdated": a["sh_backdate"][rows, cols],
-        "local_employment_shock": a["sh_cluster"][rows, cols],
-        "catch_up_date": _dates(pop, a["sh_lump_day"][rows, cols]),
+        "start_date": _dates(pop, tenancies.shock_start[rows, cols]),
+        "end_date": _dates(pop, tenancies.shock_end[rows, cols]),
+        "severity": tenancies.shock_severity[rows, cols],
+        "p_miss_payment": tenancies.shock_p_miss[rows, cols],
+        "income_factor": tenancies.shock_income_factor[rows, cols],
+        "benefit_backdated": tenancies.shock_backdated[rows, cols],
+        "local_employment_shock": tenancies.shock_local_employment[rows, cols],
+        "catch_up_date": _dates(pop, tenancies.shock_lump_day[rows, cols]),
         "catch_up_type": pd.Categorical(
-            np.where(a["sh_lump_day"][rows, cols] >= NEVER, None,
-                     np.where(a["sh_lump_dhp"][rows, cols], "discretionary_housing_payment", "tenant_lump_sum")),
+            np.where(tenancies.shock_lump_day[rows, cols] >= NEVER, None,
+                     np.where(tenancies.shock_lump_is_dhp[rows, cols], "discretionary_housing_payment",
+                              "tenant_lump_sum")),
             categories=["tenant_lump_sum", "discretionary_housing_payment"]),
     })
 
@@ -401,16 +405,16 @@ def _ground_truth(pop: Population, result: LedgerResult, state: dict, ten_ids: p
     claims = pd.DataFrame({
         "tenancy_id": _string_series(_take(ten_ids, claim)),
         "benefit": "universal_credit",
-        "reason": _cat(a["uc_reason"][claim], UC_CLAIM_REASONS),
-        "claim_start": day_or_nat(a["uc_from"][claim]),
-        "first_payment": day_or_nat(a["uc_first_pay"][claim]),
+        "reason": _cat(tenancies.uc_claim_reason[claim], UC_CLAIM_REASONS),
+        "claim_start": day_or_nat(tenancies.uc_from[claim]),
+        "first_payment": day_or_nat(tenancies.uc_first_payment[claim]),
         "managed_payment_from": day_or_nat(result.apa_from[claim]),
-        "advance_repaid_date": day_or_nat(a["adv_day"][claim]),
+        "advance_repaid_date": day_or_nat(tenancies.uc_advance_day[claim]),
     })
 
     arrangements = _arrangements(pop, result.events, ten_ids)
     return {
-        "tenancies": tenancies,
+        "tenancies": tenancy_truth,
         "shocks": shocks,
         "uc_claims": claims,
         "arrangements": arrangements,
