@@ -188,7 +188,7 @@ def _merge_blocks(blocks: list[tuple[int, LedgerResult]], n: int) -> LedgerResul
             parts = []
             for lo, res in blocks:
                 arr = getter(res)[k]
-                parts.append(arr + lo if (offset_idx and k == "idx") else arr)
+                parts.append(arr + lo if (offset_idx and k == "tenancy") else arr)
             out[k] = np.concatenate(parts)
         return out
 
@@ -297,20 +297,20 @@ def _tenancies_frame(pop: Population, result: LedgerResult, mon_rng: np.random.G
 def _transactions_frame(pop: Population, t: dict[str, np.ndarray], ten_ids: pa.ChunkedArray) -> pd.DataFrame:
     """The transactions feed, sorted by date, tenancy and posting order. Consumes (empties) ``t``."""
     rank = np.array([_TYPE_RANK[name] for name in TRANSACTION_TYPES], dtype=np.int64)[t["type"]]
-    rank[t["ref"] == REFERENCES.index("Opening balance")] = 0
-    key = (t["day"].astype(np.int64) * (pop.n + 1) + t["idx"]) * 8 + rank
+    rank[t["reference"] == REFERENCES.index("Opening balance")] = 0
+    key = (t["day"].astype(np.int64) * (pop.n + 1) + t["tenancy"]) * 8 + rank
     del rank
     order = np.argsort(key, kind="stable")
     del key
     m = len(order)
     cols = {
         "transaction_id": _string_series(id_strings("X", np.arange(1, m + 1), max(9, len(str(m))))),
-        "tenancy_id": _string_series(_take(ten_ids, t.pop("idx")[order])),
+        "tenancy_id": _string_series(_take(ten_ids, t.pop("tenancy")[order])),
         "posted_date": _dates(pop, t.pop("day")[order]),
         "type": _cat(t.pop("type")[order], TRANSACTION_TYPES),
         "amount": t.pop("amount")[order] / 100.0,
         "method": _cat(t.pop("method")[order], METHODS),
-        "reference": _cat(t.pop("ref")[order], REFERENCES),
+        "reference": _cat(t.pop("reference")[order], REFERENCES),
     }
     frame = pd.DataFrame(cols, copy=False)
     assert list(frame.columns) == list(TRANSACTIONS.columns)
@@ -319,13 +319,13 @@ def _transactions_frame(pop: Population, t: dict[str, np.ndarray], ten_ids: pa.C
 
 def _events_frame(pop: Population, e: dict[str, np.ndarray], ten_ids: pa.ChunkedArray, keep_from: int) -> pd.DataFrame:
     sel = np.flatnonzero(e["day"] >= keep_from)
-    key = (e["day"][sel].astype(np.int64) * (pop.n + 1) + e["idx"][sel]) * 16 + e["type"][sel]
+    key = (e["day"][sel].astype(np.int64) * (pop.n + 1) + e["tenancy"][sel]) * 16 + e["type"][sel]
     order = sel[np.argsort(key, kind="stable")]
     m = len(order)
     amount = e["amount"][order] / 100.0
     frame = pd.DataFrame({
         "event_id": _string_series(id_strings("E", np.arange(1, m + 1), max(8, len(str(m))))),
-        "tenancy_id": _string_series(_take(ten_ids, e["idx"][order])),
+        "tenancy_id": _string_series(_take(ten_ids, e["tenancy"][order])),
         "event_date": _dates(pop, e["day"][order]),
         "type": _cat(e["type"][order], EVENT_TYPES),
         "amount": np.round(amount, 2),
@@ -428,8 +428,8 @@ def _arrangements(pop: Population, e: dict[str, np.ndarray], ten_ids: pa.Chunked
     """Every arrangement (including ones agreed before the window) with how it ended."""
     types = [EVENT_TYPES.index(x) for x in ("arrangement_agreed", "arrangement_broken", "arrangement_completed")]
     sel = np.flatnonzero(np.isin(e["type"], types))
-    order = sel[np.lexsort((e["type"][sel], e["day"][sel], e["idx"][sel]))]
-    idx, day, typ, amt = e["idx"][order], e["day"][order], e["type"][order], e["amount"][order]
+    order = sel[np.lexsort((e["type"][sel], e["day"][sel], e["tenancy"][sel]))]
+    idx, day, typ, amt = e["tenancy"][order], e["day"][order], e["type"][order], e["amount"][order]
     agreed = np.flatnonzero(typ == types[0])
     nxt = agreed + 1
     has_next = (nxt < len(idx))
