@@ -104,7 +104,6 @@ from simulator.population import (
 
 #: Tenancies simulated together in one block (each block has its own random stream, so memory stays bounded).
 BLOCK_SIZE = 50_000
-FEEDS = ("tenancies", "transactions", "events")
 UC_CLAIM_REASONS = ("existing", "move_in_new_claim", "job_loss", "managed_migration")
 _KIND_NAMES = ("weekly", "fortnightly", "four_weekly", "monthly")
 #: Order of transactions posted on the same day for the same tenancy.
@@ -150,54 +149,57 @@ def _simulate(
     showing those attributes do not reach behaviour)."""
     if n_tenancies < 1:
         raise ValueError("n_tenancies must be at least 1")
-    ws = window_start_for(end_date, years)
-    pop = draw_population(int(n_tenancies), ws, end_date, seed)
-    blocks: list[tuple[int, LedgerResult]] = []
-    for b, lo in enumerate(range(0, pop.n, BLOCK_SIZE)):
-        hi = min(pop.n, lo + BLOCK_SIZE)
-        rng = np.random.default_rng([seed, 2, b])
-        blocks.append((lo, simulate_ledger(pop.block(lo, hi), pop.grid, pop.window_start_day, pop.last_day,
-                                           pop.rent_change_days, rng)))
-    result = _merge_blocks(blocks, pop.n)
-    del blocks
-    mon_rng = np.random.default_rng([seed if monitoring_seed is None else monitoring_seed, 3])
-    tenancies, state = _tenancies_frame(pop, result, mon_rng)
-    ten_ids = pa.array(tenancies["tenancy_id"].array)
-    ten_ids = ten_ids if isinstance(ten_ids, pa.ChunkedArray) else pa.chunked_array([ten_ids])
-    transactions = _transactions_frame(pop, result.transactions, ten_ids)
-    events_all = _events_frame(pop, result.events, ten_ids, keep_from=pop.window_start_day)
-    truth = _ground_truth(pop, result, state, ten_ids)
-    portfolio = Portfolio(tenancies, transactions, events_all, truth, window_start=ws, window_end=end_date)
+    window_start = window_start_for(end_date, years)
+    pop = draw_population(int(n_tenancies), window_start, end_date, seed)
+    result = _simulate_blocks(pop, seed)
+    monitoring_rng = np.random.default_rng([seed if monitoring_seed is None else monitoring_seed, 3])
+    tenancies = _tenancies_frame(pop, result, monitoring_rng)
+    tenancy_ids = pa.array(tenancies["tenancy_id"].array)
+    tenancy_ids = tenancy_ids if isinstance(tenancy_ids, pa.ChunkedArray) else pa.chunked_array([tenancy_ids])
+    transactions = _transactions_frame(pop, result.transactions, tenancy_ids)
+    events = _events_frame(pop, result.events, tenancy_ids, keep_from=pop.window_start_day)
+    truth = _ground_truth(pop, result, tenancy_ids)
+    portfolio = Portfolio(tenancies, transactions, events, truth, window_start=window_start, window_end=end_date)
     if dirty:
         portfolio = make_dirty(portfolio, np.random.default_rng([seed, 4]))
     return portfolio
 
 
+def _simulate_blocks(pop: Population, seed: int) -> LedgerResult:
+    """The behaviour engine run block by block (BLOCK_SIZE tenancies, each block with its own random stream)."""
+    blocks: list[tuple[int, LedgerResult]] = []
+    for number, lo in enumerate(range(0, pop.n, BLOCK_SIZE)):
+        hi = min(pop.n, lo + BLOCK_SIZE)
+        rng = np.random.default_rng([seed, 2, number])
+        blocks.append((lo, simulate_ledger(pop.block(lo, hi), pop.grid, pop.window_start_day, pop.last_day,
+                                           pop.rent_change_days, rng)))
+    return _merge_blocks(blocks)
+
+
 # -- assembly ---------------------------------------------------------------------------------------------------
 
 
-def _merge_blocks(blocks: list[tuple[int, LedgerResult]], n: int) -> LedgerResult:
+def _merge_blocks(blocks: list[tuple[int, LedgerResult]]) -> LedgerResult:
     """One result for all tenancies from per-block results (block-local indices shifted by the block start)."""
     if len(blocks) == 1:
         return blocks[0][1]
-
-    def cat(getter, offset_idx: bool = False) -> dict[str, np.ndarray]:
-        keys = getter(blocks[0][1]).keys()
-        out = {}
-        for k in keys:
-            parts = []
-            for lo, res in blocks:
-                arr = getter(res)[k]
-                parts.append(arr + lo if (offset_idx and k == "tenancy") else arr)
-            out[k] = np.concatenate(parts)
-        return out
-
-    per_tenancy = {f: np.concatenate([getattr(res, f) for _, res in blocks])
-                   for f in ("end", "evicted", "apa_from", "opening_balance", "closing_balance", "legal_stage",
-                             "written_off", "last_charge")}
+    per_tenancy = {name: np.concatenate([getattr(result, name) for _, result in blocks])
+                   for name in ("end", "evicted", "apa_from", "opening_balance", "closing_balance", "legal_stage",
+                                "written_off", "last_charge")}
     return LedgerResult(
-        transactions=cat(lambda r: r.transactions, True), events=cat(lambda r: r.events, True), **per_tenancy
+        transactions=_concat_records([(lo, result.transactions) for lo, result in blocks]),
+        events=_concat_records([(lo, result.events) for lo, result in blocks]),
+        **per_tenancy,
     )
+
+
+def _concat_records(parts: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+    """Record columns of several blocks joined, each block's tenancy indices shifted by its first tenancy."""
+    return {
+        column: np.concatenate([records[column] + lo if column == "tenancy" else records[column]
+                                for lo, records in parts])
+        for column in parts[0][1]
+    }
 
 
 #: Rows per Arrow chunk when building text columns (keeps each chunk well under Arrow's 2 GB string limit).
@@ -214,23 +216,30 @@ def id_strings(prefix: str, numbers: np.ndarray, width: int) -> pa.ChunkedArray:
     return pa.chunked_array(chunks, type=pa.string())
 
 
-def _take(values: pa.ChunkedArray, idx: np.ndarray) -> pa.ChunkedArray:
-    """``values[idx]``, chunk by chunk."""
+def _take(values: pa.ChunkedArray, rows: np.ndarray) -> pa.ChunkedArray:
+    """``values[rows]``, chunk by chunk."""
     values = values.cast(pa.string())
     values = values.combine_chunks() if values.num_chunks > 1 else values.chunk(0)
-    return pa.chunked_array([values.take(pa.array(idx[lo:lo + _CHUNK])) for lo in range(0, max(len(idx), 1), _CHUNK)],
-                            type=pa.string())
+    return pa.chunked_array(
+        [values.take(pa.array(rows[lo:lo + _CHUNK])) for lo in range(0, max(len(rows), 1), _CHUNK)], type=pa.string())
 
 
-def _string_series(arr: pa.Array | pa.ChunkedArray) -> pd.Series:
-    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([arr]) if isinstance(arr, pa.Array) else arr))
+def _string_series(strings: pa.Array | pa.ChunkedArray) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(
+        pa.chunked_array([strings]) if isinstance(strings, pa.Array) else strings))
 
 
 def _dates(pop: Population, days: np.ndarray) -> np.ndarray:
+    """Day indices as datetime64[ns]; NEVER → NaT."""
     days = np.asarray(days)
     out = (np.datetime64(pop.grid.start, "D") + np.where(days >= NEVER, 0, days)).astype("datetime64[ns]")
     out[days >= NEVER] = np.datetime64("NaT")
     return out
+
+
+def _known_dates(pop: Population, days: np.ndarray) -> np.ndarray:
+    """Like `_dates`, with FAR_PAST (since before the simulation: date unknown) also NaT."""
+    return _dates(pop, np.where(days <= FAR_PAST, NEVER, days))
 
 
 def _cat(codes: np.ndarray, categories: tuple[str, ...] | list[str]) -> pd.Categorical:
@@ -241,35 +250,34 @@ def _final_state(pop: Population, result: LedgerResult) -> dict[str, np.ndarray]
     """Circumstances as recorded at the end of the window (or at move-out)."""
     tenancies = pop.tenancies
     end = result.end
-    f = np.minimum(end, pop.last_day)
-    on_uc = tenancies.uc_from <= f
-    on_hb = ~on_uc & (tenancies.hb_from <= f) & (f < tenancies.hb_to)
+    as_of = np.minimum(end, pop.last_day)
+    on_uc = tenancies.uc_from <= as_of
+    on_hb = ~on_uc & (tenancies.hb_from <= as_of) & (as_of < tenancies.hb_to)
     benefit = np.where(on_uc, B_UC, np.where(on_hb, B_HB, B_NONE))
-    apa = on_uc & (result.apa_from <= f)
+    apa = on_uc & (result.apa_from <= as_of)
     full_hb = on_hb & (tenancies.hb_coverage >= 0.999)
     method = np.where(apa | full_hb, M_BENEFIT, tenancies.pay_method)
     # The rent in force: the current rent for a live tenancy, the last rent charged for one that has ended.
-    f_rent = np.where((end < NEVER) & (result.last_charge >= 0), result.last_charge, f)
-    is_m = tenancies.rent_kind == KIND_MONTHLY
-    ry = np.where(is_m, np.searchsorted(pop.rent_change_days["monthly"], f_rent, side="right"),
-                  np.searchsorted(pop.rent_change_days["periodic"], f_rent, side="right"))
-    rent = tenancies.rent_by_year[np.arange(pop.n), ry]
+    rent_day = np.where((end < NEVER) & (result.last_charge >= 0), result.last_charge, as_of)
+    rent_year = np.where(tenancies.rent_kind == KIND_MONTHLY,
+                         np.searchsorted(pop.rent_change_days["monthly"], rent_day, side="right"),
+                         np.searchsorted(pop.rent_change_days["periodic"], rent_day, side="right"))
+    rent = tenancies.rent_by_year[np.arange(pop.n), rent_year]
     return {"benefit": benefit, "payment_method": method, "rent": rent, "end": end, "apa": apa}
 
 
-def _tenancies_frame(pop: Population, result: LedgerResult, mon_rng: np.random.Generator):
+def _tenancies_frame(pop: Population, result: LedgerResult, monitoring_rng: np.random.Generator) -> pd.DataFrame:
+    """The tenancies feed: circumstances as at the window end, with monitoring attributes drawn given them."""
     tenancies = pop.tenancies
-    n = pop.n
     state = _final_state(pop, result)
-    width = max(6, len(str(n)))
-    ids = id_strings("T", np.arange(1, n + 1), width)
-    n_props = int(tenancies.property_number.max())
-    props = id_strings("P", tenancies.property_number, max(6, len(str(n_props))))
+    ids = id_strings("T", np.arange(1, pop.n + 1), max(6, len(str(pop.n))))
+    n_properties = int(tenancies.property_number.max())
+    property_ids = id_strings("P", tenancies.property_number, max(6, len(str(n_properties))))
     monitoring = draw_monitoring(
         {"benefit": state["benefit"], "payment_method": state["payment_method"], "channel": tenancies.channel,
          "tenure": tenancies.tenure, "vulnerable": tenancies.vulnerable, "language": tenancies.language,
          "patch": tenancies.patch},
-        len(pop.patches), mon_rng,
+        len(pop.patches), monitoring_rng,
     )
     frame = pd.DataFrame({
         "tenancy_id": _string_series(ids),
@@ -278,7 +286,7 @@ def _tenancies_frame(pop: Population, result: LedgerResult, mon_rng: np.random.G
         "end_date": _dates(pop, state["end"]),
         "rent_amount": state["rent"] / 100.0,
         "rent_frequency": _cat(tenancies.rent_kind, RENT_FREQUENCIES),
-        "property_id": _string_series(props),
+        "property_id": _string_series(property_ids),
         "tenure_type": _cat(tenancies.tenure, TENURES),
         "benefit_type": _cat(state["benefit"], BENEFIT_TYPES),
         "payment_method": _cat(state["payment_method"], METHODS),
@@ -291,62 +299,77 @@ def _tenancies_frame(pop: Population, result: LedgerResult, mon_rng: np.random.G
         "disability": _cat(monitoring["disability"], DISABILITY),
     })
     assert list(frame.columns) == list(TENANCIES.columns)
-    return frame, state
+    return frame
 
 
-def _transactions_frame(pop: Population, t: dict[str, np.ndarray], ten_ids: pa.ChunkedArray) -> pd.DataFrame:
-    """The transactions feed, sorted by date, tenancy and posting order. Consumes (empties) ``t``."""
-    rank = np.array([_TYPE_RANK[name] for name in TRANSACTION_TYPES], dtype=np.int64)[t["type"]]
-    rank[t["reference"] == REFERENCES.index("Opening balance")] = 0
-    key = (t["day"].astype(np.int64) * (pop.n + 1) + t["tenancy"]) * 8 + rank
+def _transactions_frame(pop: Population, records: dict[str, np.ndarray], tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
+    """The transactions feed from the engine's ``records``, sorted by date, tenancy and posting order. Consumes
+    (empties) ``records``."""
+    rank = np.array([_TYPE_RANK[name] for name in TRANSACTION_TYPES], dtype=np.int64)[records["type"]]
+    rank[records["reference"] == REFERENCES.index("Opening balance")] = 0
+    key = (records["day"].astype(np.int64) * (pop.n + 1) + records["tenancy"]) * 8 + rank
     del rank
     order = np.argsort(key, kind="stable")
     del key
-    m = len(order)
-    cols = {
-        "transaction_id": _string_series(id_strings("X", np.arange(1, m + 1), max(9, len(str(m))))),
-        "tenancy_id": _string_series(_take(ten_ids, t.pop("tenancy")[order])),
-        "posted_date": _dates(pop, t.pop("day")[order]),
-        "type": _cat(t.pop("type")[order], TRANSACTION_TYPES),
-        "amount": t.pop("amount")[order] / 100.0,
-        "method": _cat(t.pop("method")[order], METHODS),
-        "reference": _cat(t.pop("reference")[order], REFERENCES),
+    count = len(order)
+    columns = {
+        "transaction_id": _string_series(id_strings("X", np.arange(1, count + 1), max(9, len(str(count))))),
+        "tenancy_id": _string_series(_take(tenancy_ids, records.pop("tenancy")[order])),
+        "posted_date": _dates(pop, records.pop("day")[order]),
+        "type": _cat(records.pop("type")[order], TRANSACTION_TYPES),
+        "amount": records.pop("amount")[order] / 100.0,
+        "method": _cat(records.pop("method")[order], METHODS),
+        "reference": _cat(records.pop("reference")[order], REFERENCES),
     }
-    frame = pd.DataFrame(cols, copy=False)
+    frame = pd.DataFrame(columns, copy=False)
     assert list(frame.columns) == list(TRANSACTIONS.columns)
     return frame
 
 
-def _events_frame(pop: Population, e: dict[str, np.ndarray], ten_ids: pa.ChunkedArray, keep_from: int) -> pd.DataFrame:
-    sel = np.flatnonzero(e["day"] >= keep_from)
-    key = (e["day"][sel].astype(np.int64) * (pop.n + 1) + e["tenancy"][sel]) * 16 + e["type"][sel]
-    order = sel[np.argsort(key, kind="stable")]
-    m = len(order)
-    amount = e["amount"][order] / 100.0
+def _events_frame(
+    pop: Population, events: dict[str, np.ndarray], tenancy_ids: pa.ChunkedArray, keep_from: int
+) -> pd.DataFrame:
+    """The events feed (events from day ``keep_from`` on), sorted by date, tenancy and event type."""
+    kept = np.flatnonzero(events["day"] >= keep_from)
+    key = (events["day"][kept].astype(np.int64) * (pop.n + 1) + events["tenancy"][kept]) * 16 + events["type"][kept]
+    order = kept[np.argsort(key, kind="stable")]
+    count = len(order)
+    amount = events["amount"][order] / 100.0
     frame = pd.DataFrame({
-        "event_id": _string_series(id_strings("E", np.arange(1, m + 1), max(8, len(str(m))))),
-        "tenancy_id": _string_series(_take(ten_ids, e["tenancy"][order])),
-        "event_date": _dates(pop, e["day"][order]),
-        "type": _cat(e["type"][order], EVENT_TYPES),
+        "event_id": _string_series(id_strings("E", np.arange(1, count + 1), max(8, len(str(count))))),
+        "tenancy_id": _string_series(_take(tenancy_ids, events["tenancy"][order])),
+        "event_date": _dates(pop, events["day"][order]),
+        "type": _cat(events["type"][order], EVENT_TYPES),
         "amount": np.round(amount, 2),
-        "note": _cat(e["note"][order], NOTES),
+        "note": _cat(events["note"][order], NOTES),
     })
     assert list(frame.columns) == list(EVENTS.columns)
     return frame
 
 
-def _ground_truth(pop: Population, result: LedgerResult, state: dict, ten_ids: pa.ChunkedArray) -> dict[str, pd.DataFrame]:
+# -- ground truth -------------------------------------------------------------------------------------------------
+
+
+def _ground_truth(pop: Population, result: LedgerResult, tenancy_ids: pa.ChunkedArray) -> dict[str, pd.DataFrame]:
+    """The hidden truth behind the feeds (see the module docstring); ``dirty_faults`` is filled by make_dirty."""
+    return {
+        "tenancies": _tenancy_truth(pop, result, tenancy_ids),
+        "shocks": _shock_truth(pop, tenancy_ids),
+        "uc_claims": _uc_claim_truth(pop, result, tenancy_ids),
+        "arrangements": _arrangements(pop, result.events, tenancy_ids),
+        "patches": pop.patch_table.copy(),
+        "dirty_faults": pd.DataFrame({column: pd.Series(dtype=np.int64 if column in ("row", "line") else object)
+                                      for column in FAULT_COLUMNS}),
+    }
+
+
+def _tenancy_truth(pop: Population, result: LedgerResult, tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
+    """One row per tenancy: archetype, propensities, how and when it is paid, balances and how it ended."""
     tenancies = pop.tenancies
-    tid = _string_series(ten_ids)
-    end = result.end
-    never_claim = tenancies.uc_from >= NEVER
-
-    def day_or_nat(days: np.ndarray) -> np.ndarray:
-        days = np.where(days <= FAR_PAST, NEVER, days)
-        return _dates(pop, days)
-
-    tenancy_truth = pd.DataFrame({
-        "tenancy_id": tid,
+    claimed_uc = tenancies.uc_from < NEVER
+    end_reason = np.where(result.evicted, "evicted", np.where(result.end < NEVER, "moved_out", "live"))
+    return pd.DataFrame({
+        "tenancy_id": _string_series(tenancy_ids),
         "archetype": _cat(tenancies.archetype, ARCHETYPES),
         "sector": _cat(tenancies.sector, SECTORS),
         "p_skip": tenancies.p_skip,
@@ -367,80 +390,75 @@ def _ground_truth(pop: Population, result: LedgerResult, state: dict, ten_ids: p
                           (*_KIND_NAMES, "uc_monthly")),
         "benefit_at_start": _cat(tenancies.benefit_at_start, BENEFIT_TYPES),
         "hb_coverage": np.where(tenancies.hb_from < NEVER, tenancies.hb_coverage, np.nan),
-        "uc_coverage": np.where(~never_claim, tenancies.uc_coverage, np.nan),
-        "uc_claim_start": day_or_nat(tenancies.uc_from),
-        "uc_first_payment": day_or_nat(tenancies.uc_first_payment),
-        "managed_payment_from": day_or_nat(result.apa_from),
+        "uc_coverage": np.where(claimed_uc, tenancies.uc_coverage, np.nan),
+        "uc_claim_start": _known_dates(pop, tenancies.uc_from),
+        "uc_first_payment": _known_dates(pop, tenancies.uc_first_payment),
+        "managed_payment_from": _known_dates(pop, result.apa_from),
         "legacy_arrears_weeks": tenancies.legacy_arrears_weeks,
         "opening_balance": result.opening_balance / 100.0,
         "closing_balance": result.closing_balance / 100.0,
         "legal_stage": result.legal_stage,
         "evicted": result.evicted,
         "written_off": result.written_off,
-        "end_reason": pd.Categorical(np.where(result.evicted, "evicted", np.where(end < NEVER, "moved_out", "live")),
-                                     categories=["live", "moved_out", "evicted"]),
+        "end_reason": pd.Categorical(end_reason, categories=["live", "moved_out", "evicted"]),
     })
 
-    kinds = tenancies.shock_kind
-    rows, cols = np.nonzero(kinds >= 0)
-    shocks = pd.DataFrame({
-        "tenancy_id": _string_series(_take(ten_ids, rows)),
-        "kind": _cat(kinds[rows, cols], SHOCK_KINDS),
-        "start_date": _dates(pop, tenancies.shock_start[rows, cols]),
-        "end_date": _dates(pop, tenancies.shock_end[rows, cols]),
-        "severity": tenancies.shock_severity[rows, cols],
-        "p_miss_payment": tenancies.shock_p_miss[rows, cols],
-        "income_factor": tenancies.shock_income_factor[rows, cols],
-        "benefit_backdated": tenancies.shock_backdated[rows, cols],
-        "local_employment_shock": tenancies.shock_local_employment[rows, cols],
-        "catch_up_date": _dates(pop, tenancies.shock_lump_day[rows, cols]),
-        "catch_up_type": pd.Categorical(
-            np.where(tenancies.shock_lump_day[rows, cols] >= NEVER, None,
-                     np.where(tenancies.shock_lump_is_dhp[rows, cols], "discretionary_housing_payment",
-                              "tenant_lump_sum")),
-            categories=["tenant_lump_sum", "discretionary_housing_payment"]),
+
+def _shock_truth(pop: Population, tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
+    """One row per shock episode, with any catch-up lump sum after it."""
+    tenancies = pop.tenancies
+    rows, slots = np.nonzero(tenancies.shock_kind >= 0)
+    lump_day = tenancies.shock_lump_day[rows, slots]
+    lump_type = np.where(lump_day >= NEVER, None, np.where(tenancies.shock_lump_is_dhp[rows, slots],
+                                                           "discretionary_housing_payment", "tenant_lump_sum"))
+    return pd.DataFrame({
+        "tenancy_id": _string_series(_take(tenancy_ids, rows)),
+        "kind": _cat(tenancies.shock_kind[rows, slots], SHOCK_KINDS),
+        "start_date": _dates(pop, tenancies.shock_start[rows, slots]),
+        "end_date": _dates(pop, tenancies.shock_end[rows, slots]),
+        "severity": tenancies.shock_severity[rows, slots],
+        "p_miss_payment": tenancies.shock_p_miss[rows, slots],
+        "income_factor": tenancies.shock_income_factor[rows, slots],
+        "benefit_backdated": tenancies.shock_backdated[rows, slots],
+        "local_employment_shock": tenancies.shock_local_employment[rows, slots],
+        "catch_up_date": _dates(pop, lump_day),
+        "catch_up_type": pd.Categorical(lump_type, categories=["tenant_lump_sum", "discretionary_housing_payment"]),
     })
 
-    claim = np.flatnonzero(~never_claim)
-    claims = pd.DataFrame({
-        "tenancy_id": _string_series(_take(ten_ids, claim)),
+
+def _uc_claim_truth(pop: Population, result: LedgerResult, tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
+    """One row per Universal Credit claim."""
+    tenancies = pop.tenancies
+    claim = np.flatnonzero(tenancies.uc_from < NEVER)
+    return pd.DataFrame({
+        "tenancy_id": _string_series(_take(tenancy_ids, claim)),
         "benefit": "universal_credit",
         "reason": _cat(tenancies.uc_claim_reason[claim], UC_CLAIM_REASONS),
-        "claim_start": day_or_nat(tenancies.uc_from[claim]),
-        "first_payment": day_or_nat(tenancies.uc_first_payment[claim]),
-        "managed_payment_from": day_or_nat(result.apa_from[claim]),
-        "advance_repaid_date": day_or_nat(tenancies.uc_advance_day[claim]),
+        "claim_start": _known_dates(pop, tenancies.uc_from[claim]),
+        "first_payment": _known_dates(pop, tenancies.uc_first_payment[claim]),
+        "managed_payment_from": _known_dates(pop, result.apa_from[claim]),
+        "advance_repaid_date": _known_dates(pop, tenancies.uc_advance_day[claim]),
     })
 
-    arrangements = _arrangements(pop, result.events, ten_ids)
-    return {
-        "tenancies": tenancy_truth,
-        "shocks": shocks,
-        "uc_claims": claims,
-        "arrangements": arrangements,
-        "patches": pop.patch_table.copy(),
-        "dirty_faults": pd.DataFrame({c: pd.Series(dtype=np.int64 if c in ("row", "line") else object)
-                                      for c in FAULT_COLUMNS}),
-    }
 
-
-def _arrangements(pop: Population, e: dict[str, np.ndarray], ten_ids: pa.ChunkedArray) -> pd.DataFrame:
-    """Every arrangement (including ones agreed before the window) with how it ended."""
+def _arrangements(pop: Population, events: dict[str, np.ndarray], tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
+    """Every arrangement (including ones agreed before the window) with how it ended: each agreed event is closed
+    by the tenancy's next arrangement event if that is a broken or completed one."""
     types = [EVENT_TYPES.index(x) for x in ("arrangement_agreed", "arrangement_broken", "arrangement_completed")]
-    sel = np.flatnonzero(np.isin(e["type"], types))
-    order = sel[np.lexsort((e["type"][sel], e["day"][sel], e["tenancy"][sel]))]
-    idx, day, typ, amt = e["tenancy"][order], e["day"][order], e["type"][order], e["amount"][order]
-    agreed = np.flatnonzero(typ == types[0])
-    nxt = agreed + 1
-    has_next = (nxt < len(idx))
-    nxt_c = np.minimum(nxt, max(len(idx) - 1, 0))
-    closes = has_next & (idx[nxt_c] == idx[agreed]) & (typ[nxt_c] != types[0])
-    outcome = np.where(closes, np.where(typ[nxt_c] == types[1], "broken", "completed"), "open")
-    ended = np.where(closes, day[nxt_c], NEVER)
+    selected = np.flatnonzero(np.isin(events["type"], types))
+    order = selected[np.lexsort((events["type"][selected], events["day"][selected], events["tenancy"][selected]))]
+    tenancy, day, kind, amount = (events[column][order] for column in ("tenancy", "day", "type", "amount"))
+    agreed = np.flatnonzero(kind == types[0])
+    following = agreed + 1
+    has_following = following < len(tenancy)
+    following = np.minimum(following, max(len(tenancy) - 1, 0))
+    closes = has_following & (tenancy[following] == tenancy[agreed]) & (kind[following] != types[0])
+    outcome = np.where(closes, np.where(kind[following] == types[1], "broken", "completed"), "open")
+    ended = np.where(closes, day[following], NEVER)
     return pd.DataFrame({
-        "tenancy_id": _string_series(_take(ten_ids, idx[agreed])),
+        "tenancy_id": _string_series(_take(tenancy_ids, tenancy[agreed])),
         "agreed_date": _dates(pop, day[agreed]),
-        "weekly_top_up": amt[agreed] / 100.0,
+        "weekly_top_up": amount[agreed] / 100.0,
         "ended_date": _dates(pop, ended),
         "outcome": pd.Categorical(outcome, categories=["open", "broken", "completed"]),
     })
