@@ -195,6 +195,7 @@ class CurrentShock:
 
     @classmethod
     def first(cls, tenancies: TenancyArrays) -> CurrentShock:
+        """Every tenancy at its first slot."""
         return cls(
             start=tenancies.shock_start[:, 0].copy(), end=tenancies.shock_end[:, 0].copy(),
             kind=tenancies.shock_kind[:, 0].copy(), p_miss=tenancies.shock_p_miss[:, 0].copy(),
@@ -302,6 +303,7 @@ class _Block:
         cls, tenancies: TenancyArrays, grid: DayGrid, window_start_day: int, last_day: int,
         rent_change_days: dict[str, np.ndarray], rng: np.random.Generator,
     ) -> _Block:
+        """Calendars, rent years by day and the per-tenancy facts derived once for the block."""
         n = len(tenancies.start)
         days = np.arange(last_day + 1)
         method, uc_from = tenancies.pay_method, tenancies.uc_from

@@ -60,36 +60,42 @@ _BAD_TYPES = {"transactions": ("DD PAYMNT", "misc", "transfer", "hb credit"),
 def _text_table(frame: pd.DataFrame) -> pa.Table:
     """A feed as the text columns it would be written as (see `simulator.write.to_arrow`)."""
     table = to_arrow(frame, "csv")
-    return pa.table({c: pc.cast(table[c], pa.string()) for c in table.column_names})
+    return pa.table({column: pc.cast(table[column], pa.string()) for column in table.column_names})
 
 
 def _money(text: str) -> float:
+    """An amount as written in a clean feed ("-12.50") as a number."""
     return float(text)
 
 
 def _currency(text: str) -> str:
-    v = _money(text)
-    return f"{'-' if v < 0 else ''}£{abs(v):,.2f}"
+    """Money with a pound sign and thousands separators: "-1234.50" → "-£1,234.50"."""
+    amount = _money(text)
+    return f"{'-' if amount < 0 else ''}£{abs(amount):,.2f}"
 
 
 def _parentheses(text: str) -> str:
+    """A negative amount in accounting style: "-12.50" → "(12.50)"."""
     return f"({abs(_money(text)):,.2f})"
 
 
 def _uk_date(text: str) -> str:
-    y, m, d = text.split("-")
-    return f"{d}/{m}/{y}"
+    """An ISO date day first: "2025-03-12" → "12/03/2025"."""
+    year, month, day = text.split("-")
+    return f"{day}/{month}/{year}"
 
 
 def _case_variant(text: str, pick: int) -> str:
+    """A vocabulary value in another case or padded with spaces ("Weekly", "FOUR_WEEKLY", " payment ")."""
     spaced = text.replace("_", " ")
     variants = (spaced.title(), text.upper(), f" {text} ", spaced.capitalize() + " ")
     return variants[pick % len(variants)]
 
 
 def _bad_date(text: str, pick: int) -> str:
-    y, m, d = text.split("-")
-    variants = (f"31/02/{y}", f"{y}-13-{d}", f"{d}.{m}.{y[2:]}", "TBC")
+    """A date that cannot be parsed: an impossible day or month, a two-digit year, or "TBC"."""
+    year, month, day = text.split("-")
+    variants = (f"31/02/{year}", f"{year}-13-{day}", f"{day}.{month}.{year[2:]}", "TBC")
     return variants[pick % len(variants)]
 
 
@@ -98,7 +104,7 @@ def _inject(feed: str, table: pa.Table, rng: np.random.Generator, n_tenancies: i
     n = table.num_rows
     if n == 0:
         return table, []
-    columns = {c: table[c] for c in table.column_names}
+    columns = {column: table[column] for column in table.column_names}
     picks = _pick_rows(feed, columns, rng, n)
     edits, faults = _edit_cells(feed, columns, picks, rng, n_tenancies)
     table, position, resent_faults = _resend_rows(feed, _apply_edits(columns, edits, n), picks, rng)
@@ -110,6 +116,7 @@ def _inject(feed: str, table: pa.Table, rng: np.random.Generator, n_tenancies: i
 
 
 def _cell(columns: dict[str, pa.ChunkedArray], column: str, row: int) -> str | None:
+    """The text of one cell."""
     return columns[column][int(row)].as_py()
 
 
@@ -186,7 +193,7 @@ def _apply_edits(columns: dict[str, pa.ChunkedArray], edits: dict[str, dict[int,
         positions = np.array(sorted(changes), dtype=np.int64)
         mask = np.zeros(n, bool)
         mask[positions] = True
-        replacements = pa.array([changes[int(p)] for p in positions], type=pa.string())
+        replacements = pa.array([changes[int(position)] for position in positions], type=pa.string())
         columns[column] = pc.replace_with_mask(columns[column].combine_chunks(), pa.array(mask), replacements)
     return pa.table(columns)
 
@@ -203,7 +210,7 @@ def _resend_rows(
     if not len(sources):
         return table, np.arange(n), []
     resent = table.take(pa.array(sources))
-    values = {c: resent[c].to_pylist() for c in resent.column_names}
+    values = {column: resent[column].to_pylist() for column in resent.column_names}
     faults: list[dict] = []
     for j in range(len(sources)):
         column = original = new = ""
@@ -213,7 +220,7 @@ def _resend_rows(
         faults.append({"feed": feed, "source_row": -1, "resent_row": j, "key": values[_KEY[feed]][j],
                        "column": column, "kind": "duplicate" if j < len(duplicates) else "conflict",
                        "original": original, "value": new})
-    resent = pa.table({c: pa.array(v, type=pa.string()) for c, v in values.items()})
+    resent = pa.table({column: pa.array(texts, type=pa.string()) for column, texts in values.items()})
     table, position = _insert_later(table, resent, sources, rng)
     return table, position, faults
 
@@ -255,7 +262,8 @@ def make_dirty(portfolio: Portfolio, rng: np.random.Generator) -> Portfolio:
     rows: list[dict] = []
     for feed, frame in portfolio.feeds().items():
         table, faults = _inject(feed, _text_table(frame), rng, n_tenancies)
-        frames[feed] = pd.DataFrame({c: pd.Series(pd.arrays.ArrowStringArray(table[c])) for c in table.column_names})
+        frames[feed] = pd.DataFrame({column: pd.Series(pd.arrays.ArrowStringArray(table[column]))
+                                     for column in table.column_names})
         rows.extend(faults)
     faults = pd.DataFrame(rows, columns=list(FAULT_COLUMNS))
     faults = faults.sort_values(["feed", "row"], kind="stable").reset_index(drop=True)

@@ -105,6 +105,7 @@ def n_patches_for(n: int) -> int:
 
 
 def patch_names(count: int) -> list[str]:
+    """North-1, South-1, East-1, West-1, Central-1, North-2, ..."""
     return [f"{PATCH_DIRECTIONS[i % 5]}-{i // 5 + 1}" for i in range(count)]
 
 
@@ -190,7 +191,8 @@ class TenancyArrays:
     language: np.ndarray
 
     def by_name(self) -> dict[str, np.ndarray]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every array, by field name."""
+        return {spec.name: getattr(self, spec.name) for spec in fields(self)}
 
     def rows(self, index: slice | np.ndarray) -> TenancyArrays:
         """The same rows (tenancies) of every array."""
@@ -211,6 +213,7 @@ class Population:
     tenancies: TenancyArrays
 
     def block(self, lo: int, hi: int) -> TenancyArrays:
+        """The arrays of tenancies ``lo`` to ``hi - 1`` (views, not copies)."""
         return self.tenancies.rows(slice(lo, hi))
 
     @property
@@ -289,11 +292,13 @@ class _Span:
 
     @classmethod
     def ending(cls, window_start: date, end_date: date) -> _Span:
+        """The burn-in before ``window_start``, then the window to ``end_date``."""
         sim_start = window_start - timedelta(days=BURN_IN_DAYS)
         return cls(sim_start, BURN_IN_DAYS, (end_date - sim_start).days, end_date)
 
     @property
     def window_days(self) -> int:
+        """Days in the observation window."""
         return self.last_day - self.window_start_day + 1
 
 
@@ -525,7 +530,7 @@ def _draw_rents(
     """Rent per period (pence) in each rent year, and per week (float pence): social rents follow the April
     settlements, private rents rise by a drawn 0-7%."""
     n = len(sector)
-    periods_per_year = np.array([PERIODS_PER_YEAR[f] for f in RENT_FREQUENCIES])[rent_kind]
+    periods_per_year = np.array([PERIODS_PER_YEAR[frequency] for frequency in RENT_FREQUENCIES])[rent_kind]
     rent = np.zeros((n, len(change_years) + 1), dtype=np.int64)
     rent[:, 0] = np.rint(weekly_rent * 52.0 / periods_per_year)
     for k, year in enumerate(change_years):
@@ -616,6 +621,7 @@ def _draw_propensities(rng: np.random.Generator, archetype: np.ndarray) -> _Prop
     params = ARCHETYPE_PARAMS.iloc[archetype]
 
     def noisy(column: str, cap: float = 0.95) -> np.ndarray:
+        """The archetype's value scaled by personal (lognormal) noise, capped."""
         return np.clip(params[column].to_numpy() * rng.lognormal(0.0, 0.35, n), 0.0, cap)
 
     p_skip = noisy("p_skip")
@@ -773,6 +779,7 @@ class _Episodes(NamedTuple):
     local_employment: np.ndarray
 
     def take(self, index: np.ndarray) -> _Episodes:
+        """The episodes selected by ``index`` (positions or a mask)."""
         return _Episodes._make(column[index] for column in self)
 
 
@@ -1044,6 +1051,7 @@ def noisy_keep(rng: np.random.Generator, keep: np.ndarray) -> np.ndarray:
 
 
 def _maybe_dates(grid: DayGrid, days: np.ndarray) -> pd.Series:
+    """Day indices as dates, NEVER as missing."""
     out = pd.Series(np.datetime64(grid.start, "D") + np.where(days >= NEVER, 0, days)).astype("datetime64[ns]")
     return out.where(days < NEVER)
 

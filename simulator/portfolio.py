@@ -225,6 +225,7 @@ def _take(values: pa.ChunkedArray, rows: np.ndarray) -> pa.ChunkedArray:
 
 
 def _string_series(strings: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """Arrow strings as a ``string[pyarrow]`` series (no copy)."""
     return pd.Series(pd.arrays.ArrowStringArray(
         pa.chunked_array([strings]) if isinstance(strings, pa.Array) else strings))
 
@@ -243,6 +244,7 @@ def _known_dates(pop: Population, days: np.ndarray) -> np.ndarray:
 
 
 def _cat(codes: np.ndarray, categories: tuple[str, ...] | list[str]) -> pd.Categorical:
+    """Codes as a categorical of the vocabulary ``categories`` (code -1: missing)."""
     return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=list(categories))
 
 
@@ -444,7 +446,7 @@ def _uc_claim_truth(pop: Population, result: LedgerResult, tenancy_ids: pa.Chunk
 def _arrangements(pop: Population, events: dict[str, np.ndarray], tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
     """Every arrangement (including ones agreed before the window) with how it ended: each agreed event is closed
     by the tenancy's next arrangement event if that is a broken or completed one."""
-    types = [EVENT_TYPES.index(x) for x in ("arrangement_agreed", "arrangement_broken", "arrangement_completed")]
+    types = [EVENT_TYPES.index(name) for name in ("arrangement_agreed", "arrangement_broken", "arrangement_completed")]
     selected = np.flatnonzero(np.isin(events["type"], types))
     order = selected[np.lexsort((events["type"][selected], events["day"][selected], events["tenancy"][selected]))]
     tenancy, day, kind, amount = (events[column][order] for column in ("tenancy", "day", "type", "amount"))

@@ -29,6 +29,8 @@ def pounds_decimal(values: np.ndarray) -> pa.Array:
 
 
 def _arrow_column(series: pd.Series, money_as_text: bool) -> pa.Array | pa.ChunkedArray:
+    """One frame column as Arrow: vocabularies and text as strings, dates as date32, floats (money) as exact
+    decimals when ``money_as_text``."""
     if isinstance(series.dtype, pd.CategoricalDtype):
         return pa.array(series.astype(object).where(series.notna(), None).to_numpy(), type=pa.string())
     if pd.api.types.is_datetime64_any_dtype(series):
@@ -46,10 +48,11 @@ def _arrow_column(series: pd.Series, money_as_text: bool) -> pa.Array | pa.Chunk
 
 def to_arrow(frame: pd.DataFrame, fmt: str) -> pa.Table:
     """A frame as an Arrow table ready to write: dates as date32, money as exact 2-dp decimals for CSV."""
-    return pa.table({c: _arrow_column(frame[c], money_as_text=(fmt == "csv")) for c in frame.columns})
+    return pa.table({column: _arrow_column(frame[column], money_as_text=(fmt == "csv")) for column in frame.columns})
 
 
 def _write_table(table: pa.Table, path: Path, fmt: str) -> None:
+    """Write ``table`` to ``path`` through a temporary file, so a reader never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "csv":
         pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(include_header=True, quoting_style="needed"))
