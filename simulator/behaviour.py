@@ -674,6 +674,17 @@ def _post_one_offs(t: int, block: _Block, state: AccountState, ledger: _Ledger) 
                                 reference=references[ok])
 
 
+def _post_credits(
+    t: int, rows: np.ndarray, credit: np.ndarray, reference: str, state: AccountState, ledger: _Ledger
+) -> np.ndarray:
+    """The positive ``credit`` amounts (pence) posted to the accounts as adjustments; returns where they were."""
+    posted = credit > 0
+    state.balance[rows[posted]] -= credit[posted]
+    ledger.transactions.add(t, rows[posted], type=_ADJUSTMENT, amount=-credit[posted], method=_NO_METHOD,
+                            reference=REFERENCE_CODE[reference])
+    return posted
+
+
 def _post_reversals(t: int, state: AccountState, ledger: _Ledger) -> None:
     """Bounced payments coming back today, as positive adjustments."""
     for rows, amount, references in ledger.reversals.pop(t, ()):
@@ -739,10 +750,7 @@ def _resolve_disputes(t: int, block: _Block, state: AccountState, ledger: _Ledge
         outcome = np.minimum((rng.random(rows.size)[:, None] >= np.array([0.35, 0.85])).sum(axis=1), 2)
         credit = np.where(outcome == 0, np.rint(state.dispute_amount[rows] * rng.uniform(0.2, 1.0, rows.size)), 0)
         credit = credit.astype(np.int64)
-        upheld = credit > 0
-        state.balance[rows[upheld]] -= credit[upheld]
-        ledger.transactions.add(t, rows[upheld], type=_ADJUSTMENT, amount=-credit[upheld], method=_NO_METHOD,
-                                reference=REFERENCE_CODE["Dispute settlement credit"])
+        upheld = _post_credits(t, rows, credit, "Dispute settlement credit", state, ledger)
         ledger.events.add(t, rows, type=EVENT_CODE["dispute_resolved"], amount=np.where(upheld, credit, np.nan),
                           note=NOTE_CODE[DISPUTE_OUTCOMES[0]] + outcome)
         state.dispute_withholding[rows] = False
@@ -896,11 +904,7 @@ def _move_outs(t: int, block: _Block, state: AccountState, ledger: _Ledger) -> N
         unused = last + period - (t + 1)
         credit = np.where((last >= tenancies.start[rows]) & (unused > 0),
                           np.rint(state.last_charge_amount[rows] * unused / period), 0)
-        credit = credit.astype(np.int64)
-        ok = credit > 0
-        state.balance[rows[ok]] -= credit[ok]
-        ledger.transactions.add(t, rows[ok], type=_ADJUSTMENT, amount=-credit[ok], method=_NO_METHOD,
-                                reference=REFERENCE_CODE["End of tenancy apportionment"])
+        _post_credits(t, rows, credit.astype(np.int64), "End of tenancy apportionment", state, ledger)
         state.arrangement_on[rows] = False
         state.settle_day[rows] = t + block.rng.integers(21, 200, rows.size)
 
