@@ -5,10 +5,12 @@
     write_portfolio(portfolio, Path("deliveries/sim_0001"))   # truth goes to deliveries/sim_0001_truth
 
 See `simulator.portfolio` for what the portfolio contains, `simulator.behaviour` for how
-payments are generated, `simulator.dirty` for the injected export faults and
+payments are generated, `simulator.faults` for the injected export faults, `simulator.write` for the files and
 `simulator.plausibility` for the summary figures used to check it looks like a real rent ledger.
 """
 
-from simulator.portfolio import Portfolio, simulate_portfolio, write_portfolio
+from simulator.model import Portfolio
+from simulator.portfolio import simulate_portfolio
+from simulator.write import write_portfolio
 
 __all__ = ["Portfolio", "simulate_portfolio", "write_portfolio"]

@@ -16,8 +16,8 @@ For each day (burn-in first, then the observation window) the engine, in this or
    arrangement top-up, unless the payment is missed or only part-paid (probabilities from the tenant's
    archetype, raised by a live shock, a dispute with withholding, or being in credit), plus sometimes a
    catch-up share of what is owed beyond the tenant's target (a zero balance just after payday, or, for
-   tenants with the habit, rent paid in advance up to the next payday). Direct debits occasionally bounce (more often during shocks) and come back as
-   a positive ``adjustment`` a few days later;
+   tenants with the habit, rent paid in advance up to the next payday). Direct debits occasionally bounce (more
+   often during shocks) and come back as a positive ``adjustment`` a few days later;
 6. posts one-off payments (UC advances, promised payments after officer contact, post-shock lump sums and
    Discretionary Housing Payments), and reversals;
 7. runs the housing officer's side: contacts (more frequent the deeper the arrears), arrangements agreed at a
@@ -26,7 +26,12 @@ For each day (burn-in first, then the observation window) the engine, in this or
    legal stages for large, long arrears (rarely ending in eviction), APA requests for UC arrears of two months,
    refunds of large credits, rare recharge fees;
 8. handles move-outs (an apportionment credit for the unused part of the last rent period) and, some weeks
-   later, a refund of any credit or (often) a write-off of the remaining former-tenant debt.
+   later, a refund of any credit or (often) a write-off of the remaining former-tenant debt; former tenants
+   whose debt stands sometimes pay part of it.
+
+In the code, `AccountState` holds the mutable state of every account (balance, arrangement, breathing space,
+dispute, legal stage, current shock, ...), `_simulate_day` runs one function per step above, and what is written
+or queued for later days (payments, one-offs, reversals) goes through a `_Ledger`.
 
 Event amounts and notes (the contract leaves them free): ``arrangement_agreed`` carries the weekly top-up,
 ``arrangement_broken`` and ``legal_stage`` the balance at the time, ``dispute_opened`` the sum disputed and
@@ -35,13 +40,14 @@ name, the dispute topic or outcome, ...). Transaction ``method`` uses the paymen
 (``benefit_direct`` for money from benefit) and is empty otherwise; ``reference`` comes from `REFERENCES`.
 
 The engine never reads monitoring-only attributes: it receives only the arrays drawn by
-`simulator.population.draw_population`.
+`simulator.population.draw_population` (`TenancyArrays`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -56,10 +62,12 @@ from simulator.population import (
     M_SO,
     NEVER,
     SK_BENEFIT,
+    TenancyArrays,
 )
 
-TX = {name: i for i, name in enumerate(TRANSACTION_TYPES)}
-EV = {name: i for i, name in enumerate(EVENT_TYPES)}
+#: Code of each transaction type and event type (their position in the contract's vocabularies).
+TRANSACTION_CODE = {name: i for i, name in enumerate(TRANSACTION_TYPES)}
+EVENT_CODE = {name: i for i, name in enumerate(EVENT_TYPES)}
 
 REFERENCES = (
     "Opening balance", "Rent", "Direct debit", "Standing order", "Card payment", "Cash payment",
@@ -67,10 +75,11 @@ REFERENCES = (
     "Returned direct debit", "Payment reversal", "End of tenancy apportionment", "Dispute settlement credit",
     "Credit refund", "Former tenant arrears written off", "Court costs", "Rechargeable repair",
 )
-R = {name: i for i, name in enumerate(REFERENCES)}
+REFERENCE_CODE = {name: i for i, name in enumerate(REFERENCES)}
 #: Reference of a tenant payment, by payment method code.
-PAYMENT_REF = np.array([R["Direct debit"], R["Standing order"], R["Card payment"], R["Cash payment"],
-                        R["Card payment"]])
+PAYMENT_REFERENCE = np.array([REFERENCE_CODE["Direct debit"], REFERENCE_CODE["Standing order"],
+                              REFERENCE_CODE["Card payment"], REFERENCE_CODE["Cash payment"],
+                              REFERENCE_CODE["Card payment"]])
 
 LEGAL_STAGES = (
     ("NOSP served", "Section 8 notice served", "Section 8 notice served", "Notice to quit served"),
@@ -89,56 +98,64 @@ NOTES = (
     *DISPUTE_TOPICS, *DISPUTE_OUTCOMES,
     *sorted({label for stage in LEGAL_STAGES for label in stage}),
 )
-N = {name: i for i, name in enumerate(NOTES)}
-_LEGAL_NOTE = np.array([[N[label] for label in stage] for stage in LEGAL_STAGES])  # [stage-1, tenure]
+NOTE_CODE = {name: i for i, name in enumerate(NOTES)}
+_LEGAL_NOTE = np.array([[NOTE_CODE[label] for label in stage] for stage in LEGAL_STAGES])  # [stage-1, tenure]
 #: Daily chance of moving to the next legal stage once eligible (from stage 0, 1, 2, 3, 4).
 LEGAL_HAZARD = np.array([1 / 40, 1 / 60, 1 / 60, 1 / 90, 1 / 75])
 #: Arrears (weeks of rent) at which an arrangement is offered at a contact.
 ARRANGEMENT_WEEKS = 3.0
 #: Arrears (weeks of rent) at which legal action starts / continues.
 LEGAL_WEEKS = (8.0, 6.0)
+#: Court costs added to the balance when a possession claim is issued (pence).
+COURT_COSTS = 35500
 
 WEEKS_PER_MONTH = 52.0 / 12.0
+
+_PAYMENT = TRANSACTION_CODE["payment"]
+_BENEFIT = TRANSACTION_CODE["benefit"]
+_ADJUSTMENT = TRANSACTION_CODE["adjustment"]
+_NO_METHOD = -1
 
 
 class _Records:
     """Column buffers for rows written during the simulation; days before ``min_day`` are not kept."""
 
     def __init__(self, columns: tuple[str, ...], min_day: int):
-        self.columns = columns
+        self.columns = columns  #: "tenancy" first
         self.min_day = min_day
-        self.parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
+        self.parts: dict[str, list] = {column: [] for column in columns}
         self.days: list[np.ndarray] = []
 
-    def add(self, t: int, idx: np.ndarray, **values: object) -> None:
-        if t < self.min_day or len(idx) == 0:
+    def add(self, t: int, rows: np.ndarray, **values: object) -> None:
+        """Rows on day ``t`` for the tenancies ``rows``; each value is an array (one per row) or one for all."""
+        if t < self.min_day or len(rows) == 0:
             return
-        k = len(idx)
-        self.days.append(np.full(k, t, dtype=np.int32))
-        self.parts["idx"].append(np.asarray(idx, dtype=np.int32))
-        for c in self.columns:
-            if c != "idx":
-                v = values[c]
-                self.parts[c].append(v if np.ndim(v) else (v, k))
+        count = len(rows)
+        self.days.append(np.full(count, t, dtype=np.int32))
+        self.parts["tenancy"].append(np.asarray(rows, dtype=np.int32))
+        for column in self.columns[1:]:
+            value = values[column]
+            self.parts[column].append(value if np.ndim(value) else (value, count))
 
     def arrays(self, dtypes: dict[str, type]) -> dict[str, np.ndarray]:
         """The buffers as one array per column (the buffers are emptied)."""
         out = {"day": np.concatenate(self.days) if self.days else np.empty(0, np.int32)}
         self.days = []
-        for c in self.columns:
-            parts = [np.full(p[1], p[0], dtype=dtypes[c]) if isinstance(p, tuple) else np.asarray(p).astype(dtypes[c])
-                     for p in self.parts[c]]
-            self.parts[c] = []
-            out[c] = np.concatenate(parts) if parts else np.empty(0, dtypes[c])
+        for column in self.columns:
+            dtype = dtypes[column]
+            parts = [np.full(part[1], part[0], dtype=dtype) if isinstance(part, tuple)
+                     else np.asarray(part).astype(dtype) for part in self.parts[column]]
+            self.parts[column] = []
+            out[column] = np.concatenate(parts) if parts else np.empty(0, dtype)
         return out
 
 
 @dataclass
 class LedgerResult:
-    """What the engine produced for one block of tenancies (indices are block-local)."""
+    """What the engine produced for one block of tenancies (tenancy indices are block-local)."""
 
-    transactions: dict[str, np.ndarray]  #: day, idx, type, amount (pence), method, ref
-    events: dict[str, np.ndarray]  #: day, idx, type, amount (pence, NaN for none), note
+    transactions: dict[str, np.ndarray]  #: day, tenancy, type, amount (pence), method, reference
+    events: dict[str, np.ndarray]  #: day, tenancy, type, amount (pence, NaN for none), note
     end: np.ndarray  #: final end day (evictions bring it forward); NEVER while live
     evicted: np.ndarray
     apa_from: np.ndarray
@@ -149,400 +166,774 @@ class LedgerResult:
     last_charge: np.ndarray  #: day of the last rent charge (-1 if none)
 
 
-def _push(queue: dict[int, list], days: np.ndarray, *cols: np.ndarray) -> None:
+def _enqueue(queue: dict[int, list], days: np.ndarray, *columns: np.ndarray) -> None:
     """Append rows to a day-keyed queue, grouped by day."""
     if len(days) == 0:
         return
     order = np.argsort(days, kind="stable")
-    d = days[order]
-    cuts = np.flatnonzero(np.diff(d)) + 1
-    bounds = np.concatenate([[0], cuts, [len(d)]])
-    sorted_cols = [c[order] for c in cols]
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        queue[int(d[lo])].append(tuple(c[lo:hi] for c in sorted_cols))
+    sorted_days = days[order]
+    cuts = np.flatnonzero(np.diff(sorted_days)) + 1
+    bounds = np.concatenate([[0], cuts, [len(sorted_days)]])
+    sorted_columns = [column[order] for column in columns]
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        queue[int(sorted_days[lo])].append(tuple(column[lo:hi] for column in sorted_columns))
+
+
+# -- the state of the accounts and what stays fixed -----------------------------------------------------------------
+
+
+@dataclass
+class CurrentShock:
+    """Each tenancy's current shock episode (the one it is in, or the next one), copied out of its slot."""
+
+    start: np.ndarray
+    end: np.ndarray
+    kind: np.ndarray
+    p_miss: np.ndarray
+    income_factor: np.ndarray
+    backdated: np.ndarray
+
+    @classmethod
+    def first(cls, tenancies: TenancyArrays) -> CurrentShock:
+        """Every tenancy at its first slot."""
+        return cls(
+            start=tenancies.shock_start[:, 0].copy(), end=tenancies.shock_end[:, 0].copy(),
+            kind=tenancies.shock_kind[:, 0].copy(), p_miss=tenancies.shock_p_miss[:, 0].copy(),
+            income_factor=tenancies.shock_income_factor[:, 0].copy(),
+            backdated=tenancies.shock_backdated[:, 0].copy(),
+        )
+
+    def move_to(self, rows: np.ndarray, slots: np.ndarray, tenancies: TenancyArrays) -> None:
+        """The tenancies ``rows`` move on to the episodes in ``slots``."""
+        self.start[rows] = tenancies.shock_start[rows, slots]
+        self.end[rows] = tenancies.shock_end[rows, slots]
+        self.kind[rows] = tenancies.shock_kind[rows, slots]
+        self.p_miss[rows] = tenancies.shock_p_miss[rows, slots]
+        self.income_factor[rows] = tenancies.shock_income_factor[rows, slots]
+        self.backdated[rows] = tenancies.shock_backdated[rows, slots]
+
+
+@dataclass
+class AccountState:
+    """The mutable state of every account in a block (arrays indexed by block-local tenancy)."""
+
+    end: np.ndarray  #: last day of the tenancy (an eviction brings it forward)
+    balance: np.ndarray  #: pence, positive = owing
+    opening_balance: np.ndarray  #: pence, posted on the first day of the window
+    hb_paid_to: np.ndarray  #: Housing Benefit has paid up to (not including) this day
+    apa_from: np.ndarray  #: managed payments to the landlord from this day (a request sets it)
+    arrangement_on: np.ndarray
+    arrangement_top_up: np.ndarray  #: pence per week on top of the rent
+    arrangement_missed: np.ndarray  #: instalments missed in a row
+    arrangement_retry_from: np.ndarray  #: no new arrangement before this day (after a broken one)
+    breathing_space_until: np.ndarray
+    dispute_until: np.ndarray  #: an open dispute is resolved on this day
+    dispute_withholding: np.ndarray  #: the tenant withholds payment while it is open
+    dispute_amount: np.ndarray  #: pence disputed
+    legal_stage: np.ndarray  #: 0 none, else the stage reached (LEGAL_STAGES; 5 is eviction)
+    legal_stage_day: np.ndarray  #: day of the last legal step
+    last_charge_day: np.ndarray  #: -1 before the first rent charge
+    last_charge_amount: np.ndarray
+    settle_day: np.ndarray  #: after a move-out, the day credit is refunded or debt written off
+    owing_since: np.ndarray  #: first day of the current run of a positive balance (NEVER when not owing)
+    evicted: np.ndarray
+    written_off: np.ndarray
+    shock: CurrentShock
+    shock_slot: np.ndarray  #: slot of the current shock episode
+    rent_now: np.ndarray | None = None  #: rent per period in the rent year in force
+    weekly_rent_now: np.ndarray | None = None  #: the same per week (float pence)
+    in_shock: np.ndarray | None = None  #: today, in a shock episode
+    benefit_suspended: np.ndarray | None = None  #: today, in a benefit shock: no benefit to the landlord
+
+    @classmethod
+    def opening(cls, tenancies: TenancyArrays) -> AccountState:
+        """Day 0: the legacy balances of tenancies already running; nothing else in motion."""
+        n = len(tenancies.start)
+        hb_from = tenancies.hb_from
+        return cls(
+            end=tenancies.end.copy(),
+            balance=np.where(tenancies.start <= 0, tenancies.legacy_balance, 0).astype(np.int64),
+            opening_balance=np.zeros(n, dtype=np.int64),
+            hb_paid_to=np.where(hb_from == FAR_PAST, tenancies.hb_run_residue - 14, hb_from).astype(np.int64),
+            apa_from=tenancies.apa_from.copy(),
+            arrangement_on=np.zeros(n, dtype=bool),
+            arrangement_top_up=np.zeros(n),
+            arrangement_missed=np.zeros(n, dtype=np.int64),
+            arrangement_retry_from=np.full(n, -1, dtype=np.int64),
+            breathing_space_until=np.full(n, -1, dtype=np.int64),
+            dispute_until=np.full(n, -1, dtype=np.int64),
+            dispute_withholding=np.zeros(n, dtype=bool),
+            dispute_amount=np.zeros(n, dtype=np.int64),
+            legal_stage=np.zeros(n, dtype=np.int64),
+            legal_stage_day=np.full(n, -(10**6), dtype=np.int64),
+            last_charge_day=np.full(n, -1, dtype=np.int64),
+            last_charge_amount=np.zeros(n, dtype=np.int64),
+            settle_day=np.full(n, NEVER, dtype=np.int64),
+            owing_since=np.full(n, NEVER, dtype=np.int64),
+            evicted=np.zeros(n, dtype=bool),
+            written_off=np.zeros(n, dtype=bool),
+            shock=CurrentShock.first(tenancies),
+            shock_slot=np.zeros(n, dtype=np.int64),
+        )
+
+
+@dataclass(frozen=True)
+class _Block:
+    """What stays fixed while a block of tenancies is simulated: its arrays, calendars and the random stream."""
+
+    tenancies: TenancyArrays
+    grid: DayGrid
+    window_start_day: int
+    rng: np.random.Generator
+    all_rows: np.ndarray
+    rent_year_periodic: np.ndarray  #: by day: the rent year in force for periodic rents ...
+    rent_year_monthly: np.ndarray  #: ... and for monthly rents
+    rent_calendar: Calendar
+    pay_calendar: Calendar  #: the tenants' own pay cycles (not UC: UC payment days are in uc_calendar)
+    uc_calendar: Calendar
+    hb_calendar: Calendar
+    monthly_rent: np.ndarray
+    pays_by_bank: np.ndarray  #: direct debit or standing order
+    pays_card_or_cash: np.ndarray
+    one_off_method: np.ndarray  #: how one-off payments are made (card or cash)
+    p_miss_instalment: np.ndarray  #: chance of missing an arrangement instalment
+
+    @classmethod
+    def prepare(
+        cls, tenancies: TenancyArrays, grid: DayGrid, window_start_day: int, last_day: int,
+        rent_change_days: dict[str, np.ndarray], rng: np.random.Generator,
+    ) -> _Block:
+        """Calendars, rent years by day and the per-tenancy facts derived once for the block."""
+        n = len(tenancies.start)
+        days = np.arange(last_day + 1)
+        method, uc_from = tenancies.pay_method, tenancies.uc_from
+        card_or_cash = (method == M_CARD) | (method == M_CASH)
+        return cls(
+            tenancies=tenancies, grid=grid, window_start_day=window_start_day, rng=rng, all_rows=np.arange(n),
+            rent_year_periodic=np.searchsorted(rent_change_days["periodic"], days, side="right"),
+            rent_year_monthly=np.searchsorted(rent_change_days["monthly"], days, side="right"),
+            rent_calendar=Calendar(tenancies.rent_kind, tenancies.rent_residue),
+            pay_calendar=Calendar(tenancies.pay_cycle_kind, tenancies.pay_cycle_residue,
+                                  members=uc_from > tenancies.start),
+            uc_calendar=Calendar(np.full(n, KIND_MONTHLY), tenancies.uc_payment_dom, members=uc_from < NEVER),
+            hb_calendar=Calendar(np.full(n, KIND_P28), tenancies.hb_run_residue, members=tenancies.hb_from < NEVER),
+            monthly_rent=tenancies.rent_kind == KIND_MONTHLY,
+            pays_by_bank=(method == M_DD) | (method == M_SO),
+            pays_card_or_cash=card_or_cash,
+            one_off_method=np.where(card_or_cash, method, M_CARD),
+            p_miss_instalment=1.0 - tenancies.p_keep_arrangement,
+        )
+
+
+@dataclass
+class _Ledger:
+    """What the day loop writes (transactions, events) and what it has queued for later days."""
+
+    transactions: _Records
+    events: _Records
+    tenant_payments: defaultdict[int, list]  #: day -> [(tenancies, paid from UC?)]
+    one_offs: defaultdict[int, list]  #: day -> [(tenancies, value, share of balance?, type, reference, method)]
+    reversals: defaultdict[int, list]  #: day -> [(tenancies, amount, reference)]
+
+    @classmethod
+    def empty(cls, window_start_day: int) -> _Ledger:
+        """Transactions are kept from the window start (the burn-in reaches them as the opening balance); events
+        from day 0 (arrangements agreed in the burn-in are ground truth)."""
+        return cls(
+            transactions=_Records(("tenancy", "type", "amount", "method", "reference"), window_start_day),
+            events=_Records(("tenancy", "type", "amount", "note"), 0),
+            tenant_payments=defaultdict(list), one_offs=defaultdict(list), reversals=defaultdict(list),
+        )
+
+
+# -- the day loop -------------------------------------------------------------------------------------------------
 
 
 def simulate_ledger(
-    a: dict[str, np.ndarray],
+    tenancies: TenancyArrays,
     grid: DayGrid,
-    ws_idx: int,
-    end_idx: int,
+    window_start_day: int,
+    last_day: int,
     rent_change_days: dict[str, np.ndarray],
     rng: np.random.Generator,
 ) -> LedgerResult:
-    """Run the day loop for one block of tenancies described by the arrays ``a`` (see draw_population)."""
-    n = len(a["start"])
-    D = end_idx + 1
-    ar = np.arange(n)
-    start = a["start"]
-    end = a["end"].copy()
-    kind = a["kind"]
-    is_m = kind == KIND_MONTHLY
-    meth = a["pay_method"]
-    bank = (meth == M_DD) | (meth == M_SO)
-    lenient = (meth == M_CARD) | (meth == M_CASH)
-    own_method = np.where(lenient, meth, M_CARD)  # how one-off payments are made
-    uc_from, uc_first_pay = a["uc_from"], a["uc_first_pay"]
-    hb_from, hb_to = a["hb_from"], a["hb_to"]
-    cov_hb, cov_uc = a["cov_hb"], a["cov_uc"]
-    vulnerable = a["vulnerable"]
-    miss_p = 1.0 - a["keep"]
-
-    tx = _Records(("idx", "type", "amount", "method", "ref"), ws_idx)
-    ev = _Records(("idx", "type", "amount", "note"), 0)
-
-    ry_p = np.searchsorted(rent_change_days["periodic"], np.arange(D), side="right")
-    ry_m = np.searchsorted(rent_change_days["monthly"], np.arange(D), side="right")
-
-    rent_cal = Calendar(kind, a["rent_res"])
-    a_cal = Calendar(a["a_kind"], a["a_res"], members=uc_from > start)
-    uc_cal = Calendar(np.full(n, KIND_MONTHLY), a["uc_dom"], members=uc_from < NEVER)
-    hb_cal = Calendar(np.full(n, KIND_P28), a["hb_res"], members=hb_from < NEVER)
-
-    # -- state --------------------------------------------------------------------------------------------------
-    bal = np.where(start <= 0, a["legacy"], 0).astype(np.int64)
-    opening = np.zeros(n, dtype=np.int64)
-    hb_paid = np.where(hb_from == FAR_PAST, a["hb_res"] - 14, hb_from).astype(np.int64)
-    apa_from = a["apa_from"].copy()
-    arr_on = np.zeros(n, dtype=bool)
-    arr_topup = np.zeros(n)  # pence per week
-    arr_miss = np.zeros(n, dtype=np.int64)
-    arr_cool = np.full(n, -1, dtype=np.int64)
-    bs_until = np.full(n, -1, dtype=np.int64)
-    disp_until = np.full(n, -1, dtype=np.int64)
-    disp_withhold = np.zeros(n, dtype=bool)
-    disp_amt = np.zeros(n, dtype=np.int64)
-    legal = np.zeros(n, dtype=np.int64)
-    legal_last = np.full(n, -(10**6), dtype=np.int64)
-    last_charge = np.full(n, -1, dtype=np.int64)
-    last_amt = np.zeros(n, dtype=np.int64)
-    post_day = np.full(n, NEVER, dtype=np.int64)
-    owing_since = np.full(n, NEVER, dtype=np.int64)  # first day of the current run of a positive balance
-    evicted = np.zeros(n, dtype=bool)
-    written_off = np.zeros(n, dtype=bool)
-
-    sh = {k[3:]: v for k, v in a.items() if k.startswith("sh_")}
-    ptr = np.zeros(n, dtype=np.int64)
-    cur = {k: sh[k][:, 0].copy() for k in ("start", "end", "kind", "skip", "factor", "backdate")}
-
-    pending: dict[int, list] = defaultdict(list)  # regular tenant payments: day -> [(idx,)]
-    oneoff: dict[int, list] = defaultdict(list)  # day -> [(idx, value, frac_mode, type, ref, method)]
-    reversal: dict[int, list] = defaultdict(list)  # day -> [(idx, amount, ref)]
-
-    # UC advances (fixed amounts) and post-shock lump sums (a share of the balance then).
-    adv = np.flatnonzero(a["adv_day"] < D)
-    _push(oneoff, a["adv_day"][adv], adv, a["adv_amt"][adv].astype(float), np.zeros(len(adv), bool),
-          np.full(len(adv), TX["payment"]), PAYMENT_REF[own_method[adv]], own_method[adv])
-    rows, cols = np.nonzero(sh["lump_day"] < D)
-    dhp = sh["lump_dhp"][rows, cols]
-    _push(oneoff, sh["lump_day"][rows, cols], rows, sh["lump_frac"][rows, cols], np.ones(len(rows), bool),
-          np.where(dhp, TX["benefit"], TX["payment"]),
-          np.where(dhp, R["Discretionary Housing Payment"], PAYMENT_REF[own_method[rows]]),
-          np.where(dhp, M_BENEFIT, own_method[rows]))
-
-    rent_now = wk_now = None
-    for t in range(D):
-        dom_t = int(grid.dom[t])
-        if t == 0 or ry_p[t] != ry_p[t - 1] or ry_m[t] != ry_m[t - 1]:
-            ryi = np.where(is_m, ry_m[t], ry_p[t])
-            rent_now = a["rent"][ar, ryi]
-            wk_now = a["weekly"][ar, ryi]
-
-        # 1. shocks, opening balance -----------------------------------------------------------------------
-        done = np.flatnonzero(cur["end"] < t)
-        if done.size:
-            lost = done[(cur["kind"][done] == SK_BENEFIT) & ~cur["backdate"][done]]
-            hb_paid[lost] = np.maximum(hb_paid[lost], cur["end"][lost] + 1)
-            ptr[done] += 1
-            for k in cur:
-                cur[k][done] = sh[k][done, ptr[done]]
-        in_shock = cur["start"] <= t
-        suspended = in_shock & (cur["kind"] == SK_BENEFIT)
-        if t == ws_idx:
-            opening = np.where(start < ws_idx, bal, 0)
-            oi = np.flatnonzero(opening != 0)
-            tx.add(t, oi, type=TX["adjustment"], amount=opening[oi], method=-1, ref=R["Opening balance"])
-
-        # 2. rent charges ---------------------------------------------------------------------------------------
-        idx = rent_cal.due(t, dom_t)
-        if idx.size:
-            idx = idx[(start[idx] <= t) & (end[idx] >= t)]
-            amt = rent_now[idx]
-            bal[idx] += amt
-            last_charge[idx] = t
-            last_amt[idx] = amt
-            tx.add(t, idx, type=TX["charge"], amount=amt, method=-1, ref=R["Rent"])
-
-        # 3. benefit paid to the landlord -----------------------------------------------------------------------
-        idx = hb_cal.due(t, dom_t)
-        if idx.size:
-            idx = idx[(start[idx] <= t) & (a["hb_first_run"][idx] <= t) & ~suspended[idx]]
-            upto = np.minimum(np.minimum(t + 14, hb_to[idx]), end[idx] + 1)
-            days = upto - hb_paid[idx]
-            ok = days > 0
-            idx, upto, days = idx[ok], upto[ok], days[ok]
-            amt = np.rint(cov_hb[idx] * wk_now[idx] * days / 7.0).astype(np.int64)
-            hb_paid[idx] = upto
-            ok = amt > 0
-            bal[idx[ok]] -= amt[ok]
-            tx.add(t, idx[ok], type=TX["benefit"], amount=-amt[ok], method=M_BENEFIT, ref=R["Housing Benefit"])
-
-        sched_b = np.empty(0, dtype=np.int64)
-        idx = uc_cal.due(t, dom_t)
-        if idx.size:
-            alive_i = (start[idx] <= t) & (t <= end[idx]) & (uc_from[idx] <= t) & (uc_first_pay[idx] <= t)
-            sched_b = idx[alive_i]
-            api = sched_b[(apa_from[sched_b] <= t) & ~suspended[sched_b]]
-            amt = np.rint(cov_uc[api] * wk_now[api] * WEEKS_PER_MONTH).astype(np.int64)
-            bal[api] -= amt
-            tx.add(t, api, type=TX["benefit"], amount=-amt, method=M_BENEFIT, ref=R["UC managed payment"])
-            owe = api[bal[api] > 0]
-            ded = np.minimum(a["tpd"][owe].astype(np.int64), bal[owe])
-            bal[owe] -= ded
-            tx.add(t, owe, type=TX["benefit"], amount=-ded, method=M_BENEFIT, ref=R["UC deduction for arrears"])
-
-        # 4. schedule tenants' own payments ---------------------------------------------------------------------
-        ia = a_cal.due(t, dom_t)
-        if ia.size:
-            ia = ia[(start[ia] <= t) & (t <= end[ia]) & (t < uc_from[ia])]
-        sched = np.concatenate([ia, sched_b]) if sched_b.size else ia
-        if sched.size:
-            jitter = rng.exponential(1.0, len(sched)) - 1.0
-            uc_dd = (t >= uc_from[sched]) & (meth[sched] == M_DD)
-            delay = np.where(
-                bank[sched],
-                a["fixed_delay"][sched] + 2 * uc_dd,
-                np.maximum(0, np.rint(a["delay_base"][sched] + a["delay_jitter"][sched] * jitter))
-                + a["posting_lag"][sched],
-            ).astype(np.int64)
-            pay_day = grid.roll[t + np.minimum(delay, 60)]
-            _push(pending, pay_day, sched, np.arange(len(sched)) >= len(ia))  # (tenancy, paid from UC?)
-
-        # 5. tenants' payments due today ------------------------------------------------------------------------
-        due = pending.pop(t, None)
-        if due:
-            idx = np.concatenate([d[0] for d in due])
-            from_uc = np.concatenate([d[1] for d in due])
-            ok = (start[idx] <= t) & (t <= end[idx])
-            if ok.any():
-                _pay(t, idx[ok], from_uc[ok], a, grid, rng, bal, rent_now, wk_now, in_shock, cur, arr_on, arr_topup,
-                     arr_miss, arr_cool, bs_until, disp_until, disp_withhold, apa_from, miss_p, tx, ev, reversal)
-
-        # 6. one-off payments and reversals ----------------------------------------------------------------------
-        for idx, value, frac_mode, typ, ref, mth in oneoff.pop(t, ()):
-            live = (start[idx] <= t) & (t <= end[idx])
-            owed = np.maximum(bal[idx], 0)
-            amt = np.where(frac_mode, np.rint(value * owed), np.where(live, value, 0)).astype(np.int64)
-            amt = np.where(frac_mode, np.minimum(amt, owed), amt)
-            ok = (amt > 0) & (start[idx] <= t) & ~written_off[idx]
-            np.add.at(bal, idx[ok], -amt[ok])
-            tx.add(t, idx[ok], type=typ[ok], amount=-amt[ok], method=mth[ok], ref=ref[ok])
-        for idx, amt, ref in reversal.pop(t, ()):
-            np.add.at(bal, idx, amt)
-            tx.add(t, idx, type=TX["adjustment"], amount=amt, method=-1, ref=ref)
-
-        # 7. the housing officer's side --------------------------------------------------------------------------
-        alive = (start <= t) & (t <= end)
-        arrw = bal / wk_now
-        owing_since = np.where(bal > 0, np.minimum(owing_since, t), NEVER)
-        persistent = t - owing_since >= 28  # owing for four weeks or more
-        done = np.flatnonzero(arr_on & (bal <= 0))
-        if done.size:
-            arr_on[done] = False
-            ev.add(t, done, type=EV["arrangement_completed"], amount=np.nan, note=N["arrears cleared"])
-        bs_end = np.flatnonzero(bs_until == t)
-        ev.add(t, bs_end, type=EV["breathing_space_ended"], amount=np.nan, note=N["breathing space ended"])
-        dr = np.flatnonzero(disp_until == t)
-        if dr.size:
-            outcome = np.minimum((rng.random(dr.size)[:, None] >= np.array([0.35, 0.85])).sum(axis=1), 2)
-            credit = np.where(outcome == 0, np.rint(disp_amt[dr] * rng.uniform(0.2, 1.0, dr.size)), 0).astype(np.int64)
-            up = credit > 0
-            bal[dr[up]] -= credit[up]
-            tx.add(t, dr[up], type=TX["adjustment"], amount=-credit[up], method=-1, ref=R["Dispute settlement credit"])
-            ev.add(t, dr, type=EV["dispute_resolved"], amount=np.where(up, credit, np.nan),
-                   note=N[DISPUTE_OUTCOMES[0]] + outcome)
-            disp_withhold[dr] = False
-
-        u = rng.random(n)
-        in_arrears = alive & (arrw >= 1) & (t - owing_since >= 7)
-        h_contact = np.where(alive, 0.0012 + 0.008 * in_arrears + 0.025 * (arrw >= 3) + 0.03 * (arrw >= 6), 0.0)
-        h_contact = np.where(bs_until >= t, 0.3 * h_contact, h_contact)
-        c1 = h_contact
-        c2 = c1 + np.where(alive & (arrw >= 2) & (bs_until < t), 0.0002 * (1 + 2 * vulnerable), 0.0)
-        c3 = c2 + np.where(alive & (disp_until < t), 0.00003 + 0.00004 * in_arrears, 0.0)
-        c4 = c3 + np.where(alive, 0.00002, 0.0)
-        c5 = c4 + np.where(alive & (bal < -6 * wk_now), 1 / 90, 0.0)
-
-        ci = np.flatnonzero(u < c1)
-        if ci.size:
-            visit = (arrw[ci] >= 3) & (rng.random(ci.size) < 0.1)
-            note = np.where(visit, N["home visit"], a["channel"][ci])  # channel codes = first contact notes
-            ev.add(t, ci, type=EV["contact_made"], amount=np.nan, note=note)
-            cand = ci[(arrw[ci] >= ARRANGEMENT_WEEKS) & persistent[ci] & ~arr_on[ci] & (arr_cool[ci] <= t)
-                      & (bs_until[ci] < t)]
-            ok = rng.random(cand.size) < a["agree"][cand] * np.where(in_shock[cand], 0.5, 1.0)
-            ag = cand[ok]
-            if ag.size:
-                topup = np.clip(np.rint(bal[ag] / rng.uniform(26, 78, ag.size) / 50) * 50, 370, 4000)
-                arr_on[ag] = True
-                arr_topup[ag] = topup
-                arr_miss[ag] = 0
-                ev.add(t, ag, type=EV["arrangement_agreed"], amount=topup, note=N["rent plus weekly top-up"])
-            rest = ci[(arrw[ci] >= 1) & ~in_shock[ci] & ~arr_on[ci]]
-            pr = rest[rng.random(rest.size) < 0.35 * a["agree"][rest]]
-            if pr.size:
-                day = grid.roll[t + rng.integers(1, 8, pr.size)]
-                _push(oneoff, day, pr, rng.uniform(0.2, 0.8, pr.size), np.ones(pr.size, bool),
-                      np.full(pr.size, TX["payment"]), PAYMENT_REF[own_method[pr]], own_method[pr])
-        bi = np.flatnonzero((u >= c1) & (u < c2))
-        if bi.size:
-            bs_until[bi] = t + 60
-            ev.add(t, bi, type=EV["breathing_space_started"], amount=np.nan, note=N["standard breathing space"])
-        di = np.flatnonzero((u >= c2) & (u < c3))
-        if di.size:
-            disp_until[di] = t + rng.integers(14, 121, di.size)
-            disp_withhold[di] = rng.random(di.size) < 0.3
-            disp_amt[di] = np.rint(wk_now[di] * rng.uniform(0.5, 6.0, di.size)).astype(np.int64)
-            ev.add(t, di, type=EV["dispute_opened"], amount=disp_amt[di],
-                   note=N[DISPUTE_TOPICS[0]] + rng.integers(0, len(DISPUTE_TOPICS), di.size))
-        fi = np.flatnonzero((u >= c3) & (u < c4))
-        if fi.size:
-            fee = (rng.integers(25, 251, fi.size) * 100).astype(np.int64)
-            bal[fi] += fee
-            tx.add(t, fi, type=TX["fee"], amount=fee, method=-1, ref=R["Rechargeable repair"])
-        ri = np.flatnonzero((u >= c4) & (u < c5))
-        if ri.size:
-            amt = -bal[ri]
-            bal[ri] = 0
-            tx.add(t, ri, type=TX["refund"], amount=amt, method=-1, ref=R["Credit refund"])
-
-        # Legal action (only in the window, so evictions never remove a tenancy before it is observed).
-        if t >= ws_idx:
-            legal[alive & (legal > 0) & (arrw < 1)] = 0  # arrears cleared: the case is closed
-            thr = np.where(legal == 0, LEGAL_WEEKS[0], LEGAL_WEEKS[1])
-            el = np.flatnonzero(alive & (legal < 5) & (arrw >= thr) & persistent & ~arr_on & (bs_until < t)
-                                & (disp_until < t) & (t - legal_last >= 28))
-            if el.size:
-                go = el[rng.random(el.size) < LEGAL_HAZARD[legal[el]] * np.where(vulnerable[el], 0.5, 1.0)]
-                legal[go] += 1
-                legal_last[go] = t
-                ev.add(t, go, type=EV["legal_stage"], amount=bal[go], note=_LEGAL_NOTE[legal[go] - 1, a["tenure"][go]])
-                court = go[legal[go] == 2]
-                bal[court] += 35500
-                tx.add(t, court, type=TX["fee"], amount=35500, method=-1, ref=R["Court costs"])
-                out = go[legal[go] == 5]
-                end[out] = t
-                evicted[out] = True
-
-        # APA requests for UC arrears of two months.
-        ap = np.flatnonzero(alive & (apa_from >= NEVER) & (uc_from <= t) & (uc_first_pay <= t) & (arrw >= 8))
-        if ap.size:
-            go = ap[rng.random(ap.size) < 1 / 30]
-            apa_from[go] = t + rng.integers(28, 43, go.size)
-
-        # 8. move-outs, then refunds / write-offs, former-tenant payments ----------------------------------------
-        mo = np.flatnonzero(end == t)
-        if mo.size:
-            lc = last_charge[mo]
-            period = np.where(is_m[mo], grid.dim[np.maximum(lc, 0)], KIND_PERIOD[kind[mo]])
-            unused = lc + period - (t + 1)
-            credit = np.where((lc >= start[mo]) & (unused > 0), np.rint(last_amt[mo] * unused / period), 0)
-            credit = credit.astype(np.int64)
-            ok = credit > 0
-            bal[mo[ok]] -= credit[ok]
-            tx.add(t, mo[ok], type=TX["adjustment"], amount=-credit[ok], method=-1,
-                   ref=R["End of tenancy apportionment"])
-            arr_on[mo] = False
-            post_day[mo] = t + rng.integers(21, 200, mo.size)
-        pe = np.flatnonzero(post_day == t)
-        if pe.size:
-            post_day[pe] = NEVER
-            cr = pe[bal[pe] < 0]
-            tx.add(t, cr, type=TX["refund"], amount=-bal[cr], method=-1, ref=R["Credit refund"])
-            bal[cr] = 0
-            db = pe[bal[pe] > 0]
-            wo = db[rng.random(db.size) < np.where(bal[db] < 1000, 0.9, 0.55)]
-            tx.add(t, wo, type=TX["write_off"], amount=-bal[wo], method=-1, ref=R["Former tenant arrears written off"])
-            bal[wo] = 0
-            written_off[wo] = True
-        ft = np.flatnonzero((end < t) & (bal > 0) & ~written_off)
-        if ft.size:
-            go = ft[rng.random(ft.size) < a["catchup"][ft] / 45]
-            amt = np.rint(bal[go] * rng.uniform(0.1, 1.0, go.size)).astype(np.int64)
-            ok = amt > 0
-            go, amt = go[ok], amt[ok]
-            bal[go] -= amt
-            tx.add(t, go, type=TX["payment"], amount=-amt, method=own_method[go], ref=PAYMENT_REF[own_method[go]])
-
-    txa = tx.arrays({"idx": np.int32, "type": np.int8, "amount": np.int64, "method": np.int8, "ref": np.int16})
-    eva = ev.arrays({"idx": np.int32, "type": np.int8, "amount": np.float64, "note": np.int16})
+    """Run the day loop over days 0..``last_day`` for one block of tenancies (see draw_population)."""
+    block = _Block.prepare(tenancies, grid, window_start_day, last_day, rent_change_days, rng)
+    state = AccountState.opening(tenancies)
+    ledger = _Ledger.empty(window_start_day)
+    _queue_known_one_offs(last_day + 1, block, ledger)
+    for t in range(last_day + 1):  # t: the day index
+        _simulate_day(t, block, state, ledger)
     return LedgerResult(
-        transactions=txa, events=eva, end=end, evicted=evicted, apa_from=apa_from, opening_balance=opening,
-        closing_balance=bal, legal_stage=legal, written_off=written_off, last_charge=last_charge,
+        transactions=ledger.transactions.arrays({"tenancy": np.int32, "type": np.int8, "amount": np.int64,
+                                                 "method": np.int8, "reference": np.int16}),
+        events=ledger.events.arrays({"tenancy": np.int32, "type": np.int8, "amount": np.float64, "note": np.int16}),
+        end=state.end, evicted=state.evicted, apa_from=state.apa_from, opening_balance=state.opening_balance,
+        closing_balance=state.balance, legal_stage=state.legal_stage, written_off=state.written_off,
+        last_charge=state.last_charge_day,
     )
 
 
-def _pay(t, idx, is_b, a, grid, rng, bal, rent_now, wk_now, in_shock, cur, arr_on, arr_topup, arr_miss, arr_cool,
-         bs_until, disp_until, disp_withhold, apa_from, miss_p, tx, ev, reversal) -> None:
-    """Tenants' regular payments falling due on day ``t`` (``idx`` may repeat a tenancy); ``is_b`` marks those
+def _simulate_day(t: int, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """Day ``t``, step by step in the order of the module docstring."""
+    day_of_month = int(block.grid.dom[t])
+    _set_rent_now(t, block, state)
+    _advance_shocks(t, block, state)  # 1.
+    if t == block.window_start_day:
+        _post_opening_balances(t, block, state, ledger)
+    _post_rent_charges(t, day_of_month, block, state, ledger)  # 2.
+    _pay_housing_benefit(t, day_of_month, block, state, ledger)  # 3.
+    paid_uc = _pay_universal_credit(t, day_of_month, block, state, ledger)
+    _schedule_tenant_payments(t, day_of_month, paid_uc, block, state, ledger)  # 4.
+    _pay_tenant_payments_due(t, block, state, ledger)  # 5.
+    _post_one_offs(t, block, state, ledger)  # 6.
+    _post_reversals(t, state, ledger)
+    _officer_actions(t, block, state, ledger)  # 7.
+    _move_outs(t, block, state, ledger)  # 8.
+    _settle_former_tenancies(t, block, state, ledger)
+    _former_tenant_payments(t, block, state, ledger)
+
+
+def _queue_known_one_offs(n_days: int, block: _Block, ledger: _Ledger) -> None:
+    """UC advances (fixed amounts) and post-shock lump sums (a share of the balance then), known from the start."""
+    tenancies, method = block.tenancies, block.one_off_method
+    advance = np.flatnonzero(tenancies.uc_advance_day < n_days)
+    _enqueue(ledger.one_offs, tenancies.uc_advance_day[advance], advance,
+             tenancies.uc_advance_amount[advance].astype(float), np.zeros(len(advance), bool),
+             np.full(len(advance), _PAYMENT), PAYMENT_REFERENCE[method[advance]], method[advance])
+    rows, slots = np.nonzero(tenancies.shock_lump_day < n_days)
+    dhp = tenancies.shock_lump_is_dhp[rows, slots]
+    _enqueue(ledger.one_offs, tenancies.shock_lump_day[rows, slots], rows, tenancies.shock_lump_share[rows, slots],
+             np.ones(len(rows), bool), np.where(dhp, _BENEFIT, _PAYMENT),
+             np.where(dhp, REFERENCE_CODE["Discretionary Housing Payment"], PAYMENT_REFERENCE[method[rows]]),
+             np.where(dhp, M_BENEFIT, method[rows]))
+
+
+def _set_rent_now(t: int, block: _Block, state: AccountState) -> None:
+    """On day 0 and when a rent year starts (periodic and monthly rents change on different days): the rent in
+    force."""
+    periodic, monthly = block.rent_year_periodic, block.rent_year_monthly
+    if t == 0 or periodic[t] != periodic[t - 1] or monthly[t] != monthly[t - 1]:
+        rent_year = np.where(block.monthly_rent, monthly[t], periodic[t])
+        state.rent_now = block.tenancies.rent_by_year[block.all_rows, rent_year]
+        state.weekly_rent_now = block.tenancies.weekly_rent_by_year[block.all_rows, rent_year]
+
+
+# -- 1. shocks, opening balance -------------------------------------------------------------------------------------
+
+
+def _advance_shocks(t: int, block: _Block, state: AccountState) -> None:
+    """Tenancies whose shock episode has ended move on to the next; benefit lost in a benefit shock that is not
+    backdated is never paid. Sets who is in a shock today and whose benefit to the landlord is suspended."""
+    shock = state.shock
+    done = np.flatnonzero(shock.end < t)
+    if done.size:
+        lost = done[(shock.kind[done] == SK_BENEFIT) & ~shock.backdated[done]]
+        state.hb_paid_to[lost] = np.maximum(state.hb_paid_to[lost], shock.end[lost] + 1)
+        state.shock_slot[done] += 1
+        shock.move_to(done, state.shock_slot[done], block.tenancies)
+    state.in_shock = shock.start <= t
+    state.benefit_suspended = state.in_shock & (shock.kind == SK_BENEFIT)
+
+
+def _post_opening_balances(t: int, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """On the first day of the window: the balance built up so far, as an adjustment."""
+    state.opening_balance = np.where(block.tenancies.start < block.window_start_day, state.balance, 0)
+    rows = np.flatnonzero(state.opening_balance != 0)
+    ledger.transactions.add(t, rows, type=_ADJUSTMENT, amount=state.opening_balance[rows], method=_NO_METHOD,
+                            reference=REFERENCE_CODE["Opening balance"])
+
+
+# -- 2. rent charges; 3. benefit paid to the landlord ---------------------------------------------------------------
+
+
+def _post_rent_charges(t: int, day_of_month: int, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """The rent charges due today on live tenancies, at the rent in force."""
+    rows = block.rent_calendar.due(t, day_of_month)
+    if rows.size:
+        rows = rows[(block.tenancies.start[rows] <= t) & (state.end[rows] >= t)]
+        amount = state.rent_now[rows]
+        state.balance[rows] += amount
+        state.last_charge_day[rows] = t
+        state.last_charge_amount[rows] = amount
+        ledger.transactions.add(t, rows, type=TRANSACTION_CODE["charge"], amount=amount, method=_NO_METHOD,
+                                reference=REFERENCE_CODE["Rent"])
+
+
+def _pay_housing_benefit(t: int, day_of_month: int, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """The four-weekly Housing Benefit run: pays each claim up to two weeks ahead (and back to where it was last
+    paid, so a new claim is backdated), not during a benefit shock, never past the claim or tenancy end."""
+    rows = block.hb_calendar.due(t, day_of_month)
+    if rows.size:
+        tenancies = block.tenancies
+        rows = rows[(tenancies.start[rows] <= t) & (tenancies.hb_first_run[rows] <= t)
+                    & ~state.benefit_suspended[rows]]
+        upto = np.minimum(np.minimum(t + 14, tenancies.hb_to[rows]), state.end[rows] + 1)
+        days = upto - state.hb_paid_to[rows]
+        ok = days > 0
+        rows, upto, days = rows[ok], upto[ok], days[ok]
+        amount = np.rint(tenancies.hb_coverage[rows] * state.weekly_rent_now[rows] * days / 7.0).astype(np.int64)
+        state.hb_paid_to[rows] = upto
+        ok = amount > 0
+        state.balance[rows[ok]] -= amount[ok]
+        ledger.transactions.add(t, rows[ok], type=_BENEFIT, amount=-amount[ok], method=M_BENEFIT,
+                                reference=REFERENCE_CODE["Housing Benefit"])
+
+
+def _pay_universal_credit(
+    t: int, day_of_month: int, block: _Block, state: AccountState, ledger: _Ledger
+) -> np.ndarray:
+    """UC payment day (after a new claim's five-week wait): managed payments (APA) to the landlord, with the
+    deduction towards arrears when owing. Returns the claimants paid today (who then pay their own share)."""
+    rows = block.uc_calendar.due(t, day_of_month)
+    if not rows.size:
+        return np.empty(0, dtype=np.int64)
+    tenancies = block.tenancies
+    paid = rows[(tenancies.start[rows] <= t) & (t <= state.end[rows]) & (tenancies.uc_from[rows] <= t)
+                & (tenancies.uc_first_payment[rows] <= t)]
+    managed = paid[(state.apa_from[paid] <= t) & ~state.benefit_suspended[paid]]
+    amount = np.rint(tenancies.uc_coverage[managed] * state.weekly_rent_now[managed] * WEEKS_PER_MONTH).astype(np.int64)
+    state.balance[managed] -= amount
+    ledger.transactions.add(t, managed, type=_BENEFIT, amount=-amount, method=M_BENEFIT,
+                            reference=REFERENCE_CODE["UC managed payment"])
+    owing = managed[state.balance[managed] > 0]
+    deduction = np.minimum(tenancies.uc_arrears_deduction[owing].astype(np.int64), state.balance[owing])
+    state.balance[owing] -= deduction
+    ledger.transactions.add(t, owing, type=_BENEFIT, amount=-deduction, method=M_BENEFIT,
+                            reference=REFERENCE_CODE["UC deduction for arrears"])
+    return paid
+
+
+# -- 4. scheduling tenants' own payments; 5. paying -----------------------------------------------------------------
+
+
+def _schedule_tenant_payments(
+    t: int, day_of_month: int, paid_uc: np.ndarray, block: _Block, state: AccountState, ledger: _Ledger
+) -> None:
+    """Tenants paid today (on their own pay cycle, or by UC) queue a payment: bank payments arrive a fixed few
+    days later, card and cash after the tenant's habitual delay plus jitter; on the next working day."""
+    tenancies = block.tenancies
+    own = block.pay_calendar.due(t, day_of_month)
+    if own.size:
+        own = own[(tenancies.start[own] <= t) & (t <= state.end[own]) & (t < tenancies.uc_from[own])]
+    rows = np.concatenate([own, paid_uc]) if paid_uc.size else own
+    if rows.size:
+        jitter = block.rng.exponential(1.0, len(rows)) - 1.0
+        uc_direct_debit = (t >= tenancies.uc_from[rows]) & (tenancies.pay_method[rows] == M_DD)
+        delay = np.where(
+            block.pays_by_bank[rows],
+            tenancies.bank_delay_days[rows] + 2 * uc_direct_debit,
+            np.maximum(0, np.rint(tenancies.delay_base_days[rows] + tenancies.delay_jitter_days[rows] * jitter))
+            + tenancies.posting_lag_days[rows],
+        ).astype(np.int64)
+        pay_day = block.grid.roll[t + np.minimum(delay, 60)]
+        _enqueue(ledger.tenant_payments, pay_day, rows, np.arange(len(rows)) >= len(own))  # (tenancy, from UC?)
+
+
+def _pay_tenant_payments_due(t: int, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """The tenants' payments queued for today, for tenancies still live."""
+    due = ledger.tenant_payments.pop(t, None)
+    if due:
+        rows = np.concatenate([part[0] for part in due])
+        from_uc = np.concatenate([part[1] for part in due])
+        live = (block.tenancies.start[rows] <= t) & (t <= state.end[rows])
+        if live.any():
+            _pay(t, rows[live], from_uc[live], block, state, ledger)
+
+
+class _PaymentDue(NamedTuple):
+    """What each payment falling due is meant to be."""
+
+    expected: np.ndarray  #: the tenant's share of rent for the cycle plus any arrangement top-up (pence)
+    owed: np.ndarray  #: balance before paying (pence, float)
+    target: np.ndarray  #: the balance the tenant aims to leave (zero, or in advance for those who pay ahead)
+    on_arrangement: np.ndarray
+
+
+def _pay(t: int, rows: np.ndarray, from_uc: np.ndarray, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """Tenants' regular payments falling due on day ``t`` (``rows`` may repeat a tenancy); ``from_uc`` marks those
     scheduled from a Universal Credit payment (the others from the tenant's own pay cycle)."""
-    m = idx.size
-    meth = a["pay_method"][idx]
-    wk = wk_now[idx]
-    apa = apa_from[idx] <= t
-    hb_on = ~is_b & (a["hb_from"][idx] <= t) & (t < a["hb_to"][idx])
-    share = np.where(is_b, np.where(apa, 1.0 - a["cov_uc"][idx], 1.0), np.where(hb_on, 1.0 - a["cov_hb"][idx], 1.0))
-    same = np.where(is_b, a["kind"][idx] == KIND_MONTHLY, a["a_same_as_rent"][idx])
-    cw = np.where(is_b, WEEKS_PER_MONTH, a["a_weeks"][idx])
-    arr = arr_on[idx]
-    base = np.where(same, share * rent_now[idx], np.ceil(share * wk * cw))
-    E = np.rint(base + np.where(arr, arr_topup[idx] * cw, 0.0))
-    owed = bal[idx].astype(float)
+    due = _payment_due(t, rows, from_uc, block, state)
+    draws = block.rng.random((5, rows.size))
+    amount = _payment_amount(t, rows, due, draws, block, state)
+    bounced = _post_payments(t, rows, amount, draws[4], block, state, ledger)
+    _check_instalments(t, rows, due, amount, bounced, state, ledger)
+
+
+def _payment_due(t: int, rows: np.ndarray, from_uc: np.ndarray, block: _Block, state: AccountState) -> _PaymentDue:
+    """The tenant's share of rent (what benefit leaves), for the rent period when paying on the rent cycle, else
+    for the weeks of the pay cycle; plus any arrangement top-up."""
+    tenancies = block.tenancies
+    weekly_rent = state.weekly_rent_now[rows]
+    managed = state.apa_from[rows] <= t
+    hb_on = ~from_uc & (tenancies.hb_from[rows] <= t) & (t < tenancies.hb_to[rows])
+    share = np.where(from_uc, np.where(managed, 1.0 - tenancies.uc_coverage[rows], 1.0),
+                     np.where(hb_on, 1.0 - tenancies.hb_coverage[rows], 1.0))
+    rent_cycle = np.where(from_uc, tenancies.rent_kind[rows] == KIND_MONTHLY, tenancies.pay_cycle_is_rent_cycle[rows])
+    cycle_weeks = np.where(from_uc, WEEKS_PER_MONTH, tenancies.pay_cycle_weeks[rows])
+    on_arrangement = state.arrangement_on[rows]
+    base = np.where(rent_cycle, share * state.rent_now[rows], np.ceil(share * weekly_rent * cycle_weeks))
+    expected = np.rint(base + np.where(on_arrangement, state.arrangement_top_up[rows] * cycle_weeks, 0.0))
+    owed = state.balance[rows].astype(float)
     # A careful payer keeps the balance at a target just after paying: in advance by all but the first week of
     # the pay cycle (so it stays at or below zero until the next payday).
     # Others (no advance habit) aim at a zero balance just after payday and so run technical arrears between.
-    target = -share * wk * np.maximum(cw - 1.0, 0.0) * a["pays_ahead"][idx]
+    target = -share * weekly_rent * np.maximum(cycle_weeks - 1.0, 0.0) * tenancies.pays_ahead[rows]
+    return _PaymentDue(expected, owed, target, on_arrangement)
 
-    ps = np.where(arr, miss_p[idx], a["p_skip"][idx])
-    ins = in_shock[idx]
-    ps = np.where(ins, 1.0 - (1.0 - ps) * (1.0 - cur["skip"][idx]), ps)
-    ps = np.where((disp_until[idx] >= t) & disp_withhold[idx], 0.9, ps)
-    lenient = (meth == M_CARD) | (meth == M_CASH)
-    ps = np.where(lenient & (owed <= target), np.maximum(ps, 0.5), ps)
-    ps = np.where(lenient & (owed < target - E), np.maximum(ps, 0.95), ps)
-    u = rng.random((5, m))
-    miss = u[0] < ps
-    partial = u[1] < np.where(arr, 0.5, 1.0) * a["p_partial"][idx]
-    lo, hi = a["partial_lo"][idx], a["partial_hi"][idx]
-    frac = np.where(partial, lo + (hi - lo) * u[2], 1.0) * np.where(ins, cur["factor"][idx], 1.0)
-    regular = np.where(miss, 0.0, E * frac)
-    behind = owed - E - target  # what would be left above the target after the regular payment
-    catch = ~ins & ~miss & (u[3] < a["p_catch"][idx]) & (behind > 100.0)
-    extra = a["catchup"][idx] * behind
+
+def _p_miss(t: int, rows: np.ndarray, due: _PaymentDue, block: _Block, state: AccountState) -> np.ndarray:
+    """The chance each payment is missed: the archetype's (on an arrangement: of missing an instalment), raised by
+    a live shock or a dispute with withholding; card and cash payers at or beyond their target often skip."""
+    p_miss = np.where(due.on_arrangement, block.p_miss_instalment[rows], block.tenancies.p_skip[rows])
+    p_miss = np.where(state.in_shock[rows], 1.0 - (1.0 - p_miss) * (1.0 - state.shock.p_miss[rows]), p_miss)
+    p_miss = np.where((state.dispute_until[rows] >= t) & state.dispute_withholding[rows], 0.9, p_miss)
+    lenient = block.pays_card_or_cash[rows]
+    p_miss = np.where(lenient & (due.owed <= due.target), np.maximum(p_miss, 0.5), p_miss)
+    return np.where(lenient & (due.owed < due.target - due.expected), np.maximum(p_miss, 0.95), p_miss)
+
+
+def _payment_amount(
+    t: int, rows: np.ndarray, due: _PaymentDue, draws: np.ndarray, block: _Block, state: AccountState
+) -> np.ndarray:
+    """Each payment in pence: nothing if missed, else the expected amount or part of it (a partial payment, less
+    during a shock), plus sometimes a catch-up share of what is owed beyond the target; whole pounds for some."""
+    tenancies = block.tenancies
+    missed = draws[0] < _p_miss(t, rows, due, block, state)
+    in_shock = state.in_shock[rows]
+    partial = draws[1] < np.where(due.on_arrangement, 0.5, 1.0) * tenancies.p_partial[rows]
+    low, high = tenancies.partial_share_low[rows], tenancies.partial_share_high[rows]
+    share_paid = np.where(partial, low + (high - low) * draws[2], 1.0) * np.where(
+        in_shock, state.shock.income_factor[rows], 1.0)
+    regular = np.where(missed, 0.0, due.expected * share_paid)
+    behind = due.owed - due.expected - due.target  # what would be left above the target after the regular payment
+    catch_up = ~in_shock & ~missed & (draws[3] < tenancies.p_catchup[rows]) & (behind > 100.0)
+    extra = tenancies.catchup_share[rows] * behind
     extra = np.where(behind - extra < 500.0, behind, extra)  # a remainder under £5 is paid off too
-    amt = regular + np.where(catch, extra, 0.0)
-    amt = np.where(a["round_pounds"][idx], np.ceil(amt / 100.0) * 100.0, np.rint(amt)).astype(np.int64)
+    amount = regular + np.where(catch_up, extra, 0.0)
+    return np.where(tenancies.round_pounds[rows], np.ceil(amount / 100.0) * 100.0, np.rint(amount)).astype(np.int64)
 
-    pos = amt > 0
-    bounce = pos & (((meth == M_DD) & (u[4] < np.where(ins, 0.15, 0.004))) | ((meth == M_CARD) & (u[4] < 0.001)))
-    pi = idx[pos]
-    np.add.at(bal, pi, -amt[pos])
-    tx.add(t, pi, type=TX["payment"], amount=-amt[pos], method=meth[pos], ref=PAYMENT_REF[meth[pos]])
-    if bounce.any():
-        bi = idx[bounce]
-        day = grid.roll[t + 3 + rng.integers(0, 3, bi.size)]
-        ref = np.where(meth[bounce] == M_DD, R["Returned direct debit"], R["Payment reversal"])
-        _push(reversal, day, bi, amt[bounce], ref)
 
-    check = arr & (E > 0)
+def _post_payments(
+    t: int, rows: np.ndarray, amount: np.ndarray, draw: np.ndarray, block: _Block, state: AccountState,
+    ledger: _Ledger,
+) -> np.ndarray:
+    """Posts the payments. Direct debits occasionally bounce (more often during a shock), cards rarely: they come
+    back as a positive adjustment a few working days later. Returns which payments bounced."""
+    method = block.tenancies.pay_method[rows]
+    paid = amount > 0
+    bounced = paid & (((method == M_DD) & (draw < np.where(state.in_shock[rows], 0.15, 0.004)))
+                      | ((method == M_CARD) & (draw < 0.001)))
+    np.add.at(state.balance, rows[paid], -amount[paid])
+    ledger.transactions.add(t, rows[paid], type=_PAYMENT, amount=-amount[paid], method=method[paid],
+                            reference=PAYMENT_REFERENCE[method[paid]])
+    if bounced.any():
+        returned = rows[bounced]
+        day = block.grid.roll[t + 3 + block.rng.integers(0, 3, returned.size)]
+        reference = np.where(method[bounced] == M_DD, REFERENCE_CODE["Returned direct debit"],
+                             REFERENCE_CODE["Payment reversal"])
+        _enqueue(ledger.reversals, day, returned, amount[bounced], reference)
+    return bounced
+
+
+def _check_instalments(
+    t: int, rows: np.ndarray, due: _PaymentDue, amount: np.ndarray, bounced: np.ndarray, state: AccountState,
+    ledger: _Ledger,
+) -> None:
+    """Arrangement instalments: one paid (90% or more, not bounced) clears the count of misses; two missed in a
+    row break the arrangement (not in breathing space), and no new one is agreed for eight weeks."""
+    check = due.on_arrangement & (due.expected > 0)
     if check.any():
-        ci = idx[check]
-        kept = (amt[check] >= 0.9 * E[check]) & ~bounce[check]
-        arr_miss[ci] = np.where(kept, 0, arr_miss[ci] + 1)
-        broken = ci[(arr_miss[ci] >= 2) & (bs_until[ci] < t)]
+        checked = rows[check]
+        kept = (amount[check] >= 0.9 * due.expected[check]) & ~bounced[check]
+        state.arrangement_missed[checked] = np.where(kept, 0, state.arrangement_missed[checked] + 1)
+        broken = checked[(state.arrangement_missed[checked] >= 2) & (state.breathing_space_until[checked] < t)]
         broken = np.unique(broken)
         if broken.size:
-            arr_on[broken] = False
-            arr_cool[broken] = t + 56
-            ev.add(t, broken, type=EV["arrangement_broken"], amount=bal[broken].astype(float),
-                   note=N["two instalments missed"])
+            state.arrangement_on[broken] = False
+            state.arrangement_retry_from[broken] = t + 56
+            ledger.events.add(t, broken, type=EVENT_CODE["arrangement_broken"],
+                              amount=state.balance[broken].astype(float), note=NOTE_CODE["two instalments missed"])
+
+
+# -- 6. one-off payments and reversals ------------------------------------------------------------------------------
+
+
+def _post_one_offs(t: int, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """One-off payments due today: fixed amounts (while the tenancy is live) or a share of what is owed (also
+    after a move-out, unless the debt was written off)."""
+    start = block.tenancies.start
+    for rows, value, share_of_balance, types, references, methods in ledger.one_offs.pop(t, ()):
+        live = (start[rows] <= t) & (t <= state.end[rows])
+        owed = np.maximum(state.balance[rows], 0)
+        amount = np.where(share_of_balance, np.rint(value * owed), np.where(live, value, 0)).astype(np.int64)
+        amount = np.where(share_of_balance, np.minimum(amount, owed), amount)
+        ok = (amount > 0) & (start[rows] <= t) & ~state.written_off[rows]
+        np.add.at(state.balance, rows[ok], -amount[ok])
+        ledger.transactions.add(t, rows[ok], type=types[ok], amount=-amount[ok], method=methods[ok],
+                                reference=references[ok])
+
+
+def _post_credits(
+    t: int, rows: np.ndarray, credit: np.ndarray, reference: str, state: AccountState, ledger: _Ledger
+) -> np.ndarray:
+    """The positive ``credit`` amounts (pence) posted to the accounts as adjustments; returns where they were."""
+    posted = credit > 0
+    state.balance[rows[posted]] -= credit[posted]
+    ledger.transactions.add(t, rows[posted], type=_ADJUSTMENT, amount=-credit[posted], method=_NO_METHOD,
+                            reference=REFERENCE_CODE[reference])
+    return posted
+
+
+def _post_reversals(t: int, state: AccountState, ledger: _Ledger) -> None:
+    """Bounced payments coming back today, as positive adjustments."""
+    for rows, amount, references in ledger.reversals.pop(t, ()):
+        np.add.at(state.balance, rows, amount)
+        ledger.transactions.add(t, rows, type=_ADJUSTMENT, amount=amount, method=_NO_METHOD, reference=references)
+
+
+# -- 7. the housing officer's side ----------------------------------------------------------------------------------
+
+
+class _Standing(NamedTuple):
+    """How the accounts stand when the officer looks at them today."""
+
+    live: np.ndarray
+    arrears_weeks: np.ndarray  #: balance in weeks of rent
+    persistent: np.ndarray  #: owing for four weeks or more
+
+
+def _officer_actions(t: int, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """Arrangements completed, breathing space ending, disputes resolved; then today's contacts, breathing space,
+    disputes, recharge fees and credit refunds; legal action (in the window) and requests for managed payments."""
+    live = (block.tenancies.start <= t) & (t <= state.end)
+    arrears_weeks = state.balance / state.weekly_rent_now
+    state.owing_since = np.where(state.balance > 0, np.minimum(state.owing_since, t), NEVER)
+    standing = _Standing(live, arrears_weeks, t - state.owing_since >= 28)
+    _complete_cleared_arrangements(t, state, ledger)
+    ledger.events.add(t, np.flatnonzero(state.breathing_space_until == t), type=EVENT_CODE["breathing_space_ended"],
+                      amount=np.nan, note=NOTE_CODE["breathing space ended"])
+    _resolve_disputes(t, block, state, ledger)
+    contacted, breathing, disputed, charged, refunded = _draw_officer_actions(t, block, state, standing)
+    if contacted.size:
+        _contact(t, contacted, block, state, ledger, standing)
+    if breathing.size:
+        state.breathing_space_until[breathing] = t + 60
+        ledger.events.add(t, breathing, type=EVENT_CODE["breathing_space_started"], amount=np.nan,
+                          note=NOTE_CODE["standard breathing space"])
+    if disputed.size:
+        _open_disputes(t, disputed, block, state, ledger)
+    if charged.size:
+        _charge_recharge_fees(t, charged, block, state, ledger)
+    if refunded.size:
+        _refund_credits(t, refunded, state, ledger)
+    # Legal action only in the window, so evictions never remove a tenancy before it is observed.
+    if t >= block.window_start_day:
+        _legal_action(t, block, state, ledger, standing)
+    _request_managed_payments(t, block, state, standing)
+
+
+def _complete_cleared_arrangements(t: int, state: AccountState, ledger: _Ledger) -> None:
+    """Arrangements whose balance is cleared are completed."""
+    done = np.flatnonzero(state.arrangement_on & (state.balance <= 0))
+    if done.size:
+        state.arrangement_on[done] = False
+        ledger.events.add(t, done, type=EVENT_CODE["arrangement_completed"], amount=np.nan,
+                          note=NOTE_CODE["arrears cleared"])
+
+
+def _resolve_disputes(t: int, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """Disputes due today are upheld (35%, with a credit of part of the sum disputed), not upheld or withdrawn."""
+    rows = np.flatnonzero(state.dispute_until == t)
+    if rows.size:
+        rng = block.rng
+        outcome = np.minimum((rng.random(rows.size)[:, None] >= np.array([0.35, 0.85])).sum(axis=1), 2)
+        credit = np.where(outcome == 0, np.rint(state.dispute_amount[rows] * rng.uniform(0.2, 1.0, rows.size)), 0)
+        credit = credit.astype(np.int64)
+        upheld = _post_credits(t, rows, credit, "Dispute settlement credit", state, ledger)
+        ledger.events.add(t, rows, type=EVENT_CODE["dispute_resolved"], amount=np.where(upheld, credit, np.nan),
+                          note=NOTE_CODE[DISPUTE_OUTCOMES[0]] + outcome)
+        state.dispute_withholding[rows] = False
+
+
+def _draw_officer_actions(
+    t: int, block: _Block, state: AccountState, standing: _Standing
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One draw per account, split by daily hazards into: a contact (more likely the deeper and longer the arrears,
+    less in breathing space), breathing space, a dispute, a recharge fee, a refund of a large credit (or none).
+    Returns the tenancies of each action."""
+    live, weeks = standing.live, standing.arrears_weeks
+    draw = block.rng.random(len(live))
+    in_arrears = live & (weeks >= 1) & (t - state.owing_since >= 7)
+    contact = np.where(live, 0.0012 + 0.008 * in_arrears + 0.025 * (weeks >= 3) + 0.03 * (weeks >= 6), 0.0)
+    contact = np.where(state.breathing_space_until >= t, 0.3 * contact, contact)
+    upto_contact = contact
+    upto_breathing = upto_contact + np.where(live & (weeks >= 2) & (state.breathing_space_until < t),
+                                             0.0002 * (1 + 2 * block.tenancies.vulnerable), 0.0)
+    upto_dispute = upto_breathing + np.where(live & (state.dispute_until < t), 0.00003 + 0.00004 * in_arrears, 0.0)
+    upto_fee = upto_dispute + np.where(live, 0.00002, 0.0)
+    upto_refund = upto_fee + np.where(live & (state.balance < -6 * state.weekly_rent_now), 1 / 90, 0.0)
+    bounds = (upto_contact, upto_breathing, upto_dispute, upto_fee, upto_refund)
+    between = (np.flatnonzero((draw >= low) & (draw < high)) for low, high in zip(bounds[:-1], bounds[1:], strict=True))
+    return np.flatnonzero(draw < upto_contact), *between
+
+
+def _contact(
+    t: int, rows: np.ndarray, block: _Block, state: AccountState, ledger: _Ledger, standing: _Standing
+) -> None:
+    """Officer contacts (by the tenant's preferred channel; a home visit for some deep arrears), at which an
+    arrangement may be agreed or a payment promised."""
+    visit = (standing.arrears_weeks[rows] >= 3) & (block.rng.random(rows.size) < 0.1)
+    note = np.where(visit, NOTE_CODE["home visit"], block.tenancies.channel[rows])  # channel codes = contact notes
+    ledger.events.add(t, rows, type=EVENT_CODE["contact_made"], amount=np.nan, note=note)
+    _agree_arrangements(t, rows, block, state, ledger, standing)
+    _take_payment_promises(t, rows, block, state, ledger, standing)
+
+
+def _agree_arrangements(
+    t: int, rows: np.ndarray, block: _Block, state: AccountState, ledger: _Ledger, standing: _Standing
+) -> None:
+    """An arrangement (rent plus a weekly top-up clearing the arrears in 6-18 months) is offered to contacted
+    tenants whose arrears reach ARRANGEMENT_WEEKS and persist, and agreed by some (half as often during a shock)."""
+    rng = block.rng
+    offered = rows[(standing.arrears_weeks[rows] >= ARRANGEMENT_WEEKS) & standing.persistent[rows]
+                   & ~state.arrangement_on[rows] & (state.arrangement_retry_from[rows] <= t)
+                   & (state.breathing_space_until[rows] < t)]
+    p_agree = block.tenancies.p_agree_arrangement[offered] * np.where(state.in_shock[offered], 0.5, 1.0)
+    agreed = offered[rng.random(offered.size) < p_agree]
+    if agreed.size:
+        top_up = np.clip(np.rint(state.balance[agreed] / rng.uniform(26, 78, agreed.size) / 50) * 50, 370, 4000)
+        state.arrangement_on[agreed] = True
+        state.arrangement_top_up[agreed] = top_up
+        state.arrangement_missed[agreed] = 0
+        ledger.events.add(t, agreed, type=EVENT_CODE["arrangement_agreed"], amount=top_up,
+                          note=NOTE_CODE["rent plus weekly top-up"])
+
+
+def _take_payment_promises(
+    t: int, rows: np.ndarray, block: _Block, state: AccountState, ledger: _Ledger, standing: _Standing
+) -> None:
+    """Other contacted tenants in arrears (not in a shock) sometimes promise a payment of part of what they owe
+    within a week."""
+    rng = block.rng
+    rest = rows[(standing.arrears_weeks[rows] >= 1) & ~state.in_shock[rows] & ~state.arrangement_on[rows]]
+    promised = rest[rng.random(rest.size) < 0.35 * block.tenancies.p_agree_arrangement[rest]]
+    if promised.size:
+        day = block.grid.roll[t + rng.integers(1, 8, promised.size)]
+        method = block.one_off_method[promised]
+        _enqueue(ledger.one_offs, day, promised, rng.uniform(0.2, 0.8, promised.size), np.ones(promised.size, bool),
+                 np.full(promised.size, _PAYMENT), PAYMENT_REFERENCE[method], method)
+
+
+def _open_disputes(t: int, rows: np.ndarray, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """Disputes opened today: resolved in 2-17 weeks, some with the tenant withholding payment meanwhile."""
+    rng = block.rng
+    state.dispute_until[rows] = t + rng.integers(14, 121, rows.size)
+    state.dispute_withholding[rows] = rng.random(rows.size) < 0.3
+    amount = np.rint(state.weekly_rent_now[rows] * rng.uniform(0.5, 6.0, rows.size)).astype(np.int64)
+    state.dispute_amount[rows] = amount
+    ledger.events.add(t, rows, type=EVENT_CODE["dispute_opened"], amount=state.dispute_amount[rows],
+                      note=NOTE_CODE[DISPUTE_TOPICS[0]] + rng.integers(0, len(DISPUTE_TOPICS), rows.size))
+
+
+def _charge_recharge_fees(t: int, rows: np.ndarray, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """Rechargeable repairs (£25-£250) added to the balance."""
+    fee = (block.rng.integers(25, 251, rows.size) * 100).astype(np.int64)
+    state.balance[rows] += fee
+    ledger.transactions.add(t, rows, type=TRANSACTION_CODE["fee"], amount=fee, method=_NO_METHOD,
+                            reference=REFERENCE_CODE["Rechargeable repair"])
+
+
+def _refund_credits(t: int, rows: np.ndarray, state: AccountState, ledger: _Ledger) -> None:
+    """The credit on these accounts paid back to the tenant."""
+    amount = -state.balance[rows]
+    state.balance[rows] = 0
+    ledger.transactions.add(t, rows, type=TRANSACTION_CODE["refund"], amount=amount, method=_NO_METHOD,
+                            reference=REFERENCE_CODE["Credit refund"])
+
+
+def _legal_action(t: int, block: _Block, state: AccountState, ledger: _Ledger, standing: _Standing) -> None:
+    """Cases close when the arrears are cleared. Large, persistent arrears (LEGAL_WEEKS) outside an arrangement,
+    breathing space or a dispute move a stage on at LEGAL_HAZARD (half for vulnerable tenants), at most every
+    four weeks: the possession claim adds court costs, the fifth stage is eviction."""
+    live, weeks, stage = standing.live, standing.arrears_weeks, state.legal_stage
+    stage[live & (stage > 0) & (weeks < 1)] = 0  # arrears cleared: the case is closed
+    threshold = np.where(stage == 0, LEGAL_WEEKS[0], LEGAL_WEEKS[1])
+    eligible = np.flatnonzero(live & (stage < 5) & (weeks >= threshold) & standing.persistent & ~state.arrangement_on
+                              & (state.breathing_space_until < t) & (state.dispute_until < t)
+                              & (t - state.legal_stage_day >= 28))
+    if eligible.size:
+        tenancies = block.tenancies
+        p_step = LEGAL_HAZARD[stage[eligible]] * np.where(tenancies.vulnerable[eligible], 0.5, 1.0)
+        moved = eligible[block.rng.random(eligible.size) < p_step]
+        stage[moved] += 1
+        state.legal_stage_day[moved] = t
+        ledger.events.add(t, moved, type=EVENT_CODE["legal_stage"], amount=state.balance[moved],
+                          note=_LEGAL_NOTE[stage[moved] - 1, tenancies.tenure[moved]])
+        court = moved[stage[moved] == 2]
+        state.balance[court] += COURT_COSTS
+        ledger.transactions.add(t, court, type=TRANSACTION_CODE["fee"], amount=COURT_COSTS, method=_NO_METHOD,
+                                reference=REFERENCE_CODE["Court costs"])
+        evicted = moved[stage[moved] == 5]
+        state.end[evicted] = t
+        state.evicted[evicted] = True
+
+
+def _request_managed_payments(t: int, block: _Block, state: AccountState, standing: _Standing) -> None:
+    """UC claimants two months in arrears: the landlord requests managed payments (APA), which start 4-6 weeks on."""
+    tenancies = block.tenancies
+    rows = np.flatnonzero(standing.live & (state.apa_from >= NEVER) & (tenancies.uc_from <= t)
+                          & (tenancies.uc_first_payment <= t) & (standing.arrears_weeks >= 8))
+    if rows.size:
+        requested = rows[block.rng.random(rows.size) < 1 / 30]
+        state.apa_from[requested] = t + block.rng.integers(28, 43, requested.size)
+
+
+# -- 8. move-outs, refunds and write-offs, former tenants' payments -------------------------------------------------
+
+
+def _move_outs(t: int, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """Tenancies ending today: an apportionment credit for the unused part of the last rent period; any
+    arrangement ends; 3-28 weeks later any credit is refunded or the debt (often) written off."""
+    rows = np.flatnonzero(state.end == t)
+    if rows.size:
+        tenancies = block.tenancies
+        last = state.last_charge_day[rows]
+        period = np.where(block.monthly_rent[rows], block.grid.dim[np.maximum(last, 0)],
+                          KIND_PERIOD[tenancies.rent_kind[rows]])
+        unused = last + period - (t + 1)
+        credit = np.where((last >= tenancies.start[rows]) & (unused > 0),
+                          np.rint(state.last_charge_amount[rows] * unused / period), 0)
+        _post_credits(t, rows, credit.astype(np.int64), "End of tenancy apportionment", state, ledger)
+        state.arrangement_on[rows] = False
+        state.settle_day[rows] = t + block.rng.integers(21, 200, rows.size)
+
+
+def _settle_former_tenancies(t: int, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """Ended tenancies due to be settled today: credit is refunded; debt is written off (most small debts, about
+    half of the larger ones) or left to be collected."""
+    rows = np.flatnonzero(state.settle_day == t)
+    if rows.size:
+        state.settle_day[rows] = NEVER
+        _refund_credits(t, rows[state.balance[rows] < 0], state, ledger)
+        owing = rows[state.balance[rows] > 0]
+        written = owing[block.rng.random(owing.size) < np.where(state.balance[owing] < 1000, 0.9, 0.55)]
+        ledger.transactions.add(t, written, type=TRANSACTION_CODE["write_off"], amount=-state.balance[written],
+                                method=_NO_METHOD, reference=REFERENCE_CODE["Former tenant arrears written off"])
+        state.balance[written] = 0
+        state.written_off[written] = True
+
+
+def _former_tenant_payments(t: int, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """Former tenants with debt not written off now and then pay some of it (more often the keener payers)."""
+    rows = np.flatnonzero((state.end < t) & (state.balance > 0) & ~state.written_off)
+    if rows.size:
+        rng = block.rng
+        paying = rows[rng.random(rows.size) < block.tenancies.catchup_share[rows] / 45]
+        amount = np.rint(state.balance[paying] * rng.uniform(0.1, 1.0, paying.size)).astype(np.int64)
+        ok = amount > 0
+        paying, amount = paying[ok], amount[ok]
+        state.balance[paying] -= amount
+        method = block.one_off_method[paying]
+        ledger.transactions.add(t, paying, type=_PAYMENT, amount=-amount, method=method,
+                                reference=PAYMENT_REFERENCE[method])

@@ -45,8 +45,9 @@ class DayGrid:
         shift = np.where(self.weekday == 5, 2, np.where(self.weekday == 6, 1, 0))
         self.roll = np.arange(total) + shift
 
-    def day(self, d: date) -> int:
-        return (d - self.start).days
+    def day(self, when: date) -> int:
+        """The day index of a date."""
+        return (when - self.start).days
 
 
 def weekday_of(days: np.ndarray, start: date) -> np.ndarray:
@@ -82,7 +83,7 @@ class Calendar:
         keys = [t % 7, 7 + t % 14, 21 + t % 28]
         if dom <= 28:
             keys.append(48 + dom)
-        parts = [self._idx[self._ptr[k]:self._ptr[k + 1]] for k in keys if self._ptr[k + 1] > self._ptr[k]]
+        parts = [self._idx[self._ptr[key]:self._ptr[key + 1]] for key in keys if self._ptr[key + 1] > self._ptr[key]]
         if not parts:
             return np.empty(0, dtype=np.int64)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -70,10 +70,11 @@ def fifo_lateness(transactions: pd.DataFrame) -> tuple[np.ndarray, int]:
     group_id = np.cumsum(start) - 1
     first = np.flatnonzero(start)
 
-    def group_cumsum(x: np.ndarray) -> np.ndarray:
-        c = np.cumsum(x)
-        before = np.concatenate([[0], c[first[1:] - 1]]) if len(first) else np.zeros(0, np.int64)
-        return c - before[group_id]
+    def group_cumsum(values: np.ndarray) -> np.ndarray:
+        """Running totals of ``values`` restarting at each tenancy."""
+        running = np.cumsum(values)
+        before = np.concatenate([[0], running[first[1:] - 1]]) if len(first) else np.zeros(0, np.int64)
+        return running - before[group_id]
 
     cum_debit = group_cumsum(debit)
     cum_credit = group_cumsum(credit)
@@ -82,15 +83,17 @@ def fifo_lateness(transactions: pd.DataFrame) -> tuple[np.ndarray, int]:
     credit_key = codes[credit_rows].astype(np.int64) * big + cum_credit[credit_rows]
     charge_rows = np.flatnonzero(is_charge)
     target = codes[charge_rows].astype(np.int64) * big + cum_debit[charge_rows]
-    j = np.searchsorted(credit_key, target, side="left")
-    ok = j < len(credit_rows)
-    jj = np.minimum(j, max(len(credit_rows) - 1, 0))
-    ok &= codes[credit_rows[jj]] == codes[charge_rows] if len(credit_rows) else np.zeros(len(charge_rows), bool)
-    late = np.maximum(day[credit_rows[jj[ok]]] - day[charge_rows[ok]], 0)
+    clearing = np.searchsorted(credit_key, target, side="left")  # first credit whose running total covers it
+    ok = clearing < len(credit_rows)
+    clearing = np.minimum(clearing, max(len(credit_rows) - 1, 0))
+    ok &= codes[credit_rows[clearing]] == codes[charge_rows] if len(credit_rows) else np.zeros(len(charge_rows), bool)
+    late = np.maximum(day[credit_rows[clearing[ok]]] - day[charge_rows[ok]], 0)
     return late, int((~ok).sum())
 
 
 def summarise(portfolio, horizon_days: int = 91) -> dict[str, float]:
+    """The summary figures of a clean portfolio (see the module docstring); predictability is measured
+    ``horizon_days`` before the window end."""
     ten = portfolio.tenancies
     tx = portfolio.transactions
     end = pd.Timestamp(portfolio.window_end)

@@ -1,8 +1,8 @@
 """A realistic synthetic rent-arrears portfolio, written to the feed contract.
 
-`simulate_portfolio` returns a `Portfolio`: the three feeds a housing provider would export (tenancies,
-transactions, events; see `features.feeds.contract`) plus the hidden ground truth that generated them.
-`write_portfolio` writes the feeds to a delivery folder and the truth to a separate folder.
+`simulate_portfolio` returns a `Portfolio` (`simulator.model`): the three feeds a housing provider would export
+(tenancies, transactions, events; see `features.feeds.contract`) plus the hidden ground truth that generated them.
+`simulator.write.write_portfolio` writes the feeds to a delivery folder and the truth to a separate folder.
 
 What the portfolio contains
 ---------------------------
@@ -59,16 +59,12 @@ The output is deterministic: the same arguments give identical frames and byte-i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from features.feeds.contract import (
     BENEFIT_TYPES,
@@ -80,6 +76,9 @@ from features.feeds.contract import (
     TRANSACTIONS,
 )
 from simulator.behaviour import NOTES, REFERENCES, LedgerResult, simulate_ledger
+from simulator.calendar import KIND_MONTHLY
+from simulator.faults import FAULT_COLUMNS, make_dirty
+from simulator.model import Portfolio
 from simulator.population import (
     AGE_BANDS,
     ARCHETYPES,
@@ -105,32 +104,10 @@ from simulator.population import (
 
 #: Tenancies simulated together in one block (each block has its own random stream, so memory stays bounded).
 BLOCK_SIZE = 50_000
-FEEDS = ("tenancies", "transactions", "events")
 UC_CLAIM_REASONS = ("existing", "move_in_new_claim", "job_loss", "managed_migration")
 _KIND_NAMES = ("weekly", "fortnightly", "four_weekly", "monthly")
 #: Order of transactions posted on the same day for the same tenancy.
 _TYPE_RANK = {"charge": 1, "benefit": 2, "payment": 3, "adjustment": 4, "fee": 5, "refund": 6, "write_off": 7}
-
-
-@dataclass(frozen=True)
-class Portfolio:
-    """The three feeds, as a housing provider would export them, and the hidden truth behind them.
-
-    Clean frames use: ``string[pyarrow]`` ids, ``category`` vocabulary columns, ``datetime64[ns]`` dates (NaT for
-    a live tenancy's end_date), ``float64`` money in pounds with 2 dp, ``bool`` vulnerable. Dirty frames
-    (``dirty=True``) hold every column as text exactly as it would be written.
-    """
-
-    tenancies: pd.DataFrame
-    transactions: pd.DataFrame
-    events: pd.DataFrame
-    ground_truth: dict[str, pd.DataFrame]
-    window_start: date | None = None  #: first day of the observation window
-    window_end: date | None = None  #: last day of the observation window (the end_date argument)
-    dirty: bool = False
-
-    def feeds(self) -> dict[str, pd.DataFrame]:
-        return {"tenancies": self.tenancies, "transactions": self.transactions, "events": self.events}
 
 
 def window_start_for(end_date: date, years: float) -> date:
@@ -154,7 +131,7 @@ def simulate_portfolio(
 ) -> Portfolio:
     """Simulate ``n_tenancies`` rent accounts over the window ``[end_date - years, end_date]``.
 
-    ``dirty=True`` then injects realistic export faults in known quantities (see `simulator.dirty`),
+    ``dirty=True`` then injects realistic export faults in known quantities (see `simulator.faults`),
     recorded one per row in ``ground_truth["dirty_faults"]``.
     """
     return _simulate(n_tenancies, years, seed, end_date, dirty)
@@ -172,56 +149,57 @@ def _simulate(
     showing those attributes do not reach behaviour)."""
     if n_tenancies < 1:
         raise ValueError("n_tenancies must be at least 1")
-    ws = window_start_for(end_date, years)
-    pop = draw_population(int(n_tenancies), ws, end_date, seed)
-    blocks: list[tuple[int, LedgerResult]] = []
-    for b, lo in enumerate(range(0, pop.n, BLOCK_SIZE)):
-        hi = min(pop.n, lo + BLOCK_SIZE)
-        rng = np.random.default_rng([seed, 2, b])
-        blocks.append((lo, simulate_ledger(pop.block(lo, hi), pop.grid, pop.ws_idx, pop.end_idx,
-                                           pop.rent_change_days, rng)))
-    result = _merge_blocks(blocks, pop.n)
-    del blocks
-    mon_rng = np.random.default_rng([seed if monitoring_seed is None else monitoring_seed, 3])
-    tenancies, state = _tenancies_frame(pop, result, mon_rng)
-    ten_ids = pa.array(tenancies["tenancy_id"].array)
-    ten_ids = ten_ids if isinstance(ten_ids, pa.ChunkedArray) else pa.chunked_array([ten_ids])
-    transactions = _transactions_frame(pop, result.transactions, ten_ids)
-    events_all = _events_frame(pop, result.events, ten_ids, keep_from=pop.ws_idx)
-    truth = _ground_truth(pop, result, state, ten_ids)
-    portfolio = Portfolio(tenancies, transactions, events_all, truth, window_start=ws, window_end=end_date)
+    window_start = window_start_for(end_date, years)
+    pop = draw_population(int(n_tenancies), window_start, end_date, seed)
+    result = _simulate_blocks(pop, seed)
+    monitoring_rng = np.random.default_rng([seed if monitoring_seed is None else monitoring_seed, 3])
+    tenancies = _tenancies_frame(pop, result, monitoring_rng)
+    tenancy_ids = pa.array(tenancies["tenancy_id"].array)
+    tenancy_ids = tenancy_ids if isinstance(tenancy_ids, pa.ChunkedArray) else pa.chunked_array([tenancy_ids])
+    transactions = _transactions_frame(pop, result.transactions, tenancy_ids)
+    events = _events_frame(pop, result.events, tenancy_ids, keep_from=pop.window_start_day)
+    truth = _ground_truth(pop, result, tenancy_ids)
+    portfolio = Portfolio(tenancies, transactions, events, truth, window_start=window_start, window_end=end_date)
     if dirty:
-        from simulator.dirty import make_dirty
-
         portfolio = make_dirty(portfolio, np.random.default_rng([seed, 4]))
     return portfolio
+
+
+def _simulate_blocks(pop: Population, seed: int) -> LedgerResult:
+    """The behaviour engine run block by block (BLOCK_SIZE tenancies, each block with its own random stream)."""
+    blocks: list[tuple[int, LedgerResult]] = []
+    for number, lo in enumerate(range(0, pop.n, BLOCK_SIZE)):
+        hi = min(pop.n, lo + BLOCK_SIZE)
+        rng = np.random.default_rng([seed, 2, number])
+        blocks.append((lo, simulate_ledger(pop.block(lo, hi), pop.grid, pop.window_start_day, pop.last_day,
+                                           pop.rent_change_days, rng)))
+    return _merge_blocks(blocks)
 
 
 # -- assembly ---------------------------------------------------------------------------------------------------
 
 
-def _merge_blocks(blocks: list[tuple[int, LedgerResult]], n: int) -> LedgerResult:
+def _merge_blocks(blocks: list[tuple[int, LedgerResult]]) -> LedgerResult:
     """One result for all tenancies from per-block results (block-local indices shifted by the block start)."""
     if len(blocks) == 1:
         return blocks[0][1]
-
-    def cat(getter, offset_idx: bool = False) -> dict[str, np.ndarray]:
-        keys = getter(blocks[0][1]).keys()
-        out = {}
-        for k in keys:
-            parts = []
-            for lo, res in blocks:
-                arr = getter(res)[k]
-                parts.append(arr + lo if (offset_idx and k == "idx") else arr)
-            out[k] = np.concatenate(parts)
-        return out
-
-    per_tenancy = {f: np.concatenate([getattr(res, f) for _, res in blocks])
-                   for f in ("end", "evicted", "apa_from", "opening_balance", "closing_balance", "legal_stage",
-                             "written_off", "last_charge")}
+    per_tenancy = {name: np.concatenate([getattr(result, name) for _, result in blocks])
+                   for name in ("end", "evicted", "apa_from", "opening_balance", "closing_balance", "legal_stage",
+                                "written_off", "last_charge")}
     return LedgerResult(
-        transactions=cat(lambda r: r.transactions, True), events=cat(lambda r: r.events, True), **per_tenancy
+        transactions=_concat_records([(lo, result.transactions) for lo, result in blocks]),
+        events=_concat_records([(lo, result.events) for lo, result in blocks]),
+        **per_tenancy,
     )
+
+
+def _concat_records(parts: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+    """Record columns of several blocks joined, each block's tenancy indices shifted by its first tenancy."""
+    return {
+        column: np.concatenate([records[column] + lo if column == "tenancy" else records[column]
+                                for lo, records in parts])
+        for column in parts[0][1]
+    }
 
 
 #: Rows per Arrow chunk when building text columns (keeps each chunk well under Arrow's 2 GB string limit).
@@ -238,310 +216,254 @@ def id_strings(prefix: str, numbers: np.ndarray, width: int) -> pa.ChunkedArray:
     return pa.chunked_array(chunks, type=pa.string())
 
 
-def _take(values: pa.ChunkedArray, idx: np.ndarray) -> pa.ChunkedArray:
-    """``values[idx]``, chunk by chunk."""
+def _take(values: pa.ChunkedArray, rows: np.ndarray) -> pa.ChunkedArray:
+    """``values[rows]``, chunk by chunk."""
     values = values.cast(pa.string())
     values = values.combine_chunks() if values.num_chunks > 1 else values.chunk(0)
-    return pa.chunked_array([values.take(pa.array(idx[lo:lo + _CHUNK])) for lo in range(0, max(len(idx), 1), _CHUNK)],
-                            type=pa.string())
+    return pa.chunked_array(
+        [values.take(pa.array(rows[lo:lo + _CHUNK])) for lo in range(0, max(len(rows), 1), _CHUNK)], type=pa.string())
 
 
-def _string_series(arr: pa.Array | pa.ChunkedArray) -> pd.Series:
-    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([arr]) if isinstance(arr, pa.Array) else arr))
+def _string_series(strings: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """Arrow strings as a ``string[pyarrow]`` series (no copy)."""
+    return pd.Series(pd.arrays.ArrowStringArray(
+        pa.chunked_array([strings]) if isinstance(strings, pa.Array) else strings))
 
 
 def _dates(pop: Population, days: np.ndarray) -> np.ndarray:
+    """Day indices as datetime64[ns]; NEVER → NaT."""
     days = np.asarray(days)
     out = (np.datetime64(pop.grid.start, "D") + np.where(days >= NEVER, 0, days)).astype("datetime64[ns]")
     out[days >= NEVER] = np.datetime64("NaT")
     return out
 
 
+def _known_dates(pop: Population, days: np.ndarray) -> np.ndarray:
+    """Like `_dates`, with FAR_PAST (since before the simulation: date unknown) also NaT."""
+    return _dates(pop, np.where(days <= FAR_PAST, NEVER, days))
+
+
 def _cat(codes: np.ndarray, categories: tuple[str, ...] | list[str]) -> pd.Categorical:
+    """Codes as a categorical of the vocabulary ``categories`` (code -1: missing)."""
     return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=list(categories))
 
 
 def _final_state(pop: Population, result: LedgerResult) -> dict[str, np.ndarray]:
     """Circumstances as recorded at the end of the window (or at move-out)."""
-    a = pop.a
+    tenancies = pop.tenancies
     end = result.end
-    f = np.minimum(end, pop.end_idx)
-    on_uc = a["uc_from"] <= f
-    on_hb = ~on_uc & (a["hb_from"] <= f) & (f < a["hb_to"])
+    as_of = np.minimum(end, pop.last_day)
+    on_uc = tenancies.uc_from <= as_of
+    on_hb = ~on_uc & (tenancies.hb_from <= as_of) & (as_of < tenancies.hb_to)
     benefit = np.where(on_uc, B_UC, np.where(on_hb, B_HB, B_NONE))
-    apa = on_uc & (result.apa_from <= f)
-    full_hb = on_hb & (a["cov_hb"] >= 0.999)
-    method = np.where(apa | full_hb, M_BENEFIT, a["pay_method"])
+    apa = on_uc & (result.apa_from <= as_of)
+    full_hb = on_hb & (tenancies.hb_coverage >= 0.999)
+    method = np.where(apa | full_hb, M_BENEFIT, tenancies.pay_method)
     # The rent in force: the current rent for a live tenancy, the last rent charged for one that has ended.
-    f_rent = np.where((end < NEVER) & (result.last_charge >= 0), result.last_charge, f)
-    is_m = a["kind"] == 3
-    ry = np.where(is_m, np.searchsorted(pop.rent_change_days["monthly"], f_rent, side="right"),
-                  np.searchsorted(pop.rent_change_days["periodic"], f_rent, side="right"))
-    rent = a["rent"][np.arange(pop.n), ry]
+    rent_day = np.where((end < NEVER) & (result.last_charge >= 0), result.last_charge, as_of)
+    rent_year = np.where(tenancies.rent_kind == KIND_MONTHLY,
+                         np.searchsorted(pop.rent_change_days["monthly"], rent_day, side="right"),
+                         np.searchsorted(pop.rent_change_days["periodic"], rent_day, side="right"))
+    rent = tenancies.rent_by_year[np.arange(pop.n), rent_year]
     return {"benefit": benefit, "payment_method": method, "rent": rent, "end": end, "apa": apa}
 
 
-def _tenancies_frame(pop: Population, result: LedgerResult, mon_rng: np.random.Generator):
-    a = pop.a
-    n = pop.n
+def _tenancies_frame(pop: Population, result: LedgerResult, monitoring_rng: np.random.Generator) -> pd.DataFrame:
+    """The tenancies feed: circumstances as at the window end, with monitoring attributes drawn given them."""
+    tenancies = pop.tenancies
     state = _final_state(pop, result)
-    width = max(6, len(str(n)))
-    ids = id_strings("T", np.arange(1, n + 1), width)
-    n_props = int(a["property_number"].max())
-    props = id_strings("P", a["property_number"], max(6, len(str(n_props))))
+    ids = id_strings("T", np.arange(1, pop.n + 1), max(6, len(str(pop.n))))
+    n_properties = int(tenancies.property_number.max())
+    property_ids = id_strings("P", tenancies.property_number, max(6, len(str(n_properties))))
     monitoring = draw_monitoring(
-        {"benefit": state["benefit"], "payment_method": state["payment_method"], "channel": a["channel"],
-         "tenure": a["tenure"], "vulnerable": a["vulnerable"], "language": a["language"], "patch": a["patch"]},
-        len(pop.patches), mon_rng,
+        {"benefit": state["benefit"], "payment_method": state["payment_method"], "channel": tenancies.channel,
+         "tenure": tenancies.tenure, "vulnerable": tenancies.vulnerable, "language": tenancies.language,
+         "patch": tenancies.patch},
+        len(pop.patches), monitoring_rng,
     )
     frame = pd.DataFrame({
         "tenancy_id": _string_series(ids),
-        "patch": _cat(a["patch"], pop.patches),
-        "start_date": _dates(pop, a["start"]),
+        "patch": _cat(tenancies.patch, pop.patches),
+        "start_date": _dates(pop, tenancies.start),
         "end_date": _dates(pop, state["end"]),
         "rent_amount": state["rent"] / 100.0,
-        "rent_frequency": _cat(a["kind"], RENT_FREQUENCIES),
-        "property_id": _string_series(props),
-        "tenure_type": _cat(a["tenure"], TENURES),
+        "rent_frequency": _cat(tenancies.rent_kind, RENT_FREQUENCIES),
+        "property_id": _string_series(property_ids),
+        "tenure_type": _cat(tenancies.tenure, TENURES),
         "benefit_type": _cat(state["benefit"], BENEFIT_TYPES),
         "payment_method": _cat(state["payment_method"], METHODS),
-        "preferred_channel": _cat(a["channel"], CHANNELS),
-        "language": _cat(a["language"], LANGUAGES),
-        "vulnerable": a["vulnerable"].astype(bool),
+        "preferred_channel": _cat(tenancies.channel, CHANNELS),
+        "language": _cat(tenancies.language, LANGUAGES),
+        "vulnerable": tenancies.vulnerable.astype(bool),
         "age_band": _cat(monitoring["age_band"], AGE_BANDS),
         "sex": _cat(monitoring["sex"], SEXES),
         "ethnicity": _cat(monitoring["ethnicity"], ETHNICITIES),
         "disability": _cat(monitoring["disability"], DISABILITY),
     })
     assert list(frame.columns) == list(TENANCIES.columns)
-    return frame, state
+    return frame
 
 
-def _transactions_frame(pop: Population, t: dict[str, np.ndarray], ten_ids: pa.ChunkedArray) -> pd.DataFrame:
-    """The transactions feed, sorted by date, tenancy and posting order. Consumes (empties) ``t``."""
-    rank = np.array([_TYPE_RANK[name] for name in TRANSACTION_TYPES], dtype=np.int64)[t["type"]]
-    rank[t["ref"] == REFERENCES.index("Opening balance")] = 0
-    key = (t["day"].astype(np.int64) * (pop.n + 1) + t["idx"]) * 8 + rank
+def _transactions_frame(pop: Population, records: dict[str, np.ndarray], tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
+    """The transactions feed from the engine's ``records``, sorted by date, tenancy and posting order. Consumes
+    (empties) ``records``."""
+    rank = np.array([_TYPE_RANK[name] for name in TRANSACTION_TYPES], dtype=np.int64)[records["type"]]
+    rank[records["reference"] == REFERENCES.index("Opening balance")] = 0
+    key = (records["day"].astype(np.int64) * (pop.n + 1) + records["tenancy"]) * 8 + rank
     del rank
     order = np.argsort(key, kind="stable")
     del key
-    m = len(order)
-    cols = {
-        "transaction_id": _string_series(id_strings("X", np.arange(1, m + 1), max(9, len(str(m))))),
-        "tenancy_id": _string_series(_take(ten_ids, t.pop("idx")[order])),
-        "posted_date": _dates(pop, t.pop("day")[order]),
-        "type": _cat(t.pop("type")[order], TRANSACTION_TYPES),
-        "amount": t.pop("amount")[order] / 100.0,
-        "method": _cat(t.pop("method")[order], METHODS),
-        "reference": _cat(t.pop("ref")[order], REFERENCES),
+    count = len(order)
+    columns = {
+        "transaction_id": _string_series(id_strings("X", np.arange(1, count + 1), max(9, len(str(count))))),
+        "tenancy_id": _string_series(_take(tenancy_ids, records.pop("tenancy")[order])),
+        "posted_date": _dates(pop, records.pop("day")[order]),
+        "type": _cat(records.pop("type")[order], TRANSACTION_TYPES),
+        "amount": records.pop("amount")[order] / 100.0,
+        "method": _cat(records.pop("method")[order], METHODS),
+        "reference": _cat(records.pop("reference")[order], REFERENCES),
     }
-    frame = pd.DataFrame(cols, copy=False)
+    frame = pd.DataFrame(columns, copy=False)
     assert list(frame.columns) == list(TRANSACTIONS.columns)
     return frame
 
 
-def _events_frame(pop: Population, e: dict[str, np.ndarray], ten_ids: pa.ChunkedArray, keep_from: int) -> pd.DataFrame:
-    sel = np.flatnonzero(e["day"] >= keep_from)
-    key = (e["day"][sel].astype(np.int64) * (pop.n + 1) + e["idx"][sel]) * 16 + e["type"][sel]
-    order = sel[np.argsort(key, kind="stable")]
-    m = len(order)
-    amount = e["amount"][order] / 100.0
+def _events_frame(
+    pop: Population, events: dict[str, np.ndarray], tenancy_ids: pa.ChunkedArray, keep_from: int
+) -> pd.DataFrame:
+    """The events feed (events from day ``keep_from`` on), sorted by date, tenancy and event type."""
+    kept = np.flatnonzero(events["day"] >= keep_from)
+    key = (events["day"][kept].astype(np.int64) * (pop.n + 1) + events["tenancy"][kept]) * 16 + events["type"][kept]
+    order = kept[np.argsort(key, kind="stable")]
+    count = len(order)
+    amount = events["amount"][order] / 100.0
     frame = pd.DataFrame({
-        "event_id": _string_series(id_strings("E", np.arange(1, m + 1), max(8, len(str(m))))),
-        "tenancy_id": _string_series(_take(ten_ids, e["idx"][order])),
-        "event_date": _dates(pop, e["day"][order]),
-        "type": _cat(e["type"][order], EVENT_TYPES),
+        "event_id": _string_series(id_strings("E", np.arange(1, count + 1), max(8, len(str(count))))),
+        "tenancy_id": _string_series(_take(tenancy_ids, events["tenancy"][order])),
+        "event_date": _dates(pop, events["day"][order]),
+        "type": _cat(events["type"][order], EVENT_TYPES),
         "amount": np.round(amount, 2),
-        "note": _cat(e["note"][order], NOTES),
+        "note": _cat(events["note"][order], NOTES),
     })
     assert list(frame.columns) == list(EVENTS.columns)
     return frame
 
 
-def _ground_truth(pop: Population, result: LedgerResult, state: dict, ten_ids: pa.ChunkedArray) -> dict[str, pd.DataFrame]:
-    a = pop.a
-    tid = _string_series(ten_ids)
-    end = result.end
-    never_claim = a["uc_from"] >= NEVER
+# -- ground truth -------------------------------------------------------------------------------------------------
 
-    def day_or_nat(days: np.ndarray) -> np.ndarray:
-        days = np.where(days <= FAR_PAST, NEVER, days)
-        return _dates(pop, days)
 
-    tenancies = pd.DataFrame({
-        "tenancy_id": tid,
-        "archetype": _cat(a["archetype"], ARCHETYPES),
-        "sector": _cat(a["sector"], SECTORS),
-        "p_skip": a["p_skip"],
-        "p_partial": a["p_partial"],
-        "partial_share_low": a["partial_lo"],
-        "partial_share_high": a["partial_hi"],
-        "catchup_share": a["catchup"],
-        "p_catchup": a["p_catch"],
-        "p_keep_arrangement": a["keep"],
-        "p_agree_arrangement": a["agree"],
-        "shock_rate_per_year": a["shock_rate"],
-        "shock_count": a["shock_count"],
-        "delay_base_days": a["delay_base"],
-        "delay_jitter_days": a["delay_jitter"],
-        "pays_in_advance": a["pays_ahead"],
-        "pays_by": _cat(a["pay_method"], METHODS),
-        "pay_cycle": _cat(np.where(a["uc_from"] <= FAR_PAST, 4, a["a_kind"]), (*_KIND_NAMES, "uc_monthly")),
-        "benefit_at_start": _cat(a["benefit0"], BENEFIT_TYPES),
-        "hb_coverage": np.where(a["hb_from"] < NEVER, a["cov_hb"], np.nan),
-        "uc_coverage": np.where(~never_claim, a["cov_uc"], np.nan),
-        "uc_claim_start": day_or_nat(a["uc_from"]),
-        "uc_first_payment": day_or_nat(a["uc_first_pay"]),
-        "managed_payment_from": day_or_nat(result.apa_from),
-        "legacy_arrears_weeks": a["legacy_weeks"],
+def _ground_truth(pop: Population, result: LedgerResult, tenancy_ids: pa.ChunkedArray) -> dict[str, pd.DataFrame]:
+    """The hidden truth behind the feeds (see the module docstring); ``dirty_faults`` is filled by make_dirty."""
+    return {
+        "tenancies": _tenancy_truth(pop, result, tenancy_ids),
+        "shocks": _shock_truth(pop, tenancy_ids),
+        "uc_claims": _uc_claim_truth(pop, result, tenancy_ids),
+        "arrangements": _arrangements(pop, result.events, tenancy_ids),
+        "patches": pop.patch_table.copy(),
+        "dirty_faults": pd.DataFrame({column: pd.Series(dtype=np.int64 if column in ("row", "line") else object)
+                                      for column in FAULT_COLUMNS}),
+    }
+
+
+def _tenancy_truth(pop: Population, result: LedgerResult, tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
+    """One row per tenancy: archetype, propensities, how and when it is paid, balances and how it ended."""
+    tenancies = pop.tenancies
+    claimed_uc = tenancies.uc_from < NEVER
+    end_reason = np.where(result.evicted, "evicted", np.where(result.end < NEVER, "moved_out", "live"))
+    return pd.DataFrame({
+        "tenancy_id": _string_series(tenancy_ids),
+        "archetype": _cat(tenancies.archetype, ARCHETYPES),
+        "sector": _cat(tenancies.sector, SECTORS),
+        "p_skip": tenancies.p_skip,
+        "p_partial": tenancies.p_partial,
+        "partial_share_low": tenancies.partial_share_low,
+        "partial_share_high": tenancies.partial_share_high,
+        "catchup_share": tenancies.catchup_share,
+        "p_catchup": tenancies.p_catchup,
+        "p_keep_arrangement": tenancies.p_keep_arrangement,
+        "p_agree_arrangement": tenancies.p_agree_arrangement,
+        "shock_rate_per_year": tenancies.shock_rate,
+        "shock_count": tenancies.shock_count,
+        "delay_base_days": tenancies.delay_base_days,
+        "delay_jitter_days": tenancies.delay_jitter_days,
+        "pays_in_advance": tenancies.pays_ahead,
+        "pays_by": _cat(tenancies.pay_method, METHODS),
+        "pay_cycle": _cat(np.where(tenancies.uc_from <= FAR_PAST, 4, tenancies.pay_cycle_kind),
+                          (*_KIND_NAMES, "uc_monthly")),
+        "benefit_at_start": _cat(tenancies.benefit_at_start, BENEFIT_TYPES),
+        "hb_coverage": np.where(tenancies.hb_from < NEVER, tenancies.hb_coverage, np.nan),
+        "uc_coverage": np.where(claimed_uc, tenancies.uc_coverage, np.nan),
+        "uc_claim_start": _known_dates(pop, tenancies.uc_from),
+        "uc_first_payment": _known_dates(pop, tenancies.uc_first_payment),
+        "managed_payment_from": _known_dates(pop, result.apa_from),
+        "legacy_arrears_weeks": tenancies.legacy_arrears_weeks,
         "opening_balance": result.opening_balance / 100.0,
         "closing_balance": result.closing_balance / 100.0,
         "legal_stage": result.legal_stage,
         "evicted": result.evicted,
         "written_off": result.written_off,
-        "end_reason": pd.Categorical(np.where(result.evicted, "evicted", np.where(end < NEVER, "moved_out", "live")),
-                                     categories=["live", "moved_out", "evicted"]),
+        "end_reason": pd.Categorical(end_reason, categories=["live", "moved_out", "evicted"]),
     })
 
-    kinds = a["sh_kind"]
-    rows, cols = np.nonzero(kinds >= 0)
-    shocks = pd.DataFrame({
-        "tenancy_id": _string_series(_take(ten_ids, rows)),
-        "kind": _cat(kinds[rows, cols], SHOCK_KINDS),
-        "start_date": _dates(pop, a["sh_start"][rows, cols]),
-        "end_date": _dates(pop, a["sh_end"][rows, cols]),
-        "severity": a["sh_severity"][rows, cols],
-        "p_miss_payment": a["sh_skip"][rows, cols],
-        "income_factor": a["sh_factor"][rows, cols],
-        "benefit_backdated": a["sh_backdate"][rows, cols],
-        "local_employment_shock": a["sh_cluster"][rows, cols],
-        "catch_up_date": _dates(pop, a["sh_lump_day"][rows, cols]),
-        "catch_up_type": pd.Categorical(
-            np.where(a["sh_lump_day"][rows, cols] >= NEVER, None,
-                     np.where(a["sh_lump_dhp"][rows, cols], "discretionary_housing_payment", "tenant_lump_sum")),
-            categories=["tenant_lump_sum", "discretionary_housing_payment"]),
-    })
 
-    claim = np.flatnonzero(~never_claim)
-    claims = pd.DataFrame({
-        "tenancy_id": _string_series(_take(ten_ids, claim)),
-        "benefit": "universal_credit",
-        "reason": _cat(a["uc_reason"][claim], UC_CLAIM_REASONS),
-        "claim_start": day_or_nat(a["uc_from"][claim]),
-        "first_payment": day_or_nat(a["uc_first_pay"][claim]),
-        "managed_payment_from": day_or_nat(result.apa_from[claim]),
-        "advance_repaid_date": day_or_nat(a["adv_day"][claim]),
-    })
-
-    arrangements = _arrangements(pop, result.events, ten_ids)
-    from simulator.dirty import FAULT_COLUMNS
-
-    return {
-        "tenancies": tenancies,
-        "shocks": shocks,
-        "uc_claims": claims,
-        "arrangements": arrangements,
-        "patches": pop.patch_table.copy(),
-        "dirty_faults": pd.DataFrame({c: pd.Series(dtype=np.int64 if c in ("row", "line") else object)
-                                      for c in FAULT_COLUMNS}),
-    }
-
-
-def _arrangements(pop: Population, e: dict[str, np.ndarray], ten_ids: pa.ChunkedArray) -> pd.DataFrame:
-    """Every arrangement (including ones agreed before the window) with how it ended."""
-    types = [EVENT_TYPES.index(x) for x in ("arrangement_agreed", "arrangement_broken", "arrangement_completed")]
-    sel = np.flatnonzero(np.isin(e["type"], types))
-    order = sel[np.lexsort((e["type"][sel], e["day"][sel], e["idx"][sel]))]
-    idx, day, typ, amt = e["idx"][order], e["day"][order], e["type"][order], e["amount"][order]
-    agreed = np.flatnonzero(typ == types[0])
-    nxt = agreed + 1
-    has_next = (nxt < len(idx))
-    nxt_c = np.minimum(nxt, max(len(idx) - 1, 0))
-    closes = has_next & (idx[nxt_c] == idx[agreed]) & (typ[nxt_c] != types[0])
-    outcome = np.where(closes, np.where(typ[nxt_c] == types[1], "broken", "completed"), "open")
-    ended = np.where(closes, day[nxt_c], NEVER)
+def _shock_truth(pop: Population, tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
+    """One row per shock episode, with any catch-up lump sum after it."""
+    tenancies = pop.tenancies
+    rows, slots = np.nonzero(tenancies.shock_kind >= 0)
+    lump_day = tenancies.shock_lump_day[rows, slots]
+    lump_type = np.where(lump_day >= NEVER, None, np.where(tenancies.shock_lump_is_dhp[rows, slots],
+                                                           "discretionary_housing_payment", "tenant_lump_sum"))
     return pd.DataFrame({
-        "tenancy_id": _string_series(_take(ten_ids, idx[agreed])),
+        "tenancy_id": _string_series(_take(tenancy_ids, rows)),
+        "kind": _cat(tenancies.shock_kind[rows, slots], SHOCK_KINDS),
+        "start_date": _dates(pop, tenancies.shock_start[rows, slots]),
+        "end_date": _dates(pop, tenancies.shock_end[rows, slots]),
+        "severity": tenancies.shock_severity[rows, slots],
+        "p_miss_payment": tenancies.shock_p_miss[rows, slots],
+        "income_factor": tenancies.shock_income_factor[rows, slots],
+        "benefit_backdated": tenancies.shock_backdated[rows, slots],
+        "local_employment_shock": tenancies.shock_local_employment[rows, slots],
+        "catch_up_date": _dates(pop, lump_day),
+        "catch_up_type": pd.Categorical(lump_type, categories=["tenant_lump_sum", "discretionary_housing_payment"]),
+    })
+
+
+def _uc_claim_truth(pop: Population, result: LedgerResult, tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
+    """One row per Universal Credit claim."""
+    tenancies = pop.tenancies
+    claim = np.flatnonzero(tenancies.uc_from < NEVER)
+    return pd.DataFrame({
+        "tenancy_id": _string_series(_take(tenancy_ids, claim)),
+        "benefit": "universal_credit",
+        "reason": _cat(tenancies.uc_claim_reason[claim], UC_CLAIM_REASONS),
+        "claim_start": _known_dates(pop, tenancies.uc_from[claim]),
+        "first_payment": _known_dates(pop, tenancies.uc_first_payment[claim]),
+        "managed_payment_from": _known_dates(pop, result.apa_from[claim]),
+        "advance_repaid_date": _known_dates(pop, tenancies.uc_advance_day[claim]),
+    })
+
+
+def _arrangements(pop: Population, events: dict[str, np.ndarray], tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
+    """Every arrangement (including ones agreed before the window) with how it ended: each agreed event is closed
+    by the tenancy's next arrangement event if that is a broken or completed one."""
+    types = [EVENT_TYPES.index(name) for name in ("arrangement_agreed", "arrangement_broken", "arrangement_completed")]
+    selected = np.flatnonzero(np.isin(events["type"], types))
+    order = selected[np.lexsort((events["type"][selected], events["day"][selected], events["tenancy"][selected]))]
+    tenancy, day, kind, amount = (events[column][order] for column in ("tenancy", "day", "type", "amount"))
+    agreed = np.flatnonzero(kind == types[0])
+    following = agreed + 1
+    has_following = following < len(tenancy)
+    following = np.minimum(following, max(len(tenancy) - 1, 0))
+    closes = has_following & (tenancy[following] == tenancy[agreed]) & (kind[following] != types[0])
+    outcome = np.where(closes, np.where(kind[following] == types[1], "broken", "completed"), "open")
+    ended = np.where(closes, day[following], NEVER)
+    return pd.DataFrame({
+        "tenancy_id": _string_series(_take(tenancy_ids, tenancy[agreed])),
         "agreed_date": _dates(pop, day[agreed]),
-        "weekly_top_up": amt[agreed] / 100.0,
+        "weekly_top_up": amount[agreed] / 100.0,
         "ended_date": _dates(pop, ended),
         "outcome": pd.Categorical(outcome, categories=["open", "broken", "completed"]),
     })
 
 
-# -- writing ----------------------------------------------------------------------------------------------------
-
-
-def pounds_decimal(values: np.ndarray) -> pa.Array:
-    """Money in pounds as an exact 2-dp decimal array (written to CSV as plain "-12.50"); NaN → null."""
-    values = np.asarray(values, dtype=float)
-    valid = ~np.isnan(values)
-    pence = np.rint(np.where(valid, values, 0.0) * 100).astype("<i8")
-    words = np.stack([pence, np.where(pence < 0, -1, 0).astype("<i8")], axis=1)  # 128-bit two's complement
-    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
-    return pa.Array.from_buffers(pa.decimal128(18, 2), len(pence), [bitmap, pa.py_buffer(words.tobytes())])
-
-
-def _arrow_column(series: pd.Series, money_as_text: bool) -> pa.Array | pa.ChunkedArray:
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        return pa.array(series.astype(object).where(series.notna(), None).to_numpy(), type=pa.string())
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return pa.array(series.to_numpy().astype("datetime64[D]"), type=pa.date32(), mask=series.isna().to_numpy())
-    if pd.api.types.is_bool_dtype(series):
-        return pa.array(series.to_numpy(dtype=bool))
-    if pd.api.types.is_float_dtype(series):
-        return pounds_decimal(series.to_numpy()) if money_as_text else pa.array(series.to_numpy(), from_pandas=True)
-    if pd.api.types.is_integer_dtype(series):
-        return pa.array(series.to_numpy())
-    if isinstance(series.array, pd.arrays.ArrowStringArray):
-        return pa.array(series.array)
-    return pa.array(series.astype(object).where(series.notna(), None).to_numpy(), type=pa.string())
-
-
-def to_arrow(frame: pd.DataFrame, fmt: str) -> pa.Table:
-    """A frame as an Arrow table ready to write: dates as date32, money as exact 2-dp decimals for CSV."""
-    return pa.table({c: _arrow_column(frame[c], money_as_text=(fmt == "csv")) for c in frame.columns})
-
-
-def _write_table(table: pa.Table, path: Path, fmt: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    if fmt == "csv":
-        pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(include_header=True, quoting_style="needed"))
-    else:
-        pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(path)
-
-
-def write_portfolio(
-    portfolio: Portfolio, out_dir: Path, truth_dir: Path | None = None, fmt: str = "csv"
-) -> dict[str, Path]:
-    """Write the feeds to ``out_dir`` (tenancies, transactions, events as ``fmt``: "csv" or "parquet") and the
-    ground truth to ``truth_dir`` (default: a sibling folder ``<out_dir name>_truth``), never inside out_dir,
-    since ingestion treats every file in the delivery folder as a feed.
-
-    Folders are created; this function's own files are overwritten. Returns feed name → path, and
-    ``"truth/<table>"`` → path for the truth tables. CSV: UTF-8, comma-separated, header row, ISO dates, money
-    with 2 dp, empty for missing. Dirty portfolios are written as text exactly as held.
-    """
-    if fmt not in ("csv", "parquet"):
-        raise ValueError("fmt must be 'csv' or 'parquet'")
-    out_dir = Path(out_dir)
-    truth_dir = Path(truth_dir) if truth_dir is not None else out_dir.parent / f"{out_dir.name}_truth"
-    out_res, truth_res = out_dir.resolve(), truth_dir.resolve()
-    if truth_res == out_res or truth_res.is_relative_to(out_res):
-        raise ValueError(f"truth_dir {truth_dir} must not be inside out_dir {out_dir}: every file there is a feed")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    truth_dir.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    for name, frame in portfolio.feeds().items():
-        path = out_dir / f"{name}.{fmt}"
-        _write_table(to_arrow(frame, fmt), path, fmt)
-        paths[name] = path
-    for name, frame in portfolio.ground_truth.items():
-        path = truth_dir / f"{name}.{fmt}"
-        _write_table(to_arrow(frame, fmt), path, fmt)
-        paths[f"truth/{name}"] = path
-    return paths
-
-
-__all__ = ["Portfolio", "simulate_portfolio", "write_portfolio", "window_start_for"]
+__all__ = ["Portfolio", "simulate_portfolio", "window_start_for"]

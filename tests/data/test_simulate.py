@@ -12,7 +12,7 @@ import pytest
 
 from features.feeds import contract
 from simulator import Portfolio, simulate_portfolio, write_portfolio
-from simulator.dirty import FAULT_COLUMNS
+from simulator.faults import FAULT_COLUMNS
 from simulator.plausibility import balances, summarise, weekly_rent
 from simulator.population import draw_population
 from simulator.portfolio import _simulate, window_start_for
