@@ -23,14 +23,14 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from features.feeds.contract import PERIODS_PER_YEAR
+from features.feeds.contract import weekly_rent as contract_weekly_rent
 
 
 def weekly_rent(tenancies: pd.DataFrame) -> pd.Series:
-    """Rent per week for each tenancy (indexed by tenancy_id)."""
-    ppy = tenancies["rent_frequency"].astype(str).map(PERIODS_PER_YEAR).astype(float)
-    return pd.Series((tenancies["rent_amount"].astype(float) * ppy / 52.0).to_numpy(),
-                     index=tenancies["tenancy_id"].astype(str).to_numpy())
+    """Rent per week for each tenancy (indexed by tenancy_id), by the contract's one weekly-rent rule."""
+    rent = contract_weekly_rent(tenancies["rent_amount"].astype(float).to_numpy(),
+                                tenancies["rent_frequency"].astype(str).to_numpy())
+    return pd.Series(rent, index=tenancies["tenancy_id"].astype(str).to_numpy())
 
 
 def balances(transactions: pd.DataFrame, as_of=None) -> pd.Series:

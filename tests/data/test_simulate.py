@@ -268,7 +268,7 @@ def test_events_are_consistent_with_each_other_and_the_transactions(clean):
     # completion means the balance was cleared
     done = ev[ev["type"] == "arrangement_completed"].drop_duplicates("tenancy_id")
     bal = [balances(tx[tx["tenancy_id"] == t], d).iloc[0] for t, d in
-           zip(done["tenancy_id"].head(40), done["event_date"].head(40))]
+           zip(done["tenancy_id"].head(40), done["event_date"].head(40), strict=True)]
     assert np.all(np.array(bal) <= 0.005)
     # breathing space lasts 60 days; disputes are resolved after they are opened
     bs = ev[ev["type"].isin(["breathing_space_started", "breathing_space_ended"])].sort_values(
