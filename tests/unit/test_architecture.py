@@ -1,0 +1,78 @@
+"""The house rules, checked on the source: imports point one way, nothing imports the composition root or
+monitoring, serving and monitoring never reach into a training run, and no two modules import each other in a
+circle (not even through an import hidden inside a function)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("features", "simulator", "training", "serving", "monitoring", "arrears")
+#: What each package may import besides itself.
+ALLOWED = {
+    "features": set(),
+    "simulator": {"features.feeds.contract"},
+    "training": {"features"},
+    "serving": {"features", "training"},
+    "monitoring": {"features", "training", "serving"},
+    "arrears": {"features", "simulator", "training", "serving", "monitoring"},
+}
+#: Training's run-time modules: serving and monitoring use the registry and the pure models, never these.
+TRAINING_RUNS = {"training.train", "training.dataset", "training.promotion"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_imports() -> dict[str, set[str]]:
+    """Every project module → the project modules it imports, wherever the import statement is."""
+    graph = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            found = set()
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    found |= {alias.name for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    found.add(node.module)
+                    found |= {f"{node.module}.{alias.name}" for alias in node.names}
+            graph[module_name(path)] = {name for name in found if name.split(".")[0] in PACKAGES}
+    return {module: {name for name in names if name in graph} for module, names in graph.items()}
+
+
+def test_imports_point_one_way() -> None:
+    broken = []
+    for module, names in project_imports().items():
+        package = module.split(".")[0]
+        for name in names:
+            target = name.split(".")[0]
+            allowed = target == package or any(name == rule or name.startswith(rule + ".")
+                                               for rule in ALLOWED[package])
+            if not allowed or (package in ("serving", "monitoring") and name in TRAINING_RUNS):
+                broken.append(f"{module} imports {name}")
+    assert not broken, "\n".join(sorted(broken))
+
+
+def test_no_import_circle() -> None:
+    graph = project_imports()
+    seen, on_path, circles = set(), [], []
+
+    def visit(module: str) -> None:
+        if module in on_path:
+            circles.append(" → ".join([*on_path[on_path.index(module):], module]))
+            return
+        if module in seen:
+            return
+        seen.add(module)
+        on_path.append(module)
+        for name in sorted(graph[module]):
+            if name != module and not module.startswith(name + "."):  # a package's own __init__ is not a circle
+                visit(name)
+        on_path.pop()
+
+    for module in sorted(graph):
+        visit(module)
+    assert not circles, "\n".join(circles)
