@@ -27,10 +27,8 @@ def serve(
 def worklist(
     top: Annotated[int, typer.Option(help="How many cases to show.")] = 20,
     patch: Annotated[str | None, typer.Option(help="Only this patch's cases.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON (as POST /worklist answers).")
-                       ] = False,
-    csv: Annotated[Path | None, typer.Option(help="Also write the list to this CSV file (reasons in words).")]
-    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, as POST /worklist answers.")] = False,
+    csv: Annotated[Path | None, typer.Option(help="Also write the list to this CSV file.")] = None,
 ) -> None:
     """The ranked worklist now, from the champion model and the current online features, with reasons: the same
     rows as POST /worklist. Run `arrears features` (or `arrears ingest`) first for a list as of the latest data."""
