@@ -109,6 +109,9 @@ class FeedSpec:
     schema: tuple[Column, ...]
     is_required_feed: bool = False
     versioned: bool = False
+    #: The column order a row's content hash is computed in, when it is not the schema's: ledgers already hold
+    #: hashes computed in this order, so it never changes.
+    hash_order: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -124,6 +127,11 @@ class FeedSpec:
 
     def column(self, name: str) -> Column:
         return next(c for c in self.schema if c.name == name)
+
+    @property
+    def hashed_columns(self) -> tuple[str, ...]:
+        """Ledger names in the order a row's content hash reads them."""
+        return tuple(self.column(name).ledger_name for name in self.hash_order or self.columns)
 
 
 def _text(*names: str) -> tuple[Column, ...]:
@@ -149,6 +157,9 @@ TENANCIES = FeedSpec(
     ),
     is_required_feed=True,
     versioned=True,
+    hash_order=("tenancy_id", "patch", "start_date", "end_date", "rent_amount", "rent_frequency", "benefit_type",
+                "vulnerable", "property_id", "tenure_type", "payment_method", "preferred_channel", "language",
+                *MONITORING_ONLY_COLUMNS),
 )
 
 TRANSACTIONS = FeedSpec(

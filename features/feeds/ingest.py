@@ -294,7 +294,7 @@ def _resolve(
     bad_lines = {p["line"] for p in prep.problems}
     rows = typed[~lines.isin(bad_lines)].copy()
     identity = list(ROW_IDENTITY[feed])
-    rows["content_hash"] = normalise.content_hash(rows[[c for c in rows.columns]])
+    rows["content_hash"] = normalise.content_hash(rows[list(contract.FEEDS[feed].hashed_columns)])
 
     def quarantine(mask: pd.Series, reason: str | pd.Series, column: str | None = None) -> None:
         nonlocal rows
