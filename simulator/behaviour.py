@@ -16,28 +16,39 @@ For each day (burn-in first, then the observation window) the engine, in this or
    arrangement top-up, unless the payment is missed or only part-paid (probabilities from the tenant's
    archetype, raised by a live shock, a dispute with withholding, or being in credit), plus sometimes a
    catch-up share of what is owed beyond the tenant's target (a zero balance just after payday, or, for
-   tenants with the habit, rent paid in advance up to the next payday). Direct debits occasionally bounce (more
-   often during shocks) and come back as a positive ``adjustment`` a few days later;
-6. posts one-off payments (UC advances, promised payments after officer contact, post-shock lump sums and
-   Discretionary Housing Payments), and reversals;
-7. runs the housing officer's side: contacts (more frequent the deeper the arrears), arrangements agreed at a
-   contact when arrears reach three weeks (kept, broken after two missed instalments, or completed when the
-   balance is cleared), breathing space (60 days), disputes (some with withholding; some upheld with a credit),
-   legal stages for large, long arrears (rarely ending in eviction), APA requests for UC arrears of two months,
-   refunds of large credits, rare recharge fees;
+   tenants with the habit, rent paid in advance up to the next payday). A few payments other than direct debits
+   carry no reference the landlord recognises and are posted unallocated. Direct debits occasionally bounce
+   (more often during shocks) and come back as a positive ``adjustment`` a few days later;
+6. posts one-off payments (UC advances, deposit-like receipts at move-in, promised payments after officer
+   contact, post-shock lump sums and Discretionary Housing Payments), and reversals;
+7. runs the housing officer's side: contacts (more frequent the deeper the arrears; some attempts fail to reach
+   the tenant and are retried within a few days), arrangements agreed at a contact that reaches the tenant when
+   arrears reach three weeks (kept, broken after two missed instalments, or completed when the balance is
+   cleared), breathing space (a standard one for 60 days, or a mental health crisis moratorium for the crisis
+   treatment plus 30 days: no arrangement is broken and no legal step taken in either, and contact is reduced),
+   disputes (some with withholding; some upheld with a credit), quarterly rent statements to tenancies in
+   arrears, legal stages for large, long arrears (a notice comes with a rent statement; a possession claim
+   needs a proceedings warning at least 14 days old; rarely ending in eviction), APA requests for UC arrears of
+   two months, refunds of large credits, rare recharge fees;
 8. handles move-outs (an apportionment credit for the unused part of the last rent period) and, some weeks
    later, a refund of any credit or (often) a write-off of the remaining former-tenant debt; former tenants
    whose debt stands sometimes pay part of it.
 
 In the code, `AccountState` holds the mutable state of every account (balance, arrangement, breathing space,
 dispute, legal stage, current shock, ...), `_simulate_day` runs one function per step above, and what is written
-or queued for later days (payments, one-offs, reversals) goes through a `_Ledger`.
+or queued for later days (payments, one-offs, reversals) goes through a `_Ledger`. Benefit claims are known
+from the start: their events are written before the day loop. The `_Ledger` also keeps the engine's own record
+of circumstances as they happen (`CIRCUMSTANCE_COLUMNS`: breathing spaces, disputes, benefit claims, contact
+attempts), the source of the ground truth's periods; after the day loop, the balance the housing system reports
+is drawn (`UNEXPLAINED_GAPS`).
 
 Event amounts and notes (the contract leaves them free): ``arrangement_agreed`` carries the weekly top-up,
-``arrangement_broken`` and ``legal_stage`` the balance at the time, ``dispute_opened`` the sum disputed and
-``dispute_resolved`` any credit given; notes come from `NOTES` (contact channel or "home visit", the legal stage
-name, the dispute topic or outcome, ...). Transaction ``method`` uses the payment-method vocabulary for receipts
-(``benefit_direct`` for money from benefit) and is empty otherwise; ``reference`` comes from `REFERENCES`.
+``arrangement_broken``, ``legal_stage``, ``rent_statement_sent`` and ``proceedings_warning_sent`` the balance at
+the time, ``dispute_opened`` the sum disputed and ``dispute_resolved`` any credit given; notes come from `NOTES`
+(contact channel or "home visit" for ``contact_made`` and ``contact_attempted``, the legal stage name, the
+dispute topic or outcome, the benefit claimed, ...). Transaction ``method`` uses the payment-method vocabulary
+for receipts (``benefit_direct`` for money from benefit) and is empty otherwise; ``reference`` comes from
+`REFERENCES`; ``allocation`` is set for receipts only (``rent``, ``unallocated`` or ``deposit``).
 
 The engine never reads monitoring-only attributes: it receives only the arrays drawn by
 `simulator.population.draw_population` (`TenancyArrays`).
@@ -51,9 +62,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from features.feeds.contract import EVENT_TYPES, TRANSACTION_TYPES
+from features.feeds.contract import ALLOCATIONS, EVENT_TYPES, TRANSACTION_TYPES
 from simulator.calendar import KIND_MONTHLY, KIND_P28, KIND_PERIOD, Calendar, DayGrid
 from simulator.population import (
+    B_HB,
+    B_UC,
     FAR_PAST,
     M_BENEFIT,
     M_CARD,
@@ -74,6 +87,7 @@ REFERENCES = (
     "Housing Benefit", "UC managed payment", "UC deduction for arrears", "Discretionary Housing Payment",
     "Returned direct debit", "Payment reversal", "End of tenancy apportionment", "Dispute settlement credit",
     "Credit refund", "Former tenant arrears written off", "Court costs", "Rechargeable repair",
+    "Reference not recognised", "Deposit",
 )
 REFERENCE_CODE = {name: i for i, name in enumerate(REFERENCES)}
 #: Reference of a tenant payment, by payment method code.
@@ -94,7 +108,9 @@ DISPUTE_OUTCOMES = ("upheld: account adjusted", "not upheld", "withdrawn")
 NOTES = (
     *CONTACT_NOTES,
     "rent plus weekly top-up", "two instalments missed", "arrears cleared",
-    "standard breathing space", "breathing space ended",
+    "standard breathing space", "breathing space ended", "mental health crisis moratorium", "crisis treatment ended",
+    "Universal Credit", "Housing Benefit", "quarterly rent statement", "rent statement with notice",
+    "warning of possession proceedings",
     *DISPUTE_TOPICS, *DISPUTE_OUTCOMES,
     *sorted({label for stage in LEGAL_STAGES for label in stage}),
 )
@@ -108,8 +124,47 @@ ARRANGEMENT_WEEKS = 3.0
 LEGAL_WEEKS = (8.0, 6.0)
 #: Court costs added to the balance when a possession claim is issued (pence).
 COURT_COSTS = 35500
+#: A possession claim needs a warning of proceedings at least this many days old, sent in the last ... days.
+PROCEEDINGS_WARNING_DAYS = 14
+PROCEEDINGS_WARNING_VALID_DAYS = 90
+#: Days a standard breathing space lasts; days a mental health crisis moratorium runs on after crisis treatment.
+BREATHING_SPACE_DAYS = 60
+MORATORIUM_DAYS_AFTER_TREATMENT = 30
+#: Share of breathing spaces that are mental health crisis moratoria, for tenants not vulnerable / vulnerable
+#: (about one in five overall).
+MENTAL_HEALTH_CRISIS_SHARE = np.array([0.12, 0.4])
+#: Why the housing system's balance may differ from the feeds': a charge it holds but never exported (£25-£400),
+#: or a payment it received after the export (half a week's to three weeks' rent); for P_UNEXPLAINED_GAP of live
+#: tenancies.
+UNEXPLAINED_GAPS = ("charge_not_exported", "payment_not_exported")
+P_UNEXPLAINED_GAP = 0.01
+#: Attempts in a row an officer makes to reach a tenant (a first one and retries a few days apart).
+CONTACT_ATTEMPTS = 4
 
 WEEKS_PER_MONTH = 52.0 / 12.0
+
+#: Columns and dtypes of the rows the engine writes to the feeds (each also has a "day").
+TRANSACTION_COLUMNS = {"tenancy": np.int32, "type": np.int8, "amount": np.int64, "method": np.int8,
+                       "reference": np.int16, "allocation": np.int8}
+EVENT_COLUMNS = {"tenancy": np.int32, "type": np.int8, "amount": np.float64, "note": np.int16}
+#: The engine's own record of circumstances as they happen (each row also has the "day" it started), the source
+#: of the ground truth's periods: breathing spaces (``until``: the first day no longer in force; a mental health
+#: crisis moratorium's ``treatment_end``, -1 for a standard one), disputes (``resolve_on``: the day it is resolved),
+#: new benefit claims (``benefit`` code, ``decided_on``: the first payment) and officers' contact attempts
+#: (``reached``: the tenant was reached).
+CIRCUMSTANCE_COLUMNS = {
+    "breathing_spaces": {"tenancy": np.int32, "crisis": bool, "until": np.int64, "treatment_end": np.int64},
+    "disputes": {"tenancy": np.int32, "resolve_on": np.int64},
+    "benefit_claims": {"tenancy": np.int32, "benefit": np.int8, "decided_on": np.int64},
+    "contacts": {"tenancy": np.int32, "reached": bool},
+}
+
+#: What a receipt paid for (the contract's ALLOCATIONS); -1 for transactions that are not receipts.
+RENT, UNALLOCATED, DEPOSIT = (ALLOCATIONS.index(name) for name in ("rent", "unallocated", "deposit"))
+NOT_A_RECEIPT = -1
+#: Chance a tenant's payment other than a direct debit arrives without a reference the landlord recognises (it is
+#: posted to the account, unallocated).
+P_UNALLOCATED = 0.005
 
 _PAYMENT = TRANSACTION_CODE["payment"]
 _BENEFIT = TRANSACTION_CODE["benefit"]
@@ -118,11 +173,13 @@ _NO_METHOD = -1
 
 
 class _Records:
-    """Column buffers for rows written during the simulation; days before ``min_day`` are not kept."""
+    """Column buffers for rows written during the simulation; days before ``min_day`` are not kept. Columns with a
+    value in ``defaults`` may be left out when adding rows."""
 
-    def __init__(self, columns: tuple[str, ...], min_day: int):
+    def __init__(self, columns: tuple[str, ...], min_day: int, defaults: dict[str, object] | None = None):
         self.columns = columns  #: "tenancy" first
         self.min_day = min_day
+        self.defaults = defaults or {}
         self.parts: dict[str, list] = {column: [] for column in columns}
         self.days: list[np.ndarray] = []
 
@@ -130,11 +187,22 @@ class _Records:
         """Rows on day ``t`` for the tenancies ``rows``; each value is an array (one per row) or one for all."""
         if t < self.min_day or len(rows) == 0:
             return
+        self._append(np.full(len(rows), t, dtype=np.int32), rows, values)
+
+    def add_on_days(self, days: np.ndarray, rows: np.ndarray, **values: object) -> None:
+        """Rows on the days ``days`` (one per row), known in advance rather than written on the day."""
+        kept = np.asarray(days) >= self.min_day
+        values = {column: value[kept] if np.ndim(value) else value for column, value in values.items()}
+        self._append(np.asarray(days)[kept].astype(np.int32), np.asarray(rows)[kept], values)
+
+    def _append(self, days: np.ndarray, rows: np.ndarray, values: dict[str, object]) -> None:
         count = len(rows)
-        self.days.append(np.full(count, t, dtype=np.int32))
+        if count == 0:
+            return
+        self.days.append(days)
         self.parts["tenancy"].append(np.asarray(rows, dtype=np.int32))
         for column in self.columns[1:]:
-            value = values[column]
+            value = values[column] if column in values else self.defaults[column]
             self.parts[column].append(value if np.ndim(value) else (value, count))
 
     def arrays(self, dtypes: dict[str, type]) -> dict[str, np.ndarray]:
@@ -164,6 +232,10 @@ class LedgerResult:
     legal_stage: np.ndarray
     written_off: np.ndarray
     last_charge: np.ndarray  #: day of the last rent charge (-1 if none)
+    reported_balance: np.ndarray  #: pence, the balance the housing system reports at the window end ...
+    unexplained: np.ndarray  #: ... and why it differs from the closing balance (UNEXPLAINED_GAPS code; -1: it does not)
+    #: The engine's own record of circumstances (see CIRCUMSTANCE_COLUMNS), for the ground truth.
+    circumstances: dict[str, dict[str, np.ndarray]]
 
 
 def _enqueue(queue: dict[int, list], days: np.ndarray, *columns: np.ndarray) -> None:
@@ -225,13 +297,16 @@ class AccountState:
     arrangement_on: np.ndarray
     arrangement_top_up: np.ndarray  #: pence per week on top of the rent
     arrangement_missed: np.ndarray  #: instalments missed in a row
-    arrangement_retry_from: np.ndarray  #: no new arrangement before this day (after a broken one)
-    breathing_space_until: np.ndarray
+    arrangement_broken_on: np.ndarray  #: day the last arrangement was broken (no new one for eight weeks)
+    breathing_space_until: np.ndarray  #: the first day a breathing space (of either kind) is no longer in force
     dispute_until: np.ndarray  #: an open dispute is resolved on this day
     dispute_withholding: np.ndarray  #: the tenant withholds payment while it is open
     dispute_amount: np.ndarray  #: pence disputed
     legal_stage: np.ndarray  #: 0 none, else the stage reached (LEGAL_STAGES; 5 is eviction)
     legal_stage_day: np.ndarray  #: day of the last legal step
+    proceedings_warning_day: np.ndarray  #: day the last warning of possession proceedings was sent
+    unanswered_attempts: np.ndarray  #: the officer's attempts in a row that have not reached the tenant
+    contact_retry_on: np.ndarray  #: the day the officer tries again after an attempt that failed (NEVER: none)
     last_charge_day: np.ndarray  #: -1 before the first rent charge
     last_charge_amount: np.ndarray
     settle_day: np.ndarray  #: after a move-out, the day credit is refunded or debt written off
@@ -259,13 +334,16 @@ class AccountState:
             arrangement_on=np.zeros(n, dtype=bool),
             arrangement_top_up=np.zeros(n),
             arrangement_missed=np.zeros(n, dtype=np.int64),
-            arrangement_retry_from=np.full(n, -1, dtype=np.int64),
+            arrangement_broken_on=np.full(n, -(10**6), dtype=np.int64),
             breathing_space_until=np.full(n, -1, dtype=np.int64),
             dispute_until=np.full(n, -1, dtype=np.int64),
             dispute_withholding=np.zeros(n, dtype=bool),
             dispute_amount=np.zeros(n, dtype=np.int64),
             legal_stage=np.zeros(n, dtype=np.int64),
             legal_stage_day=np.full(n, -(10**6), dtype=np.int64),
+            proceedings_warning_day=np.full(n, -(10**6), dtype=np.int64),
+            unanswered_attempts=np.zeros(n, dtype=np.int64),
+            contact_retry_on=np.full(n, NEVER, dtype=np.int64),
             last_charge_day=np.full(n, -1, dtype=np.int64),
             last_charge_amount=np.zeros(n, dtype=np.int64),
             settle_day=np.full(n, NEVER, dtype=np.int64),
@@ -297,6 +375,7 @@ class _Block:
     pays_card_or_cash: np.ndarray
     one_off_method: np.ndarray  #: how one-off payments are made (card or cash)
     p_miss_instalment: np.ndarray  #: chance of missing an arrangement instalment
+    statement_runs: dict[int, np.ndarray]  #: day -> the patches sending quarterly rent statements that day
 
     @classmethod
     def prepare(
@@ -322,7 +401,20 @@ class _Block:
             pays_card_or_cash=card_or_cash,
             one_off_method=np.where(card_or_cash, method, M_CARD),
             p_miss_instalment=1.0 - tenancies.p_keep_arrangement,
+            statement_runs=_statement_runs(grid, last_day, int(tenancies.patch.max(initial=0)) + 1),
         )
+
+
+def _statement_runs(grid: DayGrid, last_day: int, n_patches: int) -> dict[int, np.ndarray]:
+    """Each patch's quarterly rent-statement run: on its own working day in the first fortnight of January, April,
+    July and October. Returns day -> the patches sending statements that day."""
+    days = np.arange(last_day + 1)
+    month = grid.dates[days].astype("datetime64[M]").astype(np.int64) % 12
+    quarter_starts = days[(grid.dom[days] == 1) & (month % 3 == 0)]
+    patch = np.arange(n_patches)
+    run_day = grid.roll[quarter_starts[:, None] + (5 * patch[None, :]) % 14].ravel()
+    run_patch = np.tile(patch, len(quarter_starts))
+    return {int(day): run_patch[run_day == day] for day in np.unique(run_day)}
 
 
 @dataclass
@@ -331,18 +423,25 @@ class _Ledger:
 
     transactions: _Records
     events: _Records
+    circumstances: dict[str, _Records]  #: see CIRCUMSTANCE_COLUMNS
     tenant_payments: defaultdict[int, list]  #: day -> [(tenancies, paid from UC?)]
-    one_offs: defaultdict[int, list]  #: day -> [(tenancies, value, share of balance?, type, reference, method)]
+    #: day -> [(tenancies, value, share of balance?, type, reference, method, allocation)]
+    one_offs: defaultdict[int, list]
     reversals: defaultdict[int, list]  #: day -> [(tenancies, amount, reference)]
+    #: day -> [(tenancies, event type)]: crisis treatment ending, breathing spaces no longer in force
+    breathing_space_ends: defaultdict[int, list]
 
     @classmethod
     def empty(cls, window_start_day: int) -> _Ledger:
         """Transactions are kept from the window start (the burn-in reaches them as the opening balance); events
-        from day 0 (arrangements agreed in the burn-in are ground truth)."""
+        and circumstances from day 0 (arrangements agreed and breathing spaces started in the burn-in are ground
+        truth)."""
         return cls(
-            transactions=_Records(("tenancy", "type", "amount", "method", "reference"), window_start_day),
-            events=_Records(("tenancy", "type", "amount", "note"), 0),
+            transactions=_Records(tuple(TRANSACTION_COLUMNS), window_start_day, {"allocation": NOT_A_RECEIPT}),
+            events=_Records(tuple(EVENT_COLUMNS), 0),
+            circumstances={name: _Records(tuple(columns), 0) for name, columns in CIRCUMSTANCE_COLUMNS.items()},
             tenant_payments=defaultdict(list), one_offs=defaultdict(list), reversals=defaultdict(list),
+            breathing_space_ends=defaultdict(list),
         )
 
 
@@ -362,16 +461,32 @@ def simulate_ledger(
     state = AccountState.opening(tenancies)
     ledger = _Ledger.empty(window_start_day)
     _queue_known_one_offs(last_day + 1, block, ledger)
+    _record_benefit_claims(last_day, block, ledger)
     for t in range(last_day + 1):  # t: the day index
         _simulate_day(t, block, state, ledger)
     return LedgerResult(
-        transactions=ledger.transactions.arrays({"tenancy": np.int32, "type": np.int8, "amount": np.int64,
-                                                 "method": np.int8, "reference": np.int16}),
-        events=ledger.events.arrays({"tenancy": np.int32, "type": np.int8, "amount": np.float64, "note": np.int16}),
+        transactions=ledger.transactions.arrays(TRANSACTION_COLUMNS),
+        events=ledger.events.arrays(EVENT_COLUMNS),
         end=state.end, evicted=state.evicted, apa_from=state.apa_from, opening_balance=state.opening_balance,
         closing_balance=state.balance, legal_stage=state.legal_stage, written_off=state.written_off,
         last_charge=state.last_charge_day,
+        **_housing_system_balances(last_day, block, state),
+        circumstances={name: records.arrays(CIRCUMSTANCE_COLUMNS[name])
+                       for name, records in ledger.circumstances.items()},
     )
+
+
+def _housing_system_balances(last_day: int, block: _Block, state: AccountState) -> dict[str, np.ndarray]:
+    """The balance the housing system reports at the window end: the closing balance, except for about
+    P_UNEXPLAINED_GAP of live tenancies whose figure includes something never exported (see UNEXPLAINED_GAPS)."""
+    rng = block.rng
+    n = len(state.balance)
+    kind = np.where(rng.random(n) < 0.7, 0, 1)  # a charge (70%) or a payment (30%)
+    unexplained = np.where((state.end > last_day) & (rng.random(n) < P_UNEXPLAINED_GAP), kind, -1)
+    charge = rng.integers(25, 401, n) * 100
+    payment = -np.rint(state.weekly_rent_now * rng.uniform(0.5, 3.0, n) / 100.0).astype(np.int64) * 100
+    difference = np.select([unexplained == 0, unexplained == 1], [charge, payment], 0)
+    return {"reported_balance": state.balance + difference, "unexplained": unexplained}
 
 
 def _simulate_day(t: int, block: _Block, state: AccountState, ledger: _Ledger) -> None:
@@ -395,18 +510,49 @@ def _simulate_day(t: int, block: _Block, state: AccountState, ledger: _Ledger) -
 
 
 def _queue_known_one_offs(n_days: int, block: _Block, ledger: _Ledger) -> None:
-    """UC advances (fixed amounts) and post-shock lump sums (a share of the balance then), known from the start."""
+    """UC advances and deposits at move-in (fixed amounts) and post-shock lump sums (a share of the balance then),
+    known from the start."""
     tenancies, method = block.tenancies, block.one_off_method
     advance = np.flatnonzero(tenancies.uc_advance_day < n_days)
     _enqueue(ledger.one_offs, tenancies.uc_advance_day[advance], advance,
              tenancies.uc_advance_amount[advance].astype(float), np.zeros(len(advance), bool),
-             np.full(len(advance), _PAYMENT), PAYMENT_REFERENCE[method[advance]], method[advance])
+             np.full(len(advance), _PAYMENT), PAYMENT_REFERENCE[method[advance]], method[advance],
+             np.full(len(advance), RENT))
+    deposit = np.flatnonzero((tenancies.deposit_amount > 0) & (tenancies.start < n_days))
+    _enqueue(ledger.one_offs, tenancies.start[deposit], deposit, tenancies.deposit_amount[deposit].astype(float),
+             np.zeros(len(deposit), bool), np.full(len(deposit), _PAYMENT),
+             np.full(len(deposit), REFERENCE_CODE["Deposit"]), method[deposit], np.full(len(deposit), DEPOSIT))
     rows, slots = np.nonzero(tenancies.shock_lump_day < n_days)
     dhp = tenancies.shock_lump_is_dhp[rows, slots]
     _enqueue(ledger.one_offs, tenancies.shock_lump_day[rows, slots], rows, tenancies.shock_lump_share[rows, slots],
              np.ones(len(rows), bool), np.where(dhp, _BENEFIT, _PAYMENT),
              np.where(dhp, REFERENCE_CODE["Discretionary Housing Payment"], PAYMENT_REFERENCE[method[rows]]),
-             np.where(dhp, M_BENEFIT, method[rows]))
+             np.where(dhp, M_BENEFIT, method[rows]), np.full(len(rows), RENT))
+
+
+def _record_benefit_claims(last_day: int, block: _Block, ledger: _Ledger) -> None:
+    """New benefit claims made in the simulation, known from the start: Universal Credit claims are decided at the
+    first payment after the five-week wait, Housing Benefit claims at the first run after assessment (claims running
+    since before the simulation are not new). Claims decided in the window, or still pending at its end, get a
+    ``benefit_claim_made`` event on the day they were made (before the window for one pending at its start) and a
+    ``benefit_claim_decided`` event on the first payment."""
+    tenancies = block.tenancies
+    uc = np.flatnonzero((tenancies.uc_from > FAR_PAST) & (tenancies.uc_from <= last_day))
+    hb = np.flatnonzero((tenancies.hb_from > FAR_PAST) & (tenancies.hb_from <= last_day))
+    first_run = tenancies.hb_first_run[hb]
+    rows = np.concatenate([uc, hb])
+    made = np.concatenate([tenancies.uc_from[uc], tenancies.hb_from[hb]])
+    first_hb_run = first_run + (tenancies.hb_run_residue[hb] - first_run) % 28  # the first run on or after it
+    decided = np.concatenate([tenancies.uc_first_payment[uc], first_hb_run])
+    benefit = np.concatenate([np.full(uc.size, B_UC), np.full(hb.size, B_HB)])
+    ledger.circumstances["benefit_claims"].add_on_days(made, rows, benefit=benefit, decided_on=decided)
+    note = np.where(benefit == B_UC, NOTE_CODE["Universal Credit"], NOTE_CODE["Housing Benefit"])
+    shown = decided >= block.window_start_day
+    ledger.events.add_on_days(made[shown], rows[shown], type=EVENT_CODE["benefit_claim_made"], amount=np.nan,
+                              note=note[shown])
+    shown &= decided <= last_day
+    ledger.events.add_on_days(decided[shown], rows[shown], type=EVENT_CODE["benefit_claim_decided"], amount=np.nan,
+                              note=note[shown])
 
 
 def _set_rent_now(t: int, block: _Block, state: AccountState) -> None:
@@ -477,7 +623,7 @@ def _pay_housing_benefit(t: int, day_of_month: int, block: _Block, state: Accoun
         ok = amount > 0
         state.balance[rows[ok]] -= amount[ok]
         ledger.transactions.add(t, rows[ok], type=_BENEFIT, amount=-amount[ok], method=M_BENEFIT,
-                                reference=REFERENCE_CODE["Housing Benefit"])
+                                reference=REFERENCE_CODE["Housing Benefit"], allocation=RENT)
 
 
 def _pay_universal_credit(
@@ -495,12 +641,12 @@ def _pay_universal_credit(
     amount = np.rint(tenancies.uc_coverage[managed] * state.weekly_rent_now[managed] * WEEKS_PER_MONTH).astype(np.int64)
     state.balance[managed] -= amount
     ledger.transactions.add(t, managed, type=_BENEFIT, amount=-amount, method=M_BENEFIT,
-                            reference=REFERENCE_CODE["UC managed payment"])
+                            reference=REFERENCE_CODE["UC managed payment"], allocation=RENT)
     owing = managed[state.balance[managed] > 0]
     deduction = np.minimum(tenancies.uc_arrears_deduction[owing].astype(np.int64), state.balance[owing])
     state.balance[owing] -= deduction
     ledger.transactions.add(t, owing, type=_BENEFIT, amount=-deduction, method=M_BENEFIT,
-                            reference=REFERENCE_CODE["UC deduction for arrears"])
+                            reference=REFERENCE_CODE["UC deduction for arrears"], allocation=RENT)
     return paid
 
 
@@ -554,9 +700,9 @@ def _pay(t: int, rows: np.ndarray, from_uc: np.ndarray, block: _Block, state: Ac
     """Tenants' regular payments falling due on day ``t`` (``rows`` may repeat a tenancy); ``from_uc`` marks those
     scheduled from a Universal Credit payment (the others from the tenant's own pay cycle)."""
     due = _payment_due(t, rows, from_uc, block, state)
-    draws = block.rng.random((5, rows.size))
+    draws = block.rng.random((6, rows.size))
     amount = _payment_amount(t, rows, due, draws, block, state)
-    bounced = _post_payments(t, rows, amount, draws[4], block, state, ledger)
+    bounced = _post_payments(t, rows, amount, draws[4:], block, state, ledger)
     _check_instalments(t, rows, due, amount, bounced, state, ledger)
 
 
@@ -615,18 +761,22 @@ def _payment_amount(
 
 
 def _post_payments(
-    t: int, rows: np.ndarray, amount: np.ndarray, draw: np.ndarray, block: _Block, state: AccountState,
+    t: int, rows: np.ndarray, amount: np.ndarray, draws: np.ndarray, block: _Block, state: AccountState,
     ledger: _Ledger,
 ) -> np.ndarray:
-    """Posts the payments. Direct debits occasionally bounce (more often during a shock), cards rarely: they come
-    back as a positive adjustment a few working days later. Returns which payments bounced."""
+    """Posts the payments; a few without a reference the landlord recognises (not direct debits) are posted
+    unallocated. Direct debits occasionally bounce (more often during a shock), cards rarely: they come back as a
+    positive adjustment a few working days later. Returns which payments bounced."""
     method = block.tenancies.pay_method[rows]
     paid = amount > 0
-    bounced = paid & (((method == M_DD) & (draw < np.where(state.in_shock[rows], 0.15, 0.004)))
-                      | ((method == M_CARD) & (draw < 0.001)))
+    bounced = paid & (((method == M_DD) & (draws[0] < np.where(state.in_shock[rows], 0.15, 0.004)))
+                      | ((method == M_CARD) & (draws[0] < 0.001)))
     np.add.at(state.balance, rows[paid], -amount[paid])
+    unallocated = (method[paid] != M_DD) & (draws[1][paid] < P_UNALLOCATED)
     ledger.transactions.add(t, rows[paid], type=_PAYMENT, amount=-amount[paid], method=method[paid],
-                            reference=PAYMENT_REFERENCE[method[paid]])
+                            reference=np.where(unallocated, REFERENCE_CODE["Reference not recognised"],
+                                               PAYMENT_REFERENCE[method[paid]]),
+                            allocation=np.where(unallocated, UNALLOCATED, RENT))
     if bounced.any():
         returned = rows[bounced]
         day = block.grid.roll[t + 3 + block.rng.integers(0, 3, returned.size)]
@@ -647,11 +797,11 @@ def _check_instalments(
         checked = rows[check]
         kept = (amount[check] >= 0.9 * due.expected[check]) & ~bounced[check]
         state.arrangement_missed[checked] = np.where(kept, 0, state.arrangement_missed[checked] + 1)
-        broken = checked[(state.arrangement_missed[checked] >= 2) & (state.breathing_space_until[checked] < t)]
+        broken = checked[(state.arrangement_missed[checked] >= 2) & (state.breathing_space_until[checked] <= t)]
         broken = np.unique(broken)
         if broken.size:
             state.arrangement_on[broken] = False
-            state.arrangement_retry_from[broken] = t + 56
+            state.arrangement_broken_on[broken] = t
             ledger.events.add(t, broken, type=EVENT_CODE["arrangement_broken"],
                               amount=state.balance[broken].astype(float), note=NOTE_CODE["two instalments missed"])
 
@@ -663,7 +813,7 @@ def _post_one_offs(t: int, block: _Block, state: AccountState, ledger: _Ledger) 
     """One-off payments due today: fixed amounts (while the tenancy is live) or a share of what is owed (also
     after a move-out, unless the debt was written off)."""
     start = block.tenancies.start
-    for rows, value, share_of_balance, types, references, methods in ledger.one_offs.pop(t, ()):
+    for rows, value, share_of_balance, types, references, methods, allocations in ledger.one_offs.pop(t, ()):
         live = (start[rows] <= t) & (t <= state.end[rows])
         owed = np.maximum(state.balance[rows], 0)
         amount = np.where(share_of_balance, np.rint(value * owed), np.where(live, value, 0)).astype(np.int64)
@@ -671,7 +821,7 @@ def _post_one_offs(t: int, block: _Block, state: AccountState, ledger: _Ledger) 
         ok = (amount > 0) & (start[rows] <= t) & ~state.written_off[rows]
         np.add.at(state.balance, rows[ok], -amount[ok])
         ledger.transactions.add(t, rows[ok], type=types[ok], amount=-amount[ok], method=methods[ok],
-                                reference=references[ok])
+                                reference=references[ok], allocation=allocations[ok])
 
 
 def _post_credits(
@@ -711,18 +861,20 @@ def _officer_actions(t: int, block: _Block, state: AccountState, ledger: _Ledger
     state.owing_since = np.where(state.balance > 0, np.minimum(state.owing_since, t), NEVER)
     standing = _Standing(live, arrears_weeks, t - state.owing_since >= 28)
     _complete_cleared_arrangements(t, state, ledger)
-    ledger.events.add(t, np.flatnonzero(state.breathing_space_until == t), type=EVENT_CODE["breathing_space_ended"],
-                      amount=np.nan, note=NOTE_CODE["breathing space ended"])
+    _end_breathing_spaces(t, ledger)
     _resolve_disputes(t, block, state, ledger)
     contacted, breathing, disputed, charged, refunded = _draw_officer_actions(t, block, state, standing)
+    contacted = _with_retries_due(t, contacted, state, standing)
     if contacted.size:
         _contact(t, contacted, block, state, ledger, standing)
+    # (not on a day an arrangement was broken: that came first, and breathing space would have prevented it)
+    breathing = breathing[state.arrangement_broken_on[breathing] != t]
     if breathing.size:
-        state.breathing_space_until[breathing] = t + 60
-        ledger.events.add(t, breathing, type=EVENT_CODE["breathing_space_started"], amount=np.nan,
-                          note=NOTE_CODE["standard breathing space"])
+        _start_breathing_spaces(t, breathing, block, state, ledger)
     if disputed.size:
         _open_disputes(t, disputed, block, state, ledger)
+    if t in block.statement_runs:
+        _send_rent_statements(t, block.statement_runs[t], block, state, ledger, standing)
     if charged.size:
         _charge_recharge_fees(t, charged, block, state, ledger)
     if refunded.size:
@@ -740,6 +892,36 @@ def _complete_cleared_arrangements(t: int, state: AccountState, ledger: _Ledger)
         state.arrangement_on[done] = False
         ledger.events.add(t, done, type=EVENT_CODE["arrangement_completed"], amount=np.nan,
                           note=NOTE_CODE["arrears cleared"])
+
+
+def _end_breathing_spaces(t: int, ledger: _Ledger) -> None:
+    """Crisis treatment ending today (the moratorium then runs 30 more days); breathing spaces of either kind no
+    longer in force from today."""
+    for rows, types in ledger.breathing_space_ends.pop(t, ()):
+        ledger.events.add(t, rows, type=types, amount=np.nan, note=np.where(
+            types == EVENT_CODE["crisis_treatment_ended"], NOTE_CODE["crisis treatment ended"],
+            NOTE_CODE["breathing space ended"]))
+
+
+def _start_breathing_spaces(t: int, rows: np.ndarray, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """Breathing spaces (Debt Respite Scheme) starting today: a standard one lasts BREATHING_SPACE_DAYS; a mental
+    health crisis moratorium (MENTAL_HEALTH_CRISIS_SHARE of them, more for vulnerable tenants) lasts while the
+    crisis treatment does (lognormal, median 60 days, 14-240) and MORATORIUM_DAYS_AFTER_TREATMENT after it."""
+    rng = block.rng
+    crisis = rng.random(rows.size) < MENTAL_HEALTH_CRISIS_SHARE[block.tenancies.vulnerable[rows].astype(np.int64)]
+    treatment_days = np.clip(np.rint(60 * rng.lognormal(0.0, 0.55, rows.size)), 14, 240).astype(np.int64)
+    treatment_end = np.where(crisis, t + treatment_days, -1)
+    until = np.where(crisis, treatment_end + MORATORIUM_DAYS_AFTER_TREATMENT, t + BREATHING_SPACE_DAYS)
+    state.breathing_space_until[rows] = until
+    ledger.events.add(t, rows, type=np.where(crisis, EVENT_CODE["mental_health_moratorium_started"],
+                                             EVENT_CODE["breathing_space_started"]),
+                      amount=np.nan, note=np.where(crisis, NOTE_CODE["mental health crisis moratorium"],
+                                                   NOTE_CODE["standard breathing space"]))
+    ledger.circumstances["breathing_spaces"].add(t, rows, crisis=crisis, until=until, treatment_end=treatment_end)
+    _enqueue(ledger.breathing_space_ends, np.concatenate([treatment_end[crisis], until]),
+             np.concatenate([rows[crisis], rows]),
+             np.repeat([EVENT_CODE["crisis_treatment_ended"], EVENT_CODE["breathing_space_ended"]],
+                       [crisis.sum(), rows.size]))
 
 
 def _resolve_disputes(t: int, block: _Block, state: AccountState, ledger: _Ledger) -> None:
@@ -766,9 +948,9 @@ def _draw_officer_actions(
     draw = block.rng.random(len(live))
     in_arrears = live & (weeks >= 1) & (t - state.owing_since >= 7)
     contact = np.where(live, 0.0012 + 0.008 * in_arrears + 0.025 * (weeks >= 3) + 0.03 * (weeks >= 6), 0.0)
-    contact = np.where(state.breathing_space_until >= t, 0.3 * contact, contact)
+    contact = np.where(state.breathing_space_until > t, 0.3 * contact, contact)
     upto_contact = contact
-    upto_breathing = upto_contact + np.where(live & (weeks >= 2) & (state.breathing_space_until < t),
+    upto_breathing = upto_contact + np.where(live & (weeks >= 2) & (state.breathing_space_until <= t),
                                              0.0002 * (1 + 2 * block.tenancies.vulnerable), 0.0)
     upto_dispute = upto_breathing + np.where(live & (state.dispute_until < t), 0.00003 + 0.00004 * in_arrears, 0.0)
     upto_fee = upto_dispute + np.where(live, 0.00002, 0.0)
@@ -778,14 +960,36 @@ def _draw_officer_actions(
     return np.flatnonzero(draw < upto_contact), *between
 
 
+def _with_retries_due(t: int, contacted: np.ndarray, state: AccountState, standing: _Standing) -> np.ndarray:
+    """Today's contacts: those drawn and the retries due today of attempts that failed, for tenancies still live,
+    in arrears and not in breathing space."""
+    retried = np.flatnonzero(state.contact_retry_on == t)
+    if not retried.size:
+        return contacted
+    retried = retried[standing.live[retried] & (standing.arrears_weeks[retried] >= 1)
+                      & (state.breathing_space_until[retried] <= t)]
+    return np.union1d(contacted, retried)
+
+
 def _contact(
     t: int, rows: np.ndarray, block: _Block, state: AccountState, ledger: _Ledger, standing: _Standing
 ) -> None:
-    """Officer contacts (by the tenant's preferred channel; a home visit for some deep arrears), at which an
-    arrangement may be agreed or a payment promised."""
-    visit = (standing.arrears_weeks[rows] >= 3) & (block.rng.random(rows.size) < 0.1)
+    """Officer contacts (by the tenant's preferred channel; a home visit for some deep arrears). An attempt fails
+    to reach the tenant with the tenant's ``p_no_answer``: it is retried 1-3 days later (on a working day), up to
+    CONTACT_ATTEMPTS in a row. At a contact that reaches the tenant an arrangement may be agreed or a payment
+    promised."""
+    rng = block.rng
+    visit = (standing.arrears_weeks[rows] >= 3) & (rng.random(rows.size) < 0.1)
     note = np.where(visit, NOTE_CODE["home visit"], block.tenancies.channel[rows])  # channel codes = contact notes
-    ledger.events.add(t, rows, type=EVENT_CODE["contact_made"], amount=np.nan, note=note)
+    reached = rng.random(rows.size) >= block.tenancies.p_no_answer[rows]
+    ledger.events.add(t, rows, type=np.where(reached, EVENT_CODE["contact_made"], EVENT_CODE["contact_attempted"]),
+                      amount=np.nan, note=note)
+    ledger.circumstances["contacts"].add(t, rows, reached=reached)
+    attempt = np.where(state.contact_retry_on[rows] == t, state.unanswered_attempts[rows] + 1, 1)
+    state.unanswered_attempts[rows] = np.where(reached, 0, attempt)
+    retry = ~reached & (attempt < CONTACT_ATTEMPTS)
+    state.contact_retry_on[rows] = np.where(retry, block.grid.roll[t + rng.integers(1, 4, rows.size)], NEVER)
+    rows = rows[reached]
     _agree_arrangements(t, rows, block, state, ledger, standing)
     _take_payment_promises(t, rows, block, state, ledger, standing)
 
@@ -797,8 +1001,8 @@ def _agree_arrangements(
     tenants whose arrears reach ARRANGEMENT_WEEKS and persist, and agreed by some (half as often during a shock)."""
     rng = block.rng
     offered = rows[(standing.arrears_weeks[rows] >= ARRANGEMENT_WEEKS) & standing.persistent[rows]
-                   & ~state.arrangement_on[rows] & (state.arrangement_retry_from[rows] <= t)
-                   & (state.breathing_space_until[rows] < t)]
+                   & ~state.arrangement_on[rows] & (t - state.arrangement_broken_on[rows] >= 56)
+                   & (state.breathing_space_until[rows] <= t)]
     p_agree = block.tenancies.p_agree_arrangement[offered] * np.where(state.in_shock[offered], 0.5, 1.0)
     agreed = offered[rng.random(offered.size) < p_agree]
     if agreed.size:
@@ -822,18 +1026,28 @@ def _take_payment_promises(
         day = block.grid.roll[t + rng.integers(1, 8, promised.size)]
         method = block.one_off_method[promised]
         _enqueue(ledger.one_offs, day, promised, rng.uniform(0.2, 0.8, promised.size), np.ones(promised.size, bool),
-                 np.full(promised.size, _PAYMENT), PAYMENT_REFERENCE[method], method)
+                 np.full(promised.size, _PAYMENT), PAYMENT_REFERENCE[method], method, np.full(promised.size, RENT))
 
 
 def _open_disputes(t: int, rows: np.ndarray, block: _Block, state: AccountState, ledger: _Ledger) -> None:
     """Disputes opened today: resolved in 2-17 weeks, some with the tenant withholding payment meanwhile."""
     rng = block.rng
     state.dispute_until[rows] = t + rng.integers(14, 121, rows.size)
+    ledger.circumstances["disputes"].add(t, rows, resolve_on=state.dispute_until[rows])
     state.dispute_withholding[rows] = rng.random(rows.size) < 0.3
     amount = np.rint(state.weekly_rent_now[rows] * rng.uniform(0.5, 6.0, rows.size)).astype(np.int64)
     state.dispute_amount[rows] = amount
     ledger.events.add(t, rows, type=EVENT_CODE["dispute_opened"], amount=state.dispute_amount[rows],
                       note=NOTE_CODE[DISPUTE_TOPICS[0]] + rng.integers(0, len(DISPUTE_TOPICS), rows.size))
+
+
+def _send_rent_statements(
+    t: int, patches: np.ndarray, block: _Block, state: AccountState, ledger: _Ledger, standing: _Standing
+) -> None:
+    """The quarterly run of the ``patches`` sending statements today: to live tenancies a week or more in arrears."""
+    rows = np.flatnonzero(standing.live & (standing.arrears_weeks >= 1) & np.isin(block.tenancies.patch, patches))
+    ledger.events.add(t, rows, type=EVENT_CODE["rent_statement_sent"], amount=state.balance[rows],
+                      note=NOTE_CODE["quarterly rent statement"])
 
 
 def _charge_recharge_fees(t: int, rows: np.ndarray, block: _Block, state: AccountState, ledger: _Ledger) -> None:
@@ -854,29 +1068,54 @@ def _refund_credits(t: int, rows: np.ndarray, state: AccountState, ledger: _Ledg
 
 def _legal_action(t: int, block: _Block, state: AccountState, ledger: _Ledger, standing: _Standing) -> None:
     """Cases close when the arrears are cleared. Large, persistent arrears (LEGAL_WEEKS) outside an arrangement,
-    breathing space or a dispute move a stage on at LEGAL_HAZARD (half for vulnerable tenants), at most every
-    four weeks: the possession claim adds court costs, the fifth stage is eviction."""
+    breathing space or a dispute are eligible for the next stage, at most every four weeks (a claim only after a
+    proceedings warning, see `_warn_before_claims`)."""
     live, weeks, stage = standing.live, standing.arrears_weeks, state.legal_stage
     stage[live & (stage > 0) & (weeks < 1)] = 0  # arrears cleared: the case is closed
     threshold = np.where(stage == 0, LEGAL_WEEKS[0], LEGAL_WEEKS[1])
     eligible = np.flatnonzero(live & (stage < 5) & (weeks >= threshold) & standing.persistent & ~state.arrangement_on
-                              & (state.breathing_space_until < t) & (state.dispute_until < t)
+                              & (state.breathing_space_until <= t) & (state.dispute_until < t)
                               & (t - state.legal_stage_day >= 28))
     if eligible.size:
-        tenancies = block.tenancies
-        p_step = LEGAL_HAZARD[stage[eligible]] * np.where(tenancies.vulnerable[eligible], 0.5, 1.0)
-        moved = eligible[block.rng.random(eligible.size) < p_step]
-        stage[moved] += 1
-        state.legal_stage_day[moved] = t
-        ledger.events.add(t, moved, type=EVENT_CODE["legal_stage"], amount=state.balance[moved],
-                          note=_LEGAL_NOTE[stage[moved] - 1, tenancies.tenure[moved]])
-        court = moved[stage[moved] == 2]
-        state.balance[court] += COURT_COSTS
-        ledger.transactions.add(t, court, type=TRANSACTION_CODE["fee"], amount=COURT_COSTS, method=_NO_METHOD,
-                                reference=REFERENCE_CODE["Court costs"])
-        evicted = moved[stage[moved] == 5]
-        state.end[evicted] = t
-        state.evicted[evicted] = True
+        eligible = _warn_before_claims(t, eligible, state, ledger)
+        _take_legal_steps(t, eligible, block, state, ledger)
+
+
+def _warn_before_claims(t: int, eligible: np.ndarray, state: AccountState, ledger: _Ledger) -> np.ndarray:
+    """Before a possession claim the landlord warns in writing, with a time limit: an eligible case at notice
+    (stage 1) without a current warning (sent since the notice, in the last PROCEEDINGS_WARNING_VALID_DAYS) is sent
+    one, and a claim may follow once it is PROCEEDINGS_WARNING_DAYS old. Returns the cases that may move on."""
+    at_notice = state.legal_stage[eligible] == 1
+    sent = state.proceedings_warning_day[eligible]
+    current = (sent > state.legal_stage_day[eligible]) & (t - sent < PROCEEDINGS_WARNING_VALID_DAYS)
+    warned = eligible[at_notice & ~current]
+    if warned.size:
+        state.proceedings_warning_day[warned] = t
+        ledger.events.add(t, warned, type=EVENT_CODE["proceedings_warning_sent"], amount=state.balance[warned],
+                          note=NOTE_CODE["warning of possession proceedings"])
+    return eligible[~at_notice | (current & (t - sent >= PROCEEDINGS_WARNING_DAYS))]
+
+
+def _take_legal_steps(t: int, eligible: np.ndarray, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """Eligible cases move a stage on at LEGAL_HAZARD (half for vulnerable tenants): a notice comes with a rent
+    statement, the possession claim adds court costs, the fifth stage is eviction."""
+    tenancies, stage = block.tenancies, state.legal_stage
+    p_step = LEGAL_HAZARD[stage[eligible]] * np.where(tenancies.vulnerable[eligible], 0.5, 1.0)
+    moved = eligible[block.rng.random(eligible.size) < p_step]
+    stage[moved] += 1
+    state.legal_stage_day[moved] = t
+    ledger.events.add(t, moved, type=EVENT_CODE["legal_stage"], amount=state.balance[moved],
+                      note=_LEGAL_NOTE[stage[moved] - 1, tenancies.tenure[moved]])
+    noticed = moved[stage[moved] == 1]
+    ledger.events.add(t, noticed, type=EVENT_CODE["rent_statement_sent"], amount=state.balance[noticed],
+                      note=NOTE_CODE["rent statement with notice"])
+    court = moved[stage[moved] == 2]
+    state.balance[court] += COURT_COSTS
+    ledger.transactions.add(t, court, type=TRANSACTION_CODE["fee"], amount=COURT_COSTS, method=_NO_METHOD,
+                            reference=REFERENCE_CODE["Court costs"])
+    evicted = moved[stage[moved] == 5]
+    state.end[evicted] = t
+    state.evicted[evicted] = True
 
 
 def _request_managed_payments(t: int, block: _Block, state: AccountState, standing: _Standing) -> None:
@@ -936,4 +1175,4 @@ def _former_tenant_payments(t: int, block: _Block, state: AccountState, ledger: 
         state.balance[paying] -= amount
         method = block.one_off_method[paying]
         ledger.transactions.add(t, paying, type=_PAYMENT, amount=-amount, method=method,
-                                reference=PAYMENT_REFERENCE[method])
+                                reference=PAYMENT_REFERENCE[method], allocation=RENT)

@@ -2,7 +2,8 @@
 
 Everything here is drawn *before* any money moves, from the "population" random stream, one concern after another
 (patches; sector, tenure and rent frequency; tenancy dates and re-lets; rents by year; benefits; archetypes and
-propensities; pay cycles; shock episodes; benefit timelines; contact preferences). The behaviour engine
+propensities; pay cycles; shock episodes; benefit timelines; contact preferences and how reachable the tenant is;
+deposits at move-in). The behaviour engine
 (`simulator.behaviour`) then reads only these circumstance and propensity arrays (`TenancyArrays`); the
 monitoring-only attributes (age band, sex, ethnicity, disability) are drawn afterwards from their own stream by
 `draw_monitoring`, conditioned on circumstances, so they correlate with circumstances (and therefore with
@@ -189,6 +190,9 @@ class TenancyArrays:
     # -- contact -------------------------------------------------------------------------------------------------
     channel: np.ndarray  #: preferred contact channel
     language: np.ndarray
+    p_no_answer: np.ndarray  #: chance an officer's attempt to reach the tenant fails
+    # -- move-in -------------------------------------------------------------------------------------------------
+    deposit_amount: np.ndarray  #: a deposit-like receipt paid into the rent account at move-in (0: none)
 
     def by_name(self) -> dict[str, np.ndarray]:
         """Every array, by field name."""
@@ -269,9 +273,10 @@ def draw_population(n: int, window_start: date, end_date: date, seed: int) -> Po
     uc_payments, apa_existing = _draw_uc_payments(
         rng, span, uc_claims.uc_from, sector, vulnerable, migrated, rents.weekly_rent_by_year[:, 0])
     payments = _settle_payments(rng, lettings, benefits, apa_existing, habits, cycles)
-    contact = _draw_contact(rng, sector, payments.pay_method)
+    contact = _draw_contact(rng, sector, payments.pay_method, archetype)
+    deposits = _draw_deposits(rng, lettings, rents.weekly_rent_by_year[:, 0])
     groups = (lettings, rents, benefits, propensities, legacy, payments, housing_benefit, uc_claims, uc_payments,
-              shocks, contact)
+              shocks, contact, deposits)
     tenancies = TenancyArrays(**{name: array for group in groups for name, array in group._asdict().items()})
     grid = DayGrid(span.sim_start, span.last_day + 1)
     return Population(
@@ -1031,10 +1036,19 @@ def _settle_payments(
 class _Contact(NamedTuple):
     channel: np.ndarray
     language: np.ndarray
+    p_no_answer: np.ndarray
 
 
-def _draw_contact(rng: np.random.Generator, sector: np.ndarray, pay_method: np.ndarray) -> _Contact:
-    """Preferred contact channel (by payment method; private tenants mostly email) and language."""
+#: Per archetype: the share of tenants who avoid contact (most attempts to reach them fail).
+AVOIDS_CONTACT_SHARE = np.array([0.03, 0.08, 0.2, 0.06, 0.35])
+
+
+def _draw_contact(
+    rng: np.random.Generator, sector: np.ndarray, pay_method: np.ndarray, archetype: np.ndarray
+) -> _Contact:
+    """Preferred contact channel (by payment method; private tenants mostly email), language, and how often the
+    officer's attempts fail to reach the tenant (most often for those who avoid contact, more of them among
+    chronic and irregular payers)."""
     n = len(sector)
     channel_probs = np.tile([0.40, 0.20, 0.25, 0.15], (n, 1))
     channel_probs[pay_method == M_DD] = [0.30, 0.35, 0.25, 0.10]
@@ -1042,7 +1056,30 @@ def _draw_contact(rng: np.random.Generator, sector: np.ndarray, pay_method: np.n
     channel_probs[sector == S_PRIVATE] = [0.25, 0.45, 0.25, 0.05]
     channel = _row_choice(rng, channel_probs)
     language = np.where(rng.random(n) < 0.9, 0, rng.choice(np.arange(1, len(LANGUAGES)), size=n))
-    return _Contact(channel, language)
+    avoids_contact = rng.random(n) < AVOIDS_CONTACT_SHARE[archetype]
+    p_no_answer = np.where(avoids_contact, rng.uniform(0.55, 0.85, n), rng.uniform(0.05, 0.3, n))
+    return _Contact(channel, language, p_no_answer)
+
+
+class _Deposits(NamedTuple):
+    deposit_amount: np.ndarray
+
+
+#: Share of private / temporary lets starting in the simulation whose tenant pays a deposit-like receipt at move-in.
+DEPOSIT_SHARE = {S_PRIVATE: 0.3, S_TEMPORARY: 0.2}
+
+
+def _draw_deposits(rng: np.random.Generator, lettings: _Lettings, weekly_rent: np.ndarray) -> _Deposits:
+    """Deposit-like receipts paid into the rent account at move-in by some private tenants (a week's holding
+    deposit, or a deposit of four or five weeks' rent) and temporary-accommodation licensees (rent in advance, one
+    or two weeks), in whole pounds (pence)."""
+    n = len(lettings.sector)
+    share = np.select([lettings.sector == S_PRIVATE, lettings.sector == S_TEMPORARY],
+                      [DEPOSIT_SHARE[S_PRIVATE], DEPOSIT_SHARE[S_TEMPORARY]], 0.0)
+    pays = (lettings.start > 0) & (rng.random(n) < share)
+    weeks = np.where(lettings.sector == S_PRIVATE, rng.choice([1, 4, 5], size=n, p=[0.4, 0.3, 0.3]),
+                     rng.integers(1, 3, n))
+    return _Deposits(np.where(pays, np.rint(weeks * weekly_rent / 100.0) * 100, 0).astype(np.int64))
 
 
 def noisy_keep(rng: np.random.Generator, keep: np.ndarray) -> np.ndarray:

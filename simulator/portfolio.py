@@ -10,20 +10,34 @@ What the portfolio contains
   tenancies, weekly rent on Mondays most common), some private lets (assured shorthold, mostly monthly) and
   temporary accommodation (licences). Rents are about £80-£250 a week. Some tenancies started years before the
   observation window, others move in during it (many into properties vacated in the window), and some move
-  out (voluntarily, or rarely by eviction after legal action).
+  out (voluntarily, or rarely by eviction after legal action). ``reported_balance`` is the balance the housing
+  system reports at the window end (``reported_balance_date`` is the window end for every tenancy, ended ones
+  included): the feeds' balance, except for about 1% of live tenancies whose figure includes a charge never
+  exported or a payment received after the export.
 * **Transactions**: rent charges on every due date (rents rise each April); tenants' payments on their own pay
   cycle (weekly/fortnightly/four-weekly/monthly wages, pension or benefit days, direct-debit dates, Universal
   Credit payment dates); Housing Benefit paid to the landlord every four weeks; UC managed payments; the UC
   five-week wait for new claims; late, partial and missed payments; catch-up payments; arrangements (rent plus
   a weekly top-up); bounced direct debits (a payment then a positive adjustment); refunds of credit; court
   costs and recharge fees; apportionment credits and write-offs at move-out. Tenancies that started before the
-  window open with an ``adjustment`` ("Opening balance") on its first day.
-* **Events**: officer contacts, arrangements agreed / broken / completed, breathing space, disputes, and legal
-  stages ("NOSP served", "Possession claim issued", ...), consistent with the transactions.
+  window open with an ``adjustment`` ("Opening balance") on its first day. Receipts carry an ``allocation``:
+  ``rent``, or ``unallocated`` for the few tenant payments without a reference the landlord recognises (about
+  0.3%), or ``deposit`` for the deposit-like receipt some private and temporary lets pay at move-in; other
+  transactions leave it empty. All of them count in the balance.
+* **Events**: officer contacts (``contact_made``, or ``contact_attempted`` when the attempt did not reach the
+  tenant; retried within a few days, so attempts come in bursts), arrangements agreed / broken / completed,
+  breathing space (a standard one: ``breathing_space_started`` then ``breathing_space_ended`` 60 days later; a
+  mental health crisis moratorium: ``mental_health_moratorium_started``, ``crisis_treatment_ended``, then
+  ``breathing_space_ended`` 30 days later), disputes, new benefit claims (``benefit_claim_made`` at the claim,
+  ``benefit_claim_decided`` at the first payment), quarterly ``rent_statement_sent`` to tenancies in arrears
+  (and with every notice), ``proceedings_warning_sent`` before a possession claim, and legal stages ("NOSP
+  served", "Possession claim issued", ...), consistent with the transactions.
 * **Ground truth** (never read by the pipeline): each tenancy's archetype (reliable, habitual_late, irregular,
   shock_prone, chronic) and latent propensities, shock episodes (job loss, reduced hours, illness, household
-  change, benefit change) with their dates, UC claims, arrangements, patches and, in dirty mode, every injected
-  export fault.
+  change, benefit change) with their dates, UC claims, arrangements, the true periods of the circumstances a
+  case is routed on before contact (breathing spaces, disputes, pending benefit claims, contact attempts), the
+  receipts not allocated to rent, the housing system's reported balances, patches and, in dirty mode, every
+  injected export fault.
 
 Behaviour depends only on circumstances (benefit, payment method, tenure, vulnerability, ...) and the hidden
 propensities. The monitoring-only columns (age_band, sex, ethnicity, disability) are drawn afterwards, from a
@@ -33,24 +47,50 @@ real data, but changing them changes no transaction.
 Time
 ----
 The observation window is ``[end_date - years, end_date]``; every transaction and event in the feeds is dated
-inside it. The simulation itself starts 26 weeks earlier (a burn-in, so habits, arrears and arrangements are
+inside it, except the ``benefit_claim_made`` event of a claim still pending at the window start, which keeps its
+true date (an event history may reach back; only claims decided in the window or pending at its end have
+events). The simulation itself starts 26 weeks earlier (a burn-in, so habits, arrears and arrangements are
 already in motion): what happened then reaches the feeds only as the opening-balance adjustment, and the
-ground truth (shocks, arrangements, claims) may hold dates from the burn-in or before.
+ground truth (shocks, arrangements, breathing spaces, disputes, claims, contacts) may hold dates from the
+burn-in or before. So a breathing space or dispute that started in the burn-in and is still running in the window
+shows in the feed only by its end.
 
 Ground truth (``portfolio.ground_truth``)
 -----------------------------------------
 * ``tenancies``: one row per tenancy: ``archetype``, ``sector`` (social / private / temporary), the latent
   propensities (``p_skip`` chance of missing a payment, ``p_partial`` of part-paying and the share paid,
   ``catchup_share`` / ``p_catchup`` for paying off arrears, ``p_keep_arrangement``, ``p_agree_arrangement``,
-  ``shock_rate_per_year``, ``delay_base_days`` / ``delay_jitter_days`` for lateness), how and when they are paid
-  (``pays_by``, ``pay_cycle``), benefit coverage and UC dates, the opening and closing balances, the legal
-  stage reached, and how the tenancy ended (``end_reason``: live, moved_out, evicted);
+  ``shock_rate_per_year``, ``delay_base_days`` / ``delay_jitter_days`` for lateness, ``p_no_answer`` the chance
+  an officer's attempt fails to reach the tenant), how and when they are paid (``pays_by``, ``pay_cycle``),
+  benefit coverage and UC dates, the opening and closing balances, the legal stage reached, and how the tenancy
+  ended (``end_reason``: live, moved_out, evicted);
 * ``shocks``: one row per shock episode: ``tenancy_id, kind, start_date, end_date``, its severity, the chance
   of missing a payment and the share of income left during it, whether lost benefit was backdated, and any
   catch-up lump sum (tenant or Discretionary Housing Payment) after it;
 * ``uc_claims``: Universal Credit claims with their reason (existing, move_in_new_claim, job_loss,
   managed_migration), claim start, first payment (35 days later for new claims) and managed payments;
 * ``arrangements``: every arrangement with its agreed date, weekly top-up, end date and outcome;
+
+The circumstances the readiness policy routes on, with their true periods from the engine's own record (each
+period is ``[start, end)``; an end after the window end, i.e. not yet happened then, is NaT):
+
+* ``breathing_space``: ``tenancy_id, kind`` (standard, mental_health_crisis), ``start_date``, ``end_date`` (the
+  first day no longer in force: the day of ``breathing_space_ended``), ``treatment_end_date`` (a moratorium's
+  crisis treatment end; NaT for a standard one);
+* ``disputes``: ``tenancy_id, opened_date, resolved_date`` (NaT: still open at the window end);
+* ``benefit_claims``: new claims, ``tenancy_id, benefit`` (housing_benefit, universal_credit), ``claim_date``,
+  ``decided_date`` (the first payment: 35 days after a UC claim, the first HB run after assessment; NaT: still
+  pending at the window end);
+* ``contact_attempts``: every officer's attempt, ``tenancy_id, date, reached`` (False: a ``contact_attempted``
+  event);
+* ``allocations``: every receipt not allocated to rent, ``transaction_id, tenancy_id, posted_date, allocation``
+  (unallocated, deposit); every other receipt is allocated to rent;
+* ``reported_balances``: one row per tenancy, ``tenancy_id, reported_date`` (the window end),
+  ``reported_balance`` (as in the tenancies feed), ``ledger_balance`` (the feeds' balance then), ``explained``
+  (False where the two differ) and ``unexplained_reason`` (charge_not_exported, payment_not_exported);
+
+and:
+
 * ``patches``: patch weights, social-housing share, rent level, HB run day and any local employment shock;
 * ``dirty_faults``: every injected export fault (empty unless ``dirty=True``).
 
@@ -67,6 +107,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.feeds.contract import (
+    ALLOCATIONS,
     BENEFIT_TYPES,
     EVENT_TYPES,
     EVENTS,
@@ -75,7 +116,7 @@ from features.feeds.contract import (
     TRANSACTION_TYPES,
     TRANSACTIONS,
 )
-from simulator.behaviour import NOTES, REFERENCES, LedgerResult, simulate_ledger
+from simulator.behaviour import NOTES, REFERENCES, UNEXPLAINED_GAPS, LedgerResult, simulate_ledger
 from simulator.calendar import KIND_MONTHLY
 from simulator.faults import FAULT_COLUMNS, make_dirty
 from simulator.model import Portfolio
@@ -156,9 +197,9 @@ def _simulate(
     tenancies = _tenancies_frame(pop, result, monitoring_rng)
     tenancy_ids = pa.array(tenancies["tenancy_id"].array)
     tenancy_ids = tenancy_ids if isinstance(tenancy_ids, pa.ChunkedArray) else pa.chunked_array([tenancy_ids])
-    transactions = _transactions_frame(pop, result.transactions, tenancy_ids)
+    transactions, allocations = _transactions_frame(pop, result.transactions, tenancy_ids)
     events = _events_frame(pop, result.events, tenancy_ids, keep_from=pop.window_start_day)
-    truth = _ground_truth(pop, result, tenancy_ids)
+    truth = _ground_truth(pop, result, tenancy_ids, allocations)
     portfolio = Portfolio(tenancies, transactions, events, truth, window_start=window_start, window_end=end_date)
     if dirty:
         portfolio = make_dirty(portfolio, np.random.default_rng([seed, 4]))
@@ -185,10 +226,12 @@ def _merge_blocks(blocks: list[tuple[int, LedgerResult]]) -> LedgerResult:
         return blocks[0][1]
     per_tenancy = {name: np.concatenate([getattr(result, name) for _, result in blocks])
                    for name in ("end", "evicted", "apa_from", "opening_balance", "closing_balance", "legal_stage",
-                                "written_off", "last_charge")}
+                                "written_off", "last_charge", "reported_balance", "unexplained")}
     return LedgerResult(
         transactions=_concat_records([(lo, result.transactions) for lo, result in blocks]),
         events=_concat_records([(lo, result.events) for lo, result in blocks]),
+        circumstances={name: _concat_records([(lo, result.circumstances[name]) for lo, result in blocks])
+                       for name in blocks[0][1].circumstances},
         **per_tenancy,
     )
 
@@ -299,14 +342,19 @@ def _tenancies_frame(pop: Population, result: LedgerResult, monitoring_rng: np.r
         "sex": _cat(monitoring["sex"], SEXES),
         "ethnicity": _cat(monitoring["ethnicity"], ETHNICITIES),
         "disability": _cat(monitoring["disability"], DISABILITY),
+        "reported_balance": result.reported_balance / 100.0,
+        "reported_balance_date": _dates(pop, np.full(pop.n, pop.last_day)),
     })
     assert list(frame.columns) == list(TENANCIES.columns)
     return frame
 
 
-def _transactions_frame(pop: Population, records: dict[str, np.ndarray], tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
-    """The transactions feed from the engine's ``records``, sorted by date, tenancy and posting order. Consumes
-    (empties) ``records``."""
+def _transactions_frame(
+    pop: Population, records: dict[str, np.ndarray], tenancy_ids: pa.ChunkedArray
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The transactions feed from the engine's ``records``, sorted by date, tenancy and posting order, and the
+    ``allocations`` truth: the engine's allocation of every receipt not allocated to rent. Consumes (empties)
+    ``records``."""
     rank = np.array([_TYPE_RANK[name] for name in TRANSACTION_TYPES], dtype=np.int64)[records["type"]]
     rank[records["reference"] == REFERENCES.index("Opening balance")] = 0
     key = (records["day"].astype(np.int64) * (pop.n + 1) + records["tenancy"]) * 8 + rank
@@ -314,26 +362,39 @@ def _transactions_frame(pop: Population, records: dict[str, np.ndarray], tenancy
     order = np.argsort(key, kind="stable")
     del key
     count = len(order)
+    numbers = np.arange(1, count + 1)
+    id_width = max(9, len(str(count)))
+    tenancy, day, allocation = (records.pop(column)[order] for column in ("tenancy", "day", "allocation"))
     columns = {
-        "transaction_id": _string_series(id_strings("X", np.arange(1, count + 1), max(9, len(str(count))))),
-        "tenancy_id": _string_series(_take(tenancy_ids, records.pop("tenancy")[order])),
-        "posted_date": _dates(pop, records.pop("day")[order]),
+        "transaction_id": _string_series(id_strings("X", numbers, id_width)),
+        "tenancy_id": _string_series(_take(tenancy_ids, tenancy)),
+        "posted_date": _dates(pop, day),
         "type": _cat(records.pop("type")[order], TRANSACTION_TYPES),
         "amount": records.pop("amount")[order] / 100.0,
         "method": _cat(records.pop("method")[order], METHODS),
         "reference": _cat(records.pop("reference")[order], REFERENCES),
+        "allocation": _cat(allocation, ALLOCATIONS),
     }
     frame = pd.DataFrame(columns, copy=False)
     assert list(frame.columns) == list(TRANSACTIONS.columns)
-    return frame
+    other = np.flatnonzero(allocation > ALLOCATIONS.index("rent"))
+    allocations = pd.DataFrame({
+        "transaction_id": _string_series(id_strings("X", numbers[other], id_width)),
+        "tenancy_id": _string_series(_take(tenancy_ids, tenancy[other])),
+        "posted_date": _dates(pop, day[other]),
+        "allocation": _cat(allocation[other], ALLOCATIONS),
+    })
+    return frame, allocations
 
 
 def _events_frame(
     pop: Population, events: dict[str, np.ndarray], tenancy_ids: pa.ChunkedArray, keep_from: int
 ) -> pd.DataFrame:
-    """The events feed (events from day ``keep_from`` on), sorted by date, tenancy and event type."""
-    kept = np.flatnonzero(events["day"] >= keep_from)
-    key = (events["day"][kept].astype(np.int64) * (pop.n + 1) + events["tenancy"][kept]) * 16 + events["type"][kept]
+    """The events feed (events from day ``keep_from`` on, and claims still pending then), sorted by date, tenancy
+    and event type."""
+    kept = np.flatnonzero((events["day"] >= keep_from) | (events["type"] == EVENT_TYPES.index("benefit_claim_made")))
+    key = ((events["day"][kept].astype(np.int64) * (pop.n + 1) + events["tenancy"][kept]) * len(EVENT_TYPES)
+           + events["type"][kept])
     order = kept[np.argsort(key, kind="stable")]
     count = len(order)
     amount = events["amount"][order] / 100.0
@@ -352,13 +413,22 @@ def _events_frame(
 # -- ground truth -------------------------------------------------------------------------------------------------
 
 
-def _ground_truth(pop: Population, result: LedgerResult, tenancy_ids: pa.ChunkedArray) -> dict[str, pd.DataFrame]:
+def _ground_truth(
+    pop: Population, result: LedgerResult, tenancy_ids: pa.ChunkedArray, allocations: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
     """The hidden truth behind the feeds (see the module docstring); ``dirty_faults`` is filled by make_dirty."""
+    circumstances = {name: _by_tenancy(records) for name, records in result.circumstances.items()}
     return {
         "tenancies": _tenancy_truth(pop, result, tenancy_ids),
         "shocks": _shock_truth(pop, tenancy_ids),
         "uc_claims": _uc_claim_truth(pop, result, tenancy_ids),
         "arrangements": _arrangements(pop, result.events, tenancy_ids),
+        "breathing_space": _breathing_space_truth(pop, circumstances["breathing_spaces"], tenancy_ids),
+        "disputes": _dispute_truth(pop, circumstances["disputes"], tenancy_ids),
+        "benefit_claims": _benefit_claim_truth(pop, circumstances["benefit_claims"], tenancy_ids),
+        "contact_attempts": _contact_truth(pop, circumstances["contacts"], tenancy_ids),
+        "allocations": allocations,
+        "reported_balances": _reported_balance_truth(pop, result, tenancy_ids),
         "patches": pop.patch_table.copy(),
         "dirty_faults": pd.DataFrame({column: pd.Series(dtype=np.int64 if column in ("row", "line") else object)
                                       for column in FAULT_COLUMNS}),
@@ -386,6 +456,7 @@ def _tenancy_truth(pop: Population, result: LedgerResult, tenancy_ids: pa.Chunke
         "shock_count": tenancies.shock_count,
         "delay_base_days": tenancies.delay_base_days,
         "delay_jitter_days": tenancies.delay_jitter_days,
+        "p_no_answer": tenancies.p_no_answer,
         "pays_in_advance": tenancies.pays_ahead,
         "pays_by": _cat(tenancies.pay_method, METHODS),
         "pay_cycle": _cat(np.where(tenancies.uc_from <= FAR_PAST, 4, tenancies.pay_cycle_kind),
@@ -463,6 +534,76 @@ def _arrangements(pop: Population, events: dict[str, np.ndarray], tenancy_ids: p
         "weekly_top_up": amount[agreed] / 100.0,
         "ended_date": _dates(pop, ended),
         "outcome": pd.Categorical(outcome, categories=["open", "broken", "completed"]),
+    })
+
+
+def _by_tenancy(records: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Record columns in tenancy then day order."""
+    order = np.lexsort((records["day"], records["tenancy"]))
+    return {column: values[order] for column, values in records.items()}
+
+
+def _happened(pop: Population, days: np.ndarray) -> np.ndarray:
+    """Days as dates, NaT for days after the window end (what had not happened by then); negative (none) → NaT."""
+    days = np.asarray(days)
+    return _dates(pop, np.where((days > pop.last_day) | (days < 0), NEVER, days))
+
+
+def _breathing_space_truth(pop: Population, spaces: dict[str, np.ndarray], tenancy_ids: pa.ChunkedArray
+                           ) -> pd.DataFrame:
+    """One row per breathing space, from the engine's record of them (see the module docstring)."""
+    return pd.DataFrame({
+        "tenancy_id": _string_series(_take(tenancy_ids, spaces["tenancy"])),
+        "kind": pd.Categorical(np.where(spaces["crisis"], "mental_health_crisis", "standard"),
+                               categories=["standard", "mental_health_crisis"]),
+        "start_date": _dates(pop, spaces["day"]),
+        "end_date": _happened(pop, spaces["until"]),
+        "treatment_end_date": _happened(pop, spaces["treatment_end"]),
+    })
+
+
+def _dispute_truth(pop: Population, disputes: dict[str, np.ndarray], tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
+    """One row per dispute, from the engine's record of them: opened, and resolved (NaT: still open at the window
+    end)."""
+    return pd.DataFrame({
+        "tenancy_id": _string_series(_take(tenancy_ids, disputes["tenancy"])),
+        "opened_date": _dates(pop, disputes["day"]),
+        "resolved_date": _happened(pop, disputes["resolve_on"]),
+    })
+
+
+def _benefit_claim_truth(pop: Population, claims: dict[str, np.ndarray], tenancy_ids: pa.ChunkedArray
+                         ) -> pd.DataFrame:
+    """One row per new benefit claim made in the simulation: made, and decided (its first payment; NaT: still
+    pending at the window end)."""
+    return pd.DataFrame({
+        "tenancy_id": _string_series(_take(tenancy_ids, claims["tenancy"])),
+        "benefit": pd.Categorical(np.asarray(BENEFIT_TYPES)[claims["benefit"]],
+                                  categories=["housing_benefit", "universal_credit"]),
+        "claim_date": _dates(pop, claims["day"]),
+        "decided_date": _happened(pop, claims["decided_on"]),
+    })
+
+
+def _contact_truth(pop: Population, contacts: dict[str, np.ndarray], tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
+    """One row per officer's contact attempt: its date and whether it reached the tenant."""
+    return pd.DataFrame({
+        "tenancy_id": _string_series(_take(tenancy_ids, contacts["tenancy"])),
+        "date": _dates(pop, contacts["day"]),
+        "reached": contacts["reached"],
+    })
+
+
+def _reported_balance_truth(pop: Population, result: LedgerResult, tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
+    """One row per tenancy: the balance the housing system reports, the ledger's (the feeds') balance, and whether
+    the feeds explain the difference (and if not, why they do not)."""
+    return pd.DataFrame({
+        "tenancy_id": _string_series(tenancy_ids),
+        "reported_date": _dates(pop, np.full(pop.n, pop.last_day)),
+        "reported_balance": result.reported_balance / 100.0,
+        "ledger_balance": result.closing_balance / 100.0,
+        "explained": result.unexplained < 0,
+        "unexplained_reason": _cat(result.unexplained, UNEXPLAINED_GAPS),
     })
 
 

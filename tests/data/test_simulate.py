@@ -34,6 +34,15 @@ def _text(s: pd.Series) -> pd.Series:
     return s.astype(object).where(s.notna(), None)
 
 
+def _pairs(frame: pd.DataFrame, date_column: str) -> set[tuple[str, pd.Timestamp]]:
+    """(tenancy_id, date) of each row."""
+    return set(zip(frame["tenancy_id"].astype(str), frame[date_column], strict=True))
+
+
+def _of_type(events: pd.DataFrame, *types: str) -> pd.DataFrame:
+    return events[events["type"].isin(types)]
+
+
 # -- determinism --------------------------------------------------------------------------------------------------
 
 
@@ -100,7 +109,13 @@ def test_references_dates_and_tenancy_lifetimes(clean):
     assert tx["tenancy_id"].isin(ten["tenancy_id"]).all()
     assert ev["tenancy_id"].isin(ten["tenancy_id"]).all()
     assert tx["posted_date"].between(ws, we).all()
-    assert ev["event_date"].between(ws, we).all()
+    # events fall in the window, except a benefit claim still pending at its start, shown on the day it was made
+    assert (ev["event_date"] <= we).all()
+    early = ev[ev["event_date"] < ws]
+    assert len(early) and (early["type"] == "benefit_claim_made").all()
+    claims = clean.ground_truth["benefit_claims"]
+    pending = claims[(claims["claim_date"] < ws) & ~(claims["decided_date"] < ws)]
+    assert _pairs(early, "event_date") == _pairs(pending, "claim_date")
     assert (ten["start_date"] <= we).all()
     assert (ten["end_date"].isna() | ((ten["end_date"] >= ws) & (ten["end_date"] <= we)
                                       & (ten["end_date"] >= ten["start_date"]))).all()
@@ -311,6 +326,184 @@ def test_reversals_refunds_and_write_offs(clean):
     assert m["transaction_id"].nunique() >= 0.9 * len(returned)
     assert (tx.loc[tx["type"] == "refund", "amount"] > 0).all()
     assert ((tx["type"] == "fee").sum() > 0) and ((tx["type"] == "write_off").sum() > 0)
+
+
+# -- circumstances the readiness policy routes on ------------------------------------------------------------------
+
+
+def _inside(events: pd.DataFrame, periods: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
+    """The events that fall inside one of the tenancy's periods [start, end) (an end of NaT: still running)."""
+    m = events.merge(periods[["tenancy_id", start, end]], on="tenancy_id")
+    return m[(m["event_date"] >= m[start]) & (m[end].isna() | (m["event_date"] < m[end]))]
+
+
+def test_breathing_spaces_of_both_kinds_agree_with_the_truth(clean):
+    ev = clean.events
+    ws, we = pd.Timestamp(clean.window_start), pd.Timestamp(clean.window_end)
+    bs = clean.ground_truth["breathing_space"]
+    assert list(bs.columns) == ["tenancy_id", "kind", "start_date", "end_date", "treatment_end_date"]
+    standard, crisis = bs[bs["kind"] == "standard"], bs[bs["kind"] == "mental_health_crisis"]
+    assert len(standard) and len(crisis) and 0.08 < len(crisis) / len(bs) < 0.4
+    # a standard one lasts 60 days; a moratorium as long as the crisis treatment (14-240 days) plus 30 days
+    assert ((standard["end_date"] - standard["start_date"]).dt.days.dropna() == 60).all()
+    assert standard["treatment_end_date"].isna().all()
+    treatment = (crisis["treatment_end_date"] - crisis["start_date"]).dt.days.dropna()
+    assert len(treatment) and treatment.between(14, 240).all()
+    assert ((crisis["end_date"] - crisis["treatment_end_date"]).dt.days.dropna() == 30).all()
+    running = crisis[crisis["end_date"].isna()]
+    assert (running["treatment_end_date"].isna() | (running["treatment_end_date"] > we - timedelta(days=30))).all()
+    # the feed shows each start, treatment end and end that falls in the window, on its day
+    assert _pairs(_of_type(ev, "breathing_space_started"), "event_date") == _pairs(
+        standard[standard["start_date"] >= ws], "start_date")
+    assert _pairs(_of_type(ev, "mental_health_moratorium_started"), "event_date") == _pairs(
+        crisis[crisis["start_date"] >= ws], "start_date")
+    assert _pairs(_of_type(ev, "crisis_treatment_ended"), "event_date") == _pairs(
+        crisis[crisis["treatment_end_date"] >= ws], "treatment_end_date")
+    assert _pairs(_of_type(ev, "breathing_space_ended"), "event_date") == _pairs(bs[bs["end_date"] >= ws], "end_date")
+    # no arrangement is broken, no legal step taken and no proceedings warned of in one; contact is reduced
+    assert _inside(_of_type(ev, "arrangement_broken", "legal_stage", "proceedings_warning_sent"), bs,
+                   "start_date", "end_date").empty
+    contacts = _of_type(ev, "contact_made", "contact_attempted")
+    ended = bs[bs["end_date"].notna() & (bs["start_date"] >= ws + timedelta(days=60))]
+    days = (ended["end_date"] - ended["start_date"]).dt.days.sum()
+    during = len(_inside(contacts, ended, "start_date", "end_date")) / days
+    before = ended.assign(before=ended["start_date"] - timedelta(days=60))
+    ahead = len(_inside(contacts, before, "before", "start_date")) / (60 * len(before))
+    assert during < 0.5 * ahead
+
+
+def test_disputes_agree_with_the_truth(clean):
+    ev = clean.events
+    ws = pd.Timestamp(clean.window_start)
+    disputes = clean.ground_truth["disputes"]
+    assert list(disputes.columns) == ["tenancy_id", "opened_date", "resolved_date"]
+    assert disputes["resolved_date"].isna().any() and (disputes["resolved_date"] > disputes["opened_date"]).any()
+    assert (disputes["resolved_date"].isna() | (disputes["resolved_date"] > disputes["opened_date"])).all()
+    assert _pairs(_of_type(ev, "dispute_opened"), "event_date") == _pairs(
+        disputes[disputes["opened_date"] >= ws], "opened_date")
+    assert _pairs(_of_type(ev, "dispute_resolved"), "event_date") == _pairs(
+        disputes[disputes["resolved_date"] >= ws], "resolved_date")
+    # no legal step is taken while a dispute is open
+    assert _inside(_of_type(ev, "legal_stage"), disputes, "opened_date", "resolved_date").empty
+
+
+def test_benefit_claims_are_pending_from_the_claim_to_the_first_payment(clean):
+    ev, tx = clean.events, clean.transactions
+    ws, we = pd.Timestamp(clean.window_start), pd.Timestamp(clean.window_end)
+    claims = clean.ground_truth["benefit_claims"]
+    assert list(claims.columns) == ["tenancy_id", "benefit", "claim_date", "decided_date"]
+    assert set(claims["benefit"].astype(str)) == {"universal_credit", "housing_benefit"}
+    assert (claims["claim_date"] <= we).all() and claims["decided_date"].isna().any()
+    assert (claims["decided_date"].isna() | (claims["decided_date"] > claims["claim_date"])).all()
+    uc = claims[claims["benefit"] == "universal_credit"].dropna()
+    assert ((uc["decided_date"] - uc["claim_date"]).dt.days == 35).all()
+    hb = claims[claims["benefit"] == "housing_benefit"].dropna()
+    assert (hb["decided_date"] - hb["claim_date"]).dt.days.between(21, 77).all()
+    # events for the claims decided in the window or pending at its end
+    shown = claims[~(claims["decided_date"] < ws)]
+    made, decided = _of_type(ev, "benefit_claim_made"), _of_type(ev, "benefit_claim_decided")
+    assert _pairs(made, "event_date") == _pairs(shown, "claim_date")
+    assert _pairs(decided, "event_date") == _pairs(shown.dropna(), "decided_date")
+    assert set(made["note"].astype(str)) == {"Universal Credit", "Housing Benefit"}
+    # a Housing Benefit claim decided in the window is first paid that day (unless a benefit shock holds it)
+    hb_paid = tx[tx["reference"] == "Housing Benefit"].groupby("tenancy_id", observed=True)["posted_date"].min()
+    decided_hb = hb[hb["decided_date"] >= ws].set_index("tenancy_id")["decided_date"]
+    assert (hb_paid.reindex(decided_hb.index) == decided_hb).mean() > 0.9
+
+
+def test_contact_attempts_fail_for_some_and_come_in_bursts(clean):
+    ev = clean.events
+    ws = pd.Timestamp(clean.window_start)
+    attempts = clean.ground_truth["contact_attempts"]
+    assert list(attempts.columns) == ["tenancy_id", "date", "reached"]
+    shown = attempts[attempts["date"] >= ws]
+    assert _pairs(_of_type(ev, "contact_made"), "event_date") == _pairs(shown[shown["reached"]], "date")
+    assert _pairs(_of_type(ev, "contact_attempted"), "event_date") == _pairs(shown[~shown["reached"]], "date")
+    assert 0.1 < 1 - shown["reached"].mean() < 0.5
+    # tenants who avoid contact are reached less often
+    p_no_answer = clean.ground_truth["tenancies"].set_index("tenancy_id")["p_no_answer"]
+    failed = 1 - shown.groupby("tenancy_id", observed=True)["reached"].mean()
+    avoiders = p_no_answer.reindex(failed.index) > 0.5
+    assert failed[avoiders].mean() > failed[~avoiders].mean() + 0.3
+    # an arrangement is agreed only at a contact that reached the tenant
+    agreed = _of_type(ev, "arrangement_agreed")
+    assert _pairs(agreed, "event_date") <= _pairs(_of_type(ev, "contact_made"), "event_date")
+    # a failed attempt is retried within a few days, so some tenancies see three attempts or more within 7 days
+    shown = shown.sort_values(["tenancy_id", "date"])
+    next_date = shown.groupby("tenancy_id", observed=True)["date"].shift(-1)
+    retried = (next_date - shown["date"]).dt.days[~shown["reached"]]
+    assert retried.between(1, 5).mean() > 0.6
+    third = shown.groupby("tenancy_id", observed=True)["date"].shift(2)
+    assert shown.loc[(shown["date"] - third).dt.days < 7, "tenancy_id"].nunique() >= 5
+
+
+def test_rent_statements_and_proceedings_warnings(clean):
+    ev, ten = clean.events, clean.tenancies
+    statements = _of_type(ev, "rent_statement_sent")
+    quarterly = statements[statements["note"] == "quarterly rent statement"].sort_values(["tenancy_id", "event_date"])
+    gaps = quarterly.groupby("tenancy_id", observed=True)["event_date"].diff().dt.days.dropna()
+    assert len(gaps) and 80 <= gaps.median() <= 100 and gaps.min() >= 75
+    # to tenancies at least a week in arrears (rent has risen since some of these)
+    weeks = quarterly["amount"].to_numpy() / weekly_rent(ten).reindex(quarterly["tenancy_id"]).to_numpy()
+    assert (weeks >= 0.85).all()
+    # and with every notice served
+    legal = _of_type(ev, "legal_stage")
+    notices = legal[legal["note"].isin(["NOSP served", "Section 8 notice served", "Notice to quit served"])]
+    assert len(notices) and _pairs(notices, "event_date") <= _pairs(
+        statements[statements["note"] == "rent statement with notice"], "event_date")
+    # a possession claim only after a warning at least 14 days old, sent at least 28 days after the notice
+    warnings = _of_type(ev, "proceedings_warning_sent")
+    claims = legal[legal["note"] == "Possession claim issued"]
+    assert len(warnings) and len(claims)
+    m = claims.merge(warnings, on="tenancy_id", suffixes=("", "_warning"))
+    m = m[(m["event_date_warning"] <= m["event_date"] - timedelta(days=14))
+          & (m["event_date_warning"] > m["event_date"] - timedelta(days=90))]
+    assert set(claims["event_id"]) == set(m["event_id"])
+    w = warnings.merge(notices, on="tenancy_id", suffixes=("", "_notice"))
+    w = w[w["event_date_notice"] <= w["event_date"] - timedelta(days=28)]
+    assert set(w["event_id"]) == set(warnings["event_id"])
+
+
+def test_receipts_say_what_they_paid_for(clean):
+    tx, ten = clean.transactions, clean.tenancies
+    we = pd.Timestamp(clean.window_end)
+    receipt = tx["type"].isin(contract.RECEIPT_TYPES)
+    assert tx.loc[receipt, "allocation"].notna().all() and tx.loc[~receipt, "allocation"].isna().all()
+    payments = tx[tx["type"] == "payment"]
+    unallocated = tx[tx["allocation"] == "unallocated"]
+    assert 0.001 < len(unallocated) / len(payments) < 0.006
+    assert (unallocated["type"] == "payment").all() and (unallocated["method"] != "direct_debit").all()
+    assert (unallocated["posted_date"] > we - timedelta(days=90)).sum() >= 5
+    # deposits: private and temporary lets, at move-in
+    deposits = tx[tx["allocation"] == "deposit"].merge(ten, on="tenancy_id")
+    assert len(deposits) and (deposits["reference"] == "Deposit").all() and (deposits["type"] == "payment").all()
+    assert deposits["tenure_type"].isin(["assured_shorthold", "licence"]).all()
+    assert (deposits["posted_date"] == deposits["start_date"]).all()
+    # the truth lists exactly the receipts not allocated to rent
+    truth = clean.ground_truth["allocations"]
+    assert list(truth.columns) == ["transaction_id", "tenancy_id", "posted_date", "allocation"]
+    other = tx[tx["allocation"].isin(["unallocated", "deposit"])]
+    pd.testing.assert_frame_equal(truth.reset_index(drop=True), other[truth.columns].reset_index(drop=True),
+                                  check_categorical=False)
+
+
+def test_reported_balances_match_the_feeds_except_where_recorded(clean):
+    ten, tx = clean.tenancies, clean.transactions
+    truth = clean.ground_truth["reported_balances"]
+    assert list(truth.columns) == ["tenancy_id", "reported_date", "reported_balance", "ledger_balance", "explained",
+                                   "unexplained_reason"]
+    assert (ten["reported_balance_date"] == pd.Timestamp(clean.window_end)).all()
+    assert ten["reported_balance"].notna().all()
+    assert np.allclose(ten["reported_balance"], truth["reported_balance"])
+    feeds = balances(tx).reindex(ten["tenancy_id"]).fillna(0.0).to_numpy()
+    assert np.allclose(truth["ledger_balance"], feeds, atol=0.005)
+    differs = ~np.isclose(ten["reported_balance"].to_numpy(), feeds, atol=0.005)
+    assert (differs == ~truth["explained"].to_numpy()).all()
+    unexplained = truth[~truth["explained"]]
+    assert 0.003 < len(unexplained) / ten["end_date"].isna().sum() < 0.025
+    assert ten.set_index("tenancy_id").loc[unexplained["tenancy_id"], "end_date"].isna().all()
+    assert set(unexplained["unexplained_reason"].astype(str)) <= {"charge_not_exported", "payment_not_exported"}
+    assert truth.loc[truth["explained"], "unexplained_reason"].isna().all()
 
 
 # -- monitoring-only attributes -----------------------------------------------------------------------------------
