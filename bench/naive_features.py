@@ -243,7 +243,8 @@ def naive_snapshots(
         count = (happened.groupby(["tenancy_id", "type"]).size().unstack(fill_value=0)
                  .reindex(index=live, columns=list(EVENT_TYPES), fill_value=0).astype(float))
         f["dispute_open"] = (count["dispute_opened"] > count["dispute_resolved"]).astype(float)
-        f["breathing_space_active"] = (count["breathing_space_started"] > count["breathing_space_ended"]).astype(float)
+        started = count["breathing_space_started"] + count["mental_health_moratorium_started"]
+        f["breathing_space_active"] = (started > count["breathing_space_ended"]).astype(float)
         f["arrangement_active"] = (count["arrangement_agreed"]
                                    > count["arrangement_broken"] + count["arrangement_completed"]).astype(float)
         f["arrangements_kept"] = count["arrangement_completed"]

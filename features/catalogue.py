@@ -10,6 +10,9 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
 
 
 def _money(value: float) -> str:
@@ -215,7 +218,8 @@ SNAPSHOT_FEATURES: tuple[FeatureDef, ...] = (
     # -- circumstances (events feed) ---------------------------------------------------------------------------
     _f("circumstances", "dispute_open", "1 when a dispute about the account is open", "flag",
        _flag("dispute open", "no open dispute")),
-    _f("circumstances", "breathing_space_active", "1 when a breathing space (debt respite) is active", "flag",
+    _f("circumstances", "breathing_space_active", "1 when a breathing space (debt respite, standard or mental health "
+       "crisis) is active", "flag",
        _flag("in breathing space", "not in breathing space")),
     _f("circumstances", "arrangement_active", "1 when a repayment arrangement is in place", "flag",
        _flag("repayment arrangement in place", "no repayment arrangement")),
@@ -251,8 +255,50 @@ FEATURES: dict[str, FeatureDef] = {f.name: f for f in SNAPSHOT_FEATURES}
 RECENCY_ANCHORS: dict[str, str] = {f.name: f.anchor for f in SNAPSHOT_FEATURES if f.anchor}
 
 
+#: The officer concepts reasons are given in: correlated features (four measures of the arrears, six of payment
+#: habit) are one reason, so the few reasons shown carry most of the score.
+CONCEPTS: dict[str, str] = {"arrears": "Arrears", "change": "Recent change", "payments": "Payment pattern",
+                            "circumstances": "Circumstances", "tenancy": "Tenancy"}
+CONCEPT_OF: dict[str, str] = {
+    **dict.fromkeys(("balance", "arrears_weeks", "settled_balance", "settled_arrears_weeks", "peak_arrears_weeks_26w",
+                     "weeks_since_clear"), "arrears"),
+    **dict.fromkeys(("settled_change_4w", "balance_change_4w", "balance_change_13w", "balance_change_26w"), "change"),
+    **dict.fromkeys(("days_since_last_payment", "payments_4w", "payments_13w", "payments_26w", "paid_to_charged_4w",
+                     "paid_to_charged_13w", "paid_to_charged_26w", "missed_periods_26w", "partial_periods_26w",
+                     "lateness_mean_26w", "lateness_sd_26w", "cash_share_26w", "direct_debit_share_26w",
+                     "benefit_share_26w", "benefit_to_rent_13w"), "payments"),
+    **dict.fromkeys(("dispute_open", "breathing_space_active", "arrangement_active", "arrangements_kept",
+                     "arrangements_broken", "legal_stage", "days_since_contact"), "circumstances"),
+    **dict.fromkeys(("tenancy_age_days", "weekly_rent", "rent_periods_per_year", "days_since_rent_change",
+                     "on_housing_benefit", "on_universal_credit"), "tenancy"),
+}
+
+
+def fact_text(feature: str, value: float | None) -> str:
+    """The fact an officer reads for a feature's value."""
+    return FEATURES[feature].text(value) if feature in FEATURES else f"{feature} = {value}"
+
+
+def effect_text(contribution: float) -> str:
+    return "raises risk" if contribution > 0 else "lowers risk"
+
+
 def reason_text(feature: str, value: float | None, contribution: float) -> str:
     """The words an officer reads: the fact, then which way it pushed the risk."""
-    fact = FEATURES[feature].text(value) if feature in FEATURES else f"{feature} = {value}"
-    effect = "raises risk" if contribution > 0 else "lowers risk"
-    return f"{fact} ({effect})"
+    return f"{fact_text(feature, value)} ({effect_text(contribution)})"
+
+
+def concept_matrix(names: list[str]) -> tuple[list[str], np.ndarray]:
+    """The concepts of `names` (in CONCEPTS order) and a features × concepts 0/1 matrix."""
+    return _concept_matrix(tuple(names))
+
+
+@cache
+def _concept_matrix(names: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
+    concepts = [c for c in CONCEPTS if any(CONCEPT_OF.get(n) == c for n in names)]
+    extra = sorted({n for n in names if n not in CONCEPT_OF})  # a feature outside the catalogue is its own concept
+    concepts += extra
+    membership = np.zeros((len(names), len(concepts)))
+    for j, name in enumerate(names):
+        membership[j, concepts.index(CONCEPT_OF.get(name, name))] = 1.0
+    return concepts, membership

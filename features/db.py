@@ -1,7 +1,9 @@
-"""One small interface over the two databases we run on: embedded DuckDB (a file) and PostgreSQL (a URL).
+"""One small interface over the databases we run on: embedded DuckDB and SQLite (files) and PostgreSQL (a URL).
 
-The ledger (`features.ledger`) and the Postgres offline store of snapshots (`features.store.offline`) use it; SQL is
-written with `?` placeholders and kept to what both understand. Nothing is opened until `connect()`.
+The ledger (`features.ledger`: DuckDB or Postgres), the Postgres offline store of snapshots
+(`features.store.offline`) and the recorded worklist runs (`serving.runs`: SQLite or Postgres, because the
+service reads them while a batch job writes) use it. SQL is written with `?` placeholders and kept to what all
+understand. Nothing is opened until `connect()`.
 """
 
 from __future__ import annotations
@@ -31,12 +33,24 @@ class Database:
 
     @property
     def backend(self) -> str:
-        return "postgres" if is_postgres(self.url) else "duckdb"
+        if is_postgres(self.url):
+            return "postgres"
+        return "sqlite" if self.url.startswith("sqlite:///") else "duckdb"
 
     def connect(self):
         if self._con is None:
-            self._con = self._open_duckdb() if self.backend == "duckdb" else self._open_postgres()
+            opener = {"duckdb": self._open_duckdb, "sqlite": self._open_sqlite, "postgres": self._open_postgres}
+            self._con = opener[self.backend]()
         return self
+
+    def _open_sqlite(self):
+        import sqlite3
+
+        path = Path(self.url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+        con.execute("PRAGMA journal_mode=WAL")  # readers (the service) never wait for the writer (a batch job)
+        return con
 
     def _open_duckdb(self):
         import duckdb
@@ -74,7 +88,7 @@ class Database:
 
     # -- statements ------------------------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[object] | None = None) -> None:
-        if self.backend == "duckdb":
+        if self.backend in ("duckdb", "sqlite"):
             self._con.execute(sql, params or [])
             return
         with self._con.cursor() as cur:
@@ -83,6 +97,9 @@ class Database:
     def query(self, sql: str, params: Sequence[object] | None = None) -> pd.DataFrame:
         if self.backend == "duckdb":
             return self._con.execute(sql, params or []).df()
+        if self.backend == "sqlite":
+            cursor = self._con.execute(sql, params or [])
+            return pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
         with self._con.cursor() as cur:
             cur.execute(sql.replace("?", "%s"), params or None)
             rows = cur.fetchall()
@@ -96,7 +113,7 @@ class Database:
             with self._con.transaction():
                 yield self
             return
-        self._con.execute("BEGIN TRANSACTION")
+        self._con.execute("BEGIN IMMEDIATE" if self.backend == "sqlite" else "BEGIN TRANSACTION")
         try:
             yield self
         except BaseException:
@@ -104,7 +121,18 @@ class Database:
             raise
         self._con.execute("COMMIT")
 
+    def columns_of(self, table: str) -> list[str]:
+        if self.backend == "sqlite":
+            return self.query(f"SELECT name AS column_name FROM pragma_table_info('{table}')")["column_name"].tolist()
+        schema = "" if self.backend == "duckdb" else " AND table_schema = current_schema()"
+        found = self.query(f"SELECT column_name FROM information_schema.columns WHERE table_name = ?{schema}",
+                           [table])
+        return found["column_name"].tolist()
+
     def view_exists(self, name: str) -> bool:
+        if self.backend == "sqlite":
+            found = self.query("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'view' AND name = ?", [name])
+            return int(found["n"].iloc[0]) > 0
         schema = "" if self.backend == "duckdb" else " AND table_schema = current_schema()"
         found = self.query(f"SELECT COUNT(*) AS n FROM information_schema.views WHERE table_name = ?{schema}", [name])
         return int(found["n"].iloc[0]) > 0
@@ -118,6 +146,9 @@ class Database:
         if self.backend == "duckdb":
             with self.frame_as_table("_incoming", rows):
                 self._con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM _incoming")
+        elif self.backend == "sqlite":
+            marks = ", ".join("?" * len(columns))
+            self._con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", _sqlite_rows(rows))
         else:
             self._copy(table, rows)
         return len(rows)
@@ -132,8 +163,8 @@ class Database:
 
     @contextmanager
     def frame_as_table(self, name: str, frame: pd.DataFrame, types: dict[str, str] | None = None) -> Iterator[str]:
-        """Make `frame` queryable as table `name` inside the block (DuckDB: registered; Postgres: a temporary table
-        of the given SQL `types`, filled by COPY)."""
+        """Make `frame` queryable as table `name` inside the block (DuckDB: registered; Postgres and SQLite: a
+        temporary table of the given SQL `types`, emptied and filled)."""
         if self.backend == "duckdb":
             self._con.register(name, frame)
             try:
@@ -143,9 +174,20 @@ class Database:
             return
         columns = ", ".join(f"{column} {(types or {}).get(column, 'TEXT')}" for column in frame.columns)
         self.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns})")
-        self.execute(f"TRUNCATE {name}")
-        self._copy(name, frame)
+        self.execute(f"DELETE FROM {name}")
+        self.append(name, frame, list(frame.columns))
         yield name
+
+
+def _sqlite_rows(frame: pd.DataFrame) -> list[tuple]:
+    """Rows as Python values SQLite stores: None for missing, ISO text for dates and timestamps."""
+    out = pd.DataFrame(index=frame.index)
+    for column in frame.columns:
+        series = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            series = series.dt.strftime("%Y-%m-%dT%H:%M:%S").where(series.notna(), None)
+        out[column] = series.astype(object).where(series.notna(), None)
+    return list(out.itertuples(index=False, name=None))
 
 
 def open_database(url: str, read_only: bool = False) -> Database:

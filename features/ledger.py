@@ -70,11 +70,19 @@ class Ledger(Database):
         return self
 
     def _ensure_schema(self) -> None:
+        """Create the tables, or bring a ledger made by an earlier contract version up to this one: columns the
+        contract added since are appended (empty for the rows already there), and the register view follows."""
+        added = False
         for table, columns in TABLES.items():
             cols = ", ".join(f"{name} {sqltype}" for name, sqltype in columns.items())
             self.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({', '.join(PRIMARY_KEYS[table])}))")
+            for name in [c for c in columns if c not in self.columns_of(table)]:
+                self.execute(f"ALTER TABLE {table} ADD COLUMN {name} {columns[name]}")
+                added = True
         for statement in _INDEXES:
             self.execute(statement)
+        if added and self.view_exists("tenancy_register"):
+            self.execute("DROP VIEW tenancy_register")
         if not self.view_exists("tenancy_register"):
             self.execute(_REGISTER_VIEW)
 

@@ -12,6 +12,7 @@ point the whole application at a temporary folder. The production profile swaps 
 from __future__ import annotations
 
 import os
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -53,6 +54,12 @@ class FeatureSettings(BaseSettings):
         description="Build features on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' for a "
         "LocalCluster on this machine. Default: one process.",
     )
+    today: date | None = Field(
+        default=None, description="The date ingestion takes as today (default: the system date): postings and events "
+        "dated later than today plus the tolerance are quarantined. Set it to replay a backfill.")
+    future_tolerance_days: int = Field(
+        default=1, ge=0, description="How many days past today a posting or event may be dated (a source system a "
+        "time zone ahead) before it is quarantined as dated in the future.")
     partition_tenancies: int = Field(
         default=20_000, gt=0,
         description="Tenancies per partition of the feature build: bounds its memory (about 3.5 GB per 10,000 "

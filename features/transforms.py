@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import ANCHORS, RECENCY_ANCHORS, SNAPSHOT_FEATURES
-from features.feeds.contract import EVENT_TYPES, RECEIPT_TYPES, periods_per_year, weekly_rent
+from features.feeds.contract import BREATHING_SPACE_STARTS, RECEIPT_TYPES, periods_per_year, weekly_rent
 from features.timeline import (
     DatedRows,
     as_of_day_numbers,
@@ -266,10 +266,16 @@ def _payment_features(grid: WeeklyGrid, by_method: dict[str, np.ndarray]) -> dic
     }
 
 
+#: The event types the circumstance features count.
+COUNTED_EVENTS: tuple[str, ...] = ("dispute_opened", "dispute_resolved", *BREATHING_SPACE_STARTS,
+                                   "breathing_space_ended", "arrangement_agreed", "arrangement_broken",
+                                   "arrangement_completed", "legal_stage")
+
+
 def _event_counts(events: pd.DataFrame | None, order: pd.Index, as_of: pd.DatetimeIndex) -> dict[str, np.ndarray]:
-    """Cumulative count of each event type up to each as_of date, and the latest contact day."""
+    """Cumulative count of each counted event type up to each as_of date, and the latest contact day."""
     shape = (len(order), len(as_of))
-    counts = {name: np.zeros(shape) for name in EVENT_TYPES}
+    counts = {name: np.zeros(shape) for name in COUNTED_EVENTS}
     if events is None or events.empty or not len(as_of):
         return {**counts, "last_contact_day": np.full(shape, np.nan)}
     ev = events[events["event_date"] <= as_of[-1]]
@@ -277,7 +283,7 @@ def _event_counts(events: pd.DataFrame | None, order: pd.Index, as_of: pd.Dateti
     ev, row = ev[row >= 0], row[row >= 0]
     week = _week_index(ev["event_date"], as_of)
     kind = ev["type"].to_numpy()
-    for name in EVENT_TYPES:
+    for name in COUNTED_EVENTS:
         mask = kind == name
         np.add.at(counts[name], (row[mask], week[mask]), 1.0)
         counts[name] = np.cumsum(counts[name], axis=1)
@@ -289,7 +295,8 @@ def _event_counts(events: pd.DataFrame | None, order: pd.Index, as_of: pd.Dateti
 def _circumstance_features(events: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {
         "dispute_open": (events["dispute_opened"] > events["dispute_resolved"]).astype(float),
-        "breathing_space_active": (events["breathing_space_started"] > events["breathing_space_ended"]).astype(float),
+        "breathing_space_active": (sum(events[name] for name in BREATHING_SPACE_STARTS)
+                                   > events["breathing_space_ended"]).astype(float),
         "arrangement_active": (events["arrangement_agreed"]
                                > events["arrangement_broken"] + events["arrangement_completed"]).astype(float),
         "arrangements_kept": events["arrangement_completed"],
@@ -346,10 +353,8 @@ def recency(frame: pd.DataFrame, as_of: pd.Series) -> pd.DataFrame:
     "no payment for 11 days", not the 7 days that were true at Sunday's snapshot.
     """
     today = day_numbers(as_of.to_numpy() if hasattr(as_of, "to_numpy") else as_of)
-    out = pd.DataFrame(index=frame.index)
-    for name, anchor in RECENCY_ANCHORS.items():
-        out[name] = today - frame[anchor].to_numpy(dtype=np.float64)
-    return out
+    return pd.DataFrame({name: today - frame[anchor].to_numpy(dtype=np.float64)
+                         for name, anchor in RECENCY_ANCHORS.items()}, index=frame.index)
 
 
 # -- snapshots -------------------------------------------------------------------------------------------------------

@@ -37,14 +37,28 @@ RECEIPT_TYPES: tuple[str, ...] = ("payment", "benefit")
 EVENT_TYPES: tuple[str, ...] = (
     "dispute_opened",
     "dispute_resolved",
-    "breathing_space_started",
-    "breathing_space_ended",
+    "breathing_space_started",  # a standard breathing space (Debt Respite Scheme): 60 days unless ended earlier
+    "breathing_space_ended",  # either kind ended or cancelled (for a mental health crisis moratorium: the notice)
     "arrangement_agreed",
     "arrangement_broken",
     "arrangement_completed",
     "contact_made",
-    "legal_stage",
+    "legal_stage",  # a step of possession action: 1 notice served, 2 claim issued, 3 order, 4 warrant, 5 eviction
+    # -- contract version 2 -------------------------------------------------------------------------------------
+    "mental_health_moratorium_started",  # lasts while crisis treatment lasts, plus 30 days
+    "crisis_treatment_ended",  # the mental health professional's notice: the moratorium ends 30 days later
+    "benefit_claim_made",  # a Housing Benefit or Universal Credit claim awaiting a decision or first payment
+    "benefit_claim_decided",
+    "contact_attempted",  # an attempt that did not reach the tenant (counts towards contact limits)
+    "rent_statement_sent",  # a rent statement sent to the tenant (pre-action protocol 2.3)
+    "proceedings_warning_sent",  # written warning of possession proceedings with a time limit (protocol 2.9)
 )
+#: Events that start a breathing space of either kind (both block collection contact and enforcement).
+BREATHING_SPACE_STARTS: tuple[str, ...] = ("breathing_space_started", "mental_health_moratorium_started")
+
+#: What a receipt paid for (transactions' optional `allocation`; empty means rent). Money not allocated to rent, or
+#: held like a deposit, makes a balance ambiguous until someone has looked at it.
+ALLOCATIONS: tuple[str, ...] = ("rent", "unallocated", "deposit")
 
 #: Columns that only ever feed bias monitoring. They must never become model features.
 MONITORING_ONLY_COLUMNS: tuple[str, ...] = ("age_band", "sex", "ethnicity", "disability")
@@ -72,6 +86,9 @@ class Column:
     vocabulary: tuple[str, ...] = ()
     blank_ok: bool = False
     label: str = ""  #: how messages name it (default: its name)
+    #: The contract version that added the column. Columns added after version 1 are optional and enter a row's
+    #: content hash only when set, so a row delivered again the way it was delivered before is still a duplicate.
+    since: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in COLUMN_KINDS:
@@ -110,7 +127,7 @@ class FeedSpec:
     is_required_feed: bool = False
     versioned: bool = False
     #: The column order a row's content hash is computed in, when it is not the schema's: ledgers already hold
-    #: hashes computed in this order, so it never changes.
+    #: hashes computed in this order, so it never changes (new columns are `since` > 1 and hash separately).
     hash_order: tuple[str, ...] = ()
 
     @property
@@ -129,9 +146,15 @@ class FeedSpec:
         return next(c for c in self.schema if c.name == name)
 
     @property
+    def added_later(self) -> tuple[str, ...]:
+        """Ledger names of the columns added after contract version 1."""
+        return tuple(c.ledger_name for c in self.schema if c.since > 1)
+
+    @property
     def hashed_columns(self) -> tuple[str, ...]:
-        """Ledger names in the order a row's content hash reads them."""
-        return tuple(self.column(name).ledger_name for name in self.hash_order or self.columns)
+        """Ledger names in the order a row's content hash reads them (version-1 columns, then later ones)."""
+        first = [self.column(name) for name in self.hash_order] or [c for c in self.schema if c.since == 1]
+        return tuple(c.ledger_name for c in first) + self.added_later
 
 
 def _text(*names: str) -> tuple[Column, ...]:
@@ -154,6 +177,10 @@ TENANCIES = FeedSpec(
         *_text("payment_method", "preferred_channel", "language"),
         Column("vulnerable", "flag"),
         *_text(*MONITORING_ONLY_COLUMNS),
+        # The balance the housing system itself reports, and the date it is as of: a gap the feeds cannot explain
+        # makes the balance ambiguous (the case is checked before anyone is chased).
+        Column("reported_balance", "money", since=2),
+        Column("reported_balance_date", "date", since=2),
     ),
     is_required_feed=True,
     versioned=True,
@@ -172,6 +199,7 @@ TRANSACTIONS = FeedSpec(
         Column("type", "vocabulary", required=True, vocabulary=TRANSACTION_TYPES, label="transaction type"),
         Column("amount", "money", required=True),
         *_text("method", "reference"),
+        Column("allocation", "vocabulary", vocabulary=ALLOCATIONS, since=2),
     ),
     is_required_feed=True,
 )

@@ -15,7 +15,7 @@ import csv
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +23,7 @@ import pandera.pandas as pa
 
 from features.feeds import contract, normalise
 from features.ledger import ROW_IDENTITY, Ledger
+from features.settings import FeatureSettings
 
 SUFFIXES = (".csv", ".parquet")
 
@@ -209,7 +210,41 @@ class _Prepared:
     summary: FeedSummary
 
 
-def _prepare(feed: str, path: Path) -> _Prepared:
+#: The date column of each feed of things that happened: none of them can have happened after today.
+HAPPENED_ON: dict[str, str] = {"transactions": "posted_date", "events": "event_date"}
+
+
+@dataclass(frozen=True)
+class Clock:
+    """What "today" is for a delivery, and how far past it a date may be (a posting system a day ahead of ours)."""
+
+    today: date
+    tolerance_days: int = 1
+
+    @property
+    def latest(self) -> pd.Timestamp:
+        return pd.Timestamp(self.today) + pd.Timedelta(days=self.tolerance_days)
+
+
+def clock_for(settings: FeatureSettings) -> Clock:
+    """Today as the settings say (`ARREARS_TODAY`, default the system date) and the tolerance past it."""
+    return Clock(settings.today or date.today(), settings.future_tolerance_days)
+
+
+def _future_dated(feed: str, typed: pd.DataFrame, clock: Clock) -> pd.Series:
+    """Reasons for rows dated after today (beyond the tolerance): one such row would move "today" for everyone."""
+    column = HAPPENED_ON.get(feed)
+    if column is None:
+        return pd.Series(None, index=typed.index, dtype=object)
+    future = typed[column] > clock.latest
+    reasons = pd.Series(None, index=typed.index, dtype=object)
+    reasons[future] = (f"{column} " + typed.loc[future, column].dt.strftime("%Y-%m-%d")
+                       + f" is after today ({clock.today:%Y-%m-%d}) by more than {clock.tolerance_days} day(s): "
+                       "nothing can have been posted in the future; check the export's dates")
+    return reasons
+
+
+def _prepare(feed: str, path: Path, clock: Clock) -> _Prepared:
     """Read, type and check one feed's rows on their own (no ledger needed)."""
     spec = contract.FEEDS[feed]
     raw, lines, ignored = read_feed(path, spec)
@@ -221,6 +256,9 @@ def _prepare(feed: str, path: Path) -> _Prepared:
         typed[column.ledger_name] = values
         bad = reasons.notna()
         _problem_rows(problems, feed, path.name, raw.index[bad], lines, raw, column.name, reasons[bad])
+    future = _future_dated(feed, typed, clock)
+    _problem_rows(problems, feed, path.name, raw.index[future.notna()], lines, raw, HAPPENED_ON.get(feed),
+                  future[future.notna()])
     bad_rows = {p_line for p_line in (p["line"] for p in problems)}
     clean = typed[~lines.isin(bad_rows)]
     try:
@@ -242,11 +280,17 @@ def _prepare(feed: str, path: Path) -> _Prepared:
 # -- the ingest ------------------------------------------------------------------------------------------------
 
 
-def ingest_delivery(ledger: Ledger, delivery_dir: Path, quarantine_dir: Path) -> IngestSummary:
-    """Load one delivery into the ledger. Raises DeliveryRefused (writing nothing) if it cannot be read."""
+def ingest_delivery(ledger: Ledger, delivery_dir: Path, quarantine_dir: Path,
+                    clock: Clock | None = None) -> IngestSummary:
+    """Load one delivery into the ledger. Raises DeliveryRefused (writing nothing) if it cannot be read.
+
+    Postings and events dated after `clock.today` (default: the system date) by more than its tolerance are
+    quarantined: the ledger's latest date is "today" for every worklist, and one such row must not move it.
+    """
     delivery_dir = Path(delivery_dir)
+    clock = clock or Clock(date.today())
     files = discover_feeds(delivery_dir)
-    prepared = {feed: _prepare(feed, files[feed]) for feed in contract.LOAD_ORDER if feed in files}
+    prepared = {feed: _prepare(feed, files[feed], clock) for feed in contract.LOAD_ORDER if feed in files}
 
     with ledger.transaction():
         seq = ledger.next_delivery_seq()
@@ -294,7 +338,8 @@ def _resolve(
     bad_lines = {p["line"] for p in prep.problems}
     rows = typed[~lines.isin(bad_lines)].copy()
     identity = list(ROW_IDENTITY[feed])
-    rows["content_hash"] = normalise.content_hash(rows[list(contract.FEEDS[feed].hashed_columns)])
+    spec = contract.FEEDS[feed]
+    rows["content_hash"] = normalise.content_hash(rows[list(spec.hashed_columns)], spec.added_later)
 
     def quarantine(mask: pd.Series, reason: str | pd.Series, column: str | None = None) -> None:
         nonlocal rows

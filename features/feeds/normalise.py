@@ -126,7 +126,20 @@ def canonical_text(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def content_hash(frame: pd.DataFrame) -> pd.Series:
-    """A stable fingerprint of each row's contract content (hex), used to tell a re-sent row from a changed one."""
-    hashed = pd.util.hash_pandas_object(canonical_text(frame), index=False, hash_key="arrears-ledger-1")
-    return pd.Series(np.char.mod("%016x", hashed.to_numpy()), index=frame.index)
+def content_hash(frame: pd.DataFrame, added_later: tuple[str, ...] = ()) -> pd.Series:
+    """A stable fingerprint of each row's contract content (hex), used to tell a re-sent row from a changed one.
+
+    Columns `added_later` to the contract count only where a row sets them: a row without them hashes exactly as
+    it did before they existed, so a ledger keeps recognising re-sent rows across contract versions.
+    """
+    base = frame[[c for c in frame.columns if c not in added_later]]
+    hashed = pd.util.hash_pandas_object(canonical_text(base), index=False, hash_key="arrears-ledger-1").to_numpy()
+    added = [c for c in added_later if c in frame]
+    if added:
+        extra = frame[added]
+        has_extra = extra.notna().any(axis=1).to_numpy()
+        if has_extra.any():
+            text = canonical_text(extra[has_extra]).assign(_base=hashed[has_extra].astype(str))
+            hashed = hashed.copy()
+            hashed[has_extra] = pd.util.hash_pandas_object(text, index=False, hash_key="arrears-ledger-2").to_numpy()
+    return pd.Series(np.char.mod("%016x", hashed), index=frame.index)

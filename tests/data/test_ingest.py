@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from features.feeds.ingest import DeliveryRefused, ingest_delivery
-from features.ledger import open_ledger
+from features.ledger import _REGISTER_VIEW, open_ledger
 from tests.support.deliveries import TENANCIES, TRANSACTIONS, write_delivery
 
 
@@ -283,3 +283,42 @@ def test_a_later_delivery_can_be_read_on_its_own(ledger_url: str, tmp_path: Path
         fresh = ledger.read_table("transactions", since_seq=summary.delivery_seq - 1)
         assert ledger.last_delivery_seq() == summary.delivery_seq
     assert fresh["transaction_id"].tolist() == ["X9"] and fresh["amount_pence"].tolist() == [-3333]
+
+
+def test_a_posting_dated_in_the_future_is_quarantined_and_moves_no_date(ledger_url: str, tmp_path: Path) -> None:
+    """One row dated 2099 must not make 2099 "today" for every tenancy: postings and events dated after today
+    (plus a day's tolerance) go to quarantine with a reason."""
+    from features.feeds.ingest import Clock
+
+    clock = Clock(today=pd.Timestamp("2024-01-10").date())
+    folder = write_delivery(
+        tmp_path / "d", tenancies=TENANCIES,
+        transactions=TRANSACTIONS + "X5,T1,2099-01-01,payment,-5.00\nX6,T1,2024-01-11,payment,-5.00\n",
+        events="event_id,tenancy_id,event_date,type\nE1,T1,2024-02-01,contact_made\nE2,T1,2024-01-09,contact_made\n")
+    with open_ledger(ledger_url) as ledger:
+        summary = ingest_delivery(ledger, folder, tmp_path / "quarantine", clock)
+        latest = ledger.query("SELECT MAX(posted_date) AS d FROM transactions")["d"].iloc[0]
+        reasons = ledger.query("SELECT feed, line, reason FROM quarantine ORDER BY feed, line")
+    assert summary.feeds["transactions"].quarantined == 1 and summary.feeds["transactions"].reconciles
+    assert summary.feeds["events"].quarantined == 1 and summary.feeds["events"].accepted == 1
+    assert str(pd.Timestamp(latest).date()) == "2024-01-11"  # a day ahead is within the tolerance
+    assert list(reasons["line"]) == [2, 6]
+    assert all("after today (2024-01-10)" in r for r in reasons["reason"])
+
+
+def test_a_ledger_from_the_previous_contract_gains_the_new_columns(ledger_url: str, tmp_path: Path) -> None:
+    """Columns the contract added since a ledger was made are appended in place; its rows and the register stay."""
+    folder = write_delivery(tmp_path / "d", tenancies=TENANCIES, transactions=TRANSACTIONS)
+    with open_ledger(ledger_url) as ledger:
+        ingest_delivery(ledger, folder, tmp_path / "quarantine")
+        ledger.execute("DROP VIEW tenancy_register")
+        ledger.execute("DROP INDEX transactions_tenancy")  # DuckDB drops no column under an index
+        for table, column in (("tenancies", "reported_balance_pence"), ("tenancies", "reported_balance_date"),
+                              ("transactions", "allocation")):
+            ledger.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        ledger.execute(_REGISTER_VIEW)
+    with open_ledger(ledger_url) as ledger:  # as the new code opens an old ledger
+        assert "allocation" in ledger.columns_of("transactions")
+        assert "reported_balance_pence" in ledger.read_table("tenancy_register").columns
+        again = ingest_delivery(ledger, folder, tmp_path / "quarantine")
+        assert again.feeds["transactions"].duplicate == 4 and again.feeds["tenancies"].duplicate == 2

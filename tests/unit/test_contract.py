@@ -52,6 +52,8 @@ def test_the_freshness_fingerprint_covers_everything_the_build_reads() -> None:
     assert {"feeds/contract.py", "ledger.py", "db.py", "timeline.py", "transforms.py", "catalogue.py",
             "store/offline.py", "repo/definitions.py", "repo/feature_store.yaml",
             "repo/feature_store.production.yaml"} <= covered
+
+
 #: A tiny delivery and the content hashes contract version 1 gave its rows (computed by the code before the
 #: contract grew). Ledgers hold these hashes: if they changed, every re-sent row would stop being a duplicate.
 V1_DELIVERY = {
@@ -84,3 +86,17 @@ def test_rows_hash_as_contract_version_1_hashed_them(tmp_path) -> None:
             assert dict(stored.itertuples(index=False)) == V1_HASHES[feed], feed
 
 
+def test_a_column_added_later_changes_the_hash_only_where_it_is_set(tmp_path) -> None:
+    from features.feeds.ingest import ingest_delivery
+    from features.ledger import open_ledger
+    from tests.support.deliveries import write_delivery
+
+    transactions = V1_DELIVERY["transactions"].replace("method,reference\n", "method,reference,allocation\n")
+    transactions = transactions.replace(",Rent\n", ",Rent,\n").replace("Card payment\n", "Card payment,unallocated\n")
+    transactions = transactions.replace("433.33,,\n", "433.33,,,\n")
+    delivery = write_delivery(tmp_path / "d", **{**V1_DELIVERY, "transactions": transactions})
+    with open_ledger(f"duckdb:///{tmp_path / 'ledger.duckdb'}") as ledger:
+        ingest_delivery(ledger, delivery, tmp_path / "q")
+        stored = dict(ledger.query("SELECT transaction_id, content_hash FROM transactions").itertuples(index=False))
+    assert stored["X1"] == V1_HASHES["transactions"]["X1"] and stored["X3"] == V1_HASHES["transactions"]["X3"]
+    assert stored["X2"] != V1_HASHES["transactions"]["X2"]  # it now says where the money went
