@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from arrears.render import console
-from features.feeds.ingest import ingest_delivery
+from features.feeds.ingest import clock_for, ingest_delivery
 from features.ledger import open_ledger
 from features.store.refresh import refresh
 from monitoring.jobs import feature_drift
+from serving.batch import RunSummary, record_run
 from serving.cash_forecast import forecast_now, write_forecast
 from serving.process import fetch_worklist, running_server
 from serving.schemas import WorklistResponse
@@ -47,7 +48,9 @@ def _trained(results) -> str:
     m, p = risk.metrics, payment.metrics
     return (f"arrears_risk v{risk.version}: AUC {m['auc']:.3f}, precision@capacity {m['precision_at_capacity']:.3f} "
             f"(highest balance {m['precision_at_capacity_balance_baseline']:.3f}, stage list "
-            f"{m['precision_at_capacity_rule_baseline']:.3f}, FIFO {m['precision_at_capacity_fifo_baseline']:.3f}); "
+            f"{m['precision_at_capacity_rule_baseline']:.3f}, FIFO {m['precision_at_capacity_fifo_baseline']:.3f}), "
+            f"its 3 reasons carry {m['reason_share_top3_concepts']:.0%} of a score (3 single features: "
+            f"{m['reason_share_top3_features']:.0%}); "
             f"payment_date v{payment.version}: MAE {p['mae_days']:.1f} days (own habit "
             f"{p['mae_days_naive_baseline']:.1f}), P10–P90 coverage {p['p10_p90_coverage']:.0%}")
 
@@ -61,6 +64,13 @@ def _promote_all(settings: ServingSettings) -> list:
     return decisions
 
 
+def _recorded(summary: RunSummary) -> str:
+    counts = summary.state_counts
+    ready = counts.get("ready", 0)
+    others = ", ".join(f"{state} {n:,}" for state, n in sorted(counts.items(), key=lambda x: -x[1]) if state != "ready")
+    return f"run {summary.run['run_id']}: {ready:,} ready to work; not to be chased now: {others}"
+
+
 def _forecast_said(forecast) -> str:
     table = forecast.table
     week1 = table[(table["scope"] == "portfolio") & (table["week"] == 1)].iloc[0]
@@ -69,7 +79,7 @@ def _forecast_said(forecast) -> str:
 
 
 def _served_worklist(settings: ServingSettings, top: int) -> tuple[WorklistResponse, str]:
-    """Start a real `bentoml serve`, ask it for the worklist over HTTP, stop it."""
+    """Start a real `bentoml serve`, ask it for the ready list over HTTP, stop it."""
     with running_server(settings) as url:
         return WorklistResponse(**fetch_worklist(url, top=top)), url
 
@@ -80,18 +90,22 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
          lambda: write_portfolio(simulate_portfolio(n_tenancies=tenancies, years=years, seed=seed), delivery),
          lambda _: f"feeds written to {delivery}")
     with open_ledger(settings.ledger) as ledger:
-        step("ingest", "Ingesting…", lambda: ingest_delivery(ledger, delivery, settings.quarantine_dir), _ingested)
+        step("ingest", "Ingesting…",
+             lambda: ingest_delivery(ledger, delivery, settings.quarantine_dir, clock_for(settings)), _ingested)
     step("features", "Building snapshots, feast apply, filling the online store…", lambda: refresh(settings),
          lambda built: f"{built.mode}: {built.detail}")
     step("train", "Training through the arrears_risk_v1 and payment_date_v1 FeatureServices…",
          lambda: (train_risk_model(settings), train_payment_model(settings)), _trained)
     decisions = step("promote", "Checking the gates…", lambda: _promote_all(settings),
                      lambda done: ", ".join(f"{d.model} v{d.version}" for d in done) + " are champions")
+    step("worklist", "Scoring every live tenancy, judging readiness, explaining what can be listed…",
+         lambda: record_run(settings), _recorded)
     forecast = step("forecast", "Simulating receipts…", lambda: forecast_now(settings), _forecast_said)
     forecast_files = write_forecast(forecast, settings.reports_dir)
     response, _ = step("serve", "Starting bentoml serve and fetching the worklist over HTTP…",
                          lambda: _served_worklist(settings, top),
-                         lambda served: f"{len(served[0].rows)} ranked cases from {served[1]}/worklist")
+                         lambda served: f"{len(served[0].rows)} ready cases, ranked and explained, from "
+                                        f"{served[1]}/worklist")
     worklist_files = write_worklist(response, settings.reports_dir)
     drift = step("monitor", "Computing drift…", lambda: feature_drift(settings),
                  lambda result: f"drifted share {result.drifted_share:.0%}")

@@ -52,10 +52,30 @@ def ingest_table(summary) -> None:
 
 
 def worklist_table(response) -> None:
-    rows = [[str(row.rank), row.tenancy_id, row.patch or "", f"{row.risk_score:.2f}",
-             "; ".join(r.text for r in row.reasons)] for row in response.rows]
-    table(f"Worklist as of {response.as_of} (model v{response.model_version}, {response.population:,} live "
-          "tenancies)", ["rank", "tenancy", "patch", "risk", "why"], rows)
+    rows = [[str(row.rank), row.tenancy_id, row.patch or "", f"{row.risk_score:.2f}", row.readiness_state,
+             row.next_action, "; ".join(r.text for r in row.reasons)] for row in response.rows]
+    table(f"Worklist ({', '.join(response.states)}) as of {response.as_of}: model v{response.model_version}, "
+          f"policy {response.policy_version}, {response.population:,} live tenancies",
+          ["rank", "tenancy", "patch", "risk", "state", "next action", "why"], rows)
+    counts = ", ".join(f"{state} {n:,}" for state, n in response.state_counts.items() if n)
+    console.print(f"Readiness: {counts}.")
+    if response.waiting:
+        console.print("Waiting beyond each patch's capacity: "
+                      + ", ".join(f"{patch} {n:,}" for patch, n in sorted(response.waiting.items())))
+
+
+def changes_table(response) -> None:
+    console.print(f"Run {response.run_id} (as of {response.as_of}) against {response.previous_run_id or 'none'} "
+                  f"(as of {response.previous_as_of or '-'})")
+    table("Entered and left the ready list", ["change", "tenancies"],
+          [["entered", ", ".join(response.entered) or "-"], ["left", ", ".join(response.left) or "-"]])
+    table("Readiness changes", ["tenancy", "patch", "before", "after"],
+          [[c.tenancy_id, c.patch or "", c.before or "(not live)", c.after or "(not live)"]
+           for c in response.state_changes])
+    table("Risk score moves", ["tenancy", "patch", "before", "after"],
+          [[m.tenancy_id, m.patch or "", f"{m.before:.2f}", f"{m.after:.2f}"] for m in response.score_moves])
+    table("Payments since the previous run", ["tenancy", "date", "amount"],
+          [[p.tenancy_id, p.posted_date, f"£{p.amount:,.2f}"] for p in response.payments], right=("amount",))
 
 
 def forecast_table(forecast) -> None:

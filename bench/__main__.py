@@ -18,6 +18,7 @@ Not a test: timings on a shared machine vary, so nothing here asserts a speed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import statistics
@@ -27,17 +28,31 @@ from pathlib import Path
 from bench.runner import call_in_process, run_feature_measurement, run_measurement, run_model_measurement
 
 
+def _wait(process, queue, what: str) -> dict:
+    """What the spawned process put on its queue; an error naming `what` if it died first (instead of waiting
+    forever on a queue nobody will fill)."""
+    import queue as queues
+
+    while True:
+        try:
+            result = queue.get(timeout=5)
+            break
+        except queues.Empty:
+            if not process.is_alive():
+                raise RuntimeError(f"{what} failed (exit code {process.exitcode}): see the traceback above") from None
+    process.join()
+    if process.exitcode:
+        raise RuntimeError(f"{what} failed (exit code {process.exitcode})")
+    return result
+
+
 def spawn(target, *args) -> dict:
     """Run `target(*args, queue)` in a freshly spawned process and return what it put on the queue."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     process = ctx.Process(target=target, args=(*args[:2], queue, *args[2:]))
     process.start()
-    result = queue.get()
-    process.join()
-    if process.exitcode:
-        raise RuntimeError(f"measurement {args[0]} failed (exit code {process.exitcode})")
-    return result
+    return _wait(process, queue, f"measurement {args[0]}")
 
 
 def measure(kind: str, workdir: Path, repeats: int, target=run_measurement, **extra) -> dict[str, float]:
@@ -136,16 +151,51 @@ def spawn_result(function, *args):
     queue = ctx.Queue()
     process = ctx.Process(target=call_in_process, args=(function, args, queue))
     process.start()
-    result = queue.get()
-    process.join()
-    if process.exitcode:
-        raise RuntimeError(f"{function.__name__} failed (exit code {process.exitcode})")
-    return result["result"]
+    return _wait(process, queue, function.__name__)["result"]
 
 
 def spawn_prepare(function, *args) -> None:
     """Preparation in its own process too, so the measuring processes start from a clean parent."""
     spawn_result(function, *args)
+
+
+def worklist_suite(args) -> list[dict]:
+    from bench import worklist
+
+    n = args.tenancies[0]
+    results = []
+    with contextlib.ExitStack() as stack:
+        work = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="arrears-bench-worklist-")))
+        if (work / "capacity.txt").exists():
+            print(f"reusing the portfolio prepared in {work}", flush=True)
+        elif work.exists() and any(work.iterdir()):
+            raise SystemExit(f"{work} holds an unfinished preparation (no capacity.txt): remove it and run again")
+        else:
+            print(f"preparing {n:,} tenancies x {args.years:g} years: ingest, features, champion models…", flush=True)
+            spawn_prepare(worklist.prepare, work, n, args.years, args.explain)
+        if args.prepare_only:
+            return results
+        plan = [("pure_ranking", None, args.repeats), ("record_run", "pure_ranking", args.repeats),
+                ("worklist_http", "pure_ranking", 1), ("empty_http", None, 1), ("score_http", "empty_http", 1),
+                ("score_inprocess", "empty_http", 1)]
+        for kind, baseline, runs in plan:
+            outcomes = [spawn_result(worklist.measured, kind, str(work), args.explain, args.repeats)
+                        for _ in range(runs)]
+            result = {"seconds": statistics.median(o["seconds"] for o in outcomes), "rows": outcomes[0]["rows"],
+                      "peak_mb": max(o["peak_mb"] for o in outcomes), "runs": runs, "tenancies": n,
+                      "measure": kind, "baseline": baseline}
+            results.append(result)
+            print(f"  {kind:<15} {result['seconds'] * 1000:10.1f} ms", flush=True)
+    header = (f"{'tenancies':>9} {'measure':<16} {'rows':>8} {'median ms':>10} {'peak MB':>8} {'runs':>4} "
+              f"{'vs baseline':>22}")
+    print("\n" + header + "\n" + "-" * len(header))
+    by_measure = {r["measure"]: r for r in results}
+    for r in results:
+        ratio = (f"{r['seconds'] / by_measure[r['baseline']]['seconds']:.3g}x {r['baseline']}"
+                 if r["baseline"] else "")
+        print(f"{r['tenancies']:>9,} {r['measure']:<16} {r['rows']:>8,} {r['seconds'] * 1000:>10.1f} "
+              f"{r['peak_mb']:>8,.0f} {r['runs']:>4} {ratio:>22}")
+    return results
 
 
 def model_suite(args) -> list[dict]:
@@ -175,7 +225,7 @@ def main() -> None:
     parser.add_argument("--years", type=float, default=2.0, help="years of history (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is shown")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    parser.add_argument("--suite", choices=("pipeline", "features", "models"), default="pipeline",
+    parser.add_argument("--suite", choices=("pipeline", "features", "models", "worklist"), default="pipeline",
                         help="pipeline: ingest, snapshots, scoring; features: the feature store; models: training "
                              "and scoring (see bench/README.md)")
     parser.add_argument("--training-rows", type=int, default=1_000_000, help="models suite: risk training rows")
@@ -187,9 +237,17 @@ def main() -> None:
                         help="features suite: (tenancy, as_of) rows for the historical retrieval")
     parser.add_argument("--no-latency", dest="latency", action="store_false",
                         help="features suite: skip the online latency (needs Postgres and Redis)")
+    parser.add_argument("--explain", type=int, default=5_000,
+                        help="worklist suite: cases listed (and explained) and asked for over HTTP")
+    parser.add_argument("--workdir", type=Path,
+                        help="worklist suite: keep the prepared portfolio here, and reuse it if already prepared")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="worklist suite: prepare the portfolio in --workdir and stop (measure later, on a quiet "
+                             "machine)")
     args = parser.parse_args()
-    if args.suite in ("features", "models"):
-        results = feature_suite(args) if args.suite == "features" else model_suite(args)
+    if args.suite in ("features", "models", "worklist"):
+        suites = {"features": feature_suite, "models": model_suite, "worklist": worklist_suite}
+        results = suites[args.suite](args)
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str))
         return

@@ -77,7 +77,8 @@ def running_server(settings: ServingSettings, port: int | None = None, log_path:
                 process.wait()
 
 
-def fetch_worklist(url: str, top: int, patch: str | None = None) -> dict:
-    response = httpx.post(f"{url}/worklist", json={"top": top, "patch": patch}, timeout=300.0)
+def fetch_worklist(url: str, top: int, patch: str | None = None, states: list[str] | None = None) -> dict:
+    response = httpx.post(f"{url}/worklist", json={"top": top, "patch": patch, "states": states or ["ready"]},
+                          timeout=300.0)
     response.raise_for_status()
     return response.json()

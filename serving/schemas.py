@@ -5,11 +5,19 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
-class Reason(BaseModel):
+class ReasonFeature(BaseModel):
     feature: str = Field(description="Model feature name")
     value: float | None = Field(description="The tenancy's value of the feature (null when unknown)")
     contribution: float = Field(description="SHAP contribution to the raw score (log-odds); positive raises risk")
-    text: str = Field(description="What an officer reads")
+    text: str = Field(description="The fact in words")
+
+
+class Reason(BaseModel):
+    concept: str = Field(description="Officer concept: arrears, change, payments, circumstances or tenancy")
+    label: str = Field(description="The concept in words")
+    contribution: float = Field(description="Sum of all its features' SHAP contributions (log-odds)")
+    text: str = Field(description="What an officer reads: the concept, its strongest facts, and which way it pushed")
+    features: list[ReasonFeature] = Field(description="The concept's largest contributions (up to 3), largest first")
 
 
 class ScoredCase(BaseModel):
@@ -19,24 +27,82 @@ class ScoredCase(BaseModel):
     raw_score: float = Field(description="Model raw score (log-odds) = base_value + all contributions")
     base_value: float = Field(description="SHAP expected value of the raw score over the training data")
     reasons: list[Reason]
-    other_contribution: float = Field(description="Sum of the contributions not listed in reasons")
+    other_contribution: float = Field(description="Sum of the contributions of the concepts not listed in reasons")
+
+
+class StateReason(BaseModel):
+    rule: str = Field(description="The policy rule that fired")
+    text: str
+
+
+class ExpectedPayment(BaseModel):
+    p10_days: float | None = Field(description="Days from as_of by which the tenant pays with 10% probability")
+    p50_days: float | None = Field(description="... 50% (null: not within the model's 56-day horizon)")
+    p90_days: float | None = Field(description="... 90%")
+    p50_date: str | None = Field(description="as_of + P50, the expected payment date")
 
 
 class WorklistRow(ScoredCase):
-    rank: int
+    rank: int = Field(description="Position in this list")
+    readiness_state: str = Field(description="ready, hold, review, disputed, recent_payment, payment_plan, "
+                                 "ambiguous_balance or blocked (docs/policy.md)")
+    state_reasons: list[StateReason] = Field(description="Every policy rule that fired for this case")
+    next_action: str
+    protocol_step: str | None = Field(description="For a ready case: its pre-action protocol step")
+    hold_until: str | None = Field(description="For a hold or blocked case: the date it ends, when known")
+    policy_version: str
+    expected_payment: ExpectedPayment | None = Field(description="From the payment-date model, when there is one")
 
 
 class ScoreResponse(BaseModel):
     model_version: str
     feature_service: str
+    as_of: str = Field(description="Date the features are as of: the ledger's latest posting date")
     scores: list[ScoredCase]
     unknown: list[str] = Field(description="Requested tenancy_ids with no online features (not scored)")
 
 
 class WorklistResponse(BaseModel):
+    run_id: str = Field(description="The recorded worklist run this list comes from")
     model_version: str
     feature_service: str
+    policy_version: str
     as_of: str = Field(description="Date the features are as of: the ledger's latest posting date")
     population: int = Field(description="Live tenancies considered (after the patch filter)")
+    states: list[str] = Field(description="The readiness states listed")
+    state_counts: dict[str, int] = Field(description="Cases in every readiness state (after the patch filter)")
+    waiting: dict[str, int] = Field(description="Per patch: cases in the listed states beyond its capacity")
     rows: list[WorklistRow]
-    unscored: list[str] = Field(description="Live tenancies with no online features: need review, not a score")
+
+
+class StateChange(BaseModel):
+    tenancy_id: str
+    patch: str | None
+    before: str | None = Field(description="Readiness state in the previous run (null: not live then)")
+    after: str | None = Field(description="Readiness state now (null: no longer live)")
+
+
+class ScoreMove(BaseModel):
+    tenancy_id: str
+    patch: str | None
+    before: float
+    after: float
+
+
+class Payment(BaseModel):
+    tenancy_id: str
+    transaction_id: str
+    posted_date: str
+    amount: float = Field(description="Pounds received (positive)")
+
+
+class ChangesResponse(BaseModel):
+    run_id: str
+    as_of: str
+    previous_run_id: str | None
+    previous_as_of: str | None
+    entered: list[str] = Field(description="Tenancies on the ready list now that were not on it before")
+    left: list[str] = Field(description="Tenancies on the ready list before that are not on it now")
+    state_changes: list[StateChange]
+    score_moves: list[ScoreMove] = Field(description="Risk scores that moved by at least the configured amount")
+    payments: list[Payment] = Field(description="Receipts that arrived between the two runs")

@@ -1,14 +1,35 @@
-"""Serving's settings: training's (the registry the champion comes from), plus where served outputs are written."""
+"""Serving's settings: training's (the registry the champion comes from), plus where served outputs are written,
+where worklist runs are recorded, and how many cases each patch's list holds."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
+
+from features.db import is_postgres
 from features.settings import load_settings
 from training.settings import TrainingSettings
 
 
 class ServingSettings(TrainingSettings):
+    runs_url: str | None = Field(
+        default=None, description="Database of recorded worklist runs. Default: the ledger's Postgres database in "
+        "the production profile, else an SQLite file under home (the service reads it while batch jobs write).")
+    patch_capacity: int = Field(
+        default=300, gt=0, description="Cases each patch's list holds (the rest wait; the list says how many). Every "
+        "case that can be listed is explained when a run is recorded.")
+    score_move: float = Field(
+        default=0.10, gt=0, description="A change in risk score this large between two runs is reported as a move.")
+
+    @property
+    def runs_database(self) -> str:
+        if self.runs_url:
+            return self.runs_url
+        if self.ledger_url and is_postgres(self.ledger_url):
+            return self.ledger_url
+        return f"sqlite:///{self.home / 'serving.sqlite'}"
+
     @property
     def reports_dir(self) -> Path:
         """Worklists, cash forecasts and monitoring reports, as files a person can open."""

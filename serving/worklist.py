@@ -1,13 +1,16 @@
-"""The ranked, explained worklist: the champion risk model and the online features of every live tenancy → the
-cases to work first, each with the reasons in words.
+"""The ranked, explained worklist, served from the latest recorded run (`serving.batch` records runs), and scores of
+named tenancies from the online store.
 
 `Worklister` loads the champion and opens the feature store once; the BentoML service (`serving.service`) holds
-one per worker, and `arrears worklist` makes one for a single list, so both give the same rows.
+one per worker, and `arrears worklist` makes one, so both give the same rows. A list is the ready cases (or other
+readiness queues) highest risk first, each patch capped at its capacity, with the reasons in words.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,38 +18,70 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.store.feast import online_features, open_store
-from features.store.offline import live_tenancies
+from casework.policy import STATES
+from features.store.feast import online_features, online_plan, open_store
+from features.store.offline import live_path
+from serving.changes import changes
 from serving.explain import raw_scores, score_cases
-from serving.schemas import ScoredCase, ScoreResponse, WorklistResponse, WorklistRow
+from serving.runs import open_runs
+from serving.schemas import (
+    ChangesResponse,
+    ExpectedPayment,
+    Reason,
+    ScoredCase,
+    ScoreResponse,
+    StateReason,
+    WorklistResponse,
+    WorklistRow,
+)
 from serving.settings import ServingSettings
 from training.registry import RISK_MODEL, load_champion
 
 
 def top_cases(features: pd.DataFrame, booster: lgb.Booster, top: int, n_reasons: int = 3,
-              calibration=None) -> list[WorklistRow]:
+              calibration=None) -> list[ScoredCase]:
     """The `top` highest-risk rows, ranked and explained: everyone is scored (cheap), only the rows on the list
     are explained (exact TreeSHAP costs about a millisecond a row, a minute and a half for 100k tenancies)."""
     if features.empty or top <= 0:
         return []
     raw = raw_scores(features, booster)
     ids = features["tenancy_id"].astype(str).to_numpy()
-    order = np.lexsort((ids, -raw))[:top]  # highest raw score first, ties by tenancy_id (as `rank`)
-    return rank(score_cases(features.iloc[order], booster, n_reasons, calibration), top)
+    order = np.lexsort((ids, -raw))[:top]  # highest raw score first, ties by tenancy_id
+    return score_cases(features.iloc[order], booster, n_reasons, calibration)
 
 
-def rank(cases: list[ScoredCase], top: int) -> list[WorklistRow]:
-    """Highest raw score first (the calibrated probability follows it); ties broken by tenancy_id."""
-    ordered = sorted(cases, key=lambda c: (-c.raw_score, c.tenancy_id))[:top]
-    return [WorklistRow(rank=i + 1, **case.model_dump()) for i, case in enumerate(ordered)]
+def _text(value) -> str | None:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) or pd.isna(value) else str(value)
+
+
+def _expected(row: pd.Series, as_of: pd.Timestamp) -> ExpectedPayment | None:
+    if pd.isna(row["payment_p10"]) and pd.isna(row["payment_p50"]) and pd.isna(row["payment_p90"]):
+        return None
+    days = {k: (None if pd.isna(row[f"payment_{k}"]) else float(row[f"payment_{k}"])) for k in ("p10", "p50", "p90")}
+    p50 = days["p50"]
+    return ExpectedPayment(p10_days=days["p10"], p50_days=p50, p90_days=days["p90"],
+                           p50_date=None if p50 is None else str((as_of + pd.Timedelta(days=round(p50))).date()))
+
+
+def worklist_row(row: pd.Series, rank: int, as_of: pd.Timestamp, policy_version: str) -> WorklistRow:
+    """A recorded run's row as the service answers it."""
+    return WorklistRow(
+        rank=rank, tenancy_id=str(row["tenancy_id"]), patch=_text(row["patch"]),
+        risk_score=float(row["risk_score"]), raw_score=float(row["raw_score"]),
+        base_value=float(row["base_value"]), other_contribution=float(row["other_contribution"]),
+        reasons=[Reason(**r) for r in row["reasons"]], readiness_state=str(row["readiness_state"]),
+        state_reasons=[StateReason(rule=rule, text=text) for rule, text in row["state_reasons"]],
+        next_action=str(row["next_action"]), protocol_step=_text(row["protocol_step"]),
+        hold_until=_text(row["hold_until"]), policy_version=policy_version, expected_payment=_expected(row, as_of))
 
 
 def worklist_frame(rows: list[WorklistRow]) -> pd.DataFrame:
-    """Flat table for CSV: one row per case with its reasons as text columns."""
+    """Flat table for CSV: one row per case with its state, next action and reasons as text columns."""
     records = []
     for row in rows:
         record = {"rank": row.rank, "tenancy_id": row.tenancy_id, "patch": row.patch,
-                  "risk_score": round(row.risk_score, 4)}
+                  "risk_score": round(row.risk_score, 4), "state": row.readiness_state,
+                  "next_action": row.next_action}
         for k, reason in enumerate(row.reasons, start=1):
             record[f"reason_{k}"] = reason.text
         records.append(record)
@@ -69,43 +104,83 @@ def write_worklist(response: WorklistResponse, out_dir: Path) -> WorklistFiles:
 
 
 class Worklister:
-    """The champion risk model and the feature store, loaded once; each list reads the live file afresh (every
-    ingest refreshes it), once."""
+    """The champion risk model and the feature store, loaded once; lists come from the latest recorded run."""
 
     def __init__(self, settings: ServingSettings) -> None:
         champion = load_champion(settings, RISK_MODEL)
         self.settings = settings
         self.booster, self.model, self.calibration = champion.booster, champion.ref, champion.calibration
-        self.store = open_store(settings)
+        self._store = self._plan = None
+        self._as_of: tuple[int, pd.Timestamp] | None = None
 
-    def _live(self) -> tuple[pd.DataFrame, pd.Timestamp]:
-        """Live tenancies and the date features are wanted for: the ledger's latest posting date."""
-        live = live_tenancies(self.settings)
-        return live, pd.Timestamp(live["event_timestamp"].max())
+    @property
+    def store(self):
+        """The Feast store, opened on first use (only scoring named tenancies needs it)."""
+        if self._store is None:
+            self._store = open_store(self.settings)
+        return self._store
 
-    def _online(self, tenancy_ids: list[str], today: pd.Timestamp) -> tuple[pd.DataFrame, list[str]]:
-        """Online features of the tenancies that have them, and the ids of those that have none."""
-        frame = online_features(self.store, self.model.feature_service, tenancy_ids, today)
-        found = frame[self.booster.feature_name()].notna().any(axis=1)
-        return frame[found], frame.loc[~found, "tenancy_id"].tolist()
+    @property
+    def plan(self):
+        """How the champion's FeatureService is fetched online, worked out once."""
+        if self._plan is None:
+            self._plan = online_plan(self.store, self.model.feature_service)
+        return self._plan
+
+    def warm(self) -> Worklister:
+        """Open the feature store and work out the online plan now (a service does this at start, not on its
+        first request)."""
+        _ = self.plan
+        self.as_of()
+        return self
+
+    def as_of(self) -> pd.Timestamp:
+        """The ledger's latest date, as the live file says: re-read only when the file changes."""
+        path = live_path(self.settings)
+        stamp = os.stat(path).st_mtime_ns
+        if self._as_of is None or self._as_of[0] != stamp:
+            dates = pd.read_parquet(path, columns=["event_timestamp"])["event_timestamp"]
+            self._as_of = (stamp, pd.Timestamp(dates.max()).tz_localize(None).normalize())
+        return self._as_of[1]
 
     def score(self, tenancy_ids: list[str]) -> ScoreResponse:
-        """Risk score and SHAP reasons for the given tenancies."""
-        _, today = self._live()
-        features, unknown = self._online(list(dict.fromkeys(tenancy_ids)), today)
+        """Risk score and reasons for the given tenancies, from the online store (fresh since the last ingest)."""
+        today = self.as_of()
+        frame = online_features(self.store, None, list(dict.fromkeys(tenancy_ids)), today, self.plan)
+        found = ~np.isnan(frame[self.booster.feature_name()].to_numpy(dtype=float)).all(axis=1)
         return ScoreResponse(model_version=self.model.version, feature_service=self.model.feature_service,
-                             scores=score_cases(features, self.booster, calibration=self.calibration),
-                             unknown=unknown)
+                             as_of=str(today.date()), unknown=frame.loc[~found, "tenancy_id"].tolist(),
+                             scores=score_cases(frame[found], self.booster, calibration=self.calibration))
 
-    def worklist(self, top: int = 50, patch: str | None = None) -> WorklistResponse:
-        """The `top` highest-risk live tenancies (optionally of one patch), each with its reasons."""
-        live, today = self._live()
-        if patch is not None:
-            live = live[live["patch"] == patch]
-        features, unscored = self._online(live["tenancy_id"].tolist(), today)
-        features = features.merge(live[["tenancy_id", "patch"]], on="tenancy_id", how="left")
+    def worklist(self, top: int = 50, patch: str | None = None,
+                 states: Sequence[str] = ("ready",)) -> WorklistResponse:
+        """The `top` highest-risk cases in the given readiness states (optionally one patch), each patch's list
+        capped at its capacity, from the latest recorded run."""
+        with open_runs(self.settings) as store:
+            run = store.latest()
+            capacity = int(run["patch_capacity"])
+            rows = store.rows(run["run_id"], states, patch, capacity=capacity, top=max(0, top))
+            sizes = store.queue_sizes(run["run_id"], patch)
+        as_of = pd.Timestamp(run["as_of"])
+        listed = sizes[sizes["readiness_state"].isin(states)].groupby("patch")["n"].sum()
+        counts = sizes.groupby("readiness_state")["n"].sum()
         return WorklistResponse(
-            model_version=self.model.version, feature_service=self.model.feature_service, as_of=str(today.date()),
-            population=len(live), unscored=unscored,
-            rows=top_cases(features, self.booster, max(0, top), calibration=self.calibration),
-        )
+            run_id=str(run["run_id"]), model_version=str(run["model_version"]),
+            feature_service=str(run["feature_service"]), policy_version=str(run["policy_version"]),
+            as_of=str(as_of.date()), population=int(sizes["n"].sum()), states=list(states),
+            state_counts={state: int(counts.get(state, 0)) for state in STATES},
+            waiting={str(p): int(n - capacity) for p, n in listed.items() if n > capacity},
+            rows=[worklist_row(row, i + 1, as_of, str(run["policy_version"])) for i, (_, row) in
+                  enumerate(rows.iterrows())])
+
+    def changes(self, patch: str | None = None) -> ChangesResponse:
+        """What changed between the latest run and the one before (optionally for one patch)."""
+        with open_runs(self.settings) as store:
+            run = store.latest()
+            previous = store.previous(run["run_id"])
+            rows = store.rows(run["run_id"], patch=patch)
+            before = store.rows(previous["run_id"], patch=patch) if previous else rows.iloc[:0]
+            payments = store.payments(run["run_id"])
+        if patch is not None:
+            payments = payments[payments["tenancy_id"].isin(set(rows["tenancy_id"]) | set(before["tenancy_id"]))]
+        return changes(run, rows, previous, before, payments, self.settings.score_move)

@@ -1,9 +1,9 @@
 """The cash forecast for treasury, pure: receipts per week simulated from the payment-date model's distributions.
 
 Each tenancy's first payment day is drawn from its payment-date distribution (`training.payment_date`), later ones
-follow at gaps drawn from its own recent gaps, each for its usual amount; many simulations give each week's
-P10/P50/P90, portfolio-wide and per patch. The backtest sets forecasts from past dates against what then came in,
-beside the last-4-weeks average a finance team would otherwise use.
+follow at gaps drawn from its own recent gaps, each for an amount that keeps its recent money per day; many
+simulations give each week's P10/P50/P90, portfolio-wide and per patch. The backtest sets forecasts from past
+dates against what then came in, beside the last-4-weeks average a finance team would otherwise use.
 
 No I/O here: `training.train` backtests it at training time and `serving.cash_forecast` runs it on today's
 features.
@@ -25,12 +25,16 @@ def period_days(tenancies: pd.DataFrame) -> np.ndarray:
 
 
 def tenant_habits(paid_days: pd.DataFrame, receipt_days: pd.DataFrame, as_of: pd.Timestamp,
-                  tenancy_ids: np.ndarray, period_days: np.ndarray, lookback_days: int = 182,
-                  max_gaps: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  tenancy_ids: np.ndarray, period_days: np.ndarray, started: np.ndarray | None = None,
+                  lookback_days: int = 182, max_gaps: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per tenancy, from its last 26 weeks up to as_of: the amount per payment and its recent gaps between payments.
 
-    The amount is everything received divided by the number of payment days (so small top-ups are not lost);
-    a tenancy with fewer than two payments gets its rent period as its only gap; with none, amount 0.
+    The gaps are those between its payment days (a tenancy with fewer than two gets its rent period). The amount
+    keeps the money right, not the count: the tenancy's receipts per day over the days it was live in the window,
+    times its mean gap. Gaps seen only between payments miss the long silences of an irregular payer (before its
+    first payment in the window, and since its last), so dividing its money by its payments instead would
+    simulate one payment each period for a tenant who paid twice in six months. `started`: tenancy start dates
+    (None: every tenancy was live all window).
     """
     day = pd.Timestamp(as_of).tz_localize(None).normalize() if pd.Timestamp(as_of).tz else pd.Timestamp(as_of)
     since = day - pd.Timedelta(days=lookback_days)
@@ -40,6 +44,11 @@ def tenant_habits(paid_days: pd.DataFrame, receipt_days: pd.DataFrame, as_of: pd
 
     received = window(receipt_days).groupby("tenancy_id")["amount_pence"].sum()
     groups = {t: g for t, g in window(paid_days).groupby("tenancy_id")}
+    live_days = np.full(len(tenancy_ids), float(lookback_days))
+    if started is not None:
+        first = np.maximum(pd.to_datetime(pd.Series(started)).to_numpy(), since.to_datetime64())
+        live_days = np.clip((day.to_datetime64() - first) / np.timedelta64(1, "D"), 1.0, lookback_days)
+    live_days = np.maximum(live_days, period_days)  # a new tenancy's move-in receipts are not its weekly habit
     amount = np.zeros(len(tenancy_ids))
     gaps = np.zeros((len(tenancy_ids), max_gaps))
     counts = np.ones(len(tenancy_ids), dtype=int)
@@ -48,11 +57,11 @@ def tenant_habits(paid_days: pd.DataFrame, receipt_days: pd.DataFrame, as_of: pd
         g = groups.get(tenancy)
         if g is None:
             continue
-        amount[i] = received.get(tenancy, 0.0) / len(g)
         d = np.diff(g["day"].to_numpy(dtype="datetime64[D]").astype(np.int64))[-max_gaps:]
         if len(d):
             gaps[i, : len(d)] = d
             counts[i] = len(d)
+        amount[i] = received.get(tenancy, 0.0) / live_days[i] * gaps[i, : counts[i]].mean()
     return amount, gaps, counts
 
 
@@ -112,7 +121,7 @@ def forecast_receipts(booster: lgb.Booster, features: pd.DataFrame, tenancies: p
     register = tenancies.set_index("tenancy_id").loc[features["tenancy_id"]]
     cdf = cdf_at_edges(hazards(booster, features))
     amount, gaps, counts = tenant_habits(paid, daily, origin, features["tenancy_id"].to_numpy(),
-                                         period_days(register.reset_index()))
+                                         period_days(register.reset_index()), register["start_date"].to_numpy())
     return simulate_receipts(cdf, amount, gaps, counts, weeks=weeks, sims=sims, seed=seed)
 
 

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
+from features.catalogue import concept_matrix
+
 #: Ranking baselines: name → the feature columns its score needs.
 RANKING_BASELINES: dict[str, tuple[str, ...]] = {
     "balance": ("balance",),
@@ -156,3 +158,16 @@ def bias_metrics(groups: pd.DataFrame, overall_auc: float) -> dict[str, float]:
         "bias_max_calibration_gap": float(calibration_gap.max()),
         "bias_max_calibration_gap_lower_bound": float((calibration_gap - 1.96 * judged["base_rate_se"]).max()),
     }
+
+
+def reason_coverage(shap_values: np.ndarray, names: list[str], n_reasons: int = 3) -> dict[str, float]:
+    """Share of each row's |SHAP| mass the shown reasons cover (mean over rows): the `n_reasons` largest single
+    features, against the `n_reasons` largest concepts (every member feature of a shown concept counts)."""
+    mass = np.abs(shap_values).sum(axis=1)
+    top_features = -np.sort(-np.abs(shap_values), axis=1)[:, :n_reasons].sum(axis=1)
+    _, membership = concept_matrix(names)
+    chosen = np.argsort(-np.abs(shap_values @ membership), axis=1, kind="stable")[:, :n_reasons]
+    shown = membership[:, chosen].transpose(1, 0, 2).max(axis=2)  # rows × features: 1 if in a shown concept
+    covered = (np.abs(shap_values) * shown).sum(axis=1)
+    ok = mass > 0
+    return {"features": float(np.mean(top_features[ok] / mass[ok])), "concepts": float(np.mean(covered[ok] / mass[ok]))}

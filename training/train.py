@@ -27,7 +27,7 @@ from training import cash, evidence, registry
 from training import payment_date as pdm
 from training.config import load_params
 from training.dataset import TrainingSet, monitoring_groups, point_in_time, tenancy_split, thin_weeks, time_split
-from training.evaluate import bias_metrics, group_metrics, risk_metrics
+from training.evaluate import bias_metrics, group_metrics, reason_coverage, risk_metrics
 from training.labels import (
     PaymentLabelSpec,
     RiskLabelSpec,
@@ -142,6 +142,17 @@ def _risk_split(frame: pd.DataFrame, params: dict):
     return time_split(frame, embargo_weeks=params["label"]["horizon_weeks"]), []
 
 
+def reason_shares(booster: lgb.Booster, test: pd.DataFrame, names: list[str], rows: int = 2_000) -> dict[str, float]:
+    """How much of each score the worklist's three reasons explain (share of its |SHAP| mass, mean over up to
+    `rows` test rows): three officer concepts, as shown, beside the three largest single features."""
+    sample = test.sample(min(rows, len(test)), random_state=0) if len(test) else test
+    if sample.empty:
+        return {}
+    contributions = booster.predict(sample[names].astype(float).to_numpy(), pred_contrib=True)[:, :-1]
+    shares = reason_coverage(contributions, names, n_reasons=3)
+    return {"reason_share_top3_concepts": shares["concepts"], "reason_share_top3_features": shares["features"]}
+
+
 def train_risk_model(settings: TrainingSettings, params: dict | None = None,
                      outcomes: pd.DataFrame | None = None) -> TrainingResult:
     params = params or load_params("arrears_risk")
@@ -156,6 +167,7 @@ def train_risk_model(settings: TrainingSettings, params: dict | None = None,
     if not groups.empty:
         metrics |= bias_metrics(groups, metrics["auc"])
     metrics |= champion_on_same_window(settings, test, params["feature_service"], params["capacity"])
+    metrics |= reason_shares(booster, test, names)
     registered = log_and_register(
         settings, registry.RISK_MODEL, booster, split.train[names].head(5),
         params={"feature_service": params["feature_service"], "best_iteration": booster.best_iteration,

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from arrears.cli.serving import record_worklist_run
 from arrears.render import console, fail, ingest_table, out, print_json
 from serving.settings import get_settings
 
@@ -54,7 +55,7 @@ def ingest(
     Exits 2 (writing nothing) if the delivery cannot be read at all.
     """
     from features.db import DatabaseError
-    from features.feeds.ingest import DeliveryRefused, ingest_delivery
+    from features.feeds.ingest import DeliveryRefused, clock_for, ingest_delivery
     from features.ledger import open_ledger
     from features.store.offline import FeatureStageError
     from features.store.refresh import refresh_delivery
@@ -62,7 +63,7 @@ def ingest(
     settings = get_settings()
     try:
         with open_ledger(settings.ledger) as ledger, console.status(f"Ingesting {delivery}…"):
-            summary = ingest_delivery(ledger, delivery, settings.quarantine_dir)
+            summary = ingest_delivery(ledger, delivery, settings.quarantine_dir, clock_for(settings))
     except DeliveryRefused as exc:
         fail(f"delivery refused, nothing was written: {exc}")
     except DatabaseError as exc:
@@ -72,12 +73,13 @@ def ingest(
         refreshed = refresh_delivery(settings, summary.delivery_seq) if refresh_online else 0
     except FeatureStageError as exc:
         console.print(f"[yellow]Online features not refreshed: {exc}[/yellow]")
+    if refreshed:
+        console.print(f"Online features refreshed for {refreshed:,} tenancies touched by this delivery.")
+        record_worklist_run(settings)
     if as_json:
         print_json({**summary.to_dict(), "online_refreshed": refreshed})
         return
     ingest_table(summary)
-    if refreshed:
-        console.print(f"Online features refreshed for {refreshed:,} tenancies touched by this delivery.")
 
 
 def features(
@@ -101,6 +103,7 @@ def features(
     except FeatureStageError as exc:
         fail(str(exc))
     console.print(f"Features: {result.mode} ({result.detail}) in {result.seconds:.1f} s.")
+    record_worklist_run(get_settings())
 
 
 @features_app.command("build")

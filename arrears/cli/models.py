@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from arrears.cli.serving import record_worklist_run
 from arrears.render import console, fail, metrics_table, out
 from serving.settings import get_settings
 
@@ -58,5 +59,6 @@ def promote() -> None:
         else:
             refused.append(f"{decision.model} version {decision.version} not promoted: "
                            + "; ".join(decision.failed_gates))
+    record_worklist_run(get_settings())  # a new champion ranks differently: the served list follows it
     if refused:
         fail("\n".join(refused), 1)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from arrears.render import console, fail, forecast_table, out, print_json, worklist_table
+from arrears.render import changes_table, console, fail, forecast_table, out, print_json, worklist_table
 from serving.settings import get_settings
 
 
@@ -24,23 +24,60 @@ def serve(
     os.execvpe(command[0], command, get_settings().child_process_env())
 
 
-def worklist(
-    top: Annotated[int, typer.Option(help="How many cases to show.")] = 20,
-    patch: Annotated[str | None, typer.Option(help="Only this patch's cases.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, as POST /worklist answers.")] = False,
-    csv: Annotated[Path | None, typer.Option(help="Also write the list to this CSV file.")] = None,
-) -> None:
-    """The ranked worklist now, from the champion model and the current online features, with reasons: the same
-    rows as POST /worklist. Run `arrears features` (or `arrears ingest`) first for a list as of the latest data."""
+def record_worklist_run(settings, force: bool = False) -> None:
+    """After features or the champion change: record a worklist run, and say what it holds (nothing to record
+    before a champion exists)."""
     from features.store.offline import FeatureStageError
-    from serving.worklist import Worklister, worklist_frame
+    from serving.batch import record_run
     from training.registry import NoChampion
 
     try:
-        with console.status("Scoring live tenancies…"):
-            response = Worklister(get_settings()).worklist(top, patch)
+        with console.status("Recording a worklist run: scoring, readiness, reasons…"):
+            summary = record_run(settings, force=force)
     except (NoChampion, FeatureStageError) as exc:
+        console.print(f"[dim]No worklist run recorded: {exc}[/dim]")
+        return
+    counts = ", ".join(f"{state} {n:,}" for state, n in sorted(summary.state_counts.items(), key=lambda x: -x[1]))
+    verb = "recorded" if summary.recorded else "already current"
+    console.print(f"Worklist run {summary.run['run_id']} {verb} (as of {summary.run['as_of']}): {counts}.")
+
+
+def worklist(
+    top: Annotated[int, typer.Option(help="How many cases to show.")] = 20,
+    patch: Annotated[str | None, typer.Option(help="Only this patch's cases.")] = None,
+    state: Annotated[list[str] | None, typer.Option(
+        help="Readiness queue(s) to list (repeatable): ready (default), hold, review, disputed, recent_payment, "
+             "payment_plan, ambiguous_balance, blocked.")] = None,
+    since_last: Annotated[bool, typer.Option("--since-last", help="Show what changed since the previous run "
+                                             "instead: entered, left, state changes, score moves, payments.")] = False,
+    refresh: Annotated[bool, typer.Option(help="Record a run now if the latest does not reflect the current "
+                                          "features, champion and policy.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, as POST /worklist answers.")] = False,
+    csv: Annotated[Path | None, typer.Option(help="Also write the list to this CSV file.")] = None,
+) -> None:
+    """The ranked worklist from the latest recorded run: ready cases highest risk first (or other readiness queues),
+    each with its reasons, readiness and next action; the same rows as POST /worklist. Runs are recorded by
+    `arrears features`, `arrears ingest` and `arrears promote` once a champion exists."""
+    from casework.policy import STATES
+    from features.store.offline import FeatureStageError
+    from serving.runs import NoRun
+    from serving.worklist import Worklister, worklist_frame
+    from training.registry import NoChampion
+
+    states = state or ["ready"]
+    if unknown := sorted(set(states) - set(STATES)):
+        fail(f"unknown readiness state(s) {', '.join(unknown)}: use {', '.join(STATES)}")
+    settings = get_settings()
+    try:
+        if refresh:
+            record_worklist_run(settings)
+        worklister = Worklister(settings)
+        response = worklister.changes(patch) if since_last else worklister.worklist(top, patch, states)
+    except (NoChampion, FeatureStageError, NoRun) as exc:
         fail(str(exc))
+    if since_last:
+        print_json(response.model_dump()) if as_json else changes_table(response)
+        return
     if csv is not None:
         worklist_frame(response.rows).to_csv(csv, index=False)
         console.print(f"Written to {csv}")

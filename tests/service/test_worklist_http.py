@@ -15,17 +15,47 @@ from tests.support.pipeline import CUTOFF
 from training.labels import RiskLabelSpec, arrears_growth_labels
 
 
-def test_worklist_is_sorted_and_every_row_is_explained(pipeline) -> None:
-    rows = pipeline["payload"]["rows"]
-    assert len(rows) == pipeline["payload"]["population"] > 400
+def test_worklist_is_the_ready_cases_sorted_and_every_row_is_explained(pipeline) -> None:
+    payload = pipeline["payload"]
+    rows = payload["rows"]
+    assert payload["states"] == ["ready"] and len(rows) == payload["state_counts"]["ready"] > 100
+    assert sum(payload["state_counts"].values()) == payload["population"]
     assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
-    scores = [r["risk_score"] for r in rows]
+    scores = [r["raw_score"] for r in rows]
     assert scores == sorted(scores, reverse=True)
     for row in rows:
+        assert row["readiness_state"] == "ready" and row["protocol_step"] and row["next_action"]
+        assert row["policy_version"] == payload["policy_version"]
         assert len(row["reasons"]) == 3 and all(r["text"] for r in row["reasons"])
         total = row["base_value"] + sum(r["contribution"] for r in row["reasons"]) + row["other_contribution"]
         assert total == pytest.approx(row["raw_score"], abs=1e-6)
-    assert pipeline["payload"]["as_of"] <= str(CUTOFF.date())
+    assert payload["as_of"] <= str(CUTOFF.date())
+    assert pipeline["everyone"]["run_id"] == payload["run_id"]
+
+
+def test_every_state_is_a_queue_and_none_of_them_is_on_the_ready_list(pipeline) -> None:
+    everyone = pipeline["everyone"]
+    assert len(everyone["rows"]) == everyone["population"]  # capacity is not reached in this portfolio
+    by_state: dict[str, list[dict]] = {}
+    for row in everyone["rows"]:
+        by_state.setdefault(row["readiness_state"], []).append(row)
+    assert {s: len(r) for s, r in by_state.items()} == {s: n for s, n in everyone["state_counts"].items() if n}
+    ready_ids = {r["tenancy_id"] for r in pipeline["payload"]["rows"]}
+    for state, rows in by_state.items():
+        assert all(r["state_reasons"] or state == "ready" for r in rows)
+        if state != "ready":
+            assert not ready_ids & {r["tenancy_id"] for r in rows}, state
+            assert all(r["protocol_step"] is None for r in rows)
+    blocked = by_state.get("blocked", [])
+    assert all(r["hold_until"] is None or r["hold_until"] > everyone["as_of"] for r in blocked)
+
+
+def test_expected_payment_comes_with_every_listed_case(pipeline) -> None:
+    for row in pipeline["payload"]["rows"]:
+        payment = row["expected_payment"]
+        assert payment is not None
+        if payment["p50_days"] is not None:
+            assert payment["p10_days"] <= payment["p50_days"] and payment["p50_date"] > pipeline["payload"]["as_of"]
 
 
 def test_patch_filter_returns_only_that_patch(pipeline) -> None:
@@ -40,23 +70,46 @@ def test_the_cli_worklist_is_the_served_worklist(in_pipeline_home) -> None:
     for top, patch, served in ((10_000, None, pipeline["payload"]), (25, pipeline["patch"], pipeline["patch_payload"])):
         printed = json.loads(ok("worklist", "--top", str(top), "--json", *(["--patch", patch] if patch else [])).stdout)
         assert printed["rows"] == served["rows"][:top]
-        same = ("as_of", "population", "model_version", "unscored")
+        same = ("run_id", "as_of", "population", "model_version", "state_counts", "waiting")
         assert {k: printed[k] for k in same} == {k: served[k] for k in same}
 
 
 def test_top_decile_really_did_get_worse_more_often(pipeline, tmp_path) -> None:
-    """Judge the served ranking on what happened next in the full simulated portfolio."""
+    """Judge the served ranking (every state, by risk) on what happened next in the full simulated portfolio."""
     with open_ledger(f"duckdb:///{tmp_path / 'truth.duckdb'}") as ledger:
         ingest_delivery(ledger, pipeline["root"] / "full", tmp_path / "q")
         tenancies, transactions = ledger.read_table("tenancy_register"), ledger.read_table("transactions")
-    as_of = pd.Timestamp(pipeline["payload"]["as_of"])
+    as_of = pd.Timestamp(pipeline["everyone"]["as_of"])
     # Start 4 weeks early so the settled balance at as_of has its trailing five weeks, as in training.
     # The worklist is as of the ledger's latest posting date, not a Sunday: a weekly grid through that date.
     grid = pd.date_range(as_of - pd.Timedelta(weeks=4), as_of + pd.Timedelta(weeks=8), freq="7D")
     realised = arrears_growth_labels(tenancies, transactions, grid, RiskLabelSpec())
     outcome = realised[realised["event_timestamp"] == as_of.tz_localize("UTC")].set_index("tenancy_id")["label"]
-    ranked = pd.Series([outcome.get(r["tenancy_id"]) for r in pipeline["payload"]["rows"]], dtype="float").dropna()
+    ranked = pd.Series([outcome.get(r["tenancy_id"]) for r in pipeline["everyone"]["rows"]], dtype="float").dropna()
     n = len(ranked)
     top_decile, bottom_half = ranked.iloc[: n // 10].mean(), ranked.iloc[n // 2:].mean()
     print(f"realised arrears growth: top decile {top_decile:.3f}, bottom half {bottom_half:.3f}, n={n}")
     assert top_decile >= bottom_half + 0.25 and top_decile >= 2 * bottom_half, (top_decile, bottom_half)
+
+
+def test_the_first_run_has_nothing_to_compare_with(pipeline) -> None:
+    changes = pipeline["changes"]
+    assert changes["run_id"] == pipeline["payload"]["run_id"] and changes["previous_run_id"] is None
+    assert changes["entered"] == changes["left"] == changes["state_changes"] == changes["payments"] == []
+
+
+def test_each_state_is_what_the_simulators_own_record_says(pipeline) -> None:
+    """The served readiness of every live tenancy, against the simulator's true periods of each circumstance
+    (breathing spaces, disputes, claims, contact attempts, arrangements, receipts): not the events the policy read."""
+    from casework.policy import load_policy
+    from tests.support.truth import expected_states
+
+    everyone = pipeline["everyone"]
+    served = {r["tenancy_id"]: r["readiness_state"] for r in everyone["rows"]}
+    expected = expected_states(pipeline["portfolio"], set(served), pd.Timestamp(everyone["as_of"]), load_policy(),
+                               unexplained=set())
+    wrong = {t: (served[t], expected[t]) for t in served if served[t] != expected[t]}
+    assert not wrong, wrong
+    counts = pd.Series(list(expected.values())).value_counts().to_dict()
+    assert counts == {s: n for s, n in everyone["state_counts"].items() if n}
+    print(counts)

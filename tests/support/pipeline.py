@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pandas as pd
 
+from casework.policy import STATES
 from serving.process import fetch_worklist, running_server
 from serving.settings import get_settings
 from simulator import simulate_portfolio, write_portfolio
@@ -30,6 +32,10 @@ def truncate(portfolio, cutoff: pd.Timestamp):
     tenancies.loc[end[start <= cutoff] > cutoff, "end_date"] = None  # a future move-out is not yet known
     tx = portfolio.transactions[pd.to_datetime(portfolio.transactions["posted_date"]) <= cutoff]
     events = portfolio.events[pd.to_datetime(portfolio.events["event_date"]) <= cutoff]
+    # The housing system's own balance, reported on the cutoff day: all of it explained by what was exported.
+    balance = tx.groupby("tenancy_id")["amount"].sum()
+    tenancies["reported_balance"] = tenancies["tenancy_id"].map(balance).fillna(0.0).round(2).to_numpy()
+    tenancies["reported_balance_date"] = cutoff
     return replace(portfolio, tenancies=tenancies, transactions=tx, events=events)
 
 
@@ -47,5 +53,7 @@ def build_pipeline(root: Path) -> dict:
             payload = fetch_worklist(url, top=10_000)
             patch = payload["rows"][0]["patch"]
             patch_payload = fetch_worklist(url, top=10_000, patch=patch)
+            everyone = fetch_worklist(url, top=10_000, states=list(STATES))
+            changes = httpx.post(f"{url}/worklist_changes", json={}, timeout=60).json()
     return {"root": root, "home": home, "settings": settings, "payload": payload, "patch": patch,
-            "patch_payload": patch_payload}
+            "patch_payload": patch_payload, "everyone": everyone, "changes": changes, "portfolio": full}

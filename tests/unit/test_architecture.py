@@ -8,15 +8,16 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("features", "simulator", "training", "serving", "monitoring", "arrears")
+PACKAGES = ("features", "simulator", "training", "casework", "serving", "monitoring", "arrears")
 #: What each package may import besides itself.
 ALLOWED = {
     "features": set(),
     "simulator": {"features.feeds.contract"},
     "training": {"features"},
-    "serving": {"features", "training"},
-    "monitoring": {"features", "training", "serving"},
-    "arrears": {"features", "simulator", "training", "serving", "monitoring"},
+    "casework": {"features"},
+    "serving": {"features", "training", "casework"},
+    "monitoring": {"features", "training", "casework", "serving"},
+    "arrears": {"features", "simulator", "training", "casework", "serving", "monitoring"},
 }
 #: Training's run-time modules: serving and monitoring use the registry and the pure models, never these.
 TRAINING_RUNS = {"training.train", "training.dataset", "training.promotion"}

@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.catalogue import CONCEPT_OF
 from serving.explain import score_cases
-from serving.worklist import rank, worklist_frame
+from serving.worklist import top_cases
+from training.evaluate import reason_coverage
 
 NAMES = ["balance", "arrears_weeks", "days_since_last_payment"]
 
@@ -52,30 +54,27 @@ def test_contributions_match_the_shap_library(booster_and_frame) -> None:
     expected = explainer.shap_values(sample[NAMES])
     for i, case in enumerate(score_cases(sample, booster, n_reasons=3)):
         for reason in case.reasons:
-            assert reason.contribution == pytest.approx(expected[i, NAMES.index(reason.feature)], abs=1e-6)
+            for feature in reason.features:
+                assert feature.contribution == pytest.approx(expected[i, NAMES.index(feature.feature)], abs=1e-6)
+            members = [n for n in NAMES if CONCEPT_OF[n] == reason.concept]
+            assert reason.contribution == pytest.approx(sum(expected[i, NAMES.index(n)] for n in members), abs=1e-6)
 
 
-def test_reasons_are_the_largest_contributions_in_words(booster_and_frame) -> None:
+def test_reasons_are_concepts_largest_first_in_words(booster_and_frame) -> None:
     booster, frame = booster_and_frame
     for case in score_cases(frame.head(100), booster, n_reasons=2):
         sizes = [abs(r.contribution) for r in case.reasons]
         assert sizes == sorted(sizes, reverse=True)
+        assert {r.concept for r in case.reasons} <= {"arrears", "payments"}
+        arrears = [r for r in case.reasons if r.concept == "arrears"]
+        assert all({f.feature for f in r.features} == {"balance", "arrears_weeks"} for r in arrears)
         for reason in case.reasons:
+            assert reason.text.startswith(reason.label + ": ")
             assert reason.text.endswith("(raises risk)" if reason.contribution > 0 else "(lowers risk)")
     missing = frame[frame["days_since_last_payment"].isna()].head(20)
-    texts = [r.text for c in score_cases(missing, booster, n_reasons=3) for r in c.reasons
-             if r.feature == "days_since_last_payment"]
+    texts = [f.text for c in score_cases(missing, booster, n_reasons=3) for r in c.reasons for f in r.features
+             if f.feature == "days_since_last_payment"]
     assert texts and all(t.startswith("no payment on record") for t in texts)
-
-
-def test_ranking_is_by_risk_with_stable_ties(booster_and_frame) -> None:
-    booster, frame = booster_and_frame
-    rows = rank(score_cases(frame, booster), top=50)
-    assert [r.rank for r in rows] == list(range(1, 51))
-    scores = [r.risk_score for r in rows]
-    assert scores == sorted(scores, reverse=True)
-    everyone = rank(score_cases(frame, booster), top=len(frame))
-    assert rows[-1].risk_score >= everyone[50].risk_score
 
 
 def test_scores_do_not_depend_on_row_order_or_ids(booster_and_frame) -> None:
@@ -86,17 +85,18 @@ def test_scores_do_not_depend_on_row_order_or_ids(booster_and_frame) -> None:
         assert case.risk_score == by_id[case.tenancy_id[1:]]
 
 
-def test_csv_table_carries_reason_text(booster_and_frame) -> None:
-    booster, frame = booster_and_frame
-    table = worklist_frame(rank(score_cases(frame, booster), top=5))
-    assert list(table.columns[:4]) == ["rank", "tenancy_id", "patch", "risk_score"]
-    assert table["reason_1"].str.contains("risk").all()
-
-
 def test_top_cases_explains_only_the_listed_rows_and_ranks_like_everyone_explained(booster_and_frame) -> None:
-    from serving.worklist import top_cases
-
     booster, frame = booster_and_frame
-    everyone = rank(score_cases(frame, booster), top=25)
+    everyone = sorted(score_cases(frame, booster), key=lambda c: (-c.raw_score, c.tenancy_id))[:25]
     listed = top_cases(frame, booster, 25)
     assert [r.model_dump() for r in listed] == [r.model_dump() for r in everyone]
+    scores = [c.raw_score for c in listed]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_reason_coverage_counts_every_feature_of_a_shown_concept() -> None:
+    names = ["balance", "arrears_weeks", "days_since_last_payment", "weekly_rent"]
+    shap_values = np.array([[1.0, 1.0, 1.5, 0.5]])  # concepts: arrears 2.0, payments 1.5, tenancy 0.5
+    coverage = reason_coverage(shap_values, names, n_reasons=1)
+    assert coverage["features"] == pytest.approx(1.5 / 4.0)  # the largest single feature
+    assert coverage["concepts"] == pytest.approx(2.0 / 4.0)  # the largest concept, both its features

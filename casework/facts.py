@@ -1,0 +1,130 @@
+"""The facts the readiness policy judges, for each live tenancy on a date: balances, recent receipts, and what the
+events feed says about breathing space, disputes, claims, arrangements, contact and legal steps.
+
+`circumstance_facts` is pure (frames in, one row per tenancy out); `load_facts` reads what it needs from the
+ledger, with the aggregation done by the database (a 100,000-tenancy ledger is not read row by row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from casework.policy.settings import Policy
+from features.feeds.contract import BREATHING_SPACE_STARTS, RECEIPT_TYPES, weekly_rent
+from features.ledger import Ledger
+
+#: Event types counted (how many) and dated (the latest), with the fact names they give. Whether something is in
+#: force (a dispute, a claim, an arrangement) is read from which of its events came last, not from counts: a feed
+#: whose history starts after an arrangement was agreed still shows it broken, and that must not cancel a newer one.
+COUNTED = {"legal_stage": "legal_stage"}
+DATED = {"dispute_opened": "last_dispute_opened", "dispute_resolved": "last_dispute_resolved",
+         "benefit_claim_made": "last_claim_made", "benefit_claim_decided": "last_claim_decided",
+         "arrangement_agreed": "last_agreed", "arrangement_broken": "last_broken",
+         "arrangement_completed": "last_completed", "contact_made": "last_contact",
+         "rent_statement_sent": "last_statement", "legal_stage": "last_legal_step",
+         "proceedings_warning_sent": "last_warning", "breathing_space_ended": "breathing_space_ended",
+         "crisis_treatment_ended": "crisis_treatment_ended"}
+CONTACTS = ("contact_made", "contact_attempted")
+ODD_ALLOCATIONS = ("unallocated", "deposit")
+
+FACT_COLUMNS: tuple[str, ...] = (
+    "tenancy_id", "vulnerable", "rent_period_pence", "weekly_rent_pence", "balance_pence", "arrears_weeks",
+    "received_window_pence", "last_receipt", "odd_receipts", "reported_gap_pence", "breathing_space_start",
+    "breathing_space_kind", *COUNTED.values(), *DATED.values(), "attempts_recent", "limit_attempt")
+
+
+def _receipt_facts(receipts: pd.DataFrame, as_of: pd.Timestamp, policy: Policy) -> pd.DataFrame:
+    window = receipts["posted_date"] > as_of - pd.Timedelta(days=policy.recent_payment["window_days"])
+    odd = receipts["allocation"].isin(ODD_ALLOCATIONS) & (
+        receipts["posted_date"] > as_of - pd.Timedelta(days=policy.ambiguous_balance["receipt_lookback_days"]))
+    by = receipts.assign(window=-receipts["amount_pence"].where(window, 0), odd=odd.astype(int))
+    return by.groupby("tenancy_id").agg(received_window_pence=("window", "sum"), last_receipt=("posted_date", "max"),
+                                        odd_receipts=("odd", "sum"))
+
+
+def _breathing_space(events: pd.DataFrame) -> pd.DataFrame:
+    """The latest breathing space of each tenancy: when it started and which kind."""
+    starts = events[events["type"].isin(BREATHING_SPACE_STARTS)].sort_values("event_date", kind="stable")
+    latest = starts.groupby("tenancy_id").tail(1).set_index("tenancy_id")
+    kind = np.where(latest["type"] == "breathing_space_started", "standard", "mental_health_crisis")
+    return pd.DataFrame({"breathing_space_start": latest["event_date"], "breathing_space_kind": kind},
+                        index=latest.index)
+
+
+def _contact_limit(events: pd.DataFrame, as_of: pd.Timestamp, policy: Policy) -> pd.DataFrame:
+    """Contact attempts (reached or not) in the limit's window, and the attempt whose age ends the limit: the
+    n-th most recent, n being the limit."""
+    limit = policy.contact_limit
+    recent = events[events["type"].isin(CONTACTS)
+                    & (events["event_date"] > as_of - pd.Timedelta(days=limit["days"]))]
+    ordered = recent.sort_values("event_date", ascending=False, kind="stable")
+    nth = ordered.groupby("tenancy_id")["event_date"].nth(limit["attempts"] - 1)
+    out = recent.groupby("tenancy_id").size().rename("attempts_recent").to_frame()
+    return out.join(pd.Series(nth.to_numpy(), index=ordered.loc[nth.index, "tenancy_id"], name="limit_attempt"))
+
+
+def _event_facts(events: pd.DataFrame, as_of: pd.Timestamp, policy: Policy) -> pd.DataFrame:
+    counted = (events[events["type"].isin(COUNTED)].groupby(["tenancy_id", "type"]).size().unstack(fill_value=0)
+               .reindex(columns=list(COUNTED), fill_value=0).rename(columns=COUNTED))
+    dated = (events[events["type"].isin(DATED)].groupby(["tenancy_id", "type"])["event_date"].max().unstack()
+             .reindex(columns=list(DATED)).rename(columns=DATED))
+    return counted.join(dated, how="outer").join(_breathing_space(events), how="outer").join(
+        _contact_limit(events, as_of, policy), how="outer")
+
+
+def circumstance_facts(register: pd.DataFrame, balances: pd.DataFrame, receipts: pd.DataFrame,
+                       events: pd.DataFrame, as_of: pd.Timestamp, policy: Policy) -> pd.DataFrame:
+    """One row of facts (FACT_COLUMNS) per tenancy of `register`, as of `as_of`.
+
+    register: tenancy_id, rent_amount_pence, rent_frequency, vulnerable; balances: tenancy_id, balance_pence,
+    reported_gap_pence; receipts: tenancy_id, posted_date, amount_pence (negative), allocation, dated within the
+    policy's look-back; events: tenancy_id, event_date, type, up to as_of. Nothing dated after as_of is used.
+    """
+    as_of = pd.Timestamp(as_of).normalize()
+    receipts = receipts[receipts["posted_date"] <= as_of]
+    events = events[events["event_date"] <= as_of]
+    facts = register.set_index("tenancy_id")[["vulnerable"]].copy()
+    facts["rent_period_pence"] = register.set_index("tenancy_id")["rent_amount_pence"].astype(float)
+    facts["weekly_rent_pence"] = weekly_rent(facts["rent_period_pence"],
+                                             register.set_index("tenancy_id")["rent_frequency"])
+    facts = facts.join(balances.set_index("tenancy_id")).join(_receipt_facts(receipts, as_of, policy))
+    facts = facts.join(_event_facts(events, as_of, policy))
+    facts["arrears_weeks"] = facts["balance_pence"].fillna(0).clip(lower=0) / facts["weekly_rent_pence"]
+    for column in ("received_window_pence", "odd_receipts", "attempts_recent", "balance_pence", *COUNTED.values()):
+        facts[column] = facts[column].fillna(0)
+    return facts.reset_index()[list(FACT_COLUMNS)]
+
+
+# -- reading them from the ledger ----------------------------------------------------------------------------------
+def load_facts(ledger: Ledger, tenancy_ids: Sequence[str], as_of: pd.Timestamp, policy: Policy) -> pd.DataFrame:
+    """The facts of the given tenancies as of `as_of`, read from the ledger."""
+    as_of = pd.Timestamp(as_of).normalize()
+    register = ledger.read_for_tenancies("tenancy_register", tenancy_ids)
+    since = as_of - pd.Timedelta(days=policy.lookback_days)
+    receipts = ledger.query(
+        "SELECT tenancy_id, posted_date, amount_pence, allocation FROM transactions WHERE type IN "
+        f"({', '.join('?' * len(RECEIPT_TYPES))}) AND posted_date > ? AND posted_date <= ?",
+        [*RECEIPT_TYPES, since.date(), as_of.date()])
+    events = ledger.query("SELECT tenancy_id, event_date, type FROM events WHERE event_date <= ?", [as_of.date()])
+    for frame, column in ((receipts, "posted_date"), (events, "event_date")):
+        frame[column] = pd.to_datetime(frame[column])
+    wanted = set(tenancy_ids)
+    return circumstance_facts(register, _balances(ledger, as_of), receipts[receipts["tenancy_id"].isin(wanted)],
+                              events[events["tenancy_id"].isin(wanted)], as_of, policy)
+
+
+def _balances(ledger: Ledger, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Each tenancy's balance on `as_of`, and how far the housing system's reported balance is from the ledger's
+    balance on the date it was reported (NaN where none was reported)."""
+    balances = ledger.query("SELECT tenancy_id, CAST(SUM(amount_pence) AS BIGINT) AS balance_pence FROM transactions "
+                            "WHERE posted_date <= ? GROUP BY tenancy_id", [as_of.date()])
+    gaps = ledger.query(
+        "SELECT r.tenancy_id, r.reported_balance_pence - COALESCE(SUM(t.amount_pence), 0) AS reported_gap_pence "
+        "FROM tenancy_register r LEFT JOIN transactions t ON t.tenancy_id = r.tenancy_id "
+        "AND t.posted_date <= r.reported_balance_date WHERE r.reported_balance_pence IS NOT NULL "
+        "AND r.reported_balance_date IS NOT NULL "
+        "GROUP BY r.tenancy_id, r.reported_balance_pence")
+    return balances.merge(gaps, on="tenancy_id", how="left")

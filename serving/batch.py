@@ -1,0 +1,126 @@
+"""The worklist in batch: every live tenancy scored, judged by the readiness policy, ranked, and every case that can
+be listed explained, then recorded as a run (`serving.runs`) the service serves from.
+
+Run when features or the champion change (`arrears features`, `arrears ingest`, `arrears promote`, or
+`arrears worklist --refresh`). Scores come from the live file: the same current snapshot the online store holds,
+computed by the same build, as of the ledger's latest date. Exact SHAP costs about a millisecond a row, so only the
+rows each patch's list can hold are explained.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from casework.facts import load_facts
+from casework.policy import Policy, load_policy, readiness
+from features.feeds.contract import RECEIPT_TYPES
+from features.ledger import Ledger, open_ledger
+from features.store.offline import live_tenancies
+from serving.explain import raw_scores, score_cases
+from serving.runs import NoRun, RunStore, open_runs
+from serving.settings import ServingSettings
+from training import registry
+from training.payment_date import predict_quantiles
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run: dict
+    recorded: bool  #: False when the latest run already reflects these features, model and policy
+    state_counts: dict[str, int]
+
+
+def _champions(settings: ServingSettings) -> tuple[registry.Champion, registry.Champion | None]:
+    risk = registry.load_champion(settings, registry.RISK_MODEL)
+    try:
+        payment = registry.load_champion(settings, registry.PAYMENT_MODEL)
+    except registry.NoChampion:
+        payment = None  # the list still works; it just says nothing about when the tenant will pay
+    return risk, payment
+
+
+def ranked(live: pd.DataFrame, risk: registry.Champion) -> pd.DataFrame:
+    """Every live tenancy with its raw score and calibrated probability, highest risk first (ties by id)."""
+    raw = raw_scores(live, risk.booster)
+    frame = live[["tenancy_id", "patch", "balance"]].assign(raw_score=raw, risk_score=risk.calibration(raw))
+    frame = frame.sort_values(["raw_score", "tenancy_id"], ascending=[False, True], kind="stable")
+    return frame.assign(risk_rank=np.arange(1, len(frame) + 1)).reset_index(drop=True)
+
+
+def judge(frame: pd.DataFrame, ledger: Ledger, as_of: pd.Timestamp, policy: Policy) -> pd.DataFrame:
+    """Readiness of every row, and its rank within its (state, patch) queue."""
+    facts = load_facts(ledger, frame["tenancy_id"].tolist(), as_of, policy)
+    states = readiness(facts, as_of, policy)
+    frame = frame.merge(states.drop(columns="policy_version"), on="tenancy_id", how="left")
+    frame["queue_rank"] = frame.groupby(["readiness_state", "patch"], sort=False).cumcount() + 1
+    return frame
+
+
+def explain_listable(frame: pd.DataFrame, live: pd.DataFrame, risk: registry.Champion,
+                     payment: registry.Champion | None, capacity: int) -> pd.DataFrame:
+    """Reasons (and the expected payment) of every row a patch's list can hold."""
+    listable = frame["queue_rank"] <= capacity
+    features = live.set_index("tenancy_id").loc[frame.loc[listable, "tenancy_id"]].reset_index()
+    cases = pd.DataFrame([{"tenancy_id": c.tenancy_id, "reasons": [r.model_dump() for r in c.reasons],
+                           "base_value": c.base_value, "other_contribution": c.other_contribution}
+                          for c in score_cases(features, risk.booster, calibration=risk.calibration)],
+                         columns=["tenancy_id", "reasons", "base_value", "other_contribution"])
+    frame = frame.merge(cases, on="tenancy_id", how="left")
+    for column in ("payment_p10", "payment_p50", "payment_p90"):
+        frame[column] = np.nan
+    if payment is not None and len(features):
+        quantiles = predict_quantiles(payment.booster, features).replace(np.inf, np.nan)
+        days = quantiles[["p10", "p50", "p90"]].set_axis(["payment_p10", "payment_p50", "payment_p90"], axis=1)
+        frame.loc[listable, days.columns] = days.set_index(features["tenancy_id"]).loc[
+            frame.loc[listable, "tenancy_id"]].to_numpy()
+    return frame
+
+
+def payments_since(ledger: Ledger, since_seq: int, tenancy_ids: set[str]) -> pd.DataFrame:
+    """Receipts delivered after delivery `since_seq` (what has come in since the previous run)."""
+    found = ledger.query(
+        "SELECT tenancy_id, transaction_id, posted_date, -amount_pence / 100.0 AS amount FROM transactions "
+        f"WHERE delivery_seq > ? AND type IN ({', '.join('?' * len(RECEIPT_TYPES))})", [since_seq, *RECEIPT_TYPES])
+    found["posted_date"] = pd.to_datetime(found["posted_date"])
+    return found[found["tenancy_id"].isin(tenancy_ids)]
+
+
+def _latest(store: RunStore) -> dict | None:
+    try:
+        return store.latest()
+    except NoRun:
+        return None
+
+
+def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
+    """Compute and record a worklist run, unless the latest already reflects the same deliveries, features date,
+    champions and policy (then that one is returned)."""
+    policy = load_policy()
+    risk, payment = _champions(settings)
+    live = live_tenancies(settings)
+    as_of = pd.Timestamp(live["event_timestamp"].max()).tz_localize(None).normalize()
+    with open_ledger(settings.ledger) as ledger, open_runs(settings) as store:
+        run = {"as_of": as_of.date(), "model_version": risk.ref.version, "feature_service": risk.ref.feature_service,
+               "payment_model_version": payment.ref.version if payment else None, "policy_version": policy.version,
+               "ledger_seq": ledger.last_delivery_seq(), "population": len(live),
+               "patch_capacity": settings.patch_capacity}
+        previous = _latest(store)
+        if previous is not None and not force and all(str(previous[k]) == str(v) for k, v in run.items()):
+            return RunSummary(previous, False, _counts(store, previous["run_id"]))
+        frame = judge(ranked(live, risk), ledger, as_of, policy)
+        frame = explain_listable(frame, live, risk, payment, settings.patch_capacity)
+        paid = (payments_since(ledger, int(previous["ledger_seq"]), set(frame["tenancy_id"])) if previous
+                else pd.DataFrame(columns=["tenancy_id", "transaction_id", "posted_date", "amount"]))
+        run |= {"run_id": uuid.uuid4().hex[:16], "recorded_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
+                "explained": int(frame["reasons"].notna().sum())}
+        run = store.record(run, frame, paid)
+        return RunSummary(run, True, _counts(store, run["run_id"]))
+
+
+def _counts(store: RunStore, run_id: str) -> dict[str, int]:
+    sizes = store.queue_sizes(run_id)
+    return {str(k): int(v) for k, v in sizes.groupby("readiness_state")["n"].sum().items()}

@@ -1,0 +1,138 @@
+"""Recorded worklist runs: every generation of the worklist, append-only, in the project's serving database.
+
+A run is recorded when features or the champion change (`serving.batch.record_run`): its id, as_of, model and
+policy versions, and one row per live tenancy (score, rank, readiness state and reasons, next action, expected
+payment), plus the payments that arrived since the run before. The service serves the latest run; monitoring will
+judge recorded runs against what happened next. Nothing here updates or deletes a row.
+
+SQLite by default (the service reads while a batch job writes: WAL mode), Postgres in the production profile.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import pandas as pd
+
+from features.db import Database
+from serving.settings import ServingSettings
+
+TABLES: dict[str, dict[str, str]] = {
+    "worklist_runs": {
+        "run_id": "TEXT", "run_seq": "BIGINT", "recorded_at": "TIMESTAMP", "as_of": "DATE", "model_version": "TEXT",
+        "feature_service": "TEXT", "payment_model_version": "TEXT", "policy_version": "TEXT",
+        "ledger_seq": "BIGINT", "population": "BIGINT", "patch_capacity": "BIGINT", "explained": "BIGINT",
+    },
+    "worklist_rows": {
+        "run_id": "TEXT", "tenancy_id": "TEXT", "patch": "TEXT", "risk_rank": "BIGINT", "queue_rank": "BIGINT",
+        "raw_score": "DOUBLE PRECISION", "risk_score": "DOUBLE PRECISION", "readiness_state": "TEXT",
+        "state_reasons": "TEXT", "next_action": "TEXT", "protocol_step": "TEXT", "hold_until": "DATE",
+        "balance": "DOUBLE PRECISION", "base_value": "DOUBLE PRECISION", "other_contribution": "DOUBLE PRECISION",
+        "reasons": "TEXT", "payment_p10": "DOUBLE PRECISION", "payment_p50": "DOUBLE PRECISION",
+        "payment_p90": "DOUBLE PRECISION",
+    },
+    "worklist_payments": {"run_id": "TEXT", "tenancy_id": "TEXT", "transaction_id": "TEXT", "posted_date": "DATE",
+                          "amount": "DOUBLE PRECISION"},
+}
+PRIMARY_KEYS = {"worklist_runs": ("run_id",), "worklist_rows": ("run_id", "tenancy_id"),
+                "worklist_payments": ("run_id", "transaction_id")}
+INDEXES = ("CREATE INDEX IF NOT EXISTS worklist_rows_queue ON worklist_rows (run_id, readiness_state, patch, "
+           "queue_rank)", "CREATE UNIQUE INDEX IF NOT EXISTS worklist_runs_seq ON worklist_runs (run_seq)")
+#: Columns stored as JSON text.
+JSON_COLUMNS = ("state_reasons", "reasons")
+
+
+class NoRun(LookupError):
+    """No worklist run has been recorded yet; the message says how to record one."""
+
+
+class RunStore:
+    """The recorded runs. Use `open_runs(settings)`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def ensure_schema(self) -> None:
+        for table, columns in TABLES.items():
+            cols = ", ".join(f"{name} {sqltype}" for name, sqltype in columns.items())
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY "
+                            f"({', '.join(PRIMARY_KEYS[table])}))")
+        for statement in INDEXES:
+            self.db.execute(statement)
+
+    def record(self, run: dict, rows: pd.DataFrame, payments: pd.DataFrame) -> dict:
+        """Append one run (numbered after the last), all its rows and its payments, all or nothing."""
+        stored = rows.assign(**{c: rows[c].map(_to_json) for c in JSON_COLUMNS})
+        with self.db.transaction():
+            last = self.db.query("SELECT COALESCE(MAX(run_seq), 0) AS n FROM worklist_runs")["n"].iloc[0]
+            run = run | {"run_seq": int(last) + 1}
+            self.db.append("worklist_runs", pd.DataFrame([run]), list(TABLES["worklist_runs"]))
+            self.db.append("worklist_rows", stored.assign(run_id=run["run_id"]), list(TABLES["worklist_rows"]))
+            self.db.append("worklist_payments", payments.assign(run_id=run["run_id"]),
+                           list(TABLES["worklist_payments"]))
+        return run
+
+    def runs(self) -> pd.DataFrame:
+        return self.db.query("SELECT * FROM worklist_runs ORDER BY run_seq")
+
+    def latest(self) -> dict:
+        runs = self.runs()
+        if runs.empty:
+            raise NoRun("No worklist run is recorded yet: run `arrears features` (or `arrears worklist --refresh`) "
+                        "once a champion model exists.")
+        return runs.iloc[-1].to_dict()
+
+    def previous(self, run_id: str) -> dict | None:
+        runs = self.runs()
+        position = runs.index[runs["run_id"] == run_id]
+        return runs.iloc[position[0] - 1].to_dict() if len(position) and position[0] > 0 else None
+
+    def rows(self, run_id: str, states: Sequence[str] | None = None, patch: str | None = None,
+             capacity: int | None = None, top: int | None = None) -> pd.DataFrame:
+        """A run's rows, highest risk first: of some states, one patch, within each patch's capacity."""
+        sql, params = "SELECT * FROM worklist_rows WHERE run_id = ?", [run_id]
+        if states:
+            sql += f" AND readiness_state IN ({', '.join('?' * len(states))})"
+            params += list(states)
+        if patch is not None:
+            sql += " AND patch = ?"
+            params.append(patch)
+        if capacity is not None:
+            sql += " AND queue_rank <= ?"
+            params.append(int(capacity))
+        sql += " ORDER BY risk_rank" + (f" LIMIT {int(top)}" if top is not None else "")
+        frame = self.db.query(sql, params)
+        for column in JSON_COLUMNS:
+            frame[column] = frame[column].map(_from_json)
+        return frame
+
+    def queue_sizes(self, run_id: str, patch: str | None = None) -> pd.DataFrame:
+        """How many cases each (state, patch) queue holds."""
+        sql = "SELECT readiness_state, patch, COUNT(*) AS n FROM worklist_rows WHERE run_id = ?"
+        params: list[object] = [run_id]
+        if patch is not None:
+            sql += " AND patch = ?"
+            params.append(patch)
+        return self.db.query(sql + " GROUP BY readiness_state, patch", params)
+
+    def payments(self, run_id: str) -> pd.DataFrame:
+        return self.db.query("SELECT tenancy_id, transaction_id, posted_date, amount FROM worklist_payments "
+                             "WHERE run_id = ? ORDER BY posted_date, transaction_id", [run_id])
+
+
+def _to_json(value) -> str | None:
+    return None if value is None or (isinstance(value, float) and pd.isna(value)) else json.dumps(value)
+
+
+def _from_json(text):
+    return None if text is None or (isinstance(text, float) and pd.isna(text)) else json.loads(text)
+
+
+@contextmanager
+def open_runs(settings: ServingSettings) -> Iterator[RunStore]:
+    with Database(settings.runs_database) as db:
+        store = RunStore(db)
+        store.ensure_schema()
+        yield store
