@@ -7,6 +7,7 @@ date with an embargo of one label horizon between train and test, so no training
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,8 +16,13 @@ import pandas as pd
 from features.feeds.contract import MONITORING_ONLY_COLUMNS
 from features.ledger import open_ledger
 from features.settings import FeatureSettings
+from features.store.exact import Coverage, day_stamps, exact_snapshots
 from features.store.feast import historical_features, open_store, service_feature_names
 from features.timeline import utc
+
+
+class MissingFeatures(ValueError):
+    """Too many training rows have no features as of their date; the message says which dates and why."""
 
 
 @dataclass(frozen=True)
@@ -24,20 +30,67 @@ class TrainingSet:
     frame: pd.DataFrame  #: the labels with the FeatureService's features as of each row's date
     names: list[str]  #: the features, in the service's order (the model's column order)
     store: object  #: the Feast store they came from (for later point-in-time fetches)
+    coverage: Coverage | None = None  #: how the rows' features were found, and which rows had none
 
 
-def point_in_time(settings: FeatureSettings, feature_service: str, labels: pd.DataFrame) -> TrainingSet:
-    """Join `labels` (tenancy_id, event_timestamp, …) to the named FeatureService's features as of each row."""
+def point_in_time(settings: FeatureSettings, feature_service: str, labels: pd.DataFrame,
+                  max_missing_share: float = 0.01) -> TrainingSet:
+    """Join `labels` (tenancy_id, event_timestamp, …) to the named FeatureService's features as of each row's
+    date, exactly (`features.store.exact`). Rows with no features at their date are left out and counted; more than
+    `max_missing_share` of them refuses (MissingFeatures), naming the dates and the reasons."""
+    labels = labels.assign(event_timestamp=day_stamps(labels["event_timestamp"]))
+    coverage = exact_snapshots(settings, labels)
+    lost = labels.merge(coverage.missing[["tenancy_id", "event_timestamp"]], how="left", indicator=True)["_merge"]
+    lost = (lost == "both").to_numpy()
+    if lost.mean() > max_missing_share:
+        raise MissingFeatures(f"{coverage.summary()}: {lost.mean():.1%} of the rows, more than "
+                              f"{max_missing_share:.0%}. Fix their dates or tenancies (or ingest the deliveries that "
+                              "cover them), or set ARREARS_MAX_MISSING_FEATURE_SHARE to train on the rest.")
+    labels = labels[~lost]
     store = open_store(settings)
     names = service_feature_names(store, feature_service)
-    return TrainingSet(historical_features(store, labels, feature_service), names, store)
+    return TrainingSet(historical_features(store, labels, feature_service), names, store, coverage)
+
+
+def coverage_record(coverage: Coverage | None) -> tuple[dict[str, float], list[str]]:
+    """What a training run logs of its rows' features: counts as metrics, and a note when any row had none."""
+    if coverage is None:
+        return {}, []
+    metrics = {"feature_rows": float(coverage.requested), "feature_rows_computed": float(coverage.computed),
+               "feature_rows_missing": float(len(coverage.missing))}
+    return metrics, ([f"{coverage.summary()}; those rows were left out"] if len(coverage.missing) else [])
+
+
+def weekday_shift(tenancy_ids: pd.Series) -> np.ndarray:
+    """Each tenancy's training weekday, as days before the weekly (Sunday) grid: 0-6, fixed by a hash of its id.
+
+    Serving happens on whatever day the ledger ends. Training every tenancy on Sundays would teach the model one
+    weekday only (and the days-since features shift with the weekday); spreading tenancies over the seven days
+    puts every weekday in the training rows at the cost of one feature build, not seven."""
+    ids = pd.Series(tenancy_ids).astype(str).to_numpy(dtype=object)
+    return (pd.util.hash_array(ids, hash_key="arrears-weekday1") % 7).astype(np.int64)
+
+
+def on_every_weekday(make_labels: Callable[[pd.DatetimeIndex], pd.DataFrame],
+                     as_of: pd.DatetimeIndex) -> pd.DataFrame:
+    """Labels dated on each tenancy's own weekday: `make_labels(dates)` on the weekly grid shifted back by 0-6
+    days, keeping from each shift the rows of the tenancies whose `weekday_shift` it is."""
+    parts = []
+    for shift in range(7):
+        labels = make_labels(as_of - pd.Timedelta(days=shift))
+        parts.append(labels[weekday_shift(labels["tenancy_id"]) == shift])
+    return pd.concat(parts, ignore_index=True).sort_values(["event_timestamp", "tenancy_id"], ignore_index=True)
 
 
 def thin_weeks(labels: pd.DataFrame, as_of: pd.DatetimeIndex, every_weeks: int) -> pd.DataFrame:
-    """Keep the labels of every `every_weeks`-th weekly date, counting back from the latest (the most recent
-    weeks are always kept; the past is thinned out)."""
-    kept = as_of[::-1][::every_weeks]
-    return labels[labels["event_timestamp"].isin(utc(kept))]
+    """Keep the labels of every `every_weeks`-th week of the weekly grid `as_of`, counting back from the latest
+    (the most recent weeks are always kept; the past is thinned out). A row belongs to the week whose grid date
+    is the first on or after its own date."""
+    kept = np.zeros(len(as_of), dtype=bool)
+    kept[::-1][::every_weeks] = True
+    week = utc(as_of).searchsorted(labels["event_timestamp"], side="left")
+    in_grid = week < len(as_of)
+    return labels[in_grid & kept[np.minimum(week, len(as_of) - 1)]]
 
 
 def monitoring_groups(settings: FeatureSettings, tenancy_ids: pd.Series) -> pd.DataFrame:

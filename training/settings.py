@@ -12,6 +12,11 @@ from features.settings import FeatureSettings, load_settings
 class TrainingSettings(FeatureSettings):
     mlflow_tracking_uri: str | None = Field(
         default=None, description="MLflow tracking/registry URI. Default: a SQLite store under home.")
+    max_missing_feature_share: float = Field(
+        default=0.01, ge=0.0, le=1.0,
+        description="Training refuses when more than this share of its (tenancy, date) rows have no features "
+        "(dated outside the ledger, unknown tenancy, not live that day); below it, those rows are left out and "
+        "counted in the run.")
 
     @property
     def tracking_uri(self) -> str:

@@ -26,7 +26,16 @@ from features.transforms import weekly_as_of_dates
 from training import cash, evidence, registry
 from training import payment_date as pdm
 from training.config import load_params
-from training.dataset import TrainingSet, monitoring_groups, point_in_time, tenancy_split, thin_weeks, time_split
+from training.dataset import (
+    TrainingSet,
+    coverage_record,
+    monitoring_groups,
+    on_every_weekday,
+    point_in_time,
+    tenancy_split,
+    thin_weeks,
+    time_split,
+)
 from training.evaluate import bias_metrics, group_metrics, reason_coverage, risk_metrics
 from training.labels import (
     PaymentLabelSpec,
@@ -113,9 +122,11 @@ def risk_training_set(settings: TrainingSettings, params: dict, outcomes: pd.Dat
     else:
         part = load_ledger_slice(settings)
         as_of = _ledger_weeks(part)
-        labels = arrears_growth_labels(part.tenancies, part.transactions, as_of, RiskLabelSpec(**params["label"]))
+        spec = RiskLabelSpec(**params["label"])
+        labels = on_every_weekday(lambda dates: arrears_growth_labels(part.tenancies, part.transactions, dates,
+                                                                      spec), as_of)
         labels = thin_weeks(labels, as_of, params["sample_every_weeks"])
-    return point_in_time(settings, params["feature_service"], labels)
+    return point_in_time(settings, params["feature_service"], labels, settings.max_missing_feature_share)
 
 
 def champion_on_same_window(settings: TrainingSettings, test: pd.DataFrame, feature_service: str,
@@ -159,6 +170,8 @@ def train_risk_model(settings: TrainingSettings, params: dict | None = None,
     data = risk_training_set(settings, params, outcomes)
     names = data.names
     split, notes = _risk_split(data.frame, params)
+    coverage, coverage_notes = coverage_record(data.coverage)
+    notes = coverage_notes + notes
     booster, calibration = fit_and_calibrate(split.train, split.valid, names, params["lightgbm"])
     test = split.test.copy().join(score(booster, split.test, names, calibration))
     metrics = risk_metrics(test, params["capacity"], rank="risk_raw")
@@ -167,7 +180,7 @@ def train_risk_model(settings: TrainingSettings, params: dict | None = None,
     if not groups.empty:
         metrics |= bias_metrics(groups, metrics["auc"])
     metrics |= champion_on_same_window(settings, test, params["feature_service"], params["capacity"])
-    metrics |= reason_shares(booster, test, names)
+    metrics |= reason_shares(booster, test, names) | coverage
     registered = log_and_register(
         settings, registry.RISK_MODEL, booster, split.train[names].head(5),
         params={"feature_service": params["feature_service"], "best_iteration": booster.best_iteration,
@@ -214,9 +227,10 @@ def payment_training_set(settings: TrainingSettings, params: dict,
                          part: LedgerSlice) -> tuple[TrainingSet, PaymentLabelSpec]:
     spec = PaymentLabelSpec(**params["label"])
     as_of = _ledger_weeks(part)
-    labels = thin_weeks(payment_date_labels(part.tenancies, part.transactions, as_of, spec), as_of,
-                        params["sample_every_weeks"])
-    return point_in_time(settings, params["feature_service"], labels), spec
+    labels = on_every_weekday(lambda dates: payment_date_labels(part.tenancies, part.transactions, dates, spec),
+                              as_of)
+    labels = thin_weeks(labels, as_of, params["sample_every_weeks"])
+    return point_in_time(settings, params["feature_service"], labels, settings.max_missing_feature_share), spec
 
 
 def train_payment_model(settings: TrainingSettings, params: dict | None = None) -> TrainingResult:
@@ -230,6 +244,8 @@ def train_payment_model(settings: TrainingSettings, params: dict | None = None) 
     test = split.test.copy().join(pdm.predict_quantiles(booster, split.test))
     test["naive_days"] = pdm.naive_baseline(paid, test)
     metrics = pdm.payment_metrics(test, spec.horizon_days)
+    coverage, notes = coverage_record(data.coverage)
+    metrics |= coverage
     backtest = backtest_cash(settings, data.store, booster, part, paid, split.test_start, params)
     metrics |= cash.cash_metrics(backtest)
     registered = log_and_register(
@@ -243,5 +259,5 @@ def train_payment_model(settings: TrainingSettings, params: dict | None = None) 
         metrics=metrics, tags={}, version_tags={"feature_service": params["feature_service"]},
         evidence_in=lambda folder: evidence.payment_evidence(folder, booster, split, test, names, metrics,
                                                              backtest, params))
-    return TrainingResult(registered.run_id, registered.version, metrics, names, test, backtest=backtest)
+    return TrainingResult(registered.run_id, registered.version, metrics, names, test, notes, backtest=backtest)
 

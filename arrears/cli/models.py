@@ -21,23 +21,32 @@ def train(
 ) -> None:
     """Train the arrears-risk and payment-date models through their FeatureServices, evaluate them against the
     baselines (and backtest the cash forecast), log everything to MLflow and register each as `challenger`."""
+    from features.store.offline import FeatureStageError
+    from training.dataset import MissingFeatures
     from training.labels import read_outcomes
     from training.train import train_payment_model, train_risk_model
 
     if model not in MODELS:
         fail(f"--model must be all, risk or payment_date, not {model!r}")
     settings = get_settings()
-    if model in ("all", "risk"):
-        labels = read_outcomes(outcomes) if outcomes else None
-        with console.status("Training the arrears-risk model…"):
-            result = train_risk_model(settings, outcomes=labels)
+    steps = {"risk": ("arrears_risk", "Training the arrears-risk model…",
+                      lambda: train_risk_model(settings, outcomes=read_outcomes(outcomes) if outcomes else None)),
+             "payment_date": ("payment_date", "Training the payment-date model and backtesting the cash forecast…",
+                              lambda: train_payment_model(settings))}
+    for name, (registered, status, run) in steps.items():
+        if model not in ("all", name):
+            continue
+        try:
+            with console.status(status):
+                result = run()
+        except (MissingFeatures, FeatureStageError, ValueError) as exc:
+            if model == "all" and name == "payment_date":  # the risk model stands on its own: keep it
+                console.print(f"[yellow]warning:[/] {registered} not trained: {exc}")
+                continue
+            fail(f"{registered} not trained: {exc}")
         for note in result.notes:
             console.print(f"[yellow]note:[/] {note}")
-        metrics_table(f"arrears_risk version {result.version} (challenger)", result.metrics)
-    if model in ("all", "payment_date"):
-        with console.status("Training the payment-date model and backtesting the cash forecast…"):
-            paid = train_payment_model(settings)
-        metrics_table(f"payment_date version {paid.version} (challenger)", paid.metrics)
+        metrics_table(f"{registered} version {result.version} (challenger)", result.metrics)
 
 
 def promote() -> None:

@@ -24,6 +24,9 @@ from features.transforms import build_snapshots, weekly_as_of_dates
 SNAPSHOT_FILE = "tenancy_snapshots.parquet"
 LIVE_FILE = "live_tenancies.parquet"
 SNAPSHOT_TABLE = "tenancy_snapshots"
+#: Which offline rows are the weekly grid (`arrears features`) and which were computed for a requested date
+#: (`features.store.exact`): Feast reads both; the grid's readers (backtests) read only the grid.
+KIND_COLUMN, GRID, REQUESTED = "snapshot_kind", "grid", "requested"
 
 
 class FeatureStageError(RuntimeError):
@@ -206,6 +209,8 @@ class OfflineWriter:
     def write(self, weekly: pd.DataFrame) -> None:
         if weekly.empty:
             return
+        if KIND_COLUMN not in weekly:
+            weekly = weekly.assign(**{KIND_COLUMN: GRID})
         if self.settings.feast_profile == "production":
             self._write_postgres(weekly)
         else:
@@ -270,15 +275,43 @@ def write_offline(settings: FeatureSettings, weekly: pd.DataFrame,
         writer.write(weekly)
 
 
-def read_offline(settings: FeatureSettings, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Weekly snapshots (optionally only some columns), from whichever offline store the profile uses."""
+def read_offline(settings: FeatureSettings, columns: Sequence[str] | None = None,
+                 kinds: Sequence[str] = (GRID,)) -> pd.DataFrame:
+    """Offline snapshots (optionally only some columns) from whichever offline store the profile uses: the weekly
+    grid by default; `kinds=(GRID, REQUESTED)` adds the rows computed for requested dates."""
+    wanted = list(dict.fromkeys([*columns, KIND_COLUMN])) if columns else None
     if settings.feast_profile == "local":
-        return pd.read_parquet(snapshot_path(settings), columns=list(columns) if columns else None)
-    with open_database(settings.feast_postgres) as db:
-        frame = db.query(f"SELECT {', '.join(columns) if columns else '*'} FROM {SNAPSHOT_TABLE} "
-                         "ORDER BY tenancy_id, event_timestamp")
-    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True).astype("datetime64[us, UTC]")
-    return frame
+        frame = pd.read_parquet(snapshot_path(settings), columns=wanted)
+    else:
+        with open_database(settings.feast_postgres) as db:
+            frame = db.query(f"SELECT {', '.join(wanted) if wanted else '*'} FROM {SNAPSHOT_TABLE} "
+                             "ORDER BY tenancy_id, event_timestamp")
+        frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True).astype("datetime64[us, UTC]")
+    frame = frame[frame[KIND_COLUMN].isin(list(kinds))]
+    if not columns or KIND_COLUMN not in columns:
+        frame = frame.drop(columns=KIND_COLUMN)
+    return frame.reset_index(drop=True)
+
+
+def append_offline(settings: FeatureSettings, rows: pd.DataFrame) -> int:
+    """Add snapshots to the offline store beside what is there (rows computed for requested dates). Atomic."""
+    if rows.empty:
+        return 0
+    if settings.feast_profile == "production":
+        with open_database(settings.feast_postgres) as db, db.transaction():
+            stamps = rows["event_timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S+00")
+            db.append(SNAPSHOT_TABLE, rows.assign(event_timestamp=stamps), list(rows.columns))
+        return len(rows)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = snapshot_path(settings)
+    old = pq.read_table(path)
+    new = pa.Table.from_pandas(rows[old.schema.names], preserve_index=False).cast(old.schema)
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(pa.concat_tables([old, new]), tmp)
+    os.replace(tmp, path)
+    return len(rows)
 
 
 def build_offline(settings: FeatureSettings) -> BuildResult:

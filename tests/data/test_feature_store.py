@@ -117,6 +117,45 @@ def test_a_later_payment_never_changes_earlier_training_rows(portfolio) -> None:
     assert after["days_since_last_payment"].iloc[1] <= 6
 
 
+def test_features_as_of_any_day_are_the_ledgers_on_that_day_and_missing_ones_are_counted(portfolio) -> None:
+    """A mid-week date gets the snapshot computed from the ledger as of that very day (not the Sunday before's);
+    a row that cannot have features is counted with its reason, never returned silently empty."""
+    from features.store.exact import exact_snapshots
+    from features.store.feast import service_feature_names
+    from features.store.offline import ledger_dates, load_ledger_slice, snapshots
+    from features.timeline import weekly_as_of_dates
+
+    settings = portfolio["settings"]
+    first, last = ledger_dates(settings)
+    part = load_ledger_slice(settings)
+    wednesday = weekly_as_of_dates(first, last, weekday=2)[-10]
+    days = [wednesday, wednesday + pd.Timedelta(days=2)]
+    truth = pd.concat([snapshots(part, weekly_as_of_dates(first, day, weekday=day.weekday())).pipe(
+        lambda f, day=day: f[f["event_timestamp"] == day.tz_localize("UTC")]) for day in days])
+    ids = sorted(set(truth["tenancy_id"]))[:15]
+    wanted = truth[truth["tenancy_id"].isin(ids)].sort_values(["event_timestamp", "tenancy_id"], ignore_index=True)
+    ended = part.tenancies[pd.to_datetime(part.tenancies["end_date"]) < wednesday]["tenancy_id"].iloc[0]
+    odd = pd.DataFrame({"tenancy_id": ["T999999", ids[0], ended],
+                        "event_timestamp": [wednesday, last + pd.Timedelta(days=10), wednesday]})
+    rows = pd.concat([wanted[["tenancy_id", "event_timestamp"]], odd.assign(
+        event_timestamp=pd.to_datetime(odd["event_timestamp"]).dt.tz_localize("UTC"))], ignore_index=True)
+
+    coverage = exact_snapshots(settings, rows)
+    assert (coverage.requested, coverage.stored + coverage.computed, len(coverage.missing)) == (len(rows),
+                                                                                                len(wanted), 3)
+    reasons = dict(zip(coverage.missing["tenancy_id"], coverage.missing["reason"], strict=True))
+    assert reasons["T999999"] == "not in the tenancy register"
+    assert reasons[ids[0]].startswith("dated after the ledger's latest posting")
+    assert reasons[ended].startswith("not live on that date")
+    assert "3 of" in coverage.summary() and f"{(last + pd.Timedelta(days=10)):%Y-%m-%d}" in coverage.summary()
+
+    got = historical(settings, wanted[["tenancy_id", "event_timestamp"]])
+    names = service_feature_names(_store(settings), "arrears_risk_v1")
+    pd.testing.assert_frame_equal(got[names].astype(float), wanted[names].astype(float), check_exact=False)
+    again = exact_snapshots(settings, rows)  # safe to re-run: nothing computed twice
+    assert (again.stored, again.computed) == (len(wanted), 0)
+
+
 def test_online_features_reflect_a_payment_as_soon_as_it_is_ingested(portfolio) -> None:
     from features.store.offline import live_tenancies
 

@@ -97,7 +97,7 @@ def test_a_fixed_seed_reproduces_the_metrics_exactly(trained) -> None:
         warnings.simplefilter("ignore")
         again = train_risk_model(trained["settings"])
     first = trained["risk"].metrics
-    shared = [k for k in first if not k.startswith("champion_")]
+    shared = [k for k in first if not k.startswith("champion_") and k != "feature_rows_computed"]  # work done
     assert {k: again.metrics[k] for k in shared} == {k: first[k] for k in shared}
     # The new version was compared with the champion on the same weeks: the same model, so no regression.
     assert again.metrics["champion_auc_same_window"] == pytest.approx(again.metrics["auc"])
