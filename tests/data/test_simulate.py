@@ -59,6 +59,33 @@ def test_same_arguments_give_identical_frames_and_different_seeds_differ():
     assert not a.tenancies["rent_amount"].equals(c.tenancies["rent_amount"])
 
 
+#: SHA-256 of the files `write_portfolio` writes for ``simulate_portfolio(200, years=1.0, seed=7, end_date=END)``
+#: (the feeds, then the truth tables; each file's name then its bytes, in name order), as computed on commit ff5016d,
+#: before the simulator had shapes: the default (weekly) shape must keep producing exactly these files.
+PINNED_WEEKLY = {
+    "feeds": "af1e0eefa16ed1e240e8751ed3e01a8a489b60c513322cba0034fd204fb863dc",
+    "dirty_feeds": "bc1ed2b541f04cd2a653cf79d6546bac62627bbeee7bbd51848310ac96aec9d3",
+    "all": "3cf90d72d22bd5d324baf77968a072dfc09604e72ff1cc9ddb6df628a98aa18f",
+}
+
+
+def _written_digest(paths: dict, names) -> str:
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode())
+        digest.update(paths[name].read_bytes())
+    return digest.hexdigest()
+
+
+def test_default_output_is_byte_identical_to_before_shapes(tmp_path):
+    feeds = ("tenancies", "transactions", "events")
+    paths = write_portfolio(simulate_portfolio(200, years=1.0, seed=7, end_date=END), tmp_path / "clean")
+    assert _written_digest(paths, feeds) == PINNED_WEEKLY["feeds"]
+    assert _written_digest(paths, sorted(paths)) == PINNED_WEEKLY["all"]
+    dirty = write_portfolio(simulate_portfolio(200, years=1.0, seed=7, end_date=END, dirty=True), tmp_path / "dirty")
+    assert _written_digest(dirty, feeds) == PINNED_WEEKLY["dirty_feeds"]
+
+
 # -- contract conformance of the clean output ---------------------------------------------------------------------
 
 
