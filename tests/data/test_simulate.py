@@ -19,6 +19,7 @@ from simulator.plausibility import balances, summarise, weekly_rent
 from simulator.population import draw_population
 from simulator.portfolio import _simulate, window_start_for
 from simulator.statement import STATEMENT_DAY
+from tests.support.cli import invoke, ok, words
 
 END = date(2026, 10, 31)
 
@@ -867,3 +868,14 @@ def test_shape_is_one_of_the_shapes():
     with pytest.raises(ValueError, match="shape must be one of weekly, monthly_statement"):
         simulate_portfolio(10, shape="fortnightly")
 
+
+def test_simulate_verb_writes_a_monthly_statement_delivery(home, tmp_path):
+    help_text = words(invoke("simulate", "--help"))
+    assert "--shape" in help_text and "monthly_statement" in help_text
+    ok("simulate", "--tenancies", "100", "--years", "0.5", "--shape", "monthly_statement", "--out",
+       str(tmp_path / "letting"))
+    assert sorted(p.name for p in (tmp_path / "letting").iterdir()) == ["tenancies.csv", "transactions.csv"]
+    tenancies = pd.read_csv(tmp_path / "letting" / "tenancies.csv")
+    assert (tenancies["rent_frequency"] == "monthly").all()
+    bad = invoke("simulate", "--tenancies", "100", "--shape", "fortnightly", "--out", str(tmp_path / "bad"))
+    assert bad.exit_code == 2 and "monthly_statement" in words(bad) and not (tmp_path / "bad").exists()
