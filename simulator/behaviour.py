@@ -5,7 +5,9 @@ For each day (burn-in first, then the observation window) the engine, in this or
 1. moves each tenancy's shock pointer (a shock episode starts or ends) and, on the first day of the window,
    posts the balance built up so far as an ``adjustment`` ("Opening balance");
 2. posts the rent charges due today (weekly on Mondays, fortnightly/four-weekly from the start date, monthly on
-   the tenancy's day of month), at the rent of the current rent year (rents change each April);
+   the tenancy's day of month), at the rent of the current rent year (rents change each April); a monthly rent
+   starting between two rent days (only in the monthly-statement shape, whose rent day is the portfolio's
+   statement day) is charged the part month to the first rent day on its first day ("Rent to first statement");
 3. posts benefit paid straight to the landlord: Housing Benefit every four weeks (two weeks in arrears, two in
    advance; new claims are assessed for 3-7 weeks and then backdated; a benefit shock suspends it), and
    Universal Credit managed payments (APA) monthly, with a fixed deduction towards arrears when in debt;
@@ -16,7 +18,10 @@ For each day (burn-in first, then the observation window) the engine, in this or
    arrangement top-up, unless the payment is missed or only part-paid (probabilities from the tenant's
    archetype, raised by a live shock, a dispute with withholding, or being in credit), plus sometimes a
    catch-up share of what is owed beyond the tenant's target (a zero balance just after payday, or, for
-   tenants with the habit, rent paid in advance up to the next payday). A few payments other than direct debits
+   tenants with the habit, rent paid in advance up to the next payday). In the monthly-statement shape, a tenant
+   paid more often than monthly leaves the part of the month's rent after this pay cycle to later paydays, and
+   the tenant's payment habit (`simulator.statement.PaymentHabits`) turns the sum meant into the sum paid (a round
+   sum, an odd sum, now and then an overpayment). A few payments other than direct debits
    carry no reference the landlord recognises and are posted unallocated. Direct debits occasionally bounce
    (more often during shocks) and come back as a positive ``adjustment`` a few days later;
 6. posts one-off payments (UC advances, deposit-like receipts at move-in, promised payments after officer
@@ -63,7 +68,7 @@ from typing import NamedTuple
 import numpy as np
 
 from features.feeds.contract import ALLOCATIONS, EVENT_TYPES, TRANSACTION_TYPES
-from simulator.calendar import KIND_MONTHLY, KIND_P28, KIND_PERIOD, Calendar, DayGrid
+from simulator.calendar import KIND_MONTHLY, KIND_P28, KIND_PERIOD, Calendar, DayGrid, days_to_next_monthly
 from simulator.population import (
     B_HB,
     B_UC,
@@ -77,6 +82,7 @@ from simulator.population import (
     SK_BENEFIT,
     TenancyArrays,
 )
+from simulator.statement import DAYS_PER_YEAR, PaymentHabits
 
 #: Code of each transaction type and event type (their position in the contract's vocabularies).
 TRANSACTION_CODE = {name: i for i, name in enumerate(TRANSACTION_TYPES)}
@@ -87,7 +93,7 @@ REFERENCES = (
     "Housing Benefit", "UC managed payment", "UC deduction for arrears", "Discretionary Housing Payment",
     "Returned direct debit", "Payment reversal", "End of tenancy apportionment", "Dispute settlement credit",
     "Credit refund", "Former tenant arrears written off", "Court costs", "Rechargeable repair",
-    "Reference not recognised", "Deposit",
+    "Reference not recognised", "Deposit", "Rent to first statement",
 )
 REFERENCE_CODE = {name: i for i, name in enumerate(REFERENCES)}
 #: Reference of a tenant payment, by payment method code.
@@ -376,11 +382,14 @@ class _Block:
     one_off_method: np.ndarray  #: how one-off payments are made (card or cash)
     p_miss_instalment: np.ndarray  #: chance of missing an arrangement instalment
     statement_runs: dict[int, np.ndarray]  #: day -> the patches sending quarterly rent statements that day
+    #: day -> the monthly-rent tenancies starting that day between two rent days (charged the part month then)
+    part_month_starts: dict[int, np.ndarray]
+    habits: PaymentHabits | None  #: the monthly-statement shape's payment habits (None: sums as meant)
 
     @classmethod
     def prepare(
         cls, tenancies: TenancyArrays, grid: DayGrid, window_start_day: int, last_day: int,
-        rent_change_days: dict[str, np.ndarray], rng: np.random.Generator,
+        rent_change_days: dict[str, np.ndarray], rng: np.random.Generator, habits: PaymentHabits | None = None,
     ) -> _Block:
         """Calendars, rent years by day and the per-tenancy facts derived once for the block."""
         n = len(tenancies.start)
@@ -402,7 +411,18 @@ class _Block:
             one_off_method=np.where(card_or_cash, method, M_CARD),
             p_miss_instalment=1.0 - tenancies.p_keep_arrangement,
             statement_runs=_statement_runs(grid, last_day, int(tenancies.patch.max(initial=0)) + 1),
+            part_month_starts=_part_month_starts(tenancies, grid, last_day),
+            habits=habits,
         )
+
+
+def _part_month_starts(tenancies: TenancyArrays, grid: DayGrid, last_day: int) -> dict[int, np.ndarray]:
+    """Monthly-rent tenancies starting in the simulation on a day other than their rent day (none in the weekly
+    shape, whose tenancies start on a rent day): day -> those tenancies."""
+    start = tenancies.start
+    rows = np.flatnonzero((tenancies.rent_kind == KIND_MONTHLY) & (start >= 0) & (start <= last_day))
+    rows = rows[grid.dom[start[rows]] != tenancies.rent_residue[rows]]
+    return {int(day): rows[start[rows] == day] for day in np.unique(start[rows])}
 
 
 def _statement_runs(grid: DayGrid, last_day: int, n_patches: int) -> dict[int, np.ndarray]:
@@ -455,9 +475,11 @@ def simulate_ledger(
     last_day: int,
     rent_change_days: dict[str, np.ndarray],
     rng: np.random.Generator,
+    habits: PaymentHabits | None = None,
 ) -> LedgerResult:
-    """Run the day loop over days 0..``last_day`` for one block of tenancies (see draw_population)."""
-    block = _Block.prepare(tenancies, grid, window_start_day, last_day, rent_change_days, rng)
+    """Run the day loop over days 0..``last_day`` for one block of tenancies (see draw_population); ``habits``
+    (the monthly-statement shape, `simulator.statement`) turn the sums tenants mean to pay into the sums paid."""
+    block = _Block.prepare(tenancies, grid, window_start_day, last_day, rent_change_days, rng, habits)
     state = AccountState.opening(tenancies)
     ledger = _Ledger.empty(window_start_day)
     _queue_known_one_offs(last_day + 1, block, ledger)
@@ -604,6 +626,21 @@ def _post_rent_charges(t: int, day_of_month: int, block: _Block, state: AccountS
         state.last_charge_amount[rows] = amount
         ledger.transactions.add(t, rows, type=TRANSACTION_CODE["charge"], amount=amount, method=_NO_METHOD,
                                 reference=REFERENCE_CODE["Rent"])
+    if t in block.part_month_starts:
+        _post_part_month_charges(t, block.part_month_starts[t], block, state, ledger)
+
+
+def _post_part_month_charges(t: int, rows: np.ndarray, block: _Block, state: AccountState, ledger: _Ledger) -> None:
+    """Monthly-rent tenancies starting today between two rent days: the rent from today to the first rent day (a
+    month's rent × 12 / DAYS_PER_YEAR a day), charged today."""
+    rows = rows[state.end[rows] >= t]
+    days = days_to_next_monthly(block.grid, np.full(rows.size, t), block.tenancies.rent_residue[rows])
+    amount = np.rint(state.rent_now[rows] * 12.0 * days / DAYS_PER_YEAR).astype(np.int64)
+    state.balance[rows] += amount
+    state.last_charge_day[rows] = t
+    state.last_charge_amount[rows] = amount
+    ledger.transactions.add(t, rows, type=TRANSACTION_CODE["charge"], amount=amount, method=_NO_METHOD,
+                            reference=REFERENCE_CODE["Rent to first statement"])
 
 
 def _pay_housing_benefit(t: int, day_of_month: int, block: _Block, state: AccountState, ledger: _Ledger) -> None:
@@ -702,6 +739,8 @@ def _pay(t: int, rows: np.ndarray, from_uc: np.ndarray, block: _Block, state: Ac
     due = _payment_due(t, rows, from_uc, block, state)
     draws = block.rng.random((6, rows.size))
     amount = _payment_amount(t, rows, due, draws, block, state)
+    if block.habits is not None:
+        amount = block.habits.paid(rows, amount, block.rng)
     bounced = _post_payments(t, rows, amount, draws[4:], block, state, ledger)
     _check_instalments(t, rows, due, amount, bounced, state, ledger)
 
@@ -725,7 +764,18 @@ def _payment_due(t: int, rows: np.ndarray, from_uc: np.ndarray, block: _Block, s
     # the pay cycle (so it stays at or below zero until the next payday).
     # Others (no advance habit) aim at a zero balance just after payday and so run technical arrears between.
     target = -share * weekly_rent * np.maximum(cycle_weeks - 1.0, 0.0) * tenancies.pays_ahead[rows]
+    if block.habits is not None:
+        target = target + _not_yet_due(t, rows, share * state.rent_now[rows], cycle_weeks, block)
     return _PaymentDue(expected, owed, target, on_arrangement)
+
+
+def _not_yet_due(t: int, rows: np.ndarray, rent_share: np.ndarray, cycle_weeks: np.ndarray, block: _Block
+                 ) -> np.ndarray:
+    """Monthly-statement shape: the month's rent is charged in advance on the statement day, and a tenant paid more
+    often than monthly leaves the part of it after this pay cycle to later paydays (it is not arrears to catch up
+    on, and paying it early would be paying ahead). The tenant's share of that part, in pence."""
+    left = days_to_next_monthly(block.grid, np.full(rows.size, t), block.tenancies.rent_residue[rows])
+    return rent_share * np.maximum(left - 7.0 * cycle_weeks, 0.0) / block.grid.dim[t]
 
 
 def _p_miss(t: int, rows: np.ndarray, due: _PaymentDue, block: _Block, state: AccountState) -> np.ndarray:
@@ -1138,7 +1188,8 @@ def _move_outs(t: int, block: _Block, state: AccountState, ledger: _Ledger) -> N
     if rows.size:
         tenancies = block.tenancies
         last = state.last_charge_day[rows]
-        period = np.where(block.monthly_rent[rows], block.grid.dim[np.maximum(last, 0)],
+        period = np.where(block.monthly_rent[rows],
+                          days_to_next_monthly(block.grid, np.maximum(last, 0), tenancies.rent_residue[rows]),
                           KIND_PERIOD[tenancies.rent_kind[rows]])
         unused = last + period - (t + 1)
         credit = np.where((last >= tenancies.start[rows]) & (unused > 0),

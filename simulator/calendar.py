@@ -66,6 +66,14 @@ def residue_for_weekday(weekday: np.ndarray, start: date, period: int, phase: np
     return (np.asarray(weekday) - start.weekday()) % 7 + 7 * np.asarray(phase) % period
 
 
+def days_to_next_monthly(grid: DayGrid, days: np.ndarray, residue: np.ndarray | int) -> np.ndarray:
+    """Days from each of ``days`` (not negative) to the next day of month ``residue`` (1..28) after it: the length
+    of the month from a day that is itself on ``residue``, less from a day between two of them."""
+    days = np.asarray(days)
+    dom, dim = grid.dom[days], grid.dim[days]
+    return np.where(dom < residue, residue - dom, dim - dom + residue)
+
+
 class Calendar:
     """Tenancies grouped by (schedule kind, residue) so the ones due on a day can be listed quickly."""
 

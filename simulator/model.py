@@ -11,10 +11,18 @@ from datetime import date
 
 import pandas as pd
 
+#: The shapes of portfolio the simulator makes: the default, mostly weekly rents with an events feed; and a
+#: letting agent's monthly statement (`simulator.statement`): monthly rent on one statement day, irregular
+#: payment sums, no events feed.
+SHAPES = ("weekly", "monthly_statement")
+#: The shapes whose exports have no events feed.
+WITHOUT_EVENTS_FEED = ("monthly_statement",)
+
 
 @dataclass(frozen=True)
 class Portfolio:
-    """The three feeds, as a housing provider would export them, and the hidden truth behind them.
+    """The three feeds, as a housing provider would export them, and the hidden truth behind them. A portfolio
+    of a shape without an events feed holds an empty ``events`` frame (with the contract's columns).
 
     Clean frames use: ``string[pyarrow]`` ids, ``category`` vocabulary columns, ``datetime64[ns]`` dates (NaT for
     a live tenancy's end_date), ``float64`` money in pounds with 2 dp, ``bool`` vulnerable. Dirty frames
@@ -28,7 +36,16 @@ class Portfolio:
     window_start: date | None = None  #: first day of the observation window
     window_end: date | None = None  #: last day of the observation window (the end_date argument)
     dirty: bool = False
+    shape: str = "weekly"  #: one of SHAPES
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """The three feed frames by name (``events`` empty for a shape without an events feed)."""
+        return {"tenancies": self.tenancies, "transactions": self.transactions, "events": self.events}
 
     def feeds(self) -> dict[str, pd.DataFrame]:
-        """The three feeds by name, in the order they are written."""
-        return {"tenancies": self.tenancies, "transactions": self.transactions, "events": self.events}
+        """The feeds exported, by name, in the order they are written: tenancies, transactions and, unless the
+        shape has no events feed, events."""
+        frames = self.frames()
+        if self.shape in WITHOUT_EVENTS_FEED:
+            del frames["events"]
+        return frames

@@ -4,6 +4,11 @@
 (tenancies, transactions, events; see `features.feeds.contract`) plus the hidden ground truth that generated them.
 `simulator.write.write_portfolio` writes the feeds to a delivery folder and the truth to a separate folder.
 
+This describes the default shape, ``shape="weekly"``. ``shape="monthly_statement"`` (`simulator.statement`) is the
+same population and behaviour exported as a letting agent would: every rent monthly on one statement day (the 1st),
+irregular payment sums from each tenant's payment habit, and no events feed (``events`` is empty and no events file
+is written); its truth also holds ``payment_habits`` and ``unexported_events`` (below).
+
 What the portfolio contains
 ---------------------------
 * **Tenancies** in 8-20 named patches ("North-1", "East-2", ...): mostly social housing (secure and assured
@@ -92,7 +97,14 @@ period is ``[start, end)``; an end after the window end, i.e. not yet happened t
 and:
 
 * ``patches``: patch weights, social-housing share, rent level, HB run day and any local employment shock;
-* ``dirty_faults``: every injected export fault (empty unless ``dirty=True``).
+* ``dirty_faults``: every injected export fault (empty unless ``dirty=True``);
+
+and in the monthly-statement shape only:
+
+* ``payment_habits``: one row per tenancy, ``habit`` (exact, round_sum, odd_sum) and its parameters
+  (``round_fineness``, ``p_round_down``, ``odd_sum_sigma``, ``p_overpay``; see `simulator.statement`);
+* ``unexported_events``: the events feed the weekly shape would have exported (the same columns): what officers
+  did, which shaped the payments, though the export shows none of it.
 
 The output is deterministic: the same arguments give identical frames and byte-identical files.
 """
@@ -119,7 +131,7 @@ from features.feeds.contract import (
 from simulator.behaviour import NOTES, REFERENCES, UNEXPLAINED_GAPS, LedgerResult, simulate_ledger
 from simulator.calendar import KIND_MONTHLY
 from simulator.faults import FAULT_COLUMNS, make_dirty
-from simulator.model import Portfolio
+from simulator.model import SHAPES, Portfolio
 from simulator.population import (
     AGE_BANDS,
     ARCHETYPES,
@@ -142,6 +154,7 @@ from simulator.population import (
     draw_monitoring,
     draw_population,
 )
+from simulator.statement import HABITS, PaymentHabits, draw_payment_habits, to_monthly_statement
 
 #: Tenancies simulated together in one block (each block has its own random stream, so memory stays bounded).
 BLOCK_SIZE = 50_000
@@ -169,13 +182,16 @@ def simulate_portfolio(
     seed: int = 0,
     end_date: date = date(2026, 10, 31),
     dirty: bool = False,
+    shape: str = "weekly",
 ) -> Portfolio:
     """Simulate ``n_tenancies`` rent accounts over the window ``[end_date - years, end_date]``.
 
+    ``shape`` is ``"weekly"`` (the default, described above) or ``"monthly_statement"`` (a letting agent's export:
+    monthly rent on one statement day, irregular payment sums, no events feed; see `simulator.statement`).
     ``dirty=True`` then injects realistic export faults in known quantities (see `simulator.faults`),
     recorded one per row in ``ground_truth["dirty_faults"]``.
     """
-    return _simulate(n_tenancies, years, seed, end_date, dirty)
+    return _simulate(n_tenancies, years, seed, end_date, dirty, shape=shape)
 
 
 def _simulate(
@@ -185,14 +201,21 @@ def _simulate(
     end_date: date,
     dirty: bool,
     monitoring_seed: int | None = None,
+    shape: str = "weekly",
 ) -> Portfolio:
     """`simulate_portfolio`, with the monitoring-only attributes optionally drawn from another seed (for tests
     showing those attributes do not reach behaviour)."""
     if n_tenancies < 1:
         raise ValueError("n_tenancies must be at least 1")
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {', '.join(SHAPES)}, not {shape!r}")
     window_start = window_start_for(end_date, years)
     pop = draw_population(int(n_tenancies), window_start, end_date, seed)
-    result = _simulate_blocks(pop, seed)
+    habits = None
+    if shape == "monthly_statement":
+        pop = to_monthly_statement(pop)
+        habits = draw_payment_habits(pop.tenancies, np.random.default_rng([seed, 5]))
+    result = _simulate_blocks(pop, seed, habits)
     monitoring_rng = np.random.default_rng([seed if monitoring_seed is None else monitoring_seed, 3])
     tenancies = _tenancies_frame(pop, result, monitoring_rng)
     tenancy_ids = pa.array(tenancies["tenancy_id"].array)
@@ -200,20 +223,26 @@ def _simulate(
     transactions, allocations = _transactions_frame(pop, result.transactions, tenancy_ids)
     events = _events_frame(pop, result.events, tenancy_ids, keep_from=pop.window_start_day)
     truth = _ground_truth(pop, result, tenancy_ids, allocations)
-    portfolio = Portfolio(tenancies, transactions, events, truth, window_start=window_start, window_end=end_date)
+    if habits is not None:  # no events feed: what the officers did stays in the truth
+        truth["payment_habits"] = _payment_habit_truth(habits, tenancy_ids)
+        truth["unexported_events"] = events
+        events = events.iloc[:0].copy()
+    portfolio = Portfolio(tenancies, transactions, events, truth, window_start=window_start, window_end=end_date,
+                          shape=shape)
     if dirty:
         portfolio = make_dirty(portfolio, np.random.default_rng([seed, 4]))
     return portfolio
 
 
-def _simulate_blocks(pop: Population, seed: int) -> LedgerResult:
+def _simulate_blocks(pop: Population, seed: int, habits: PaymentHabits | None = None) -> LedgerResult:
     """The behaviour engine run block by block (BLOCK_SIZE tenancies, each block with its own random stream)."""
     blocks: list[tuple[int, LedgerResult]] = []
     for number, lo in enumerate(range(0, pop.n, BLOCK_SIZE)):
         hi = min(pop.n, lo + BLOCK_SIZE)
         rng = np.random.default_rng([seed, 2, number])
+        block_habits = None if habits is None else habits.rows(slice(lo, hi))
         blocks.append((lo, simulate_ledger(pop.block(lo, hi), pop.grid, pop.window_start_day, pop.last_day,
-                                           pop.rent_change_days, rng)))
+                                           pop.rent_change_days, rng, block_habits)))
     return _merge_blocks(blocks)
 
 
@@ -474,6 +503,18 @@ def _tenancy_truth(pop: Population, result: LedgerResult, tenancy_ids: pa.Chunke
         "evicted": result.evicted,
         "written_off": result.written_off,
         "end_reason": pd.Categorical(end_reason, categories=["live", "moved_out", "evicted"]),
+    })
+
+
+def _payment_habit_truth(habits: PaymentHabits, tenancy_ids: pa.ChunkedArray) -> pd.DataFrame:
+    """One row per tenancy of a monthly-statement portfolio: its payment habit and the habit's parameters."""
+    return pd.DataFrame({
+        "tenancy_id": _string_series(tenancy_ids),
+        "habit": _cat(habits.habit, HABITS),
+        "round_fineness": habits.round_fineness,
+        "p_round_down": habits.p_round_down,
+        "odd_sum_sigma": habits.odd_sum_sigma,
+        "p_overpay": habits.p_overpay,
     })
 
 

@@ -25,16 +25,22 @@ def simulate(
                                                     "Default: ARREARS_HOME/feeds/simulated.")] = None,
     dirty: Annotated[bool, typer.Option(help="Add realistic export faults in known quantities.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    shape: Annotated[str, typer.Option(
+        help="weekly (default: mostly weekly rents, an events feed) or monthly_statement (a letting agent's "
+             "export: every rent monthly on the 1st, irregular payment sums, no events feed).")] = "weekly",
 ) -> None:
-    """Write a realistic simulated portfolio as feed files (tenancies, transactions, events) to the feed contract.
+    """Write a realistic simulated portfolio as feed files (tenancies, transactions, events but for a
+    monthly_statement) to the feed contract.
 
     The hidden ground truth (propensities, shocks) goes to a sibling folder '<out>_truth' that nothing reads.
     """
-    from simulator import simulate_portfolio, write_portfolio
+    from simulator import SHAPES, simulate_portfolio, write_portfolio
 
+    if shape not in SHAPES:
+        fail(f"--shape must be {' or '.join(SHAPES)}, not {shape!r}")
     target = out_dir or get_settings().feeds_dir / "simulated"
-    with console.status(f"Simulating {tenancies:,} tenancies over {years:g} years…"):
-        portfolio = simulate_portfolio(n_tenancies=tenancies, years=years, seed=seed, dirty=dirty)
+    with console.status(f"Simulating {tenancies:,} tenancies over {years:g} years ({shape})…"):
+        portfolio = simulate_portfolio(n_tenancies=tenancies, years=years, seed=seed, dirty=dirty, shape=shape)
         paths = write_portfolio(portfolio, target, fmt=fmt)
     for name, path in paths.items():
         console.print(f"  {name:<13} {path}")

@@ -11,11 +11,15 @@ import pandas as pd
 import pytest
 
 from features.feeds import contract
-from simulator import Portfolio, simulate_portfolio, write_portfolio
+from features.feeds.ingest import Clock, ingest_delivery
+from features.ledger import open_ledger
+from simulator import SHAPES, Portfolio, simulate_portfolio, write_portfolio
 from simulator.faults import FAULT_COLUMNS
 from simulator.plausibility import balances, summarise, weekly_rent
 from simulator.population import draw_population
 from simulator.portfolio import _simulate, window_start_for
+from simulator.statement import STATEMENT_DAY
+from tests.support.cli import invoke, ok, words
 
 END = date(2026, 10, 31)
 
@@ -57,6 +61,33 @@ def test_same_arguments_give_identical_frames_and_different_seeds_differ():
     c = simulate_portfolio(300, years=1.0, seed=4)
     assert not a.transactions[["tenancy_id", "amount"]].equals(c.transactions[["tenancy_id", "amount"]])
     assert not a.tenancies["rent_amount"].equals(c.tenancies["rent_amount"])
+
+
+#: SHA-256 of the files `write_portfolio` writes for ``simulate_portfolio(200, years=1.0, seed=7, end_date=END)``
+#: (the feeds, then the truth tables; each file's name then its bytes, in name order), as computed on commit ff5016d,
+#: before the simulator had shapes: the default (weekly) shape must keep producing exactly these files.
+PINNED_WEEKLY = {
+    "feeds": "af1e0eefa16ed1e240e8751ed3e01a8a489b60c513322cba0034fd204fb863dc",
+    "dirty_feeds": "bc1ed2b541f04cd2a653cf79d6546bac62627bbeee7bbd51848310ac96aec9d3",
+    "all": "3cf90d72d22bd5d324baf77968a072dfc09604e72ff1cc9ddb6df628a98aa18f",
+}
+
+
+def _written_digest(paths: dict, names) -> str:
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode())
+        digest.update(paths[name].read_bytes())
+    return digest.hexdigest()
+
+
+def test_default_output_is_byte_identical_to_before_shapes(tmp_path):
+    feeds = ("tenancies", "transactions", "events")
+    paths = write_portfolio(simulate_portfolio(200, years=1.0, seed=7, end_date=END), tmp_path / "clean")
+    assert _written_digest(paths, feeds) == PINNED_WEEKLY["feeds"]
+    assert _written_digest(paths, sorted(paths)) == PINNED_WEEKLY["all"]
+    dirty = write_portfolio(simulate_portfolio(200, years=1.0, seed=7, end_date=END, dirty=True), tmp_path / "dirty")
+    assert _written_digest(dirty, feeds) == PINNED_WEEKLY["dirty_feeds"]
 
 
 # -- contract conformance of the clean output ---------------------------------------------------------------------
@@ -661,3 +692,190 @@ def test_windows_and_small_portfolios():
     assert tiny.transactions["posted_date"].max() <= pd.Timestamp("2025-06-30")
     with pytest.raises(ValueError):
         simulate_portfolio(0)
+
+
+# -- the monthly-statement shape ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def monthly() -> Portfolio:
+    """The population of `clean` (same seed), exported as a letting agent's monthly statement."""
+    return simulate_portfolio(2000, years=2.0, seed=11, end_date=END, shape="monthly_statement")
+
+
+def _rent_in_force(portfolio: Portfolio) -> pd.DataFrame:
+    """Tenants' payments towards rent (``paid``, positive) with the rent charged at the tenancy's last statement on
+    or before each (``rent``)."""
+    tx = portfolio.transactions.assign(tenancy_id=lambda f: f["tenancy_id"].astype(str))
+    rent = tx.loc[tx["reference"] == "Rent", ["tenancy_id", "posted_date", "amount"]].rename(columns={"amount": "rent"})
+    paid = tx.loc[(tx["type"] == "payment") & (tx["allocation"] == "rent"), ["tenancy_id", "posted_date", "amount"]]
+    joined = pd.merge_asof(paid.sort_values("posted_date"), rent.sort_values("posted_date"), on="posted_date",
+                           by="tenancy_id").dropna(subset=["rent"])
+    return joined.assign(paid=-joined["amount"])
+
+
+def test_monthly_statement_charges_every_rent_monthly_on_the_statement_day(monthly):
+    ten, tx = monthly.tenancies, monthly.transactions
+    assert (ten["rent_frequency"] == "monthly").all() and monthly.shape == "monthly_statement"
+    charges = tx[tx["type"] == "charge"]
+    assert set(charges["reference"].astype(str)) == {"Rent", "Rent to first statement"}
+    rent = charges[charges["reference"] == "Rent"]
+    assert (rent["posted_date"].dt.day == STATEMENT_DAY).all()
+    # one statement charge a month, every month of the window, for tenancies live throughout it
+    month = rent["posted_date"].dt.to_period("M")
+    assert not pd.DataFrame({"t": rent["tenancy_id"], "m": month}).duplicated().any()
+    throughout = ten.loc[(ten["start_date"] < pd.Timestamp(monthly.window_start)) & ten["end_date"].isna(),
+                         "tenancy_id"]
+    per_tenancy = rent[rent["tenancy_id"].isin(throughout)].groupby("tenancy_id", observed=True).size()
+    assert len(per_tenancy) > 1000 and (per_tenancy == 24).all()
+    # rents change only at the April statement, and the feed's rent is the last one charged
+    ordered = rent.sort_values(["tenancy_id", "posted_date"])
+    changed = ordered["amount"].ne(ordered.groupby("tenancy_id", observed=True)["amount"].shift()) & ordered[
+        "tenancy_id"].eq(ordered["tenancy_id"].shift())
+    assert changed.sum() > 1000 and (ordered.loc[changed, "posted_date"].dt.month == 4).all()
+    last = ordered.groupby("tenancy_id", observed=True)["amount"].last()
+    assert (last == ten.set_index("tenancy_id")["rent_amount"].reindex(last.index)).all()
+    # a tenancy starting between statements is charged the part month (a month's rent × 12 / 365 a day) when it
+    # starts, once
+    part = charges[charges["reference"] == "Rent to first statement"].merge(
+        ten[["tenancy_id", "start_date"]], on="tenancy_id")
+    assert len(part) > 50 and part["tenancy_id"].is_unique
+    assert (part["posted_date"] == part["start_date"]).all() and (part["posted_date"].dt.day != STATEMENT_DAY).all()
+    first = rent.groupby("tenancy_id", observed=True)["amount"].first()
+    days = (part["posted_date"] + pd.offsets.MonthBegin(1) - part["posted_date"]).dt.days.to_numpy()
+    ratio = part["amount"].to_numpy() / first.reindex(part["tenancy_id"]).to_numpy()
+    assert (np.abs(ratio - days * 12 / 365) < 0.01).mean() > 0.9  # (a first statement in April charges the new rent)
+
+
+def test_monthly_statement_payments_are_irregular_sums(monthly, clean):
+    paid = _rent_in_force(monthly)
+    assert len(paid) > 20_000
+    ratio = (paid["paid"] / paid["rent"]).to_numpy()
+    exact = np.isclose(paid["paid"], paid["rent"], atol=0.005)
+    multiple = np.isclose(ratio, np.rint(ratio), atol=1e-4) & (np.rint(ratio) >= 1)
+    assert exact.mean() < 0.3 and (~exact & ~multiple).mean() > 0.7
+    # part payments and round sums (£300 against £437.50), overpayments
+    assert (ratio < 0.95).mean() > 0.3 and (ratio > 1.2).mean() > 0.05
+    round_sum = np.isclose(paid["paid"] % 10, 0) & ~np.isclose(paid["rent"] % 10, 0)
+    weekly = _rent_in_force(clean)
+    weekly_round = np.isclose(weekly["paid"] % 10, 0) & ~np.isclose(weekly["rent"] % 10, 0)
+    assert round_sum.mean() > 0.2 > 4 * weekly_round.mean()
+    # as each tenant's hidden habit says: exact payers (every direct debit) pay the rent to the penny, round-sum and
+    # odd-sum payers whole pounds (the rent only when it is a round sum itself), odd-sum payers a different sum from
+    # one payment to the next
+    habits = monthly.ground_truth["payment_habits"]
+    assert list(habits.columns) == ["tenancy_id", "habit", "round_fineness", "p_round_down", "odd_sum_sigma",
+                                    "p_overpay"]
+    truth = monthly.ground_truth["tenancies"][["tenancy_id", "pays_by"]].merge(habits, on="tenancy_id")
+    assert (truth.loc[truth["pays_by"] == "direct_debit", "habit"] == "exact").all()
+    assert set(truth["habit"].astype(str)) == {"exact", "round_sum", "odd_sum"}
+    paid = paid.merge(truth.assign(tenancy_id=truth["tenancy_id"].astype(str)), on="tenancy_id")
+    shaped = paid[paid["habit"] != "exact"]
+    assert np.isclose(shaped["paid"], shaped["rent"], atol=0.005).mean() < 0.01
+    assert np.isclose(shaped["paid"] % 1, 0).mean() > 0.95
+    odd = paid[paid["habit"] == "odd_sum"].groupby("tenancy_id")["paid"].agg(["nunique", "size"])
+    odd = odd[odd["size"] >= 6]
+    assert len(odd) > 50 and (odd["nunique"] / odd["size"]).median() > 0.5
+
+
+def test_monthly_statement_has_no_events_feed_and_keeps_them_in_the_truth(monthly, clean, tmp_path):
+    assert monthly.events.empty and list(monthly.events.columns) == list(contract.EVENTS.columns)
+    hidden = monthly.ground_truth["unexported_events"]
+    assert list(hidden.columns) == list(contract.EVENTS.columns)
+    assert set(hidden["type"].astype(str)) == set(contract.EVENT_TYPES)
+    # what officers did is the truth's: every arrangement outcome belongs to an arrangement, ending that day
+    arrangements = monthly.ground_truth["arrangements"]
+    for kind, outcome in (("arrangement_broken", "broken"), ("arrangement_completed", "completed")):
+        got = _of_type(hidden, kind)[["tenancy_id", "event_date"]].rename(columns={"event_date": "ended_date"})
+        want = arrangements[arrangements["outcome"] == outcome][["tenancy_id", "ended_date"]]
+        assert len(got) and len(got.merge(want, on=["tenancy_id", "ended_date"])) == len(got)
+    # the delivery has no events file, even where an earlier portfolio's was written
+    out = tmp_path / "delivery"
+    write_portfolio(simulate_portfolio(50, years=0.5, seed=2, end_date=END), out)
+    assert (out / "events.csv").exists()
+    paths = write_portfolio(monthly, out)
+    assert sorted(p.name for p in out.iterdir()) == ["tenancies.csv", "transactions.csv"]
+    assert "events" not in paths and {"truth/payment_habits", "truth/unexported_events"} <= set(paths)
+    assert "payment_habits" not in clean.ground_truth and "unexported_events" not in clean.ground_truth
+
+
+def test_monthly_statement_keeps_the_hidden_truth_of_the_weekly_shape(monthly, clean):
+    """The same population and hidden propensities as the default shape for the same seed; only the rent schedule,
+    the payment sums and the export differ."""
+    propensities = ["tenancy_id", "archetype", "sector", "p_skip", "p_partial", "partial_share_low",
+                    "partial_share_high", "catchup_share", "p_catchup", "p_keep_arrangement", "p_agree_arrangement",
+                    "shock_rate_per_year", "shock_count", "delay_base_days", "delay_jitter_days", "p_no_answer",
+                    "pays_in_advance", "pays_by", "benefit_at_start", "hb_coverage", "uc_coverage"]
+    pd.testing.assert_frame_equal(monthly.ground_truth["tenancies"][propensities],
+                                  clean.ground_truth["tenancies"][propensities])
+    for name in ("shocks", "patches"):
+        pd.testing.assert_frame_equal(monthly.ground_truth[name], clean.ground_truth[name])
+    claims = monthly.ground_truth["uc_claims"].columns.drop("managed_payment_from")  # (requested for arrears)
+    pd.testing.assert_frame_equal(monthly.ground_truth["uc_claims"][claims], clean.ground_truth["uc_claims"][claims])
+    same = ["tenancy_id", "patch", "start_date", "tenure_type", "benefit_type", "preferred_channel", "vulnerable"]
+    pd.testing.assert_frame_equal(monthly.tenancies[same], clean.tenancies[same])
+    assert len(monthly.ground_truth["breathing_space"]) and len(monthly.ground_truth["contact_attempts"])
+
+
+def test_monthly_statement_arrears_are_plausible_and_follow_behaviour(monthly, clean):
+    s, weekly = summarise(monthly), summarise(clean)
+    # at the window end (the day before a statement) only rent overdue since the last statement shows, so fewer
+    # owe anything than in a weekly ledger (which also shows this week's rent not yet paid)
+    assert 0.08 <= s["share_positive_balance"] <= 0.40
+    assert 0.02 <= s["share_4_weeks"] <= 0.15
+    assert 0.5 * weekly["share_4_weeks"] <= s["share_4_weeks"] <= 1.5 * weekly["share_4_weeks"]
+    # predictable from history, but not trivially (compare simulator.plausibility's bands for the weekly shape)
+    assert 0.75 <= s["auc_balance_13w"] <= 0.97
+    assert 0.5 < s["auc_days_since_receipt_13w"] < 0.9
+    # the hidden propensities still drive arrears
+    ten = monthly.tenancies
+    weeks = balances(monthly.transactions).reindex(ten["tenancy_id"]).fillna(0) / weekly_rent(ten).reindex(
+        ten["tenancy_id"]).to_numpy()
+    live = ten.set_index("tenancy_id")["end_date"].isna()
+    archetype = monthly.ground_truth["tenancies"].set_index("tenancy_id")["archetype"].astype(str)
+    owing4 = (weeks >= 4)[live].groupby(archetype[live]).mean()
+    assert owing4["chronic"] > owing4["irregular"] > owing4["reliable"]
+    assert owing4["shock_prone"] > owing4["reliable"] and owing4["reliable"] < 0.05
+    truth = monthly.ground_truth["tenancies"].set_index("tenancy_id")["closing_balance"]
+    computed = balances(monthly.transactions).reindex(truth.index).fillna(0.0)
+    assert np.allclose(computed.to_numpy(), truth.to_numpy(), atol=0.005)
+
+
+@pytest.mark.parametrize("dirty", [False, True], ids=["clean", "dirty"])
+def test_monthly_statement_delivery_ingests_and_reconciles(tmp_path, dirty):
+    portfolio = simulate_portfolio(300, years=1.0, seed=5, end_date=END, shape="monthly_statement", dirty=dirty)
+    again = simulate_portfolio(300, years=1.0, seed=5, end_date=END, shape="monthly_statement", dirty=dirty)
+    pd.testing.assert_frame_equal(portfolio.transactions, again.transactions)
+    write_portfolio(portfolio, tmp_path / "delivery")
+    with open_ledger(f"duckdb:///{tmp_path / 'ledger.duckdb'}") as ledger:
+        summary = ingest_delivery(ledger, tmp_path / "delivery", tmp_path / "quarantine", Clock(END))
+        counts = ledger.counts()
+        stored = ledger.balances()
+    assert set(summary.feeds) == {"tenancies", "transactions"} and counts["events"] == 0
+    for feed in summary.feeds.values():
+        assert feed.reconciles and feed.read == len(getattr(portfolio, feed.feed)), feed
+    if dirty:
+        assert summary.feeds["transactions"].quarantined > 0 and summary.feeds["transactions"].duplicate > 0
+        return
+    assert all(feed.accepted == feed.read for feed in summary.feeds.values())
+    truth = portfolio.ground_truth["tenancies"].set_index("tenancy_id")["closing_balance"]
+    ledger_balance = stored.set_index("tenancy_id")["balance_pence"].reindex(truth.index.astype(str)).fillna(0)
+    assert np.allclose(ledger_balance.to_numpy() / 100, truth.to_numpy(), atol=0.005)
+
+
+def test_shape_is_one_of_the_shapes():
+    assert SHAPES == ("weekly", "monthly_statement")
+    with pytest.raises(ValueError, match="shape must be one of weekly, monthly_statement"):
+        simulate_portfolio(10, shape="fortnightly")
+
+
+def test_simulate_verb_writes_a_monthly_statement_delivery(home, tmp_path):
+    help_text = words(invoke("simulate", "--help"))
+    assert "--shape" in help_text and "monthly_statement" in help_text
+    ok("simulate", "--tenancies", "100", "--years", "0.5", "--shape", "monthly_statement", "--out",
+       str(tmp_path / "letting"))
+    assert sorted(p.name for p in (tmp_path / "letting").iterdir()) == ["tenancies.csv", "transactions.csv"]
+    tenancies = pd.read_csv(tmp_path / "letting" / "tenancies.csv")
+    assert (tenancies["rent_frequency"] == "monthly").all()
+    bad = invoke("simulate", "--tenancies", "100", "--shape", "fortnightly", "--out", str(tmp_path / "bad"))
+    assert bad.exit_code == 2 and "monthly_statement" in words(bad) and not (tmp_path / "bad").exists()
