@@ -48,11 +48,13 @@ def _trained(results) -> str:
     m, p = risk.metrics, payment.metrics
     return (f"arrears_risk v{risk.version}: AUC {m['auc']:.3f}, precision@capacity {m['precision_at_capacity']:.3f} "
             f"(highest balance {m['precision_at_capacity_balance_baseline']:.3f}, stage list "
-            f"{m['precision_at_capacity_rule_baseline']:.3f}, FIFO {m['precision_at_capacity_fifo_baseline']:.3f}), "
-            f"its 3 reasons carry {m['reason_share_top3_concepts']:.0%} of a score (3 single features: "
-            f"{m['reason_share_top3_features']:.0%}); "
-            f"payment_date v{payment.version}: MAE {p['mae_days']:.1f} days (own habit "
-            f"{p['mae_days_naive_baseline']:.1f}), P10–P90 coverage {p['p10_p90_coverage']:.0%}")
+            f"{m['precision_at_capacity_rule_baseline']:.3f}, FIFO {m['precision_at_capacity_fifo_baseline']:.3f}; "
+            f"ceiling {m['ceiling_precision_at_capacity']:.3f}: "
+            f"{m['ceiling_share_of_lift_precision_at_capacity']:.0%} of the achievable lift), its 3 reasons carry "
+            f"{m['reason_share_top3_concepts']:.0%} of a score (3 single features: "
+            f"{m['reason_share_top3_features']:.0%}); payment_date v{payment.version}: MAE {p['mae_days']:.1f} days "
+            f"(own habit {p['mae_days_naive_baseline']:.1f}, ceiling {p['ceiling_mae_days']:.1f}), P10–P90 coverage "
+            f"{p['p10_p90_coverage']:.0%}")
 
 
 def _promote_all(settings: ServingSettings) -> list:
@@ -89,13 +91,14 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
     step("simulate", f"Simulating {tenancies:,} tenancies over {years:g} years…",
          lambda: write_portfolio(simulate_portfolio(n_tenancies=tenancies, years=years, seed=seed), delivery),
          lambda _: f"feeds written to {delivery}")
+    truth = delivery.with_name(f"{delivery.name}_truth")  # what the simulator knows: the ceiling's input
     with open_ledger(settings.ledger) as ledger:
         step("ingest", "Ingesting…",
              lambda: ingest_delivery(ledger, delivery, settings.quarantine_dir, clock_for(settings)), _ingested)
     step("features", "Building snapshots, feast apply, filling the online store…", lambda: refresh(settings),
          lambda built: f"{built.mode}: {built.detail}")
     step("train", "Training through the arrears_risk_v1 and payment_date_v1 FeatureServices…",
-         lambda: (train_risk_model(settings), train_payment_model(settings)), _trained)
+         lambda: (train_risk_model(settings, truth=truth), train_payment_model(settings, truth=truth)), _trained)
     decisions = step("promote", "Checking the gates…", lambda: _promote_all(settings),
                      lambda done: ", ".join(f"{d.model} v{d.version}" for d in done) + " are champions")
     step("worklist", "Scoring every live tenancy, judging readiness, explaining what can be listed…",

@@ -25,6 +25,7 @@ from features.store.offline import LedgerSlice, load_ledger_slice, read_offline
 from features.transforms import weekly_as_of_dates
 from training import cash, evidence, registry
 from training import payment_date as pdm
+from training.ceiling import Truth, payment_ceiling, risk_ceiling
 from training.config import load_params
 from training.dataset import (
     TrainingSet,
@@ -165,7 +166,9 @@ def reason_shares(booster: lgb.Booster, test: pd.DataFrame, names: list[str], ro
 
 
 def train_risk_model(settings: TrainingSettings, params: dict | None = None,
-                     outcomes: pd.DataFrame | None = None) -> TrainingResult:
+                     outcomes: pd.DataFrame | None = None, truth: Path | None = None) -> TrainingResult:
+    """Train, evaluate against the baselines (and, given a simulator's `truth` folder, against the ceiling), log
+    and register the arrears-risk model as `challenger`."""
     params = params or load_params("arrears_risk")
     data = risk_training_set(settings, params, outcomes)
     names = data.names
@@ -181,6 +184,8 @@ def train_risk_model(settings: TrainingSettings, params: dict | None = None,
         metrics |= bias_metrics(groups, metrics["auc"])
     metrics |= champion_on_same_window(settings, test, params["feature_service"], params["capacity"])
     metrics |= reason_shares(booster, test, names) | coverage
+    if truth is not None:
+        metrics |= risk_ceiling(Truth(truth), split, test, names, params["lightgbm"], params["capacity"], metrics)
     registered = log_and_register(
         settings, registry.RISK_MODEL, booster, split.train[names].head(5),
         params={"feature_service": params["feature_service"], "best_iteration": booster.best_iteration,
@@ -233,7 +238,8 @@ def payment_training_set(settings: TrainingSettings, params: dict,
     return point_in_time(settings, params["feature_service"], labels, settings.max_missing_feature_share), spec
 
 
-def train_payment_model(settings: TrainingSettings, params: dict | None = None) -> TrainingResult:
+def train_payment_model(settings: TrainingSettings, params: dict | None = None,
+                        truth: Path | None = None) -> TrainingResult:
     params = params or load_params("payment_date")
     part = load_ledger_slice(settings)
     data, spec = payment_training_set(settings, params, part)
@@ -246,6 +252,8 @@ def train_payment_model(settings: TrainingSettings, params: dict | None = None) 
     metrics = pdm.payment_metrics(test, spec.horizon_days)
     coverage, notes = coverage_record(data.coverage)
     metrics |= coverage
+    if truth is not None:
+        metrics |= payment_ceiling(Truth(truth), split, test, names, params["lightgbm"], spec.horizon_days)
     backtest = backtest_cash(settings, data.store, booster, part, paid, split.test_start, params)
     metrics |= cash.cash_metrics(backtest)
     registered = log_and_register(

@@ -18,6 +18,9 @@ def train(
     outcomes: Annotated[Path | None, typer.Option(help="CSV of your own labels (tenancy_id, as_of_date, "
                                                      "outcome 0/1) to train the risk model on instead.")] = None,
     model: Annotated[str, typer.Option(help="Which model to train: all, risk or payment_date.")] = "all",
+    truth: Annotated[Path | None, typer.Option(help="A simulated portfolio's hidden truth (the DIR_truth folder "
+                                                    "`arrears simulate` writes): also measure the ceiling, what "
+                                                    "a model knowing that truth reaches.")] = None,
 ) -> None:
     """Train the arrears-risk and payment-date models through their FeatureServices, evaluate them against the
     baselines (and backtest the cash forecast), log everything to MLflow and register each as `challenger`."""
@@ -30,9 +33,10 @@ def train(
         fail(f"--model must be all, risk or payment_date, not {model!r}")
     settings = get_settings()
     steps = {"risk": ("arrears_risk", "Training the arrears-risk model…",
-                      lambda: train_risk_model(settings, outcomes=read_outcomes(outcomes) if outcomes else None)),
+                      lambda: train_risk_model(settings, outcomes=read_outcomes(outcomes) if outcomes else None,
+                                               truth=truth)),
              "payment_date": ("payment_date", "Training the payment-date model and backtesting the cash forecast…",
-                              lambda: train_payment_model(settings))}
+                              lambda: train_payment_model(settings, truth=truth))}
     for name, (registered, status, run) in steps.items():
         if model not in ("all", name):
             continue
