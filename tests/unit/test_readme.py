@@ -57,3 +57,13 @@ def test_notebooks_are_valid_and_their_code_compiles() -> None:
             if cell["cell_type"] == "code":
                 source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
                 compile(source, f"{path.name}", "exec")
+
+
+def test_notebooks_are_saved_without_outputs() -> None:
+    """Outputs stay out of git, so a notebook's diff is its code and words (tests/e2e/test_notebooks.py runs them)."""
+    import json
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                assert cell["outputs"] == [] and cell["execution_count"] is None, path.name
