@@ -16,16 +16,22 @@ Definitions, as of a date D (money in pounds = pence / 100; "day numbers" are da
   rent; arrears in weeks divide by the rent on the day they are measured.
 * looking back week by week from D (D, D-7, D-14, ...; before the ledger began nothing was owed): settled balance
   is the lowest balance on the last 5 of those dates; "change over N weeks" is the balance on D minus the balance on
-  D-7N; peak is the highest arrears in weeks of rent over the last 26; weeks since clear counts back to the last of
-  those dates with a balance of zero or in credit. None of this depends on which as_of dates were asked for.
-* a rent charge's payment window is its charge day and the 13 days after (14 days); what was received in it is the
-  sum of payments and benefit credits posted in it. A charge counts in the "last 26 weeks" counts from the day its
-  window closes (when its outcome is known): missed when nothing was received in the window, partial when
-  something but less than the charge.
-* lateness of a rent charge: days from the charge until receipts posted on or after the charge day add up to half
-  of it, capped at 35 (35 when that never happens within 35 days); it is known on the day half was paid or, when
-  capped, 35 days after the charge. The mean and (population) standard deviation over the charges whose lateness
-  became known in the last 26 weeks; NaN when there are none.
+  D-7N, both without the opening balance carried in (an adjustment whose reference says so); peak is the highest
+  arrears in weeks of rent over the last 26; weeks since clear counts back to the last of those dates with a
+  balance of zero or in credit. None of this depends on which as_of dates were asked for.
+* receipts are payments and benefit credits less reversals (an adjustment putting a receipt back, whose reference
+  says returned/reversed/...): a reversal takes one payment and its amount off the window it is posted in.
+* a rent charge's payment window opens 10 days (at most half the period to the next charge) before it, and closes
+  when the next charge's opens (after the last charge: one period of its frequency later); a tenancy's first
+  window opens at its first receipt. Going through a tenancy's charges in order, what it received in the window
+  plus the credit carried from earlier periods (what they received beyond their rent) pays the charge: missed when
+  that is nothing, partial when less than the charge. A charge counts in the "last 26 weeks" counts from the last
+  day of its window (when its outcome is known).
+* lateness of a rent charge: 0 when the credit carried in pays half of it; otherwise days from the charge until
+  receipts (as they arrived, reversals aside) from its window's opening add up to the rest of that half (0 if
+  before the charge), capped at 35 (35 when that never happens); it is known on the charge day plus the
+  lateness. The mean and (population) standard deviation over the charges whose lateness became known in the
+  last 26 weeks; NaN when there are none.
 * rent changes: a rent charge whose amount differs from the tenancy's previous rent charge.
 * events: counts of each event type dated on or before D.
 """
@@ -44,8 +50,10 @@ COLUMNS: tuple[str, ...] = ("tenancy_id", "event_timestamp", "patch", *FEATURE_N
 
 SETTLE_SNAPSHOTS = 5
 PEAK_SNAPSHOTS = 26
-PAYMENT_WINDOW_DAYS = 14
+EARLY_DAYS = 10
 LATENESS_CAP_DAYS = 35
+OPENING = r"opening balance|balance brought forward|brought forward|\bb/f\b"
+REVERSAL = r"returned|reversal|reversed|bounced|unpaid|recalled|chargeback"
 EPOCH = pd.Timestamp("1970-01-01")
 
 
@@ -73,45 +81,61 @@ def last_n_weeks(frame: pd.DataFrame, date_column: str, as_of: pd.Timestamp, wee
     return frame[(dates > as_of - pd.Timedelta(days=7 * weeks)) & (dates <= as_of)]
 
 
-def rent_charge_outcomes(transactions: pd.DataFrame) -> pd.DataFrame:
-    """One row per rent charge, worked out with a plain loop over each tenancy's receipts.
+def adjustments_marked(ledger: pd.DataFrame, pattern: str) -> pd.Series:
+    """Adjustments whose reference matches `pattern` (the opening balance, a reversal)."""
+    if "reference" not in ledger:
+        return pd.Series(False, index=ledger.index)
+    said = ledger["reference"].astype("string").str.contains(pattern, case=False, regex=True).fillna(False)
+    return (ledger["type"] == "adjustment") & said
 
-    Columns: tenancy_id, charge_day, amount (pence), received_window (pence received in the 14-day payment window),
-    window_closes (day number of the window's last day), lateness (days, capped) and lateness_known (the day number
-    from which the lateness is known). Everything here depends only on receipts up to the day it is known, so a
-    snapshot at D may use a charge's window outcome from `window_closes` <= D and its lateness from
-    `lateness_known` <= D.
+
+def signed_receipts(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Receipts as positive pence and reversals (positive adjustments putting one back) as negative."""
+    reversal = adjustments_marked(ledger, REVERSAL) & (ledger["amount_pence"] > 0)
+    return ledger[ledger["type"].isin(RECEIPT_TYPES) | reversal].assign(
+        pence=lambda f: -f["amount_pence"].astype(float), reversal=reversal)
+
+
+def rent_charge_outcomes(transactions: pd.DataFrame, frequency: pd.Series) -> pd.DataFrame:
+    """One row per rent charge, worked out with a plain loop over each tenancy's charges and receipts.
+
+    Columns: tenancy_id, charge_day, amount (pence), credited (pence paid towards it: its window's receipts plus
+    credit carried in), window_closes (day number of the window's last day), lateness (days, capped) and
+    lateness_known (the day number from which the lateness is known).
     """
     rows = []
     for tenancy_id, ledger in transactions.groupby("tenancy_id", sort=True):
-        receipts = ledger[ledger["type"].isin(RECEIPT_TYPES)].sort_values("posted_date", kind="stable")
+        receipts = signed_receipts(ledger).sort_values("posted_date", kind="stable")
         receipt_days = [day_number(d) for d in receipts["posted_date"]]
-        receipt_pence = [-float(a) for a in receipts["amount_pence"]]  # receipts are negative amounts
-        for charge_date, amount in ledger.loc[ledger["type"] == "charge", ["posted_date", "amount_pence"]].itertuples(
-                index=False):
-            charge_day = day_number(charge_date)
-            last_window_day = charge_day + PAYMENT_WINDOW_DAYS - 1
-            received_in_window = 0.0
-            received_since_charge = 0.0
-            half_paid_day = None
-            for day, pence in zip(receipt_days, receipt_pence, strict=True):
-                if day < charge_day:  # paid before the rent fell due: not towards this charge
-                    continue
-                if day <= last_window_day:
-                    received_in_window += pence
-                received_since_charge += pence
-                if half_paid_day is None and received_since_charge >= amount / 2.0:
-                    half_paid_day = day
-            if half_paid_day is None or half_paid_day - charge_day >= LATENESS_CAP_DAYS:
-                lateness = float(LATENESS_CAP_DAYS)
-            else:
-                lateness = half_paid_day - charge_day
-            rows.append({
-                "tenancy_id": tenancy_id, "charge_day": charge_day, "amount": float(amount),
-                "received_window": received_in_window, "window_closes": last_window_day,
-                "lateness": lateness, "lateness_known": charge_day + lateness,
-            })
-    columns = ["tenancy_id", "charge_day", "amount", "received_window", "window_closes", "lateness", "lateness_known"]
+        receipt_pence = list(receipts["pence"])
+        reversed_ = list(receipts["reversal"])
+        charges = ledger[ledger["type"] == "charge"].sort_values("posted_date", kind="stable")
+        days = [day_number(d) for d in charges["posted_date"]]
+        amounts = [float(a) for a in charges["amount_pence"]]
+        period = round(365.25 / PERIODS_PER_YEAR.get(frequency.get(tenancy_id), 52.0))
+        nexts = [*days[1:], days[-1] + period] if days else []
+        leads = [min(EARLY_DAYS, (n - d) // 2) for d, n in zip(days, nexts, strict=True)]
+        carry = 0.0
+        for k, (charge_day, amount) in enumerate(zip(days, amounts, strict=True)):
+            opens = -np.inf if k == 0 else charge_day - leads[k]
+            closes = days[k + 1] - leads[k + 1] if k + 1 < len(days) else nexts[k] - leads[k]
+            got = sum(p for d, p in zip(receipt_days, receipt_pence, strict=True) if opens <= d < closes)
+            need = amount / 2.0 - carry
+            lateness = 0.0 if need <= 0 else float(LATENESS_CAP_DAYS)
+            if need > 0:
+                total = 0.0
+                for d, p, back in zip(receipt_days, receipt_pence, reversed_, strict=True):
+                    if d < opens or back:  # lateness: money as it arrived, reversals aside
+                        continue
+                    total += p
+                    if total >= need:
+                        lateness = float(min(max(d - charge_day, 0.0), LATENESS_CAP_DAYS))
+                        break
+            rows.append({"tenancy_id": tenancy_id, "charge_day": charge_day, "amount": amount,
+                         "credited": max(min(amount, carry + got), 0.0), "window_closes": closes - 1,
+                         "lateness": lateness, "lateness_known": charge_day + lateness})
+            carry = max(0.0, carry + got - amount)
+    columns = ["tenancy_id", "charge_day", "amount", "credited", "window_closes", "lateness", "lateness_known"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -145,12 +169,15 @@ def naive_snapshots(
     balance_cache: dict[pd.Timestamp, pd.Series] = {}
     rent_cache: dict[pd.Timestamp, pd.Series] = {}
 
-    def balance_on(day: pd.Timestamp) -> pd.Series:
-        if day not in balance_cache:
-            posted = ledger[ledger["posted_date"] <= day]
-            balance_cache[day] = (posted.groupby("tenancy_id")["amount_pence"].sum()
-                                  .reindex(ids, fill_value=0).astype(float))
-        return balance_cache[day]
+    opening = adjustments_marked(ledger, OPENING)
+
+    def balance_on(day: pd.Timestamp, moved: bool = False) -> pd.Series:
+        """The balance on `day`; `moved`: without the opening balance carried in."""
+        if (day, moved) not in balance_cache:
+            posted = ledger[(ledger["posted_date"] <= day) & ~(opening & moved)]
+            balance_cache[day, moved] = (posted.groupby("tenancy_id")["amount_pence"].sum()
+                                         .reindex(ids, fill_value=0).astype(float))
+        return balance_cache[day, moved]
 
     def rent_on(day: pd.Timestamp) -> pd.Series:
         """Weekly rent on `day`: the latest rent charge up to then, else the register's rent."""
@@ -166,13 +193,15 @@ def naive_snapshots(
     def arrears_weeks(balance: pd.Series, day: pd.Timestamp) -> pd.Series:
         return balance.clip(lower=0) / rent_on(day)
 
-    def settled_on(day: pd.Timestamp) -> pd.Series:
+    def settled_on(day: pd.Timestamp, moved: bool = False) -> pd.Series:
         """The lowest balance on this day and the 4 weekly dates before it."""
-        return pd.concat([balance_on(weeks_before(day, j)) for j in range(SETTLE_SNAPSHOTS)], axis=1).min(axis=1)
+        return pd.concat([balance_on(weeks_before(day, j), moved) for j in range(SETTLE_SNAPSHOTS)],
+                         axis=1).min(axis=1)
 
     first_posting = ledger["posted_date"].min()
 
-    outcomes = rent_charge_outcomes(ledger)
+    outcomes = rent_charge_outcomes(ledger, register["rent_frequency"])
+    all_receipts = signed_receipts(ledger)
 
     start, end = register["start_date"], register["end_date"]
     frames = []
@@ -190,9 +219,9 @@ def naive_snapshots(
         f["arrears_weeks"] = arrears_weeks(balance, day)
         f["settled_balance"] = settled / 100
         f["settled_arrears_weeks"] = arrears_weeks(settled, day)
-        f["settled_change_4w"] = (settled - settled_on(weeks_before(day, 4))) / 100
+        f["settled_change_4w"] = (settled_on(day, True) - settled_on(weeks_before(day, 4), True)) / 100
         for n in (4, 13, 26):
-            f[f"balance_change_{n}w"] = (balance - balance_on(weeks_before(day, n))) / 100
+            f[f"balance_change_{n}w"] = (balance_on(day, True) - balance_on(weeks_before(day, n), True)) / 100
         f["peak_arrears_weeks_26w"] = pd.concat(
             [arrears_weeks(balance_on(weeks_before(day, j)), weeks_before(day, j)) for j in range(PEAK_SNAPSHOTS)],
             axis=1).max(axis=1)
@@ -213,8 +242,10 @@ def naive_snapshots(
         for n in (4, 13, 26):
             recent = last_n_weeks(posted, "posted_date", day, n)
             receipts = recent[recent["type"].isin(RECEIPT_TYPES)]
-            f[f"payments_{n}w"] = on(receipts.groupby("tenancy_id").size(), live, 0)
-            received = on(-receipts.groupby("tenancy_id")["amount_pence"].sum(), live, 0)
+            netted = last_n_weeks(all_receipts[all_receipts["posted_date"] <= day], "posted_date", day, n)
+            count = np.where(netted["reversal"], -1, 1)
+            f[f"payments_{n}w"] = on(pd.Series(count, index=netted.index).groupby(netted["tenancy_id"]).sum(), live, 0)
+            received = on(netted.groupby("tenancy_id")["pence"].sum(), live, 0)
             charges = recent[recent["type"].isin(["charge", "fee"])]
             charged = on(charges.groupby("tenancy_id")["amount_pence"].sum(), live, 0)
             f[f"paid_to_charged_{n}w"] = (received / charged).where(charged > 0)
@@ -230,8 +261,8 @@ def naive_snapshots(
         f["benefit_to_rent_13w"] = (benefit_by_weeks[13] / charged_by_weeks[13]).where(charged_by_weeks[13] > 0)
 
         closed = outcomes[(outcomes["window_closes"] > today - 7 * 26) & (outcomes["window_closes"] <= today)]
-        missed = closed[closed["received_window"] <= 0]
-        partial = closed[(closed["received_window"] > 0) & (closed["received_window"] < closed["amount"])]
+        missed = closed[closed["credited"] <= 0]
+        partial = closed[(closed["credited"] > 0) & (closed["credited"] < closed["amount"])]
         f["missed_periods_26w"] = on(missed.groupby("tenancy_id").size(), live, 0)
         f["partial_periods_26w"] = on(partial.groupby("tenancy_id").size(), live, 0)
         judged = outcomes[(outcomes["lateness_known"] > today - 7 * 26) & (outcomes["lateness_known"] <= today)]

@@ -170,12 +170,16 @@ SNAPSHOT_FEATURES: tuple[FeatureDef, ...] = (
     _f("balance", "settled_arrears_weeks", "Settled arrears (lowest balance in 5 weeks) in weeks of rent", "weeks",
        lambda v: "no arrears after recent payments" if v <= 0 else
        f"behind by {_weeks_rent(v)} after recent payments"),
-    _f("balance", "settled_change_4w", "Change in the settled balance over the last 4 weeks", "GBP",
+    _f("balance", "settled_change_4w", "Change in the settled balance over the last 4 weeks (opening balance excluded)",
+       "GBP",
        lambda v: "arrears steady over the last 4 weeks" if abs(v) < 1 else
        f"arrears {'up' if v > 0 else 'down'} {_money(v)} over the last 4 weeks"),
-    _f("balance", "balance_change_4w", "Change in the balance over the last 4 weeks", "GBP", _change(4)),
-    _f("balance", "balance_change_13w", "Change in the balance over the last 13 weeks", "GBP", _change(13)),
-    _f("balance", "balance_change_26w", "Change in the balance over the last 26 weeks", "GBP", _change(26)),
+    _f("balance", "balance_change_4w", "Change in the balance over the last 4 weeks (opening balance excluded)",
+       "GBP", _change(4)),
+    _f("balance", "balance_change_13w", "Change in the balance over the last 13 weeks (opening balance excluded)",
+       "GBP", _change(13)),
+    _f("balance", "balance_change_26w", "Change in the balance over the last 26 weeks (opening balance excluded)",
+       "GBP", _change(26)),
     _f("balance", "peak_arrears_weeks_26w", "Highest weekly arrears in the last 26 weeks, in weeks of rent", "weeks",
        lambda v: "no arrears in the last 26 weeks" if v <= 0 else f"arrears peaked at {_weeks_rent(v)} "
        "in the last 26 weeks"),
@@ -185,11 +189,11 @@ SNAPSHOT_FEATURES: tuple[FeatureDef, ...] = (
     _f("recency", "days_since_last_payment", "Days since the last payment or benefit credit was received", "days",
        _days_since_payment,
        anchor="last_payment_day"),
-    _f("payments", "payments_4w", "Payments and benefit credits received in the last 4 weeks", "count",
+    _f("payments", "payments_4w", "Payments and benefit credits in the last 4 weeks, less reversals", "count",
        _count("payment", "payments", " in the last 4 weeks")),
-    _f("payments", "payments_13w", "Payments and benefit credits received in the last 13 weeks", "count",
+    _f("payments", "payments_13w", "Payments and benefit credits in the last 13 weeks, less reversals", "count",
        _count("payment", "payments", " in the last 13 weeks")),
-    _f("payments", "payments_26w", "Payments and benefit credits received in the last 26 weeks", "count",
+    _f("payments", "payments_26w", "Payments and benefit credits in the last 26 weeks, less reversals", "count",
        _count("payment", "payments", " in the last 26 weeks")),
     _f("payments", "paid_to_charged_4w", "Money received divided by rent and fees charged, last 4 weeks", "ratio",
        _paid_share(4)),
@@ -197,12 +201,12 @@ SNAPSHOT_FEATURES: tuple[FeatureDef, ...] = (
        _paid_share(13)),
     _f("payments", "paid_to_charged_26w", "Money received divided by rent and fees charged, last 26 weeks", "ratio",
        _paid_share(26)),
-    _f("payments", "missed_periods_26w", "Rent charges in the last 26 weeks with nothing received within 14 days",
+    _f("payments", "missed_periods_26w", "Rent periods in the last 26 weeks paid nothing (see the payment window)",
        "count", _count("rent period", "rent periods", " missed in the last 26 weeks")),
-    _f("payments", "partial_periods_26w", "Rent charges in the last 26 weeks only partly paid within 14 days",
+    _f("payments", "partial_periods_26w", "Rent periods in the last 26 weeks only partly paid",
        "count", _count("rent period", "rent periods", " part-paid in the last 26 weeks")),
-    _f("payments", "lateness_mean_26w", "Average days from a rent charge until half of it was paid (capped at 35), "
-       "last 26 weeks", "days", _lateness),
+    _f("payments", "lateness_mean_26w", "Average days from a rent charge until half of it was paid (0 if ahead, capped "
+       "at 35), last 26 weeks", "days", _lateness),
     _f("payments", "lateness_sd_26w", "Spread (standard deviation) of those days, last 26 weeks: how irregular "
        "payment is", "days", lambda v: "no payment pattern yet" if math.isnan(v) else
        ("pays at a regular time" if v < 3 else f"payment timing varies by about {v:.0f} days")),

@@ -63,7 +63,10 @@ class Database:
             raise DatabaseError(
                 f"Cannot open {path}: {exc}. Another arrears command may be writing to it; wait for it to finish "
                 "and try again.") from exc
-        con.execute("SET enable_progress_bar = false")  # our CLI shows its own progress
+        try:
+            con.execute("SET enable_progress_bar = false")  # our CLI shows its own progress
+        except duckdb.InvalidInputException:  # inside Jupyter without ipywidgets, DuckDB refuses the setting
+            pass
         return con
 
     def _open_postgres(self):

@@ -19,7 +19,15 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import ANCHORS, RECENCY_ANCHORS, SNAPSHOT_FEATURES
-from features.feeds.contract import BREATHING_SPACE_STARTS, RECEIPT_TYPES, periods_per_year, weekly_rent
+from features.feeds.contract import (
+    BREATHING_SPACE_STARTS,
+    OPENING_BALANCE_REFERENCE,
+    RECEIPT_TYPES,
+    REVERSAL_REFERENCE,
+    marked,
+    periods_per_year,
+    weekly_rent,
+)
 from features.timeline import (
     DatedRows,
     as_of_day_numbers,
@@ -44,8 +52,10 @@ SNAPSHOT_KEYS: tuple[str, ...] = ("tenancy_id", "event_timestamp")
 #: Features stored in the snapshot views; the recency features are computed from anchors on demand.
 STORED_FEATURES: tuple[str, ...] = tuple(name for name in FEATURE_COLUMNS if name not in RECENCY_ANCHORS)
 
-#: A rent charge's payment window: receipts within this many days of the charge count towards it.
-PAYMENT_WINDOW_DAYS = 14
+#: A rent period's payment window opens this many days before its charge (at most half the period): a standing
+#: order on the 24th for rent due on the 1st pays that rent, early, not the month before's; weekly rent paid on
+#: the Friday before a Monday pays that Monday's rent.
+EARLY_DAYS = 10
 #: Lateness is measured up to this many days; a charge not half-covered by then counts as this late.
 LATENESS_CAP_DAYS = 35
 #: Weeks over which the settled balance takes its lowest value.
@@ -65,13 +75,19 @@ class WeeklyGrid:
     as_of: pd.DatetimeIndex
     net: np.ndarray  # pence, all transactions
     charged: np.ndarray  # pence, charges and fees
-    received: np.ndarray  # pence (positive), payments and benefit credits
-    receipts: np.ndarray  # count of payments and benefit credits
+    received: np.ndarray  # pence (positive), payments and benefit credits, less receipts put back (reversals)
+    receipts: np.ndarray  # count of payments and benefit credits, less reversals
     last_receipt_day: np.ndarray  # days since epoch of the latest receipt up to each as_of (NaN if none)
+    opening: np.ndarray  # pence, opening-balance adjustments (the history carried in, not a change in arrears)
 
     @property
     def balance(self) -> np.ndarray:
         return np.cumsum(self.net, axis=1)
+
+    @property
+    def balance_moved(self) -> np.ndarray:
+        """The balance without what was carried in: what the tenant's own account did within the ledger."""
+        return np.cumsum(self.net - self.opening, axis=1)
 
 
 def _week_index(dates: pd.Series, as_of: pd.DatetimeIndex) -> np.ndarray:
@@ -96,6 +112,7 @@ def weekly_grid(transactions: pd.DataFrame, tenancy_ids: np.ndarray, as_of: pd.D
     flow = _in_flow_window(tx["posted_date"], as_of) | (week > 0)
     is_charge = np.isin(kind, ("charge", "fee")) & flow
     is_receipt = np.isin(kind, RECEIPT_TYPES)
+    is_reversal = marked(tx, REVERSAL_REFERENCE) & (amount > 0)
 
     def accumulate(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         out = np.zeros(shape, dtype=np.float64)
@@ -106,9 +123,10 @@ def weekly_grid(transactions: pd.DataFrame, tenancy_ids: np.ndarray, as_of: pd.D
     receipt_days = day_numbers(tx["posted_date"].to_numpy())
     return WeeklyGrid(
         tenancy_ids=np.asarray(tenancy_ids), as_of=as_of, net=accumulate(amount),
-        charged=accumulate(amount, is_charge), received=accumulate(-amount, is_receipt & flow),
-        receipts=accumulate(np.ones(len(amount)), is_receipt & flow),
+        charged=accumulate(amount, is_charge), received=accumulate(-amount, (is_receipt | is_reversal) & flow),
+        receipts=accumulate(np.where(is_reversal, -1.0, 1.0), (is_receipt | is_reversal) & flow),
         last_receipt_day=latest_day(shape, row[is_receipt], week[is_receipt], receipt_days[is_receipt]),
+        opening=accumulate(amount, marked(tx, OPENING_BALANCE_REFERENCE)),
     )
 
 
@@ -148,32 +166,68 @@ def rent_as_of(tenancies: pd.DataFrame, transactions: pd.DataFrame, order: pd.In
 
 
 # -- rent periods: how much of each charge was paid, and how late -------------------------------------------------
-def charge_coverage(transactions: pd.DataFrame, order: pd.Index) -> pd.DataFrame:
-    """For each rent charge: what was received within its payment window and how many days until half was paid.
+def _next_charge_day(c_row: np.ndarray, c_day: np.ndarray, frequency: np.ndarray) -> np.ndarray:
+    """Each charge's next charge day for the same tenancy (charges sorted by row, then day); after a tenancy's last
+    charge, one period of its frequency later."""
+    nominal = c_day + np.round(365.25 / np.nan_to_num(periods_per_year(frequency), nan=52.0))
+    following = np.append(c_day[1:], np.nan)
+    same = np.append(c_row[1:] == c_row[:-1], False)
+    return np.where(same, following, nominal)
 
-    Receipts on or after the charge date count (a payment made before the rent falls due reduces an earlier
-    balance, not this period's). Returns row (tenancy position in `order`), charge_day, amount, received_window,
-    window_closes (the day the window's outcome is known), lateness (days, capped) and lateness_known (the day the
-    lateness is known): every quantity is only used from the day it is known, so snapshots stay point-in-time.
+
+def _carried_in(c_row: np.ndarray, surplus: np.ndarray) -> np.ndarray:
+    """Credit carried into each period from earlier ones: a period paid beyond its rent pays ahead the next ones
+    (a monthly benefit against weekly rent, a payment made early). Within each tenancy, carry after period k is
+    max(0, carry after k-1 + surplus k): the running sum less its lowest point so far."""
+    running = pd.Series(surplus).groupby(c_row).cumsum().to_numpy()
+    lowest = pd.Series(np.minimum(running, 0.0)).groupby(c_row).cummin().to_numpy()
+    after = running - np.minimum(lowest, 0.0)
+    before = np.append(0.0, after[:-1])
+    return np.where(np.append(True, c_row[1:] != c_row[:-1]), 0.0, before)
+
+
+def charge_coverage(transactions: pd.DataFrame, order: pd.Index, frequency: np.ndarray) -> pd.DataFrame:
+    """For each rent charge: what paid it and how many days until half of it was paid.
+
+    A rent period's window runs from `EARLY_DAYS` (at most half a period) before its charge to the next window
+    (a tenancy's first window, from its first receipt);
+    what it receives, net of receipts put back (returned direct debits), plus credit carried in from periods paid
+    beyond their rent, pays it. So an early payer is on time and a monthly benefit credit pays the weekly rents it
+    is for. Returns row (tenancy position in `order`), charge_day, amount, credited (pence paid towards this
+    period), window_closes (the day its outcome is known), lateness (days after the charge, capped; 0 when paid
+    ahead) and lateness_known (the day the lateness is known): every quantity is used only from the day it is
+    known, so snapshots stay point in time. Lateness counts money as it arrived (a later reversal shows in the
+    period's credit, not in how late it was). `frequency`: each tenancy's rent frequency, in `order`.
     """
     row = order.get_indexer(transactions["tenancy_id"])
     tx, row = transactions[row >= 0], row[row >= 0]
     day = day_numbers(tx["posted_date"].to_numpy())
-    kind = tx["type"].to_numpy()
     amount = tx["amount_pence"].to_numpy(dtype=np.float64)
-    receipt = np.isin(kind, RECEIPT_TYPES)
-    received = DatedRows.of(row[receipt], day[receipt], -amount[receipt])
-    charge = kind == "charge"
-    c_row, c_day, c_amount = row[charge], day[charge], amount[charge]
-    before = received.total_before(c_row, c_day)
-    within = received.total_before(c_row, c_day + PAYMENT_WINDOW_DAYS - 1, inclusive=True) - before
-    cover_day = received.day_total_reaches(c_row, before + c_amount / 2.0)
-    lateness = np.minimum(cover_day - c_day, LATENESS_CAP_DAYS)
+    receipt = np.isin(tx["type"].to_numpy(), RECEIPT_TYPES)
+    counted = receipt | (marked(tx, REVERSAL_REFERENCE) & (amount > 0))
+    received = DatedRows.of(row[counted], day[counted], -amount[counted])  # net of reversals: what paid it
+    gross = DatedRows.of(row[receipt], day[receipt], -amount[receipt])  # money as it arrived: how late
+    charges = pd.DataFrame({"row": row, "day": day, "amount": amount})[tx["type"].to_numpy() == "charge"]
+    charges = charges.sort_values(["row", "day"], kind="stable")
+    c_row, c_day, c_amount = (charges[c].to_numpy() for c in ("row", "day", "amount"))
+    c_row = c_row.astype(np.int64)
+    next_day = _next_charge_day(c_row, c_day, np.asarray(frequency, dtype=object)[c_row])
+    lead = np.minimum(EARLY_DAYS, np.floor((next_day - c_day) / 2))
+    same_next = np.append(c_row[1:] == c_row[:-1], False)
+    closes = np.where(same_next, np.append(c_day[1:] - lead[1:], np.nan), next_day - lead)  # the next window opens
+    first = np.append(True, ~same_next[:-1]) if len(c_row) else same_next
+    opens = np.where(first, 0.0, c_day - lead)  # a tenancy's first period: whatever it received before counts
+    start_total = received.total_before(c_row, opens)
+    got = received.total_before(c_row, closes) - start_total
+    carry = _carried_in(c_row, got - c_amount)
+    credited = np.clip(np.minimum(c_amount, carry + got), 0.0, None)
+    need = c_amount / 2.0 - carry
+    cover_day = gross.day_total_reaches(c_row, gross.total_before(c_row, opens) + np.maximum(need, 0.0))
+    lateness = np.where(need <= 0, 0.0, np.clip(cover_day - c_day, 0.0, LATENESS_CAP_DAYS))
     lateness = np.where(np.isnan(lateness), LATENESS_CAP_DAYS, lateness)  # never half-covered: capped
     return pd.DataFrame({
-        "row": c_row, "charge_day": c_day, "amount": c_amount, "received_window": within,
-        "window_closes": c_day + PAYMENT_WINDOW_DAYS - 1, "lateness": lateness,
-        "lateness_known": c_day + lateness,
+        "row": c_row, "charge_day": c_day, "amount": c_amount, "credited": credited,
+        "window_closes": closes - 1, "lateness": lateness, "lateness_known": c_day + lateness,
     })
 
 
@@ -189,11 +243,11 @@ def _bucket(shape: tuple[int, int], row: np.ndarray, known_day: np.ndarray, as_o
 
 
 def _rent_period_features(transactions: pd.DataFrame, order: pd.Index, as_of: pd.DatetimeIndex,
-                          shape: tuple[int, int]) -> dict[str, np.ndarray]:
+                          shape: tuple[int, int], frequency: np.ndarray) -> dict[str, np.ndarray]:
     """Missed and part-paid rent periods and payment lateness over the last 26 weeks."""
-    cover = charge_coverage(transactions, order)
+    cover = charge_coverage(transactions, order, frequency)
     as_of_days = as_of_day_numbers(as_of)
-    rent_due, got = cover["amount"].to_numpy(), cover["received_window"].to_numpy()
+    rent_due, got = cover["amount"].to_numpy(), cover["credited"].to_numpy()
     c_row, closes = cover["row"].to_numpy(), cover["window_closes"].to_numpy()
     late, known = cover["lateness"].to_numpy(), cover["lateness_known"].to_numpy()
 
@@ -213,8 +267,8 @@ def _rent_period_features(transactions: pd.DataFrame, order: pd.Index, as_of: pd
 
 # -- feature groups -------------------------------------------------------------------------------------------------
 def _balance_features(grid: WeeklyGrid, rent: np.ndarray) -> dict[str, np.ndarray]:
-    balance = grid.balance
-    settled_balance = settled(balance)
+    balance, moved = grid.balance, grid.balance_moved  # changes: the opening balance carried in is no change
+    settled_balance, settled_moved = settled(balance), settled(moved)
     arrears_weeks = np.clip(balance, 0, None) / rent
     week_numbers = np.broadcast_to(np.arange(balance.shape[1], dtype=float), balance.shape)
     last_clear = np.fmax.accumulate(np.where(balance <= 0, week_numbers, np.nan), axis=1)
@@ -223,10 +277,10 @@ def _balance_features(grid: WeeklyGrid, rent: np.ndarray) -> dict[str, np.ndarra
         "arrears_weeks": arrears_weeks,
         "settled_balance": settled_balance / 100.0,
         "settled_arrears_weeks": np.clip(settled_balance, 0, None) / rent,
-        "settled_change_4w": (settled_balance - lag(settled_balance, 4)) / 100.0,
-        "balance_change_4w": (balance - lag(balance, 4)) / 100.0,
-        "balance_change_13w": (balance - lag(balance, 13)) / 100.0,
-        "balance_change_26w": (balance - lag(balance, 26)) / 100.0,
+        "settled_change_4w": (settled_moved - lag(settled_moved, 4)) / 100.0,
+        "balance_change_4w": (moved - lag(moved, 4)) / 100.0,
+        "balance_change_13w": (moved - lag(moved, 13)) / 100.0,
+        "balance_change_26w": (moved - lag(moved, 26)) / 100.0,
         "peak_arrears_weeks_26w": pd.DataFrame(arrears_weeks.T).rolling(26, min_periods=1).max().to_numpy().T,
         "weeks_since_clear": week_numbers - last_clear,
     }
@@ -382,7 +436,7 @@ def snapshot_features(tenancies: pd.DataFrame, transactions: pd.DataFrame, event
     return {
         **_balance_features(grid, rent),
         **_payment_features(grid, _received_by_method(in_window, order, as_of, shape)),
-        **_rent_period_features(in_window, order, as_of, shape),
+        **_rent_period_features(in_window, order, as_of, shape, tenancies["rent_frequency"].to_numpy(dtype=object)),
         **_circumstance_features(event_counts),
         **_tenancy_features(tenancies, rent),
         **_anchors(tenancies, in_window, order, as_of, grid, event_counts),

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from features.feeds.contract import RECEIPT_TYPES
+from features.feeds.contract import RECEIPT_TYPES, REVERSAL_REFERENCE, marked, periods_per_year
 from features.timeline import DatedRows, live_at, utc
-from features.transforms import settled, weekly_balances, weekly_rent_pence
+from features.transforms import rent_as_of, settled, weekly_balances
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,11 @@ def arrears_growth_labels(
         return pd.DataFrame(columns=["tenancy_id", "event_timestamp", "label"])
     tenancies = tenancies.sort_values("tenancy_id")
     balance = settled(weekly_balances(tenancies, transactions, as_of).to_numpy())
-    rent_week = weekly_rent_pence(tenancies).to_numpy()[:, None]
-    rent_period = tenancies["rent_amount_pence"].to_numpy(dtype=float)[:, None]
+    # The rent in force at each as_of (its latest charge), not the register's latest: a rent rise after as_of
+    # must not move the threshold a label was judged against.
+    order = pd.Index(tenancies["tenancy_id"])
+    rent_week = rent_as_of(tenancies, transactions, order, as_of)[:, : len(as_of) - h]
+    rent_period = rent_week * 52.0 / periods_per_year(tenancies["rent_frequency"].to_numpy(dtype=object))[:, None]
 
     labelled = len(as_of) - h
     future_max = sliding_window_view(balance[:, 1:], h, axis=1).max(axis=2)[:, :labelled]
@@ -70,9 +73,27 @@ class PaymentLabelSpec:
     min_period_share: float = 0.5
 
 
+def without_reversed(transactions: pd.DataFrame, within_days: int = 14) -> pd.DataFrame:
+    """Transactions less the receipts that were put back and their reversals: each reversal (an adjustment whose
+    reference says returned/reversed/bounced…) cancels its tenancy's latest receipt of the same amount within
+    `within_days` before it. A label looks ahead, so it may know a payment bounced; a feature may not."""
+    reversal = marked(transactions, REVERSAL_REFERENCE) & (transactions["amount_pence"].to_numpy() > 0)
+    if not reversal.any():
+        return transactions
+    receipts = transactions[transactions["type"].isin(RECEIPT_TYPES)].assign(_amount=lambda f: -f["amount_pence"])
+    backs = transactions[reversal].assign(_amount=lambda f: f["amount_pence"], _back=lambda f: f["posted_date"])
+    pairs = receipts.reset_index().merge(backs[["tenancy_id", "_amount", "_back"]].reset_index(names="_rev"),
+                                         on=["tenancy_id", "_amount"])
+    pairs = pairs[(pairs["posted_date"] <= pairs["_back"])
+                  & (pairs["posted_date"] >= pairs["_back"] - pd.Timedelta(days=within_days))]
+    pairs = pairs.sort_values("posted_date").drop_duplicates("_rev", keep="last").drop_duplicates("index")
+    return transactions.drop(index=[*pairs["index"], *pairs["_rev"]])
+
+
 def daily_receipts(transactions: pd.DataFrame) -> pd.DataFrame:
     """(tenancy_id, day, amount_pence): money received by each tenancy each day (payments and benefit credits
-    added up, as a positive amount)."""
+    added up, as a positive amount), less receipts that were put back."""
+    transactions = without_reversed(transactions)
     receipts = transactions[transactions["type"].isin(RECEIPT_TYPES)]
     daily = receipts.groupby(["tenancy_id", "posted_date"], sort=True)["amount_pence"].sum().mul(-1).reset_index()
     return daily.rename(columns={"posted_date": "day"})

@@ -33,6 +33,11 @@ TRANSACTION_SIGN: dict[str, int] = {
 }
 #: Transaction types that are money received from or on behalf of the tenant.
 RECEIPT_TYPES: tuple[str, ...] = ("payment", "benefit")
+#: How housing systems mark two kinds of `adjustment` by their reference (case-insensitive regular expressions):
+#: the balance carried in when an account's history starts (not a change in the tenant's arrears), and a receipt
+#: put back (a returned direct debit, a bounced or reversed payment: the money never arrived).
+OPENING_BALANCE_REFERENCE = r"opening balance|balance brought forward|brought forward|\bb/f\b"
+REVERSAL_REFERENCE = r"returned|reversal|reversed|bounced|unpaid|recalled|chargeback"
 
 EVENT_TYPES: tuple[str, ...] = (
     "dispute_opened",
@@ -230,6 +235,14 @@ OUTCOMES = FeedSpec(
 FEEDS: dict[str, FeedSpec] = {spec.name: spec for spec in (TENANCIES, TRANSACTIONS, EVENTS, OUTCOMES)}
 #: The order feeds are loaded in: transactions and events refer to tenancies.
 LOAD_ORDER: tuple[str, ...] = ("tenancies", "transactions", "events", "outcomes")
+
+
+def marked(transactions: pd.DataFrame, pattern: str) -> np.ndarray:
+    """Adjustments whose reference matches `pattern` (OPENING_BALANCE_REFERENCE, REVERSAL_REFERENCE)."""
+    if "reference" not in transactions:
+        return np.zeros(len(transactions), dtype=bool)
+    reference = transactions["reference"].astype("string").str.contains(pattern, case=False, regex=True)
+    return (transactions["type"].eq("adjustment") & reference.fillna(False)).to_numpy(dtype=bool)
 
 
 def periods_per_year(rent_frequency) -> np.ndarray:

@@ -101,10 +101,10 @@ def monthly() -> list:
     return rows + [
         ("B", "2024-01-05", "payment", -43_333, "direct_debit"),  # paid in 4 days
         ("B", "2024-02-01", "benefit", -20_000, "benefit_direct"),  # part paid on the due day...
-        ("B", "2024-02-14", "payment", -10_000, "cash"),  # ...more on day 13 (last day of the window)...
-        ("B", "2024-02-15", "payment", -13_333, "cash"),  # ...and the rest on day 14 (outside it)
-        ("B", "2024-03-15", "payment", -43_333, "card"),  # paid 14 days late: missed, lateness 14
-        ("B", "2024-03-31", "payment", -45_000, "standing_order"),  # paid the day before the April charge (a Sunday)
+        ("B", "2024-02-14", "payment", -10_000, "cash"),  # ...more on day 13...
+        ("B", "2024-02-15", "payment", -13_333, "cash"),  # ...and the rest on day 14 (still in its window)
+        ("B", "2024-03-15", "payment", -43_333, "card"),  # paid 14 days late: lateness 14
+        ("B", "2024-03-31", "payment", -45_000, "standing_order"),  # the day before the April charge: on time
         ("B", "2024-05-01", "payment", -22_500, "cash"),  # exactly half on the day
         ("B", "2024-05-01", "payment", -22_500, "card"),
         ("B", "2024-06-10", "adjustment", 5_000, None),
@@ -168,20 +168,24 @@ def test_the_oracle_itself_on_values_worked_out_by_hand() -> None:
     assert a["balance"] == pytest.approx(935.0) and a["arrears_weeks"] == pytest.approx(9.35)
     assert a["payments_26w"] == 0 and a["paid_to_charged_4w"] == 0.0
     assert pd.isna(a["days_since_last_payment"]) and pd.isna(a["cash_share_26w"])
-    assert a["missed_periods_26w"] == 8  # windows of Jan 1 .. Feb 19 have closed (Feb 19 + 13 = Mar 3)
+    # Weekly windows open 3 days before each Monday, so each closes 3 days after its charge: Jan 1 .. Feb 26 closed.
+    assert a["missed_periods_26w"] == 9
     assert a["lateness_mean_26w"] == 35 and a["lateness_sd_26w"] == 0  # Jan 1 .. Jan 22 capped at 35 by Mar 3
     # Never clear since the first charge: clear (nothing owed) on Dec 31, before the ledger began, 9 weeks back.
     assert a["weeks_since_clear"] == 9 and a["days_since_contact"] == 21
 
     b = snapshot(snaps, "B", "2024-03-03")
-    # Jan: paid day 4. Feb: £200 + £100 within the window (partial), lateness 13 (half = £216.665 reached Feb 14).
-    assert b["partial_periods_26w"] == 1 and b["missed_periods_26w"] == 0
+    # Monthly windows open 10 days before the 1st. Jan: paid day 4. Feb: £200 + £100 + £133.33 by Feb 15, all in
+    # its window (Jan 22 .. Feb 19): paid in full; lateness 13 (half = £216.665 reached Feb 14).
+    assert b["partial_periods_26w"] == 0 and b["missed_periods_26w"] == 0
     assert b["lateness_mean_26w"] == pytest.approx((4 + 13) / 2)
     assert b["benefit_share_26w"] == pytest.approx(20_000 / 86_666)
     assert b["rent_periods_per_year"] == 12 and b["on_housing_benefit"] == 1
     b = snapshot(snaps, "B", "2024-05-19")
-    # Mar charge: paid on day 14 (missed, lateness 14); Apr charge: paid the day before (missed, lateness 30).
-    assert b["missed_periods_26w"] == 2
+    # Mar charge: paid on day 14 (in its window, lateness 14); Apr charge: paid the day before (on time: 0);
+    # May: paid on the day (0). Lateness over Jan .. May: (4 + 13 + 14 + 0 + 0) / 5.
+    assert b["missed_periods_26w"] == 0 and b["partial_periods_26w"] == 0
+    assert b["lateness_mean_26w"] == pytest.approx(31 / 5)
     assert b["days_since_rent_change"] == (pd.Timestamp("2024-05-19") - pd.Timestamp("2024-04-01")).days
 
     c = snapshot(snaps, "C", "2024-03-10")

@@ -145,3 +145,70 @@ def test_every_feature_has_words() -> None:
             assert text and not re.search(r"\bnan\b", text.lower()), (name, value, text)
     assert reason_text("days_since_last_payment", 23, 0.4) == "no payment for 23 days (raises risk)"
     assert reason_text("balance", -50, -0.2) == "£50 in credit (lowers risk)"
+
+
+# -- the definitions' known faults (issue 11): each of these failed before its fix ---------------------------------
+
+def _tx_with_reference(rows: list[tuple[str, str, str, int, str]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["tenancy_id", "posted_date", "type", "amount_pence", "reference"])
+    frame["posted_date"] = pd.to_datetime(frame["posted_date"])
+    return frame
+
+
+def test_a_standing_order_a_week_before_the_rent_day_pays_on_time() -> None:
+    """Monthly rent on the 1st, paid every 24th of the month before: never a missed period, never late."""
+    monthly = TENANCIES.iloc[:1].assign(rent_amount_pence=43_333, rent_frequency="monthly")
+    rows = [("T1", "2023-12-24", "payment", -43_333)]  # January's rent, paid before the tenancy's first charge
+    for month in pd.date_range("2024-01-01", "2024-06-01", freq="MS"):
+        rows += [("T1", str(month.date()), "charge", 43_333),
+                 ("T1", str((month + pd.Timedelta(days=23)).date()), "payment", -43_333)]
+    snaps = build_snapshots(monthly, tx(rows), LONG_AS_OF).set_index("event_timestamp")
+    last = snaps.iloc[-1]
+    assert last["missed_periods_26w"] == 0 and last["partial_periods_26w"] == 0
+    assert last["lateness_mean_26w"] == 0
+
+
+def test_a_monthly_benefit_credit_pays_the_weekly_rents_it_is_for() -> None:
+    """Weekly rent of £100 on Mondays, Universal Credit of £434 on the 10th of each month: no period missed."""
+    rows = [("T1", str(day.date()), "charge", 10_000) for day in pd.date_range("2024-01-01", "2024-06-24", freq="7D")]
+    rows += [("T1", str(day.date()), "benefit", -43_400) for day in pd.date_range("2023-12-01", "2024-06-10",
+                                                                                    freq="MS") + pd.Timedelta(days=9)]
+    snaps = build_snapshots(TENANCIES.iloc[:1], tx(rows), LONG_AS_OF).set_index("event_timestamp")
+    last = snaps.iloc[-1]
+    assert last["missed_periods_26w"] == 0
+    assert last["lateness_mean_26w"] <= 14  # paid ahead for most weeks, up to a month late for a few
+
+
+def test_an_opening_balance_is_not_a_change_in_arrears() -> None:
+    """A history starting with £500 of arrears carried in, then rent paid in full: no balance change."""
+    rows = [("T1", "2024-01-01", "adjustment", 50_000, "Opening balance")]
+    rows += [(t, d, kind, amount, "") for t, d, kind, amount in weekly_rent_and_payments("T1", 10_000, 13,
+                                                                                         set(range(13)))]
+    snaps = build_snapshots(TENANCIES.iloc[:1], _tx_with_reference(rows), AS_OF).set_index("event_timestamp")
+    first = snaps.iloc[1]  # two weeks in: the 4-week window reaches back before the history
+    assert first["balance"] == pytest.approx(500.0)
+    assert first["balance_change_4w"] == 0 and first["balance_change_13w"] == 0 and first["settled_change_4w"] == 0
+
+
+def test_a_returned_direct_debit_is_not_a_payment() -> None:
+    """Rent paid by direct debit, then the debit returned three days later: nothing was paid that month."""
+    rows = [(t, d, kind, amount, "Direct debit") for t, d, kind, amount in weekly_rent_and_payments(
+        "T1", 10_000, 13, set(range(13)))]
+    returned = {"2024-02-14", "2024-02-21", "2024-02-28"}
+    rows += [("T1", str((pd.Timestamp(d) + pd.Timedelta(days=3)).date()), "adjustment", 10_000,
+              "Returned direct debit") for d in returned]
+    snaps = build_snapshots(TENANCIES.iloc[:1], _tx_with_reference(rows), AS_OF).set_index("event_timestamp")
+    row = snaps.loc[pd.Timestamp("2024-03-03", tz="UTC")]
+    assert row["payments_4w"] == 1 and row["paid_to_charged_4w"] == pytest.approx(0.25)
+    # Each return is netted in the window it is posted in: by the end of March, the three periods it emptied.
+    assert snaps.loc[pd.Timestamp("2024-03-31", tz="UTC"), "missed_periods_26w"] == 3
+
+
+def test_a_later_rent_rise_does_not_move_an_earlier_label() -> None:
+    """The arrears threshold is judged against the rent in force at as_of, not the register's newer rent."""
+    rows = weekly_rent_and_payments("T1", 10_000, 26, set(range(26)) - {9, 10, 11, 12})
+    before = arrears_growth_labels(TENANCIES.iloc[:1], tx(rows), LONG_AS_OF, RiskLabelSpec(horizon_weeks=8))
+    risen = TENANCIES.iloc[:1].assign(rent_amount_pence=40_000)  # the register's rent after a later rise
+    after = arrears_growth_labels(risen, tx(rows), LONG_AS_OF, RiskLabelSpec(horizon_weeks=8))
+    pd.testing.assert_frame_equal(before, after)
+    assert before["label"].sum() > 0
