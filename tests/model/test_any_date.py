@@ -119,3 +119,26 @@ def test_a_quiet_day_does_not_move_a_score(home) -> None:
     assert moved.quantile(0.95) <= 0.02 and moved.max() <= 0.1
     assert np.isfinite(moved).all()
 
+
+
+def test_six_months_of_history_trains_the_risk_model_and_says_why_not_the_payment_model(tmp_path) -> None:
+    """A landlord with half a year of history and their own outcomes: the risk model trains; the payment-date
+    model, which needs longer, is not trained, says why, and the command still succeeds."""
+    from features.feeds.ingest import ingest_delivery
+    from features.ledger import open_ledger
+    from features.store.refresh import refresh
+    from simulator import simulate_portfolio, write_portfolio
+
+    with isolated_home(tmp_path / "home"):
+        settings = get_settings()
+        write_portfolio(simulate_portfolio(n_tenancies=600, years=0.5, seed=9), tmp_path / "feeds")
+        with open_ledger(settings.ledger) as ledger:
+            ingest_delivery(ledger, tmp_path / "feeds", tmp_path / "quarantine")
+        refresh(settings)
+        outcomes = _sunday_outcomes(settings)
+        outcomes.to_csv(tmp_path / "outcomes.csv", index=False)
+        result = invoke("train", "--outcomes", str(tmp_path / "outcomes.csv"))
+        said = words(result)
+        assert result.exit_code == 0, said
+        assert "arrears_risk version 1 (challenger)" in said
+        assert "payment_date not trained" in said and "history" in said
