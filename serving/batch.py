@@ -24,7 +24,7 @@ from serving.explain import raw_scores, score_cases
 from serving.runs import NoRun, RunStore, open_runs
 from serving.settings import ServingSettings
 from training import registry
-from training.payment_date import predict_quantiles
+from training.payment_date import Interval, predict_quantiles
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ def explain_listable(frame: pd.DataFrame, live: pd.DataFrame, risk: registry.Cha
     for column in ("payment_p10", "payment_p50", "payment_p90"):
         frame[column] = np.nan
     if payment is not None and len(features):
-        quantiles = predict_quantiles(payment.booster, features).replace(np.inf, np.nan)
+        interval = Interval.from_tags(payment.ref.tags)
+        quantiles = predict_quantiles(payment.booster, features, interval).replace(np.inf, np.nan)
         days = quantiles[["p10", "p50", "p90"]].set_axis(["payment_p10", "payment_p50", "payment_p90"], axis=1)
         frame.loc[listable, days.columns] = days.set_index(features["tenancy_id"]).loc[
             frame.loc[listable, "tenancy_id"]].to_numpy()

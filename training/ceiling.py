@@ -102,7 +102,7 @@ def payment_ceiling(truth: Truth, split, test: pd.DataFrame, names: list[str], l
     train, valid, held = (truth.join(part) for part in (split.train, split.valid, test))
     booster = pdm.fit(train, valid, oracle_names, lgb_params)
     held = held.drop(columns=[c for c in ("p10", "p50", "p90", "p_within_horizon") if c in held])
-    held = held.join(pdm.predict_quantiles(booster, held))
+    held = held.join(pdm.predict_quantiles(booster, held, pdm.calibrate_interval(booster, valid, horizon)))
     oracle = pdm.payment_metrics(held, horizon)
     return {"ceiling_mae_days": oracle["mae_days"], "ceiling_p10_p90_coverage": oracle["p10_p90_coverage"]}
 

@@ -250,8 +250,9 @@ def train_payment_model(settings: TrainingSettings, params: dict | None = None,
     names = data.names
     split = time_split(data.frame, embargo_weeks=int(np.ceil(spec.horizon_days / 7)))
     booster = pdm.fit(split.train, split.valid, names, params["lightgbm"])
+    interval = pdm.calibrate_interval(booster, split.valid, spec.horizon_days)
     paid = qualifying_payment_days(part.tenancies, part.transactions, spec)
-    test = split.test.copy().join(pdm.predict_quantiles(booster, split.test))
+    test = split.test.copy().join(pdm.predict_quantiles(booster, split.test, interval))
     test["naive_days"] = pdm.naive_baseline(paid, test)
     metrics = pdm.payment_metrics(test, spec.horizon_days)
     coverage, notes = coverage_record(data.coverage)
@@ -268,7 +269,8 @@ def train_payment_model(settings: TrainingSettings, params: dict | None = None,
                 "bin_edges": ",".join(map(str, pdm.BIN_EDGES)),
                 **{f"cash_{k}": v for k, v in params["cash"].items()},
                 **_split_params(split, params["lightgbm"], params["label"])},
-        metrics=metrics, tags={}, version_tags={"feature_service": params["feature_service"]},
+        metrics=metrics, tags=interval.tags(), version_tags={"feature_service": params["feature_service"],
+                                                             **interval.tags()},
         evidence_in=lambda folder: evidence.payment_evidence(folder, booster, split, test, names, metrics,
                                                              backtest, params))
     return TrainingResult(registered.run_id, registered.version, metrics, names, test, notes, backtest=backtest)
