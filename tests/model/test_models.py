@@ -243,22 +243,21 @@ def test_promotion_refuses_a_worse_challenger_and_names_the_gate(trained) -> Non
 # -- bring your own outcomes ---------------------------------------------------------------------------------------
 
 def test_monthly_portfolio_without_events_or_monitoring_columns_trains_on_its_own_outcomes(home, tmp_path):
-    """A letting agent's export: monthly rents only, no events feed, no monitoring-only columns; outcomes supplied
-    at many dates. It trains through the same FeatureService with no code change (and bias is simply not judged)."""
+    """A letting agent's export (the simulator's monthly-statement shape: every rent monthly on the 1st, irregular
+    sums, no events feed) without the monitoring-only columns; outcomes supplied at many dates. It trains through
+    the same FeatureService with no code change (and bias is simply not judged)."""
     from features.feeds.contract import MONITORING_ONLY_COLUMNS
     from features.ledger import open_ledger
     from features.transforms import weekly_as_of_dates
     from training.labels import arrears_growth_labels
 
-    sim = simulate_portfolio(n_tenancies=1500, years=2.0, seed=8, end_date=END.date())
-    monthly = sim.tenancies[sim.tenancies["rent_frequency"] == "monthly"]
-    assert len(monthly) > 300
+    sim = simulate_portfolio(n_tenancies=1000, years=2.0, seed=8, end_date=END.date(), shape="monthly_statement")
+    assert sim.events.empty and (sim.tenancies["rent_frequency"] == "monthly").all()
     feeds = tmp_path / "agent"
     feeds.mkdir()
-    monthly.drop(columns=[c for c in MONITORING_ONLY_COLUMNS if c in monthly]).to_csv(feeds / "tenancies.csv",
-                                                                                   index=False)
-    sim.transactions[sim.transactions["tenancy_id"].isin(set(monthly["tenancy_id"]))].to_csv(
-        feeds / "transactions.csv", index=False)
+    sim.tenancies.drop(columns=[c for c in MONITORING_ONLY_COLUMNS if c in sim.tenancies]).to_csv(
+        feeds / "tenancies.csv", index=False)
+    sim.transactions.to_csv(feeds / "transactions.csv", index=False)
     ok("ingest", str(feeds))
     ok("features")
     settings = get_settings()
