@@ -34,6 +34,8 @@ Definitions, as of a date D (money in pounds = pence / 100; "day numbers" are da
   last 26 weeks; NaN when there are none.
 * rent changes: a rent charge whose amount differs from the tenancy's previous rent charge.
 * events: counts of each event type dated on or before D.
+* benefit flags: the benefit type of the latest-delivered version of the register in force on D (its
+  `valid_from` on or before D, or none), else the register's.
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ def rent_charge_outcomes(transactions: pd.DataFrame, frequency: pd.Series) -> pd
 
 def naive_snapshots(
     tenancies: pd.DataFrame, transactions: pd.DataFrame, as_of, events: pd.DataFrame | None = None,
+    versions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per-tenancy snapshots at each as_of date at which the tenancy is live, the plain way (see the module doc)."""
     as_of = pd.DatetimeIndex(as_of)
@@ -170,6 +173,15 @@ def naive_snapshots(
     rent_cache: dict[pd.Timestamp, pd.Series] = {}
 
     opening = adjustments_marked(ledger, OPENING)
+
+    def benefit_on(day: pd.Timestamp) -> pd.Series:
+        """The benefit type of the latest-delivered register version in force on `day`, else the register's."""
+        if versions is None or versions.empty:
+            return benefit
+        valid = pd.to_datetime(versions["valid_from"]) if "valid_from" in versions else pd.Series(pd.NaT)
+        in_force = versions[valid.isna() | (valid <= day)].sort_values("delivery_seq", kind="stable")
+        chosen = in_force.groupby("tenancy_id")["benefit_type"].last()
+        return pd.Series([chosen.get(t, benefit.get(t)) for t in ids], index=ids, dtype=object)
 
     def balance_on(day: pd.Timestamp, moved: bool = False) -> pd.Series:
         """The balance on `day`; `moved`: without the opening balance carried in."""
@@ -287,8 +299,9 @@ def naive_snapshots(
         # -- tenancy
         f["weekly_rent"] = rent_on(day) / 100
         f["rent_periods_per_year"] = register["rent_frequency"].map(PERIODS_PER_YEAR).astype(float)
-        f["on_housing_benefit"] = (benefit == "housing_benefit").astype(float)
-        f["on_universal_credit"] = (benefit == "universal_credit").astype(float)
+        on_day = benefit_on(day)
+        f["on_housing_benefit"] = (on_day == "housing_benefit").astype(float)
+        f["on_universal_credit"] = (on_day == "universal_credit").astype(float)
         rent_charges = posted[posted["type"] == "charge"].sort_values(["tenancy_id", "posted_date"], kind="stable")
         previous = rent_charges.groupby("tenancy_id")["amount_pence"].shift()
         changes = rent_charges[previous.notna() & (rent_charges["amount_pence"] != previous)]

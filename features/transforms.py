@@ -371,17 +371,46 @@ def _rent_changes(transactions: pd.DataFrame, order: pd.Index) -> tuple[np.ndarr
     return changed["row"].to_numpy(), changed["day"].to_numpy()
 
 
-def _tenancy_features(tenancies: pd.DataFrame, rent: np.ndarray) -> dict[str, np.ndarray]:
-    benefit = tenancies["benefit_type"] if "benefit_type" in tenancies else pd.Series(None, index=tenancies.index)
+#: What the features read of each delivered version of a tenancy (`build_snapshots(versions=...)`).
+VERSION_COLUMNS: tuple[str, ...] = ("tenancy_id", "delivery_seq", "valid_from", "benefit_type")
 
+
+def in_force(tenancies: pd.DataFrame, versions: pd.DataFrame | None, column: str, order: pd.Index,
+             as_of: pd.DatetimeIndex) -> np.ndarray:
+    """A register column as in force at each as_of (tenancy × as_of, object values): the latest-delivered version
+    whose `valid_from` is on or before the date (no `valid_from`: in force from the start). Without versions, or
+    before any version is in force, the register's (latest) value."""
+    latest = tenancies.set_index("tenancy_id")[column].reindex(order).to_numpy(dtype=object) if column in tenancies \
+        else np.full(len(order), None, dtype=object)
+    out = np.broadcast_to(latest[:, None], (len(order), len(as_of))).copy()
+    if versions is None or versions.empty or column not in versions or "delivery_seq" not in versions:
+        return out
+    v = versions[order.get_indexer(versions["tenancy_id"]) >= 0]
+    row = order.get_indexer(v["tenancy_id"])
+    valid = pd.to_datetime(v["valid_from"]) if "valid_from" in v else pd.Series(pd.NaT, index=v.index)
+    week = np.where(valid.isna(), 0, week_of(valid.to_numpy(dtype="datetime64[ns]"), as_of.values))
+    seq = v["delivery_seq"].to_numpy(dtype=np.int64)
+    winner = np.full(out.shape, -1, dtype=np.int64)
+    inside = week < len(as_of)
+    np.maximum.at(winner, (row[inside], week[inside]), seq[inside])
+    winner = np.maximum.accumulate(winner, axis=1)
+    value = pd.Series(v[column].to_numpy(dtype=object), index=pd.MultiIndex.from_arrays([row, seq]))
+    value = value[~value.index.duplicated(keep="last")]
+    has = winner >= 0
+    r, c = np.nonzero(has)
+    out[r, c] = value.reindex(pd.MultiIndex.from_arrays([r, winner[r, c]])).to_numpy(dtype=object)
+    return out
+
+
+def _tenancy_features(tenancies: pd.DataFrame, rent: np.ndarray, benefit: np.ndarray) -> dict[str, np.ndarray]:
     def per_tenancy(values) -> np.ndarray:
         return np.broadcast_to(np.asarray(values, dtype=float)[:, None], rent.shape)
 
     return {
         "weekly_rent": rent / 100.0,
         "rent_periods_per_year": per_tenancy(periods_per_year(tenancies["rent_frequency"])),
-        "on_housing_benefit": per_tenancy(benefit.eq("housing_benefit").to_numpy(dtype=float)),
-        "on_universal_credit": per_tenancy(benefit.eq("universal_credit").to_numpy(dtype=float)),
+        "on_housing_benefit": (benefit == "housing_benefit").astype(float),
+        "on_universal_credit": (benefit == "universal_credit").astype(float),
     }
 
 
@@ -425,7 +454,7 @@ def _with_look_back(as_of: pd.DatetimeIndex, transactions: pd.DataFrame) -> pd.D
 
 
 def snapshot_features(tenancies: pd.DataFrame, transactions: pd.DataFrame, events: pd.DataFrame | None,
-                      as_of: pd.DatetimeIndex) -> dict[str, np.ndarray]:
+                      as_of: pd.DatetimeIndex, versions: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
     """Every stored feature and anchor as a tenancy × as_of array (tenancies sorted by tenancy_id)."""
     order = pd.Index(tenancies["tenancy_id"].to_numpy())
     shape = (len(order), len(as_of))
@@ -438,14 +467,14 @@ def snapshot_features(tenancies: pd.DataFrame, transactions: pd.DataFrame, event
         **_payment_features(grid, _received_by_method(in_window, order, as_of, shape)),
         **_rent_period_features(in_window, order, as_of, shape, tenancies["rent_frequency"].to_numpy(dtype=object)),
         **_circumstance_features(event_counts),
-        **_tenancy_features(tenancies, rent),
+        **_tenancy_features(tenancies, rent, in_force(tenancies, versions, "benefit_type", order, as_of)),
         **_anchors(tenancies, in_window, order, as_of, grid, event_counts),
     }
 
 
 def build_snapshots(
     tenancies: pd.DataFrame, transactions: pd.DataFrame, as_of: pd.DatetimeIndex,
-    events: pd.DataFrame | None = None,
+    events: pd.DataFrame | None = None, versions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per-tenancy snapshots for each as_of date at which the tenancy is live.
 
@@ -454,6 +483,8 @@ def build_snapshots(
     transactions: ledger rows (tenancy_id, posted_date, type, amount_pence, optionally method).
     events: optional events feed rows (tenancy_id, event_date, type); without it the circumstance features are 0
     and the days since contact unknown.
+    versions: optional delivered versions of the register (VERSION_COLUMNS): the benefit flags as in force at
+    each date (`in_force`); without them, the register's.
     Returns one row per live (tenancy, as_of) with SNAPSHOT_KEYS, `patch`, FEATURE_COLUMNS and the day-number
     anchors of the recency features (ANCHOR_COLUMNS); money in pounds.
     """
@@ -464,7 +495,7 @@ def build_snapshots(
         raise ValueError("as_of must be consecutive weekly dates (the trailing windows count weeks)")
     grid_as_of = _with_look_back(as_of, transactions)
     tenancies = tenancies.sort_values("tenancy_id")
-    features = snapshot_features(tenancies, transactions, events, grid_as_of)
+    features = snapshot_features(tenancies, transactions, events, grid_as_of, versions)
     live = live_at(tenancies, grid_as_of)
     live[:, : len(grid_as_of) - len(as_of)] = False  # the look-back weeks were only for the windows
     t_idx, w_idx = np.nonzero(live)

@@ -186,6 +186,9 @@ TENANCIES = FeedSpec(
         # makes the balance ambiguous (the case is checked before anyone is chased).
         Column("reported_balance", "money", since=2),
         Column("reported_balance_date", "date", since=2),
+        # The day this version of the tenancy took effect (a move to Universal Credit, say). Features as of a date
+        # use the latest-delivered version in force on it; a version without it is in force from the start.
+        Column("valid_from", "date", since=3),
     ),
     is_required_feed=True,
     versioned=True,

@@ -19,7 +19,7 @@ import pandas as pd
 from features.db import open_database
 from features.ledger import open_ledger
 from features.settings import FeatureSettings
-from features.transforms import build_snapshots, weekly_as_of_dates
+from features.transforms import VERSION_COLUMNS, build_snapshots, weekly_as_of_dates
 
 SNAPSHOT_FILE = "tenancy_snapshots.parquet"
 LIVE_FILE = "live_tenancies.parquet"
@@ -64,17 +64,19 @@ class LedgerSlice:
     tenancies: pd.DataFrame
     transactions: pd.DataFrame
     events: pd.DataFrame
+    versions: pd.DataFrame | None = None  #: every delivered version of the tenancies (the register in force)
 
 
 def load_ledger_slice(settings: FeatureSettings, tenancy_ids: Sequence[str] | None = None,
                       read_only: bool = False) -> LedgerSlice:
     """The inputs of the snapshot build: the tenancy register, transactions and events (of some tenancies)."""
-    tables = ("tenancy_register", "transactions", "events")
+    tables = ("tenancy_register", "transactions", "events", "tenancies")
     with open_ledger(settings.ledger, read_only=read_only) as ledger:
         if tenancy_ids is None:
             parts = [ledger.read_table(t) for t in tables]
         else:
             parts = [ledger.read_for_tenancies(t, tenancy_ids) for t in tables]
+    parts[3] = parts[3][[c for c in VERSION_COLUMNS if c in parts[3]]]
     if tenancy_ids is None and parts[0].empty:
         raise FeatureStageError("The ledger has no tenancies yet: run `arrears ingest DIR` first.")
     return LedgerSlice(*parts)
@@ -90,7 +92,7 @@ def ledger_dates(settings: FeatureSettings) -> tuple[pd.Timestamp, pd.Timestamp]
 
 
 def snapshots(part: LedgerSlice, as_of: pd.DatetimeIndex) -> pd.DataFrame:
-    frame = build_snapshots(part.tenancies, part.transactions, as_of, part.events)
+    frame = build_snapshots(part.tenancies, part.transactions, as_of, part.events, part.versions)
     # Microseconds, not pandas' nanoseconds: Feast's DuckDB offline store cannot cast TIMESTAMPTZ_NS.
     frame["event_timestamp"] = frame["event_timestamp"].astype("datetime64[us, UTC]")
     return frame

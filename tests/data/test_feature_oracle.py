@@ -36,15 +36,22 @@ def ledger_frames(tmp_path_factory) -> dict[str, pd.DataFrame]:
     write_portfolio(simulate_portfolio(n_tenancies=150, years=1.0, seed=7), root / "delivery")
     with open_ledger(f"duckdb:///{root / 'ledger.duckdb'}") as ledger:
         ingest_delivery(ledger, root / "delivery", root / "quarantine")
-        return {name: ledger.read_table(name) for name in ("tenancy_register", "transactions", "events")}
+        frames = {name: ledger.read_table(name) for name in ("tenancy_register", "transactions", "events")}
+        tenancies = frames["tenancy_register"]
+    # A later delivery moves a tenth of the tenancies to Universal Credit from a date: the register in force.
+    moved = tenancies.iloc[::10].assign(delivery_seq=99, valid_from=pd.Timestamp("2024-06-01"),
+                                        benefit_type="universal_credit")
+    frames["versions"] = pd.concat([tenancies, moved])[["tenancy_id", "delivery_seq", "valid_from", "benefit_type"]]
+    return frames
 
 
 def test_build_snapshots_matches_the_naive_oracle_on_a_simulated_portfolio(ledger_frames) -> None:
     tenancies, transactions, events = (ledger_frames[n] for n in ("tenancy_register", "transactions", "events"))
     as_of = weekly_as_of_dates(transactions["posted_date"].min(), transactions["posted_date"].max())
     assert len(as_of) >= 40  # long enough for every 26-week window to fill
-    fast = build_snapshots(tenancies, transactions, as_of, events)
-    slow = naive_snapshots(tenancies, transactions, as_of, events)
+    versions = ledger_frames["versions"]
+    fast = build_snapshots(tenancies, transactions, as_of, events, versions)
+    slow = naive_snapshots(tenancies, transactions, as_of, events, versions)
     assert_same_snapshots(fast, slow)
     # Not a vacuous agreement: the portfolio exercises every kind of feature.
     for name in ("missed_periods_26w", "partial_periods_26w", "lateness_sd_26w", "cash_share_26w",

@@ -212,3 +212,20 @@ def test_a_later_rent_rise_does_not_move_an_earlier_label() -> None:
     after = arrears_growth_labels(risen, tx(rows), LONG_AS_OF, RiskLabelSpec(horizon_weeks=8))
     pd.testing.assert_frame_equal(before, after)
     assert before["label"].sum() > 0
+
+
+def test_benefit_flags_are_the_register_version_in_force_at_the_date() -> None:
+    """Housing Benefit until a move to Universal Credit dated 1 March (delivered later, as a new version): snapshots
+    before March say Housing Benefit, after it Universal Credit (the register's latest version says UC throughout)."""
+    latest = TENANCIES.iloc[:1].assign(benefit_type="universal_credit")
+    versions = pd.DataFrame({"tenancy_id": ["T1", "T1"], "delivery_seq": [1, 2],
+                             "valid_from": pd.to_datetime([None, "2024-03-01"]),
+                             "benefit_type": ["housing_benefit", "universal_credit"]})
+    ledger = tx(weekly_rent_and_payments("T1", 10_000, 13, set(range(13))))
+    snaps = build_snapshots(latest, ledger, AS_OF, versions=versions).set_index("event_timestamp")
+    before, after = snaps.loc[pd.Timestamp("2024-02-25", tz="UTC")], snaps.loc[pd.Timestamp("2024-03-03", tz="UTC")]
+    assert (before["on_housing_benefit"], before["on_universal_credit"]) == (1, 0)
+    assert (after["on_housing_benefit"], after["on_universal_credit"]) == (0, 1)
+    # Without versions (a caller with only the register), the register's latest, as before.
+    plain = build_snapshots(latest, ledger, AS_OF).set_index("event_timestamp")
+    assert (plain["on_universal_credit"] == 1).all()
