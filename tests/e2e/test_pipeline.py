@@ -35,10 +35,10 @@ def test_training_features_are_the_snapshot_as_of_each_date(pipeline) -> None:
     """Through the FeatureService, a (tenancy, as_of) row gets exactly the snapshot of that date: not a later one
     (leakage) and not an older one (staleness)."""
     from features.store.feast import historical_features, open_store, service_feature_names
-    from features.store.offline import snapshot_path
+    from features.store.offline import GRID, REQUESTED, read_offline
 
     settings = pipeline["settings"]
-    snapshots = pd.read_parquet(snapshot_path(settings))
+    snapshots = read_offline(settings, kinds=(GRID, REQUESTED))  # the weekly grid and the days training asked for
     sample = snapshots.sample(n=300, random_state=2)[["tenancy_id", "event_timestamp"]]
     store = open_store(settings)
     names = service_feature_names(store, "arrears_risk_v1")
@@ -50,10 +50,10 @@ def test_training_features_are_the_snapshot_as_of_each_date(pipeline) -> None:
 def test_train_on_bring_your_own_outcomes_at_one_date(in_pipeline_home, tmp_path) -> None:
     """Outcomes supplied by the landlord, all at one as_of date: the model trains through the same FeatureService,
     validates on held-out tenancies, and says so."""
-    from features.store.offline import snapshot_path
+    from features.store.offline import read_offline
 
     settings = in_pipeline_home["settings"]
-    snapshots = pd.read_parquet(snapshot_path(settings))
+    snapshots = read_offline(settings)  # the weekly grid: every live tenancy on each date
     as_of = sorted(snapshots["event_timestamp"].unique())[-12]
     at_date = snapshots[snapshots["event_timestamp"] == as_of]
     outcomes = pd.DataFrame({"tenancy_id": at_date["tenancy_id"],
