@@ -180,8 +180,7 @@ def _carried_in(c_row: np.ndarray, surplus: np.ndarray) -> np.ndarray:
     (a monthly benefit against weekly rent, a payment made early). Within each tenancy, carry after period k is
     max(0, carry after k-1 + surplus k): the running sum less its lowest point so far."""
     running = pd.Series(surplus).groupby(c_row).cumsum().to_numpy()
-    lowest = pd.Series(np.minimum(running, 0.0)).groupby(c_row).cummin().to_numpy()
-    after = running - np.minimum(lowest, 0.0)
+    after = running - pd.Series(np.minimum(running, 0.0)).groupby(c_row).cummin().to_numpy()
     before = np.append(0.0, after[:-1])
     return np.where(np.append(True, c_row[1:] != c_row[:-1]), 0.0, before)
 

@@ -34,10 +34,11 @@ class RunSummary:
     state_counts: dict[str, int]
 
 
-def _champions(settings: ServingSettings) -> tuple[registry.Champion, registry.Champion | None]:
-    risk = registry.load_champion(settings, registry.RISK_MODEL)
+def _champion_refs(settings: ServingSettings) -> tuple[registry.ModelRef, registry.ModelRef | None]:
+    """Which versions are champions (a registry lookup; the boosters are loaded only if a run is computed)."""
+    risk = registry.model_by_alias(settings, registry.RISK_MODEL, registry.CHAMPION)
     try:
-        payment = registry.load_champion(settings, registry.PAYMENT_MODEL)
+        payment = registry.model_by_alias(settings, registry.PAYMENT_MODEL, registry.CHAMPION)
     except registry.NoChampion:
         payment = None  # the list still works; it just says nothing about when the tenant will pay
     return risk, payment
@@ -101,17 +102,19 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
     """Compute and record a worklist run, unless the latest already reflects the same deliveries, features date,
     champions and policy (then that one is returned)."""
     policy = load_policy()
-    risk, payment = _champions(settings)
+    risk_ref, payment_ref = _champion_refs(settings)
     live = live_tenancies(settings)
     as_of = pd.Timestamp(live["event_timestamp"].max()).tz_localize(None).normalize()
     with open_ledger(settings.ledger) as ledger, open_runs(settings) as store:
-        run = {"as_of": as_of.date(), "model_version": risk.ref.version, "feature_service": risk.ref.feature_service,
-               "payment_model_version": payment.ref.version if payment else None, "policy_version": policy.version,
+        run = {"as_of": as_of.date(), "model_version": risk_ref.version, "feature_service": risk_ref.feature_service,
+               "payment_model_version": payment_ref.version if payment_ref else None, "policy_version": policy.version,
                "ledger_seq": ledger.last_delivery_seq(), "population": len(live),
                "patch_capacity": settings.patch_capacity}
         previous = _latest(store)
         if previous is not None and not force and all(str(previous[k]) == str(v) for k, v in run.items()):
             return RunSummary(previous, False, _counts(store, previous["run_id"]))
+        risk = registry.load_version(settings, risk_ref)
+        payment = registry.load_version(settings, payment_ref) if payment_ref else None
         frame = judge(ranked(live, risk), ledger, as_of, policy)
         frame = explain_listable(frame, live, risk, payment, settings.patch_capacity)
         paid = (payments_since(ledger, int(previous["ledger_seq"]), set(frame["tenancy_id"])) if previous

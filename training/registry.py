@@ -90,14 +90,18 @@ class Champion:
     calibration: Calibration
 
 
-def load_champion(settings: TrainingSettings, name: str, alias: str = CHAMPION) -> Champion:
-    """The version of `name` that has `alias` (the booster is loaded by version, so it matches `ref` even if the
-    alias moves meanwhile)."""
+def load_version(settings: TrainingSettings, ref: ModelRef) -> Champion:
+    """The model version `ref` names, loaded by version (so it matches `ref` even if an alias moves meanwhile)."""
     import mlflow
 
-    ref = model_by_alias(settings, name, alias)
-    booster = mlflow.lightgbm.load_model(f"models:/{name}/{ref.version}")
+    configure(settings)
+    booster = mlflow.lightgbm.load_model(f"models:/{ref.name}/{ref.version}")
     return Champion(booster, ref, Calibration.from_tags(ref.tags))
+
+
+def load_champion(settings: TrainingSettings, name: str, alias: str = CHAMPION) -> Champion:
+    """The version of `name` that has `alias`."""
+    return load_version(settings, model_by_alias(settings, name, alias))
 
 
 # -- the reference sample: what drift is measured against --------------------------------------------------------

@@ -47,10 +47,6 @@ class Coverage:
     computed: int  #: computed from the ledger now and added to the offline store
     missing: pd.DataFrame  #: tenancy_id, event_timestamp, reason: pairs with no features at that date
 
-    @property
-    def missing_share(self) -> float:
-        return len(self.missing) / self.requested if self.requested else 0.0
-
     def summary(self, examples: int = 3) -> str:
         """The missing pairs by reason, with a few of their dates: what a person needs to fix them."""
         if self.missing.empty:
@@ -85,9 +81,10 @@ def _outside_ledger(keys: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp)
     return reason
 
 
-def _compute(settings: FeatureSettings, wanted: pd.DataFrame) -> pd.DataFrame:
-    """Snapshots of the `wanted` pairs, each on a weekly grid ending on its own weekday, tenancies by partition."""
-    found = []
+def _compute(settings: FeatureSettings, wanted: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
+    """Snapshots of the `wanted` pairs, each on a weekly grid ending on its own weekday, tenancies by partition;
+    and which of the wanted tenancies the register holds (to say why a pair has none)."""
+    found, registered = [], set()
     weekday = wanted["event_timestamp"].dt.weekday
     for day_of_week, group in wanted.groupby(weekday):
         days = group["event_timestamp"].dt.tz_localize(None)
@@ -96,9 +93,9 @@ def _compute(settings: FeatureSettings, wanted: pd.DataFrame) -> pd.DataFrame:
         size = settings.partition_tenancies
         for chunk in tenancy_partitions(ids, -(-len(ids) // size)):
             part = load_ledger_slice(settings, chunk, read_only=True)
-            built = snapshots(part, grid)
-            found.append(built.merge(group[KEYS], on=KEYS, how="inner"))
-    return pd.concat(found, ignore_index=True) if found else wanted.iloc[:0]
+            registered |= set(part.tenancies["tenancy_id"])
+            found.append(snapshots(part, grid).merge(group[KEYS], on=KEYS, how="inner"))
+    return (pd.concat(found, ignore_index=True) if found else wanted.iloc[:0]), registered
 
 
 def _not_found_reason(missing: pd.DataFrame, register_ids: set[str]) -> pd.Series:
@@ -116,12 +113,12 @@ def exact_snapshots(settings: FeatureSettings, entity_df: pd.DataFrame) -> Cover
     todo = keys[~have.to_numpy()]
     outside = _outside_ledger(todo, first, last)
     missing = todo[outside.notna()].assign(reason=outside[outside.notna()])
-    computed = _compute(settings, todo[outside.isna()]) if outside.isna().any() else todo.iloc[:0]
+    computed, registered = _compute(settings, todo[outside.isna()]) if outside.isna().any() else (todo.iloc[:0],
+                                                                                                   set())
     not_found = todo[outside.isna()].merge(computed[KEYS], on=KEYS, how="left", indicator=True)
     not_found = not_found[not_found["_merge"] == "left_only"].drop(columns="_merge")
     if not not_found.empty:
-        register_ids = set(load_ledger_slice(settings, not_found["tenancy_id"].unique()).tenancies["tenancy_id"])
-        missing = pd.concat([missing, not_found.assign(reason=_not_found_reason(not_found, register_ids))])
+        missing = pd.concat([missing, not_found.assign(reason=_not_found_reason(not_found, registered))])
     if not computed.empty:
         append_offline(settings, computed.assign(**{KIND_COLUMN: REQUESTED}))
     return Coverage(len(keys), int(have.sum()), len(computed), missing.reset_index(drop=True))
