@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from arrears.cli import data, home, models, monitor, serving
+from arrears.cli import data, home, models, monitor, schedule, serving
 
 app = typer.Typer(
     help="Arrears risk-scoring and prioritisation: feeds → ledger → Feast features → MLflow models → a BentoML "
@@ -24,6 +24,7 @@ for verb in (data.simulate, data.ingest, models.train, models.promote, serving.f
     app.command()(verb)
 app.add_typer(data.features_app, name="features")
 app.add_typer(monitor.monitor_app, name="monitor")
+app.add_typer(schedule.schedule_app, name="schedule")
 
 
 def main() -> None:  # pragma: no cover - console entry point
