@@ -1,13 +1,183 @@
-"""Monitoring jobs: read what training and the feature stage wrote, write reports under `reports_dir`."""
+"""Monitoring jobs: read what training, the feature stage and the worklist runs wrote; write reports under
+`reports_dir/monitoring/<job>/<date>/`; say which alert thresholds the results breach.
+
+Each job returns a `JobResult`: its outputs (paths and headline figures, recorded with the job run) and its
+breaches (recorded as alerts by the scheduler in `arrears.schedule`). Thresholds come from the schedule's config
+(`Thresholds`); a job never decides what a person is told, only what it found.
+"""
 
 from __future__ import annotations
 
-from monitoring.datasets import champion_drift_inputs
-from monitoring.drift import DriftResult, drift_report
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
 from serving.settings import ServingSettings
+
+if TYPE_CHECKING:
+    from monitoring.drift import DriftResult
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a finding becomes an alert (the schedule file's `alerts:` section; docs/monitoring.md explains each)."""
+
+    drift_share: float = 0.3  #: share of the model's features drifted, like with like
+    score_psi: float = 0.2  #: PSI of the risk score, like with like
+    bias_flags: int = 1  #: flagged group findings (each clears its own confidence bound)
+    auc_drop: float = 0.05  #: matured AUC below the version's training-time test AUC by more than this
+    precision_drop: float = 0.10  #: matured precision at top-k below what the calibrated probabilities expected
+
+
+@dataclass(frozen=True)
+class Breach:
+    kind: str
+    message: str
+    value: float | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    outputs: dict
+    breaches: list[Breach] = field(default_factory=list)
+
+
+def report_dir(settings: ServingSettings, job: str, day: pd.Timestamp) -> Path:
+    return settings.reports_dir / "monitoring" / job / str(pd.Timestamp(day).date())
+
+
+def workspace_dir(settings: ServingSettings) -> Path:
+    """The Evidently workspace that keeps every report's history (`evidently ui --workspace <this>`)."""
+    return settings.home / "evidently"
 
 
 def feature_drift(settings: ServingSettings) -> DriftResult:
     """Drift of the champion's features: its training reference versus the current snapshot being served."""
+    from monitoring.datasets import champion_drift_inputs
+    from monitoring.drift import drift_report
+
     inputs = champion_drift_inputs(settings)
     return drift_report(inputs.reference, inputs.current, inputs.columns, settings.reports_dir, name="feature_drift")
+
+
+def drift_job(settings: ServingSettings, thresholds: Thresholds) -> JobResult:
+    """Weekly drift, like with like: features and the risk score on the served date versus the same weekday
+    4-7 weeks earlier (`monitoring.datasets.like_with_like_inputs`)."""
+    from monitoring.datasets import like_with_like_inputs
+    from monitoring.drift import drift_report
+
+    inputs = like_with_like_inputs(settings)
+    out = report_dir(settings, "drift", inputs.current_date)
+    result = drift_report(inputs.reference, inputs.current, inputs.columns, out, name="drift",
+                          score_column="risk_score", workspace=workspace_dir(settings),
+                          timestamp=inputs.current_date)
+    psi = result.score.score if result.score else float("nan")
+    outputs = {"html": str(result.html), "summary": str(result.summary), "as_of": str(inputs.current_date.date()),
+               "reference_dates": [str(d.date()) for d in inputs.reference_dates],
+               "model_version": inputs.model_version, "drifted_share": result.drifted_share,
+               "drifted_columns": result.drifted_columns, "score_psi": psi,
+               "current_rows": len(inputs.current), "reference_rows": len(inputs.reference)}
+    breaches = []
+    if result.drifted_share > thresholds.drift_share:
+        named = ", ".join(result.drifted_columns[:6]) + ("…" if len(result.drifted_columns) > 6 else "")
+        breaches.append(Breach(
+            "feature_drift", f"{result.drifted_share:.0%} of the model's features drifted against the same weekday "
+            f"4-7 weeks earlier ({named})", result.drifted_share, thresholds.drift_share))
+    if psi > thresholds.score_psi:
+        breaches.append(Breach("score_drift", f"risk score PSI {psi:.3f} against the same weekday 4-7 weeks earlier",
+                               psi, thresholds.score_psi))
+    return JobResult(outputs, breaches)
+
+
+def _latest_matured_run(settings: ServingSettings, store, ledger) -> tuple[dict, pd.DataFrame, pd.DataFrame] | None:
+    """The newest recorded run whose outcomes have matured: (run, its rows, its labels), or None."""
+    from monitoring.outcomes import matured_risk_labels, risk_label_spec, risk_matured
+
+    spec = risk_label_spec()
+    for run in reversed(store.runs().to_dict("records")):
+        if risk_matured(pd.Timestamp(run["as_of"]).date(), ledger.end, spec):
+            rows = store.rows(run["run_id"])
+            labels = matured_risk_labels(settings, pd.Timestamp(run["as_of"]).date(), rows["tenancy_id"], ledger=ledger)
+            return run, rows, labels
+    return None
+
+
+def bias_job(settings: ServingSettings, thresholds: Thresholds) -> JobResult:
+    """Weekly bias on what is served (`monitoring.bias`): the latest run's shares of the ready list and of the
+    top-capacity cases per group; on the newest run whose outcomes have matured, need, recall, precision and
+    calibration per group, with flags only where the confidence bound clears its threshold."""
+    from monitoring.bias import ATTRIBUTES, served_bias, write_bias_report
+    from monitoring.datasets import register_attributes
+    from monitoring.outcomes import read_outcome_ledger
+    from serving.runs import open_runs
+
+    with open_runs(settings) as store:
+        latest = store.latest()
+        rows = store.rows(latest["run_id"])
+        matured = _latest_matured_run(settings, store, read_outcome_ledger(settings))
+    capacity = int(latest["patch_capacity"])
+    out = report_dir(settings, "bias", pd.Timestamp(latest["as_of"]))
+    served = served_bias(rows, register_attributes(settings, rows["tenancy_id"], ATTRIBUTES), capacity)
+    json_path, html_path = write_bias_report(served, out, name="bias_served")
+    outputs = {"as_of": str(latest["as_of"]), "run_id": latest["run_id"], "served_html": str(html_path),
+               "served_json": str(json_path), "matured_run": None, "flags": []}
+    if matured is None:
+        outputs["note"] = "no recorded run has matured outcomes yet: need, recall and calibration wait for them"
+        return JobResult(outputs)
+    run, m_rows, labels = matured
+    report = served_bias(m_rows, register_attributes(settings, m_rows["tenancy_id"], ATTRIBUTES),
+                         int(run["patch_capacity"]), need=labels.rename(columns={"label": "grew"}), labels=labels)
+    json_path, html_path = write_bias_report(report, out, name="bias_matured")
+    flags = [f.message for f in report.flags]
+    outputs |= {"matured_run": run["run_id"], "matured_as_of": str(run["as_of"]), "matured_html": str(html_path),
+                "matured_json": str(json_path), "flags": flags,
+                "flagged_groups": [f"{f.attribute}={f.group}" for f in report.flags]}
+    breaches = [Breach("bias", f"{len(flags)} group finding(s) on the run of {run['as_of']}: " + "; ".join(flags),
+                       float(len(flags)), thresholds.bias_flags)] if len(flags) >= thresholds.bias_flags else []
+    return JobResult(outputs, breaches)
+
+
+def _performance_breaches(last: pd.Series, thresholds: Thresholds) -> list[Breach]:
+    """The newest matured run against the version's training-time test AUC and against its own expectation."""
+    breaches = []
+    drop = float(last["training_auc"]) - float(last["auc"])
+    if drop > thresholds.auc_drop:
+        breaches.append(Breach("performance_drop", f"the run of {last['as_of']:%Y-%m-%d} (model version "
+                               f"{last['model_version']}) reached AUC {last['auc']:.3f} on its matured outcomes, "
+                               f"{drop:.3f} below its training-time test AUC {last['training_auc']:.3f}",
+                               drop, thresholds.auc_drop))
+    short = float(last["estimated_precision_at_top_k"]) - float(last["precision_at_top_k"])
+    if short > thresholds.precision_drop:
+        breaches.append(Breach("precision_shortfall", f"the run of {last['as_of']:%Y-%m-%d}: precision at the top "
+                               f"{int(last['list_size'])} cases was {last['precision_at_top_k']:.3f} against "
+                               f"{last['estimated_precision_at_top_k']:.3f} its calibrated probabilities expected",
+                               short, thresholds.precision_drop))
+    return breaches
+
+
+def performance_job(settings: ServingSettings, thresholds: Thresholds) -> JobResult:
+    """Weekly performance of every recorded run (`monitoring.performance`): measured on matured outcomes against
+    the balance baseline on the same rows, estimated from the calibrated probabilities before; alerts on the
+    newest matured run."""
+    from monitoring.performance import performance_history, write_performance_report
+
+    history = performance_history(settings)
+    if history.empty:
+        return JobResult({"note": "no worklist run recorded yet"})
+    out = report_dir(settings, "performance", history["as_of"].max())
+    html_path, json_path = write_performance_report(history, out)
+    matured = history[history["matured"].fillna(False).astype(bool)]
+    outputs = {"html": str(html_path), "json": str(json_path), "runs": len(history), "matured_runs": len(matured),
+               "latest_as_of": str(history["as_of"].max().date()),
+               "latest_estimated_precision_at_top_k": history["estimated_precision_at_top_k"].iloc[-1]}
+    if matured.empty:
+        return JobResult(outputs | {"note": "no run has matured outcomes yet: the figures are estimates"})
+    last = matured.iloc[-1]
+    outputs |= {f"matured_{k}": (float(last[k]) if pd.notna(last[k]) else None)
+                for k in ("auc", "auc_balance_baseline", "precision_at_top_k", "precision_at_top_k_balance_baseline",
+                          "estimated_precision_at_top_k", "calibration_error", "training_auc", "p10_p90_coverage")}
+    outputs["matured_as_of"] = str(last["as_of"].date())
+    return JobResult(outputs, _performance_breaches(last, thresholds))

@@ -106,3 +106,30 @@ class ChangesResponse(BaseModel):
     state_changes: list[StateChange]
     score_moves: list[ScoreMove] = Field(description="Risk scores that moved by at least the configured amount")
     payments: list[Payment] = Field(description="Receipts that arrived between the two runs")
+
+
+class JobRun(BaseModel):
+    run_id: str = Field(description="The job run's id")
+    job: str = Field(description="refresh, drift, bias, performance, retrain, or a job the schedule file adds")
+    status: str = Field(description="running, succeeded or failed")
+    started_by: str = Field(description="schedule (the scheduler, for its slot) or manual (`arrears schedule run`)")
+    started_at: str = Field(description="UTC")
+    finished_at: str | None = Field(description="UTC; null while running")
+    outputs: dict = Field(description="What the run wrote and found (report paths, headline figures)")
+    error: str | None = Field(description="Why it failed (first line of the error)")
+
+
+class Alert(BaseModel):
+    raised_at: str = Field(description="UTC")
+    job: str = Field(description="The job whose run raised it")
+    kind: str = Field(description="feature_drift, score_drift, bias, performance_drop, promotion_refused, "
+                      "job_failed, job_overdue… (docs/monitoring.md says what each means and what to do)")
+    severity: str = Field(description="warning or error")
+    message: str = Field(description="What was found, in words")
+    value: float | None = Field(description="The figure that breached")
+    threshold: float | None = Field(description="The threshold it breached")
+
+
+class MonitoringStatus(BaseModel):
+    latest_runs: list[JobRun] = Field(description="Each job's latest run")
+    alerts: list[Alert] = Field(description="Alerts raised in the last `days` days, newest first")

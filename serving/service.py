@@ -12,7 +12,7 @@ from typing import Literal
 import bentoml
 import bentoml.exceptions
 
-from serving.schemas import ChangesResponse, ScoreResponse, WorklistResponse
+from serving.schemas import ChangesResponse, MonitoringStatus, ScoreResponse, WorklistResponse
 
 ReadinessState = Literal["ready", "hold", "review", "disputed", "recent_payment", "payment_plan", "ambiguous_balance",
                          "blocked"]
@@ -43,6 +43,14 @@ class ArrearsWorklist:
         """What changed since the previous worklist run: cases that entered or left the ready list, readiness state
         changes, big score moves, and the payments that arrived in between."""
         return self._from_runs(lambda: self.worklister.changes(patch))
+
+    @bentoml.api
+    def monitoring_status(self, days: int = 30) -> MonitoringStatus:
+        """The scheduled jobs' latest runs (status, outputs, error) and the alerts of the last `days` days, as
+        `arrears monitor status --json` shows them."""
+        from serving.job_runs import monitoring_status
+
+        return monitoring_status(self.worklister.settings, days)
 
     @staticmethod
     def _from_runs(answer):

@@ -1,0 +1,78 @@
+"""The scheduled jobs, by name: what `arrears schedule` runs and `arrears schedule run NAME` runs once.
+
+Each takes the settings and the schedule (its alert thresholds) and returns a `monitoring.jobs.JobResult`: outputs
+recorded with the run, and the breaches that become alerts. `refresh` and `retrain` wire stages of other packages
+together (which is why they live here, in the composition root); the monitoring jobs live in `monitoring.jobs`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from monitoring import jobs as monitoring_jobs
+from monitoring.jobs import Breach, JobResult
+from serving.settings import ServingSettings
+
+if TYPE_CHECKING:
+    from arrears.schedule import Schedule
+
+
+def refresh(settings: ServingSettings, schedule: Schedule) -> JobResult:
+    """Nightly: bring features up to date with the ledger, then record a worklist run (the prediction log that
+    monitoring judges later). Before any champion exists there is nothing to record, which is not a failure."""
+    from features.store.refresh import refresh as refresh_features
+    from serving.batch import record_run
+    from training.registry import NoChampion
+
+    features = refresh_features(settings)
+    outputs = {"features": features.mode, "tenancies": features.tenancies, "detail": features.detail}
+    try:
+        summary = record_run(settings)
+    except NoChampion as exc:
+        return JobResult(outputs | {"worklist_run": None, "note": str(exc)})
+    return JobResult(outputs | {"worklist_run": summary.run["run_id"], "as_of": str(summary.run["as_of"]),
+                                "recorded": summary.recorded, "states": summary.state_counts})
+
+
+def drift(settings: ServingSettings, schedule: Schedule) -> JobResult:
+    return monitoring_jobs.drift_job(settings, schedule.thresholds)
+
+
+def bias(settings: ServingSettings, schedule: Schedule) -> JobResult:
+    return monitoring_jobs.bias_job(settings, schedule.thresholds)
+
+
+def performance(settings: ServingSettings, schedule: Schedule) -> JobResult:
+    return monitoring_jobs.performance_job(settings, schedule.thresholds)
+
+
+def retrain(settings: ServingSettings, schedule: Schedule) -> JobResult:
+    """Monthly: train challengers on the latest data and promote each only through its gates. A refused
+    promotion is an alert for a data scientist to read (the gates name why), not a failed job; a payment-date
+    model that cannot be trained leaves the risk model's retraining standing."""
+    from serving.batch import record_run
+    from training.dataset import MissingFeatures
+    from training.promotion import GATES, promote
+    from training.train import train_payment_model, train_risk_model
+
+    outputs, breaches = {}, []
+    risk = train_risk_model(settings)
+    outputs["arrears_risk"] = {"version": risk.version, "auc": risk.metrics.get("auc")}
+    try:
+        payment = train_payment_model(settings)
+        outputs["payment_date"] = {"version": payment.version, "p50_mae_days": payment.metrics.get("p50_mae_days")}
+    except (MissingFeatures, ValueError) as exc:
+        outputs["payment_date"] = {"not_trained": str(exc)}
+    promoted = False
+    for model in GATES:
+        if "version" not in outputs[model]:  # not trained this time: its champion stays as it is
+            continue
+        decision = promote(settings, model)
+        outputs.setdefault(model, {})["promoted"] = decision.promoted
+        promoted |= decision.promoted
+        if not decision.promoted:
+            breaches.append(Breach("promotion_refused", f"{model} version {decision.version} was not promoted: "
+                                   + "; ".join(decision.failed_gates)))
+    if promoted:
+        outputs["worklist_run"] = record_run(settings).run["run_id"]
+    return JobResult(outputs, breaches)
