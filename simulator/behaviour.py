@@ -55,8 +55,14 @@ dispute topic or outcome, the benefit claimed, ...). Transaction ``method`` uses
 for receipts (``benefit_direct`` for money from benefit) and is empty otherwise; ``reference`` comes from
 `REFERENCES`; ``allocation`` is set for receipts only (``rent``, ``unallocated`` or ``deposit``).
 
+Changes injected from a date (`simulator.changes`) reach the engine as `ChangeEffects` (None without any, and then
+nothing here differs): benefit to the landlord held up for some days (queued, then posted on the day it arrives),
+a rent rise (the rent in force rises; tenants' own payments stay meant for the rent without it) and an extra chance
+of missing a payment (on the same draw as the usual one). An economic shock is already in the arrays, as extra
+shock episodes.
+
 The engine never reads monitoring-only attributes: it receives only the arrays drawn by
-`simulator.population.draw_population` (`TenancyArrays`).
+`simulator.population.draw_population` (`TenancyArrays`), and, with changes, which tenancies each one reaches.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ import numpy as np
 
 from features.feeds.contract import ALLOCATIONS, EVENT_TYPES, TRANSACTION_TYPES
 from simulator.calendar import KIND_MONTHLY, KIND_P28, KIND_PERIOD, Calendar, DayGrid, days_to_next_monthly
+from simulator.changes import ChangeEffects
 from simulator.population import (
     B_HB,
     B_UC,
@@ -323,6 +330,10 @@ class AccountState:
     shock_slot: np.ndarray  #: slot of the current shock episode
     rent_now: np.ndarray | None = None  #: rent per period in the rent year in force
     weekly_rent_now: np.ndarray | None = None  #: the same per week (float pence)
+    #: The rent (per period, per week) tenants' own payments are meant for: the rent in force, but for a rent rise
+    #: injected as a change (`simulator.changes`), which tenants' incomes do not follow.
+    tenant_rent_now: np.ndarray | None = None
+    tenant_weekly_rent_now: np.ndarray | None = None
     in_shock: np.ndarray | None = None  #: today, in a shock episode
     benefit_suspended: np.ndarray | None = None  #: today, in a benefit shock: no benefit to the landlord
 
@@ -385,11 +396,13 @@ class _Block:
     #: day -> the monthly-rent tenancies starting that day between two rent days (charged the part month then)
     part_month_starts: dict[int, np.ndarray]
     habits: PaymentHabits | None  #: the monthly-statement shape's payment habits (None: sums as meant)
+    changes: ChangeEffects | None = None  #: changes injected from a date (`simulator.changes`; None: none)
 
     @classmethod
     def prepare(
         cls, tenancies: TenancyArrays, grid: DayGrid, window_start_day: int, last_day: int,
         rent_change_days: dict[str, np.ndarray], rng: np.random.Generator, habits: PaymentHabits | None = None,
+        changes: ChangeEffects | None = None,
     ) -> _Block:
         """Calendars, rent years by day and the per-tenancy facts derived once for the block."""
         n = len(tenancies.start)
@@ -413,6 +426,7 @@ class _Block:
             statement_runs=_statement_runs(grid, last_day, int(tenancies.patch.max(initial=0)) + 1),
             part_month_starts=_part_month_starts(tenancies, grid, last_day),
             habits=habits,
+            changes=changes,
         )
 
 
@@ -450,6 +464,8 @@ class _Ledger:
     reversals: defaultdict[int, list]  #: day -> [(tenancies, amount, reference)]
     #: day -> [(tenancies, event type)]: crisis treatment ending, breathing spaces no longer in force
     breathing_space_ends: defaultdict[int, list]
+    #: day -> [(tenancies, amount, reference)]: benefit to the landlord arriving late (a benefit_delay change)
+    delayed_benefits: defaultdict[int, list]
 
     @classmethod
     def empty(cls, window_start_day: int) -> _Ledger:
@@ -461,7 +477,7 @@ class _Ledger:
             events=_Records(tuple(EVENT_COLUMNS), 0),
             circumstances={name: _Records(tuple(columns), 0) for name, columns in CIRCUMSTANCE_COLUMNS.items()},
             tenant_payments=defaultdict(list), one_offs=defaultdict(list), reversals=defaultdict(list),
-            breathing_space_ends=defaultdict(list),
+            breathing_space_ends=defaultdict(list), delayed_benefits=defaultdict(list),
         )
 
 
@@ -476,10 +492,12 @@ def simulate_ledger(
     rent_change_days: dict[str, np.ndarray],
     rng: np.random.Generator,
     habits: PaymentHabits | None = None,
+    changes: ChangeEffects | None = None,
 ) -> LedgerResult:
     """Run the day loop over days 0..``last_day`` for one block of tenancies (see draw_population); ``habits``
-    (the monthly-statement shape, `simulator.statement`) turn the sums tenants mean to pay into the sums paid."""
-    block = _Block.prepare(tenancies, grid, window_start_day, last_day, rent_change_days, rng, habits)
+    (the monthly-statement shape, `simulator.statement`) turn the sums tenants mean to pay into the sums paid;
+    ``changes`` (`simulator.changes`) are what changes injected from a date do to the block's tenancies."""
+    block = _Block.prepare(tenancies, grid, window_start_day, last_day, rent_change_days, rng, habits, changes)
     state = AccountState.opening(tenancies)
     ledger = _Ledger.empty(window_start_day)
     _queue_known_one_offs(last_day + 1, block, ledger)
@@ -521,6 +539,8 @@ def _simulate_day(t: int, block: _Block, state: AccountState, ledger: _Ledger) -
     _post_rent_charges(t, day_of_month, block, state, ledger)  # 2.
     _pay_housing_benefit(t, day_of_month, block, state, ledger)  # 3.
     paid_uc = _pay_universal_credit(t, day_of_month, block, state, ledger)
+    if block.changes is not None:
+        _post_delayed_benefits(t, state, ledger)
     _schedule_tenant_payments(t, day_of_month, paid_uc, block, state, ledger)  # 4.
     _pay_tenant_payments_due(t, block, state, ledger)  # 5.
     _post_one_offs(t, block, state, ledger)  # 6.
@@ -578,13 +598,20 @@ def _record_benefit_claims(last_day: int, block: _Block, ledger: _Ledger) -> Non
 
 
 def _set_rent_now(t: int, block: _Block, state: AccountState) -> None:
-    """On day 0 and when a rent year starts (periodic and monthly rents change on different days): the rent in
-    force."""
+    """On day 0, when a rent year starts (periodic and monthly rents change on different days) and when an injected
+    rent rise starts: the rent in force, and the rent tenants' own payments are meant for (the rent without any
+    injected rise)."""
     periodic, monthly = block.rent_year_periodic, block.rent_year_monthly
-    if t == 0 or periodic[t] != periodic[t - 1] or monthly[t] != monthly[t - 1]:
+    rises = block.changes.rent_rise_days if block.changes is not None else frozenset()
+    if t == 0 or periodic[t] != periodic[t - 1] or monthly[t] != monthly[t - 1] or t in rises:
         rent_year = np.where(block.monthly_rent, monthly[t], periodic[t])
         state.rent_now = block.tenancies.rent_by_year[block.all_rows, rent_year]
         state.weekly_rent_now = block.tenancies.weekly_rent_by_year[block.all_rows, rent_year]
+        state.tenant_rent_now, state.tenant_weekly_rent_now = state.rent_now, state.weekly_rent_now
+        if rises:
+            factor = block.changes.rent_factor(t)
+            state.rent_now = np.rint(state.rent_now * factor).astype(np.int64)
+            state.weekly_rent_now = state.weekly_rent_now * factor
 
 
 # -- 1. shocks, opening balance -------------------------------------------------------------------------------------
@@ -658,9 +685,7 @@ def _pay_housing_benefit(t: int, day_of_month: int, block: _Block, state: Accoun
         amount = np.rint(tenancies.hb_coverage[rows] * state.weekly_rent_now[rows] * days / 7.0).astype(np.int64)
         state.hb_paid_to[rows] = upto
         ok = amount > 0
-        state.balance[rows[ok]] -= amount[ok]
-        ledger.transactions.add(t, rows[ok], type=_BENEFIT, amount=-amount[ok], method=M_BENEFIT,
-                                reference=REFERENCE_CODE["Housing Benefit"], allocation=RENT)
+        _post_benefit(t, rows[ok], amount[ok], "Housing Benefit", B_HB, block, state, ledger)
 
 
 def _pay_universal_credit(
@@ -676,15 +701,40 @@ def _pay_universal_credit(
                 & (tenancies.uc_first_payment[rows] <= t)]
     managed = paid[(state.apa_from[paid] <= t) & ~state.benefit_suspended[paid]]
     amount = np.rint(tenancies.uc_coverage[managed] * state.weekly_rent_now[managed] * WEEKS_PER_MONTH).astype(np.int64)
-    state.balance[managed] -= amount
-    ledger.transactions.add(t, managed, type=_BENEFIT, amount=-amount, method=M_BENEFIT,
-                            reference=REFERENCE_CODE["UC managed payment"], allocation=RENT)
-    owing = managed[state.balance[managed] > 0]
-    deduction = np.minimum(tenancies.uc_arrears_deduction[owing].astype(np.int64), state.balance[owing])
-    state.balance[owing] -= deduction
-    ledger.transactions.add(t, owing, type=_BENEFIT, amount=-deduction, method=M_BENEFIT,
-                            reference=REFERENCE_CODE["UC deduction for arrears"], allocation=RENT)
+    after = state.balance[managed] - amount  # the balance once the managed payment is in
+    owing = after > 0
+    deduction = np.minimum(tenancies.uc_arrears_deduction[managed[owing]].astype(np.int64), after[owing])
+    _post_benefit(t, managed, amount, "UC managed payment", B_UC, block, state, ledger)
+    _post_benefit(t, managed[owing], deduction, "UC deduction for arrears", B_UC, block, state, ledger)
     return paid
+
+
+def _post_benefit(
+    t: int, rows: np.ndarray, amount: np.ndarray, reference: str, benefit: int, block: _Block, state: AccountState,
+    ledger: _Ledger,
+) -> None:
+    """Benefit (``amount`` pence, of ``benefit``: B_HB or B_UC) paid to the landlord today for the tenancies
+    ``rows`` (no repeats), or, where a benefit_delay change holds it up, queued for the day it arrives."""
+    if block.changes is not None:
+        delay = block.changes.benefit_delay(t, rows, benefit)
+        late = delay > 0
+        if late.any():
+            roll, arrives = block.grid.roll, t + delay[late]  # on the next working day (beyond the grid: never)
+            arrives = np.where(arrives < len(roll), roll[np.minimum(arrives, len(roll) - 1)], arrives)
+            _enqueue(ledger.delayed_benefits, arrives, rows[late], amount[late],
+                     np.full(late.sum(), REFERENCE_CODE[reference]))
+            rows, amount = rows[~late], amount[~late]
+    state.balance[rows] -= amount
+    ledger.transactions.add(t, rows, type=_BENEFIT, amount=-amount, method=M_BENEFIT,
+                            reference=REFERENCE_CODE[reference], allocation=RENT)
+
+
+def _post_delayed_benefits(t: int, state: AccountState, ledger: _Ledger) -> None:
+    """Benefit held up by a benefit_delay change arriving today (after a move-out too: it pays for the tenancy)."""
+    for rows, amount, references in ledger.delayed_benefits.pop(t, ()):
+        np.add.at(state.balance, rows, -amount)
+        ledger.transactions.add(t, rows, type=_BENEFIT, amount=-amount, method=M_BENEFIT, reference=references,
+                                allocation=RENT)
 
 
 # -- 4. scheduling tenants' own payments; 5. paying -----------------------------------------------------------------
@@ -749,7 +799,7 @@ def _payment_due(t: int, rows: np.ndarray, from_uc: np.ndarray, block: _Block, s
     """The tenant's share of rent (what benefit leaves), for the rent period when paying on the rent cycle, else
     for the weeks of the pay cycle; plus any arrangement top-up."""
     tenancies = block.tenancies
-    weekly_rent = state.weekly_rent_now[rows]
+    weekly_rent, rent = state.tenant_weekly_rent_now[rows], state.tenant_rent_now[rows]
     managed = state.apa_from[rows] <= t
     hb_on = ~from_uc & (tenancies.hb_from[rows] <= t) & (t < tenancies.hb_to[rows])
     share = np.where(from_uc, np.where(managed, 1.0 - tenancies.uc_coverage[rows], 1.0),
@@ -757,7 +807,7 @@ def _payment_due(t: int, rows: np.ndarray, from_uc: np.ndarray, block: _Block, s
     rent_cycle = np.where(from_uc, tenancies.rent_kind[rows] == KIND_MONTHLY, tenancies.pay_cycle_is_rent_cycle[rows])
     cycle_weeks = np.where(from_uc, WEEKS_PER_MONTH, tenancies.pay_cycle_weeks[rows])
     on_arrangement = state.arrangement_on[rows]
-    base = np.where(rent_cycle, share * state.rent_now[rows], np.ceil(share * weekly_rent * cycle_weeks))
+    base = np.where(rent_cycle, share * rent, np.ceil(share * weekly_rent * cycle_weeks))
     expected = np.rint(base + np.where(on_arrangement, state.arrangement_top_up[rows] * cycle_weeks, 0.0))
     owed = state.balance[rows].astype(float)
     # A careful payer keeps the balance at a target just after paying: in advance by all but the first week of
@@ -765,7 +815,7 @@ def _payment_due(t: int, rows: np.ndarray, from_uc: np.ndarray, block: _Block, s
     # Others (no advance habit) aim at a zero balance just after payday and so run technical arrears between.
     target = -share * weekly_rent * np.maximum(cycle_weeks - 1.0, 0.0) * tenancies.pays_ahead[rows]
     if block.habits is not None:
-        target = target + _not_yet_due(t, rows, share * state.rent_now[rows], cycle_weeks, block)
+        target = target + _not_yet_due(t, rows, share * rent, cycle_weeks, block)
     return _PaymentDue(expected, owed, target, on_arrangement)
 
 
@@ -786,7 +836,8 @@ def _p_miss(t: int, rows: np.ndarray, due: _PaymentDue, block: _Block, state: Ac
     p_miss = np.where((state.dispute_until[rows] >= t) & state.dispute_withholding[rows], 0.9, p_miss)
     lenient = block.pays_card_or_cash[rows]
     p_miss = np.where(lenient & (due.owed <= due.target), np.maximum(p_miss, 0.5), p_miss)
-    return np.where(lenient & (due.owed < due.target - due.expected), np.maximum(p_miss, 0.95), p_miss)
+    p_miss = np.where(lenient & (due.owed < due.target - due.expected), np.maximum(p_miss, 0.95), p_miss)
+    return p_miss if block.changes is None else block.changes.with_extra_miss(t, rows, p_miss)
 
 
 def _payment_amount(

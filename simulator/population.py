@@ -7,7 +7,8 @@ deposits at move-in). The behaviour engine
 (`simulator.behaviour`) then reads only these circumstance and propensity arrays (`TenancyArrays`); the
 monitoring-only attributes (age band, sex, ethnicity, disability) are drawn afterwards from their own stream by
 `draw_monitoring`, conditioned on circumstances, so they correlate with circumstances (and therefore with
-outcomes) but never drive behaviour.
+outcomes) but never drive behaviour. `with_extra_shocks` adds shock episodes to drawn arrays (an economic shock
+injected as a change, `simulator.changes`).
 
 Day indices are relative to the simulation start (see `simulator.calendar`). ``NEVER`` marks "not in
 this simulation" (no end date, no claim), ``FAR_PAST`` marks "since before the simulation started".
@@ -15,6 +16,7 @@ this simulation" (no end date, no claim), ``FAR_PAST`` marks "since before the s
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from typing import NamedTuple
@@ -901,6 +903,25 @@ def _shock_slots(episodes: _Episodes, slot: np.ndarray, n: int) -> _ShockSlots:
         column[episodes.owner, slot] = getattr(episodes, name)
         slots[f"shock_{name}"] = column
     return _ShockSlots(**slots, shock_count=(slots["shock_kind"] >= 0).sum(axis=1))
+
+
+def with_extra_shocks(
+    rng: np.random.Generator, tenancies: TenancyArrays, rate_per_year: np.ndarray, first_day: np.ndarray,
+    last_day: np.ndarray,
+) -> tuple[TenancyArrays, int]:
+    """The tenancies with extra shock episodes arriving at ``rate_per_year`` from ``first_day`` to ``last_day``
+    (per tenancy), drawn from ``rng`` like the others (earners at the start lose work, others lose benefit), and
+    the number drawn. They join the tenancy's own episodes by start; as for those, an episode starting inside an
+    earlier one is dropped and at most MAX_SHOCKS are kept, so episodes before ``first_day`` keep their slots.
+    Used by `simulator.changes` (an economic shock); the benefit claims drawn before stay as they were."""
+    owner, start = _poisson_starts(rng, rate_per_year, first_day, np.maximum(last_day - first_day, 0))
+    earner = tenancies.benefit_at_start == B_NONE
+    extra = _draw_episodes(rng, earner, owner, start, np.zeros(len(owner), dtype=bool))
+    rows, slots = np.nonzero(tenancies.shock_kind >= 0)
+    own = _Episodes(rows, *(getattr(tenancies, f"shock_{name}")[rows, slots] for name in _EMPTY_SLOT))
+    both = _Episodes._make(np.concatenate([mine, more]) for mine, more in zip(own, extra, strict=True))
+    episodes, slot = _first_episodes(_without_overlaps(both))
+    return dataclasses.replace(tenancies, **_shock_slots(episodes, slot, len(earner))._asdict()), len(owner)
 
 
 # -- benefit timelines --------------------------------------------------------------------------------------------

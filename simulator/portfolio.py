@@ -47,7 +47,18 @@ What the portfolio contains
 Behaviour depends only on circumstances (benefit, payment method, tenure, vulnerability, ...) and the hidden
 propensities. The monitoring-only columns (age_band, sex, ethnicity, disability) are drawn afterwards, from a
 separate random stream, conditioned on circumstances: they correlate with arrears through circumstances, as in
-real data, but changing them changes no transaction.
+real data, but changing them changes no transaction (unless a change injected on purpose is keyed on one of them,
+below).
+
+Changes from a date
+-------------------
+``changes`` (`simulator.changes.Change`) inject, from a date inside the window, a delay of benefit paid to the
+landlord, a rent rise, an economic shock or a drop in one group's payments, each for a group of tenancies named by
+tenancies-feed attributes (see `simulator.changes` for the kinds and the meaning of their sizes), so that drift, bias
+and performance monitoring can be tested against a known truth. Groups are chosen on the portfolio without the
+changes, whose monitoring-only attributes the changed portfolio keeps (the same people); extra shock episodes come
+from a random stream of their own. Without changes the output is what it was before changes existed; with them,
+everything dated before the first change's start is unchanged too.
 
 Time
 ----
@@ -99,6 +110,13 @@ and:
 * ``patches``: patch weights, social-housing share, rent level, HB run day and any local employment shock;
 * ``dirty_faults``: every injected export fault (empty unless ``dirty=True``);
 
+and with changes only:
+
+* ``changes``: one row per change, ``change`` (1, 2, ... in the order given), ``kind``, ``start_date``, ``group``
+  (``attribute=value`` pairs joined by ':', or ``all``), ``size``, ``tenancies`` (how many are in the group and
+  live on or after the start) and ``spec`` (the change as `simulator.changes.parse_change` reads it);
+* ``change_tenancies``: ``change, tenancy_id``, the tenancies each change reaches;
+
 and in the monthly-statement shape only:
 
 * ``payment_habits``: one row per tenancy, ``habit`` (exact, round_sum, odd_sum) and its parameters
@@ -111,6 +129,7 @@ The output is deterministic: the same arguments give identical frames and byte-i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 import numpy as np
@@ -130,6 +149,7 @@ from features.feeds.contract import (
 )
 from simulator.behaviour import NOTES, REFERENCES, UNEXPLAINED_GAPS, LedgerResult, simulate_ledger
 from simulator.calendar import KIND_MONTHLY
+from simulator.changes import Change, ChangeEffects, affected, check_window, inject
 from simulator.faults import FAULT_COLUMNS, make_dirty
 from simulator.model import SHAPES, Portfolio
 from simulator.population import (
@@ -183,15 +203,19 @@ def simulate_portfolio(
     end_date: date = date(2026, 10, 31),
     dirty: bool = False,
     shape: str = "weekly",
+    changes: Sequence[Change] = (),
 ) -> Portfolio:
     """Simulate ``n_tenancies`` rent accounts over the window ``[end_date - years, end_date]``.
 
     ``shape`` is ``"weekly"`` (the default, described above) or ``"monthly_statement"`` (a letting agent's export:
     monthly rent on one statement day, irregular payment sums, no events feed; see `simulator.statement`).
     ``dirty=True`` then injects realistic export faults in known quantities (see `simulator.faults`),
-    recorded one per row in ``ground_truth["dirty_faults"]``.
+    recorded one per row in ``ground_truth["dirty_faults"]``. ``changes`` (`simulator.changes.Change`, each
+    starting inside the window) act on a group of tenancies from a date: a benefit delay, a rent rise, an economic
+    shock, a group's payments dropping; recorded in ``ground_truth["changes"]`` and ``["change_tenancies"]``.
+    Without changes the portfolio is the same as before there were any.
     """
-    return _simulate(n_tenancies, years, seed, end_date, dirty, shape=shape)
+    return _simulate(n_tenancies, years, seed, end_date, dirty, shape=shape, changes=changes)
 
 
 def _simulate(
@@ -202,6 +226,7 @@ def _simulate(
     dirty: bool,
     monitoring_seed: int | None = None,
     shape: str = "weekly",
+    changes: Sequence[Change] = (),
 ) -> Portfolio:
     """`simulate_portfolio`, with the monitoring-only attributes optionally drawn from another seed (for tests
     showing those attributes do not reach behaviour)."""
@@ -210,6 +235,8 @@ def _simulate(
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {', '.join(SHAPES)}, not {shape!r}")
     window_start = window_start_for(end_date, years)
+    changes = tuple(changes)
+    check_window(changes, window_start, end_date)
     pop = draw_population(int(n_tenancies), window_start, end_date, seed)
     habits = None
     if shape == "monthly_statement":
@@ -217,12 +244,20 @@ def _simulate(
         habits = draw_payment_habits(pop.tenancies, np.random.default_rng([seed, 5]))
     result = _simulate_blocks(pop, seed, habits)
     monitoring_rng = np.random.default_rng([seed if monitoring_seed is None else monitoring_seed, 3])
-    tenancies = _tenancies_frame(pop, result, monitoring_rng)
+    monitoring = _draw_monitoring(pop, result, monitoring_rng)
+    tenancies = _tenancies_frame(pop, result, monitoring)
+    effects = None
+    if changes:  # the same people (groups, monitoring-only attributes), what the changes make happen to them
+        pop, effects = inject(pop, tenancies, changes, seed)
+        result = _simulate_blocks(pop, seed, habits, effects)
+        tenancies = _tenancies_frame(pop, result, monitoring, effects)
     tenancy_ids = pa.array(tenancies["tenancy_id"].array)
     tenancy_ids = tenancy_ids if isinstance(tenancy_ids, pa.ChunkedArray) else pa.chunked_array([tenancy_ids])
     transactions, allocations = _transactions_frame(pop, result.transactions, tenancy_ids)
     events = _events_frame(pop, result.events, tenancy_ids, keep_from=pop.window_start_day)
     truth = _ground_truth(pop, result, tenancy_ids, allocations)
+    if effects is not None:
+        truth.update(_change_truth(pop, result, effects, tenancy_ids))
     if habits is not None:  # no events feed: what the officers did stays in the truth
         truth["payment_habits"] = _payment_habit_truth(habits, tenancy_ids)
         truth["unexported_events"] = events
@@ -234,15 +269,18 @@ def _simulate(
     return portfolio
 
 
-def _simulate_blocks(pop: Population, seed: int, habits: PaymentHabits | None = None) -> LedgerResult:
+def _simulate_blocks(
+    pop: Population, seed: int, habits: PaymentHabits | None = None, changes: ChangeEffects | None = None
+) -> LedgerResult:
     """The behaviour engine run block by block (BLOCK_SIZE tenancies, each block with its own random stream)."""
     blocks: list[tuple[int, LedgerResult]] = []
     for number, lo in enumerate(range(0, pop.n, BLOCK_SIZE)):
         hi = min(pop.n, lo + BLOCK_SIZE)
         rng = np.random.default_rng([seed, 2, number])
         block_habits = None if habits is None else habits.rows(slice(lo, hi))
+        block_changes = None if changes is None else changes.rows(slice(lo, hi))
         blocks.append((lo, simulate_ledger(pop.block(lo, hi), pop.grid, pop.window_start_day, pop.last_day,
-                                           pop.rent_change_days, rng, block_habits)))
+                                           pop.rent_change_days, rng, block_habits, block_changes)))
     return _merge_blocks(blocks)
 
 
@@ -320,8 +358,10 @@ def _cat(codes: np.ndarray, categories: tuple[str, ...] | list[str]) -> pd.Categ
     return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=list(categories))
 
 
-def _final_state(pop: Population, result: LedgerResult) -> dict[str, np.ndarray]:
-    """Circumstances as recorded at the end of the window (or at move-out)."""
+def _final_state(
+    pop: Population, result: LedgerResult, changes: ChangeEffects | None = None
+) -> dict[str, np.ndarray]:
+    """Circumstances as recorded at the end of the window (or at move-out); the rent with any injected rise."""
     tenancies = pop.tenancies
     end = result.end
     as_of = np.minimum(end, pop.last_day)
@@ -337,22 +377,32 @@ def _final_state(pop: Population, result: LedgerResult) -> dict[str, np.ndarray]
                          np.searchsorted(pop.rent_change_days["monthly"], rent_day, side="right"),
                          np.searchsorted(pop.rent_change_days["periodic"], rent_day, side="right"))
     rent = tenancies.rent_by_year[np.arange(pop.n), rent_year]
+    if changes is not None and changes.rent_rise_days:  # as the engine sets the rent in force
+        rent = np.rint(rent * changes.rent_factor(rent_day)).astype(np.int64)
     return {"benefit": benefit, "payment_method": method, "rent": rent, "end": end, "apa": apa}
 
 
-def _tenancies_frame(pop: Population, result: LedgerResult, monitoring_rng: np.random.Generator) -> pd.DataFrame:
-    """The tenancies feed: circumstances as at the window end, with monitoring attributes drawn given them."""
+def _draw_monitoring(pop: Population, result: LedgerResult, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The monitoring-only attributes, drawn given the circumstances recorded at the window end."""
     tenancies = pop.tenancies
     state = _final_state(pop, result)
-    ids = id_strings("T", np.arange(1, pop.n + 1), max(6, len(str(pop.n))))
-    n_properties = int(tenancies.property_number.max())
-    property_ids = id_strings("P", tenancies.property_number, max(6, len(str(n_properties))))
-    monitoring = draw_monitoring(
+    return draw_monitoring(
         {"benefit": state["benefit"], "payment_method": state["payment_method"], "channel": tenancies.channel,
          "tenure": tenancies.tenure, "vulnerable": tenancies.vulnerable, "language": tenancies.language,
          "patch": tenancies.patch},
-        len(pop.patches), monitoring_rng,
+        len(pop.patches), rng,
     )
+
+
+def _tenancies_frame(
+    pop: Population, result: LedgerResult, monitoring: dict[str, np.ndarray], changes: ChangeEffects | None = None
+) -> pd.DataFrame:
+    """The tenancies feed: circumstances as at the window end, with the monitoring attributes given."""
+    tenancies = pop.tenancies
+    state = _final_state(pop, result, changes)
+    ids = id_strings("T", np.arange(1, pop.n + 1), max(6, len(str(pop.n))))
+    n_properties = int(tenancies.property_number.max())
+    property_ids = id_strings("P", tenancies.property_number, max(6, len(str(n_properties))))
     frame = pd.DataFrame({
         "tenancy_id": _string_series(ids),
         "patch": _cat(tenancies.patch, pop.patches),
@@ -462,6 +512,30 @@ def _ground_truth(
         "patches": pop.patch_table.copy(),
         "dirty_faults": pd.DataFrame({column: pd.Series(dtype=np.int64 if column in ("row", "line") else object)
                                       for column in FAULT_COLUMNS}),
+    }
+
+
+def _change_truth(
+    pop: Population, result: LedgerResult, effects: ChangeEffects, tenancy_ids: pa.ChunkedArray
+) -> dict[str, pd.DataFrame]:
+    """The injected changes (``changes``: one row each) and the tenancies each reaches (``change_tenancies``)."""
+    reached = [np.flatnonzero(affected(injected, result.end)) for injected in effects.changes]
+    numbers = np.arange(1, len(effects.changes) + 1)
+    changes = [injected.change for injected in effects.changes]
+    return {
+        "changes": pd.DataFrame({
+            "change": numbers,
+            "kind": [change.kind for change in changes],
+            "start_date": _dates(pop, np.array([injected.start_day for injected in effects.changes])),
+            "group": [change.group_text for change in changes],
+            "size": np.array([change.size for change in changes], dtype=float),
+            "tenancies": np.array([len(rows) for rows in reached], dtype=np.int64),
+            "spec": [change.spec() for change in changes],
+        }),
+        "change_tenancies": pd.DataFrame({
+            "change": np.repeat(numbers, [len(rows) for rows in reached]).astype(np.int64),
+            "tenancy_id": _string_series(_take(tenancy_ids, np.concatenate(reached).astype(np.int64))),
+        }),
     }
 
 

@@ -28,19 +28,43 @@ def simulate(
     shape: Annotated[str, typer.Option(
         help="weekly (default: mostly weekly rents, an events feed) or monthly_statement (a letting agent's "
              "export: every rent monthly on the 1st, irregular payment sums, no events feed).")] = "weekly",
+    inject: Annotated[list[str] | None, typer.Option(
+        "--inject", metavar="CHANGE",
+        help="Inject a change from a date, to test monitoring against a known truth (repeatable): "
+             "KIND:YYYY-MM-DD[:ATTRIBUTE=VALUE]...:size=NUMBER. KIND and its size: benefit_delay (days benefit "
+             "paid to the landlord arrives late; with benefit_type=... only that benefit), rent_rise (share the "
+             "rent rises by, e.g. 0.15; tenants' own payments do not rise), economic_shock (times the usual rate "
+             "of shock episodes, e.g. 3), group_payment_drop (extra chance of missing each scheduled payment, "
+             "e.g. 0.3). ATTRIBUTE=VALUE pairs (tenancies-feed columns: patch, tenure_type, rent_frequency, "
+             "benefit_type, payment_method, preferred_channel, language, vulnerable true/false, age_band, sex, "
+             "ethnicity, disability) pick the tenancies; none: all of them. The date must be inside the window. "
+             "E.g. economic_shock:2025-06-01:size=3, "
+             "benefit_delay:2025-06-01:benefit_type=universal_credit:size=14. The truth folder records each "
+             "change (changes, change_tenancies).")] = None,
 ) -> None:
     """Write a realistic simulated portfolio as feed files (tenancies, transactions, events but for a
     monthly_statement) to the feed contract.
 
-    The hidden ground truth (propensities, shocks) goes to a sibling folder '<out>_truth' that nothing reads.
+    The hidden truth (propensities, shocks, injected changes) goes to a sibling folder '<out>_truth' nothing reads.
     """
     from simulator import SHAPES, simulate_portfolio, write_portfolio
+    from simulator.changes import parse_change
 
     if shape not in SHAPES:
         fail(f"--shape must be {' or '.join(SHAPES)}, not {shape!r}")
+    changes = []
+    for text in inject or ():
+        try:
+            changes.append(parse_change(text))
+        except ValueError as exc:
+            fail(f"--inject {exc}")
     target = out_dir or get_settings().feeds_dir / "simulated"
     with console.status(f"Simulating {tenancies:,} tenancies over {years:g} years ({shape})…"):
-        portfolio = simulate_portfolio(n_tenancies=tenancies, years=years, seed=seed, dirty=dirty, shape=shape)
+        try:
+            portfolio = simulate_portfolio(n_tenancies=tenancies, years=years, seed=seed, dirty=dirty, shape=shape,
+                                           changes=changes)
+        except ValueError as exc:
+            fail(str(exc))
         paths = write_portfolio(portfolio, target, fmt=fmt)
     for name, path in paths.items():
         console.print(f"  {name:<13} {path}")
