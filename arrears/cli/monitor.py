@@ -40,7 +40,7 @@ def status_report(days: int = 30) -> dict:
 @monitor_app.command("status")
 def monitor_status(
     days: Annotated[int, typer.Option(help="Show the alerts of this many days.")] = 30,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (what GET /monitoring_status answers).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (as POST /monitoring_status answers).")] = False,
 ) -> None:
     """Each scheduled job's latest run (status, when, what it wrote or why it failed) and the recent alerts."""
     from arrears.schedule import ScheduleError

@@ -11,8 +11,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ import yaml
 from arrears.schedule import check_overdue, load_schedule, run_job, start_scheduler
 from serving.job_runs import open_job_log
 from serving.settings import get_settings
+from tests.support.cli import ok
 from tests.support.postgres import create_schema, drop_schema
 
 
@@ -71,18 +74,38 @@ def _wait_for(condition, seconds: float = 60.0) -> None:
     raise AssertionError("timed out waiting")
 
 
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (the http.server name)
+        _Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 def test_runs_are_recorded_with_outputs_errors_and_alerts(sched_home: dict, monkeypatch) -> None:
-    schedule = load_schedule(sched_home["schedule"])
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    schedule = load_schedule(sched_home["schedule"], webhook=f"http://127.0.0.1:{server.server_port}/alerts")
     settings = get_settings()
     monkeypatch.setenv("ARREARS_TEST_JOB_BREACH", "1")
+    _Hook.received.clear()
     done = run_job(settings, schedule, "sleepy")
     failed = run_job(settings, schedule, "failing")
+    server.shutdown()
     assert done["status"] == "succeeded" and done["outputs"] == {"slept": 0.0}
     assert failed["status"] == "failed" and "fails on purpose" in failed["error"]
     with open_job_log(settings) as log:
         runs, alerts = log.runs(), log.alerts()
     assert set(runs["status"]) == {"succeeded", "failed"} and runs["finished_at"].notna().all()
     assert sorted(alerts["kind"]) == ["job_failed", "test_breach"]
+    assert sorted(a["kind"] for a in _Hook.received) == ["job_failed", "test_breach"]  # each alert, as JSON
+    assert set(alerts["delivered"]) == {"webhook 204"}
+    status = json.loads(ok("monitor", "status", "--json").stdout)
+    assert {j["job"]: j["last_run"]["status"] for j in status["jobs"]} == {"sleepy": "succeeded", "failing": "failed"}
 
 
 def test_a_run_killed_half_way_is_failed_and_the_next_run_happens(sched_home: dict) -> None:
