@@ -124,6 +124,15 @@ class Database:
             raise
         self._con.execute("COMMIT")
 
+    def ensure_tables(self, tables: dict[str, dict[str, str]], primary_keys: dict[str, Sequence[str]],
+                      indexes: Sequence[str] = ()) -> None:
+        """Create each table (column → SQL type) with its primary key, and the index statements, if missing."""
+        for table, columns in tables.items():
+            cols = ", ".join(f"{name} {sqltype}" for name, sqltype in columns.items())
+            self.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({', '.join(primary_keys[table])}))")
+        for statement in indexes:
+            self.execute(statement)
+
     def columns_of(self, table: str) -> list[str]:
         if self.backend == "sqlite":
             return self.query(f"SELECT name AS column_name FROM pragma_table_info('{table}')")["column_name"].tolist()

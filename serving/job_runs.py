@@ -89,12 +89,7 @@ class JobLog:
         self.db = db
 
     def ensure_schema(self) -> None:
-        for table, columns in TABLES.items():
-            cols = ", ".join(f"{name} {sqltype}" for name, sqltype in columns.items())
-            self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY "
-                            f"({', '.join(PRIMARY_KEYS[table])}))")
-        for statement in INDEXES:
-            self.db.execute(statement)
+        self.db.ensure_tables(TABLES, PRIMARY_KEYS, INDEXES)
 
     # -- claiming and finishing a run ---------------------------------------------------------------------------
     def claim(self, job: str, slot: str | None, started_by: str) -> Claim:

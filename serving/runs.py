@@ -55,12 +55,7 @@ class RunStore:
         self.db = db
 
     def ensure_schema(self) -> None:
-        for table, columns in TABLES.items():
-            cols = ", ".join(f"{name} {sqltype}" for name, sqltype in columns.items())
-            self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY "
-                            f"({', '.join(PRIMARY_KEYS[table])}))")
-        for statement in INDEXES:
-            self.db.execute(statement)
+        self.db.ensure_tables(TABLES, PRIMARY_KEYS, INDEXES)
 
     def record(self, run: dict, rows: pd.DataFrame, payments: pd.DataFrame) -> dict:
         """Append one run (numbered after the last), all its rows and its payments, all or nothing."""
