@@ -113,3 +113,11 @@ def test_each_state_is_what_the_simulators_own_record_says(pipeline) -> None:
     counts = pd.Series(list(expected.values())).value_counts().to_dict()
     assert counts == {s: n for s, n in everyone["state_counts"].items() if n}
     print(counts)
+
+
+def test_monitoring_status_over_http_shows_the_recorded_job_run(pipeline) -> None:
+    status = pipeline["monitoring"]
+    drift = {run["job"]: run for run in status["latest_runs"]}["drift"]
+    assert drift["status"] == "succeeded" and drift["started_by"] == "manual" and drift["finished_at"]
+    assert 0 <= drift["outputs"]["drifted_share"] <= 1 and drift["outputs"]["reference_dates"]
+    assert isinstance(status["alerts"], list)

@@ -40,13 +40,15 @@ def truncate(portfolio, cutoff: pd.Timestamp):
 
 
 def build_pipeline(root: Path) -> dict:
-    """Ingest, features, train, promote with the CLI's verbs; then the worklist over HTTP, whole and for one patch."""
+    """Ingest, features, train, promote and one drift job with the CLI's verbs; then the worklist over HTTP, whole
+    and for one patch, and the monitoring status."""
     home = root / "home"
     with isolated_home(home):
         full = simulate_portfolio(n_tenancies=800, years=2.0, seed=11, end_date=END.date())
         write_portfolio(truncate(full, CUTOFF), root / "delivery")
         write_portfolio(full, root / "full")
-        for verb in (["ingest", str(root / "delivery")], ["features"], ["train"], ["promote"]):
+        for verb in (["ingest", str(root / "delivery")], ["features"], ["train"], ["promote"],
+                     ["schedule", "run", "drift"]):
             ok(*verb)
         settings = get_settings()
         with running_server(settings) as url:
@@ -55,5 +57,7 @@ def build_pipeline(root: Path) -> dict:
             patch_payload = fetch_worklist(url, top=10_000, patch=patch)
             everyone = fetch_worklist(url, top=10_000, states=list(STATES))
             changes = httpx.post(f"{url}/worklist_changes", json={}, timeout=60).json()
+            monitoring = httpx.post(f"{url}/monitoring_status", json={"days": 30}, timeout=60).json()
     return {"root": root, "home": home, "settings": settings, "payload": payload, "patch": patch,
-            "patch_payload": patch_payload, "everyone": everyone, "changes": changes, "portfolio": full}
+            "patch_payload": patch_payload, "everyone": everyone, "changes": changes, "portfolio": full,
+            "monitoring": monitoring}
