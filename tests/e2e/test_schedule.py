@@ -108,6 +108,19 @@ def test_runs_are_recorded_with_outputs_errors_and_alerts(sched_home: dict, monk
     assert {j["job"]: j["last_run"]["status"] for j in status["jobs"]} == {"sleepy": "succeeded", "failing": "failed"}
 
 
+def test_one_run_of_a_job_at_a_time_and_each_slot_once(sched_home: dict) -> None:
+    with open_job_log(get_settings()) as log:
+        first = log.claim("sleepy", "2026-12-01T03:00:00+00:00", "schedule")
+        assert first.run_id is not None
+        assert "already running" in log.claim("sleepy", None, "manual").reason
+        log.finish("sleepy", first.run_id, "succeeded")
+        assert "already ran" in log.claim("sleepy", "2026-12-01T03:00:00+00:00", "schedule").reason
+        again = log.claim("sleepy", None, "manual")
+        assert again.run_id is not None  # the lock was released with the finished run
+        log.finish("sleepy", again.run_id, "succeeded")
+
+
+@pytest.mark.parametrize("sched_home", ["sqlite"], indirect=True)
 def test_a_run_killed_half_way_is_failed_and_the_next_run_happens(sched_home: dict) -> None:
     env = {**sched_home["env"], "ARREARS_TEST_JOB_SECONDS": "60"}
     victim = _arrears("schedule", "run", "sleepy", env=env)
