@@ -410,7 +410,8 @@ def share_chart(part: pd.DataFrame, basis: str) -> str:
     for offset, prefix, label in bars:
         value = part[f"{prefix}_share"].to_numpy(float)
         errors = np.vstack([value - part[f"{prefix}_share_low"], part[f"{prefix}_share_high"] - value])
-        ax.bar(x + offset, value, width, yerr=np.nan_to_num(errors), capsize=3, label=label)
+        # A share at 0 or 1 can sit a rounding error outside its own interval: an error bar is never negative.
+        ax.bar(x + offset, value, width, yerr=np.clip(np.nan_to_num(errors), 0.0, None), capsize=3, label=label)
     ax.set_xticks(x, [str(g) for g in part["group"]], rotation=20, ha="right", fontsize=8)
     ax.set(ylabel="share (95% interval)", title=str(part["attribute"].iloc[0]))
     ax.legend(fontsize=8)

@@ -24,7 +24,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 
 import pandas as pd
 
@@ -55,15 +54,17 @@ class Claim:
     reason: str = ""
 
 
-def _now() -> datetime:
-    """Now, in UTC without a zone, to the second (what both SQLite and Postgres store as given)."""
-    return pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s").to_pydatetime()
+def _now() -> str:
+    """Now, in UTC without a zone, to the second, as ISO text: stored as given by SQLite and cast by Postgres. (Not
+    a datetime: a library loaded in the same process may register its own SQLite adapter for datetimes, and
+    Feast's stores them as epoch integers.)"""
+    return pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _alive(host: str, pid: int, acquired_at: pd.Timestamp) -> bool:
     """Is the process holding a lock still there? Known for this host; guessed by age for another."""
     if host != socket.gethostname():
-        return (_now() - pd.Timestamp(acquired_at)) < pd.Timedelta(hours=FOREIGN_LOCK_HOURS)
+        return (pd.Timestamp(_now()) - pd.Timestamp(acquired_at)) < pd.Timedelta(hours=FOREIGN_LOCK_HOURS)
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -179,7 +180,7 @@ class JobLog:
     def alerts(self, since: pd.Timestamp | None = None) -> pd.DataFrame:
         sql, params = "SELECT * FROM alerts", []
         if since is not None:
-            sql, params = sql + " WHERE raised_at >= ?", [pd.Timestamp(since).to_pydatetime()]
+            sql, params = sql + " WHERE raised_at >= ?", [pd.Timestamp(since).strftime("%Y-%m-%d %H:%M:%S")]
         return self.db.query(sql + " ORDER BY raised_at DESC, alert_id", params)
 
 

@@ -153,3 +153,13 @@ def test_intervals() -> None:
     assert np.allclose([r_low, r_high], [0.4, 0.8])
     r_low, r_high = ratio_interval(0.0, 0.0, 0.3, 0.01, 0.002, 0.05)  # 0 over a tiny share: wide, never negative
     assert r_low == 0 and r_high > 6
+
+
+def test_a_share_a_rounding_error_outside_its_interval_still_draws() -> None:
+    from monitoring.bias import share_chart
+
+    part = pd.DataFrame({"attribute": ["benefit_type"] * 2, "group": ["a", "b"],
+                         "need_share": [0.0, 1.0], "need_share_low": [1e-17, 0.9],
+                         "need_share_high": [0.1, 1.0 - 1e-17],
+                         "top_share": [0.2, 0.8], "top_share_low": [0.1, 0.7], "top_share_high": [0.3, 0.9]})
+    assert len(share_chart(part, "need")) > 100  # a base64 PNG, where matplotlib refused a negative error bar
