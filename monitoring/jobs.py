@@ -27,7 +27,7 @@ class Thresholds:
     drift_share: float = 0.3  #: share of the model's features drifted, like with like
     score_psi: float = 0.2  #: PSI of the risk score, like with like
     bias_flags: int = 1  #: flagged group findings (each clears its own confidence bound)
-    auc_drop: float = 0.05  #: matured AUC below the version's training-time test AUC by more than this
+    auc_drop: float = 0.05  #: matured AUC below the version's test AUC by more than this, beyond 1.96 SE
     precision_drop: float = 0.10  #: matured precision at top-k below what the calibrated probabilities expected
 
 
@@ -141,14 +141,21 @@ def bias_job(settings: ServingSettings, thresholds: Thresholds) -> JobResult:
 
 
 def _performance_breaches(last: pd.Series, thresholds: Thresholds) -> list[Breach]:
-    """The newest matured run against the version's training-time test AUC and against its own expectation."""
+    """The newest matured run against its model version's training-time test AUC, and against what its own
+    calibrated probabilities expected. An AUC drop counts only as far as it is sure: the drop less 1.96 standard
+    errors of the run's AUC (Hanley & McNeil, on its positives and negatives), so a week of a few dozen positives
+    does not raise a false alarm (a 26-week replay with no change showed drops of up to 0.08 from noise alone)."""
+    from training.evaluate import auc_standard_error
+
     breaches = []
+    positives = float(last["positives"])
+    se = auc_standard_error(float(last["auc"]), positives, float(last["rows"]) - positives)
     drop = float(last["training_auc"]) - float(last["auc"])
-    if drop > thresholds.auc_drop:
+    if drop - 1.96 * se > thresholds.auc_drop:
         breaches.append(Breach("performance_drop", f"the run of {last['as_of']:%Y-%m-%d} (model version "
                                f"{last['model_version']}) reached AUC {last['auc']:.3f} on its matured outcomes, "
-                               f"{drop:.3f} below its training-time test AUC {last['training_auc']:.3f}",
-                               drop, thresholds.auc_drop))
+                               f"{drop:.3f} below its training-time test AUC {last['training_auc']:.3f} (at least "
+                               f"{drop - 1.96 * se:.3f} with 97.5% confidence)", drop - 1.96 * se, thresholds.auc_drop))
     short = float(last["estimated_precision_at_top_k"]) - float(last["precision_at_top_k"])
     if short > thresholds.precision_drop:
         breaches.append(Breach("precision_shortfall", f"the run of {last['as_of']:%Y-%m-%d}: precision at the top "
