@@ -5,6 +5,7 @@ Heavy libraries are imported inside each verb so that `arrears --help` and a qui
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,9 @@ def simulate(
     tenancies: Annotated[int, typer.Option(help="Number of tenancies in the portfolio (100 to 1,000,000).")] = 3000,
     years: Annotated[float, typer.Option(help="Years of history to generate, ending at --end-date.")] = 2.0,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives identical files.")] = 42,
+    end_date: Annotated[datetime | None, typer.Option(
+        formats=["%Y-%m-%d"], help="Last day of the history (YYYY-MM-DD). Default 2026-10-31, so the same seed "
+        "gives the same files whatever today's date is.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Delivery folder to write the feeds into. "
                                                     "Default: ARREARS_HOME/feeds/simulated.")] = None,
     dirty: Annotated[bool, typer.Option(help="Add realistic export faults in known quantities.")] = False,
@@ -61,8 +65,9 @@ def simulate(
     target = out_dir or get_settings().feeds_dir / "simulated"
     with console.status(f"Simulating {tenancies:,} tenancies over {years:g} years ({shape})…"):
         try:
+            dated = {"end_date": end_date.date()} if end_date else {}
             portfolio = simulate_portfolio(n_tenancies=tenancies, years=years, seed=seed, dirty=dirty, shape=shape,
-                                           changes=changes)
+                                           changes=changes, **dated)
         except ValueError as exc:
             fail(str(exc))
         paths = write_portfolio(portfolio, target, fmt=fmt)
