@@ -176,19 +176,20 @@ def run_job(settings: ServingSettings, schedule: Schedule, name: str, slot: str 
 
 def check_overdue(settings: ServingSettings, schedule: Schedule, now: datetime | None = None) -> list[dict]:
     """Alert (once per missed time) for each job whose latest due time is more than `overdue_hours` ago with no
-    run since; also records runs whose process has gone as failed."""
+    run since; also records runs whose process has gone as failed. Times before the first recorded run of any job
+    do not count: a schedule that has never run anything (a new installation) owes nothing yet."""
     now = now or datetime.now(tz=_zone(schedule))
     raised = []
     with open_job_log(settings) as log:
         log.break_abandoned()
+        runs = log.runs()
+        if runs.empty:
+            return raised
+        started = pd.to_datetime(runs["started_at"])
         for name in schedule.jobs:
             due = schedule.latest_slot(name, now - timedelta(hours=schedule.overdue_hours))
-            if due is None:
-                continue
-            runs = log.runs(name)
-            started = pd.to_datetime(runs["started_at"]) if len(runs) else pd.Series(dtype="datetime64[ns]")
-            due_utc = pd.Timestamp(due).tz_convert("UTC").tz_localize(None)
-            if (started >= due_utc).any():
+            due_utc = None if due is None else pd.Timestamp(due).tz_convert("UTC").tz_localize(None)
+            if due_utc is None or due_utc < started.min() or (started[runs["job"] == name] >= due_utc).any():
                 continue
             alert_id = hashlib.sha256(f"overdue|{name}|{due.isoformat()}".encode()).hexdigest()[:16]
             alert = log.raise_alert(name, None, "job_overdue", f"{name} was due at {due:%Y-%m-%d %H:%M %Z} and has "
@@ -244,6 +245,8 @@ def start_scheduler(settings: ServingSettings, schedule: Schedule, paused: bool 
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    with open_job_log(settings) as log:  # creates the database (and its folder) the job store lives in
+        log.break_abandoned()
     scheduler = BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(url=job_store_url(settings), tablename="scheduled_jobs")},
         executors={"default": ThreadPoolExecutor(max_workers=max(1, len(schedule.jobs)))},
