@@ -73,7 +73,7 @@ def simulate(
         paths = write_portfolio(portfolio, target, fmt=fmt)
     for name, path in paths.items():
         console.print(f"  {name:<13} {path}")
-    out.print(str(target))
+    out.print(str(target), soft_wrap=True)
 
 
 def ingest(

@@ -82,10 +82,10 @@ def monitor_drift(
             result = feature_drift(get_settings())
             console.print(f"Drifted share of features: {result.drifted_share:.0%} "
                           f"({', '.join(result.drifted_columns) or 'none'})")
-            out.print(str(result.html))
+            out.print(str(result.html), soft_wrap=True)
             return
         found = drift_job(get_settings(), Thresholds())
     o = found.outputs
     console.print(f"As of {o['as_of']} against {', '.join(o['reference_dates'])}: {o['drifted_share']:.0%} of "
                   f"features drifted ({', '.join(o['drifted_columns']) or 'none'}); score PSI {o['score_psi']:.3f}")
-    out.print(o["html"])
+    out.print(o["html"], soft_wrap=True)
