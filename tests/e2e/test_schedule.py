@@ -149,6 +149,7 @@ def _missed_while_down(settings, schedule, days: int = 3) -> None:
     scheduler.shutdown(wait=True)
 
 
+@pytest.mark.parametrize("sched_home", ["sqlite"], indirect=True)  # Postgres: the slot rule is tested in-process
 def test_missed_runs_are_made_once_and_two_schedulers_run_each_once(sched_home: dict) -> None:
     settings, schedule = get_settings(), load_schedule(sched_home["schedule"])
     _missed_while_down(settings, schedule)
