@@ -162,3 +162,12 @@ class Ledger(Database):
 def open_ledger(url: str, read_only: bool = False) -> Ledger:
     """Connect to the ledger. `read_only` lets several processes (Dask workers) read an embedded ledger at once."""
     return Ledger(url, read_only=read_only).connect()
+
+
+def register_attributes(url: str, tenancy_ids: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
+    """tenancy_id and those of `columns` the tenancy register holds with any value, for the given tenancies: the
+    groups bias checks cut by (the training bias gate, the served-bias report). Never a model's input."""
+    with open_ledger(url, read_only=True) as ledger:
+        register = ledger.read_table("tenancy_register")
+    present = [c for c in columns if c in register and register[c].notna().any()]
+    return register.loc[register["tenancy_id"].isin(set(tenancy_ids)), ["tenancy_id", *present]]

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.ledger import open_ledger
 from features.store.exact import exact_snapshots
 from features.store.feast import historical_features, open_store, service_feature_names
-from features.store.offline import LedgerSlice, live_tenancies, load_ledger_slice
+from features.store.offline import ledger_dates, live_tenancies
 from features.timeline import live_at, utc
 from serving.explain import raw_scores
 from serving.settings import ServingSettings
@@ -58,9 +59,10 @@ def served_date(settings: ServingSettings) -> pd.Timestamp:
     return pd.Timestamp(live["event_timestamp"].max()).tz_localize(None).normalize()
 
 
-def population(part: LedgerSlice, days: Sequence[pd.Timestamp]) -> pd.DataFrame:
-    """(tenancy_id, event_timestamp) of every tenancy live on each of `days`: the served population's rule."""
-    tenancies = part.tenancies.sort_values("tenancy_id")
+def population(register: pd.DataFrame, days: Sequence[pd.Timestamp]) -> pd.DataFrame:
+    """(tenancy_id, event_timestamp) of every tenancy of the register live on each of `days`: the served
+    population's rule."""
+    tenancies = register.sort_values("tenancy_id")
     stamps = pd.DatetimeIndex(list(days))
     t_idx, d_idx = np.nonzero(live_at(tenancies, stamps))
     return pd.DataFrame({"tenancy_id": tenancies["tenancy_id"].to_numpy()[t_idx],
@@ -75,13 +77,14 @@ def like_with_like_inputs(settings: ServingSettings, as_of: pd.Timestamp | None 
     champion = registry.load_version(settings, ref)
     as_of = served_date(settings) if as_of is None else pd.Timestamp(as_of).normalize()
     reference_days = tuple(as_of - pd.Timedelta(weeks=int(k)) for k in weeks_back)
-    part = load_ledger_slice(settings, read_only=True)
-    first_posting = pd.Timestamp(part.transactions["posted_date"].min())
+    first_posting, _ = ledger_dates(settings)
     reference_days = tuple(d for d in reference_days if d > first_posting)
     if not reference_days:
         raise ValueError(f"The ledger starts {first_posting.date()}: too recent for a reference {min(weeks_back)} "
                          "or more weeks before the served date. Run drift once the ledger is longer.")
-    rows = population(part, (*reference_days, as_of))
+    with open_ledger(settings.ledger, read_only=True) as ledger:  # the register only: who is live on each day
+        register = ledger.read_table("tenancy_register")
+    rows = population(register, (*reference_days, as_of))
     missing = exact_snapshots(settings, rows).missing
     if len(missing) > MAX_MISSING_SHARE * len(rows):
         raise ValueError(f"{len(missing):,} of {len(rows):,} rows to compare have no features as of their date: "
@@ -97,13 +100,3 @@ def like_with_like_inputs(settings: ServingSettings, as_of: pd.Timestamp | None 
                        service_feature_names(store, ref.feature_service), ref.version, as_of, reference_days,
                        len(missing))
 
-
-def register_attributes(settings: ServingSettings, tenancy_ids: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
-    """tenancy_id and those of `columns` the register holds (monitoring-only attributes and circumstances): the
-    groups a bias report is cut by. Read here, never passed to a model."""
-    from features.ledger import open_ledger
-
-    with open_ledger(settings.ledger, read_only=True) as ledger:
-        register = ledger.read_table("tenancy_register")
-    present = [c for c in columns if c in register and register[c].notna().any()]
-    return register.loc[register["tenancy_id"].isin(set(tenancy_ids)), ["tenancy_id", *present]]

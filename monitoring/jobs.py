@@ -92,16 +92,17 @@ def drift_job(settings: ServingSettings, thresholds: Thresholds) -> JobResult:
     return JobResult(outputs, breaches)
 
 
-def _latest_matured_run(settings: ServingSettings, store, ledger) -> tuple[dict, pd.DataFrame, pd.DataFrame] | None:
-    """The newest recorded run whose outcomes have matured: (run, its rows, its labels), or None."""
-    from monitoring.outcomes import matured_risk_labels, risk_label_spec, risk_matured
+def _latest_matured_run(settings: ServingSettings, store) -> tuple[dict, pd.DataFrame, pd.DataFrame] | None:
+    """The newest recorded run whose outcomes have matured: (run, its rows, its labels), or None. The ledger's
+    transactions are read only when there is one."""
+    from monitoring.outcomes import ledger_end, matured_risk_labels, risk_label_spec, risk_matured
 
-    spec = risk_label_spec()
+    spec, end = risk_label_spec(), ledger_end(settings)
     for run in reversed(store.runs().to_dict("records")):
-        if risk_matured(pd.Timestamp(run["as_of"]).date(), ledger.end, spec):
+        as_of = pd.Timestamp(run["as_of"]).date()
+        if risk_matured(as_of, end, spec):
             rows = store.rows(run["run_id"])
-            labels = matured_risk_labels(settings, pd.Timestamp(run["as_of"]).date(), rows["tenancy_id"], ledger=ledger)
-            return run, rows, labels
+            return run, rows, matured_risk_labels(settings, as_of, rows["tenancy_id"])
     return None
 
 
@@ -109,18 +110,19 @@ def bias_job(settings: ServingSettings, thresholds: Thresholds) -> JobResult:
     """Weekly bias on what is served (`monitoring.bias`): the latest run's shares of the ready list and of the
     top-capacity cases per group; on the newest run whose outcomes have matured, need, recall, precision and
     calibration per group, with flags only where the confidence bound clears its threshold."""
+    from features.ledger import register_attributes
     from monitoring.bias import ATTRIBUTES, served_bias, write_bias_report
-    from monitoring.datasets import register_attributes
-    from monitoring.outcomes import read_outcome_ledger
     from serving.runs import open_runs
 
     with open_runs(settings) as store:
         latest = store.latest()
         rows = store.rows(latest["run_id"])
-        matured = _latest_matured_run(settings, store, read_outcome_ledger(settings))
+        matured = _latest_matured_run(settings, store)
+    every = set(rows["tenancy_id"]) | (set(matured[1]["tenancy_id"]) if matured else set())
+    groups = register_attributes(settings.ledger, sorted(every), ATTRIBUTES)  # one read for both reports
     capacity = int(latest["patch_capacity"])
     out = report_dir(settings, "bias", pd.Timestamp(latest["as_of"]))
-    served = served_bias(rows, register_attributes(settings, rows["tenancy_id"], ATTRIBUTES), capacity)
+    served = served_bias(rows, groups[groups["tenancy_id"].isin(rows["tenancy_id"])], capacity)
     json_path, html_path = write_bias_report(served, out, name="bias_served")
     outputs = {"as_of": str(latest["as_of"]), "run_id": latest["run_id"], "served_html": str(html_path),
                "served_json": str(json_path), "matured_run": None, "flags": []}
@@ -128,8 +130,8 @@ def bias_job(settings: ServingSettings, thresholds: Thresholds) -> JobResult:
         outputs["note"] = "no recorded run has matured outcomes yet: need, recall and calibration wait for them"
         return JobResult(outputs)
     run, m_rows, labels = matured
-    report = served_bias(m_rows, register_attributes(settings, m_rows["tenancy_id"], ATTRIBUTES),
-                         int(run["patch_capacity"]), need=labels.rename(columns={"label": "grew"}), labels=labels)
+    report = served_bias(m_rows, groups[groups["tenancy_id"].isin(m_rows["tenancy_id"])], int(run["patch_capacity"]),
+                         need=labels.rename(columns={"label": "grew"}), labels=labels)
     json_path, html_path = write_bias_report(report, out, name="bias_matured")
     flags = [f.message for f in report.flags]
     outputs |= {"matured_run": run["run_id"], "matured_as_of": str(run["as_of"]), "matured_html": str(html_path),

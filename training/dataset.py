@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.feeds.contract import MONITORING_ONLY_COLUMNS
-from features.ledger import open_ledger
+from features.ledger import register_attributes
 from features.settings import FeatureSettings
 from features.store.exact import Coverage, day_stamps, exact_snapshots
 from features.store.feast import historical_features, open_store, service_feature_names
@@ -95,10 +95,7 @@ def thin_weeks(labels: pd.DataFrame, as_of: pd.DatetimeIndex, every_weeks: int) 
 
 def monitoring_groups(settings: FeatureSettings, tenancy_ids: pd.Series) -> pd.DataFrame:
     """The monitoring-only attributes of the tenancies (never features): the bias gate's input. May be empty."""
-    with open_ledger(settings.ledger) as ledger:
-        register = ledger.read_table("tenancy_register")
-    present = [c for c in MONITORING_ONLY_COLUMNS if c in register and register[c].notna().any()]
-    return register.loc[register["tenancy_id"].isin(set(tenancy_ids)), ["tenancy_id", *present]]
+    return register_attributes(settings.ledger, tenancy_ids, MONITORING_ONLY_COLUMNS)
 
 
 @dataclass(frozen=True)
