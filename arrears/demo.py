@@ -16,7 +16,7 @@ from features.feeds.ingest import clock_for, ingest_delivery
 from features.ledger import open_ledger
 from features.store.refresh import refresh
 from serving.batch import RunSummary, record_run
-from serving.cash_forecast import forecast_now, write_forecast
+from serving.cash_forecast import forecast_now, record_forecast, write_forecast
 from serving.process import fetch_worklist, running_server
 from serving.schemas import WorklistResponse
 from serving.settings import ServingSettings
@@ -121,6 +121,7 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
          lambda: record_run(settings), _recorded)
     forecast = step("forecast", "Simulating receipts…", lambda: forecast_now(settings), _forecast_said)
     forecast_files = write_forecast(forecast, settings.reports_dir)
+    record_forecast(settings, forecast)
     response, _ = step("serve", "Starting bentoml serve and fetching the worklist over HTTP…",
                          lambda: _served_worklist(settings, top),
                          lambda served: f"{len(served[0].rows)} ready cases, ranked and explained, from "

@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 
 def refresh(settings: ServingSettings, schedule: Schedule) -> JobResult:
     """Nightly: bring features up to date with the ledger, then record a worklist run (the prediction log that
-    monitoring judges later). Before any champion exists there is nothing to record, which is not a failure."""
+    monitoring judges later) and the day's cash forecast. Before a champion exists there is nothing to record,
+    which is not a failure."""
     from features.store.refresh import refresh as refresh_features
     from serving.batch import record_run
+    from serving.cash_forecast import forecast_now, record_forecast
     from training.registry import NoChampion
 
     features = refresh_features(settings)
@@ -30,8 +32,14 @@ def refresh(settings: ServingSettings, schedule: Schedule) -> JobResult:
         summary = record_run(settings)
     except NoChampion as exc:
         return JobResult(outputs | {"worklist_run": None, "note": str(exc)})
-    return JobResult(outputs | {"worklist_run": summary.run["run_id"], "as_of": str(summary.run["as_of"]),
-                                "recorded": summary.recorded, "states": summary.state_counts})
+    outputs |= {"worklist_run": summary.run["run_id"], "as_of": str(summary.run["as_of"]),
+                "recorded": summary.recorded, "states": summary.state_counts}
+    try:  # the cash forecast's history: what the weekly performance job sets against the receipts
+        forecast = forecast_now(settings)
+    except NoChampion as exc:
+        return JobResult(outputs | {"forecast": None, "forecast_note": str(exc)})
+    outputs["forecast"], outputs["forecast_recorded"] = record_forecast(settings, forecast)
+    return JobResult(outputs)
 
 
 def drift(settings: ServingSettings, schedule: Schedule) -> JobResult:

@@ -111,7 +111,9 @@ def load_schedule(path: Path | None = None, webhook: str | None = None) -> Sched
         jobs[name] = JobSpec(name, str(spec.get("cron", "")), str(spec.get("description", "")), call)
     alerts = dict(raw.get("alerts") or {})
     known = {f.name for f in fields(Thresholds)}
-    schedule = Schedule(timezone, jobs, Thresholds(**{k: float(v) for k, v in alerts.items() if k in known}),
+    thresholds = Thresholds(**{k: tuple(str(x) for x in ([v] if isinstance(v, str) else v or []))
+                               if k == "drift_segments" else float(v) for k, v in alerts.items() if k in known})
+    schedule = Schedule(timezone, jobs, thresholds,
                         float(alerts.get("overdue_hours", 6.0)), webhook or alerts.get("webhook"), path)
     for name, job in jobs.items():
         try:

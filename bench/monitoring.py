@@ -46,7 +46,8 @@ def run(scenario: str, tenancies: int, weeks: int, seed: int, change_week: int) 
         settings, schedule = schedule_settings()
         started = time.perf_counter()
         return replay(settings, schedule, portfolio, Path(tmp), start, weeks, progress=lambda week, row: print(
-            f"week {week:2d} {row['as_of']} drift {row['drift_share']:.2f} psi {row['score_psi']:.3f} alerts "
+            f"week {week:2d} {row['as_of']} drift {row['drift_share']:.2f} psi {row['score_psi']:.3f} "
+            f"groups {' '.join(f'{k}:{v[0]:.2f}/{v[1]:.2f}' for k, v in row['segments'].items())} alerts "
             f"{','.join(row['alerts']) or '-'} flagged {','.join(row['flagged_groups']) or '-'} "
             f"({time.perf_counter() - started:.0f} s)", flush=True))
 
@@ -54,11 +55,11 @@ def run(scenario: str, tenancies: int, weeks: int, seed: int, change_week: int) 
 def summary(table: pd.DataFrame, change_week: int) -> str:
     after = table["week"] >= change_week
     lines = []
-    for kind in ("feature_drift", "score_drift", "bias", "performance_drop", "precision_shortfall"):
+    for kind in ("feature_drift", "score_drift", "segment_drift", "bias", "performance_drop", "precision_shortfall"):
         fired = table["alerts"].map(lambda alerts, k=kind: k in alerts)
         lines.append(f"{kind:<20} weeks before the change {fired[~after].sum()}/{(~after).sum()}, "
                      f"from it {fired[after].sum()}/{after.sum()}")
-    drift = table["alerts"].map(lambda a: "feature_drift" in a or "score_drift" in a)
+    drift = table["alerts"].map(lambda a: bool({"feature_drift", "score_drift", "segment_drift"} & set(a)))
     first = table.loc[after & drift, "week"]
     lines.append(f"first drift alert from the change: {'none' if first.empty else f'week {first.iloc[0]}'} "
                  f"(change in week {change_week})")

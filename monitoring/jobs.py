@@ -17,6 +17,7 @@ import pandas as pd
 from serving.settings import ServingSettings
 
 if TYPE_CHECKING:
+    from monitoring.datasets import DriftInputs
     from monitoring.drift import DriftResult
 
 
@@ -29,6 +30,12 @@ class Thresholds:
     bias_flags: int = 1  #: flagged group findings (each clears its own confidence bound)
     auc_drop: float = 0.05  #: matured AUC below the version's test AUC by more than this, beyond 1.96 SE
     precision_drop: float = 0.10  #: matured precision at top-k below what the calibrated probabilities expected
+    #: Drift is also judged within each group of these register columns (a change that hits one group, such as a
+    #: benefit paid late, is diluted in the whole portfolio); a group alerts when both its drifted share and its
+    #: score PSI pass the thresholds above, and only with at least `segment_min_rows` live tenancies (a smaller
+    #: group's report is written but its noise would raise false alarms).
+    drift_segments: tuple[str, ...] = ("benefit_type", "payment_method", "patch")
+    segment_min_rows: float = 200
 
 
 @dataclass(frozen=True)
@@ -63,24 +70,60 @@ def feature_drift(settings: ServingSettings) -> DriftResult:
     return drift_report(inputs.reference, inputs.current, inputs.columns, settings.reports_dir, name="feature_drift")
 
 
-def drift_job(settings: ServingSettings, thresholds: Thresholds) -> JobResult:
+def _segment_drift(settings: ServingSettings, inputs: DriftInputs, thresholds: Thresholds,
+                   out: Path) -> tuple[list[dict], list[Breach]]:
+    """The drift report within each group of `thresholds.drift_segments` (register columns, never model inputs):
+    one summary per group, and a `segment_drift` breach for each group of at least `segment_min_rows` live
+    tenancies whose drifted share and score PSI both pass their thresholds. The groups' reports are files, not
+    added to the Evidently workspace: its local form reloads every kept report each time it is opened (5 MB a
+    report: ten groups a week made opening it take minutes within months); their figures stay in the job log."""
+    from features.ledger import register_attributes
+    from monitoring.drift import drift_report
+
+    ids = sorted(set(inputs.current["tenancy_id"]) | set(inputs.reference["tenancy_id"]))
+    groups = register_attributes(settings.ledger, ids, thresholds.drift_segments).set_index("tenancy_id")
+    summaries, breaches = [], []
+    for attribute in groups.columns:
+        current_group = inputs.current["tenancy_id"].map(groups[attribute])
+        reference_group = inputs.reference["tenancy_id"].map(groups[attribute])
+        for value, rows in current_group.value_counts().sort_index().items():
+            current, reference = inputs.current[current_group == value], inputs.reference[reference_group == value]
+            if len(current) < 30 or len(reference) < 30:  # too few for any test: not reported
+                continue
+            name = f"{attribute}={value}"
+            result = drift_report(reference, current, inputs.columns, out / "segments", name=f"drift_{name}",
+                                  score_column="risk_score", timestamp=inputs.current_date)
+            psi = result.score.score if result.score else float("nan")
+            alerting = rows >= thresholds.segment_min_rows
+            summaries.append({"segment": name, "rows": int(rows), "drifted_share": result.drifted_share,
+                              "score_psi": psi, "html": str(result.html), "can_alert": alerting})
+            if alerting and result.drifted_share > thresholds.drift_share and psi > thresholds.score_psi:
+                breaches.append(Breach(
+                    "segment_drift", f"{name} ({rows} live tenancies): {result.drifted_share:.0%} of the model's "
+                    f"features drifted and the risk score's PSI is {psi:.3f} against the same weekday 4-7 weeks "
+                    f"earlier ({', '.join(result.drifted_columns[:4])})", result.drifted_share, thresholds.drift_share))
+    return summaries, breaches
+
+
+def drift_job(settings: ServingSettings, thresholds: Thresholds, as_of: pd.Timestamp | None = None) -> JobResult:
     """Weekly drift, like with like: features and the risk score on the served date versus the same weekday
-    4-7 weeks earlier (`monitoring.datasets.like_with_like_inputs`)."""
+    4-7 weeks earlier (`monitoring.datasets.like_with_like_inputs`), for the whole portfolio and within each
+    group of `thresholds.drift_segments`. `as_of`: judge an earlier day instead (the served one by default)."""
     from monitoring.datasets import like_with_like_inputs
     from monitoring.drift import drift_report
 
-    inputs = like_with_like_inputs(settings)
+    inputs = like_with_like_inputs(settings, as_of=as_of)
     out = report_dir(settings, "drift", inputs.current_date)
     result = drift_report(inputs.reference, inputs.current, inputs.columns, out, name="drift",
                           score_column="risk_score", workspace=workspace_dir(settings),
                           timestamp=inputs.current_date)
     psi = result.score.score if result.score else float("nan")
+    segments, breaches = _segment_drift(settings, inputs, thresholds, out)
     outputs = {"html": str(result.html), "summary": str(result.summary), "as_of": str(inputs.current_date.date()),
                "reference_dates": [str(d.date()) for d in inputs.reference_dates],
                "model_version": inputs.model_version, "drifted_share": result.drifted_share,
                "drifted_columns": result.drifted_columns, "score_psi": psi,
-               "current_rows": len(inputs.current), "reference_rows": len(inputs.reference)}
-    breaches = []
+               "current_rows": len(inputs.current), "reference_rows": len(inputs.reference), "segments": segments}
     if result.drifted_share > thresholds.drift_share:
         named = ", ".join(result.drifted_columns[:6]) + ("…" if len(result.drifted_columns) > 6 else "")
         breaches.append(Breach(
@@ -167,10 +210,25 @@ def _performance_breaches(last: pd.Series, thresholds: Thresholds) -> list[Breac
     return breaches
 
 
+def _cash_accuracy(settings: ServingSettings, out: Path) -> dict:
+    """The recorded cash forecasts against the receipts that came in (`monitoring.cash`): the report's paths and,
+    by weeks ahead, the portfolio's WAPE (model and baseline) and P10–P90 coverage over the matured weeks."""
+    from monitoring.cash import accuracy_by_horizon, forecast_accuracy, write_cash_report
+
+    table = forecast_accuracy(settings)
+    if table.empty:
+        return {"cash_forecasts": 0}
+    html_path, json_path = write_cash_report(table, out)
+    by_week = accuracy_by_horizon(table)
+    return {"cash_html": str(html_path), "cash_json": str(json_path), "cash_forecasts": table["forecast_id"].nunique(),
+            "cash_matured_weeks": int(by_week["weeks_judged"].sum()) if len(by_week) else 0,
+            "cash_by_week": by_week.round(4).to_dict("records")}
+
+
 def performance_job(settings: ServingSettings, thresholds: Thresholds) -> JobResult:
     """Weekly performance of every recorded run (`monitoring.performance`): measured on matured outcomes against
     the balance baseline on the same rows, estimated from the calibrated probabilities before; alerts on the
-    newest matured run."""
+    newest matured run; and the recorded cash forecasts, week by week, against the receipts that came in."""
     from monitoring.performance import performance_history, write_performance_report
 
     history = performance_history(settings)
@@ -181,7 +239,8 @@ def performance_job(settings: ServingSettings, thresholds: Thresholds) -> JobRes
     matured = history[history["matured"].fillna(False).astype(bool)]
     outputs = {"html": str(html_path), "json": str(json_path), "runs": len(history), "matured_runs": len(matured),
                "latest_as_of": str(history["as_of"].max().date()),
-               "latest_estimated_precision_at_top_k": history["estimated_precision_at_top_k"].iloc[-1]}
+               "latest_estimated_precision_at_top_k": history["estimated_precision_at_top_k"].iloc[-1],
+               **_cash_accuracy(settings, out)}
     if matured.empty:
         return JobResult(outputs | {"note": "no run has matured outcomes yet: the figures are estimates"})
     last = matured.iloc[-1]

@@ -6,7 +6,7 @@ snapshot of every live tenancy, so it runs on a schedule without the HTTP servic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +23,7 @@ class CashForecast:
     table: pd.DataFrame  #: as_of, scope (portfolio or a patch), week, week_start, mean, p10, p50, p90 (pounds)
     as_of: pd.Timestamp
     model_version: str
+    tenancies: int = 0  #: live tenancies the forecast covers (current tenancies only: no new lettings)
 
 
 @dataclass(frozen=True)
@@ -32,22 +33,64 @@ class ForecastFiles:
     plot: Path
 
 
+#: What every forecast says of its scope.
+COVERS = ("The tenancies live on as_of, each from its own payment habits and the payment-date model: new lettings "
+          "and tenancy ends over the horizon are not in it, so read it as the receipts of today's tenancies.")
+#: The horizons the service forecasts over.
+MAX_WEEKS = 26
+
+
+def _live_at(settings: ServingSettings, as_of: pd.Timestamp, feature_service: str) -> pd.DataFrame:
+    """Every tenancy live on a past `as_of`, with its features as of that day (point in time, through Feast)."""
+    from features.ledger import open_ledger
+    from features.store.feast import historical_features, open_store
+    from features.timeline import live_at, utc
+
+    with open_ledger(settings.ledger, read_only=True) as ledger:
+        register = ledger.read_table("tenancy_register")
+    live = register[live_at(register, pd.DatetimeIndex([as_of]))[:, 0]]
+    rows = pd.DataFrame({"tenancy_id": live["tenancy_id"].to_numpy(),
+                         "event_timestamp": utc(pd.DatetimeIndex([as_of] * len(live)))})
+    frame = historical_features(open_store(settings), rows, feature_service)
+    return frame.drop(columns=["patch"], errors="ignore").merge(live[["tenancy_id", "patch"]], on="tenancy_id")
+
+
 def forecast_now(settings: ServingSettings, weeks: int | None = None, simulations: int | None = None,
-                 seed: int = 0) -> CashForecast:
-    """Simulate receipts from the ledger's latest date with the champion payment-date model."""
+                 seed: int = 0, as_of: pd.Timestamp | None = None) -> CashForecast:
+    """Simulate receipts with the champion payment-date model from the ledger's latest date, or from an earlier
+    `as_of` (the tenancies live then, their features and habits as of then)."""
     params = load_params("payment_date")
     weeks = weeks or params["cash"]["weeks"]
     simulations = simulations or params["cash"]["simulations"]
     champion = registry.load_champion(settings, registry.PAYMENT_MODEL)
     live = live_tenancies(settings).reset_index(drop=True)
-    as_of = pd.Timestamp(live["event_timestamp"].max())
+    latest = pd.Timestamp(live["event_timestamp"].max())
     part = load_ledger_slice(settings)
+    if as_of is not None and pd.Timestamp(as_of).normalize() != latest.tz_localize(None).normalize():
+        day = pd.Timestamp(as_of).normalize()
+        first = pd.Timestamp(part.transactions["posted_date"].min())
+        if not first + pd.Timedelta(weeks=13) <= day < latest.tz_localize(None):
+            raise ValueError(f"as_of {day.date()} is outside the ledger's forecastable dates: from "
+                             f"{(first + pd.Timedelta(weeks=13)).date()} (13 weeks of history) to "
+                             f"{latest.date()} (the latest data). Leave as_of out for today's forecast.")
+        live = _live_at(settings, day, params["feature_service"])
+        part = replace(part, transactions=part.transactions[pd.to_datetime(part.transactions["posted_date"]) <= day])
+        latest = pd.Timestamp(live["event_timestamp"].max())
+    as_of = latest
     paid = qualifying_payment_days(part.tenancies, part.transactions, PaymentLabelSpec(**params["label"]))
     sims = cash.forecast_receipts(champion.booster, live, part.tenancies, paid, daily_receipts(part.transactions),
                                   as_of, weeks, simulations, seed)
     table = cash.summarise(sims, live["patch"].astype(str).to_numpy(), as_of.tz_localize(None))
     table.insert(0, "as_of", as_of.date())
-    return CashForecast(table, as_of, champion.ref.version)
+    return CashForecast(table, as_of, champion.ref.version, len(live))
+
+
+def record_forecast(settings: ServingSettings, forecast: CashForecast) -> tuple[str, bool]:
+    """Keep the forecast in the forecast history (`serving.forecasts`), once: (its id, whether it was new)."""
+    from serving.forecasts import open_forecasts
+
+    with open_forecasts(settings) as store:
+        return store.record(forecast.as_of, forecast.model_version, forecast.table, forecast.tenancies)
 
 
 def write_forecast(forecast: CashForecast, out_dir: Path) -> ForecastFiles:
@@ -59,3 +102,44 @@ def write_forecast(forecast: CashForecast, out_dir: Path) -> ForecastFiles:
     evidence.forecast_plot(forecast.table, files.plot,
                            title=f"Expected receipts by week from {forecast.as_of.date()} (P10–P90)")
     return files
+
+
+def served_forecast(settings: ServingSettings, weeks: int = 13, patch: str | None = None,
+                    as_of: pd.Timestamp | None = None) -> tuple[pd.DataFrame, dict]:
+    """The forecast as the service answers it: today's comes from the forecast history when it holds the one for
+    (today, champion version, weeks) (the nightly `refresh` job records it), else it is simulated now and recorded.
+    One from an earlier `as_of` is simulated on request and never recorded: made with today's model, it would
+    flatter the history's accuracy. Returns its rows (scope, week, week_start, mean, p10, p50, p90; the portfolio
+    first, then every patch or the one asked for) and its header. Raises LookupError for a patch the forecast does
+    not know, ValueError for an as_of it cannot be made from."""
+    from serving.forecasts import forecast_id, open_forecasts
+
+    champion = registry.model_by_alias(settings, registry.PAYMENT_MODEL, registry.CHAMPION)
+    today = pd.Timestamp(live_tenancies(settings)["event_timestamp"].max()).tz_localize(None).normalize()
+    if as_of is not None and pd.Timestamp(as_of).normalize() != today:
+        made = forecast_now(settings, weeks=weeks, as_of=pd.Timestamp(as_of))
+        rows = made.table.drop(columns=["as_of"])
+        key, recorded = forecast_id(made.as_of, made.model_version, weeks) + ":hindcast", False
+        run = {"as_of": made.as_of, "model_version": made.model_version, "weeks": weeks, "tenancies": made.tenancies}
+    else:
+        key = forecast_id(today, champion.version, weeks)
+        with open_forecasts(settings) as store:
+            if key not in set(store.runs()["forecast_id"]):
+                made = forecast_now(settings, weeks=weeks)
+                key, _ = store.record(made.as_of, made.model_version, made.table, made.tenancies)
+            run = store.runs().set_index("forecast_id").loc[key].to_dict()
+            rows = store.weeks([key]).drop(columns=["forecast_id"])
+        recorded = True
+    scopes = sorted(set(rows["scope"]) - {"portfolio"})
+    if patch is not None:
+        if patch not in scopes:
+            raise LookupError(f"No patch {patch!r} in the forecast of {pd.Timestamp(run['as_of']).date()}: the "
+                              f"patches are {', '.join(scopes)}")
+        scopes = [patch]
+    order = {scope: i for i, scope in enumerate(["portfolio", *scopes])}
+    rows = rows[rows["scope"].isin(order)].assign(_order=lambda f: f["scope"].map(order))
+    rows = rows.sort_values(["_order", "week"]).drop(columns="_order").reset_index(drop=True)
+    header = {"forecast_id": key, "as_of": str(pd.Timestamp(run["as_of"]).date()), "recorded": recorded,
+              "model_version": str(run["model_version"]), "weeks": int(run["weeks"]),
+              "tenancies": int(run["tenancies"]), "covers": COVERS}
+    return rows.assign(week_start=pd.to_datetime(rows["week_start"])), header

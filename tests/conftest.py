@@ -4,6 +4,10 @@ Tests live in one folder per tier, and each test is marked with its tier: `unit`
 seconds: `make test-fast`), `data` (feeds, ledger, feature store, simulator), `model` (training and the registry),
 `service` (HTTP through a real `bentoml serve`) and `e2e` (the CLI's verbs and the demo as a user runs them).
 `postgres` and `redis` mark what needs those servers (127.0.0.1:5432 and :6379).
+
+The suite runs on every core (pytest-xdist, `--dist loadgroup`): each module's tests stay on one worker, so a
+module-scoped fixture is built once, and every test of the shared `pipeline` runs on the same worker, so the
+session's costliest fixture is built once too. `pytest -n 0` runs everything in one process.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from tests.support.postgres import create_schema, drop_schema
 TIERS = ("unit", "data", "model", "service", "e2e")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     root = Path(__file__).resolve().parent
     for item in items:
@@ -27,6 +32,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if tier not in TIERS:
             raise pytest.UsageError(f"{item.nodeid}: tests live in one of the tier folders {', '.join(TIERS)}")
         item.add_marker(getattr(pytest.mark, tier))
+        group = "pipeline" if "pipeline" in getattr(item, "fixturenames", ()) else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # On an xdist worker the groups show as an "@group" suffix of each node id; without it every test would be
+    # scheduled on its own and each shared fixture built once per worker (pytest-dev/pytest-xdist#1386).
+    if getattr(session.config.option, "loadgroup", False) and session.items and "@" not in session.items[0].nodeid:
+        raise pytest.UsageError("pytest-xdist's --dist=loadgroup is not grouping tests with this pytest: install the "
+                                "locked versions (uv sync --frozen) or run with -n 0")
 
 
 @pytest.fixture

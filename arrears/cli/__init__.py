@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.callback()(home.main_options)
-for verb in (data.simulate, data.ingest, models.train, models.promote, serving.forecast, serving.serve,
+for verb in (data.simulate, data.ingest, models.train, models.promote, serving.forecast, serving.kpis, serving.serve,
              serving.worklist, home.info, home.demo):
     app.command()(verb)
 app.add_typer(data.features_app, name="features")

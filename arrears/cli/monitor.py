@@ -71,9 +71,15 @@ def monitor_drift(
     against: Annotated[str, typer.Option(help="like: the served date against the same weekday 4-7 weeks earlier "
                                          "(what the weekly job runs); training: against the champion's training "
                                          "sample.")] = "like",
+    as_of: Annotated[datetime | None, typer.Option(
+        "--as-of", formats=["%Y-%m-%d"], help="Judge an earlier day instead of the served one (YYYY-MM-DD; like "
+        "with like only): when did a change begin?")] = None,
 ) -> None:
-    """Evidently drift report of the champion's features (and score) now (HTML and JSON under reports/)."""
-    from monitoring.jobs import Thresholds, drift_job, feature_drift
+    """Evidently drift report of the champion's features (and score) now (HTML and JSON under reports/), for the
+    portfolio and within each group of the schedule file's `drift_segments`; the alerts it would raise are listed
+    but not recorded (the weekly `drift` job records them)."""
+    from arrears.schedule import schedule_settings
+    from monitoring.jobs import drift_job, feature_drift
 
     if against not in ("like", "training"):
         fail("--against must be like or training")
@@ -84,8 +90,18 @@ def monitor_drift(
                           f"({', '.join(result.drifted_columns) or 'none'})")
             out.print(str(result.html), soft_wrap=True)
             return
-        found = drift_job(get_settings(), Thresholds())
+        settings, schedule = schedule_settings()
+        try:
+            found = drift_job(settings, schedule.thresholds, as_of=None if as_of is None else pd.Timestamp(as_of))
+        except ValueError as exc:
+            fail(str(exc))
     o = found.outputs
     console.print(f"As of {o['as_of']} against {', '.join(o['reference_dates'])}: {o['drifted_share']:.0%} of "
                   f"features drifted ({', '.join(o['drifted_columns']) or 'none'}); score PSI {o['score_psi']:.3f}")
+    for group in o["segments"]:
+        few = "" if group["can_alert"] else ", too few to alert"
+        console.print(f"  {group['segment']} ({group['rows']} tenancies{few}): {group['drifted_share']:.0%} "
+                      f"drifted, score PSI {group['score_psi']:.3f}")
+    for breach in found.breaches:
+        console.print(f"[bold red]{breach.kind}[/]: {breach.message}")
     out.print(o["html"], soft_wrap=True)

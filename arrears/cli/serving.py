@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from arrears.render import changes_table, console, fail, forecast_table, out, print_json, worklist_table
+from arrears.render import changes_table, console, fail, forecast_table, out, print_json, table, worklist_table
 from serving.settings import get_settings
 
 
@@ -92,9 +92,11 @@ def forecast(
     as_json: Annotated[bool, typer.Option("--json", help="Print the forecast as JSON.")] = False,
 ) -> None:
     """Cash forecast for treasury: expected receipts per week with P10/P50/P90, portfolio-wide and per patch, from
-    the champion payment-date model. Writes CSV, JSON and a fan chart (PNG) to the reports folder."""
+    the champion payment-date model, for the tenancies live today (new lettings are not in it). Writes CSV, JSON
+    and a fan chart (PNG) to the reports folder and keeps the forecast in the forecast history, where the weekly
+    performance job sets each week against the receipts that came in."""
     from features.store.offline import FeatureStageError
-    from serving.cash_forecast import forecast_now, write_forecast
+    from serving.cash_forecast import forecast_now, record_forecast, write_forecast
     from training.registry import NoChampion
 
     settings = get_settings()
@@ -104,8 +106,40 @@ def forecast(
     except (NoChampion, FeatureStageError) as exc:
         fail(str(exc))
     files = write_forecast(result, settings.reports_dir)
+    record_forecast(settings, result)  # the history monitoring sets against what then came in
     if as_json:
         out.print_json(result.table.round(2).to_json(orient="records", date_format="iso"))
         return
     forecast_table(result)
     console.print(f"Per patch and the fan chart: {files.csv}, {files.plot}")
+
+
+def kpis(
+    months: Annotated[int, typer.Option(help="The last this many calendar months.", min=1, max=240)] = 12,
+    patch: Annotated[str | None, typer.Option(help="The portfolio and this patch only.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the KPIs as JSON.")] = False,
+) -> None:
+    """Collection KPIs by month and patch from the ledger: rent due and collected, collection rate, current arrears
+    as a share of the annual rent roll, former arrears, write-offs and days' rent outstanding (docs/treasury.md
+    defines each). Writes collection_kpis.csv to the reports folder."""
+    from serving.kpis import kpis_now
+
+    settings = get_settings()
+    try:
+        result = kpis_now(settings, patch, months)
+    except LookupError as exc:
+        fail(str(exc))
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.reports_dir / "collection_kpis.csv"
+    result.round(4).to_csv(path, index=False)
+    if as_json:
+        out.print_json(result.round(4).to_json(orient="records"))
+        return
+    portfolio = result[result["scope"] == "portfolio"]
+    table(f"Collection KPIs, portfolio (ledger to {result.attrs['as_of']})",
+          ["month", "rent due", "collected", "rate", "arrears", "% of roll", "former", "written off", "days"],
+          [[r.month, f"£{r.rent_due:,.0f}", f"£{r.collected:,.0f}", f"{r.collection_rate:.1%}",
+            f"£{r.current_arrears:,.0f}", f"{r.current_arrears_pct_of_roll:.2%}", f"£{r.former_arrears:,.0f}",
+            f"£{r.written_off:,.0f}", f"{r.days_rent_outstanding:.1f}"] for r in portfolio.itertuples()],
+          right=("rent due", "collected", "rate", "arrears", "% of roll", "former", "written off", "days"))
+    console.print(f"Per patch: {path}")

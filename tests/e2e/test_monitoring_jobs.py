@@ -28,6 +28,12 @@ def test_the_weekly_jobs_run_recorded_and_drift_compares_like_with_like(in_pipel
     against_training = feature_drift(settings).drifted_share
     assert drift["drifted_share"] <= schedule.thresholds.drift_share < against_training, (drift, against_training)
     assert "feature_drift" not in records["drift"]["alert_kinds"]
+    # ... and within each benefit type, payment method and patch; small groups are reported but cannot alert
+    segments = {s["segment"]: s for s in drift["segments"]}
+    assert {name.split("=")[0] for name in segments} == {"benefit_type", "payment_method", "patch"}
+    assert all(s["can_alert"] == (s["rows"] >= schedule.thresholds.segment_min_rows) for s in segments.values())
+    assert "segment_drift" not in records["drift"]["alert_kinds"]
+    assert all(open(s["html"]).read() for s in segments.values())
     summary = json.loads(open(drift["summary"]).read())
     assert summary["score"]["column"] == "risk_score" and summary["score"]["method"].lower().startswith("psi")
 
@@ -38,6 +44,8 @@ def test_the_weekly_jobs_run_recorded_and_drift_compares_like_with_like(in_pipel
 
     performance = records["performance"]["outputs"]
     assert performance["matured_runs"] == 0 and 0 < performance["latest_estimated_precision_at_top_k"] < 1
+    # refresh recorded the day's cash forecast; none of its weeks has come in yet
+    assert refresh["forecast"] and performance["cash_forecasts"] >= 1 and performance["cash_matured_weeks"] == 0
 
     status = json.loads(ok("monitor", "status", "--json").stdout)
     latest = {job["job"]: job["last_run"]["status"] for job in status["jobs"] if job["last_run"]}

@@ -24,6 +24,7 @@ from monitoring.performance import (
     run_performance,
     write_performance_report,
 )
+from tests.support.treasury import kept_receipts
 
 
 # -- hand-built runs ----------------------------------------------------------------------------------------------
@@ -229,3 +230,52 @@ def test_the_report_is_readable_and_names_no_tenancy(pipeline, later, tmp_path) 
     served = [r for r in json.loads(json_path.read_text()) if r["run_id"] == pipeline["payload"]["run_id"]]
     assert [r["matured"] for r in served] == [False, True]
     assert served[0]["auc"] is None and served[1]["auc"] == pytest.approx(served_run(later["later"], pipeline)["auc"])
+
+
+def plain_receipts(portfolio, as_of: pd.Timestamp, weeks: int) -> pd.DataFrame:
+    """Week by week, what the tenancies live on `as_of` received, in plain pandas on the simulated portfolio."""
+    t = portfolio.tenancies
+    end = pd.to_datetime(t["end_date"])
+    live = t[(pd.to_datetime(t["start_date"]) <= as_of) & (end.isna() | (end >= as_of))]
+    receipts = kept_receipts(portfolio.transactions[portfolio.transactions["tenancy_id"].isin(live["tenancy_id"])])
+    days = (receipts["day"] - as_of).dt.days
+    ahead = receipts[(days > 0) & (days <= 7 * weeks)]
+    week = (ahead["day"] - as_of).dt.days.sub(1) // 7 + 1
+    return ahead.assign(week=week, patch=ahead["tenancy_id"].map(live.set_index("tenancy_id")["patch"]))
+
+
+def test_recorded_forecasts_are_judged_week_by_week_on_the_receipts_that_came_in(pipeline, later) -> None:
+    """The forecast is kept once however often it is asked for; against the pipeline's own ledger no week has
+    matured; once the 9 later weeks are delivered, weeks 1-9 have, and their actuals are what a plain pandas count
+    on the simulated portfolio gives, for the portfolio and each patch."""
+    from monitoring.cash import accuracy_by_horizon, forecast_accuracy
+    from serving.cash_forecast import forecast_now, record_forecast
+    from serving.forecasts import open_forecasts
+
+    forecast = forecast_now(pipeline["settings"], weeks=13)  # the one the service served and recorded, or made now
+    first, again = record_forecast(pipeline["settings"], forecast), record_forecast(pipeline["settings"], forecast)
+    assert not again[1] and first[0] == again[0]
+    with open_forecasts(pipeline["settings"]) as store:
+        assert (store.runs()["forecast_id"] == first[0]).sum() == 1 and len(store.weeks([first[0]])) > 13
+    now = forecast_accuracy(pipeline["settings"])
+    assert not now["matured"].any() and now["actual"].isna().all()
+
+    table = forecast_accuracy(later["settings"])
+    mine = table[table["forecast_id"] == first[0]]
+    assert sorted(mine.loc[mine["matured"], "week"].unique()) == list(range(1, 10))
+    as_of = pd.Timestamp(forecast.as_of).tz_localize(None).normalize()
+    plain = plain_receipts(pipeline["portfolio"], as_of, 13)
+    portfolio = mine[mine["scope"] == "portfolio"].set_index("week")
+    expected = plain.groupby("week")["money"].sum().reindex(range(1, 10), fill_value=0.0)
+    np.testing.assert_allclose(portfolio.loc[1:9, "actual"].to_numpy(), expected.to_numpy(), rtol=1e-9, atol=0.005)
+    by_patch = plain.groupby(["patch", "week"])["money"].sum()
+    patches = mine[(mine["scope"] != "portfolio") & mine["matured"]]
+    wanted = [by_patch.get((p, w), 0.0) for p, w in zip(patches["scope"], patches["week"], strict=True)]
+    np.testing.assert_allclose(patches["actual"].to_numpy(), wanted, atol=0.005)
+    # the portfolio is the sum of its patches, in the band's mean as in what came in
+    summed = patches.groupby("week")[["actual", "mean"]].sum()
+    np.testing.assert_allclose(summed.to_numpy(), portfolio.loc[1:9, ["actual", "mean"]].to_numpy(), rtol=1e-9)
+    by_week = accuracy_by_horizon(mine)
+    print(by_week.round(3).to_string())
+    assert list(by_week["week"]) == list(range(1, 10)) and (by_week["weeks_judged"] == 1).all()
+    assert by_week["wape"].between(0, 1).all() and by_week["p10_p90_coverage"].isin([0.0, 1.0]).all()

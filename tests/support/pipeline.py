@@ -58,6 +58,12 @@ def build_pipeline(root: Path) -> dict:
             everyone = fetch_worklist(url, top=10_000, states=list(STATES))
             changes = httpx.post(f"{url}/worklist_changes", json={}, timeout=60).json()
             monitoring = httpx.post(f"{url}/monitoring_status", json={"days": 30}, timeout=60).json()
+            treasury = {name: httpx.post(f"{url}/{endpoint}", json=body, timeout=300) for name, endpoint, body in (
+                ("forecast", "cash_forecast", {}), ("csv", "cash_forecast_csv", {"patch": patch, "weeks": 13}),
+                ("unknown_patch", "cash_forecast", {"patch": "NoSuchPatch"}),
+                ("too_far", "cash_forecast", {"weeks": 400}), ("kpis", "collection_kpis", {"months": 240}),
+                ("kpis_csv", "collection_kpis_csv", {"months": 3, "patch": patch}))}
+            treasury["openapi"] = httpx.get(f"{url}/docs.json", timeout=60)
     return {"root": root, "home": home, "settings": settings, "payload": payload, "patch": patch,
             "patch_payload": patch_payload, "everyone": everyone, "changes": changes, "portfolio": full,
-            "monitoring": monitoring}
+            "monitoring": monitoring, "treasury": treasury}

@@ -1,0 +1,76 @@
+"""Recorded cash forecasts: every forecast run, append-only, in the project's serving database, so each one can be
+set against the receipts that then came in (`monitoring.cash`).
+
+A forecast is keyed by (as_of, payment model version, weeks): the same forecast asked for twice (a re-run of the
+demo, `arrears forecast` twice in a day) is recorded once. Each run keeps every scope's (portfolio, each patch)
+weekly mean and P10/P50/P90 in pounds, and the number of tenancies it covered. Nothing here updates or deletes a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from features.db import Database
+from serving.settings import ServingSettings
+
+TABLES: dict[str, dict[str, str]] = {
+    "forecast_runs": {"forecast_id": "TEXT", "recorded_at": "TEXT", "as_of": "DATE", "model_version": "TEXT",
+                      "weeks": "BIGINT", "tenancies": "BIGINT"},
+    "forecast_weeks": {"forecast_id": "TEXT", "scope": "TEXT", "week": "BIGINT", "week_start": "DATE",
+                       "mean": "DOUBLE PRECISION", "p10": "DOUBLE PRECISION", "p50": "DOUBLE PRECISION",
+                       "p90": "DOUBLE PRECISION"},
+}
+PRIMARY_KEYS = {"forecast_runs": ("forecast_id",), "forecast_weeks": ("forecast_id", "scope", "week")}
+
+
+def forecast_id(as_of: pd.Timestamp, model_version: str, weeks: int) -> str:
+    return f"{pd.Timestamp(as_of).date()}:v{model_version}:{int(weeks)}w"
+
+
+class ForecastStore:
+    """The recorded forecasts. Use `open_forecasts(settings)`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, as_of: pd.Timestamp, model_version: str, table: pd.DataFrame, tenancies: int) -> tuple[str, bool]:
+        """Append one forecast (`table`: scope, week, week_start, mean, p10, p50, p90) unless the same one is
+        already recorded. Returns (its id, whether it was new)."""
+        weeks = int(table["week"].max())
+        key = forecast_id(as_of, model_version, weeks)
+        with self.db.transaction():
+            found = self.db.query("SELECT COUNT(*) AS n FROM forecast_runs WHERE forecast_id = ?", [key])
+            if int(found["n"].iloc[0]):
+                return key, False
+            run = {"forecast_id": key, "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                   "as_of": pd.Timestamp(as_of).date(), "model_version": str(model_version), "weeks": weeks,
+                   "tenancies": int(tenancies)}
+            self.db.append("forecast_runs", pd.DataFrame([run]), list(TABLES["forecast_runs"]))
+            rows = table.assign(forecast_id=key, week_start=pd.to_datetime(table["week_start"]).dt.date)
+            self.db.append("forecast_weeks", rows, list(TABLES["forecast_weeks"]))
+        return key, True
+
+    def runs(self) -> pd.DataFrame:
+        runs = self.db.query("SELECT * FROM forecast_runs ORDER BY as_of, recorded_at")
+        return runs.assign(as_of=pd.to_datetime(runs["as_of"]))
+
+    def weeks(self, forecast_ids: list[str] | None = None) -> pd.DataFrame:
+        sql, params = "SELECT * FROM forecast_weeks", []
+        if forecast_ids is not None:
+            if not forecast_ids:
+                return pd.DataFrame(columns=list(TABLES["forecast_weeks"]))
+            sql += f" WHERE forecast_id IN ({', '.join('?' * len(forecast_ids))})"
+            params = list(forecast_ids)
+        frame = self.db.query(sql + " ORDER BY forecast_id, scope, week", params)
+        return frame.assign(week_start=pd.to_datetime(frame["week_start"]))
+
+
+@contextmanager
+def open_forecasts(settings: ServingSettings) -> Iterator[ForecastStore]:
+    with Database(settings.runs_database) as db:
+        db.ensure_tables(TABLES, PRIMARY_KEYS)
+        yield ForecastStore(db)
