@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.store.offline import live_tenancies, load_ledger_slice
@@ -16,6 +17,7 @@ from serving.settings import ServingSettings
 from training import cash, evidence, registry
 from training.config import load_params
 from training.labels import PaymentLabelSpec, daily_receipts, qualifying_payment_days
+from training.payment_date import QUANTILES, Interval, quantile_days
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class CashForecast:
     as_of: pd.Timestamp
     model_version: str
     tenancies: int = 0  #: live tenancies the forecast covers (current tenancies only: no new lettings)
+    per_tenancy: pd.DataFrame | None = None  #: each tenancy's expected payments (`_per_tenancy`)
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class ForecastFiles:
     csv: Path
     json: Path
     plot: Path
+    per_tenancy: Path
 
 
 #: What every forecast says of its scope.
@@ -78,11 +82,31 @@ def forecast_now(settings: ServingSettings, weeks: int | None = None, simulation
         latest = pd.Timestamp(live["event_timestamp"].max())
     as_of = latest
     paid = qualifying_payment_days(part.tenancies, part.transactions, PaymentLabelSpec(**params["label"]))
+    habits: dict = {}
     sims = cash.forecast_receipts(champion.booster, live, part.tenancies, paid, daily_receipts(part.transactions),
-                                  as_of, weeks, simulations, seed)
+                                  as_of, weeks, simulations, seed, habits=habits)
     table = cash.summarise(sims, live["patch"].astype(str).to_numpy(), as_of.tz_localize(None))
     table.insert(0, "as_of", as_of.date())
-    return CashForecast(table, as_of, champion.ref.version, len(live))
+    return CashForecast(table, as_of, champion.ref.version, len(live),
+                        _per_tenancy(live, sims, habits, Interval.from_tags(champion.ref.tags), as_of))
+
+
+def _per_tenancy(live: pd.DataFrame, sims: np.ndarray, habits: dict, interval: Interval,
+                 as_of: pd.Timestamp) -> pd.DataFrame:
+    """Each tenancy's expected payments, for treasury's own models: the next payment's date band (the payment-date
+    model's P10/P50/P90 at its calibrated levels; empty beyond its horizon), the usual amount a payment and the
+    expected receipts over the forecast's weeks (the mean of the simulations)."""
+    day = as_of.tz_localize(None).normalize()
+    bands = {name: quantile_days(habits["cdf"], q) for name, q in
+             (("p10", interval.lower), ("p50", QUANTILES["p50"]), ("p90", interval.upper))}
+    frame = pd.DataFrame({"tenancy_id": live["tenancy_id"].to_numpy(), "patch": live["patch"].astype(str).to_numpy(),
+                          "usual_payment": habits["amount"] / 100.0})
+    for name, days in bands.items():
+        frame[f"next_payment_{name}"] = [None if not np.isfinite(d) else (day + pd.Timedelta(days=float(np.ceil(d))))
+                                         .date() for d in days]
+    frame["p_payment_within_horizon"] = habits["cdf"][:, -1]
+    frame["expected_receipts"] = sims.sum(axis=2).mean(axis=0) / 100.0
+    return frame.round({"usual_payment": 2, "expected_receipts": 2, "p_payment_within_horizon": 4})
 
 
 def record_forecast(settings: ServingSettings, forecast: CashForecast) -> tuple[str, bool]:
@@ -96,9 +120,12 @@ def record_forecast(settings: ServingSettings, forecast: CashForecast) -> tuple[
 def write_forecast(forecast: CashForecast, out_dir: Path) -> ForecastFiles:
     """The forecast as CSV and JSON (pounds to the penny) and a fan chart (PNG) a person can open."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = ForecastFiles(out_dir / "cash_forecast.csv", out_dir / "cash_forecast.json", out_dir / "cash_forecast.png")
+    files = ForecastFiles(out_dir / "cash_forecast.csv", out_dir / "cash_forecast.json", out_dir / "cash_forecast.png",
+                          out_dir / "expected_payments.csv")
     forecast.table.round(2).to_csv(files.csv, index=False)
     forecast.table.round(2).to_json(files.json, orient="records", date_format="iso", indent=2)
+    if forecast.per_tenancy is not None:  # each tenancy's expected payments, for treasury's own models
+        forecast.per_tenancy.to_csv(files.per_tenancy, index=False)
     evidence.forecast_plot(forecast.table, files.plot,
                            title=f"Expected receipts by week from {forecast.as_of.date()} (P10–P90)")
     return files

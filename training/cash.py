@@ -112,16 +112,21 @@ def simulate_receipts(cdf: np.ndarray, amount: np.ndarray, gaps: np.ndarray, cou
 
 
 def forecast_receipts(booster: lgb.Booster, features: pd.DataFrame, tenancies: pd.DataFrame, paid: pd.DataFrame,
-                      daily: pd.DataFrame, origin: pd.Timestamp, weeks: int, sims: int, seed: int = 0) -> np.ndarray:
+                      daily: pd.DataFrame, origin: pd.Timestamp, weeks: int, sims: int, seed: int = 0,
+                      habits: dict | None = None) -> np.ndarray:
     """Simulated receipts (sims, tenancies, weeks) for the tenancies in `features`, from `origin`.
 
     `paid`: qualifying payment days (`training.labels.qualifying_payment_days`); `daily`: money received per day
-    (`training.labels.daily_receipts`); `tenancies`: the register (rent frequency).
+    (`training.labels.daily_receipts`); `tenancies`: the register (rent frequency). Given a dict as `habits`, it
+    is filled with what each tenancy was simulated from: `amount` (pence a payment) and `cdf` (its payment-date
+    distribution at the model's bin edges).
     """
     register = tenancies.set_index("tenancy_id").loc[features["tenancy_id"]]
     cdf = cdf_at_edges(hazards(booster, features))
     amount, gaps, counts = tenant_habits(paid, daily, origin, features["tenancy_id"].to_numpy(),
                                          period_days(register.reset_index()), register["start_date"].to_numpy())
+    if habits is not None:
+        habits.update(amount=amount, cdf=cdf)
     return simulate_receipts(cdf, amount, gaps, counts, weeks=weeks, sims=sims, seed=seed)
 
 

@@ -253,6 +253,15 @@ def test_recorded_forecasts_are_judged_week_by_week_on_the_receipts_that_came_in
     from serving.forecasts import open_forecasts
 
     forecast = forecast_now(pipeline["settings"], weeks=13)  # the one the service served and recorded, or made now
+    # each tenancy's expected payments, for treasury's own models: they add up to the portfolio's forecast
+    each = forecast.per_tenancy
+    assert len(each) == forecast.tenancies == each["tenancy_id"].nunique()
+    total = forecast.table.loc[forecast.table["scope"] == "portfolio", "mean"].sum()
+    assert each["expected_receipts"].sum() == pytest.approx(total, abs=0.01 * len(each))
+    banded = each.dropna(subset=["next_payment_p90"])
+    assert len(banded) > 0.8 * len(each)
+    assert ((banded["next_payment_p10"] <= banded["next_payment_p50"])
+            & (banded["next_payment_p50"] <= banded["next_payment_p90"])).all()
     first, again = record_forecast(pipeline["settings"], forecast), record_forecast(pipeline["settings"], forecast)
     assert not again[1] and first[0] == again[0]
     with open_forecasts(pipeline["settings"]) as store:
