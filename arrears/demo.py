@@ -17,6 +17,7 @@ from features.ledger import open_ledger
 from features.store.refresh import refresh
 from serving.batch import RunSummary, record_run
 from serving.cash_forecast import forecast_now, record_forecast, write_forecast
+from serving.kpis import kpis_now
 from serving.process import fetch_worklist, running_server
 from serving.schemas import WorklistResponse
 from serving.settings import ServingSettings
@@ -122,6 +123,8 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
     forecast = step("forecast", "Simulating receipts…", lambda: forecast_now(settings), _forecast_said)
     forecast_files = write_forecast(forecast, settings.reports_dir)
     record_forecast(settings, forecast)
+    kpis = settings.reports_dir / "collection_kpis.csv"
+    kpis_now(settings).round(4).to_csv(kpis, index=False)
     response, _ = step("serve", "Starting bentoml serve and fetching the worklist over HTTP…",
                          lambda: _served_worklist(settings, top),
                          lambda served: f"{len(served[0].rows)} ready cases, ranked and explained, from "
@@ -136,6 +139,8 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
         "MLflow store": settings.tracking_uri,
         "champion": ", ".join(f"models:/{d.model}@champion (version {d.version})" for d in decisions),
         "cash forecast": forecast_files.csv,
+        "expected payments": forecast_files.per_tenancy,
+        "collection KPIs": kpis,
         "drift report": reports["drift"].get("html", "not written: see `arrears monitor status`"),
         "bias report": reports["bias"].get("served_html", "not written: see `arrears monitor status`"),
         "performance report": reports["performance"].get("html", "not written: see `arrears monitor status`"),

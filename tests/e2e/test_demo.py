@@ -24,7 +24,8 @@ def test_demo_runs_twice_then_worklist_and_info_work(tmp_path) -> None:
     rows = json.loads(worklist.stdout)["rows"]
     assert len(rows) == 20 and rows[0]["rank"] == 1
     info = json.loads(subprocess.run([arrears, "info", "--json"], env=env, capture_output=True, text=True).stdout)
-    assert Path(info["reports_dir"], "worklist.csv").exists()
+    for name in ("worklist.csv", "cash_forecast.csv", "expected_payments.csv", "collection_kpis.csv"):
+        assert Path(info["reports_dir"], name).exists(), name
     status = subprocess.run([arrears, "monitor", "status", "--json"], env=env, capture_output=True, text=True)
     latest = {j["job"]: (j["last_run"] or {}).get("status") for j in json.loads(status.stdout)["jobs"]}
     assert latest == {"refresh": None, "drift": "succeeded", "bias": "succeeded", "performance": "succeeded",
