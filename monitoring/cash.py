@@ -31,7 +31,7 @@ ACCURACY_COLUMNS = ["forecast_id", "as_of", "model_version", "scope", "week", "w
                     "baseline", "mean", "p10", "p50", "p90"]
 
 
-def _receipts_of(register: pd.DataFrame, daily: pd.DataFrame, as_of: pd.Timestamp, weeks: int) -> pd.DataFrame:
+def receipts_of(register: pd.DataFrame, daily: pd.DataFrame, as_of: pd.Timestamp, weeks: int) -> pd.DataFrame:
     """(scope, week, actual, baseline) for the tenancies live on `as_of`: receipts in each forecast week and the
     four weeks' average before it, per patch and for the portfolio."""
     live = register[live_at(register, pd.DatetimeIndex([as_of]))[:, 0]]
@@ -63,7 +63,7 @@ def forecast_accuracy(settings: ServingSettings) -> pd.DataFrame:
     frames = []
     for run in runs.itertuples():
         as_of = pd.Timestamp(run.as_of).normalize()
-        got = _receipts_of(ledger.tenancies, daily, as_of, int(run.weeks))
+        got = receipts_of(ledger.tenancies, daily, as_of, int(run.weeks))
         band = weeks[weeks["forecast_id"] == run.forecast_id]
         joined = band.merge(got, on=["scope", "week"], how="left")
         matured = (as_of + pd.to_timedelta(7 * joined["week"], unit="D")) <= end

@@ -1,0 +1,96 @@
+"""The cash forecast against what came in, from many weekly origins, out of sample: treasury's accuracy table.
+
+    uv run python -m bench.cash_backtest --tenancies 1000 --seed 3 --origins 13
+
+Simulates the portfolio (2 years ending 2026-10-31), delivers it up to the first origin, trains and promotes the
+models there (the `retrain` job), then delivers the rest: every origin's forecast (`serving.cash_forecast`, with
+`as_of`) uses only the tenancies live then and their data as of then, with a model that has seen nothing after the
+first origin. Each forecast week is set against the same tenancies' receipts (`monitoring.cash`) and the last-4-weeks
+baseline. Prints, by weeks ahead, the WAPE of the forecast's mean and of the baseline and the P10-P90 coverage, for
+the portfolio and the patches pooled. `--home DIR` reuses a home built by an earlier run (or by the replay).
+Not a test: a run takes some minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+END = pd.Timestamp("2026-10-31")
+
+
+def build(home: Path, tenancies: int, seed: int, first_origin: pd.Timestamp) -> None:
+    from arrears.replay import deliver, exported
+    from arrears.schedule import run_job, schedule_settings
+    from simulator import simulate_portfolio
+
+    portfolio = simulate_portfolio(n_tenancies=tenancies, years=2.0, seed=seed, end_date=END.date())
+    settings, schedule = schedule_settings()
+
+    def job(name: str) -> None:
+        record = run_job(settings, schedule, name)
+        if record["status"] != "succeeded":
+            raise SystemExit(f"{name} {record['status']}: {record.get('error')}")
+
+    deliver(settings, exported(portfolio, first_origin), home.parent / "delivery_000", first_origin)
+    job("refresh")
+    job("retrain")
+    deliver(settings, exported(portfolio, END, since=first_origin), home.parent / "delivery_001", END)
+    job("refresh")
+
+
+def backtest(origins: list[pd.Timestamp], weeks: int) -> pd.DataFrame:
+    """One row per origin, scope and week: the forecast's band and mean, what came in, the baseline."""
+    from monitoring.cash import receipts_of
+    from monitoring.outcomes import read_outcome_ledger
+    from serving.cash_forecast import forecast_now
+    from serving.settings import get_settings
+    from training.labels import daily_receipts
+
+    settings = get_settings()
+    ledger = read_outcome_ledger(settings)
+    daily = daily_receipts(ledger.transactions).assign(day=lambda f: pd.to_datetime(f["day"]))
+    frames = []
+    for k, origin in enumerate(origins):
+        started = time.perf_counter()
+        made = forecast_now(settings, weeks=weeks, as_of=origin)
+        got = receipts_of(ledger.tenancies, daily, origin, weeks)
+        frames.append(made.table.drop(columns=["as_of"]).merge(got, on=["scope", "week"]).assign(
+            as_of=origin, matured=True, forecast_id=str(origin.date())))
+        print(f"origin {k + 1}/{len(origins)} {origin.date()} ({time.perf_counter() - started:.0f} s)", flush=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tenancies", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--origins", type=int, default=13, help="Weekly origins, the last 13 weeks before the end.")
+    parser.add_argument("--weeks", type=int, default=13)
+    parser.add_argument("--home", type=Path, default=None, help="Reuse this ARREARS_HOME (built by an earlier run).")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    last = END - pd.Timedelta(weeks=args.weeks)
+    origins = [last - pd.Timedelta(weeks=k) for k in range(args.origins - 1, -1, -1)]
+    with tempfile.TemporaryDirectory() as tmp:
+        home = args.home or Path(tmp) / "home"
+        os.environ["ARREARS_HOME"] = str(home)
+        if args.home is None:
+            build(home, args.tenancies, args.seed, origins[0])
+        from monitoring.cash import accuracy_by_horizon
+
+        table = backtest(origins, args.weeks)
+    with pd.option_context("display.width", 200):
+        print(f"\n{len(origins)} origins {origins[0].date()}..{origins[-1].date()}, {args.tenancies} tenancies")
+        print("portfolio\n" + accuracy_by_horizon(table).round(3).to_string(index=False))
+        print("patches (pooled)\n" + accuracy_by_horizon(table, portfolio_only=False).round(3).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
