@@ -66,7 +66,7 @@ def _week_row(week: int, as_of: pd.Timestamp, records: dict[str, dict]) -> dict:
         "alerts": sorted({kind for r in records.values() for kind in r.get("alert_kinds", [])}),
         "drift_share": drift.get("drifted_share"), "score_psi": drift.get("score_psi"),
         "segments": {s["segment"]: (round(s["drifted_share"], 2), round(s["score_psi"], 3))
-                     for s in drift.get("segments", []) if s["can_alert"]},
+                     for s in drift.get("segments", []) if s["can_alert"]},  # the groups judged
         "flagged_groups": bias.get("flagged_groups", []),
         **{k: v for k, v in performance.items() if k.startswith(("matured_", "latest_"))},
     }

@@ -99,9 +99,9 @@ def monitor_drift(
     console.print(f"As of {o['as_of']} against {', '.join(o['reference_dates'])}: {o['drifted_share']:.0%} of "
                   f"features drifted ({', '.join(o['drifted_columns']) or 'none'}); score PSI {o['score_psi']:.3f}")
     for group in o["segments"]:
-        few = "" if group["can_alert"] else ", too few to alert"
-        console.print(f"  {group['segment']} ({group['rows']} tenancies{few}): {group['drifted_share']:.0%} "
-                      f"drifted, score PSI {group['score_psi']:.3f}")
+        console.print(f"  {group['segment']} ({group['rows']} tenancies): " + (
+            f"{group['drifted_share']:.0%} drifted, score PSI {group['score_psi']:.3f}" if group["can_alert"]
+            else group["note"]))
     for breach in found.breaches:
         console.print(f"[bold red]{breach.kind}[/]: {breach.message}")
     out.print(o["html"], soft_wrap=True)
