@@ -49,6 +49,16 @@ def utc(stamps: pd.DatetimeIndex) -> pd.DatetimeIndex:
     return stamps.tz_localize("UTC") if stamps.tz is None else stamps
 
 
+def population(register: pd.DataFrame, days) -> pd.DataFrame:
+    """(tenancy_id, event_timestamp) of every tenancy of the register live on each of `days`: the served
+    population's rule, for drift's reference days and a forecast from a past day alike."""
+    tenancies = register.sort_values("tenancy_id")
+    stamps = pd.DatetimeIndex(list(days))
+    t_idx, d_idx = np.nonzero(live_at(tenancies, stamps))
+    return pd.DataFrame({"tenancy_id": tenancies["tenancy_id"].to_numpy()[t_idx],
+                         "event_timestamp": utc(stamps)[d_idx]})
+
+
 def trailing(values: np.ndarray, weeks: int) -> np.ndarray:
     """Sum over the trailing `weeks` grid columns ending at each column (inclusive)."""
     c = np.cumsum(values, axis=1)

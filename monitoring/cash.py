@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from features.timeline import live_at
-from monitoring.outcomes import read_outcome_ledger
+from monitoring.outcomes import OutcomeLedger, read_outcome_ledger
+from monitoring.performance import html_cell
 from serving.forecasts import open_forecasts
 from serving.settings import ServingSettings
 from training.labels import daily_receipts
@@ -50,14 +51,15 @@ def receipts_of(register: pd.DataFrame, daily: pd.DataFrame, as_of: pd.Timestamp
     return pd.concat(frames, ignore_index=True)
 
 
-def forecast_accuracy(settings: ServingSettings) -> pd.DataFrame:
+def forecast_accuracy(settings: ServingSettings, ledger: OutcomeLedger | None = None) -> pd.DataFrame:
     """One row per recorded forecast, scope and week: its band, whether the week has matured, and (when it has)
-    what came in and the baseline. Empty when no forecast is recorded."""
+    what came in and the baseline. Empty when no forecast is recorded. `ledger`: the ledger as already read by the
+    caller (read here otherwise)."""
     with open_forecasts(settings) as store:
         runs, weeks = store.runs(), store.weeks()
     if runs.empty:
         return pd.DataFrame(columns=ACCURACY_COLUMNS)
-    ledger = read_outcome_ledger(settings)
+    ledger = ledger or read_outcome_ledger(settings)
     end = pd.Timestamp(ledger.end)
     daily = daily_receipts(ledger.transactions).assign(day=lambda f: pd.to_datetime(f["day"]))
     frames = []
@@ -91,8 +93,8 @@ def accuracy_by_horizon(table: pd.DataFrame, portfolio_only: bool = True) -> pd.
 
 def _html_table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{'—' if pd.isna(v) else (f'{v:.3f}' if isinstance(v, float) else v)}</td>"
-                                    for v in row) + "</tr>" for row in frame.itertuples(index=False))
+    body = "".join("<tr>" + "".join(f"<td>{html_cell(c, v)}</td>" for c, v in zip(frame.columns, row, strict=True))
+                   + "</tr>" for row in frame.itertuples(index=False))
     return f"<table><tr>{head}</tr>{body}</table>"
 
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from features.ledger import open_ledger
 from features.store.exact import exact_snapshots
 from features.store.feast import historical_features, open_store, service_feature_names
 from features.store.offline import ledger_dates, live_tenancies
-from features.timeline import live_at, utc
+from features.timeline import population, utc
 from serving.explain import raw_scores
 from serving.settings import ServingSettings
 from training import registry
@@ -57,16 +56,6 @@ def served_date(settings: ServingSettings) -> pd.Timestamp:
     """The date the served worklist is as of: the live snapshot's date."""
     live = live_tenancies(settings)
     return pd.Timestamp(live["event_timestamp"].max()).tz_localize(None).normalize()
-
-
-def population(register: pd.DataFrame, days: Sequence[pd.Timestamp]) -> pd.DataFrame:
-    """(tenancy_id, event_timestamp) of every tenancy of the register live on each of `days`: the served
-    population's rule."""
-    tenancies = register.sort_values("tenancy_id")
-    stamps = pd.DatetimeIndex(list(days))
-    t_idx, d_idx = np.nonzero(live_at(tenancies, stamps))
-    return pd.DataFrame({"tenancy_id": tenancies["tenancy_id"].to_numpy()[t_idx],
-                         "event_timestamp": utc(stamps)[d_idx]})
 
 
 def like_with_like_inputs(settings: ServingSettings, as_of: pd.Timestamp | None = None,

@@ -212,12 +212,12 @@ def _performance_breaches(last: pd.Series, thresholds: Thresholds) -> list[Breac
     return breaches
 
 
-def _cash_accuracy(settings: ServingSettings, out: Path) -> dict:
+def _cash_accuracy(settings: ServingSettings, out: Path, ledger) -> dict:
     """The recorded cash forecasts against the receipts that came in (`monitoring.cash`): the report's paths and,
     by weeks ahead, the portfolio's WAPE (model and baseline) and P10–P90 coverage over the matured weeks."""
     from monitoring.cash import accuracy_by_horizon, forecast_accuracy, write_cash_report
 
-    table = forecast_accuracy(settings)
+    table = forecast_accuracy(settings, ledger)
     if table.empty:
         return {"cash_forecasts": 0}
     html_path, json_path = write_cash_report(table, out)
@@ -231,9 +231,11 @@ def performance_job(settings: ServingSettings, thresholds: Thresholds) -> JobRes
     """Weekly performance of every recorded run (`monitoring.performance`): measured on matured outcomes against
     the balance baseline on the same rows, estimated from the calibrated probabilities before; alerts on the
     newest matured run; and the recorded cash forecasts, week by week, against the receipts that came in."""
+    from monitoring.outcomes import read_outcome_ledger
     from monitoring.performance import performance_history, write_performance_report
 
-    history = performance_history(settings)
+    ledger = read_outcome_ledger(settings)  # once, for the runs and the forecasts
+    history = performance_history(settings, ledger)
     if history.empty:
         return JobResult({"note": "no worklist run recorded yet"})
     out = report_dir(settings, "performance", history["as_of"].max())
@@ -242,7 +244,7 @@ def performance_job(settings: ServingSettings, thresholds: Thresholds) -> JobRes
     outputs = {"html": str(html_path), "json": str(json_path), "runs": len(history), "matured_runs": len(matured),
                "latest_as_of": str(history["as_of"].max().date()),
                "latest_estimated_precision_at_top_k": history["estimated_precision_at_top_k"].iloc[-1],
-               **_cash_accuracy(settings, out)}
+               **_cash_accuracy(settings, out, ledger)}
     if matured.empty:
         return JobResult(outputs | {"note": "no run has matured outcomes yet: the figures are estimates"})
     last = matured.iloc[-1]

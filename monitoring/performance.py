@@ -237,12 +237,12 @@ def training_aucs(settings: ServingSettings, versions: Iterable[str]) -> dict[st
     return found
 
 
-def performance_history(settings: ServingSettings) -> pd.DataFrame:
+def performance_history(settings: ServingSettings, ledger: OutcomeLedger | None = None) -> pd.DataFrame:
     """One row per recorded run, oldest first (`HISTORY_COLUMNS`): measured metrics where the run has matured,
-    estimated ones always. The ledger is read once for every run."""
+    estimated ones always. The ledger is read once for every run (or passed in, as already read)."""
     with open_runs(settings) as store:
         runs = store.runs().to_dict("records")
-        ledger = read_outcome_ledger(settings) if runs else None
+        ledger = (ledger or read_outcome_ledger(settings)) if runs else None
         records = [run_record(settings, run, store.rows(run["run_id"]), ledger) for run in runs]
     history = pd.DataFrame.from_records(records).reindex(columns=list(HISTORY_COLUMNS))
     if not history.empty:
@@ -300,7 +300,7 @@ def performance_chart(history: pd.DataFrame) -> bytes:
 COUNT_COLUMNS = ("rows", "rows_unlabelled", "list_size", "positives", "payment_cases", "payment_cases_known")
 
 
-def _cell(column: str, value) -> str:
+def html_cell(column: str, value) -> str:
     """A table cell: 3 decimals, counts whole, dates as days, yes/no, an em dash for what is not known."""
     if isinstance(value, bool | np.bool_):
         return "yes" if value else "no"
@@ -338,7 +338,7 @@ def performance_html(history: pd.DataFrame, title: str, horizon_weeks: int) -> s
              f'{base64.b64encode(performance_chart(history)).decode()}">' if len(history) else
              "<p>No worklist run has been recorded yet.</p>")
     head = "".join(f"<th>{html.escape(c)}</th>" for c in TABLE_COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(c, row[c])}</td>" for c in TABLE_COLUMNS) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{html_cell(c, row[c])}</td>" for c in TABLE_COLUMNS) + "</tr>"
                    for _, row in history.sort_values("as_of").iterrows())
     glossary = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in MEANINGS.items())
     style = ("body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;font-size:85%}"

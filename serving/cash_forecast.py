@@ -25,8 +25,8 @@ class CashForecast:
     table: pd.DataFrame  #: as_of, scope (portfolio or a patch), week, week_start, mean, p10, p50, p90 (pounds)
     as_of: pd.Timestamp
     model_version: str
-    tenancies: int = 0  #: live tenancies the forecast covers (current tenancies only: no new lettings)
-    per_tenancy: pd.DataFrame | None = None  #: each tenancy's expected payments (`_per_tenancy`)
+    tenancies: int  #: live tenancies the forecast covers (current tenancies only: no new lettings)
+    per_tenancy: pd.DataFrame  #: each tenancy's expected payments (`_per_tenancy`)
 
 
 @dataclass(frozen=True)
@@ -40,23 +40,18 @@ class ForecastFiles:
 #: What every forecast says of its scope.
 COVERS = ("The tenancies live on as_of, each from its own payment habits and the payment-date model: new lettings "
           "and tenancy ends over the horizon are not in it, so read it as the receipts of today's tenancies.")
-#: The horizons the service forecasts over.
-MAX_WEEKS = 26
 
 
 def _live_at(settings: ServingSettings, as_of: pd.Timestamp, feature_service: str) -> pd.DataFrame:
     """Every tenancy live on a past `as_of`, with its features as of that day (point in time, through Feast)."""
     from features.ledger import open_ledger
     from features.store.feast import historical_features, open_store
-    from features.timeline import live_at, utc
+    from features.timeline import population
 
     with open_ledger(settings.ledger, read_only=True) as ledger:
         register = ledger.read_table("tenancy_register")
-    live = register[live_at(register, pd.DatetimeIndex([as_of]))[:, 0]]
-    rows = pd.DataFrame({"tenancy_id": live["tenancy_id"].to_numpy(),
-                         "event_timestamp": utc(pd.DatetimeIndex([as_of] * len(live)))})
-    frame = historical_features(open_store(settings), rows, feature_service)
-    return frame.drop(columns=["patch"], errors="ignore").merge(live[["tenancy_id", "patch"]], on="tenancy_id")
+    frame = historical_features(open_store(settings), population(register, [as_of]), feature_service)
+    return frame.drop(columns=["patch"], errors="ignore").merge(register[["tenancy_id", "patch"]], on="tenancy_id")
 
 
 def forecast_now(settings: ServingSettings, weeks: int | None = None, simulations: int | None = None,
@@ -124,8 +119,7 @@ def write_forecast(forecast: CashForecast, out_dir: Path) -> ForecastFiles:
                           out_dir / "expected_payments.csv")
     forecast.table.round(2).to_csv(files.csv, index=False)
     forecast.table.round(2).to_json(files.json, orient="records", date_format="iso", indent=2)
-    if forecast.per_tenancy is not None:  # each tenancy's expected payments, for treasury's own models
-        forecast.per_tenancy.to_csv(files.per_tenancy, index=False)
+    forecast.per_tenancy.to_csv(files.per_tenancy, index=False)  # for treasury's own models
     evidence.forecast_plot(forecast.table, files.plot,
                            title=f"Expected receipts by week from {forecast.as_of.date()} (P10–P90)")
     return files
@@ -151,10 +145,12 @@ def served_forecast(settings: ServingSettings, weeks: int = 13, patch: str | Non
     else:
         key = forecast_id(today, champion.version, weeks)
         with open_forecasts(settings) as store:
-            if key not in set(store.runs()["forecast_id"]):
+            runs = store.runs().set_index("forecast_id")
+            if key not in runs.index:
                 made = forecast_now(settings, weeks=weeks)
                 key, _ = store.record(made.as_of, made.model_version, made.table, made.tenancies)
-            run = store.runs().set_index("forecast_id").loc[key].to_dict()
+                runs = store.runs().set_index("forecast_id")
+            run = runs.loc[key].to_dict()
             rows = store.weeks([key]).drop(columns=["forecast_id"])
         recorded = True
     scopes = sorted(set(rows["scope"]) - {"portfolio"})

@@ -58,8 +58,7 @@ def collection_kpis(register: pd.DataFrame, transactions: pd.DataFrame) -> pd.Da
         return _monthly(frame, column, ends).reindex(index=ids, fill_value=0).to_numpy(dtype=float) / 100.0
 
     due = per_tenancy(tx[tx["type"] == "charge"], "amount_pence")
-    collected = per_tenancy(daily_receipts(transactions).rename(columns={"day": "posted"}).assign(
-        day=lambda f: pd.to_datetime(f["posted"])), "amount_pence")
+    collected = per_tenancy(daily_receipts(transactions), "amount_pence")
     written = -per_tenancy(tx[tx["type"] == "write_off"], "amount_pence")
     balance = np.cumsum(per_tenancy(tx, "amount_pence"), axis=1)
     start = register["start_date"].to_numpy(dtype="datetime64[D]")[:, None]

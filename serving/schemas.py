@@ -122,7 +122,8 @@ class JobRun(BaseModel):
 class Alert(BaseModel):
     raised_at: str = Field(description="UTC")
     job: str = Field(description="The job whose run raised it")
-    kind: str = Field(description="feature_drift, score_drift, bias, performance_drop, promotion_refused, "
+    kind: str = Field(description="feature_drift, segment_drift, score_drift, bias, performance_drop, "
+                      "precision_shortfall, promotion_refused, "
                       "job_failed, job_overdue… (docs/monitoring.md says what each means and what to do)")
     severity: str = Field(description="warning or error")
     message: str = Field(description="What was found, in words")
