@@ -74,10 +74,16 @@ def weekday_shift(tenancy_ids: pd.Series) -> np.ndarray:
 def on_every_weekday(make_labels: Callable[[pd.DatetimeIndex], pd.DataFrame],
                      as_of: pd.DatetimeIndex) -> pd.DataFrame:
     """Labels dated on each tenancy's own weekday: `make_labels(dates)` on the weekly grid shifted back by 0-6
-    days, keeping from each shift the rows of the tenancies whose `weekday_shift` it is."""
+    days, keeping from each shift the rows of the tenancies whose `weekday_shift` it is. A shifted date before the
+    grid's first is dropped: the grid starts with the data, so it would be dated before the ledger's first posting
+    (with no features; whether the thinned grid kept that week used to decide if training failed)."""
     parts = []
     for shift in range(7):
-        labels = make_labels(as_of - pd.Timedelta(days=shift))
+        dates = as_of - pd.Timedelta(days=shift)
+        dates = dates[dates >= as_of[0]]
+        if dates.empty:
+            continue
+        labels = make_labels(dates)
         parts.append(labels[weekday_shift(labels["tenancy_id"]) == shift])
     return pd.concat(parts, ignore_index=True).sort_values(["event_timestamp", "tenancy_id"], ignore_index=True)
 
