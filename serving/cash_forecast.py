@@ -43,14 +43,16 @@ COVERS = ("The tenancies live on as_of, each from its own payment habits and the
 
 
 def _live_at(settings: ServingSettings, as_of: pd.Timestamp, feature_service: str) -> pd.DataFrame:
-    """Every tenancy live on a past `as_of`, with its features as of that day (point in time, through Feast)."""
+    """Every tenancy live on a past `as_of`, with its features as of that day, exactly (`training.dataset.
+    point_in_time` computes the day's snapshot when the store holds none: a weekly snapshot from days before would
+    make every recency stale, and the payment-date model would expect payments already made)."""
     from features.ledger import open_ledger
-    from features.store.feast import historical_features, open_store
     from features.timeline import population
+    from training.dataset import point_in_time
 
     with open_ledger(settings.ledger, read_only=True) as ledger:
         register = ledger.read_table("tenancy_register")
-    frame = historical_features(open_store(settings), population(register, [as_of]), feature_service)
+    frame = point_in_time(settings, feature_service, population(register, [as_of])).frame
     return frame.drop(columns=["patch"], errors="ignore").merge(register[["tenancy_id", "patch"]], on="tenancy_id")
 
 
