@@ -7,7 +7,9 @@ models there (the `retrain` job), then delivers the rest: every origin's forecas
 `as_of`) uses only the tenancies live then and their data as of then, with a model that has seen nothing after the
 first origin. Each forecast week is set against the same tenancies' receipts (`monitoring.cash`) and the last-4-weeks
 baseline. Prints, by weeks ahead, the WAPE of the forecast's mean and of the baseline and the P10-P90 coverage, for
-the portfolio and the patches pooled. `--home DIR` reuses a home built by an earlier run (or by the replay).
+the portfolio and the patches pooled; then month-start weeks against the others, each patch's coverage, and the
+common factor the champion carries (estimated at training time from its own test-period backtest, before the first
+origin). `--home DIR` reuses a home built by an earlier run (or by the replay).
 Not a test: a run takes some minutes.
 """
 
@@ -67,6 +69,28 @@ def backtest(origins: list[pd.Timestamp], weeks: int) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def by_kind(table: pd.DataFrame) -> pd.DataFrame:
+    """Coverage and WAPE (model, baseline) in month-start weeks and the others, for the portfolio and the patches
+    pooled; and the range of the patches' own coverage."""
+    from training.cash import month_start_weeks
+
+    rows = []
+    for scope, part in (("portfolio", table[table["scope"] == "portfolio"]),
+                        ("patches", table[table["scope"] != "portfolio"])):
+        inside = (part["p10"] <= part["actual"]) & (part["actual"] <= part["p90"])
+        month_start = month_start_weeks(part["week_start"])
+        for kind, weeks in (("month-start", month_start), ("other", ~month_start), ("all", month_start | True)):
+            got = part["actual"][weeks]
+            rows.append({"scope": scope, "weeks": kind, "n": int(weeks.sum()), "coverage": inside[weeks].mean(),
+                         "wape": (got - part["mean"][weeks]).abs().sum() / got.sum(),
+                         "wape_baseline": (got - part["baseline"][weeks]).abs().sum() / got.sum()})
+        if scope == "patches":
+            each = inside.groupby(part["scope"]).mean()
+            rows.append({"scope": "patches", "weeks": f"each patch: {each.min():.2f}-{each.max():.2f}",
+                         "n": int(len(each))})
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tenancies", type=int, default=1000)
@@ -86,10 +110,16 @@ def main() -> None:
         from monitoring.cash import accuracy_by_horizon
 
         table = backtest(origins, args.weeks)
+        from serving.settings import get_settings
+        from training import registry
+
+        tags = registry.model_by_alias(get_settings(), registry.PAYMENT_MODEL, registry.CHAMPION).tags
     with pd.option_context("display.width", 200):
         print(f"\n{len(origins)} origins {origins[0].date()}..{origins[-1].date()}, {args.tenancies} tenancies")
         print("portfolio\n" + accuracy_by_horizon(table).round(3).to_string(index=False))
         print("patches (pooled)\n" + accuracy_by_horizon(table, portfolio_only=False).round(3).to_string(index=False))
+        print("by kind of week\n" + by_kind(table).round(3).fillna("").to_string(index=False))
+        print(f"common factor (log-scale sd): {tags.get('cash_common_factor', 'none')}")
 
 
 if __name__ == "__main__":

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from features.ledger import open_ledger
-from features.store.exact import exact_snapshots
-from features.store.feast import historical_features, open_store, service_feature_names
+from features.store.feast import exact_features, open_store, service_feature_names
 from features.store.offline import ledger_dates, live_tenancies
 from features.timeline import population, utc
 from serving.explain import raw_scores
@@ -74,14 +73,11 @@ def like_with_like_inputs(settings: ServingSettings, as_of: pd.Timestamp | None 
     with open_ledger(settings.ledger, read_only=True) as ledger:  # the register only: who is live on each day
         register = ledger.read_table("tenancy_register")
     rows = population(register, (*reference_days, as_of))
-    missing = exact_snapshots(settings, rows).missing
+    store = open_store(settings)
+    frame, missing = exact_features(settings, store, rows, ref.feature_service)
     if len(missing) > MAX_MISSING_SHARE * len(rows):
         raise ValueError(f"{len(missing):,} of {len(rows):,} rows to compare have no features as of their date: "
                          "run `arrears features` to bring the feature store up to date with the ledger")
-    rows = rows.merge(missing[["tenancy_id", "event_timestamp"]], how="left", indicator=True)
-    rows = rows[rows.pop("_merge") == "left_only"]
-    store = open_store(settings)
-    frame = historical_features(store, rows, ref.feature_service)
     frame = frame.assign(risk_score=champion.calibration(raw_scores(frame, champion.booster)))
     current_stamp = utc(pd.DatetimeIndex([as_of]))[0]
     is_current = frame["event_timestamp"] == current_stamp

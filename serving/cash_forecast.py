@@ -43,16 +43,20 @@ COVERS = ("The tenancies live on as_of, each from its own payment habits and the
 
 
 def _live_at(settings: ServingSettings, as_of: pd.Timestamp, feature_service: str) -> pd.DataFrame:
-    """Every tenancy live on a past `as_of`, with its features as of that day, exactly (`training.dataset.
-    point_in_time` computes the day's snapshot when the store holds none: a weekly snapshot from days before would
-    make every recency stale, and the payment-date model would expect payments already made)."""
+    """Every tenancy live on a past `as_of`, with its features as of that day, exactly (the day's snapshot is
+    computed when the store holds none: a weekly snapshot from days before would make every recency stale, and the
+    payment-date model would expect payments already made)."""
     from features.ledger import open_ledger
+    from features.store.feast import exact_features, open_store
     from features.timeline import population
-    from training.dataset import point_in_time
 
     with open_ledger(settings.ledger, read_only=True) as ledger:
         register = ledger.read_table("tenancy_register")
-    frame = point_in_time(settings, feature_service, population(register, [as_of])).frame
+    rows = population(register, [as_of])
+    frame, missing = exact_features(settings, open_store(settings), rows, feature_service)
+    if len(missing) > 0.01 * len(rows):
+        raise ValueError(f"{len(missing):,} of the {len(rows):,} tenancies live on {as_of.date()} have no features "
+                         "as of that day: run `arrears features` to bring the feature store up to date")
     return frame.drop(columns=["patch"], errors="ignore").merge(register[["tenancy_id", "patch"]], on="tenancy_id")
 
 
@@ -82,7 +86,8 @@ def forecast_now(settings: ServingSettings, weeks: int | None = None, simulation
     habits: dict = {}
     sims = cash.forecast_receipts(champion.booster, live, part.tenancies, paid, daily_receipts(part.transactions),
                                   as_of, weeks, simulations, seed, habits=habits)
-    table = cash.summarise(sims, live["patch"].astype(str).to_numpy(), as_of.tz_localize(None))
+    table = cash.summarise(sims, live["patch"].astype(str).to_numpy(), as_of.tz_localize(None),
+                           cash.CommonFactor.from_tags(champion.ref.tags), seed)
     table.insert(0, "as_of", as_of.date())
     return CashForecast(table, as_of, champion.ref.version, len(live),
                         _per_tenancy(live, sims, habits, Interval.from_tags(champion.ref.tags), as_of))

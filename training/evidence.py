@@ -239,8 +239,9 @@ def payment_evidence(folder: Path, booster, split, test: pd.DataFrame, names: li
         "Known limits": "\n".join([
             "- MAE and hit rates are on cases that paid within the horizon; coverage also counts censored cases.",
             "- Training rows are spread over every weekday (each tenancy on its own), so any serving day is seen.",
-            "- The cash forecast covers tenancies live at the forecast date (no new lettings) and treats tenants "
-            "as independent, so its P10–P90 is narrower than the real uncertainty; the backtest coverage says by "
-            "how much.",
+            "- The cash forecast covers tenancies live at the forecast date (no new lettings). Its P10–P90 adds a "
+            "common weekly factor to the tenants' own uncertainty; the factor's spread is estimated on these "
+            "backtest weeks, so their coverage is in-sample (`cash_p10_p90_coverage_tenants_only` is the band "
+            "without it); `bench.cash_backtest` judges later origins.",
         ]),
     })]

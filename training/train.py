@@ -207,11 +207,13 @@ def train_risk_model(settings: TrainingSettings, params: dict | None = None,
 
 # -- the payment-date model and the cash forecast built on it --------------------------------------------------------
 def backtest_cash(settings: TrainingSettings, store, booster: lgb.Booster, part: LedgerSlice, paid: pd.DataFrame,
-                  first_origin: pd.Timestamp, params: dict) -> pd.DataFrame:
+                  first_origin: pd.Timestamp, params: dict) -> tuple[pd.DataFrame, cash.CommonFactor, float]:
     """Forecast from past weekly dates in the test period and set each week against what was then received.
 
-    One row per (origin, week ahead): forecast mean/P10/P50/P90, the last-4-weeks-average baseline, and actual
-    receipts of the tenancies live at the origin.
+    Returns one row per (origin, week ahead): forecast mean/P10/P50/P90, the last-4-weeks-average baseline, and
+    actual receipts of the tenancies live at the origin; the common factor estimated from these weeks (the bands
+    carry it, so their coverage is in-sample for its width: `bench.cash_backtest` judges later origins); and the
+    coverage the tenants' own uncertainty alone would have had.
     """
     plan, weeks = params["cash"], params["cash"]["weeks"]
     offline = read_offline(settings, columns=["tenancy_id", "event_timestamp"])
@@ -219,17 +221,21 @@ def backtest_cash(settings: TrainingSettings, store, booster: lgb.Booster, part:
     dates = sorted(d for d in offline["event_timestamp"].unique()
                    if pd.Timestamp(d) >= first_origin
                    and pd.Timestamp(d).tz_localize(None) + pd.Timedelta(weeks=weeks) <= last_posting)
-    origins = dates[::-1][:: plan["origin_every_weeks"]][: plan["backtest_origins"]][::-1]
+    origins = [pd.Timestamp(o) for o in dates[::-1][:: plan["origin_every_weeks"]][: plan["backtest_origins"]][::-1]]
+    if not origins:
+        return pd.DataFrame(), cash.CommonFactor(), float("nan")
     daily = daily_receipts(part.transactions)
-    rows = []
-    for k, origin in enumerate(pd.Timestamp(o) for o in origins):
+    seen = []
+    for k, origin in enumerate(origins):
         cases = offline[offline["event_timestamp"] == origin].reset_index(drop=True)
         features = historical_features(store, cases, params["feature_service"])
         sims = cash.forecast_receipts(booster, features, part.tenancies, paid, daily, origin, weeks,
                                       plan["simulations"], seed=k)
-        rows.append(cash.backtest_origin(sims, daily[daily["tenancy_id"].isin(set(features["tenancy_id"]))],
-                                         origin))
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+        seen.append((origin, sims.sum(axis=1), daily[daily["tenancy_id"].isin(set(features["tenancy_id"]))]))
+    alone = pd.concat([cash.backtest_origin(totals, mine, origin) for origin, totals, mine in seen])
+    factor = cash.estimate_common_factor(alone)
+    rows = [cash.backtest_origin(totals, mine, origin, factor, seed=k) for k, (origin, totals, mine) in enumerate(seen)]
+    return pd.concat(rows, ignore_index=True), factor, cash.cash_metrics(alone)["cash_p10_p90_coverage"]
 
 
 def payment_training_set(settings: TrainingSettings, params: dict,
@@ -259,8 +265,12 @@ def train_payment_model(settings: TrainingSettings, params: dict | None = None,
     metrics |= coverage
     if truth is not None:
         metrics |= payment_ceiling(Truth(truth), split, test, names, params["lightgbm"], spec.horizon_days)
-    backtest = backtest_cash(settings, data.store, booster, part, paid, split.test_start, params)
+    backtest, factor, tenants_only = backtest_cash(settings, data.store, booster, part, paid, split.test_start,
+                                                   params)
     metrics |= cash.cash_metrics(backtest)
+    if not backtest.empty:
+        metrics |= {"cash_p10_p90_coverage_tenants_only": tenants_only,
+                    "cash_common_sd_month_start": factor.month_start, "cash_common_sd_other": factor.other}
     registered = log_and_register(
         settings, registry.PAYMENT_MODEL, booster,
         pdm.person_period(split.train.head(5), names)[[*names, *pdm.BIN_COLUMNS]],
@@ -269,8 +279,8 @@ def train_payment_model(settings: TrainingSettings, params: dict | None = None,
                 "bin_edges": ",".join(map(str, pdm.BIN_EDGES)),
                 **{f"cash_{k}": v for k, v in params["cash"].items()},
                 **_split_params(split, params["lightgbm"], params["label"])},
-        metrics=metrics, tags=interval.tags(), version_tags={"feature_service": params["feature_service"],
-                                                             **interval.tags()},
+        metrics=metrics, tags=interval.tags() | factor.tags(),
+        version_tags={"feature_service": params["feature_service"], **interval.tags(), **factor.tags()},
         evidence_in=lambda folder: evidence.payment_evidence(folder, booster, split, test, names, metrics,
                                                              backtest, params))
     return TrainingResult(registered.run_id, registered.version, metrics, names, test, notes, backtest=backtest)

@@ -166,3 +166,15 @@ def historical_features(store, entity_df: pd.DataFrame, service_name: str) -> pd
     entity_df = entity_df.assign(as_of=entity_df["event_timestamp"])
     frame = store.get_historical_features(entity_df=entity_df, features=service).to_df()
     return frame.sort_values(["event_timestamp", "tenancy_id"]).reset_index(drop=True)
+
+
+def exact_features(settings: FeatureSettings, store, rows: pd.DataFrame,
+                   service_name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`historical_features` for `rows` (tenancy_id, event_timestamp) after making sure the offline store holds a
+    snapshot dated exactly on each row's day (`features.store.exact`): (the features, the rows that have none, with
+    the reason). Without it a row between two weekly snapshots gets the older one, and every recency is stale."""
+    from features.store.exact import exact_snapshots
+
+    missing = exact_snapshots(settings, rows).missing
+    found = rows.merge(missing[["tenancy_id", "event_timestamp"]], how="left", indicator=True)["_merge"]
+    return historical_features(store, rows[(found == "left_only").to_numpy()], service_name), missing
