@@ -44,6 +44,16 @@ INDEXES = ("CREATE INDEX IF NOT EXISTS worklist_rows_queue ON worklist_rows (run
 JSON_COLUMNS = ("state_reasons", "reasons")
 
 
+def _of_patches(sql: str, params: list, patch: str | Sequence[str] | None) -> tuple[str, list]:
+    """`sql` narrowed to one patch or some (None: every patch; an empty list: none)."""
+    if patch is None:
+        return sql, params
+    patches = [patch] if isinstance(patch, str) else list(patch)
+    if not patches:
+        return sql + " AND 1 = 0", params
+    return sql + f" AND patch IN ({', '.join('?' * len(patches))})", params + patches
+
+
 class NoRun(LookupError):
     """No worklist run has been recorded yet; the message says how to record one."""
 
@@ -84,16 +94,14 @@ class RunStore:
         position = runs.index[runs["run_id"] == run_id]
         return runs.iloc[position[0] - 1].to_dict() if len(position) and position[0] > 0 else None
 
-    def rows(self, run_id: str, states: Sequence[str] | None = None, patch: str | None = None,
+    def rows(self, run_id: str, states: Sequence[str] | None = None, patch: str | Sequence[str] | None = None,
              capacity: int | None = None, top: int | None = None) -> pd.DataFrame:
-        """A run's rows, highest risk first: of some states, one patch, within each patch's capacity."""
+        """A run's rows, highest risk first: of some states, one patch or some, within each patch's capacity."""
         sql, params = "SELECT * FROM worklist_rows WHERE run_id = ?", [run_id]
         if states:
             sql += f" AND readiness_state IN ({', '.join('?' * len(states))})"
             params += list(states)
-        if patch is not None:
-            sql += " AND patch = ?"
-            params.append(patch)
+        sql, params = _of_patches(sql, params, patch)
         if capacity is not None:
             sql += " AND queue_rank <= ?"
             params.append(int(capacity))
@@ -103,13 +111,18 @@ class RunStore:
             frame[column] = frame[column].map(_from_json)
         return frame
 
-    def queue_sizes(self, run_id: str, patch: str | None = None) -> pd.DataFrame:
+    def patches_of(self, run_id: str, tenancy_ids: Sequence[str]) -> dict[str, str]:
+        """The patch of each of `tenancy_ids` that the run holds."""
+        if not tenancy_ids:
+            return {}
+        found = self.db.query(f"SELECT tenancy_id, patch FROM worklist_rows WHERE run_id = ? AND tenancy_id IN "
+                              f"({', '.join('?' * len(tenancy_ids))})", [run_id, *tenancy_ids])
+        return dict(zip(found["tenancy_id"].astype(str), found["patch"].astype(str), strict=True))
+
+    def queue_sizes(self, run_id: str, patch: str | Sequence[str] | None = None) -> pd.DataFrame:
         """How many cases each (state, patch) queue holds."""
-        sql = "SELECT readiness_state, patch, COUNT(*) AS n FROM worklist_rows WHERE run_id = ?"
-        params: list[object] = [run_id]
-        if patch is not None:
-            sql += " AND patch = ?"
-            params.append(patch)
+        sql, params = _of_patches("SELECT readiness_state, patch, COUNT(*) AS n FROM worklist_rows WHERE run_id = ?",
+                                  [run_id], patch)
         return self.db.query(sql + " GROUP BY readiness_state, patch", params)
 
     def payments(self, run_id: str) -> pd.DataFrame:

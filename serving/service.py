@@ -7,7 +7,9 @@ feature store are loaded once per worker, in `__init__`, never at import time; t
 
 from __future__ import annotations
 
+import logging
 from datetime import date
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,6 +18,8 @@ import bentoml.exceptions
 from bentoml.validators import ContentType
 from pydantic import Field
 
+from serving.access import OPEN, Forbidden, Principal
+from serving.guard import AccessGuard
 from serving.schemas import (
     CashForecastResponse,
     ChangesResponse,
@@ -27,6 +31,10 @@ from serving.schemas import (
     WorklistResponse,
 )
 
+TenancyIds = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
+                      Field(min_length=1, max_length=1000, description="1 to 1,000 tenancy ids")]
+Top = Annotated[int, Field(ge=1, le=10_000, description="How many cases (1-10,000)")]
+Days = Annotated[int, Field(ge=1, le=3660, description="Alerts of the last this many days (1-3,660)")]
 Weeks = Annotated[int, Field(ge=1, le=26, description="Weeks ahead to forecast (1-26)")]
 Patch = Annotated[str | None, Field(max_length=100, description="One patch (the portfolio is always included)")]
 Months = Annotated[int, Field(ge=1, le=240, description="The last this many calendar months")]
@@ -34,6 +42,19 @@ AsOf = Annotated[date | None, Field(description="Forecast from an earlier date (
 
 ReadinessState = Literal["ready", "hold", "review", "disputed", "recent_payment", "payment_plan", "ambiguous_balance",
                          "blocked"]
+States = Annotated[list[ReadinessState], Field(min_length=1, max_length=8, description="Readiness states to list")]
+
+
+def _principal(ctx: bentoml.Context) -> Principal:
+    """Who is asking: set by `serving.guard.AccessGuard` before the endpoint runs (OPEN when auth is open)."""
+    return getattr(ctx.request.state, "principal", OPEN)
+
+
+def _scope(ctx: bentoml.Context, patch: str | None) -> tuple[str, ...] | None:
+    try:
+        return _principal(ctx).patch_scope(patch)
+    except Forbidden as exc:  # the guard refuses these first; this keeps the endpoint safe on its own
+        raise bentoml.exceptions.BentoMLException(str(exc), error_code=HTTPStatus.FORBIDDEN) from exc
 
 
 @bentoml.service(name="arrears_worklist", traffic={"timeout": 300})
@@ -42,28 +63,37 @@ class ArrearsWorklist:
         from serving.settings import get_settings
         from serving.worklist import Worklister
 
-        self.worklister = Worklister(get_settings()).warm()
+        settings = get_settings()
+        if not settings.auth_required:
+            logging.getLogger("arrears.access").warning(
+                "Auth is OPEN: anyone who can reach this port reads every patch. Set ARREARS_AUTH=required and "
+                "make tokens with `arrears users add` before real tenants' data is served.")
+        self.worklister = Worklister(settings).warm()
 
     @bentoml.api
-    def score(self, tenancy_ids: list[str]) -> ScoreResponse:
-        """Risk score and reasons for the given tenancies, from the online store."""
-        return self.worklister.score(tenancy_ids)
+    def score(self, ctx: bentoml.Context, tenancy_ids: TenancyIds) -> ScoreResponse:
+        """Risk score and reasons for the given tenancies, from the online store. A tenancy the caller does not see
+        (another patch's) is listed as unknown, like one that does not exist."""
+        return self.worklister.score(tenancy_ids, _principal(ctx).patches)
 
     @bentoml.api
-    def worklist(self, top: int = 50, patch: str | None = None,
-                 states: list[ReadinessState] = ["ready"]) -> WorklistResponse:  # noqa: B006 (a request default)
-        """The `top` highest-risk cases in the given readiness states (default: ready), optionally of one patch,
-        each patch capped at its capacity, with reasons, readiness and next action; from the latest recorded run."""
-        return self._from_runs(lambda: self.worklister.worklist(top, patch, states))
+    def worklist(self, ctx: bentoml.Context, top: Top = 50, patch: Patch = None,
+                 states: States = ["ready"]) -> WorklistResponse:  # noqa: B006 (a request default)
+        """The `top` highest-risk cases in the given readiness states (default: ready), of one patch or of every
+        patch the caller sees, each patch capped at its capacity, with reasons, readiness and next action; from
+        the latest recorded run."""
+        scope = _scope(ctx, patch)
+        return self._from_runs(lambda: self.worklister.worklist(top, patch if patch else scope, states))
 
     @bentoml.api
-    def worklist_changes(self, patch: str | None = None) -> ChangesResponse:
-        """What changed since the previous worklist run: cases that entered or left the ready list, readiness state
-        changes, big score moves, and the payments that arrived in between."""
-        return self._from_runs(lambda: self.worklister.changes(patch))
+    def worklist_changes(self, ctx: bentoml.Context, patch: Patch = None) -> ChangesResponse:
+        """What changed since the previous worklist run (in one patch, or every patch the caller sees): cases that
+        entered or left the ready list, readiness state changes, big score moves, and the payments in between."""
+        scope = _scope(ctx, patch)
+        return self._from_runs(lambda: self.worklister.changes(patch if patch else scope))
 
     @bentoml.api
-    def monitoring_status(self, days: int = 30) -> MonitoringStatus:
+    def monitoring_status(self, days: Days = 30) -> MonitoringStatus:
         """The scheduled jobs' latest runs (status, outputs, error) and the alerts of the last `days` days, as
         `arrears monitor status --json` shows them."""
         from serving.job_runs import monitoring_status
@@ -137,3 +167,8 @@ class ArrearsWorklist:
             return answer()
         except NoRun as exc:
             raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
+        except LookupError as exc:
+            raise bentoml.exceptions.NotFound(str(exc)) from exc
+
+
+ArrearsWorklist.add_asgi_middleware(AccessGuard)

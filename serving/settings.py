@@ -4,6 +4,7 @@ where worklist runs are recorded, and how many cases each patch's list holds."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -19,8 +20,19 @@ class ServingSettings(TrainingSettings):
     patch_capacity: int = Field(
         default=300, gt=0, description="Cases each patch's list holds (the rest wait; the list says how many). Every "
         "case that can be listed is explained when a run is recorded.")
+    auth: Literal["open", "required"] | None = Field(
+        default=None, description="required: every data endpoint needs a bearer token (`arrears users add`); open: "
+        "anyone may call it (the service says so at start-up). Default: required in the production profile "
+        "(Postgres ledger or feature store), open on the embedded laptop default.")
+    max_body_bytes: int = Field(default=1_000_000, gt=0, description="Largest request body the service reads.")
     score_move: float = Field(
         default=0.10, gt=0, description="A change in risk score this large between two runs is reported as a move.")
+
+    @property
+    def auth_required(self) -> bool:
+        if self.auth is not None:
+            return self.auth == "required"
+        return self.feast_profile == "production" or bool(self.ledger_url and is_postgres(self.ledger_url))
 
     @property
     def runs_database(self) -> str:

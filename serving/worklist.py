@@ -103,6 +103,15 @@ def write_worklist(response: WorklistResponse, out_dir: Path) -> WorklistFiles:
     return files
 
 
+def _known(store, run: dict, patch) -> None:
+    """A single patch asked for by name must be one the run knows (a principal's own list may hold a patch with no
+    tenancies yet: that is an empty answer, not an error)."""
+    if isinstance(patch, str):
+        patches = sorted(str(p) for p in store.queue_sizes(run["run_id"])["patch"].dropna().unique())
+        if patch not in patches:
+            raise LookupError(f"Unknown patch {patch!r}: the patches are {', '.join(patches)}")
+
+
 class Worklister:
     """The champion risk model and the feature store, loaded once; lists come from the latest recorded run."""
 
@@ -143,21 +152,27 @@ class Worklister:
             self._as_of = (stamp, pd.Timestamp(dates.max()).tz_localize(None).normalize())
         return self._as_of[1]
 
-    def score(self, tenancy_ids: list[str]) -> ScoreResponse:
-        """Risk score and reasons for the given tenancies, from the online store (fresh since the last ingest)."""
+    def score(self, tenancy_ids: list[str], patches: Sequence[str] | None = None) -> ScoreResponse:
+        """Risk score and reasons for the given tenancies, from the online store (fresh since the last ingest).
+        With `patches`, a tenancy of any other patch is answered as unknown, like one that does not exist."""
         today = self.as_of()
         frame = online_features(self.store, None, list(dict.fromkeys(tenancy_ids)), today, self.plan)
         found = ~np.isnan(frame[self.booster.feature_name()].to_numpy(dtype=float)).all(axis=1)
+        if patches is not None:  # a patch is known from the latest run: a tenancy it does not hold is not shown
+            with open_runs(self.settings) as store:
+                patch_of = store.patches_of(store.latest()["run_id"], frame["tenancy_id"].astype(str).tolist())
+            found &= frame["tenancy_id"].map(patch_of).isin(list(patches)).to_numpy()
         return ScoreResponse(model_version=self.model.version, feature_service=self.model.feature_service,
                              as_of=str(today.date()), unknown=frame.loc[~found, "tenancy_id"].tolist(),
                              scores=score_cases(frame[found], self.booster, calibration=self.calibration))
 
-    def worklist(self, top: int = 50, patch: str | None = None,
+    def worklist(self, top: int = 50, patch: str | Sequence[str] | None = None,
                  states: Sequence[str] = ("ready",)) -> WorklistResponse:
-        """The `top` highest-risk cases in the given readiness states (optionally one patch), each patch's list
-        capped at its capacity, from the latest recorded run."""
+        """The `top` highest-risk cases in the given readiness states (optionally of one patch or some), each
+        patch's list capped at its capacity, from the latest recorded run. LookupError for an unknown patch."""
         with open_runs(self.settings) as store:
             run = store.latest()
+            _known(store, run, patch)
             capacity = int(run["patch_capacity"])
             rows = store.rows(run["run_id"], states, patch, capacity=capacity, top=max(0, top))
             sizes = store.queue_sizes(run["run_id"], patch)
@@ -173,10 +188,11 @@ class Worklister:
             rows=[worklist_row(row, i + 1, as_of, str(run["policy_version"])) for i, (_, row) in
                   enumerate(rows.iterrows())])
 
-    def changes(self, patch: str | None = None) -> ChangesResponse:
-        """What changed between the latest run and the one before (optionally for one patch)."""
+    def changes(self, patch: str | Sequence[str] | None = None) -> ChangesResponse:
+        """What changed between the latest run and the one before (optionally for one patch or some)."""
         with open_runs(self.settings) as store:
             run = store.latest()
+            _known(store, run, patch)
             previous = store.previous(run["run_id"])
             rows = store.rows(run["run_id"], patch=patch)
             before = store.rows(previous["run_id"], patch=patch) if previous else rows.iloc[:0]

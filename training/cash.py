@@ -252,10 +252,13 @@ def forecast_receipts(booster: lgb.Booster, features: pd.DataFrame, tenancies: p
                              posted=posting_days(daily, origin, weeks * 7))
 
 
-def weekly_bands(totals: np.ndarray) -> pd.DataFrame:
-    """Mean, P10, P50 and P90 of each week's receipts over the simulations: `totals` is (simulations, weeks)."""
-    return pd.DataFrame([{"week": w + 1, "mean": totals[:, w].mean(), "p10": np.percentile(totals[:, w], 10),
-                          "p50": np.percentile(totals[:, w], 50), "p90": np.percentile(totals[:, w], 90)}
+def weekly_bands(totals: np.ndarray, scale: np.ndarray | None = None) -> pd.DataFrame:
+    """Mean, P10, P50 and P90 of each week's receipts over the simulations: `totals` is (simulations, weeks). The
+    percentiles are of `totals * scale` (the common factor, mean 1); the mean is of `totals`, the factor's
+    expectation, so means still add up across patches and tenancies exactly."""
+    banded = totals if scale is None else totals * scale
+    return pd.DataFrame([{"week": w + 1, "mean": totals[:, w].mean(), "p10": np.percentile(banded[:, w], 10),
+                          "p50": np.percentile(banded[:, w], 50), "p90": np.percentile(banded[:, w], 90)}
                          for w in range(totals.shape[1])])
 
 
@@ -274,7 +277,7 @@ def summarise(receipts: np.ndarray, patches: np.ndarray, start: pd.Timestamp,
         (str(p), patches == p) for p in sorted(pd.unique(patches))]
     tables = []
     for scope, members in scopes:
-        bands = weekly_bands(receipts[:, members, :].sum(axis=1) / 100.0 * scale)
+        bands = weekly_bands(receipts[:, members, :].sum(axis=1) / 100.0, scale)
         tables.append(bands.assign(scope=scope, week_start=starts))
     return pd.concat(tables, ignore_index=True)[["scope", "week", "week_start", "mean", "p10", "p50", "p90"]]
 
@@ -288,7 +291,7 @@ def backtest_origin(totals: np.ndarray, daily: pd.DataFrame, origin: pd.Timestam
     day = _day(origin)
     starts = week_starts(day, totals.shape[1])
     pounds = totals / 100.0
-    bands = weekly_bands(pounds * (factor or CommonFactor()).draws(starts, totals.shape[0], seed))
+    bands = weekly_bands(pounds, (factor or CommonFactor()).draws(starts, totals.shape[0], seed))
     before = daily[(daily["day"] > day - pd.Timedelta(weeks=4)) & (daily["day"] <= day)]["amount_pence"].sum()
     actual = []
     for w in range(len(bands)):

@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from arrears.cli import data, home, models, monitor, schedule, serving
+from arrears.cli import data, home, models, monitor, schedule, serving, users
 
 app = typer.Typer(
     help="Arrears risk-scoring and prioritisation: feeds → ledger → Feast features → MLflow models → a BentoML "
@@ -25,6 +25,7 @@ for verb in (data.simulate, data.ingest, models.train, models.promote, serving.f
 app.add_typer(data.features_app, name="features")
 app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(schedule.schedule_app, name="schedule")
+app.add_typer(users.users_app, name="users")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,0 +1,144 @@
+"""Who may use the service, and what each may see: principals with a role (and, for officers and supervisors, their
+patches), authenticated by bearer tokens of which only a hash is stored.
+
+| role | endpoints | sees |
+|---|---|---|
+| officer | /score, /worklist, /worklist_changes | its own patches |
+| supervisor | the officer's | its area: the patches it is given |
+| data_scientist | /monitoring_status, /cash_forecast(_csv), /collection_kpis(_csv) | models, monitoring, aggregates |
+| treasury | /cash_forecast(_csv), /collection_kpis(_csv) | forecasts and KPIs |
+| admin | every endpoint | everything |
+
+A principal given patches sees only those, whatever it asks: a request naming another patch is refused (403), and
+one naming none is narrowed to its own. Tokens are made here (`arrears users add`, printed once), kept as their
+SHA-256 (a 256-bit random token needs no slow hash), and revoked by name. Names are staff names, never tenants'.
+The principals live in the serving database beside the worklist runs (SQLite, or Postgres in production).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from features.db import Database
+from serving.settings import ServingSettings
+
+ROLES = ("officer", "supervisor", "data_scientist", "treasury", "admin")
+#: Roles that see only their patches, and so must be given at least one.
+PATCH_ROLES = ("officer", "supervisor")
+_AGGREGATES = ("treasury", "data_scientist", "admin")
+#: Each HTTP endpoint and the roles that may call it. Anything not listed (health, metrics, the OpenAPI page) is
+#: open: it holds no tenant's data.
+ENDPOINT_ROLES: dict[str, tuple[str, ...]] = {
+    "/score": ("officer", "supervisor", "admin"),
+    "/worklist": ("officer", "supervisor", "admin"),
+    "/worklist_changes": ("officer", "supervisor", "admin"),
+    "/monitoring_status": ("data_scientist", "admin"),
+    "/cash_forecast": _AGGREGATES,
+    "/cash_forecast_csv": _AGGREGATES,
+    "/collection_kpis": _AGGREGATES,
+    "/collection_kpis_csv": _AGGREGATES,
+}
+TABLES = {"principals": {"token_hash": "TEXT", "name": "TEXT", "role": "TEXT", "patches": "TEXT",
+                         "created_at": "TEXT", "revoked_at": "TEXT"}}
+PRIMARY_KEYS = {"principals": ("token_hash",)}
+TOKEN_PREFIX = "arr_"
+
+
+class Forbidden(PermissionError):
+    """The principal may not do this; the message says what it may do instead."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+    patches: tuple[str, ...] | None = None  #: None: every patch
+
+    def may_call(self, path: str) -> bool:
+        return self.role in ENDPOINT_ROLES.get(path, ROLES)
+
+    def patch_scope(self, requested: str | None) -> tuple[str, ...] | None:
+        """The patches an answer may hold: the one asked for (if this principal sees it), else all it sees (None:
+        every patch). Raises Forbidden for a patch it does not see."""
+        if requested is not None:
+            if self.patches is not None and requested not in self.patches:
+                raise Forbidden(f"{self.name} ({self.role}) does not see patch {requested!r}: ask for one of "
+                                f"{', '.join(self.patches)}, or leave patch out for all of them")
+            return (requested,)
+        return self.patches
+
+
+#: What an open service (ARREARS_AUTH=open, the embedded demo's default) treats every caller as.
+OPEN = Principal("anyone (auth open)", "admin")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class PrincipalStore:
+    """The principals. Use `open_principals(settings)`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, name: str, role: str, patches: Sequence[str] = ()) -> str:
+        """Add a principal and return its token (shown once: only its hash is kept)."""
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise ValueError("A name is 1-100 characters")
+        if role not in ROLES:
+            raise ValueError(f"Unknown role {role!r}: one of {', '.join(ROLES)}")
+        patches = sorted(set(patches))
+        if role in PATCH_ROLES and not patches:
+            raise ValueError(f"The {role} role sees only its patches: give at least one with --patch")
+        if role not in PATCH_ROLES and patches:
+            raise ValueError(f"The {role} role sees every patch's aggregates: --patch is for officers and supervisors")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self.db.transaction():
+            if not self.active(name).empty:
+                raise ValueError(f"{name!r} already has an active token: `arrears users revoke {name}` first")
+            row = {"token_hash": token_hash(token), "name": name, "role": role,
+                   "patches": json.dumps(patches) if role in PATCH_ROLES else None,
+                   "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "revoked_at": None}
+            self.db.append("principals", pd.DataFrame([row]), list(TABLES["principals"]))
+        return token
+
+    def active(self, name: str | None = None) -> pd.DataFrame:
+        sql, params = "SELECT name, role, patches, created_at FROM principals WHERE revoked_at IS NULL", []
+        if name is not None:
+            sql, params = sql + " AND name = ?", [name]
+        return self.db.query(sql + " ORDER BY name", params)
+
+    def revoke(self, name: str) -> int:
+        """Revoke every active token of `name`; returns how many."""
+        with self.db.transaction():
+            n = len(self.active(name))
+            self.db.execute("UPDATE principals SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                            [datetime.now(UTC).isoformat(timespec="seconds"), name])
+        return n
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The active principal holding `token`, or None."""
+        found = self.db.query("SELECT name, role, patches FROM principals WHERE token_hash = ? AND revoked_at IS NULL",
+                              [token_hash(token)])
+        if found.empty:
+            return None
+        row = found.iloc[0]
+        patches = tuple(json.loads(row["patches"])) if isinstance(row["patches"], str) else None
+        return Principal(str(row["name"]), str(row["role"]), patches)
+
+
+@contextmanager
+def open_principals(settings: ServingSettings) -> Iterator[PrincipalStore]:
+    with Database(settings.runs_database) as db:
+        db.ensure_tables(TABLES, PRIMARY_KEYS)
+        yield PrincipalStore(db)
