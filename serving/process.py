@@ -30,10 +30,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve_command(port: int, host: str = "127.0.0.1") -> list[str]:
+def serve_command(port: int, host: str = "127.0.0.1", target: str = SERVICE) -> list[str]:
+    """`bentoml serve` of the service in this repo, or of `target` (a built Bento's tag)."""
     bentoml = Path(sys.executable).with_name("bentoml")
-    return [str(bentoml) if bentoml.exists() else "bentoml", "serve", SERVICE, "--host", host, "--port", str(port),
-            "--working-dir", str(PROJECT_ROOT)]
+    where = ["--working-dir", str(PROJECT_ROOT)] if target == SERVICE else []
+    return [str(bentoml) if bentoml.exists() else "bentoml", "serve", target, "--host", host, "--port", str(port),
+            *where]
 
 
 def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180.0) -> None:
@@ -51,14 +53,16 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180.0) -> N
 
 
 @contextmanager
-def running_server(settings: ServingSettings, port: int | None = None, log_path: Path | None = None) -> Iterator[str]:
-    """A real `bentoml serve` on localhost for the duration of the block; yields its base URL."""
+def running_server(settings: ServingSettings, port: int | None = None, log_path: Path | None = None,
+                   target: str = SERVICE) -> Iterator[str]:
+    """A real `bentoml serve` (of this repo's service, or a built Bento's tag) on localhost for the duration of the
+    block; yields its base URL."""
     port = port or free_port()
     log_path = log_path or settings.logs_dir / "serve.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = settings.child_process_env()
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(serve_command(port), env=env, stdout=log, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(serve_command(port, target=target), env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -70,10 +70,23 @@ class ArrearsWorklist:
                 "make tokens with `arrears users add` before real tenants' data is served.")
         self.worklister = Worklister(settings).warm()
 
+    def __is_ready__(self) -> bool:
+        """`/readyz`: ready when the champion is in the registry (a newly promoted one is loaded here, so a
+        promotion reaches a running service within one readiness probe), the online feature store answers a lookup
+        and the runs database opens."""
+        try:
+            self.worklister.reload_if_promoted()
+            self.worklister.check_stores()
+        except Exception:  # noqa: BLE001 - not ready, whatever the reason; the log says which
+            logging.getLogger("arrears.service").exception("not ready")
+            return False
+        return True
+
     @bentoml.api
     def score(self, ctx: bentoml.Context, tenancy_ids: TenancyIds) -> ScoreResponse:
         """Risk score and reasons for the given tenancies, from the online store. A tenancy the caller does not see
         (another patch's) is listed as unknown, like one that does not exist."""
+        self.worklister.reload_if_promoted(every_seconds=60)
         return self.worklister.score(tenancy_ids, _principal(ctx).patches)
 
     @bentoml.api

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from serving.schemas import (
     WorklistRow,
 )
 from serving.settings import ServingSettings
-from training.registry import RISK_MODEL, load_champion
+from training.registry import CHAMPION, RISK_MODEL, load_champion, model_by_alias
 
 
 def top_cases(features: pd.DataFrame, booster: lgb.Booster, top: int, n_reasons: int = 3,
@@ -121,6 +122,7 @@ class Worklister:
         self.booster, self.model, self.calibration = champion.booster, champion.ref, champion.calibration
         self._store = self._plan = None
         self._as_of: tuple[int, pd.Timestamp] | None = None
+        self._checked = time.monotonic()
 
     @property
     def store(self):
@@ -135,6 +137,28 @@ class Worklister:
         if self._plan is None:
             self._plan = online_plan(self.store, self.model.feature_service)
         return self._plan
+
+    def reload_if_promoted(self, every_seconds: float = 0.0) -> bool:
+        """Load the champion again if another version was promoted since (checked at most every `every_seconds`):
+        a running service picks up a promotion without a restart. Returns whether it reloaded."""
+        now = time.monotonic()
+        if now - self._checked < every_seconds:
+            return False
+        self._checked = now
+        if model_by_alias(self.settings, RISK_MODEL, CHAMPION).version == self.model.version:
+            return False
+        champion = load_champion(self.settings, RISK_MODEL)
+        if champion.ref.feature_service != self.model.feature_service:
+            self._plan = None
+        self.booster, self.model, self.calibration = champion.booster, champion.ref, champion.calibration
+        return True
+
+    def check_stores(self) -> None:
+        """Raise unless the online feature store answers a lookup and the runs database opens."""
+        live = pd.read_parquet(live_path(self.settings), columns=["tenancy_id"])
+        online_features(self.store, None, live["tenancy_id"].head(1).astype(str).tolist(), self.as_of(), self.plan)
+        with open_runs(self.settings) as store:
+            store.runs()
 
     def warm(self) -> Worklister:
         """Open the feature store and work out the online plan now (a service does this at start, not on its

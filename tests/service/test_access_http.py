@@ -1,15 +1,22 @@
-"""Access by role and patch over real HTTP: the shared pipeline's home served by a real `bentoml serve` with
-ARREARS_AUTH=required, principals made with `arrears users add`, and every role × endpoint × (no patch, own patch,
-another patch) tried. Expected denials are denials, and no answer holds another patch's tenancy. The same server
-is then fuzzed from its OpenAPI (schemathesis): no 5xx, every answer as typed."""
+"""Access by role and patch over real HTTP: a Bento built from the repo (`bentoml build`) serves the shared
+pipeline's home with ARREARS_AUTH=required, principals are made with `arrears users add`, and every role × endpoint
+× (no patch, own patch, another patch) is tried. Expected denials are denials, and no answer holds another patch's
+tenancy. The same server is then fuzzed from its OpenAPI (schemathesis): no 5xx, every answer as typed; and its
+readiness follows the feature store."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
+from features.store.offline import live_path
 from serving.access import ENDPOINT_ROLES, PATCH_ROLES, ROLES
-from serving.process import running_server
+from serving.process import PROJECT_ROOT, running_server
 from serving.settings import get_settings
 from tests.support.cli import ok
 from tests.support.fuzz import fuzz_openapi
@@ -36,6 +43,19 @@ def _token(name: str, role: str, patches: list[str]) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+def _build_bento(bentoml_home: Path) -> tuple[str, Path]:
+    """`bentoml build` of this repo into `bentoml_home`: (the Bento's tag, its folder)."""
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # bentoml build looks for uv on PATH
+    env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "PATH": path}
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    built = subprocess.run([bentoml, "build", str(PROJECT_ROOT), "--output", "tag"], env=env, capture_output=True,
+                           text=True, timeout=600, cwd=PROJECT_ROOT)
+    assert built.returncode == 0, built.stdout + built.stderr
+    tag = built.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    name, version = tag.split(":")
+    return tag, bentoml_home / "bentos" / name / version
+
+
 def _patches_of(pipeline: dict) -> dict[str, str]:
     return {r["tenancy_id"]: r["patch"] for r in pipeline["everyone"]["rows"]}
 
@@ -45,7 +65,8 @@ def secured(pipeline: dict) -> dict:
     patch_of = _patches_of(pipeline)
     patches = sorted(set(patch_of.values()))
     own, area, other = patches[0], patches[:2], patches[-1]
-    with isolated_home(pipeline["home"], ARREARS_AUTH="required"):
+    tag, bento = _build_bento(pipeline["root"] / "bentoml")
+    with isolated_home(pipeline["home"], ARREARS_AUTH="required", BENTOML_HOME=str(pipeline["root"] / "bentoml")):
         principals = {"officer": [own], "supervisor": area, "data_scientist": [], "treasury": [], "admin": []}
         tokens = {role: _token(f"test-{role}", role, mine) for role, mine in principals.items()}
         revoked = _token("test-revoked", "admin", [])
@@ -54,7 +75,7 @@ def secured(pipeline: dict) -> dict:
         assert settings.auth_required
         answers = []
         ids = [next(t for t, p in patch_of.items() if p == own), next(t for t, p in patch_of.items() if p == other)]
-        with running_server(settings) as url, httpx.Client(base_url=url, timeout=300) as client:
+        with running_server(settings, target=tag) as url, httpx.Client(base_url=url, timeout=300) as client:
             callers = {**{role: {"Authorization": f"Bearer {t}"} for role, t in tokens.items()},
                        "no token": {}, "bad token": {"Authorization": "Bearer arr_not-a-token"},
                        "revoked": {"Authorization": f"Bearer {revoked}"}, "basic": {"Authorization": "Basic eDp5"}}
@@ -70,9 +91,16 @@ def secured(pipeline: dict) -> dict:
                         answers.append({"caller": caller, "path": path, "patch": kind, "status": response.status_code,
                                         "body": response.text})
             fuzzed = fuzz_openapi(url, headers=callers["admin"])
-            health = client.get("/readyz").status_code
+            health = [client.get("/readyz").status_code]
+            live = live_path(settings)
+            live.rename(live.with_suffix(".away"))  # the online store's population gone: not ready
+            try:
+                health.append(client.get("/readyz").status_code)
+            finally:
+                live.with_suffix(".away").rename(live)
+            health.append(client.get("/readyz").status_code)
     return {"answers": answers, "principals": principals, "patch_of": patch_of, "other": other, "ids": ids,
-            "fuzzed": fuzzed, "health": health}
+            "fuzzed": fuzzed, "health": health, "bento": bento}
 
 
 def _expected(caller: str, path: str, patch: str) -> int:
@@ -95,7 +123,16 @@ def test_every_role_endpoint_and_patch_is_answered_as_the_matrix_says(secured) -
     assert len(denied) > len(secured["answers"]) / 2
     # every refusal says what to do
     assert all("error" in a["body"] and len(a["body"]) > 40 for a in denied)
-    assert secured["health"] == 200  # health needs no token
+    assert secured["health"][0] == 200  # health needs no token
+
+
+def test_the_bento_holds_the_service_and_its_packages_and_is_ready_only_with_its_stores(secured) -> None:
+    bento = secured["bento"]
+    assert (bento / "src" / "serving" / "service.py").exists() and (bento / "src" / "training" / "params").exists()
+    assert not (bento / "src" / "tests").exists() and not (bento / "src" / "mlflow" / "__init__.py").exists()
+    wanted = (bento / "env" / "python" / "requirements.txt").read_text()
+    assert all(name in wanted for name in ("bentoml", "feast", "lightgbm", "mlflow", "shap", "holidays"))
+    assert secured["health"] == [200, 503, 200]
 
 
 def test_no_answer_holds_another_patchs_tenancy(secured) -> None:
