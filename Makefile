@@ -17,9 +17,11 @@ $(UV):
 demo: $(UV)  ## Run the main job end to end on the embedded default (simulate → … → served worklist, reports)
 	$(RUN) arrears demo
 
+# OMP_WAIT_POLICY=PASSIVE: the suite runs a worker per core and LightGBM's OpenMP threads would spin while waiting,
+# each on a core the other worker needs (measured: 14% less CPU and the model fixture 125 s instead of 153 s).
 test: $(UV)  ## Lint, then every test tier (needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379)
 	$(RUN) ruff check .
-	$(RUN) pytest $(PYTEST_ARGS)
+	OMP_WAIT_POLICY=PASSIVE $(RUN) pytest $(PYTEST_ARGS)
 
 test-fast: $(UV)  ## The unit tier only: seconds, no servers
 	$(RUN) pytest tests/unit -q $(PYTEST_ARGS)

@@ -14,12 +14,11 @@ null of `str | None`) and declares the 401, 403 and 413 answers and the bearer s
 from __future__ import annotations
 
 import json
-import logging
+import time
 
+from serving import observe
 from serving.access import ENDPOINT_ROLES, OPEN, Forbidden, Principal, open_principals
 from serving.settings import ServingSettings, get_settings
-
-log = logging.getLogger("arrears.access")
 
 
 async def _reply(send, status: int, message: str, headers: tuple = ()) -> None:
@@ -50,14 +49,18 @@ class AccessGuard:
         if scope["type"] != "http" or scope.get("path") not in ENDPOINT_ROLES:
             await self.app(scope, receive, send)
             return
+        started, rid, seen = time.perf_counter(), observe.request_id(dict(scope.get("headers") or [])), {}
+        send = _tagged(send, rid, seen)
+        principal = None
         try:
             body = await self._body(receive)
             principal = self._principal(scope)
             self._authorise(principal, scope["path"], body)
         except Refused as refused:
             extra = ((b"www-authenticate", b'Bearer realm="arrears"'),) if refused.status == 401 else ()
-            log.info("refused %s %s: %s", scope["path"], refused.status, refused.message)
             await _reply(send, refused.status, refused.message, extra)
+            observe.log_request(rid, scope["path"], refused.status, started, principal and principal.name,
+                                principal and principal.role)
             return
         scope.setdefault("state", {})["principal"] = principal
         replayed = False
@@ -70,7 +73,10 @@ class AccessGuard:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+        try:
+            await self.app(scope, replay, send)
+        finally:
+            observe.log_request(rid, scope["path"], seen.get("status", 500), started, principal.name, principal.role)
 
     async def _body(self, receive) -> bytes:
         chunks, size, more = [], 0, True
@@ -203,6 +209,17 @@ def _error_body(body: bytes) -> bytes:
                          for d in detail if isinstance(d, dict))
         error = {"error": f"Invalid input ({said}): change it and send again", "detail": said}
     return json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in error.items()}).encode()
+
+
+def _tagged(send, rid: str, seen: dict):
+    """`send` that notes the answer's status in `seen` and adds the request id to its headers."""
+    async def wrapped(message) -> None:
+        if message["type"] == "http.response.start":
+            seen["status"] = message["status"]
+            message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())]}
+        await send(message)
+
+    return wrapped
 
 
 def _rewriting(send, when, rewrite):

@@ -18,6 +18,7 @@ import bentoml.exceptions
 from bentoml.validators import ContentType
 from pydantic import Field
 
+from serving import observe
 from serving.access import OPEN, Forbidden, Principal
 from serving.guard import AccessGuard
 from serving.schemas import (
@@ -69,13 +70,15 @@ class ArrearsWorklist:
                 "Auth is OPEN: anyone who can reach this port reads every patch. Set ARREARS_AUTH=required and "
                 "make tokens with `arrears users add` before real tenants' data is served.")
         self.worklister = Worklister(settings).warm()
+        observe.serving_model(self.worklister.model.version)
 
     def __is_ready__(self) -> bool:
         """`/readyz`: ready when the champion is in the registry (a newly promoted one is loaded here, so a
         promotion reaches a running service within one readiness probe), the online feature store answers a lookup
         and the runs database opens."""
         try:
-            self.worklister.reload_if_promoted()
+            if self.worklister.reload_if_promoted():
+                observe.serving_model(self.worklister.model.version)
             self.worklister.check_stores()
         except Exception:  # noqa: BLE001 - not ready, whatever the reason; the log says which
             logging.getLogger("arrears.service").exception("not ready")
@@ -86,8 +89,11 @@ class ArrearsWorklist:
     def score(self, ctx: bentoml.Context, tenancy_ids: TenancyIds) -> ScoreResponse:
         """Risk score and reasons for the given tenancies, from the online store. A tenancy the caller does not see
         (another patch's) is listed as unknown, like one that does not exist."""
-        self.worklister.reload_if_promoted(every_seconds=60)
-        return self.worklister.score(tenancy_ids, _principal(ctx).patches)
+        if self.worklister.reload_if_promoted(every_seconds=60):
+            observe.serving_model(self.worklister.model.version)
+        answer = self.worklister.score(tenancy_ids, _principal(ctx).patches)
+        observe.served("/score", len(answer.scores), len(answer.unknown))
+        return answer
 
     @bentoml.api
     def worklist(self, ctx: bentoml.Context, top: Top = 50, patch: Patch = None,
@@ -96,7 +102,10 @@ class ArrearsWorklist:
         patch the caller sees, each patch capped at its capacity, with reasons, readiness and next action; from
         the latest recorded run."""
         scope = _scope(ctx, patch)
-        return self._from_runs(lambda: self.worklister.worklist(top, patch if patch else scope, states))
+        answer = self._from_runs(lambda: self.worklister.worklist(top, patch if patch else scope, states))
+        observe.served("/worklist", len(answer.rows))
+        observe.POPULATION.set(answer.population)
+        return answer
 
     @bentoml.api
     def worklist_changes(self, ctx: bentoml.Context, patch: Patch = None) -> ChangesResponse:
