@@ -90,6 +90,12 @@ class PrincipalStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @classmethod
+    def opened(cls, db: Database) -> PrincipalStore:
+        """A store on an open database, its table made sure of."""
+        db.ensure_tables(TABLES, PRIMARY_KEYS)
+        return cls(db)
+
     def add(self, name: str, role: str, patches: Sequence[str] = ()) -> str:
         """Add a principal and return its token (shown once: only its hash is kept)."""
         name = name.strip()
@@ -133,12 +139,15 @@ class PrincipalStore:
         if found.empty:
             return None
         row = found.iloc[0]
-        patches = tuple(json.loads(row["patches"])) if isinstance(row["patches"], str) else None
-        return Principal(str(row["name"]), str(row["role"]), patches)
+        return Principal(str(row["name"]), str(row["role"]), stored_patches(row["patches"]))
+
+
+def stored_patches(stored) -> tuple[str, ...] | None:
+    """A principal's patches as stored (JSON list; null: every patch)."""
+    return tuple(json.loads(stored)) if isinstance(stored, str) else None
 
 
 @contextmanager
 def open_principals(settings: ServingSettings) -> Iterator[PrincipalStore]:
     with Database(settings.runs_database) as db:
-        db.ensure_tables(TABLES, PRIMARY_KEYS)
-        yield PrincipalStore(db)
+        yield PrincipalStore.opened(db)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
 from arrears.render import console, fail, table
-from serving.access import ENDPOINT_ROLES, ROLES, open_principals
+from serving.access import ENDPOINT_ROLES, ROLES, open_principals, stored_patches
 from serving.settings import get_settings
 
 users_app = typer.Typer(
@@ -43,12 +42,8 @@ def list_users() -> None:
     with open_principals(get_settings()) as store:
         active = store.active()
     table("Principals", ["name", "role", "patches", "since"],
-          [[str(r["name"]), str(r["role"]), ", ".join(_patches(r["patches"])) or "all", str(r["created_at"])]
+          [[str(r["name"]), str(r["role"]), ", ".join(stored_patches(r["patches"]) or ["all"]), str(r["created_at"])]
            for r in active.to_dict("records")])
-
-
-def _patches(stored) -> list[str]:
-    return json.loads(stored) if isinstance(stored, str) else []
 
 
 @users_app.command("revoke")
