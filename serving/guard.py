@@ -16,9 +16,8 @@ from __future__ import annotations
 import json
 import time
 
-from features.db import Database
 from serving import observe
-from serving.access import ENDPOINT_ROLES, OPEN, Forbidden, Principal, PrincipalStore
+from serving.access import ENDPOINT_ROLES, OPEN, Forbidden, Principal, open_principals
 from serving.settings import ServingSettings, get_settings
 
 
@@ -42,22 +41,6 @@ class AccessGuard:
     def __init__(self, app, settings: ServingSettings | None = None) -> None:
         self.app = app
         self.settings = settings or get_settings()
-        self._principals: PrincipalStore | None = None
-
-    def _authenticate(self, token: str) -> Principal | None:
-        """One connection to the principals' database for the guard's life (its table made sure of once, not per
-        request), opened again after a failure (a restarted database)."""
-        for attempt in (1, 2):
-            if self._principals is None:
-                self._principals = PrincipalStore.opened(Database(self.settings.runs_database))
-            try:
-                return self._principals.authenticate(token)
-            except Exception:
-                self._principals.db.close()
-                self._principals = None
-                if attempt == 2:
-                    raise
-        return None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope.get("path") == "/docs.json":
@@ -119,7 +102,8 @@ class AccessGuard:
         if scheme.lower() != "bearer" or not token.strip():
             raise Refused(401, "This service needs a token: send `Authorization: Bearer <token>` (an administrator "
                                "makes one with `arrears users add NAME --role ROLE`)")
-        principal = self._authenticate(token.strip())
+        with open_principals(self.settings) as store:  # per request: a connection kept open between requests
+            principal = store.authenticate(token.strip())  # hung the service when an endpoint wrote to this database
         if principal is None:
             raise Refused(401, "The token is not known or was revoked: ask an administrator for a new one")
         return principal
