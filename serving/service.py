@@ -34,11 +34,11 @@ from serving.schemas import (
 
 TenancyIds = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
                       Field(min_length=1, max_length=1000, description="1 to 1,000 tenancy ids")]
-Top = Annotated[int, Field(ge=1, le=10_000, description="How many cases (1-10,000)")]
-Days = Annotated[int, Field(ge=1, le=3660, description="Alerts of the last this many days (1-3,660)")]
-Weeks = Annotated[int, Field(ge=1, le=26, description="Weeks ahead to forecast (1-26)")]
+Top = Annotated[int, Field(strict=True, ge=1, le=10_000, description="How many cases (1-10,000)")]
+Days = Annotated[int, Field(strict=True, ge=1, le=3660, description="Alerts of the last this many days (1-3,660)")]
+Weeks = Annotated[int, Field(strict=True, ge=1, le=26, description="Weeks ahead to forecast (1-26)")]
 Patch = Annotated[str | None, Field(max_length=100, description="One patch (the portfolio is always included)")]
-Months = Annotated[int, Field(ge=1, le=240, description="The last this many calendar months")]
+Months = Annotated[int, Field(strict=True, ge=1, le=240, description="The last this many calendar months")]
 AsOf = Annotated[date | None, Field(description="Forecast from an earlier date (default: the latest data)")]
 
 ReadinessState = Literal["ready", "hold", "review", "disputed", "recent_payment", "payment_plan", "ambiguous_balance",
