@@ -165,14 +165,7 @@ def worklist_suite(args) -> list[dict]:
     n = args.tenancies[0]
     results = []
     with contextlib.ExitStack() as stack:
-        work = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="arrears-bench-worklist-")))
-        if (work / "capacity.txt").exists():
-            print(f"reusing the portfolio prepared in {work}", flush=True)
-        elif work.exists() and any(work.iterdir()):
-            raise SystemExit(f"{work} holds an unfinished preparation (no capacity.txt): remove it and run again")
-        else:
-            print(f"preparing {n:,} tenancies x {args.years:g} years: ingest, features, champion models…", flush=True)
-            spawn_prepare(worklist.prepare, work, n, args.years, args.explain)
+        work = _portfolio(args, stack)
         if args.prepare_only:
             return results
         plan = [("pure_ranking", None, args.repeats), ("record_run", "pure_ranking", args.repeats),
@@ -195,6 +188,50 @@ def worklist_suite(args) -> list[dict]:
                  if r["baseline"] else "")
         print(f"{r['tenancies']:>9,} {r['measure']:<16} {r['rows']:>8,} {r['seconds'] * 1000:>10.1f} "
               f"{r['peak_mb']:>8,.0f} {r['runs']:>4} {ratio:>22}")
+    return results
+
+
+def _portfolio(args, stack: contextlib.ExitStack) -> Path:
+    """The worklist and throughput suites' portfolio: prepared in --workdir (or a temporary one), reused if there."""
+    from bench import worklist
+
+    work = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="arrears-bench-worklist-")))
+    if (work / "capacity.txt").exists():
+        print(f"reusing the portfolio prepared in {work}", flush=True)
+    elif work.exists() and any(work.iterdir()):
+        raise SystemExit(f"{work} holds an unfinished preparation (no capacity.txt): remove it and run again")
+    else:
+        n = args.tenancies[0]
+        print(f"preparing {n:,} tenancies x {args.years:g} years: ingest, features, champion models…", flush=True)
+        spawn_prepare(worklist.prepare, work, n, args.years, args.explain)
+    return work
+
+
+def throughput_suite(args) -> list[dict]:
+    from bench import throughput
+
+    results = []
+    with contextlib.ExitStack() as stack:
+        work = _portfolio(args, stack)
+        if args.prepare_only:
+            return results
+        plan = [(kind, args.clients, args.seconds) for kind in ("empty", "score_open", "score_nocache",
+                                                                 "score_auth")]
+        runs: dict[str, list[dict]] = {}
+        for _ in range(args.repeats):  # interleaved, so a slow spell of the machine hits every measure alike
+            for kind, clients, seconds in plan:
+                result = spawn_result(throughput.measure, kind, str(work), clients, seconds)
+                runs.setdefault(kind, []).append(result)
+                print(f"  {kind:<13} {result['rps']:8.1f} req/s, {result['errors']} errors", flush=True)
+        soak = spawn_result(throughput.measure, "soak", str(work), args.soak_clients, args.soak_seconds)
+        print(f"  soak          {soak['rps']:8.1f} req/s, {soak['errors']} errors", flush=True)
+        for kind, clients, seconds in plan + [("soak", args.soak_clients, args.soak_seconds)]:
+            outcomes = runs.get(kind, [soak])
+            median = sorted(outcomes, key=lambda r: r["rps"])[len(outcomes) // 2]
+            results.append(median | {"measure": kind, "clients": clients, "seconds": seconds, "runs": len(outcomes),
+                                     "errors": sum(r["errors"] for r in outcomes), "tenancies": args.tenancies[0],
+                                     "all_rps": [round(r["rps"], 1) for r in outcomes]})
+    throughput.print_table(results)
     return results
 
 
@@ -225,9 +262,11 @@ def main() -> None:
     parser.add_argument("--years", type=float, default=2.0, help="years of history (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is shown")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    parser.add_argument("--suite", choices=("pipeline", "features", "models", "worklist"), default="pipeline",
+    parser.add_argument("--suite", choices=("pipeline", "features", "models", "worklist", "throughput"),
+                        default="pipeline",
                         help="pipeline: ingest, snapshots, scoring; features: the feature store; models: training "
-                             "and scoring (see bench/README.md)")
+                             "and scoring; worklist: serving; throughput: /score under concurrent clients "
+                             "(see bench/README.md)")
     parser.add_argument("--training-rows", type=int, default=1_000_000, help="models suite: risk training rows")
     parser.add_argument("--payment-cases", type=int, default=200_000, help="models suite: payment-date cases")
     parser.add_argument("--score-rows", type=int, default=100_000, help="models suite: tenancies scored")
@@ -240,13 +279,19 @@ def main() -> None:
     parser.add_argument("--explain", type=int, default=5_000,
                         help="worklist suite: cases listed (and explained) and asked for over HTTP")
     parser.add_argument("--workdir", type=Path,
-                        help="worklist suite: keep the prepared portfolio here, and reuse it if already prepared")
+                        help="worklist and throughput suites: keep the prepared portfolio here, and reuse it if "
+                             "already prepared")
     parser.add_argument("--prepare-only", action="store_true",
-                        help="worklist suite: prepare the portfolio in --workdir and stop (measure later, on a quiet "
-                             "machine)")
+                        help="worklist and throughput suites: prepare the portfolio in --workdir and stop (measure "
+                             "later, on a quiet machine)")
+    parser.add_argument("--clients", type=int, default=32, help="throughput suite: concurrent clients (default 32)")
+    parser.add_argument("--seconds", type=float, default=30, help="throughput suite: seconds per load (default 30)")
+    parser.add_argument("--soak-clients", type=int, default=50, help="throughput suite: clients of the soak run")
+    parser.add_argument("--soak-seconds", type=float, default=60, help="throughput suite: seconds of the soak run")
     args = parser.parse_args()
-    if args.suite in ("features", "models", "worklist"):
-        suites = {"features": feature_suite, "models": model_suite, "worklist": worklist_suite}
+    if args.suite in ("features", "models", "worklist", "throughput"):
+        suites = {"features": feature_suite, "models": model_suite, "worklist": worklist_suite,
+                  "throughput": throughput_suite}
         results = suites[args.suite](args)
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str))

@@ -126,10 +126,13 @@ class Database:
 
     def ensure_tables(self, tables: dict[str, dict[str, str]], primary_keys: dict[str, Sequence[str]],
                       indexes: Sequence[str] = ()) -> None:
-        """Create each table (column → SQL type) with its primary key, and the index statements, if missing."""
+        """Create each table (column → SQL type) with its primary key, and the index statements, if missing; a
+        table made by an earlier version gets the columns added since (empty for its rows)."""
         for table, columns in tables.items():
             cols = ", ".join(f"{name} {sqltype}" for name, sqltype in columns.items())
             self.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({', '.join(primary_keys[table])}))")
+            for name in [c for c in columns if c not in self.columns_of(table)]:
+                self.execute(f"ALTER TABLE {table} ADD COLUMN {name} {columns[name]}")
         for statement in indexes:
             self.execute(statement)
 

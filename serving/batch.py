@@ -9,6 +9,7 @@ rows each patch's list can hold are explained.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -101,6 +102,7 @@ def _latest(store: RunStore) -> dict | None:
 def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
     """Compute and record a worklist run, unless the latest already reflects the same deliveries, features date,
     champions and policy (then that one is returned)."""
+    started = time.perf_counter()
     policy = load_policy()
     risk_ref, payment_ref = _champion_refs(settings)
     live = live_tenancies(settings)
@@ -120,7 +122,8 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
         paid = (payments_since(ledger, int(previous["ledger_seq"]), set(frame["tenancy_id"])) if previous
                 else pd.DataFrame(columns=["tenancy_id", "transaction_id", "posted_date", "amount"]))
         run |= {"run_id": uuid.uuid4().hex[:16], "recorded_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
-                "explained": int(frame["reasons"].notna().sum())}
+                "explained": int(frame["reasons"].notna().sum()),
+                "generation_seconds": round(time.perf_counter() - started, 3)}
         run = store.record(run, frame, paid)
         return RunSummary(run, True, _counts(store, run["run_id"]))
 

@@ -17,7 +17,7 @@ import json
 import time
 
 from serving import observe
-from serving.access import ENDPOINT_ROLES, OPEN, Forbidden, Principal, open_principals
+from serving.access import ENDPOINT_ROLES, OPEN, Forbidden, Principal, open_principals, token_hash
 from serving.settings import ServingSettings, get_settings
 
 
@@ -41,6 +41,7 @@ class AccessGuard:
     def __init__(self, app, settings: ServingSettings | None = None) -> None:
         self.app = app
         self.settings = settings or get_settings()
+        self._known: dict[str, tuple[float, Principal]] = {}  # token hash → (checked at, principal)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope.get("path") == "/docs.json":
@@ -102,10 +103,25 @@ class AccessGuard:
         if scheme.lower() != "bearer" or not token.strip():
             raise Refused(401, "This service needs a token: send `Authorization: Bearer <token>` (an administrator "
                                "makes one with `arrears users add NAME --role ROLE`)")
-        with open_principals(self.settings) as store:  # per request: a connection kept open between requests
-            principal = store.authenticate(token.strip())  # hung the service when an endpoint wrote to this database
+        return self._authenticated(token.strip())
+
+    def _authenticated(self, token: str) -> Principal:
+        """The token's principal. A known token is checked against the database again after
+        `auth_cache_seconds` (so a revocation takes effect within that time); an unknown one every time. The
+        database is opened per check: a connection kept open between requests hung the service when an endpoint
+        wrote to the same database."""
+        key, now = token_hash(token), time.monotonic()
+        known = self._known.get(key)
+        if known is not None and now - known[0] < self.settings.auth_cache_seconds:
+            return known[1]
+        with open_principals(self.settings) as store:
+            principal = store.authenticate(token)
         if principal is None:
+            self._known.pop(key, None)
             raise Refused(401, "The token is not known or was revoked: ask an administrator for a new one")
+        if len(self._known) > 10_000:  # tokens are few; never let the map grow without bound
+            self._known.clear()
+        self._known[key] = (now, principal)
         return principal
 
     def _authorise(self, principal: Principal, path: str, body: bytes) -> None:

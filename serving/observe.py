@@ -21,6 +21,9 @@ CASES = Counter("arrears_cases_served", "Worklist rows and scores answered, by e
 UNSCORED = Counter("arrears_unscored_ids", "Tenancy ids /score could not score (no features, or not the caller's)")
 MODEL = Gauge("arrears_model_version_served", "1 for the risk model version a worker serves", ["version"],
               multiprocess_mode="livemax")
+GENERATION = Gauge("arrears_worklist_generation_seconds", "Seconds the worklist run served last took to generate "
+                   "(score every live tenancy, judge readiness, explain listable cases, record)",
+                   multiprocess_mode="livemax")
 POPULATION = Gauge("arrears_worklist_run_population", "Live tenancies in the worklist run served last",
                    multiprocess_mode="livemax")
 

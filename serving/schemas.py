@@ -72,6 +72,9 @@ class WorklistResponse(BaseModel):
     states: list[str] = Field(description="The readiness states listed")
     state_counts: dict[str, int] = Field(description="Cases in every readiness state (after the patch filter)")
     waiting: dict[str, int] = Field(description="Per patch: cases in the listed states beyond its capacity")
+    generation_seconds: float | None = Field(
+        default=None, description="Seconds the run took to generate: score everyone, judge readiness, explain "
+        "every listable case, record (null for runs recorded before this was measured)")
     rows: list[WorklistRow]
 
 

@@ -105,6 +105,8 @@ class ArrearsWorklist:
         answer = self._from_runs(lambda: self.worklister.worklist(top, patch if patch else scope, states))
         observe.served("/worklist", len(answer.rows))
         observe.POPULATION.set(answer.population)
+        if answer.generation_seconds is not None:
+            observe.GENERATION.set(answer.generation_seconds)
         return answer
 
     @bentoml.api

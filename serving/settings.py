@@ -24,7 +24,13 @@ class ServingSettings(TrainingSettings):
         default=None, description="required: every data endpoint needs a bearer token (`arrears users add`); open: "
         "anyone may call it (the service says so at start-up). Default: required in the production profile "
         "(Postgres ledger or feature store), open on the embedded laptop default.")
+    auth_cache_seconds: float = Field(
+        default=10.0, ge=0, description="How long the service trusts a token it has checked before it checks it "
+        "again: a revoked token stops working within this time (0: check every request).")
     max_body_bytes: int = Field(default=1_000_000, gt=0, description="Largest request body the service reads.")
+    score_cache: int = Field(
+        default=100_000, ge=0, description="Scored tenancies each service worker keeps in memory, answered without "
+        "a feature lookup until the features or the champion change (0: none).")
     score_move: float = Field(
         default=0.10, gt=0, description="A change in risk score this large between two runs is reported as a move.")
 

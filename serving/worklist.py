@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightgbm as lgb
@@ -113,6 +114,45 @@ def _known(store, run: dict, patch) -> None:
             raise LookupError(f"Unknown patch {patch!r}: the patches are {', '.join(patches)}")
 
 
+@dataclass
+class _Live:
+    """What the live features file says, re-read only when it changes (its stamp changes after every online push:
+    `features.store.refresh` writes the online store first, then the file)."""
+
+    stamp: int
+    as_of: pd.Timestamp
+    patch_of: dict[str, str]
+
+
+@dataclass
+class _ScoreCache:
+    """Scored and explained tenancies, least recently used dropped first. A case's score and reasons change only
+    with its features or the model: the cache is emptied when the live file's stamp or the champion changes."""
+
+    size: int
+    key: tuple = ()
+    cases: OrderedDict[str, ScoredCase | None] = field(default_factory=OrderedDict)
+
+    def valid_for(self, key: tuple) -> None:
+        if key != self.key:
+            self.cases.clear()
+            self.key = key
+
+    def get(self, tenancy_id: str) -> tuple[bool, ScoredCase | None]:
+        if tenancy_id not in self.cases:
+            return False, None
+        self.cases.move_to_end(tenancy_id)
+        return True, self.cases[tenancy_id]
+
+    def put(self, tenancy_id: str, case: ScoredCase | None) -> None:
+        if self.size <= 0:
+            return
+        self.cases[tenancy_id] = case
+        self.cases.move_to_end(tenancy_id)
+        while len(self.cases) > self.size:
+            self.cases.popitem(last=False)
+
+
 class Worklister:
     """The champion risk model and the feature store, loaded once; lists come from the latest recorded run."""
 
@@ -121,7 +161,8 @@ class Worklister:
         self.settings = settings
         self.booster, self.model, self.calibration = champion.booster, champion.ref, champion.calibration
         self._store = self._plan = None
-        self._as_of: tuple[int, pd.Timestamp] | None = None
+        self._live: _Live | None = None
+        self._cache = _ScoreCache(settings.score_cache)
         self._checked = time.monotonic()
 
     @property
@@ -167,28 +208,49 @@ class Worklister:
         self.as_of()
         return self
 
-    def as_of(self) -> pd.Timestamp:
-        """The ledger's latest date, as the live file says: re-read only when the file changes."""
+    def live(self) -> _Live:
+        """The ledger's latest date and each live tenancy's patch, as the live file says: re-read only when the
+        file changes."""
         path = live_path(self.settings)
         stamp = os.stat(path).st_mtime_ns
-        if self._as_of is None or self._as_of[0] != stamp:
-            dates = pd.read_parquet(path, columns=["event_timestamp"])["event_timestamp"]
-            self._as_of = (stamp, pd.Timestamp(dates.max()).tz_localize(None).normalize())
-        return self._as_of[1]
+        if self._live is None or self._live.stamp != stamp:
+            frame = pd.read_parquet(path, columns=["tenancy_id", "patch", "event_timestamp"])
+            self._live = _Live(stamp, pd.Timestamp(frame["event_timestamp"].max()).tz_localize(None).normalize(),
+                               dict(zip(frame["tenancy_id"].astype(str), frame["patch"].astype(str), strict=True)))
+        return self._live
+
+    def as_of(self) -> pd.Timestamp:
+        """The ledger's latest date, as the live file says."""
+        return self.live().as_of
 
     def score(self, tenancy_ids: list[str], patches: Sequence[str] | None = None) -> ScoreResponse:
         """Risk score and reasons for the given tenancies, from the online store (fresh since the last ingest).
-        With `patches`, a tenancy of any other patch is answered as unknown, like one that does not exist."""
-        today = self.as_of()
-        frame = online_features(self.store, None, list(dict.fromkeys(tenancy_ids)), today, self.plan)
-        found = ~np.isnan(frame[self.booster.feature_name()].to_numpy(dtype=float)).all(axis=1)
-        if patches is not None:  # a patch is known from the latest run: a tenancy it does not hold is not shown
-            with open_runs(self.settings) as store:
-                patch_of = store.patches_of(store.latest()["run_id"], frame["tenancy_id"].astype(str).tolist())
-            found &= frame["tenancy_id"].map(patch_of).isin(list(patches)).to_numpy()
+        With `patches`, a tenancy of any other patch is answered as unknown, like one that does not exist (and is
+        not looked up). A tenancy scored since the features or the champion last changed is answered from memory
+        (`score_cache`); the others are looked up and explained together."""
+        live = self.live()
+        self._cache.valid_for((live.stamp, self.model.version))
+        ids = list(dict.fromkeys(tenancy_ids))
+        shown = ids if patches is None else [t for t in ids if live.patch_of.get(t) in set(patches)]
+        cached = {t: self._cache.get(t) for t in shown}
+        self._fill([t for t in shown if not cached[t][0]], live.as_of, cached)
+        cases = {t: case for t, (_, case) in cached.items() if case is not None}
         return ScoreResponse(model_version=self.model.version, feature_service=self.model.feature_service,
-                             as_of=str(today.date()), unknown=frame.loc[~found, "tenancy_id"].tolist(),
-                             scores=score_cases(frame[found], self.booster, calibration=self.calibration))
+                             as_of=str(live.as_of.date()), unknown=[t for t in ids if t not in cases],
+                             scores=[cases[t] for t in ids if t in cases])
+
+    def _fill(self, missing: list[str], as_of: pd.Timestamp, cached: dict) -> None:
+        """Look up, score and explain the tenancies not in the cache (an unknown one is remembered as None)."""
+        if not missing:
+            return
+        frame = online_features(self.store, None, missing, as_of, self.plan)
+        found = ~np.isnan(frame[self.booster.feature_name()].to_numpy(dtype=float)).all(axis=1)
+        scored = {case.tenancy_id: case for case in
+                  score_cases(frame[found], self.booster, calibration=self.calibration)}
+        for tenancy_id in missing:
+            case = scored.get(tenancy_id)
+            cached[tenancy_id] = (True, case)
+            self._cache.put(tenancy_id, case)
 
     def worklist(self, top: int = 50, patch: str | Sequence[str] | None = None,
                  states: Sequence[str] = ("ready",)) -> WorklistResponse:
@@ -209,6 +271,7 @@ class Worklister:
             as_of=str(as_of.date()), population=int(sizes["n"].sum()), states=list(states),
             state_counts={state: int(counts.get(state, 0)) for state in STATES},
             waiting={str(p): int(n - capacity) for p, n in listed.items() if n > capacity},
+            generation_seconds=None if pd.isna(run.get("generation_seconds")) else float(run["generation_seconds"]),
             rows=[worklist_row(row, i + 1, as_of, str(run["policy_version"])) for i, (_, row) in
                   enumerate(rows.iterrows())])
 

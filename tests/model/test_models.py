@@ -277,6 +277,39 @@ def test_promotion_refuses_a_worse_challenger_and_names_the_gate(trained) -> Non
     assert any(g.startswith("quality floor: auc") for g in refused.failed_gates)
 
 
+def test_a_served_score_is_the_batch_score_and_a_payment_reaches_it_at_once(trained) -> None:
+    """`Worklister.score` (what /score answers) keeps scored tenancies in memory: its answers equal the batch
+    scoring of the live file and an uncached worklister's, and a payment ingested (no `arrears features`) changes
+    the next answer. Last of the tests on `trained`: it adds a payment to that home."""
+    from features.store.offline import live_tenancies
+    from serving.explain import score_cases
+    from serving.worklist import Worklister
+    from tests.support.deliveries import write_delivery
+
+    with isolated_home(trained["root"] / "home"):
+        settings = get_settings()
+        cached, uncached = Worklister(settings), Worklister(settings.model_copy(update={"score_cache": 0}))
+        live = live_tenancies(settings).sort_values(["balance", "tenancy_id"], ascending=[False, True])
+        ids = live["tenancy_id"].head(20).tolist()
+        first = cached.score(ids)
+        batch = score_cases(live.head(20), cached.booster, calibration=cached.calibration)
+        assert [c.tenancy_id for c in first.scores] == [c.tenancy_id for c in batch] == ids
+        assert [c.raw_score for c in first.scores] == pytest.approx([c.raw_score for c in batch], abs=1e-9)
+        assert [[r.text for r in c.reasons] for c in first.scores] == [[r.text for r in c.reasons] for c in batch]
+        assert cached.score(ids[::-1] + ["NOPE"]).scores == first.scores[::-1]
+        assert cached.score(ids).unknown == [] and cached.score(["NOPE"]).unknown == ["NOPE"]
+        assert uncached.score(ids) == cached.score(ids)
+
+        tenancy, day = ids[0], pd.Timestamp(live["event_timestamp"].max()).tz_localize(None)
+        tx = pd.DataFrame({"transaction_id": ["X-cache"], "tenancy_id": [tenancy], "posted_date": [str(day.date())],
+                           "type": ["payment"], "amount": [-500.0], "method": ["card"]})
+        assert "Online features refreshed for 1 tenancies" in words(
+            ok("ingest", str(write_delivery(trained["root"] / "cache_payment", transactions=tx))))
+        after = cached.score([tenancy])
+        assert after == uncached.score([tenancy])
+        assert after.scores[0].raw_score != first.scores[0].raw_score
+
+
 # -- bring your own outcomes ---------------------------------------------------------------------------------------
 
 def test_monthly_portfolio_without_events_or_monitoring_columns_trains_on_its_own_outcomes(home, tmp_path):

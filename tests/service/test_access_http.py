@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -66,11 +67,13 @@ def secured(pipeline: dict) -> dict:
     patches = sorted(set(patch_of.values()))
     own, area, other = patches[0], patches[:2], patches[-1]
     tag, bento = _build_bento(pipeline["root"] / "bentoml")
-    with isolated_home(pipeline["home"], ARREARS_AUTH="required", BENTOML_HOME=str(pipeline["root"] / "bentoml")):
+    with isolated_home(pipeline["home"], ARREARS_AUTH="required", BENTOML_HOME=str(pipeline["root"] / "bentoml"),
+                       ARREARS_AUTH_CACHE_SECONDS="2"):
         principals = {"officer": [own], "supervisor": area, "data_scientist": [], "treasury": [], "admin": []}
         tokens = {role: _token(f"test-{role}", role, mine) for role, mine in principals.items()}
         revoked = _token("test-revoked", "admin", [])
         ok("users", "revoke", "test-revoked")
+        revoked_live = {"Authorization": f"Bearer {_token('test-revoked-live', 'admin', [])}"}
         settings = get_settings()
         assert settings.auth_required
         answers = []
@@ -91,6 +94,10 @@ def secured(pipeline: dict) -> dict:
                         answers.append({"caller": caller, "path": path, "patch": kind, "status": response.status_code,
                                         "body": response.text})
             tagged = client.post("/worklist", json={"top": 5}, headers={**callers["admin"], "X-Request-ID": "rid-0042"})
+            revocation = [client.post("/monitoring_status", json={}, headers=revoked_live).status_code]
+            ok("users", "revoke", "test-revoked-live")  # while the service runs, having trusted the token
+            time.sleep(settings.auth_cache_seconds + 0.5)
+            revocation.append(client.post("/monitoring_status", json={}, headers=revoked_live).status_code)
             fuzzed = fuzz_openapi(url, headers=callers["admin"], examples=10)
             metrics = client.get("/metrics").text
             health = [client.get("/readyz").status_code]
@@ -103,8 +110,8 @@ def secured(pipeline: dict) -> dict:
             health.append(client.get("/readyz").status_code)
         log = (settings.logs_dir / "serve.log").read_text(errors="replace")
     return {"answers": answers, "principals": principals, "patch_of": patch_of, "other": other, "ids": ids,
-            "fuzzed": fuzzed, "health": health, "bento": bento, "metrics": metrics, "log": log,
-            "tagged": tagged.headers.get("x-request-id")}
+            "fuzzed": fuzzed, "health": health, "revocation": revocation, "bento": bento, "metrics": metrics,
+            "log": log, "tagged": tagged.headers.get("x-request-id")}
 
 
 def _expected(caller: str, path: str, patch: str) -> int:
@@ -128,6 +135,10 @@ def test_every_role_endpoint_and_patch_is_answered_as_the_matrix_says(secured) -
     # every refusal says what to do
     assert all("error" in a["body"] and len(a["body"]) > 40 for a in denied)
     assert secured["health"][0] == 200  # health needs no token
+
+
+def test_a_token_revoked_while_the_service_runs_stops_working_within_the_cache_time(secured) -> None:
+    assert secured["revocation"] == [200, 401]
 
 
 def test_the_bento_holds_the_service_and_its_packages_and_is_ready_only_with_its_stores(secured) -> None:
@@ -178,7 +189,8 @@ def test_metrics_and_logs_say_what_happened_and_nothing_about_any_tenant(secured
 
     metrics, log = secured["metrics"], secured["log"]
     for name in ("arrears_requests_total", "arrears_request_seconds_bucket", "arrears_cases_served_total",
-                 "arrears_unscored_ids_total", "arrears_model_version_served", "arrears_worklist_run_population"):
+                 "arrears_unscored_ids_total", "arrears_model_version_served", "arrears_worklist_run_population",
+                 "arrears_worklist_generation_seconds"):
         assert name in metrics, name
     assert re.search(r'arrears_requests_total\{endpoint="/worklist",status="403"\} [1-9]', metrics)
     lines = [json.loads(line[line.index("{"):]) for line in log.splitlines() if '"request_id"' in line]

@@ -31,6 +31,7 @@ def test_worklist_is_the_ready_cases_sorted_and_every_row_is_explained(pipeline)
         assert total == pytest.approx(row["raw_score"], abs=1e-6)
     assert payload["as_of"] <= str(CUTOFF.date())
     assert pipeline["everyone"]["run_id"] == payload["run_id"]
+    assert 0 < payload["generation_seconds"] < 600  # how long the run took to make, measured when recorded
 
 
 def test_every_state_is_a_queue_and_none_of_them_is_on_the_ready_list(pipeline) -> None:
