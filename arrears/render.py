@@ -47,8 +47,11 @@ def ingest_table(summary) -> None:
     counts = ("read", "accepted", "duplicate", "quarantined")
     rows = [[feed.feed, *(f"{getattr(feed, c):,}" for c in counts), feed.quarantine_file or ""]
             for feed in summary.feeds.values()]
-    table(f"Delivery {summary.delivery_seq}: {summary.delivery}", ["feed", *counts, "quarantine file"], rows,
-          right=counts)
+    title = f"Delivery {summary.delivery_seq}: {summary.delivery}"
+    if summary.already_ingested:
+        title += (" (already the ledger's last delivery: these files were ingested before, e.g. by a run that was "
+                  "stopped after its commit; nothing new was recorded)")
+    table(title, ["feed", *counts, "quarantine file"], rows, right=counts)
 
 
 def worklist_table(response) -> None:

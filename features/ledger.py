@@ -32,7 +32,7 @@ def feed_table(spec: FeedSpec) -> dict[str, str]:
 #: Columns of each ledger table, in order, with portable SQL types.
 TABLES: dict[str, dict[str, str]] = {
     "deliveries": {"delivery_seq": "BIGINT", "delivery_id": "TEXT", "source": "TEXT", "ingested_at": "TIMESTAMP",
-                   "summary_json": "TEXT"},
+                   "summary_json": "TEXT", "fingerprint": "TEXT"},
     **{name: feed_table(spec) for name, spec in FEEDS.items()},
     "quarantine": {"delivery_seq": "BIGINT", "feed": "TEXT", "file": "TEXT", "line": "BIGINT", "column_name": "TEXT",
                    "value": "TEXT", "reason": "TEXT"},
@@ -105,6 +105,17 @@ class Ledger(Database):
     def known_tenancy_ids(self, tenancy_ids: pd.Series) -> set[str]:
         found = self.known_hashes("tenancies", pd.DataFrame({"tenancy_id": tenancy_ids.dropna().unique()}))
         return set(found["tenancy_id"])
+
+    def latest_delivery(self) -> dict | None:
+        """The last delivery recorded (seq, id, summary_json, fingerprint), or None."""
+        found = self.query("SELECT * FROM deliveries ORDER BY delivery_seq DESC LIMIT 1")
+        return None if found.empty else found.iloc[0].to_dict()
+
+    def quarantined(self, delivery_seq: int, feed: str) -> pd.DataFrame:
+        """One delivery's quarantine rows of one feed, by line."""
+        return self.query("SELECT delivery_seq, feed, file, line, column_name, value, reason FROM quarantine "
+                          "WHERE delivery_seq = ? AND feed = ? ORDER BY line, column_name, reason",
+                          [delivery_seq, feed])
 
     def next_delivery_seq(self) -> int:
         return int(self.query("SELECT COALESCE(MAX(delivery_seq), 0) + 1 AS n FROM deliveries")["n"].iloc[0])

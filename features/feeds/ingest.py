@@ -12,7 +12,9 @@ transaction, so a crash part-way leaves the ledger as it was.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -21,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 
+from features.crash import crash_point
 from features.feeds import contract, normalise
 from features.ledger import ROW_IDENTITY, Ledger
 from features.settings import FeatureSettings
@@ -55,13 +58,24 @@ class IngestSummary:
     delivery: str
     delivery_seq: int
     feeds: dict[str, FeedSummary]
+    #: The same files were the ledger's last delivery (an ingest run again, e.g. after a crash): nothing new
+    #: was recorded; this is that delivery's summary.
+    already_ingested: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
             "delivery": self.delivery,
             "delivery_seq": self.delivery_seq,
             "feeds": {name: asdict(summary) for name, summary in self.feeds.items()},
+            "already_ingested": self.already_ingested,
         }
+
+    @classmethod
+    def recorded(cls, record: dict) -> IngestSummary:
+        """The summary a delivery was recorded with (the ledger's deliveries row)."""
+        stored = json.loads(record["summary_json"])
+        return cls(stored["delivery"], int(record["delivery_seq"]),
+                   {name: FeedSummary(**feed) for name, feed in stored["feeds"].items()}, already_ingested=True)
 
 
 # -- reading ---------------------------------------------------------------------------------------------------
@@ -88,6 +102,18 @@ def discover_feeds(delivery_dir: Path) -> dict[str, Path]:
             raise DeliveryRefused(f"two files for the {feed} feed ({found[feed].name}, {path.name}): keep one.")
         found[feed] = path
     return found
+
+
+def delivery_fingerprint(files: dict[str, Path], clock: Clock) -> str:
+    """What identifies a delivery's content: every file's name and bytes, and the day it is judged against (a
+    row quarantined as future-dated may be accepted on a later day)."""
+    digest = hashlib.sha256(f"arrears-delivery-1|{clock.today:%Y-%m-%d}".encode())
+    for feed in sorted(files):
+        digest.update(f"|{feed}|{files[feed].name}|".encode())
+        with files[feed].open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_feed(path: Path, spec: contract.FeedSpec) -> tuple[pd.DataFrame, pd.Series, list[str]]:
@@ -286,15 +312,25 @@ def ingest_delivery(ledger: Ledger, delivery_dir: Path, quarantine_dir: Path,
 
     Postings and events dated after `clock.today` (default: the system date) by more than its tolerance are
     quarantined: the ledger's latest date is "today" for every worklist, and one such row must not move it.
+
+    Safe to run again: if the same files (judged against the same day) were the ledger's last delivery, e.g. an
+    ingest killed after its commit and run again, nothing new is recorded and that delivery's summary is returned
+    (`already_ingested`), its quarantine files written if they are missing. A delivery re-sent after others is
+    ingested again: its rows are duplicates, and rows quarantined for an unknown tenancy may now be accepted.
     """
     delivery_dir = Path(delivery_dir)
     clock = clock or Clock(date.today())
     files = discover_feeds(delivery_dir)
+    fingerprint = delivery_fingerprint(files, clock)
+    last = ledger.latest_delivery()
+    if last is not None and last.get("fingerprint") == fingerprint:
+        summary = IngestSummary.recorded(last)
+        _write_quarantine_files(ledger, summary, quarantine_dir, delivery_dir)
+        return summary
     prepared = {feed: _prepare(feed, files[feed], clock) for feed in contract.LOAD_ORDER if feed in files}
 
     with ledger.transaction():
         seq = ledger.next_delivery_seq()
-        quarantined: list[pd.DataFrame] = []
         accepted_tenancies: set[str] = set()
         for feed, prep in prepared.items():
             rows, duplicates = _resolve(ledger, prep, seq, accepted_tenancies)
@@ -308,22 +344,32 @@ def ingest_delivery(ledger: Ledger, delivery_dir: Path, quarantine_dir: Path,
                 raise AssertionError(f"{feed}: counts do not reconcile: {prep.summary}")
             if prep.problems:
                 frame = pd.DataFrame(prep.problems).assign(delivery_seq=seq)[QUARANTINE_COLUMNS]
-                quarantined.append(frame)
                 ledger.insert("quarantine", frame.rename(columns={"column": "column_name"}))
                 prep.summary.quarantine_file = str(_quarantine_path(quarantine_dir, seq, delivery_dir, feed))
         summary = IngestSummary(str(delivery_dir), seq, {f: p.summary for f, p in prepared.items()})
+        crash_point("ingest:writing")  # rows written, not committed
         ledger.insert("deliveries", pd.DataFrame([{
             "delivery_seq": seq, "delivery_id": delivery_dir.name, "source": str(delivery_dir.resolve()),
             "ingested_at": datetime.now(UTC).replace(tzinfo=None),
-            "summary_json": json.dumps(summary.to_dict()),
+            "summary_json": json.dumps(summary.to_dict()), "fingerprint": fingerprint,
         }]))
-    # The ledger's quarantine table is the record; these files are the copy a person opens.
-    for frame in quarantined:
-        feed = frame["feed"].iloc[0]
-        path = _quarantine_path(quarantine_dir, seq, delivery_dir, feed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
+    crash_point("ingest:committed")
+    _write_quarantine_files(ledger, summary, quarantine_dir, delivery_dir)
     return summary
+
+
+def _write_quarantine_files(ledger: Ledger, summary: IngestSummary, quarantine_dir: Path, delivery_dir: Path) -> None:
+    """The ledger's quarantine table is the record; these files are the copy a person opens, written from it (each
+    whole or not at all) wherever one is missing."""
+    for feed, feed_summary in summary.feeds.items():
+        path = _quarantine_path(quarantine_dir, summary.delivery_seq, delivery_dir, feed)
+        if not feed_summary.quarantined or path.exists():
+            continue
+        frame = ledger.quarantined(summary.delivery_seq, feed).rename(columns={"column_name": "column"})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        frame[QUARANTINE_COLUMNS].to_csv(partial, index=False, quoting=csv.QUOTE_NONNUMERIC)
+        os.replace(partial, path)
 
 
 def _quarantine_path(quarantine_dir: Path, seq: int, delivery_dir: Path, feed: str) -> Path:

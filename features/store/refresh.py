@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from features.crash import crash_point
 from features.ledger import open_ledger
 from features.settings import FeatureSettings
 from features.store.feast import apply_repo, feast_variables, materialize_latest, push_online
@@ -36,6 +37,7 @@ from features.store.offline import (
 from features.transforms import weekly_as_of_dates
 
 MANIFEST_FILE = "manifest.json"
+ONLINE_MARK_FILE = "online_mark.json"
 #: The feature layer's source: everything the snapshots are computed by.
 FEATURE_SOURCE = Path(__file__).resolve().parent.parent
 
@@ -104,18 +106,46 @@ def refresh_tenancies(settings: FeatureSettings, tenancy_ids: Sequence[str], sto
     _, today = ledger_dates(settings)
     current = current_snapshots(load_ledger_slice(settings, tenancy_ids), today)
     pushed = push_online(settings, current, store)
+    crash_point("online:pushed")
     update_live(settings, current, tenancy_ids)
     return pushed
 
 
+def online_mark_path(settings: FeatureSettings) -> Path:
+    return settings.feast_dir / ONLINE_MARK_FILE
+
+
+def online_mark(settings: FeatureSettings) -> int | None:
+    """The ledger delivery through which the online store and the live file are current (None: not recorded)."""
+    path = online_mark_path(settings)
+    try:
+        return int(json.loads(path.read_text())["ledger_seq"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_online_mark(settings: FeatureSettings, ledger_seq: int) -> None:
+    path = online_mark_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"ledger_seq": int(ledger_seq)}))
+    os.replace(tmp, path)
+
+
 def refresh_delivery(settings: FeatureSettings, delivery_seq: int) -> int:
-    """After ingesting delivery `delivery_seq`: push the current features of the tenancies it touched (nothing
-    before the first feature build)."""
+    """After ingesting delivery `delivery_seq`: push the current features of the tenancies touched since the online
+    store was last current (nothing before the first feature build). The mark is moved only after the push and
+    the live file, so an ingest killed in between catches up when it (or any later ingest) runs again."""
     if not live_path(settings).exists():
         return 0
     with open_ledger(settings.ledger) as ledger:
-        touched = ledger.touched_tenancies(delivery_seq - 1)
-    return refresh_tenancies(settings, touched)
+        last = ledger.last_delivery_seq()
+        mark = online_mark(settings)
+        since = min(mark, last) if mark is not None else delivery_seq - 1
+        touched = ledger.touched_tenancies(since)
+    pushed = refresh_tenancies(settings, touched)
+    write_online_mark(settings, last)
+    return pushed
 
 
 @dataclass(frozen=True)
@@ -155,15 +185,22 @@ def _incremental(settings: FeatureSettings, state: _State) -> tuple[int, str]:
         return 0, f"deliveries {since + 1}–{seq} changed no tenancy"
     weekly, current = compute_snapshots(settings, touched)
     write_offline(settings, weekly, replace_tenancies=touched)
+    crash_point("features:offline-written")
     push_online(settings, current)
+    crash_point("online:pushed")
     update_live(settings, current, touched)
+    crash_point("features:live-written")
     return len(touched), f"recomputed {len(touched):,} tenancies touched by deliveries {since + 1}–{seq}"
 
 
 def _full(settings: FeatureSettings) -> tuple[int, str]:
     result = build_offline(settings)
+    crash_point("features:built")
     apply_repo(settings)
     materialize_latest(settings)
+    # The live file changes after the online store, as in `_incremental`: a service that caches scores by the
+    # file's stamp (`serving.worklist`) never keeps one computed from the online rows this build replaced.
+    os.utime(live_path(settings))
     return result.tenancies, (f"{result.rows:,} weekly snapshots of {result.tenancies:,} tenancies, "
                               f"{result.first_as_of.date()} to {result.last_as_of.date()}; current as of "
                               f"{result.current_as_of.date()}")
@@ -183,5 +220,6 @@ def refresh(settings: FeatureSettings, force_full: bool = False) -> RefreshResul
     else:
         (tenancies, detail), mode = _full(settings), "full"
     write_manifest(settings, state.manifest)
+    write_online_mark(settings, state.manifest.ledger_seq)  # a full or incremental build pushed everything
     return RefreshResult(mode, tenancies, time.perf_counter() - started, detail)
 

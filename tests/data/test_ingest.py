@@ -32,13 +32,24 @@ def test_clean_delivery_is_accepted_and_reconciles(ledger_url: str, tmp_path: Pa
 
 def test_same_delivery_twice_adds_nothing(ledger_url: str, tmp_path: Path) -> None:
     folder = write_delivery(tmp_path / "d1", tenancies=TENANCIES, transactions=TRANSACTIONS)
-    _, counts_first, balances_first, _ = ingest(ledger_url, folder, tmp_path)
-    summary, counts_second, balances_second, _ = ingest(ledger_url, folder, tmp_path)
+    first, counts_first, balances_first, _ = ingest(ledger_url, folder, tmp_path)
+    # The same files again (an ingest run twice, or after a crash): recognised, nothing recorded, same summary.
+    again, counts_again, _, _ = ingest(ledger_url, folder, tmp_path)
+    assert again.already_ingested and not first.already_ingested
+    assert again.delivery_seq == first.delivery_seq and again.feeds == first.feeds and counts_again == counts_first
+    # The same rows re-sent after another delivery: each one counted as a duplicate.
+    later = "transaction_id,tenancy_id,posted_date,type,amount\nX9,T1,2024-01-10,payment,-1.00\n"
+    ingest(ledger_url, write_delivery(tmp_path / "later", transactions=later), tmp_path)
+    summary, counts_second, balances_second, _ = ingest(
+        ledger_url, write_delivery(tmp_path / "d2", tenancies=TENANCIES, transactions=TRANSACTIONS), tmp_path)
+    assert not summary.already_ingested and summary.delivery_seq == first.delivery_seq + 2
     assert summary.feeds["transactions"].duplicate == 4 and summary.feeds["transactions"].accepted == 0
     assert summary.feeds["tenancies"].duplicate == 2
-    assert {k: v for k, v in counts_second.items() if k != "deliveries"} == {
-        k: v for k, v in counts_first.items() if k != "deliveries"}
-    pd.testing.assert_frame_equal(balances_first, balances_second)
+    assert {k: v for k, v in counts_second.items() if k not in ("deliveries", "transactions")} == {
+        k: v for k, v in counts_first.items() if k not in ("deliveries", "transactions")}
+    assert counts_second["transactions"] == counts_first["transactions"] + 1
+    pd.testing.assert_frame_equal(balances_first.assign(balance_pence=balances_first["balance_pence"] - 100 * (
+        balances_first["tenancy_id"] == "T1")), balances_second)
 
 
 def test_changed_tenancy_is_a_new_version_not_an_overwrite(ledger_url: str, tmp_path: Path) -> None:
@@ -314,7 +325,7 @@ def test_a_ledger_from_the_previous_contract_gains_the_new_columns(ledger_url: s
         ledger.execute("DROP VIEW tenancy_register")
         ledger.execute("DROP INDEX transactions_tenancy")  # DuckDB drops no column under an index
         for table, column in (("tenancies", "reported_balance_pence"), ("tenancies", "reported_balance_date"),
-                              ("transactions", "allocation")):
+                              ("transactions", "allocation"), ("deliveries", "fingerprint")):
             ledger.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         ledger.execute(_REGISTER_VIEW)
     with open_ledger(ledger_url) as ledger:  # as the new code opens an old ledger

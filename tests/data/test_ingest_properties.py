@@ -74,8 +74,8 @@ def test_balances_are_signed_sums_whatever_the_order(backend, rows, cuts, order,
                 balances = ledger.balances().set_index("tenancy_id")["balance_pence"]
                 assert balances.to_dict() == expected.to_dict()
                 for path in deliveries[:resend]:  # re-sending changes nothing
-                    summary = ingest_delivery(ledger, path, folder / "q")
-                    assert summary.feeds["transactions"].accepted == 0
+                    summary = ingest_delivery(ledger, path, folder / "q")  # the last one again: recognised
+                    assert summary.already_ingested or summary.feeds["transactions"].accepted == 0
                 assert ledger.balances().set_index("tenancy_id")["balance_pence"].to_dict() == expected.to_dict()
         finally:
             drop_schema(schema)

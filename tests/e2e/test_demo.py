@@ -31,6 +31,6 @@ def test_demo_runs_twice_then_worklist_and_info_work(tmp_path) -> None:
     assert latest == {"refresh": None, "drift": "succeeded", "bias": "succeeded", "performance": "succeeded",
                       "retrain": None}, latest
     with open_ledger(info["ledger"]) as ledger:
-        assert ledger.counts()["deliveries"] == 2  # the second run re-ingested the same delivery as duplicates
+        assert ledger.counts()["deliveries"] == 1  # the second run found the same files already ingested
         assert ledger.query("SELECT COUNT(DISTINCT transaction_id) AS n FROM transactions")["n"].iloc[0] == \
             ledger.counts()["transactions"]
