@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from features.crash import crash_point
 from training import registry
 from training.config import load_params
 from training.settings import TrainingSettings
@@ -87,25 +88,48 @@ def record_promotion(settings: TrainingSettings, model: str, version: str, previ
         mlflow.set_tags({"model": model, "version": version, "previous_champion": previous or "",
                          "decision": "promoted" if promoted else "refused", "decided_by": getpass.getuser(),
                          "failed_gates": "; ".join(failed)})
+        crash_point("promote:recording")
     return run.info.run_id
+
+
+def _recorded_promotion(settings: TrainingSettings, model: str, version: str) -> bool:
+    """Whether the promotion of `model` `version` is recorded (a finished run); a record a killed process left
+    unfinished is marked KILLED, so the audit shows the attempt and is not mistaken for the decision."""
+    client = registry.configure(settings)
+    runs = client.search_runs([registry.experiment(settings, registry.PROMOTIONS)],
+                              f"tags.model = '{model}' AND tags.version = '{version}' AND tags.decision = 'promoted'")
+    for run in runs:
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, "KILLED")
+    return any(run.info.status == "FINISHED" for run in runs)
 
 
 def promote(settings: TrainingSettings, model: str, params: dict | None = None) -> PromotionDecision:
     """Move `champion` of `model` to its challenger if its gates name no failure; record the decision (a tag on the
-    version and a run in the `promotions` experiment) either way."""
+    version and a run in the `promotions` experiment) either way.
+
+    Safe to run again, also after a crash part-way: a challenger that is already champion is not decided again; its
+    promotion is recorded once, with the champion before it (kept on the version before the alias moved)."""
     params_file, gates = GATES[model]
     params = params or load_params(params_file)
     client = registry.configure(settings)
     challenger = registry.model_by_alias(settings, model, registry.CHALLENGER)
     metrics = client.get_run(challenger.run_id).data.metrics
-    failed = gates(metrics, params["gates"])
     try:
         previous = registry.model_by_alias(settings, model, registry.CHAMPION).version
     except registry.NoChampion:
         previous = None
-    if not failed:
-        client.set_registered_model_alias(model, registry.CHAMPION, challenger.version)
+    if previous == challenger.version:  # promoted already (by an earlier run, perhaps one killed before recording)
+        previous, failed = challenger.tags.get("previous_champion") or None, []
+    else:
+        failed = gates(metrics, params["gates"])
+        if not failed:
+            client.set_model_version_tag(model, challenger.version, "previous_champion", previous or "")
+            crash_point("promote:tagged")
+            client.set_registered_model_alias(model, registry.CHAMPION, challenger.version)
+            crash_point("promote:aliased")
     client.set_model_version_tag(model, challenger.version, "promotion",
                                  "refused: " + "; ".join(failed) if failed else "promoted")
-    record_promotion(settings, model, challenger.version, previous, not failed, failed)
+    if failed or not _recorded_promotion(settings, model, challenger.version):
+        record_promotion(settings, model, challenger.version, previous, not failed, failed)
     return PromotionDecision(model, challenger.version, not failed, failed, dict(metrics))

@@ -277,6 +277,49 @@ def test_promotion_refuses_a_worse_challenger_and_names_the_gate(trained) -> Non
     assert any(g.startswith("quality floor: auc") for g in refused.failed_gates)
 
 
+@pytest.mark.parametrize("point", ["promote:tagged", "promote:aliased", "promote:recording"])
+def test_a_promotion_killed_and_run_again_is_recorded_once_with_the_champion_before(trained, point) -> None:
+    """`arrears promote` SIGKILLed at each of its crash points (`features.crash`), then run again: what one
+    uninterrupted promotion leaves (the alias on the challenger, the version's tags, one finished record naming the
+    champion before it) and nothing twice. The challenger is a new registry version of the champion's own run (its
+    evidence passes every gate)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import mlflow
+    from features.crash import VARIABLE
+    from training import registry
+
+    settings = trained["settings"]
+    client = registry.configure(settings)
+    before = registry.model_by_alias(settings, registry.RISK_MODEL, registry.CHAMPION)
+    version = mlflow.register_model(f"runs:/{before.run_id}/model", registry.RISK_MODEL).version
+    for key, value in before.tags.items():
+        if key not in ("promotion", "previous_champion"):
+            client.set_model_version_tag(registry.RISK_MODEL, version, key, value)
+    client.set_registered_model_alias(registry.RISK_MODEL, registry.CHALLENGER, version)
+
+    env = {**os.environ, "ARREARS_HOME": str(trained["root"] / "home"), VARIABLE: point}
+    killed = subprocess.run([sys.executable, "-m", "arrears.cli", "promote"], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    with isolated_home(trained["root"] / "home"):
+        ok("promote")
+
+    assert registry.model_by_alias(settings, registry.RISK_MODEL, registry.CHAMPION).version == str(version)
+    tags = client.get_model_version(registry.RISK_MODEL, version).tags
+    assert (tags["promotion"], tags["previous_champion"]) == ("promoted", before.version)
+    records = client.search_runs([registry.experiment(settings, registry.PROMOTIONS)],
+                                 f"tags.model = '{registry.RISK_MODEL}' AND tags.version = '{version}'")
+    finished = [r for r in records if r.info.status == "FINISHED"]
+    assert len(finished) == 1 and finished[0].data.tags["previous_champion"] == before.version
+    assert finished[0].data.tags["decision"] == "promoted"
+    assert all(r.info.status in ("FINISHED", "KILLED") for r in records)
+    assert len(records) == (2 if point == "promote:recording" else 1)  # the killed record stays, marked KILLED
+
+
 def test_a_served_score_is_the_batch_score_and_a_payment_reaches_it_at_once(trained) -> None:
     """`Worklister.score` (what /score answers) keeps scored tenancies in memory: its answers equal the batch
     scoring of the live file and an uncached worklister's, and a payment ingested (no `arrears features`) changes
