@@ -7,6 +7,7 @@ monitoring import this module, never a model's training code.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,57 @@ class ModelRef:
 
 class NoChampion(LookupError):
     pass
+
+
+#: Tags on a training run naming the process that made it, so a later run can tell an interrupted run (its process
+#: gone) from one still training elsewhere.
+HOST_TAG, PID_TAG = "arrears.host", "arrears.pid"
+
+
+def process_tags() -> dict[str, str]:
+    import socket
+
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def _interrupted(run) -> bool:
+    """A run that will never finish: failed or killed, or RUNNING although its process on this host is gone."""
+    import socket
+
+    if run.info.status in ("FAILED", "KILLED"):
+        return True
+    if run.info.status != "RUNNING" or run.data.tags.get(HOST_TAG) != socket.gethostname():
+        return False
+    try:
+        os.kill(int(run.data.tags.get(PID_TAG, "0")), 0)
+    except (ProcessLookupError, ValueError):
+        return True
+    except PermissionError:
+        return False
+    return int(run.data.tags.get(PID_TAG, "0")) <= 0
+
+
+def tidy_interrupted(settings: TrainingSettings, name: str) -> list[str]:
+    """Before registering a new version of `name`: delete the versions a killed training left (its run will never
+    finish; never the champion), and mark their runs KILLED, so a training run again after a crash leaves one
+    version, as an uninterrupted one does. Returns the deleted versions."""
+    from mlflow.exceptions import MlflowException
+
+    client = configure(settings)
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return []
+    deleted = []
+    for version in versions:
+        run = client.get_run(version.run_id)
+        if CHAMPION in (version.aliases or []) or not _interrupted(run):
+            continue
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, "KILLED")
+        client.delete_model_version(name, version.version)
+        deleted.append(str(version.version))
+    return deleted
 
 
 def model_by_alias(settings: TrainingSettings, name: str, alias: str) -> ModelRef:

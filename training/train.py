@@ -20,6 +20,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.crash import crash_point
 from features.store.feast import historical_features
 from features.store.offline import LedgerSlice, load_ledger_slice, read_offline
 from features.transforms import weekly_as_of_dates
@@ -85,7 +86,9 @@ def log_and_register(settings: TrainingSettings, model: str, booster: lgb.Booste
     import mlflow
 
     client = registry.configure(settings)
+    registry.tidy_interrupted(settings, model)
     with mlflow.start_run(run_name=model) as run:
+        mlflow.set_tags(registry.process_tags())
         mlflow.log_params(params)
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         mlflow.set_tags(tags)
@@ -96,9 +99,11 @@ def log_and_register(settings: TrainingSettings, model: str, booster: lgb.Booste
             example)), input_example=example, registered_model_name=model,
             pip_requirements=registry.model_requirements())
         version = str(info.registered_model_version)
+        crash_point("train:registered")
         for key, value in version_tags.items():
             client.set_model_version_tag(model, version, key, value)
         client.set_registered_model_alias(model, registry.CHALLENGER, version)
+        crash_point("train:aliased")
         for folder, path in (after_register(version) if after_register else {}).items():
             mlflow.log_artifact(str(path), artifact_path=folder)
     return Registration(run.info.run_id, version)

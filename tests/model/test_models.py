@@ -320,6 +320,42 @@ def test_a_promotion_killed_and_run_again_is_recorded_once_with_the_champion_bef
     assert len(records) == (2 if point == "promote:recording" else 1)  # the killed record stays, marked KILLED
 
 
+def test_a_training_killed_after_registering_and_run_again_leaves_one_new_version(trained) -> None:
+    """`arrears train --model risk` SIGKILLed after its version is registered but before it is the challenger, then
+    run again: one new version (the challenger, its run finished), the interrupted one deleted and its run marked
+    KILLED; the champion untouched."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from features.crash import VARIABLE
+    from training import registry
+
+    settings = trained["settings"]
+    client = registry.configure(settings)
+    champion = registry.model_by_alias(settings, registry.RISK_MODEL, registry.CHAMPION).version
+    versions_before = {str(v.version) for v in client.search_model_versions(f"name = '{registry.RISK_MODEL}'")}
+    env = {**os.environ, "ARREARS_HOME": str(trained["root"] / "home"), VARIABLE: "train:registered"}
+    killed = subprocess.run([sys.executable, "-m", "arrears.cli", "train", "--model", "risk"], env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    orphan = {str(v.version) for v in client.search_model_versions(f"name = '{registry.RISK_MODEL}'")} - versions_before
+    assert len(orphan) == 1  # what the kill left: a version nobody can use, its run still RUNNING
+    with isolated_home(trained["root"] / "home"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ok("train", "--model", "risk")
+
+    new = {str(v.version) for v in client.search_model_versions(f"name = '{registry.RISK_MODEL}'")} - versions_before
+    challenger = registry.model_by_alias(settings, registry.RISK_MODEL, registry.CHALLENGER)
+    assert new == {challenger.version} and not new & orphan
+    assert client.get_run(challenger.run_id).info.status == "FINISHED"
+    killed_runs = client.search_runs([client.get_run(challenger.run_id).info.experiment_id],
+                                     "attributes.status = 'KILLED'")
+    assert len(killed_runs) == 1 and killed_runs[0].info.run_id != challenger.run_id
+    assert registry.model_by_alias(settings, registry.RISK_MODEL, registry.CHAMPION).version == champion
+
+
 def test_a_served_score_is_the_batch_score_and_a_payment_reaches_it_at_once(trained) -> None:
     """`Worklister.score` (what /score answers) keeps scored tenancies in memory: its answers equal the batch
     scoring of the live file and an uncached worklister's, and a payment ingested (no `arrears features`) changes
