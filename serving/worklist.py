@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -127,30 +128,36 @@ class _Live:
 @dataclass
 class _ScoreCache:
     """Scored and explained tenancies, least recently used dropped first. A case's score and reasons change only
-    with its features or the model: the cache is emptied when the live file's stamp or the champion changes."""
+    with its features or the model: the cache is emptied when the live file's stamp or the champion changes.
+    Thread-safe (a BentoML worker answers requests on several threads)."""
 
     size: int
     key: tuple = ()
     cases: OrderedDict[str, ScoredCase | None] = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def valid_for(self, key: tuple) -> None:
-        if key != self.key:
-            self.cases.clear()
-            self.key = key
+        with self.lock:
+            if key != self.key:
+                self.cases.clear()
+                self.key = key
 
     def get(self, tenancy_id: str) -> tuple[bool, ScoredCase | None]:
-        if tenancy_id not in self.cases:
-            return False, None
-        self.cases.move_to_end(tenancy_id)
-        return True, self.cases[tenancy_id]
+        with self.lock:
+            if tenancy_id not in self.cases:
+                return False, None
+            self.cases.move_to_end(tenancy_id)
+            return True, self.cases[tenancy_id]
 
-    def put(self, tenancy_id: str, case: ScoredCase | None) -> None:
-        if self.size <= 0:
-            return
-        self.cases[tenancy_id] = case
-        self.cases.move_to_end(tenancy_id)
-        while len(self.cases) > self.size:
-            self.cases.popitem(last=False)
+    def put(self, key: tuple, tenancy_id: str, case: ScoredCase | None) -> None:
+        """Keep `case`, unless the cache moved on to another key while it was computed."""
+        with self.lock:
+            if self.size <= 0 or key != self.key:
+                return
+            self.cases[tenancy_id] = case
+            self.cases.move_to_end(tenancy_id)
+            while len(self.cases) > self.size:
+                self.cases.popitem(last=False)
 
 
 class Worklister:
@@ -229,17 +236,18 @@ class Worklister:
         not looked up). A tenancy scored since the features or the champion last changed is answered from memory
         (`score_cache`); the others are looked up and explained together."""
         live = self.live()
-        self._cache.valid_for((live.stamp, self.model.version))
+        key = (live.stamp, self.model.version)
+        self._cache.valid_for(key)
         ids = list(dict.fromkeys(tenancy_ids))
         shown = ids if patches is None else [t for t in ids if live.patch_of.get(t) in set(patches)]
         cached = {t: self._cache.get(t) for t in shown}
-        self._fill([t for t in shown if not cached[t][0]], live.as_of, cached)
+        self._fill([t for t in shown if not cached[t][0]], live.as_of, cached, key)
         cases = {t: case for t, (_, case) in cached.items() if case is not None}
         return ScoreResponse(model_version=self.model.version, feature_service=self.model.feature_service,
                              as_of=str(live.as_of.date()), unknown=[t for t in ids if t not in cases],
                              scores=[cases[t] for t in ids if t in cases])
 
-    def _fill(self, missing: list[str], as_of: pd.Timestamp, cached: dict) -> None:
+    def _fill(self, missing: list[str], as_of: pd.Timestamp, cached: dict, key: tuple) -> None:
         """Look up, score and explain the tenancies not in the cache (an unknown one is remembered as None)."""
         if not missing:
             return
@@ -250,7 +258,7 @@ class Worklister:
         for tenancy_id in missing:
             case = scored.get(tenancy_id)
             cached[tenancy_id] = (True, case)
-            self._cache.put(tenancy_id, case)
+            self._cache.put(key, tenancy_id, case)
 
     def worklist(self, top: int = 50, patch: str | Sequence[str] | None = None,
                  states: Sequence[str] = ("ready",)) -> WorklistResponse:
