@@ -128,7 +128,8 @@ def read_feed(path: Path, spec: contract.FeedSpec) -> tuple[pd.DataFrame, pd.Ser
         lines = pd.Series(range(1, len(frame) + 1), index=frame.index)
     else:
         try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=False)
+            frame = pd.read_csv(path, dtype="string[pyarrow]", keep_default_na=False, encoding="utf-8-sig",
+                                skipinitialspace=False)
         except pd.errors.EmptyDataError as exc:
             raise DeliveryRefused(f"{path.name} has no header row: re-export it with column names.") from exc
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
