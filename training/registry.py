@@ -87,13 +87,16 @@ def _interrupted(run) -> bool:
         return True
     if run.info.status != "RUNNING" or run.data.tags.get(HOST_TAG) != socket.gethostname():
         return False
-    try:
-        os.kill(int(run.data.tags.get(PID_TAG, "0")), 0)
-    except (ProcessLookupError, ValueError):
+    pid = int(run.data.tags.get(PID_TAG, "0")) if run.data.tags.get(PID_TAG, "").isdigit() else 0
+    if pid <= 0:
         return True
-    except PermissionError:
+    try:
+        os.kill(pid, 0)  # signal 0: is the process there?
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # there, under another user
         return False
-    return int(run.data.tags.get(PID_TAG, "0")) <= 0
+    return False
 
 
 def tidy_interrupted(settings: TrainingSettings, name: str) -> list[str]:

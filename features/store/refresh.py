@@ -82,12 +82,16 @@ def read_manifest(settings: FeatureSettings) -> Manifest | None:
         return None
 
 
-def write_manifest(settings: FeatureSettings, manifest: Manifest) -> None:
-    path = manifest_path(settings)
+def _write_json(path: Path, data: dict) -> None:
+    """Write a small JSON file whole or not at all (a reader sees the old one or the new one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(manifest), indent=2))
+    tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
+
+
+def write_manifest(settings: FeatureSettings, manifest: Manifest) -> None:
+    _write_json(manifest_path(settings), asdict(manifest))
 
 
 def _ledger_seq(settings: FeatureSettings) -> int:
@@ -125,11 +129,7 @@ def online_mark(settings: FeatureSettings) -> int | None:
 
 
 def write_online_mark(settings: FeatureSettings, ledger_seq: int) -> None:
-    path = online_mark_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"ledger_seq": int(ledger_seq)}))
-    os.replace(tmp, path)
+    _write_json(online_mark_path(settings), {"ledger_seq": int(ledger_seq)})
 
 
 def refresh_delivery(settings: FeatureSettings, delivery_seq: int) -> int:
