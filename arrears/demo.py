@@ -111,7 +111,8 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
     truth = delivery.with_name(f"{delivery.name}_truth")  # what the simulator knows: the ceiling's input
     with open_ledger(settings.ledger) as ledger:
         step("ingest", "Ingesting…",
-             lambda: ingest_delivery(ledger, delivery, settings.quarantine_dir, clock_for(settings)), _ingested)
+             lambda: ingest_delivery(ledger, delivery, settings.quarantine_dir, clock_for(settings),
+                                     settings.ingest_memory), _ingested)
     step("features", "Building snapshots, feast apply, filling the online store…", lambda: refresh(settings),
          lambda built: f"{built.mode}: {built.detail}")
     step("train", "Training through the arrears_risk_v1 and payment_date_v1 FeatureServices…",

@@ -12,6 +12,7 @@ times; the table gives the median time and the ratio to the baseline measured in
 Suite `features`: see `bench/feature_store.py` (full, unchanged and one-day builds, the naive pandas baseline,
 historical retrieval, online lookup latency from SQLite and Redis).
 Suite `models`: see `bench/models.py` (training on 1M rows, scoring 100k tenancies with and without SHAP).
+Suite `ingest`: see `bench/ingest_scale.py` (one 15M-row delivery: ingestion vs pyarrow's plain read, peak memory).
 Not a test: timings on a shared machine vary, so nothing here asserts a speed.
 """
 
@@ -254,6 +255,36 @@ def model_suite(args) -> list[dict]:
     return results
 
 
+def ingest_suite(args) -> list[dict]:
+    """One large delivery (`--rows`) through ingestion and pyarrow's plain read (bench/ingest_scale.py)."""
+    from bench import ingest_scale
+
+    results = []
+    with contextlib.ExitStack() as stack:
+        work = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="arrears-bench-ingest-")))
+        if (work / "delivery" / "transactions.csv").exists():
+            print(f"reusing the delivery prepared in {work}", flush=True)
+        else:
+            print(f"preparing a delivery of ~{args.rows:,} transaction rows…", flush=True)
+            print(f"  {spawn_result(ingest_scale.prepare, work, args.rows, args.tenancies[0])}", flush=True)
+        if args.prepare_only:
+            return results
+        runs: dict[str, list[dict]] = {}
+        for _ in range(args.repeats):  # interleaved, so a slow spell of the machine hits every measure alike
+            for kind in ("pyarrow_read", "ingest", "ingest_again"):
+                outcome = spawn_result(ingest_scale.measure, kind, str(work))
+                runs.setdefault(kind, []).append(outcome)
+                print(f"  {kind:<13} {outcome['seconds']:8.2f} s {outcome['peak_mb']:8,.0f} MB "
+                      f"{outcome.get('feeds', '')}", flush=True)
+        for kind, outcomes in runs.items():
+            results.append({"seconds": statistics.median(o["seconds"] for o in outcomes), "rows": outcomes[0]["rows"],
+                            "peak_mb": max(o["peak_mb"] for o in outcomes), "runs": len(outcomes),
+                            "tenancies": args.tenancies[0], "measure": kind,
+                            "baseline": None if kind == "pyarrow_read" else "pyarrow_read"})
+    print_table(results)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -262,11 +293,14 @@ def main() -> None:
     parser.add_argument("--years", type=float, default=2.0, help="years of history (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is shown")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    parser.add_argument("--suite", choices=("pipeline", "features", "models", "worklist", "throughput"),
+    parser.add_argument("--suite", choices=("pipeline", "features", "models", "worklist", "throughput", "ingest"),
                         default="pipeline",
                         help="pipeline: ingest, snapshots, scoring; features: the feature store; models: training "
-                             "and scoring; worklist: serving; throughput: /score under concurrent clients "
-                             "(see bench/README.md)")
+                             "and scoring; worklist: serving; throughput: /score under concurrent clients; "
+                             "ingest: one large delivery (see bench/README.md)")
+    parser.add_argument("--rows", type=int, default=15_000_000,
+                        help="ingest suite: transaction rows in the delivery (a simulated portfolio of the first "
+                             "--tenancies, tiled; default 15,000,000)")
     parser.add_argument("--training-rows", type=int, default=1_000_000, help="models suite: risk training rows")
     parser.add_argument("--payment-cases", type=int, default=200_000, help="models suite: payment-date cases")
     parser.add_argument("--score-rows", type=int, default=100_000, help="models suite: tenancies scored")
@@ -279,19 +313,19 @@ def main() -> None:
     parser.add_argument("--explain", type=int, default=5_000,
                         help="worklist suite: cases listed (and explained) and asked for over HTTP")
     parser.add_argument("--workdir", type=Path,
-                        help="worklist and throughput suites: keep the prepared portfolio here, and reuse it if "
-                             "already prepared")
+                        help="worklist, throughput and ingest suites: keep the prepared portfolio (or delivery) "
+                             "here, and reuse it if already prepared")
     parser.add_argument("--prepare-only", action="store_true",
-                        help="worklist and throughput suites: prepare the portfolio in --workdir and stop (measure "
+                        help="worklist, throughput and ingest suites: prepare in --workdir and stop (measure "
                              "later, on a quiet machine)")
     parser.add_argument("--clients", type=int, default=32, help="throughput suite: concurrent clients (default 32)")
     parser.add_argument("--seconds", type=float, default=30, help="throughput suite: seconds per load (default 30)")
     parser.add_argument("--soak-clients", type=int, default=50, help="throughput suite: clients of the soak run")
     parser.add_argument("--soak-seconds", type=float, default=60, help="throughput suite: seconds of the soak run")
     args = parser.parse_args()
-    if args.suite in ("features", "models", "worklist", "throughput"):
+    if args.suite in ("features", "models", "worklist", "throughput", "ingest"):
         suites = {"features": feature_suite, "models": model_suite, "worklist": worklist_suite,
-                  "throughput": throughput_suite}
+                  "throughput": throughput_suite, "ingest": ingest_suite}
         results = suites[args.suite](args)
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str))

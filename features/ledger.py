@@ -36,13 +36,19 @@ TABLES: dict[str, dict[str, str]] = {
     **{name: feed_table(spec) for name, spec in FEEDS.items()},
     "quarantine": {"delivery_seq": "BIGINT", "feed": "TEXT", "file": "TEXT", "line": "BIGINT", "column_name": "TEXT",
                    "value": "TEXT", "reason": "TEXT"},
+    "ledger_meta": {"name": "TEXT", "value": "TEXT"},
 }
 
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "deliveries": ("delivery_seq",),
     **{name: (*spec.key, "content_hash") if spec.versioned else spec.key for name, spec in FEEDS.items()},
     "quarantine": ("delivery_seq", "feed", "line", "column_name", "reason"),
+    "ledger_meta": ("name",),
 }
+
+#: How rows' content hashes are computed (`features.feeds.rules.content_hash`); a ledger holding an older format
+#: has its hashes recomputed from its rows when it is first opened for writing. Format 1 hashed in pandas.
+HASH_FORMAT = "2"
 
 #: The identity of a row within its feed (what makes two rows "the same row").
 ROW_IDENTITY: dict[str, tuple[str, ...]] = {name: spec.key for name, spec in FEEDS.items()}
@@ -72,19 +78,64 @@ class Ledger(Database):
     def _ensure_schema(self) -> None:
         """Create the tables, or bring a ledger made by an earlier contract version up to this one: columns the
         contract added since are appended (empty for the rows already there), and the register view follows."""
+        new = not self.columns_of("deliveries")
         added = False
         for table, columns in TABLES.items():
             cols = ", ".join(f"{name} {sqltype}" for name, sqltype in columns.items())
-            self.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({', '.join(PRIMARY_KEYS[table])}))")
+            self.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}{self._key_clause(table)})")
             for name in [c for c in columns if c not in self.columns_of(table)]:
                 self.execute(f"ALTER TABLE {table} ADD COLUMN {name} {columns[name]}")
                 added = True
-        for statement in _INDEXES:
-            self.execute(statement)
+        if self.backend != "duckdb":
+            for statement in _INDEXES:
+                self.execute(statement)
         if added and self.view_exists("tenancy_register"):
             self.execute("DROP VIEW tenancy_register")
         if not self.view_exists("tenancy_register"):
             self.execute(_REGISTER_VIEW)
+        if new:
+            self.execute("INSERT INTO ledger_meta VALUES ('hash_format', ?)", [HASH_FORMAT])
+        elif self._meta("hash_format") != HASH_FORMAT:
+            self._rehash()
+
+    def _key_clause(self, table: str) -> str:
+        """Feed tables' keys are enforced by ingestion (it checks every key against the delivery and the ledger);
+        on DuckDB they carry no index, which would make a large append about three times slower (bench/)."""
+        if self.backend == "duckdb" and table in FEEDS:
+            return ""
+        return f", PRIMARY KEY ({', '.join(PRIMARY_KEYS[table])})"
+
+    def _meta(self, name: str) -> str | None:
+        found = self.query("SELECT value FROM ledger_meta WHERE name = ?", [name])
+        return None if found.empty else str(found["value"].iloc[0])
+
+    def _rehash(self) -> None:
+        """Recompute every row's content hash in this format, from the row itself (the ledger stores exactly the
+        typed values a hash is computed from), so re-sent rows are still recognised. On DuckDB each feed table is
+        rebuilt (which also drops the keys' indexes a ledger made before carried)."""
+        from features.feeds.rules import content_hash
+
+        with self.transaction():
+            self.execute("DROP VIEW IF EXISTS tenancy_register")
+            for name, spec in FEEDS.items():
+                if self.backend == "duckdb":
+                    self.execute(f"CREATE TABLE _rehashed AS SELECT * REPLACE ({content_hash(spec)} AS content_hash) "
+                                 f"FROM {name}")
+                    for index in ("transactions_tenancy", "events_tenancy"):
+                        self.execute(f"DROP INDEX IF EXISTS {index}")
+                    self.execute(f"DROP TABLE {name}")
+                    self.execute(f"ALTER TABLE _rehashed RENAME TO {name}")
+                else:
+                    self.execute(f"UPDATE {name} SET content_hash = {content_hash(spec)}")
+            self.execute(_REGISTER_VIEW)
+            self.execute("DELETE FROM ledger_meta WHERE name = 'hash_format'")
+            self.execute("INSERT INTO ledger_meta VALUES ('hash_format', ?)", [HASH_FORMAT])
+
+    def duckdb_connection(self):
+        """The DuckDB connection itself, for ingestion's SQL over a whole delivery (embedded ledgers only)."""
+        if self.backend != "duckdb":
+            raise TypeError(f"a {self.backend} ledger has no DuckDB connection")
+        return self.connect()._con
 
     def insert(self, table: str, frame: pd.DataFrame) -> int:
         """Append rows (columns named as in TABLES; missing optional columns become NULL)."""

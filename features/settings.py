@@ -60,6 +60,10 @@ class FeatureSettings(BaseSettings):
     future_tolerance_days: int = Field(
         default=1, ge=0, description="How many days past today a posting or event may be dated (a source system a "
         "time zone ahead) before it is quarantined as dated in the future.")
+    ingest_memory: str = Field(
+        default="2GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$",
+        description="Memory ingestion's DuckDB may hold while it reads and checks a delivery (e.g. 2GB, 500MB); "
+        "beyond it, work spills to disk. The ingest process peaks at about this plus 0.3 GB.")
     partition_tenancies: int = Field(
         default=20_000, gt=0,
         description="Tenancies per partition of the feature build: bounds its memory (about 3.5 GB per 10,000 "

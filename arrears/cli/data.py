@@ -98,7 +98,8 @@ def ingest(
     settings = get_settings()
     try:
         with open_ledger(settings.ledger) as ledger, console.status(f"Ingesting {delivery}…"):
-            summary = ingest_delivery(ledger, delivery, settings.quarantine_dir, clock_for(settings))
+            summary = ingest_delivery(ledger, delivery, settings.quarantine_dir, clock_for(settings),
+                                      settings.ingest_memory)
     except DeliveryRefused as exc:
         fail(f"delivery refused, nothing was written: {exc}")
     except DatabaseError as exc:

@@ -15,17 +15,16 @@ import csv
 import hashlib
 import json
 import os
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
-import pandera.pandas as pa
+import pyarrow as pa
 
 from features.crash import crash_point
-from features.feeds import contract, normalise
-from features.ledger import ROW_IDENTITY, Ledger
+from features.feeds import contract, rules
+from features.ledger import TABLES, Ledger
 from features.settings import FeatureSettings
 
 SUFFIXES = (".csv", ".parquet")
@@ -104,143 +103,6 @@ def discover_feeds(delivery_dir: Path) -> dict[str, Path]:
     return found
 
 
-def delivery_fingerprint(files: dict[str, Path], clock: Clock) -> str:
-    """What identifies a delivery's content: every file's name and bytes, and the day it is judged against (a
-    row quarantined as future-dated may be accepted on a later day)."""
-    digest = hashlib.sha256(f"arrears-delivery-1|{clock.today:%Y-%m-%d}".encode())
-    for feed in sorted(files):
-        digest.update(f"|{feed}|{files[feed].name}|".encode())
-        with files[feed].open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_feed(path: Path, spec: contract.FeedSpec) -> tuple[pd.DataFrame, pd.Series, list[str]]:
-    """All values as text (so quarantine can show exactly what arrived), the source line of each row, and the
-    ignored extra columns."""
-    if path.stat().st_size == 0:
-        raise DeliveryRefused(f"{path.name} is an empty file: re-export it with a header row.")
-    if path.suffix.lower() == ".parquet":
-        frame = pd.read_parquet(path)
-        frame = frame.astype(object).where(frame.notna(), None)
-        frame = frame.apply(lambda col: col.map(lambda v: None if v is None else str(v)))
-        lines = pd.Series(range(1, len(frame) + 1), index=frame.index)
-    else:
-        try:
-            frame = pd.read_csv(path, dtype="string[pyarrow]", keep_default_na=False, encoding="utf-8-sig",
-                                skipinitialspace=False)
-        except pd.errors.EmptyDataError as exc:
-            raise DeliveryRefused(f"{path.name} has no header row: re-export it with column names.") from exc
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise DeliveryRefused(
-                f"{path.name} cannot be read as UTF-8 CSV ({exc}); re-export it as UTF-8 CSV.") from exc
-        lines = pd.Series(range(2, len(frame) + 2), index=frame.index)  # line 1 is the header
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    missing = [c for c in spec.required if c not in frame.columns]
-    if missing:
-        if len(frame.columns) == 1 and any(sep in frame.columns[0] for sep in (";", "\t", "|")):
-            sep = next(s for s in (";", "\t", "|") if s in frame.columns[0])
-            raise DeliveryRefused(
-                f"{path.name} looks {sep!r}-delimited: export it comma-separated (the contract is CSV with commas)."
-            )
-        raise DeliveryRefused(
-            f"{path.name} lacks required column(s) {', '.join(missing)}; "
-            f"the {spec.name} feed needs {', '.join(spec.required)} (see docs/feeds.md)."
-        )
-    ignored = [c for c in frame.columns if c not in spec.columns]
-    frame = frame[[c for c in spec.columns if c in frame.columns]].copy()
-    for column in spec.columns:
-        if column not in frame:
-            frame[column] = None
-    return frame, lines, ignored
-
-
-# -- typing and domain rules -----------------------------------------------------------------------------------
-
-Normaliser = Callable[[pd.Series], normalise.Normalised]
-
-
-def reader(column: contract.Column) -> Normaliser:
-    """How a contract column's text is read, from its kind (the contract is the one source of this)."""
-    kind, required, what = column.kind, column.value_required, column.what
-    if kind == "date":
-        return lambda raw: normalise.dates(raw, required, what)
-    if kind == "money":
-        return lambda raw: normalise.money_pence(raw, required, what)
-    if kind == "vocabulary":
-        return lambda raw: normalise.vocabulary(raw, column.vocabulary, required, what)
-    if kind == "flag":
-        return lambda raw: normalise.boolean(raw, what)
-    if kind == "outcome":
-        return normalise.binary_outcome
-    return lambda raw: normalise.text(raw, required, what)
-
-
-def _sign_ok(frame: pd.DataFrame) -> pd.Series:
-    expected = frame["type"].map(contract.TRANSACTION_SIGN).fillna(0)
-    amount = frame["amount_pence"].astype("float64")
-    return ((expected == 0) | (amount * expected > 0)) & (amount != 0)
-
-
-#: Domain rules on typed rows. Each check's `error` is the reason a person reads in quarantine.
-DOMAIN_SCHEMAS: dict[str, pa.DataFrameSchema] = {
-    "tenancies": pa.DataFrameSchema(
-        {
-            "rent_amount_pence": pa.Column(
-                "Int64", pa.Check.gt(0, error="rent_amount must be more than zero"), nullable=True),
-        },
-        checks=[
-            pa.Check(
-                lambda f: f["end_date"].isna() | (f["end_date"] >= f["start_date"]),
-                name="end_date", error="end_date is before start_date",
-            ),
-        ],
-    ),
-    "transactions": pa.DataFrameSchema(
-        checks=[
-            pa.Check(
-                _sign_ok, name="amount",
-                error="amount has the wrong sign for its type: charges, fees and refunds are positive "
-                "(they raise the debt), payments, benefit and write-offs negative; zero amounts are not accepted",
-            ),
-        ],
-    ),
-    "events": pa.DataFrameSchema(),
-    "outcomes": pa.DataFrameSchema(),
-}
-
-
-def _problem_rows(
-    problems: list[dict[str, object]], feed: str, file: str, index: pd.Index, lines: pd.Series,
-    raw: pd.DataFrame, column: str | None, reason: pd.Series | str,
-) -> None:
-    if len(index) == 0:
-        return
-    reasons = reason if isinstance(reason, pd.Series) else pd.Series(reason, index=index)
-    for i in index:
-        problems.append({
-            "feed": feed, "file": file, "line": int(lines[i]), "column": column or "",
-            "value": "" if column is None or column not in raw else (raw.at[i, column] or ""),
-            "reason": str(reasons[i]),
-        })
-
-
-@dataclass
-class _Prepared:
-    feed: str
-    path: Path
-    raw: pd.DataFrame
-    lines: pd.Series
-    typed: pd.DataFrame
-    problems: list[dict[str, object]]
-    summary: FeedSummary
-
-
-#: The date column of each feed of things that happened: none of them can have happened after today.
-HAPPENED_ON: dict[str, str] = {"transactions": "posted_date", "events": "event_date"}
-
-
 @dataclass(frozen=True)
 class Clock:
     """What "today" is for a delivery, and how far past it a date may be (a posting system a day ahead of ours)."""
@@ -258,61 +120,314 @@ def clock_for(settings: FeatureSettings) -> Clock:
     return Clock(settings.today or date.today(), settings.future_tolerance_days)
 
 
-def _future_dated(feed: str, typed: pd.DataFrame, clock: Clock) -> pd.Series:
-    """Reasons for rows dated after today (beyond the tolerance): one such row would move "today" for everyone."""
-    column = HAPPENED_ON.get(feed)
-    if column is None:
-        return pd.Series(None, index=typed.index, dtype=object)
-    future = typed[column] > clock.latest
-    reasons = pd.Series(None, index=typed.index, dtype=object)
-    reasons[future] = (f"{column} " + typed.loc[future, column].dt.strftime("%Y-%m-%d")
-                       + f" is after today ({clock.today:%Y-%m-%d}) by more than {clock.tolerance_days} day(s): "
-                       "nothing can have been posted in the future; check the export's dates")
-    return reasons
+def delivery_fingerprint(files: dict[str, Path], clock: Clock) -> str:
+    """What identifies a delivery's content: every file's name and bytes, and the day it is judged against (a
+    row quarantined as future-dated may be accepted on a later day)."""
+    digest = hashlib.sha256(f"arrears-delivery-1|{clock.today:%Y-%m-%d}".encode())
+    for feed in sorted(files):
+        digest.update(f"|{feed}|{files[feed].name}|".encode())
+        with files[feed].open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
-def _prepare(feed: str, path: Path, clock: Clock) -> _Prepared:
-    """Read, type and check one feed's rows on their own (no ledger needed)."""
-    spec = contract.FEEDS[feed]
-    raw, lines, ignored = read_feed(path, spec)
-    summary = FeedSummary(feed=feed, file=path.name, read=len(raw), ignored_columns=ignored)
-    problems: list[dict[str, object]] = []
-    typed = pd.DataFrame(index=raw.index)
-    for column in spec.schema:
-        values, reasons = reader(column)(raw[column.name])
-        typed[column.ledger_name] = values
-        bad = reasons.notna()
-        _problem_rows(problems, feed, path.name, raw.index[bad], lines, raw, column.name, reasons[bad])
-    future = _future_dated(feed, typed, clock)
-    _problem_rows(problems, feed, path.name, raw.index[future.notna()], lines, raw, HAPPENED_ON.get(feed),
-                  future[future.notna()])
-    bad_rows = {p_line for p_line in (p["line"] for p in problems)}
-    clean = typed[~lines.isin(bad_rows)]
+# -- the workspace: where a delivery is read and checked ---------------------------------------------------------
+
+
+class _Workspace:
+    """A DuckDB connection in which a delivery's files are read, typed and checked in SQL, in bounded memory.
+
+    On an embedded ledger it is the ledger's own connection (its tables are joined directly and accepted rows are
+    inserted with one statement); on Postgres it is a private in-memory DuckDB, and what the checks need from the
+    ledger (its tenancy ids, the stored hashes of the keys delivered) is copied in, accepted rows copied out.
+    """
+
+    def __init__(self, ledger: Ledger, memory_limit: str, spill_dir: Path) -> None:
+        import duckdb
+
+        self.ledger = ledger
+        self.shared = ledger.backend == "duckdb"
+        self.con = ledger.duckdb_connection() if self.shared else duckdb.connect()
+        self._tables: list[str] = []
+        self._restore = self.run("SELECT current_setting('memory_limit')")[0][0]
+        self.run(f"SET memory_limit = {rules.lit(memory_limit)}")
+        self.run("SET preserve_insertion_order = true")  # a staged row's rowid is its place in the file
+        if not self.shared:
+            spill_dir.mkdir(parents=True, exist_ok=True)
+            self.run(f"SET temp_directory = {rules.lit(str(spill_dir))}")
+            self.run("SET enable_progress_bar = false")
+
+    def temp_table(self, name: str, sql: str) -> str:
+        self.run(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        self._tables.append(name)
+        return name
+
+    def run(self, sql: str) -> list[tuple]:
+        """Run a statement to completion (DuckDB keeps a connection busy until its result is read)."""
+        return self.con.execute(sql).fetchall()
+
+    def scalar(self, sql: str) -> int:
+        return int(self.run(sql)[0][0] or 0)
+
+    def known_tenancies(self) -> str:
+        """A relation of every tenancy id the ledger holds (this delivery's accepted tenancies included)."""
+        if self.shared:
+            return "(SELECT tenancy_id FROM tenancies)"
+        found = self.ledger.query("SELECT DISTINCT tenancy_id FROM tenancies")
+        return self._load("_known_tenancies", found.astype({"tenancy_id": "string"}))
+
+    def stored(self, feed: str, keys_sql: str) -> str:
+        """A relation of (key…, content_hash) of the ledger rows whose keys are among `keys_sql`'s."""
+        if self.shared:
+            return feed
+        keys = self.con.execute(keys_sql).df()
+        return self._load(f"_stored_{feed}", self.ledger.known_hashes(feed, keys))
+
+    def _load(self, name: str, frame: pd.DataFrame) -> str:
+        self.con.register("_frame", frame)
+        try:
+            return self.temp_table(name, "SELECT * FROM _frame")
+        finally:
+            self.con.unregister("_frame")
+
+    def insert(self, table: str, columns: list[str], select_sql: str) -> int:
+        """Append `select_sql`'s rows (named `columns`) to the ledger's `table`."""
+        if self.shared:
+            return self.scalar(f"INSERT INTO {table} ({', '.join(columns)}) {select_sql}")
+        inserted = 0
+        for batch in self.con.execute(select_sql).to_arrow_reader(_BATCH_ROWS):
+            frame = batch.to_pandas(types_mapper=_NULLABLE.get)
+            frame.columns = columns  # by position: the select's own names may be expressions
+            inserted += self.ledger.append(table, frame, columns)
+        return inserted
+
+    def close(self) -> None:
+        for name in reversed(self._tables):
+            self.run(f"DROP TABLE IF EXISTS {name}")
+        self.run(f"SET memory_limit = {rules.lit(self._restore)}")
+        if not self.shared:
+            self.con.close()
+
+
+#: Rows per batch copied out of the workspace into a Postgres ledger.
+_BATCH_ROWS = 250_000
+#: Integers and flags stay integers and flags with missing values (not floats) on their way to Postgres.
+_NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
+# -- reading ---------------------------------------------------------------------------------------------------
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The header row's names, as read by Python's csv module (quotes, BOM)."""
     try:
-        DOMAIN_SCHEMAS[feed].validate(clean, lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        # A frame-level check is reported once per column; keep one problem per row and check, on the column
-        # the check is named after.
-        by_error = {check.error: check.name for check in DOMAIN_SCHEMAS[feed].checks}
-        cases = exc.failure_cases.dropna(subset=["index"]).drop_duplicates(subset=["index", "check"])
-        for _, case in cases.iterrows():
-            reason = str(case["check"])
-            column = by_error.get(reason) or case["column"]
-            column = {c.ledger_name: c.name for c in spec.schema}.get(column, column)
-            _problem_rows(problems, feed, path.name, pd.Index([case["index"]]), lines, raw,
-                          column if column in spec.columns else None, reason)
-    return _Prepared(feed, path, raw, lines, typed, problems, summary)
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except UnicodeDecodeError as exc:
+        raise DeliveryRefused(f"{path.name} cannot be read as UTF-8 CSV ({exc}); re-export it as UTF-8 CSV.") from exc
+    if not header:
+        raise DeliveryRefused(f"{path.name} has no header row: re-export it with column names.")
+    return header
+
+
+def _source(ws: _Workspace, path: Path) -> tuple[str, list[str], int]:
+    """The SQL that reads a feed file as text columns c0, c1, …, its column names, and the line of its first row."""
+    if path.suffix.lower() == ".parquet":
+        names = [str(row[0]) for row in ws.con.execute(
+            f"DESCRIBE SELECT * FROM read_parquet({rules.lit(str(path))})").fetchall()]
+        columns = ", ".join(f"CAST(\"{n}\" AS VARCHAR) AS c{i}" for i, n in enumerate(names))
+        return f"(SELECT {columns} FROM read_parquet({rules.lit(str(path))}))", names, 1
+    names = _csv_header(path)
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
+    reader = (f"read_csv({rules.lit(str(path))}, header = true, auto_detect = false, columns = {columns}, "
+              "delim = ',', quote = '\"', escape = '\"', null_padding = true, encoding = 'utf-8')")
+    return reader, names, 2
+
+
+def _columns(path: Path, spec: contract.FeedSpec, names: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Each contract column's source column (absent ones NULL), and the ignored extra columns."""
+    found = [str(n).strip().lower() for n in names]
+    missing = [c for c in spec.required if c not in found]
+    if missing:
+        if len(found) == 1 and any(sep in found[0] for sep in (";", "\t", "|")):
+            sep = next(s for s in (";", "\t", "|") if s in found[0])
+            raise DeliveryRefused(
+                f"{path.name} looks {sep!r}-delimited: export it comma-separated (the contract is CSV with commas)."
+            )
+        raise DeliveryRefused(
+            f"{path.name} lacks required column(s) {', '.join(missing)}; "
+            f"the {spec.name} feed needs {', '.join(spec.required)} (see docs/feeds.md)."
+        )
+    source = {c: f"c{found.index(c)}" if c in found else "CAST(NULL AS VARCHAR)" for c in spec.columns}
+    return source, [c for c in found if c not in spec.columns]
+
+
+# -- typing and checking, in SQL -------------------------------------------------------------------------------
+
+
+def _entry(column: str, reason_sql: str) -> str:
+    return f"{{'column_name': {rules.lit(column)}, 'value': coalesce(r_{column}, ''), 'reason': {reason_sql}}}"
+
+
+def _problems_sql(feed: str, spec: contract.FeedSpec, has_future: bool) -> str:
+    """Every problem of a row as a list of (column, raw value, reason); NULL for a row with none. Domain rules are
+    checked only where every column could be read."""
+    column_entries = [_entry(c.name, f"e_{c.name}") for c in spec.schema]
+    any_column = [f"e_{c.name} IS NOT NULL" for c in spec.schema]
+    if has_future:
+        column_entries.append(_entry(rules.HAPPENED_ON[feed], "e__future"))
+        any_column.append("e__future IS NOT NULL")
+    sql = (f"CASE WHEN {' OR '.join(any_column)} THEN "
+           f"list_filter([{', '.join(column_entries)}], lambda p: p.reason IS NOT NULL)")
+    domain = rules.DOMAIN_RULES.get(feed, ())
+    if domain:
+        entries = [_entry(column, f"CASE WHEN {fails} THEN {rules.lit(why)} END") for column, fails, why in domain]
+        sql += (f" WHEN {' OR '.join(f'({fails})' for _, fails, _ in domain)} THEN "
+                f"list_filter([{', '.join(entries)}], lambda p: p.reason IS NOT NULL)")
+    return sql + " END"
+
+
+def _stage_sql(feed: str, spec: contract.FeedSpec, source: str, columns: dict[str, str], clock: Clock) -> str:
+    """One pass over the file: raw text → trimmed (where needed) → typed → reasons → the staged row (typed values
+    in ledger names, content hash, problems, and the raw text of the key columns where trimming changed it)."""
+    raw = ", ".join(f"{columns[c.name]} AS r_{c.name}" for c in spec.schema)
+    trimmed = ", ".join(f"{rules.trimmed(c.name)} AS s_{c.name}" for c in spec.schema)
+    values = ", ".join(f"{rules.value(c)} AS v_{c.name}" for c in spec.schema)
+    reasons = [f"{rules.reason(c)} AS e_{c.name}" for c in spec.schema]
+    future = rules.future_reason(feed, f"{clock.latest:%Y-%m-%d}", f"{clock.today:%Y-%m-%d}", clock.tolerance_days)
+    if future:
+        reasons.append(f"{future} AS e__future")
+    by_ledger_name = {c.ledger_name: f"v_{c.name}" for c in spec.schema}
+    quoted = sorted({spec.key[0], "tenancy_id"})
+    final = [f"v_{c.name} AS {c.ledger_name}" for c in spec.schema]
+    final.append(f"{rules.content_hash(spec, by_ledger_name.__getitem__)} AS content_hash")
+    final += [f"CASE WHEN r_{c} IS DISTINCT FROM v_{c} THEN r_{c} END AS raw_{c}" for c in quoted]
+    final.append(f"{_problems_sql(feed, spec, future is not None)} AS problems")
+    return (f"SELECT {', '.join(final)} FROM (SELECT *, {', '.join(reasons)} FROM (SELECT *, {values} FROM "
+            f"(SELECT *, {trimmed} FROM (SELECT *, {rules.edge_space(list(spec.columns))} AS t__edge FROM "
+            f"(SELECT {raw} FROM {source})))))")
+
+
+@dataclass
+class _Staged:
+    feed: str
+    path: Path
+    table: str
+    first_line: int
+    summary: FeedSummary
+
+
+def _stage(ws: _Workspace, feed: str, path: Path, clock: Clock) -> _Staged:
+    """Read, type and check one feed's rows on their own (no ledger needed) into a workspace table whose row order
+    is the file's (a row's line is its rowid plus the first row's line)."""
+    import duckdb
+
+    spec = contract.FEEDS[feed]
+    if path.stat().st_size == 0:
+        raise DeliveryRefused(f"{path.name} is an empty file: re-export it with a header row.")
+    try:
+        source, names, first_line = _source(ws, path)
+        columns, ignored = _columns(path, spec, names)
+        table = ws.temp_table(f"_stage_{feed}", _stage_sql(feed, spec, source, columns, clock))
+    except duckdb.Error as exc:
+        detail = str(exc).strip().splitlines()[0]
+        raise DeliveryRefused(
+            f"{path.name} cannot be read as UTF-8 CSV ({detail}); re-export it as UTF-8 CSV.") from exc
+    summary = FeedSummary(feed=feed, file=path.name, read=ws.scalar(f"SELECT count(*) FROM {table}"),
+                          ignored_columns=ignored)
+    return _Staged(feed, path, table, first_line, summary)
+
+
+# -- deciding each clean row against the delivery and the ledger -------------------------------------------------
+
+_UNKNOWN = "unknown tenancy_id: no such tenancy in the ledger or this delivery; send its tenancies row first"
+_VARIANTS = "the same id appears more than once in this delivery with different content; send one corrected row"
+_CONFLICT = ("already in the ledger with different content: ledger rows are never overwritten; "
+             "correct it at source with a new row (e.g. an adjustment)")
+
+
+def _resolve(ws: _Workspace, staged: _Staged, seq: int) -> None:
+    """Decide each clean row: accepted (inserted), duplicate (counted) or quarantined (with the rows whose columns
+    could not be read, written to the quarantine table). Fills the feed's summary."""
+    feed, table = staged.feed, staged.table
+    drops = ws.temp_table(f"_drop_{feed}", "SELECT CAST(NULL AS BIGINT) AS rid, '' AS kind, '' AS column_name, "
+                                           "'' AS reason WHERE false")
+    clean = f"(SELECT rowid AS rid, * FROM {table} WHERE problems IS NULL)"
+    remaining = f"(SELECT c.* FROM {clean} c ANTI JOIN {drops} d ON d.rid = c.rid)"  # (NOT EXISTS: 100x slower)
+    # References to tenancies must resolve to the ledger (this delivery's tenancies are already in it).
+    if feed != "tenancies":
+        ws.run(f"INSERT INTO {drops} SELECT rid, 'quarantine', 'tenancy_id', {rules.lit(_UNKNOWN)} "
+               f"FROM {clean} c ANTI JOIN {ws.known_tenancies()} k ON k.tenancy_id = c.tenancy_id")
+    _drop_repeats(ws, feed, remaining, drops)
+    _drop_stored(ws, feed, remaining, drops)
+    columns = [c for c in TABLES[feed] if c != "delivery_seq"]
+    staged.summary.accepted = ws.insert(
+        feed, [*columns, "delivery_seq"], f"SELECT {', '.join(columns)}, {seq} FROM {remaining}")
+
+
+def _drop_repeats(ws: _Workspace, feed: str, remaining: str, drops: str) -> None:
+    """Within the delivery: identical repeats are duplicates (the first is kept); the same id with different content
+    is untrustworthy. Keys seen more than once are found first: the hashes of keys seen more than once (an aggregate
+    of integers, far cheaper than of the keys' text, and usually empty), then the keys among them."""
+    spec = contract.FEEDS[feed]
+    keys = ", ".join(spec.key)
+    suspects = f"(SELECT hash({keys}) AS h FROM {remaining} GROUP BY h HAVING count(*) > 1)"
+    repeated = ws.temp_table(f"_repeated_{feed}", f"SELECT {keys} FROM {remaining} WHERE hash({keys}) IN "
+                             f"{suspects} GROUP BY {keys} HAVING count(*) > 1")
+    if not ws.scalar(f"SELECT count(*) FROM {repeated}"):
+        return
+    ws.run(f"INSERT INTO {drops} WITH g AS (SELECT {keys}, min(content_hash) <> max(content_hash) AS variant, "
+           f"min(rid) AS first FROM {remaining} SEMI JOIN {repeated} USING ({keys}) GROUP BY {keys}) "
+           f"SELECT r.rid, CASE WHEN g.variant THEN 'quarantine' ELSE 'duplicate' END, "
+           f"CASE WHEN g.variant THEN '{spec.key[0]}' END, CASE WHEN g.variant THEN {rules.lit(_VARIANTS)} END "
+           f"FROM {remaining} r JOIN g USING ({keys}) WHERE g.variant OR r.rid <> g.first")
+
+
+def _drop_stored(ws: _Workspace, feed: str, remaining: str, drops: str) -> None:
+    """Against the ledger: a stored row with the same content makes a duplicate; other content is a conflict,
+    except in the tenancy register, where it is a new version."""
+    spec = contract.FEEDS[feed]
+    stored = ws.stored(feed, f"SELECT DISTINCT {', '.join(spec.key)} FROM {remaining}")
+    if not ws.scalar(f"SELECT count(*) FROM {stored}"):
+        return
+    same = "bool_or(l.content_hash = r.content_hash)"
+    on = " AND ".join(f"l.{k} = r.{k}" for k in spec.key)
+    ws.run(f"INSERT INTO {drops} SELECT r.rid, CASE WHEN {same} THEN 'duplicate' ELSE 'quarantine' END, "
+           f"'{spec.key[0]}', CASE WHEN NOT {same} THEN {rules.lit(_CONFLICT)} END "
+           f"FROM {remaining} r JOIN {stored} l ON {on} GROUP BY r.rid" + (f" HAVING {same}" if spec.versioned else ""))
+
+
+def _record_quarantine(ws: _Workspace, staged: _Staged, drops: str, seq: int) -> None:
+    """Count the duplicates and quarantined rows, and write one quarantine row per problem."""
+    feed, table, summary = staged.feed, staged.table, staged.summary
+    key = contract.FEEDS[feed].key[0]
+    summary.duplicate = ws.scalar(f"SELECT count(*) FROM {drops} WHERE kind = 'duplicate'")
+    problems = (
+        f"SELECT rid, p.column_name AS column_name, p.value AS value, p.reason AS reason FROM "
+        f"(SELECT rowid AS rid, unnest(problems) AS p FROM {table} WHERE problems IS NOT NULL) "
+        f"UNION ALL SELECT d.rid, d.column_name, coalesce(CASE d.column_name WHEN 'tenancy_id' THEN "
+        f"coalesce(s.raw_tenancy_id, s.tenancy_id) ELSE coalesce(s.raw_{key}, CAST(s.{key} AS VARCHAR)) END, ''), "
+        f"d.reason FROM {drops} d JOIN (SELECT rowid AS rid, * FROM {table}) s ON s.rid = d.rid "
+        "WHERE d.kind = 'quarantine'")
+    found = ws.temp_table(f"_quarantine_{feed}", problems)
+    summary.quarantined = ws.scalar(f"SELECT count(DISTINCT rid) FROM {found}")
+    if summary.quarantined:
+        ws.insert("quarantine", list(TABLES["quarantine"]),
+                  f"SELECT {seq}, {rules.lit(feed)}, {rules.lit(staged.path.name)}, rid + {staged.first_line}, "
+                  f"column_name, value, reason FROM {found} ORDER BY rid, column_name, reason")
 
 
 # -- the ingest ------------------------------------------------------------------------------------------------
 
 
 def ingest_delivery(ledger: Ledger, delivery_dir: Path, quarantine_dir: Path,
-                    clock: Clock | None = None) -> IngestSummary:
+                    clock: Clock | None = None, memory_limit: str = "2GB") -> IngestSummary:
     """Load one delivery into the ledger. Raises DeliveryRefused (writing nothing) if it cannot be read.
 
     Postings and events dated after `clock.today` (default: the system date) by more than its tolerance are
     quarantined: the ledger's latest date is "today" for every worklist, and one such row must not move it.
+    The files are read and checked by DuckDB in SQL, spilling to disk beyond `memory_limit`.
 
     Safe to run again: if the same files (judged against the same day) were the ledger's last delivery, e.g. an
     ingest killed after its commit and run again, nothing new is recorded and that delivery's summary is returned
@@ -328,34 +443,36 @@ def ingest_delivery(ledger: Ledger, delivery_dir: Path, quarantine_dir: Path,
         summary = IngestSummary.recorded(last)
         _write_quarantine_files(ledger, summary, quarantine_dir, delivery_dir)
         return summary
-    prepared = {feed: _prepare(feed, files[feed], clock) for feed in contract.LOAD_ORDER if feed in files}
+    ws = _Workspace(ledger, memory_limit, Path(quarantine_dir).parent / ".ingest_spill")
+    try:
+        staged = {feed: _stage(ws, feed, files[feed], clock) for feed in contract.LOAD_ORDER if feed in files}
+        summary = _load(ledger, ws, staged, delivery_dir, quarantine_dir, fingerprint)
+    finally:
+        ws.close()
+    crash_point("ingest:committed")
+    _write_quarantine_files(ledger, summary, quarantine_dir, delivery_dir)
+    return summary
 
+
+def _load(ledger: Ledger, ws: _Workspace, staged: dict[str, _Staged], delivery_dir: Path, quarantine_dir: Path,
+          fingerprint: str) -> IngestSummary:
+    """Everything the ledger records about one delivery, in one transaction."""
     with ledger.transaction():
         seq = ledger.next_delivery_seq()
-        accepted_tenancies: set[str] = set()
-        for feed, prep in prepared.items():
-            rows, duplicates = _resolve(ledger, prep, seq, accepted_tenancies)
-            if feed == "tenancies":
-                accepted_tenancies |= set(rows["tenancy_id"])
-            ledger.insert(feed, rows)
-            prep.summary.accepted = len(rows)
-            prep.summary.duplicate = duplicates
-            prep.summary.quarantined = len({p["line"] for p in prep.problems})
-            if not prep.summary.reconciles:  # an internal fault, never a data problem: roll everything back
-                raise AssertionError(f"{feed}: counts do not reconcile: {prep.summary}")
-            if prep.problems:
-                frame = pd.DataFrame(prep.problems).assign(delivery_seq=seq)[QUARANTINE_COLUMNS]
-                ledger.insert("quarantine", frame.rename(columns={"column": "column_name"}))
-                prep.summary.quarantine_file = str(_quarantine_path(quarantine_dir, seq, delivery_dir, feed))
-        summary = IngestSummary(str(delivery_dir), seq, {f: p.summary for f, p in prepared.items()})
+        for feed, stage in staged.items():
+            _resolve(ws, stage, seq)
+            _record_quarantine(ws, stage, f"_drop_{feed}", seq)
+            if not stage.summary.reconciles:  # an internal fault, never a data problem: roll everything back
+                raise AssertionError(f"{feed}: counts do not reconcile: {stage.summary}")
+            if stage.summary.quarantined:
+                stage.summary.quarantine_file = str(_quarantine_path(quarantine_dir, seq, delivery_dir, feed))
+        summary = IngestSummary(str(delivery_dir), seq, {f: s.summary for f, s in staged.items()})
         crash_point("ingest:writing")  # rows written, not committed
         ledger.insert("deliveries", pd.DataFrame([{
             "delivery_seq": seq, "delivery_id": delivery_dir.name, "source": str(delivery_dir.resolve()),
             "ingested_at": datetime.now(UTC).replace(tzinfo=None),
             "summary_json": json.dumps(summary.to_dict()), "fingerprint": fingerprint,
         }]))
-    crash_point("ingest:committed")
-    _write_quarantine_files(ledger, summary, quarantine_dir, delivery_dir)
     return summary
 
 
@@ -375,58 +492,6 @@ def _write_quarantine_files(ledger: Ledger, summary: IngestSummary, quarantine_d
 
 def _quarantine_path(quarantine_dir: Path, seq: int, delivery_dir: Path, feed: str) -> Path:
     return Path(quarantine_dir) / f"{seq:05d}_{delivery_dir.name}" / f"{feed}.csv"
-
-
-def _resolve(
-    ledger: Ledger, prep: _Prepared, seq: int, accepted_tenancies: set[str]
-) -> tuple[pd.DataFrame, int]:
-    """Decide each clean row: accepted (returned), duplicate (counted) or quarantined (added to prep.problems)."""
-    feed, typed, lines = prep.feed, prep.typed, prep.lines
-    bad_lines = {p["line"] for p in prep.problems}
-    rows = typed[~lines.isin(bad_lines)].copy()
-    identity = list(ROW_IDENTITY[feed])
-    spec = contract.FEEDS[feed]
-    rows["content_hash"] = normalise.content_hash(rows[list(spec.hashed_columns)], spec.added_later)
-
-    def quarantine(mask: pd.Series, reason: str | pd.Series, column: str | None = None) -> None:
-        nonlocal rows
-        _problem_rows(prep.problems, feed, prep.path.name, rows.index[mask], lines, prep.raw, column,
-                      reason if isinstance(reason, str) else reason[mask])
-        rows = rows[~mask]
-
-    # References to tenancies must resolve to the ledger or to this delivery.
-    if feed != "tenancies" and not rows.empty:
-        known = ledger.known_tenancy_ids(rows["tenancy_id"]) | accepted_tenancies
-        quarantine(~rows["tenancy_id"].isin(known),
-                   "unknown tenancy_id: no such tenancy in the ledger or this delivery; send its tenancies row first",
-                   "tenancy_id")
-
-    # Within the delivery: identical repeats are duplicates; the same id with different content is untrustworthy.
-    variants = rows.groupby(identity, dropna=False)["content_hash"].transform("nunique")
-    quarantine(variants > 1, "the same id appears more than once in this delivery with different content; "
-               "send one corrected row", identity[0])
-    repeats = rows.duplicated(subset=identity)
-    duplicates = int(repeats.sum())
-    rows = rows[~repeats]
-
-    # Against the ledger.
-    stored = ledger.known_hashes(feed, rows)
-    if not stored.empty:
-        merged = rows.reset_index().merge(stored, on=identity, how="left", suffixes=("", "_stored"))
-        same = merged.groupby("index")["content_hash_stored"].apply(lambda s: s.notna().any()).reindex(rows.index)
-        matches = merged[merged["content_hash"] == merged["content_hash_stored"]]["index"]
-        is_duplicate = rows.index.isin(matches)
-        duplicates += int(is_duplicate.sum())
-        if feed == "tenancies":
-            rows = rows[~is_duplicate]  # a changed tenancy is a new version of the register
-        else:
-            conflict = same.fillna(False).to_numpy() & ~is_duplicate
-            quarantine(pd.Series(conflict, index=rows.index),
-                       "already in the ledger with different content: ledger rows are never overwritten; "
-                       "correct it at source with a new row (e.g. an adjustment)", identity[0])
-            rows = rows[~rows.index.isin(matches)]
-    rows["delivery_seq"] = seq
-    return rows, duplicates
 
 
 def quarantine_reasons(ledger: Ledger) -> pd.DataFrame:

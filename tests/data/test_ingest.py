@@ -10,7 +10,7 @@ import pytest
 
 from features.feeds.ingest import DeliveryRefused, ingest_delivery
 from features.ledger import _REGISTER_VIEW, open_ledger
-from tests.support.deliveries import TENANCIES, TRANSACTIONS, write_delivery
+from tests.support.deliveries import KEYS, TENANCIES, TRANSACTIONS, V1_DELIVERY, V1_HASHES, write_delivery
 
 
 def ingest(ledger_url: str, folder: Path, tmp_path: Path):
@@ -164,21 +164,21 @@ def test_crash_midway_leaves_ledger_as_it_was(ledger_url: str, tmp_path: Path, m
     more = TRANSACTIONS + "X9,T1,2024-02-01,payment,-5\n"
     extra_tenancy = TENANCIES + "T3,East,2024-01-01,,90,weekly\n"
     folder = write_delivery(tmp_path / "d2", tenancies=extra_tenancy, transactions=more)
-    from features import ledger as ledger_module
+    from features.feeds import ingest as ingest_module
 
-    real_insert = ledger_module.Ledger.insert
+    real_insert = ingest_module._Workspace.insert
 
-    def insert_then_crash(self, table, frame):
+    def insert_then_crash(self, table, columns, select_sql):
         if table == "transactions":
             raise OSError("disk full (injected)")
-        return real_insert(self, table, frame)
+        return real_insert(self, table, columns, select_sql)
 
     with open_ledger(ledger_url) as ledger:
         before = (ledger.counts(), ledger.balances())
-        monkeypatch.setattr(ledger_module.Ledger, "insert", insert_then_crash)
+        monkeypatch.setattr(ingest_module._Workspace, "insert", insert_then_crash)
         with pytest.raises(OSError, match="injected"):
             ingest_delivery(ledger, folder, tmp_path / "quarantine")
-        monkeypatch.setattr(ledger_module.Ledger, "insert", real_insert)
+        monkeypatch.setattr(ingest_module._Workspace, "insert", real_insert)
         assert ledger.counts() == before[0]  # the tenancy T3 inserted before the crash was rolled back too
         pd.testing.assert_frame_equal(ledger.balances(), before[1])
 
@@ -323,7 +323,7 @@ def test_a_ledger_from_the_previous_contract_gains_the_new_columns(ledger_url: s
     with open_ledger(ledger_url) as ledger:
         ingest_delivery(ledger, folder, tmp_path / "quarantine")
         ledger.execute("DROP VIEW tenancy_register")
-        ledger.execute("DROP INDEX transactions_tenancy")  # DuckDB drops no column under an index
+        ledger.execute("DROP INDEX IF EXISTS transactions_tenancy")  # DuckDB drops no column under an index
         for table, column in (("tenancies", "reported_balance_pence"), ("tenancies", "reported_balance_date"),
                               ("transactions", "allocation"), ("deliveries", "fingerprint")):
             ledger.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
@@ -333,3 +333,48 @@ def test_a_ledger_from_the_previous_contract_gains_the_new_columns(ledger_url: s
         assert "reported_balance_pence" in ledger.read_table("tenancy_register").columns
         again = ingest_delivery(ledger, folder, tmp_path / "quarantine")
         assert again.feeds["transactions"].duplicate == 4 and again.feeds["tenancies"].duplicate == 2
+
+
+def test_a_ledger_hashed_the_old_way_is_rehashed_and_still_knows_re_sent_rows(ledger_url: str, tmp_path) -> None:
+    """Ledgers made before ingestion moved to SQL hold hashes computed by pandas; opened by this code, they are
+    recomputed from the rows, and rows re-sent are still duplicates."""
+    delivery = write_delivery(tmp_path / "d", **V1_DELIVERY)
+    with open_ledger(ledger_url) as ledger:
+        ingest_delivery(ledger, delivery, tmp_path / "q")
+        now = {feed: dict(ledger.query(f"SELECT {key}, content_hash FROM {feed}").itertuples(index=False))
+               for feed, key in KEYS.items()}
+        for feed, key in KEYS.items():  # make it the ledger contract version 1 left
+            for row, old in V1_HASHES[feed].items():
+                ledger.execute(f"UPDATE {feed} SET content_hash = ? WHERE {key} = ?", [old, row])
+        ledger.execute("DELETE FROM ledger_meta")
+    with open_ledger(ledger_url) as ledger:  # as the new code opens an old ledger
+        again = {feed: dict(ledger.query(f"SELECT {key}, content_hash FROM {feed}").itertuples(index=False))
+                 for feed, key in KEYS.items()}
+        assert again == now
+        other = "transaction_id,tenancy_id,posted_date,type,amount\nX9,T1,2024-01-10,payment,-1.00\n"
+        ingest_delivery(ledger, write_delivery(tmp_path / "other", transactions=other), tmp_path / "q")
+        resent = ingest_delivery(ledger, delivery, tmp_path / "q")
+    assert not resent.already_ingested
+    assert {f: (s.accepted, s.duplicate) for f, s in resent.feeds.items()} == {
+        "tenancies": (0, 2), "transactions": (0, 3), "events": (0, 2)}
+
+
+def test_quarantine_lines_are_the_files_lines_in_a_delivery_read_in_parallel(tmp_path: Path) -> None:
+    """DuckDB reads a large CSV in parallel chunks; a quarantined row must still name its own line of the file."""
+    n = 400_000  # ~17 MB: read as many chunks
+    ids = pd.Series(range(n))
+    frame = pd.DataFrame({"transaction_id": "X" + ids.astype(str), "tenancy_id": "T1", "posted_date": "2024-01-01",
+                          "type": "payment", "amount": "-1.00"})
+    bad = ids[ids % 65_537 == 1].tolist()  # spread through the file, in every chunk
+    frame.loc[bad, "amount"] = "abc"
+    frame.loc[n - 1, "transaction_id"] = "X7"  # the last row repeats the 8th with other content
+    frame.loc[n - 1, "amount"] = "-2.00"
+    folder = write_delivery(tmp_path / "big", tenancies=TENANCIES, transactions=frame)
+    with open_ledger(f"duckdb:///{tmp_path / 'l.duckdb'}") as ledger:
+        summary = ingest_delivery(ledger, folder, tmp_path / "q")
+        quarantine = ledger.query("SELECT line, column_name, value FROM quarantine ORDER BY line")
+    feed = summary.feeds["transactions"]
+    assert (feed.read, feed.quarantined, feed.duplicate) == (n, len(bad) + 2, 0) and feed.reconciles
+    expected = sorted([*(i + 2 for i in bad), 7 + 2, n + 1])  # line 1 is the header
+    assert quarantine["line"].tolist() == expected
+    assert set(quarantine.loc[quarantine["column_name"] == "amount", "value"]) == {"abc"}

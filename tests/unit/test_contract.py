@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pandas as pd
 import pytest
 
 from features.feeds import contract
-from features.feeds.ingest import reader
+from features.feeds.rules import evaluate
 from features.ledger import PRIMARY_KEYS, TABLES, feed_table
 from features.store.refresh import FEATURE_SOURCE, fingerprint_files
+from tests.support.deliveries import KEYS, V1_DELIVERY
 
 
 @pytest.mark.parametrize("spec", list(contract.FEEDS.values()), ids=list(contract.FEEDS))
@@ -29,10 +32,10 @@ def test_a_new_column_needs_only_its_contract_line() -> None:
                 contract.Column("channel", "vocabulary", vocabulary=("phone", "letter"))))
     table = feed_table(extended)
     assert table["promised_amount_pence"] == "BIGINT" and table["channel"] == "TEXT"
-    pence, problems = reader(extended.column("promised_amount"))(pd.Series(["£12.50", "twelve"]))
-    assert pence.iloc[0] == 1250 and pd.isna(problems.iloc[0]) and "promised_amount" in problems.iloc[1]
-    values, problems = reader(extended.column("channel"))(pd.Series([" Letter", "fax"]))
-    assert values.iloc[0] == "letter" and "expected one of phone, letter" in problems.iloc[1]
+    (pence, fine), (unread, problem) = evaluate(extended.column("promised_amount"), ["£12.50", "twelve"])
+    assert (pence, fine, unread) == (1250, None, None) and "promised_amount 'twelve'" in problem
+    (value, fine), (unread, problem) = evaluate(extended.column("channel"), [" Letter", "fax"])
+    assert (value, fine, unread) == ("letter", None, None) and "expected one of phone, letter" in problem
 
 
 def test_a_vocabulary_column_must_list_its_vocabulary() -> None:
@@ -54,36 +57,27 @@ def test_the_freshness_fingerprint_covers_everything_the_build_reads() -> None:
             "repo/feature_store.production.yaml"} <= covered
 
 
-#: A tiny delivery and the content hashes contract version 1 gave its rows (computed by the code before the
-#: contract grew). Ledgers hold these hashes: if they changed, every re-sent row would stop being a duplicate.
-V1_DELIVERY = {
-    "tenancies": "tenancy_id,patch,start_date,end_date,rent_amount,rent_frequency,property_id,benefit_type,"
-                 "vulnerable,age_band\nT1,North,2024-01-01,,100.00,weekly,P1,housing_benefit,true,25-34\n"
-                 "T2,South,2024-01-01,2024-06-30,433.33,monthly,,none,,\n",
-    "transactions": "transaction_id,tenancy_id,posted_date,type,amount,method,reference\n"
-                    "X1,T1,2024-01-01,charge,100.00,,Rent\nX2,T1,2024-01-03,payment,-100.00,card,Card payment\n"
-                    "X3,T2,2024-01-01,charge,433.33,,\n",
-    "events": "event_id,tenancy_id,event_date,type,amount,note\n"
-              "E1,T1,2024-02-01,dispute_opened,50.00,rent charge query\nE2,T2,2024-02-02,contact_made,,phone call\n",
-}
-V1_HASHES = {
-    "tenancies": {"T1": "9045ea6fd4bb5ced", "T2": "e3271c7e1f905c95"},
-    "transactions": {"X1": "a406e9eda12ececb", "X2": "ba05d6d4a3f856ca", "X3": "5c1e438d481912b3"},
-    "events": {"E1": "fd1ec0075f210f90", "E2": "d6ed9754fccc0a7a"},
-}
+def md5(*canonical: str, added: str = "") -> str:
+    """The documented content hash, computed independently of the SQL: the first 16 hex digits of the MD5 of the
+    canonical values joined by a unit separator, then each column added later that the row sets."""
+    return hashlib.md5(("\x1f".join(canonical) + added).encode()).hexdigest()[:16]
 
 
-def test_rows_hash_as_contract_version_1_hashed_them(tmp_path) -> None:
+def test_a_rows_hash_is_md5_of_its_canonical_values(tmp_path) -> None:
     from features.feeds.ingest import ingest_delivery
     from features.ledger import open_ledger
     from tests.support.deliveries import write_delivery
 
-    delivery = write_delivery(tmp_path / "d", **V1_DELIVERY)
     with open_ledger(f"duckdb:///{tmp_path / 'ledger.duckdb'}") as ledger:
-        ingest_delivery(ledger, delivery, tmp_path / "q")
-        for feed, key in (("tenancies", "tenancy_id"), ("transactions", "transaction_id"), ("events", "event_id")):
-            stored = ledger.query(f"SELECT {key}, content_hash FROM {feed}")
-            assert dict(stored.itertuples(index=False)) == V1_HASHES[feed], feed
+        ingest_delivery(ledger, write_delivery(tmp_path / "d", **V1_DELIVERY), tmp_path / "q")
+        stored = {feed: dict(ledger.query(f"SELECT {key}, content_hash FROM {feed}").itertuples(index=False))
+                  for feed, key in KEYS.items()}
+    # tenancies hash in their historical order: id, patch, dates, rent, frequency, benefit, vulnerable, property…
+    assert stored["tenancies"]["T2"] == md5("T2", "South", "2024-01-01", "2024-06-30", "43333", "monthly", "none",
+                                            *[""] * 10)
+    assert stored["transactions"]["X1"] == md5("X1", "T1", "2024-01-01", "charge", "10000", "", "Rent")
+    assert stored["transactions"]["X3"] == md5("X3", "T2", "2024-01-01", "charge", "43333", "", "")
+    assert stored["events"]["E1"] == md5("E1", "T1", "2024-02-01", "dispute_opened", "5000", "rent charge query")
 
 
 def test_a_column_added_later_changes_the_hash_only_where_it_is_set(tmp_path) -> None:
@@ -98,5 +92,7 @@ def test_a_column_added_later_changes_the_hash_only_where_it_is_set(tmp_path) ->
     with open_ledger(f"duckdb:///{tmp_path / 'ledger.duckdb'}") as ledger:
         ingest_delivery(ledger, delivery, tmp_path / "q")
         stored = dict(ledger.query("SELECT transaction_id, content_hash FROM transactions").itertuples(index=False))
-    assert stored["X1"] == V1_HASHES["transactions"]["X1"] and stored["X3"] == V1_HASHES["transactions"]["X3"]
-    assert stored["X2"] != V1_HASHES["transactions"]["X2"]  # it now says where the money went
+    assert stored["X1"] == md5("X1", "T1", "2024-01-01", "charge", "10000", "", "Rent")  # as if it did not exist
+    # it now says where the money went
+    assert stored["X2"] == md5("X2", "T1", "2024-01-03", "payment", "-10000", "card", "Card payment",
+                               added="\x1eallocation=unallocated")
