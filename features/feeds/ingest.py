@@ -152,7 +152,7 @@ class _Workspace:
         self._tables: list[str] = []
         self._restore = self.run("SELECT current_setting('memory_limit')")[0][0]
         self.run(f"SET memory_limit = {rules.lit(memory_limit)}")
-        self.run("SET preserve_insertion_order = true")  # a staged row's rowid is its place in the file
+        self.run("SET preserve_insertion_order = true")  # row_number() OVER () numbers a file's rows in order
         if not self.shared:
             spill_dir.mkdir(parents=True, exist_ok=True)
             self.run(f"SET temp_directory = {rules.lit(str(spill_dir))}")
@@ -162,6 +162,10 @@ class _Workspace:
         self.run(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
         self._tables.append(name)
         return name
+
+    def drop(self, name: str) -> None:
+        self.run(f"DROP TABLE IF EXISTS {name}")
+        self._tables.remove(name)
 
     def run(self, sql: str) -> list[tuple]:
         """Run a statement to completion (DuckDB keeps a connection busy until its result is read)."""
@@ -178,11 +182,23 @@ class _Workspace:
         return self._load("_known_tenancies", found.astype({"tenancy_id": "string"}))
 
     def stored(self, feed: str, keys_sql: str) -> str:
-        """A relation of (key…, content_hash) of the ledger rows whose keys are among `keys_sql`'s."""
+        """A relation of (key…, content_hash) of the ledger rows whose keys are among `keys_sql`'s (from Postgres,
+        asked in batches of keys, so a delivery of any size is never held whole in Python)."""
         if self.shared:
             return feed
-        keys = self.con.execute(keys_sql).df()
-        return self._load(f"_stored_{feed}", self.ledger.known_hashes(feed, keys))
+        keys = self.temp_table(f"_keys_{feed}", keys_sql)
+        stored = self.temp_table(f"_stored_{feed}", f"SELECT *, '' AS content_hash FROM {keys} WHERE false")
+        for start in range(0, self.scalar(f"SELECT count(*) FROM {keys}"), _BATCH_ROWS):
+            batch = self.con.execute(f"SELECT * FROM {keys} WHERE rowid >= {start} AND rowid < "
+                                     f"{start + _BATCH_ROWS}").df()
+            found = self.ledger.known_hashes(feed, batch)
+            if not found.empty:
+                self.con.register("_frame", found)
+                try:
+                    self.run(f"INSERT INTO {stored} BY NAME SELECT * FROM _frame")
+                finally:
+                    self.con.unregister("_frame")
+        return stored
 
     def _load(self, name: str, frame: pd.DataFrame) -> str:
         self.con.register("_frame", frame)
@@ -236,7 +252,8 @@ def _source(ws: _Workspace, path: Path) -> tuple[str, list[str], int]:
     if path.suffix.lower() == ".parquet":
         names = [str(row[0]) for row in ws.con.execute(
             f"DESCRIBE SELECT * FROM read_parquet({rules.lit(str(path))})").fetchall()]
-        columns = ", ".join(f"CAST(\"{n}\" AS VARCHAR) AS c{i}" for i, n in enumerate(names))
+        quoted = ['"' + n.replace('"', '""') + '"' for n in names]
+        columns = ", ".join(f"CAST({n} AS VARCHAR) AS c{i}" for i, n in enumerate(quoted))
         return f"(SELECT {columns} FROM read_parquet({rules.lit(str(path))}))", names, 1
     names = _csv_header(path)
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
@@ -288,7 +305,8 @@ def _problems_sql(feed: str, spec: contract.FeedSpec, has_future: bool) -> str:
     return sql + " END"
 
 
-def _stage_sql(feed: str, spec: contract.FeedSpec, source: str, columns: dict[str, str], clock: Clock) -> str:
+def _stage_sql(feed: str, spec: contract.FeedSpec, source: str, columns: dict[str, str], clock: Clock,
+               width: int) -> str:
     """One pass over the file: raw text → trimmed (where needed) → typed → reasons → the staged row (typed values
     in ledger names, content hash, problems, and the raw text of the key columns where trimming changed it)."""
     raw = ", ".join(f"{columns[c.name]} AS r_{c.name}" for c in spec.schema)
@@ -300,13 +318,18 @@ def _stage_sql(feed: str, spec: contract.FeedSpec, source: str, columns: dict[st
         reasons.append(f"{future} AS e__future")
     by_ledger_name = {c.ledger_name: f"v_{c.name}" for c in spec.schema}
     quoted = sorted({spec.key[0], "tenancy_id"})
-    final = [f"v_{c.name} AS {c.ledger_name}" for c in spec.schema]
+    final = ["n__raw AS raw_hash", *(f"v_{c.name} AS {c.ledger_name}" for c in spec.schema)]
     final.append(f"{rules.content_hash(spec, by_ledger_name.__getitem__)} AS content_hash")
     final += [f"CASE WHEN r_{c} IS DISTINCT FROM v_{c} THEN r_{c} END AS raw_{c}" for c in quoted]
     final.append(f"{_problems_sql(feed, spec, future is not None)} AS problems")
     return (f"SELECT {', '.join(final)} FROM (SELECT *, {', '.join(reasons)} FROM (SELECT *, {values} FROM "
             f"(SELECT *, {trimmed} FROM (SELECT *, {rules.edge_space(list(spec.columns))} AS t__edge FROM "
-            f"(SELECT {raw} FROM {source})))))")
+            f"(SELECT {_raw_hash(width)} AS n__raw, {raw} FROM {source})))))")
+
+
+def _raw_hash(width: int) -> str:
+    """A fingerprint of a row's text as delivered (every column of the file): how a quarantined row finds its line."""
+    return f"hash({', '.join(f'c{i}' for i in range(width))})"
 
 
 @dataclass
@@ -314,13 +337,15 @@ class _Staged:
     feed: str
     path: Path
     table: str
+    source: str  #: the SQL that reads the file
+    width: int  #: its columns
     first_line: int
     summary: FeedSummary
 
 
 def _stage(ws: _Workspace, feed: str, path: Path, clock: Clock) -> _Staged:
-    """Read, type and check one feed's rows on their own (no ledger needed) into a workspace table whose row order
-    is the file's (a row's line is its rowid plus the first row's line)."""
+    """Read, type and check one feed's rows on their own (no ledger needed) into a workspace table, in parallel (so
+    in no particular order: a quarantined row's line is found afterwards, by `_lines`)."""
     import duckdb
 
     spec = contract.FEEDS[feed]
@@ -329,14 +354,14 @@ def _stage(ws: _Workspace, feed: str, path: Path, clock: Clock) -> _Staged:
     try:
         source, names, first_line = _source(ws, path)
         columns, ignored = _columns(path, spec, names)
-        table = ws.temp_table(f"_stage_{feed}", _stage_sql(feed, spec, source, columns, clock))
+        table = ws.temp_table(f"_stage_{feed}", _stage_sql(feed, spec, source, columns, clock, len(names)))
     except duckdb.Error as exc:
         detail = str(exc).strip().splitlines()[0]
         raise DeliveryRefused(
             f"{path.name} cannot be read as UTF-8 CSV ({detail}); re-export it as UTF-8 CSV.") from exc
     summary = FeedSummary(feed=feed, file=path.name, read=ws.scalar(f"SELECT count(*) FROM {table}"),
                           ignored_columns=ignored)
-    return _Staged(feed, path, table, first_line, summary)
+    return _Staged(feed, path, table, source, len(names), first_line, summary)
 
 
 # -- deciding each clean row against the delivery and the ledger -------------------------------------------------
@@ -399,23 +424,43 @@ def _drop_stored(ws: _Workspace, feed: str, remaining: str, drops: str) -> None:
 
 
 def _record_quarantine(ws: _Workspace, staged: _Staged, drops: str, seq: int) -> None:
-    """Count the duplicates and quarantined rows, and write one quarantine row per problem."""
+    """Count the duplicates and quarantined rows, and write one quarantine row per problem, with its line."""
     feed, table, summary = staged.feed, staged.table, staged.summary
     key = contract.FEEDS[feed].key[0]
     summary.duplicate = ws.scalar(f"SELECT count(*) FROM {drops} WHERE kind = 'duplicate'")
     problems = (
-        f"SELECT rid, p.column_name AS column_name, p.value AS value, p.reason AS reason FROM "
-        f"(SELECT rowid AS rid, unnest(problems) AS p FROM {table} WHERE problems IS NOT NULL) "
-        f"UNION ALL SELECT d.rid, d.column_name, coalesce(CASE d.column_name WHEN 'tenancy_id' THEN "
+        f"SELECT rid, raw_hash, p.column_name AS column_name, p.value AS value, p.reason AS reason FROM "
+        f"(SELECT rowid AS rid, raw_hash, unnest(problems) AS p FROM {table} WHERE problems IS NOT NULL) "
+        f"UNION ALL SELECT d.rid, s.raw_hash, d.column_name, coalesce(CASE d.column_name WHEN 'tenancy_id' THEN "
         f"coalesce(s.raw_tenancy_id, s.tenancy_id) ELSE coalesce(s.raw_{key}, CAST(s.{key} AS VARCHAR)) END, ''), "
         f"d.reason FROM {drops} d JOIN (SELECT rowid AS rid, * FROM {table}) s ON s.rid = d.rid "
         "WHERE d.kind = 'quarantine'")
     found = ws.temp_table(f"_quarantine_{feed}", problems)
     summary.quarantined = ws.scalar(f"SELECT count(DISTINCT rid) FROM {found}")
     if summary.quarantined:
+        lines = _lines(ws, staged, found)
         ws.insert("quarantine", list(TABLES["quarantine"]),
-                  f"SELECT {seq}, {rules.lit(feed)}, {rules.lit(staged.path.name)}, rid + {staged.first_line}, "
-                  f"column_name, value, reason FROM {found} ORDER BY rid, column_name, reason")
+                  f"SELECT {seq}, {rules.lit(feed)}, {rules.lit(staged.path.name)}, l.line, column_name, value, "
+                  f"reason FROM {found} JOIN {lines} l USING (rid) ORDER BY l.line, column_name, reason")
+
+
+def _lines(ws: _Workspace, staged: _Staged, found: str) -> str:
+    """Each quarantined row's line in the file. Numbering rows in file order makes a read serial, so it is done only
+    here, for the rows that need it: the file is read again, numbered, and its rows matched to the quarantined ones
+    by the fingerprint of their text. Rows with the same text share their fate (quarantine is decided by content),
+    so identical rows take their lines in turn."""
+    wanted = ws.temp_table(f"_wanted_{staged.feed}", f"SELECT DISTINCT rid, raw_hash FROM {found}")
+    numbered = (f"SELECT row_number() OVER () + {staged.first_line - 1} AS line, {_raw_hash(staged.width)} AS h "
+                f"FROM {staged.source}")
+    lines = ws.temp_table(
+        f"_lines_{staged.feed}",
+        f"WITH f AS (SELECT line, h, row_number() OVER (PARTITION BY h ORDER BY line) AS k FROM ({numbered}) "
+        f"WHERE h IN (SELECT raw_hash FROM {wanted})), "
+        f"q AS (SELECT rid, raw_hash, row_number() OVER (PARTITION BY raw_hash ORDER BY rid) AS k FROM {wanted}) "
+        "SELECT q.rid, f.line FROM q JOIN f ON f.h = q.raw_hash AND f.k = q.k")
+    if ws.scalar(f"SELECT count(*) FROM {lines}") != staged.summary.quarantined:  # a fault, never the data's
+        raise AssertionError(f"{staged.feed}: a quarantined row's line could not be found again in {staged.path}")
+    return lines
 
 
 # -- the ingest ------------------------------------------------------------------------------------------------
