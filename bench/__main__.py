@@ -285,7 +285,7 @@ def ingest_suite(args) -> list[dict]:
     return results
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tenancies", type=int, nargs="+", default=[3000, 30000],
@@ -322,7 +322,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="throughput suite: seconds per load (default 30)")
     parser.add_argument("--soak-clients", type=int, default=50, help="throughput suite: clients of the soak run")
     parser.add_argument("--soak-seconds", type=float, default=60, help="throughput suite: seconds of the soak run")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
     if args.suite in ("features", "models", "worklist", "throughput", "ingest"):
         suites = {"features": feature_suite, "models": model_suite, "worklist": worklist_suite,
                   "throughput": throughput_suite, "ingest": ingest_suite}
