@@ -14,12 +14,17 @@ $(UV):
 	@echo "uv not found: installing it from PyPI into ~/.local/bin" >&2
 	python3 -m pip install --user --quiet uv
 
+# The browser tests drive Debian's chromium (a browser download cannot work here); installed once, as root.
+/usr/bin/chromium:
+	@echo "chromium not found: installing Debian's package (browser tests)" >&2
+	apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
+
 demo: $(UV)  ## Run the main job end to end on the embedded default (simulate → … → served worklist, reports)
 	$(RUN) arrears demo
 
 # OMP_WAIT_POLICY=PASSIVE: the suite runs a worker per core and LightGBM's OpenMP threads would spin while waiting,
 # each on a core the other worker needs (measured: 14% less CPU and the model fixture 125 s instead of 153 s).
-test: $(UV)  ## Lint, then every test tier (needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379)
+test: $(UV) /usr/bin/chromium  ## Lint, then every test tier (needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379)
 	$(RUN) ruff check .
 	OMP_WAIT_POLICY=PASSIVE $(RUN) pytest $(PYTEST_ARGS)
 

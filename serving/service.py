@@ -31,6 +31,7 @@ from serving.schemas import (
     ScoreResponse,
     WorklistResponse,
 )
+from serving.web import app as web_app
 
 TenancyIds = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
                       Field(min_length=1, max_length=1000, description="1 to 1,000 tenancy ids")]
@@ -196,3 +197,4 @@ class ArrearsWorklist:
 
 
 ArrearsWorklist.add_asgi_middleware(AccessGuard)
+ArrearsWorklist.mount_asgi_app(web_app, path="/app")  # the pages people use (serving/web.py)

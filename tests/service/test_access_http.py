@@ -19,6 +19,7 @@ from features.store.offline import live_path
 from serving.access import ENDPOINT_ROLES, PATCH_ROLES, ROLES
 from serving.process import PROJECT_ROOT, running_server
 from serving.settings import get_settings
+from tests.support.browser import browse
 from tests.support.cli import ok
 from tests.support.fuzz import fuzz_openapi
 from tests.support.homes import isolated_home
@@ -101,6 +102,7 @@ def secured(pipeline: dict) -> dict:
             # The leak check reads the log of the real requests above: the fuzzer's random strings are echoed in
             # its 4xx messages and once matched a register value ("other") by chance, which says nothing of a leak.
             logged = (settings.logs_dir / "serve.log").stat().st_size
+            web = browse(url, tokens, other_case=ids[1])
             fuzzed = fuzz_openapi(url, headers=callers["admin"], examples=10)
             metrics = client.get("/metrics").text
             health = [client.get("/readyz").status_code]
@@ -114,7 +116,7 @@ def secured(pipeline: dict) -> dict:
         log = (settings.logs_dir / "serve.log").read_bytes()[:logged].decode(errors="replace")
     return {"answers": answers, "principals": principals, "patch_of": patch_of, "other": other, "ids": ids,
             "fuzzed": fuzzed, "health": health, "revocation": revocation, "bento": bento, "metrics": metrics,
-            "log": log, "tagged": tagged.headers.get("x-request-id")}
+            "log": log, "tagged": tagged.headers.get("x-request-id"), "web": web}
 
 
 def _expected(caller: str, path: str, patch: str) -> int:
@@ -206,3 +208,27 @@ def test_metrics_and_logs_say_what_happened_and_nothing_about_any_tenant(secured
     for text, where in ((metrics, "metrics"), (log, "log")):
         assert not [w for w in words if re.search(rf"\b{re.escape(w)}\b", text)], where
         assert not tenancies & set(re.findall(r"\bT\d{4,}\b", text)), where  # no tenancy id either
+
+
+def test_an_officer_signs_in_sees_only_their_patch_and_reads_the_top_cases_reasons(secured) -> None:
+    officer = secured["web"]["officer"]
+    own = secured["principals"]["officer"]
+    assert officer["sign_in_page"] and officer["signed_in_status"] == 200
+    assert officer["heading"].startswith("Ready cases")
+    assert officer["rows"] > 0 and officer["patches"] == own  # only their patch, on a page of real cases
+    assert officer["case_heading"] == f"Case {officer['top_case']}"
+    assert officer["reasons"][0].startswith("Base value") and len(officer["reasons"]) >= 3  # base, reasons, rest
+    assert not officer["tablet_overflow"]  # nothing wider than a tablet's screen
+
+
+def test_an_officer_cannot_open_another_patchs_case_by_its_url(secured) -> None:
+    officer = secured["web"]["officer"]
+    assert officer["other_case_status"] == 404 and secured["ids"][1] not in officer["other_case_text"].split(
+        "No case")[0]
+
+
+def test_the_web_app_refuses_a_bad_token_and_gives_treasury_no_case_list(secured) -> None:
+    refused = secured["web"]["refused"]
+    assert refused["bad_token_status"] == 401 and "not valid" in refused["bad_token_text"]
+    assert refused["treasury_heading"] == "No cases for your role"
+

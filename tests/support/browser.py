@@ -1,0 +1,93 @@
+"""The web app's journeys in a real browser: Debian's chromium driven by Playwright (no browser download).
+
+Each journey signs in as a role through the sign-in page, walks the pages a person of that role would, and saves a
+screenshot per step under `test-artifacts/web/` (kept after the run; the note lists them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from serving.process import PROJECT_ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = PROJECT_ROOT / "test-artifacts" / "web"
+
+
+def _sign_in(page, url: str, token: str) -> int:
+    page.goto(f"{url}/app/worklist")  # nobody signed in: sent to the sign-in page
+    page.get_by_label("Token").fill(token)
+    response = None
+    with page.expect_navigation() as navigation:
+        page.get_by_role("button", name="Sign in").click()
+    response = navigation.value
+    return response.status if response else 0
+
+
+def _shot(page, name: str) -> str:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return str(path.relative_to(PROJECT_ROOT))
+
+
+def officer_journey(browser, url: str, token: str, other_case: str) -> dict:
+    """An officer signs in, sees their ready cases, opens the top one and reads its reasons; opening another patch's
+    case by its URL finds nothing; the page works at tablet width."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    found: dict = {"sign_in_page": None}
+    page.goto(f"{url}/app/worklist")
+    found["sign_in_page"] = page.url.endswith("/app/signin")
+    found["signed_in_status"] = _sign_in(page, url, token)
+    found["heading"] = page.get_by_role("heading", level=1).inner_text()
+    rows = page.locator("table.cases tbody tr")
+    found["rows"] = rows.count()
+    found["patches"] = sorted(set(page.locator("table.cases tbody tr td:nth-child(3)").all_inner_texts()))
+    found["shots"] = [_shot(page, "officer_worklist")]
+    first = rows.first.locator("td:nth-child(2) a")
+    found["top_case"] = first.inner_text()
+    first.click()
+    page.wait_for_url(f"**/app/case?tenancy={found['top_case']}")
+    found["case_heading"] = page.get_by_role("heading", level=1).inner_text()
+    found["reasons"] = page.locator("table.waterfall tbody th").all_inner_texts()
+    found["shots"].append(_shot(page, "officer_case"))
+    response = page.goto(f"{url}/app/case?tenancy={other_case}")
+    found["other_case_status"] = response.status
+    found["other_case_text"] = page.locator("main").inner_text()
+    found["shots"].append(_shot(page, "officer_other_patch_case"))
+    page.set_viewport_size({"width": 768, "height": 1024})
+    page.goto(f"{url}/app/worklist")
+    found["tablet_overflow"] = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    found["shots"].append(_shot(page, "officer_worklist_tablet"))
+    page.close()
+    return found
+
+
+def refused_journeys(browser, url: str, treasury: str) -> dict:
+    """A bad token is refused at sign-in; treasury has no case lists."""
+    page = browser.new_page()
+    found = {"bad_token_status": _sign_in(page, url, "arr_not-a-token"),
+             "bad_token_text": page.get_by_role("alert").inner_text()}
+    context = browser.new_context()
+    other = context.new_page()
+    _sign_in(other, url, treasury)
+    found["treasury_heading"] = other.get_by_role("heading", level=1).inner_text()
+    page.close()
+    context.close()
+    return found
+
+
+def browse(url: str, tokens: dict[str, str], other_case: str) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            return {"officer": officer_journey(browser, url, tokens["officer"], other_case),
+                    "refused": refused_journeys(browser, url, tokens["treasury"])}
+        finally:
+            browser.close()
+
+
+def chromium_present() -> bool:
+    return Path(CHROMIUM).exists()
