@@ -13,6 +13,8 @@ measures serving, not training). Then, each in a fresh process:
 - `score_http` (vs `empty_http`): `POST /score` for one tenancy, serial p50 (the online path: Feast online store +
   exact reasons).
 - `score_inprocess` (vs `empty_http`): `Worklister.score` for one tenancy without HTTP, p50.
+- `web_page`: the web app's worklist page (`GET /app/worklist?queue=ready`, up to 200 cases, auth open) loaded in
+  Debian's chromium through Playwright, navigation start to the load event, median of `--repeats` after one warm-up.
 
 Each patch's capacity is set so that about `--explain` cases can be listed (and so are explained).
 """
@@ -140,6 +142,8 @@ def _measure_http(kind: str, settings, explain: int, repeats: int) -> tuple[floa
     url, process = _serve(target, settings.child_process_env())
     try:
         with httpx.Client(timeout=600) as client:
+            if kind == "web_page":
+                return _page_load(url, repeats)
             if kind == "worklist_http":
                 times, rows = [], 0
                 for _ in range(repeats + 1):  # the first warms the worker
@@ -153,6 +157,23 @@ def _measure_http(kind: str, settings, explain: int, repeats: int) -> tuple[floa
             return _median_ms(lambda: client.post(f"{url}/score", json={"tenancy_ids": [tenancy]}), 300) / 1000, 1
     finally:
         _stop(process)
+
+
+def _page_load(url: str, repeats: int) -> tuple[float, int]:
+    """Seconds for chromium to load the ready queue's page (median after one warm-up), and the cases it shows."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        times = []
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            page.goto(f"{url}/app/worklist?queue=ready", wait_until="load")
+            times.append(time.perf_counter() - start)
+        rows = page.locator("table.cases tbody tr").count()
+        browser.close()
+    return statistics.median(times[1:]), rows
 
 
 def measured(kind: str, workdir: str, explain: int, repeats: int) -> dict:
