@@ -227,6 +227,14 @@ def test_an_officer_cannot_open_another_patchs_case_by_its_url(secured) -> None:
         "No case")[0]
 
 
+def test_every_page_an_officer_visits_has_no_serious_accessibility_violation(secured) -> None:
+    """axe-core in the browser, on each page of the officer's journey (sign-in, worklist at laptop and tablet width,
+    case, not found): no violation of serious or critical impact."""
+    checked = secured["web"]["officer"]["axe"]
+    assert set(checked) == {"signin", "worklist", "case", "not_found", "worklist_tablet"}
+    assert all(not rules for rules in checked.values()), checked
+
+
 def test_the_web_app_refuses_a_bad_token_and_gives_treasury_no_case_list(secured) -> None:
     refused = secured["web"]["refused"]
     assert refused["bad_token_status"] == 401 and "not valid" in refused["bad_token_text"]

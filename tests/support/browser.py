@@ -24,6 +24,18 @@ def _sign_in(page, url: str, token: str) -> int:
     return response.status if response else 0
 
 
+#: What every visited page's accessibility check found serious or critical (axe-core): page name → rule ids.
+SERIOUS = ("serious", "critical")
+
+
+def _axe(page, name: str, found: dict) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(page).response["violations"]
+    found.setdefault("axe", {})[name] = sorted(v["id"] for v in violations if v.get("impact") in SERIOUS)
+    found.setdefault("axe_all", {})[name] = sorted(v["id"] for v in violations)
+
+
 def _shot(page, name: str) -> str:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
@@ -38,12 +50,14 @@ def officer_journey(browser, url: str, token: str, other_case: str) -> dict:
     found: dict = {"sign_in_page": None}
     page.goto(f"{url}/app/worklist")
     found["sign_in_page"] = page.url.endswith("/app/signin")
+    _axe(page, "signin", found)
     found["signed_in_status"] = _sign_in(page, url, token)
     found["heading"] = page.get_by_role("heading", level=1).inner_text()
     rows = page.locator("table.cases tbody tr")
     found["rows"] = rows.count()
     found["patches"] = sorted(set(page.locator("table.cases tbody tr td:nth-child(3)").all_inner_texts()))
     found["shots"] = [_shot(page, "officer_worklist")]
+    _axe(page, "worklist", found)
     first = rows.first.locator("td:nth-child(2) a")
     found["top_case"] = first.inner_text()
     first.click()
@@ -51,14 +65,17 @@ def officer_journey(browser, url: str, token: str, other_case: str) -> dict:
     found["case_heading"] = page.get_by_role("heading", level=1).inner_text()
     found["reasons"] = page.locator("table.waterfall tbody th").all_inner_texts()
     found["shots"].append(_shot(page, "officer_case"))
+    _axe(page, "case", found)
     response = page.goto(f"{url}/app/case?tenancy={other_case}")
     found["other_case_status"] = response.status
     found["other_case_text"] = page.locator("main").inner_text()
     found["shots"].append(_shot(page, "officer_other_patch_case"))
+    _axe(page, "not_found", found)
     page.set_viewport_size({"width": 768, "height": 1024})
     page.goto(f"{url}/app/worklist")
     found["tablet_overflow"] = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     found["shots"].append(_shot(page, "officer_worklist_tablet"))
+    _axe(page, "worklist_tablet", found)
     page.close()
     return found
 
