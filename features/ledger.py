@@ -117,12 +117,13 @@ class Ledger(Database):
 
         with self.transaction():
             self.execute("DROP VIEW IF EXISTS tenancy_register")
+            if self.backend == "duckdb":
+                for index in ("transactions_tenancy", "events_tenancy"):
+                    self.execute(f"DROP INDEX IF EXISTS {index}")
             for name, spec in FEEDS.items():
                 if self.backend == "duckdb":
                     self.execute(f"CREATE TABLE _rehashed AS SELECT * REPLACE ({content_hash(spec)} AS content_hash) "
                                  f"FROM {name}")
-                    for index in ("transactions_tenancy", "events_tenancy"):
-                        self.execute(f"DROP INDEX IF EXISTS {index}")
                     self.execute(f"DROP TABLE {name}")
                     self.execute(f"ALTER TABLE _rehashed RENAME TO {name}")
                 else:

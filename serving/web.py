@@ -80,10 +80,15 @@ async def signout(request: Request) -> Response:
     return response
 
 
-def _signed_in(request: Request) -> Principal | Response:
+def _case_reader(request: Request) -> Principal | Response:
+    """The signed-in principal, if its role reads cases; else the page to answer instead (sign-in, or a refusal)."""
     principal = _principal(request)
     if principal is None:
         return RedirectResponse(f"{BASE}/signin", status_code=303)
+    if principal.role not in CASE_ROLES:
+        return _page(request, "message.html", principal, status=403, title="No cases for your role",
+                     message=f"{principal.role} sees aggregated data only; case lists are for officers, "
+                             "supervisors and admins.")
     return principal
 
 
@@ -93,13 +98,9 @@ async def home(request: Request) -> Response:
 
 async def worklist(request: Request) -> Response:
     """The signed-in person's cases in one readiness queue (default: ready), ranked, with why and what next."""
-    principal = _signed_in(request)
+    principal = _case_reader(request)
     if isinstance(principal, Response):
         return principal
-    if principal.role not in CASE_ROLES:
-        return _page(request, "message.html", principal, status=403, title="No cases for your role",
-                     message=f"{principal.role} sees aggregated data only; case lists are for officers, "
-                             "supervisors and admins.")
     queue = request.query_params.get("queue", "ready")
     patch = request.query_params.get("patch") or None
     if queue not in QUEUES:
@@ -118,13 +119,10 @@ async def worklist(request: Request) -> Response:
 async def case(request: Request) -> Response:
     """One tenancy: its score, the reasons from the base value to the score. Another patch's tenancy is not found,
     exactly like one that does not exist."""
-    principal = _signed_in(request)
+    principal = _case_reader(request)
     if isinstance(principal, Response):
         return principal
     tenancy_id = request.query_params.get("tenancy", "")
-    if principal.role not in CASE_ROLES:
-        return _page(request, "message.html", principal, status=403, title="No cases for your role",
-                     message=f"{principal.role} sees aggregated data only.")
     if not 0 < len(tenancy_id) <= 64:
         return _page(request, "message.html", principal, status=400, title="Which case?",
                      message="Open a case from the worklist (its address names the tenancy: case?tenancy=ID).")

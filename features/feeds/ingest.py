@@ -163,10 +163,6 @@ class _Workspace:
         self._tables.append(name)
         return name
 
-    def drop(self, name: str) -> None:
-        self.run(f"DROP TABLE IF EXISTS {name}")
-        self._tables.remove(name)
-
     def run(self, sql: str) -> list[tuple]:
         """Run a statement to completion (DuckDB keeps a connection busy until its result is read)."""
         return self.con.execute(sql).fetchall()
@@ -193,17 +189,17 @@ class _Workspace:
                                      f"{start + _BATCH_ROWS}").df()
             found = self.ledger.known_hashes(feed, batch)
             if not found.empty:
-                self.con.register("_frame", found)
-                try:
-                    self.run(f"INSERT INTO {stored} BY NAME SELECT * FROM _frame")
-                finally:
-                    self.con.unregister("_frame")
+                self._with_frame(found, lambda frame: self.run(f"INSERT INTO {stored} BY NAME SELECT * FROM {frame}"))
         return stored
 
     def _load(self, name: str, frame: pd.DataFrame) -> str:
+        return self._with_frame(frame, lambda registered: self.temp_table(name, f"SELECT * FROM {registered}"))
+
+    def _with_frame(self, frame: pd.DataFrame, use):
+        """`use(name)` with `frame` queryable as `name` in the workspace."""
         self.con.register("_frame", frame)
         try:
-            return self.temp_table(name, "SELECT * FROM _frame")
+            return use("_frame")
         finally:
             self.con.unregister("_frame")
 
@@ -392,14 +388,12 @@ def _resolve(ws: _Workspace, staged: _Staged, seq: int) -> None:
 
 
 def _drop_repeats(ws: _Workspace, feed: str, remaining: str, drops: str) -> None:
-    """Within the delivery: identical repeats are duplicates (the first is kept); the same id with different content
-    is untrustworthy. Keys seen more than once are found first: the hashes of keys seen more than once (an aggregate
-    of integers, far cheaper than of the keys' text, and usually empty), then the keys among them."""
+    """Within the delivery: identical repeats are duplicates (one is kept: they hold the same content); the same id
+    with different content is untrustworthy. Keys seen more than once are found first (usually none)."""
     spec = contract.FEEDS[feed]
     keys = ", ".join(spec.key)
-    suspects = f"(SELECT hash({keys}) AS h FROM {remaining} GROUP BY h HAVING count(*) > 1)"
-    repeated = ws.temp_table(f"_repeated_{feed}", f"SELECT {keys} FROM {remaining} WHERE hash({keys}) IN "
-                             f"{suspects} GROUP BY {keys} HAVING count(*) > 1")
+    repeated = ws.temp_table(f"_repeated_{feed}",
+                             f"SELECT {keys} FROM {remaining} GROUP BY {keys} HAVING count(*) > 1")
     if not ws.scalar(f"SELECT count(*) FROM {repeated}"):
         return
     ws.run(f"INSERT INTO {drops} WITH g AS (SELECT {keys}, min(content_hash) <> max(content_hash) AS variant, "

@@ -6,8 +6,6 @@ screenshot per step under `test-artifacts/web/` (kept after the run; the note li
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from serving.process import PROJECT_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
@@ -17,7 +15,6 @@ SHOTS = PROJECT_ROOT / "test-artifacts" / "web"
 def _sign_in(page, url: str, token: str) -> int:
     page.goto(f"{url}/app/worklist")  # nobody signed in: sent to the sign-in page
     page.get_by_label("Token").fill(token)
-    response = None
     with page.expect_navigation() as navigation:
         page.get_by_role("button", name="Sign in").click()
     response = navigation.value
@@ -33,7 +30,6 @@ def _axe(page, name: str, found: dict) -> None:
 
     violations = Axe().run(page).response["violations"]
     found.setdefault("axe", {})[name] = sorted(v["id"] for v in violations if v.get("impact") in SERIOUS)
-    found.setdefault("axe_all", {})[name] = sorted(v["id"] for v in violations)
 
 
 def _shot(page, name: str) -> str:
@@ -105,6 +101,3 @@ def browse(url: str, tokens: dict[str, str], other_case: str) -> dict:
         finally:
             browser.close()
 
-
-def chromium_present() -> bool:
-    return Path(CHROMIUM).exists()
