@@ -149,3 +149,25 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
         "quarantine": settings.quarantine_dir,
         "ui": f"uv run mlflow ui --backend-store-uri {settings.tracking_uri}",
     }
+
+
+#: The demo's sign-ins: one principal per role (officer and supervisor on the first patches).
+DEMO_USERS = (("demo-officer", "officer", 1), ("demo-supervisor", "supervisor", 2), ("demo-treasury", "treasury", 0),
+              ("demo-data-scientist", "data_scientist", 0), ("demo-admin", "admin", 0))
+
+
+def demo_sign_ins(settings: ServingSettings) -> list[list[str]]:
+    """A fresh token for each demo role (an earlier demo's are revoked): role, name, patches, token. A simulated
+    portfolio's sign-ins, printed so a person can try each role's pages; real principals are made with
+    `arrears users add`."""
+    from serving.access import open_principals
+
+    with open_ledger(settings.ledger, read_only=True) as ledger:
+        patches = sorted(ledger.read_table("tenancy_register")["patch"].astype(str).unique())
+    rows = []
+    with open_principals(settings) as store:
+        for name, role, n in DEMO_USERS:
+            store.revoke(name)
+            mine = patches[:n]
+            rows.append([role, name, ", ".join(mine) or "all (aggregates)", store.add(name, role, mine)])
+    return rows

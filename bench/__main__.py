@@ -171,7 +171,8 @@ def worklist_suite(args) -> list[dict]:
             return results
         plan = [("pure_ranking", None, args.repeats), ("record_run", "pure_ranking", args.repeats),
                 ("worklist_http", "pure_ranking", 1), ("empty_http", None, 1), ("score_http", "empty_http", 1),
-                ("score_inprocess", "empty_http", 1), ("web_page", None, 1)]
+                ("score_inprocess", "empty_http", 1), ("web_page", None, 1), ("web_case", None, 1),
+                ("web_treasury", None, 1), ("web_models", None, 1)]
         for kind, baseline, runs in plan:
             outcomes = [spawn_result(worklist.measured, kind, str(work), args.explain, args.repeats)
                         for _ in range(runs)]

@@ -15,6 +15,8 @@ measures serving, not training). Then, each in a fresh process:
 - `score_inprocess` (vs `empty_http`): `Worklister.score` for one tenancy without HTTP, p50.
 - `web_page`: the web app's worklist page (`GET /app/worklist?queue=ready`, up to 200 cases, auth open) loaded in
   Debian's chromium through Playwright, navigation start to the load event, median of `--repeats` after one warm-up.
+- `web_case`, `web_treasury`, `web_models`: the same for the top case's page (statement chart, events, history),
+  the treasury page (fan chart, per-patch table, KPIs) and the models and monitoring page.
 
 Each patch's capacity is set so that about `--explain` cases can be listed (and so are explained).
 """
@@ -142,8 +144,8 @@ def _measure_http(kind: str, settings, explain: int, repeats: int) -> tuple[floa
     url, process = _serve(target, settings.child_process_env())
     try:
         with httpx.Client(timeout=600) as client:
-            if kind == "web_page":
-                return _page_load(url, repeats)
+            if kind in WEB_PAGES:
+                return _page_load(url, repeats, WEB_PAGES[kind])
             if kind == "worklist_http":
                 times, rows = [], 0
                 for _ in range(repeats + 1):  # the first warms the worker
@@ -159,19 +161,27 @@ def _measure_http(kind: str, settings, explain: int, repeats: int) -> tuple[floa
         _stop(process)
 
 
-def _page_load(url: str, repeats: int) -> tuple[float, int]:
-    """Seconds for chromium to load the ready queue's page (median after one warm-up), and the cases it shows."""
+#: Each web page kind: its path (None: the top ready case's page, found on the worklist page).
+WEB_PAGES = {"web_page": "/app/worklist?queue=ready", "web_case": None, "web_treasury": "/app/treasury",
+             "web_models": "/app/models"}
+
+
+def _page_load(url: str, repeats: int, path: str | None) -> tuple[float, int]:
+    """Seconds for chromium to load a page of the web app (median after one warm-up), and the table rows it shows."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        if path is None:
+            page.goto(f"{url}/app/worklist?queue=ready")
+            path = page.locator("td[data-label=Tenancy] a").first.get_attribute("href")
         times = []
         for _ in range(repeats + 1):
             start = time.perf_counter()
-            page.goto(f"{url}/app/worklist?queue=ready", wait_until="load")
+            page.goto(f"{url}{path}", wait_until="load")
             times.append(time.perf_counter() - start)
-        rows = page.locator("table.cases tbody tr").count()
+        rows = page.locator("tbody tr").count()
         browser.close()
     return statistics.median(times[1:]), rows
 

@@ -132,6 +132,12 @@ def write_forecast(forecast: CashForecast, out_dir: Path) -> ForecastFiles:
     return files
 
 
+def forecast_csv(rows: pd.DataFrame, header: dict) -> pd.DataFrame:
+    """The forecast as its CSV holds it (the service's `/cash_forecast_csv` and the treasury page's download): one
+    row per scope and week, with as_of and model_version on every row, pounds to the penny."""
+    return rows.assign(as_of=header["as_of"], model_version=header["model_version"]).round(2)
+
+
 def served_forecast(settings: ServingSettings, weeks: int = 13, patch: str | None = None,
                     as_of: pd.Timestamp | None = None) -> tuple[pd.DataFrame, dict]:
     """The forecast as the service answers it: today's comes from the forecast history when it holds the one for

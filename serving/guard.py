@@ -3,6 +3,10 @@
 and any `patch` it names against the principal's patches (403), each refusal with a message saying what to do;
 the principal then rides in the request's state for the endpoint to narrow its answer (`serving.access`).
 
+The web app's pages (`/app`, `serving.web`) pass the same door: their sign-in cookie holds a token, checked here
+exactly as a bearer token is (same cache, so a revocation stops pages and API alike within `auth_cache_seconds`);
+the principal, or None for nobody signed in, rides in the request's state and the page decides (sign-in or refusal).
+
 With auth open (the embedded default) every caller is `access.OPEN`, and the size limit still holds.
 
 It also keeps the service's answers true to its OpenAPI document, where BentoML 1.4 is not (both found by fuzzing
@@ -15,10 +19,18 @@ from __future__ import annotations
 
 import json
 import time
+from http.cookies import CookieError, SimpleCookie
 
 from serving import observe
 from serving.access import ENDPOINT_ROLES, OPEN, Forbidden, Principal, open_principals, token_hash
 from serving.settings import ServingSettings, get_settings
+
+#: Where the web app is mounted (serving/service.py) and the cookie its sign-in sets.
+PAGES, SESSION_COOKIE = "/app", "arrears_session"
+
+
+def _is_page(path: str) -> bool:
+    return (path == PAGES or path.startswith(PAGES + "/")) and not path.startswith(PAGES + "/static/")
 
 
 async def _reply(send, status: int, message: str, headers: tuple = ()) -> None:
@@ -46,6 +58,10 @@ class AccessGuard:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope.get("path") == "/docs.json":
             await self.app(scope, receive, _rewriting(send, lambda status: status == 200, self._document))
+            return
+        if scope["type"] == "http" and _is_page(scope.get("path", "")):
+            scope.setdefault("state", {})["principal"] = self._page_principal(scope)
+            await self.app(scope, receive, send)
             return
         if scope["type"] != "http" or scope.get("path") not in ENDPOINT_ROLES:
             await self.app(scope, receive, send)
@@ -104,6 +120,23 @@ class AccessGuard:
             raise Refused(401, "This service needs a token: send `Authorization: Bearer <token>` (an administrator "
                                "makes one with `arrears users add NAME --role ROLE`)")
         return self._authenticated(token.strip())
+
+    def _page_principal(self, scope) -> Principal | None:
+        """Who is signed in to the web app (its cookie's token), or None."""
+        if not self.settings.auth_required:
+            return OPEN
+        cookies = SimpleCookie()
+        try:
+            cookies.load(dict(scope.get("headers") or []).get(b"cookie", b"").decode("latin-1"))
+        except CookieError:
+            return None
+        token = cookies[SESSION_COOKIE].value.strip() if SESSION_COOKIE in cookies else ""
+        if not token:
+            return None
+        try:
+            return self._authenticated(token)
+        except Refused:
+            return None
 
     def _authenticated(self, token: str) -> Principal:
         """The token's principal. A known token is checked against the database again after

@@ -86,23 +86,40 @@ def collection_kpis(register: pd.DataFrame, transactions: pd.DataFrame) -> pd.Da
     return table.assign(current_tenancies=table["current_tenancies"].astype(int))[KPI_COLUMNS]
 
 
-def kpis_now(settings: ServingSettings, patch: str | None = None, months: int | None = None) -> pd.DataFrame:
-    """The KPIs from the ledger as it stands: every month (or the last `months`), the portfolio and every patch (or
-    the portfolio and one patch: LookupError for a patch the register does not hold)."""
+#: The last KPI table computed per ledger, with the delivery it was computed at: KPIs change only when a delivery
+#: lands, and computing them reads every transaction (about a second per 300,000), so a page or an API call between
+#: deliveries reuses it.
+_COMPUTED: dict[str, tuple[int, pd.DataFrame, pd.Timestamp, set[str]]] = {}
+
+
+def _all_kpis(settings: ServingSettings) -> tuple[pd.DataFrame, pd.Timestamp, set[str]]:
+    """Every month's KPIs for the portfolio and every patch, the ledger's last posting date, and its patches."""
     from features.ledger import open_ledger
 
     with open_ledger(settings.ledger, read_only=True) as ledger:
+        seq = ledger.last_delivery_seq()
+        known = _COMPUTED.get(settings.ledger)
+        if known is not None and known[0] == seq:
+            return known[1:]
         register, transactions = ledger.read_table("tenancy_register"), ledger.read_table("transactions")
     if transactions.empty:
         raise LookupError("The ledger has no transactions yet: run `arrears ingest DIR` first")
-    if patch is not None and patch not in set(register["patch"].astype(str)):
-        known = ", ".join(sorted(set(register["patch"].astype(str))))
-        raise LookupError(f"No patch {patch!r} in the tenancy register: the patches are {known}")
-    table = collection_kpis(register, transactions)
+    computed = (collection_kpis(register, transactions), pd.Timestamp(transactions["posted_date"].max()).date(),
+                set(register["patch"].astype(str)))
+    _COMPUTED[settings.ledger] = (seq, *computed)
+    return computed
+
+
+def kpis_now(settings: ServingSettings, patch: str | None = None, months: int | None = None) -> pd.DataFrame:
+    """The KPIs from the ledger as it stands: every month (or the last `months`), the portfolio and every patch (or
+    the portfolio and one patch: LookupError for a patch the register does not hold)."""
+    table, as_of, patches = _all_kpis(settings)
+    if patch is not None and patch not in patches:
+        raise LookupError(f"No patch {patch!r} in the tenancy register: the patches are {', '.join(sorted(patches))}")
     if patch is not None:
         table = table[table["scope"].isin(["portfolio", patch])]
     if months is not None:
         table = table[table["month"].isin(sorted(table["month"].unique())[-int(months):])]
     table = table.reset_index(drop=True)
-    table.attrs["as_of"] = pd.Timestamp(transactions["posted_date"].max()).date()
+    table.attrs["as_of"] = as_of
     return table

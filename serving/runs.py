@@ -126,6 +126,17 @@ class RunStore:
                                   [run_id], patch)
         return self.db.query(sql + " GROUP BY readiness_state, patch", params)
 
+    def history(self, tenancy_id: str, limit: int = 20) -> pd.DataFrame:
+        """One tenancy in the latest `limit` runs that hold it, newest first: the run, its score, rank and state."""
+        frame = self.db.query(
+            "SELECT r.run_id, r.run_seq, r.as_of, r.model_version, r.policy_version, w.patch, w.risk_score, "
+            "w.risk_rank, w.queue_rank, w.readiness_state, w.state_reasons, w.next_action, w.balance "
+            "FROM worklist_rows w JOIN worklist_runs r ON r.run_id = w.run_id WHERE w.tenancy_id = ? "
+            f"ORDER BY r.run_seq DESC LIMIT {int(limit)}", [tenancy_id])
+        frame["state_reasons"] = frame["state_reasons"].map(
+            lambda text: [{"rule": rule, "text": said} for rule, said in _from_json(text) or []])
+        return frame
+
     def payments(self, run_id: str) -> pd.DataFrame:
         return self.db.query("SELECT tenancy_id, transaction_id, posted_date, amount FROM worklist_payments "
                              "WHERE run_id = ? ORDER BY posted_date, transaction_id", [run_id])

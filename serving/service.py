@@ -137,9 +137,11 @@ class ArrearsWorklist:
     def cash_forecast_csv(self, ctx: bentoml.Context, weeks: Weeks = 13, patch: Patch = None,
                           as_of: AsOf = None) -> Annotated[Path, ContentType("text/csv")]:
         """The same forecast as CSV (one row per scope and week, with as_of and model_version on every row)."""
+        from serving.cash_forecast import forecast_csv
+
         rows, header = self._forecast(weeks, patch, as_of)
         path = Path(ctx.temp_dir) / f"cash_forecast_{header['as_of']}.csv"
-        rows.assign(as_of=header["as_of"], model_version=header["model_version"]).round(2).to_csv(path, index=False)
+        forecast_csv(rows, header).to_csv(path, index=False)
         return path
 
     @bentoml.api

@@ -64,10 +64,17 @@ def demo(
 ) -> None:
     """The main job on the embedded default: simulate → ingest → features → train → promote → forecast → serve
     over HTTP → worklist → drift report. Prints where everything is."""
-    from arrears.demo import run_demo
+    from arrears.demo import demo_sign_ins, run_demo
 
+    settings = get_settings()
     try:
-        result = run_demo(get_settings(), tenancies=tenancies, years=years, seed=seed, top=top)
+        result = run_demo(settings, tenancies=tenancies, years=years, seed=seed, top=top)
+        sign_ins = demo_sign_ins(settings)
     except Exception as exc:  # the demo is the front door: say what failed and where to look
         fail(f"demo failed: {exc}", 1)
     table("Where everything is", ["what", "where"], [[key, str(value)] for key, value in result.items()])
+    out.print("\n[bold]The web app[/]: `uv run arrears serve`, then open http://127.0.0.1:3000/app/ (auth is open in "
+              "the demo: it opens as admin). To sign in as each role, serve with ARREARS_AUTH=required and use a token "
+              "below (made for the simulated portfolio; `arrears users revoke NAME` ends one):")
+    for role, name, patches, token in sign_ins:  # one line each, never wrapped: a token is copied whole
+        out.print(f"  {role:<15} {name:<20} {patches:<22} {token}", soft_wrap=True, highlight=False)

@@ -16,11 +16,13 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
 ) -> None:
-    """Start the BentoML worklist service (POST /score, POST /worklist) in the foreground."""
+    """Start the BentoML service in the foreground: the API (POST /score, /worklist, /cash_forecast…, documented at
+    /docs) and the web app for people at /app/."""
     from serving.process import serve_command
 
     command = serve_command(port, host)
-    console.print(f"Serving on http://{host}:{port} (Ctrl-C to stop)")
+    console.print(f"Serving on http://{host}:{port}: the web app at http://{host}:{port}/app/, the API's "
+                  f"documentation at http://{host}:{port}/docs (Ctrl-C to stop)")
     os.execvpe(command[0], command, get_settings().child_process_env())
 
 

@@ -44,6 +44,8 @@ def test_the_changes_since_the_last_run_are_exactly_the_deliverys(tmp_path) -> N
         changes = json.loads(ok("worklist", "--since-last", "--json").stdout)
         assert "Features: incremental" in " ".join(ok("features").output.split())  # the weekly rows catch up ...
         latest = json.loads(ok("worklist", "--json").stdout)  # ... and no new run: the list already reflects it
+        pages = _pages({"ready": "/worklist", "recent_payment": "/worklist?queue=recent_payment",
+                        "disputed": "/worklist?queue=disputed&sort=tenancy"})
     moved = {c["tenancy_id"]: (c["before"], c["after"]) for c in changes["state_changes"]}
     assert moved == {payer: ("ready", "recent_payment"), disputer: ("ready", "disputed"),
                      respite: ("ready", "blocked"), vulnerable: ("ready", "review")}
@@ -52,3 +54,33 @@ def test_the_changes_since_the_last_run_are_exactly_the_deliverys(tmp_path) -> N
     assert [(p["tenancy_id"], p["transaction_id"], p["amount"]) for p in changes["payments"]] == [
         (payer, "PAY1", paid)]
     assert latest["run_id"] == changes["run_id"]
+    # The web app's worklist says the same on the page: the summary's counts, and each moved case's own marks.
+    assert "4</strong> left it" in pages["ready"] and "0</strong> new on the ready list" in pages["ready"]
+    risk = {m["tenancy_id"]: f"Risk {'up' if m['after'] > m['before'] else 'down'} from {m['before']:.0%}"
+            for m in changes["score_moves"]}
+    assert _marks(pages["recent_payment"], payer) == [
+        "Was ready", *([risk[payer]] if payer in risk else []), f"Paid £{paid:,.2f} on {as_of}"]
+    assert _marks(pages["disputed"], disputer) == ["Was ready", *([risk[disputer]] if disputer in risk else [])]
+
+
+def _pages(paths: dict[str, str]) -> dict[str, str]:
+    """The web app's pages, answered in-process by the app the service mounts, from a Worklister on this home."""
+    from starlette.testclient import TestClient
+
+    from serving.settings import get_settings
+    from serving.web import build_app
+    from serving.worklist import Worklister
+
+    with TestClient(build_app(Worklister(get_settings()).warm())) as client:
+        answers = {name: client.get(path) for name, path in paths.items()}
+    assert all(a.status_code == 200 for a in answers.values()), {n: a.status_code for n, a in answers.items()}
+    return {name: a.text for name, a in answers.items()}
+
+
+def _marks(page: str, tenancy_id: str) -> list[str]:
+    """The 'Changed' marks on a tenancy's row of a worklist page."""
+    import re
+
+    row = re.search(rf"<tr[^>]*>(?:(?!</tr>).)*>{tenancy_id}</a>(?:(?!</tr>).)*</tr>", page, re.S)
+    assert row, f"{tenancy_id} is not on the page"
+    return re.findall(r'<span class="mark">([^<]*)</span>', row.group(0))

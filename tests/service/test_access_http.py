@@ -58,6 +58,13 @@ def _build_bento(bentoml_home: Path) -> tuple[str, Path]:
     return tag, bentoml_home / "bentos" / name / version
 
 
+def _champion_metrics(settings) -> dict[str, float]:
+    from training import registry
+
+    champion = registry.model_by_alias(settings, registry.RISK_MODEL, registry.CHAMPION)
+    return {"version": champion.version, **registry.configure(settings).get_run(champion.run_id).data.metrics}
+
+
 def _patches_of(pipeline: dict) -> dict[str, str]:
     return {r["tenancy_id"]: r["patch"] for r in pipeline["everyone"]["rows"]}
 
@@ -102,7 +109,12 @@ def secured(pipeline: dict) -> dict:
             # The leak check reads the log of the real requests above: the fuzzer's random strings are echoed in
             # its 4xx messages and once matched a register value ("other") by chance, which says nothing of a leak.
             logged = (settings.logs_dir / "serve.log").stat().st_size
-            web = browse(url, tokens, other_case=ids[1])
+            web_revoked = _token("test-revoked-web", "data_scientist", [])
+            web = browse(url, tokens, other_case=ids[1], revocable=(web_revoked, lambda: (
+                ok("users", "revoke", "test-revoked-web"), time.sleep(settings.auth_cache_seconds + 0.5))))
+            web["api_forecast"] = client.post("/cash_forecast", json={"weeks": 13},
+                                              headers=callers["treasury"]).json()
+            web["champion_metrics"] = _champion_metrics(settings)
             fuzzed = fuzz_openapi(url, headers=callers["admin"], examples=10)
             metrics = client.get("/metrics").text
             health = [client.get("/readyz").status_code]
@@ -236,8 +248,58 @@ def test_every_page_an_officer_visits_has_no_serious_accessibility_violation(sec
     assert all(not rules for rules in checked.values()), checked
 
 
-def test_the_web_app_refuses_a_bad_token_and_gives_treasury_no_case_list(secured) -> None:
+def test_the_web_app_refuses_a_bad_token_and_a_revoked_one(secured) -> None:
     refused = secured["web"]["refused"]
     assert refused["bad_token_status"] == 401 and "not valid" in refused["bad_token_text"]
-    assert refused["treasury_heading"] == "No cases for your role"
+    assert refused["before_revocation"] == 200 and refused["after_revocation_url"].endswith("/app/signin")
 
+
+def test_an_officers_case_page_shows_the_statement_state_and_run_history(secured) -> None:
+    statement = secured["web"]["officer"]["statement"]
+    assert statement["balance"] == 1 and statement["history"] >= 1
+    assert statement["state"].startswith("State: ")
+
+
+def test_a_supervisor_sees_their_area_sorts_by_tenancy_and_narrows_to_one_patch(secured) -> None:
+    supervisor, area = secured["web"]["supervisor"], secured["principals"]["supervisor"]
+    assert supervisor["patches"] == area  # both patches of the area, no other
+    assert supervisor["sorted_ids"] == sorted(supervisor["sorted_ids"]) and len(supervisor["sorted_ids"]) > 1
+    assert supervisor["sort_header"].startswith("Tenancy")
+    assert f"patch={area[-1]}" in supervisor["url"] and "sort=tenancy" in supervisor["url"]
+    assert supervisor["filtered_patches"] == [area[-1]]
+
+
+def test_treasury_downloads_the_forecast_csv_and_its_totals_match_the_api(secured) -> None:
+    import io
+
+    import pandas as pd
+
+    treasury, api = secured["web"]["treasury"], secured["web"]["api_forecast"]
+    assert treasury["heading"].startswith("Expected receipts") and treasury["band"] == 1
+    csv = pd.read_csv(io.StringIO(treasury["csv"]))
+    answered = pd.DataFrame(api["rows"])
+    assert set(csv["scope"]) == set(answered["scope"]) and len(csv) == len(answered) > 13
+    assert treasury["scopes"] == list(dict.fromkeys(answered["scope"]))  # the per-patch table: every scope
+    for column in ("mean", "p10", "p50", "p90"):
+        downloaded = csv.groupby("scope")[column].sum()
+        expected = answered.groupby("scope")[column].sum()
+        assert (downloaded - expected).abs().max() < 0.01 * 13, column  # rounded to the penny, week by week
+    assert set(csv["as_of"]) == {api["as_of"]} and set(csv["model_version"].astype(str)) == {api["model_version"]}
+    assert treasury["worklist_status"] == 403 and treasury["worklist_heading"] == "Not a page for your role"
+
+
+def test_a_data_scientist_sees_the_champions_metrics_against_the_baselines(secured) -> None:
+    seen, champion = secured["web"]["data_scientist"], secured["web"]["champion_metrics"]
+    assert seen["heading"] == "Models and monitoring"
+    assert seen["columns"][1] == f"Champion v{champion['version']}" and "Balance baseline" in seen["columns"]
+    assert seen["metrics"]["AUC"][0] == f"{champion['auc']:.3f}"
+    assert seen["metrics"]["AUC"][-1] == f"{champion['auc_rule_baseline']:.3f}"
+    assert seen["metrics"]["Precision at capacity"][0] == f"{champion['precision_at_capacity']:.3f}"
+    assert seen["report_status"] == 200 and seen["report_type"].startswith("text/html") and seen["report_is_drift"]
+
+
+def test_every_other_roles_page_has_no_serious_accessibility_violation(secured) -> None:
+    web = secured["web"]
+    checked = {**web["supervisor"]["axe"], **web["treasury"]["axe"], **web["data_scientist"]["axe"]}
+    assert set(checked) == {"supervisor_worklist", "treasury", "models"}
+    assert all(not rules for rules in checked.values()), checked

@@ -60,6 +60,9 @@ def officer_journey(browser, url: str, token: str, other_case: str) -> dict:
     page.wait_for_url(f"**/app/case?tenancy={found['top_case']}")
     found["case_heading"] = page.get_by_role("heading", level=1).inner_text()
     found["reasons"] = page.locator("table.waterfall tbody th").all_inner_texts()
+    found["statement"] = {"balance": page.locator("svg.statement path.balance").count(),
+                          "history": page.locator("table.history tbody tr").count(),
+                          "state": page.get_by_role("heading", level=2).first.inner_text()}
     found["shots"].append(_shot(page, "officer_case"))
     _axe(page, "case", found)
     response = page.goto(f"{url}/app/case?tenancy={other_case}")
@@ -76,28 +79,97 @@ def officer_journey(browser, url: str, token: str, other_case: str) -> dict:
     return found
 
 
-def refused_journeys(browser, url: str, treasury: str) -> dict:
-    """A bad token is refused at sign-in; treasury has no case lists."""
+def supervisor_journey(browser, url: str, token: str) -> dict:
+    """A supervisor sees the cases of the patches of their area, orders them by tenancy from the column heading,
+    narrows to one patch with the filter; the URL keeps both."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    _sign_in(page, url, token)
+    found: dict = {"patches": sorted(set(page.locator("td[data-label=Patch]").all_inner_texts()))}
+    page.get_by_role("link", name="Tenancy", exact=True).click()
+    page.wait_for_url("**sort=tenancy**")
+    found["sorted_ids"] = page.locator("td[data-label=Tenancy]").all_inner_texts()
+    found["sort_header"] = page.locator("th[aria-sort]").inner_text()
+    page.get_by_label("Patch").select_option(found["patches"][-1])
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url("**patch=**")
+    found["url"] = page.url
+    found["filtered_patches"] = sorted(set(page.locator("td[data-label=Patch]").all_inner_texts()))
+    found["shots"] = [_shot(page, "supervisor_worklist_one_patch_by_tenancy")]
+    _axe(page, "supervisor_worklist", found)
+    page.close()
+    return found
+
+
+def treasury_journey(browser, url: str, token: str) -> dict:
+    """Treasury lands on the forecast, reads the fan chart and the per-patch table, downloads the CSV; the case
+    pages are not theirs."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    _sign_in(page, url, token)
+    found: dict = {"heading": page.get_by_role("heading", level=1).inner_text(),
+                   "band": page.locator("svg.fan path.band").count(),
+                   "scopes": page.locator("table.patches tbody th").all_inner_texts()}
+    found["shots"] = [_shot(page, "treasury_forecast")]
+    _axe(page, "treasury", found)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the forecast (CSV, every patch)").click()
+    saved = SHOTS / download.value.suggested_filename
+    download.value.save_as(saved)
+    found["csv"] = saved.read_text()
+    response = page.goto(f"{url}/app/worklist")
+    found["worklist_status"], found["worklist_heading"] = response.status, page.get_by_role("heading",
+                                                                                            level=1).inner_text()
+    page.close()
+    return found
+
+
+def data_scientist_journey(browser, url: str, token: str) -> dict:
+    """A data scientist lands on models and monitoring, reads the champion's metrics against the baselines, and
+    opens the latest drift report."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    _sign_in(page, url, token)
+    found: dict = {"heading": page.get_by_role("heading", level=1).inner_text()}
+    table = page.locator("table.metrics").first
+    found["columns"] = table.locator("thead th").all_inner_texts()
+    found["metrics"] = {row.locator("th").inner_text().split(" (")[0]: row.locator("td").all_inner_texts()
+                        for row in table.locator("tbody tr").all()}
+    found["shots"] = [_shot(page, "data_scientist_models")]
+    _axe(page, "models", found)
+    with page.expect_navigation() as report:
+        page.get_by_role("link", name="drift: report").click()
+    found["report_status"], found["report_type"] = report.value.status, report.value.headers.get("content-type", "")
+    found["report_is_drift"] = "Dataset Drift" in page.content()  # Evidently's drift metric, in the page's data
+    page.close()
+    return found
+
+
+def refused_journeys(browser, url: str, token: str, revoke) -> dict:
+    """A bad token is refused at sign-in; `token`, revoked after signing in with it (`revoke()` revokes it and
+    waits out the auth cache), opens no more pages."""
     page = browser.new_page()
     found = {"bad_token_status": _sign_in(page, url, "arr_not-a-token"),
              "bad_token_text": page.get_by_role("alert").inner_text()}
     context = browser.new_context()
     other = context.new_page()
-    _sign_in(other, url, treasury)
-    found["treasury_heading"] = other.get_by_role("heading", level=1).inner_text()
+    found["before_revocation"] = _sign_in(other, url, token)
+    revoke()
+    other.goto(f"{url}/app/models")
+    found["after_revocation_url"] = other.url
     page.close()
     context.close()
     return found
 
 
-def browse(url: str, tokens: dict[str, str], other_case: str) -> dict:
+def browse(url: str, tokens: dict[str, str], other_case: str, revocable: tuple) -> dict:
+    """Every role's journey; `revocable` is a token and the function that revokes it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
             return {"officer": officer_journey(browser, url, tokens["officer"], other_case),
-                    "refused": refused_journeys(browser, url, tokens["treasury"])}
+                    "supervisor": supervisor_journey(browser, url, tokens["supervisor"]),
+                    "treasury": treasury_journey(browser, url, tokens["treasury"]),
+                    "data_scientist": data_scientist_journey(browser, url, tokens["data_scientist"]),
+                    "refused": refused_journeys(browser, url, *revocable)}
         finally:
             browser.close()
-

@@ -1,0 +1,150 @@
+"""What the web app's pages show, gathered from the stores the API answers from (no Starlette here): a tenancy's
+statement, events and run history; the treasury's forecast, per-patch table and KPIs; the models' champion and
+challenger against their baselines, the promotion decisions and the monitoring jobs' reports and alerts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from serving.settings import ServingSettings
+
+#: Each registered model's measures as the models page lists them: (label, metric, better) and its baselines
+#: (column label, metric suffix). `better` says which way is good, for the words beside a figure.
+MEASURES: dict[str, dict] = {
+    "arrears_risk": {
+        "title": "Arrears risk",
+        "rows": [("AUC", "auc", "higher"), ("Precision at capacity", "precision_at_capacity", "higher"),
+                 ("Captured at capacity", "captured_at_capacity", "higher"), ("PR AUC", "pr_auc", "higher"),
+                 ("Brier score", "brier", "lower"), ("Calibration error", "calibration_error", "lower")],
+        "baselines": [("Balance baseline", "_balance_baseline"), ("Rule baseline", "_rule_baseline")],
+    },
+    "payment_date": {
+        "title": "Payment date",
+        "rows": [("Mean error (days)", "mae_days", "lower"), ("P10–P90 coverage", "p10_p90_coverage", "near 80%"),
+                 ("Cash forecast P10–P90 coverage", "cash_p10_p90_coverage", "near 80%")],
+        "baselines": [("Tenant's own habit", "_naive_baseline")],
+    },
+}
+#: Monitoring jobs whose reports the page links, in order.
+REPORT_JOBS = ("drift", "bias", "performance", "refresh")
+STATEMENT_MONTHS = 12
+
+
+@dataclass
+class ModelView:
+    name: str
+    title: str
+    versions: dict[str, dict] = field(default_factory=dict)  #: alias → {version, run_id, promotion, metrics}
+    rows: list[dict] = field(default_factory=list)  #: label, better, champion, challenger, baselines
+    baselines: list[str] = field(default_factory=list)
+
+
+def models_view(settings: ServingSettings) -> list[ModelView]:
+    """Each registered model's champion and challenger (when there are) with their test metrics and the baselines
+    measured on the same test weeks (those of the champion)."""
+    from training import registry
+
+    client = registry.configure(settings)
+    views = []
+    for name, spec in MEASURES.items():
+        view = ModelView(name, spec["title"], baselines=[label for label, _ in spec["baselines"]])
+        for alias in (registry.CHAMPION, registry.CHALLENGER):
+            try:
+                ref = registry.model_by_alias(settings, name, alias)
+            except registry.NoChampion:
+                continue
+            view.versions[alias] = {"version": ref.version, "run_id": ref.run_id,
+                                    "promotion": ref.tags.get("promotion", ""),
+                                    "metrics": dict(client.get_run(ref.run_id).data.metrics)}
+        champion, challenger = (view.versions.get(a, {}).get("version") for a in (registry.CHAMPION,
+                                                                                     registry.CHALLENGER))
+        if champion is not None and champion == challenger:  # no newer version waits: one column says it
+            view.versions[registry.CHAMPION]["also"] = "also the challenger: no newer version is waiting"
+            del view.versions[registry.CHALLENGER]
+        measured = view.versions.get(registry.CHAMPION) or view.versions.get(registry.CHALLENGER)
+        for label, metric, better in spec["rows"]:
+            values = {alias: v["metrics"].get(metric) for alias, v in view.versions.items()}
+            if all(value is None for value in values.values()):
+                continue
+            baselines = [measured["metrics"].get(metric + suffix) for _, suffix in spec["baselines"]]
+            view.rows.append({"label": label, "better": better, **values, "baselines": baselines})
+        views.append(view)
+    return views
+
+
+def promotions(settings: ServingSettings, limit: int = 20) -> list[dict]:
+    """The latest promotion decisions, newest first (the `promotions` experiment in MLflow)."""
+    from training import registry
+
+    client = registry.configure(settings)
+    runs = client.search_runs([registry.experiment(settings, registry.PROMOTIONS)], max_results=limit,
+                              order_by=["attributes.start_time DESC"])
+    return [{"when": pd.Timestamp(run.info.start_time, unit="ms").strftime("%Y-%m-%d %H:%M"),
+             "model": run.data.tags.get("model", ""), "version": run.data.tags.get("version", ""),
+             "decision": run.data.tags.get("decision", ""), "previous": run.data.tags.get("previous_champion", ""),
+             "decided_by": run.data.tags.get("decided_by", ""), "failed": run.data.tags.get("failed_gates", "")}
+            for run in runs]
+
+
+def reports(latest_runs) -> list[dict]:
+    """The HTML reports the monitoring jobs' latest runs wrote: job, name, and the file (for the report page)."""
+    found = []
+    for run in sorted(latest_runs, key=lambda r: REPORT_JOBS.index(r.job) if r.job in REPORT_JOBS else 99):
+        for key, value in sorted(run.outputs.items()):
+            if isinstance(value, str) and value.endswith(".html"):
+                found.append({"job": run.job, "name": key, "as_of": run.outputs.get("as_of", ""),
+                              "finished_at": run.finished_at})
+    return found
+
+
+def report_file(settings: ServingSettings, latest_runs, job: str, name: str) -> Path | None:
+    """The report file a job's latest run recorded under `name`, if it is an HTML file under the reports folder."""
+    for run in latest_runs:
+        value = run.outputs.get(name) if run.job == job else None
+        if isinstance(value, str) and value.endswith(".html"):
+            path = Path(value).resolve()
+            if path.is_file() and path.is_relative_to(Path(settings.reports_dir).resolve()):
+                return path
+    return None
+
+
+@dataclass
+class CaseFile:
+    """What the case page shows beside the score."""
+
+    transactions: pd.DataFrame  #: posted_date, type, amount_pence
+    events: pd.DataFrame  #: event_date, type, amount_pence
+    history: pd.DataFrame  #: one row per recorded run holding the tenancy, newest first
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+
+def case_file(settings: ServingSettings, tenancy_id: str, as_of: pd.Timestamp) -> CaseFile:
+    """The tenancy's ledger rows (its statement and events; the last `STATEMENT_MONTHS` are charted) and its history
+    in the recorded worklist runs."""
+    from features.ledger import open_ledger
+    from serving.runs import open_runs
+
+    with open_ledger(settings.ledger, read_only=True) as ledger:
+        transactions = ledger.read_for_tenancies("transactions", [tenancy_id])
+        events = ledger.read_for_tenancies("events", [tenancy_id])
+    with open_runs(settings) as runs:
+        history = runs.history(tenancy_id)
+    end = pd.Timestamp(as_of).normalize()
+    return CaseFile(transactions[["posted_date", "type", "amount_pence"]].sort_values("posted_date"),
+                    events[["event_date", "type", "amount_pence"]].sort_values("event_date", ascending=False),
+                    history, end - pd.DateOffset(months=STATEMENT_MONTHS), end)
+
+
+def treasury_view(rows: pd.DataFrame, kpis: pd.DataFrame) -> dict:
+    """The treasury page's tables: per scope the forecast's total expected receipts and the first week's band; the
+    latest month's KPIs per scope."""
+    per_scope = rows.groupby("scope", sort=False).agg(total=("mean", "sum"), week1_p10=("p10", "first"),
+                                                      week1_p50=("p50", "first"), week1_p90=("p90", "first"))
+    latest = kpis[kpis["month"] == kpis["month"].max()] if len(kpis) else kpis
+    return {"scopes_table": per_scope.reset_index().to_dict("records"), "kpis": latest.to_dict("records"),
+            "kpi_month": str(kpis["month"].max()) if len(kpis) else None}
