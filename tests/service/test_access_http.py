@@ -110,7 +110,7 @@ def secured(pipeline: dict) -> dict:
             # its 4xx messages and once matched a register value ("other") by chance, which says nothing of a leak.
             logged = (settings.logs_dir / "serve.log").stat().st_size
             web_revoked = _token("test-revoked-web", "data_scientist", [])
-            web = browse(url, tokens, other_case=ids[1], revocable=(web_revoked, lambda: (
+            web = browse(url, tokens, other_case=ids[1], other_patch=other, revocable=(web_revoked, lambda: (
                 ok("users", "revoke", "test-revoked-web"), time.sleep(settings.auth_cache_seconds + 0.5))))
             web["api_forecast"] = client.post("/cash_forecast", json={"weeks": 13},
                                               headers=callers["treasury"]).json()
@@ -238,6 +238,11 @@ def test_an_officer_cannot_open_another_patchs_case_by_its_url(secured) -> None:
     assert officer["other_case_status"] == 404
     assert "in the patches you see" in officer["other_case_text"]
     assert "Risk that arrears grow" not in officer["other_case_text"] and "Why" not in officer["other_case_text"]
+
+
+def test_an_officer_cannot_open_another_patchs_list_or_another_roles_pages(secured) -> None:
+    refused = secured["web"]["officer"]["refused"]
+    assert set(refused.values()) == {403} and len(refused) == 5, refused
 
 
 def test_every_page_an_officer_visits_has_no_serious_accessibility_violation(secured) -> None:

@@ -39,7 +39,7 @@ def _shot(page, name: str) -> str:
     return str(path.relative_to(PROJECT_ROOT))
 
 
-def officer_journey(browser, url: str, token: str, other_case: str) -> dict:
+def officer_journey(browser, url: str, token: str, other_case: str, other_patch: str) -> dict:
     """An officer signs in, sees their ready cases, opens the top one and reads its reasons; opening another patch's
     case by its URL finds nothing; the page works at tablet width."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -70,6 +70,9 @@ def officer_journey(browser, url: str, token: str, other_case: str) -> dict:
     found["other_case_text"] = page.locator("main").inner_text()
     found["shots"].append(_shot(page, "officer_other_patch_case"))
     _axe(page, "not_found", found)
+    others = (f"/worklist?patch={other_patch}", "/treasury", "/models", "/treasury/forecast.csv",
+              "/report?job=drift&name=html")
+    found["refused"] = {path: page.goto(f"{url}/app{path}").status for path in others}
     page.set_viewport_size({"width": 768, "height": 1024})
     page.goto(f"{url}/app/worklist")
     found["tablet_overflow"] = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
@@ -159,14 +162,14 @@ def refused_journeys(browser, url: str, token: str, revoke) -> dict:
     return found
 
 
-def browse(url: str, tokens: dict[str, str], other_case: str, revocable: tuple) -> dict:
+def browse(url: str, tokens: dict[str, str], other_case: str, other_patch: str, revocable: tuple) -> dict:
     """Every role's journey; `revocable` is a token and the function that revokes it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
-            return {"officer": officer_journey(browser, url, tokens["officer"], other_case),
+            return {"officer": officer_journey(browser, url, tokens["officer"], other_case, other_patch),
                     "supervisor": supervisor_journey(browser, url, tokens["supervisor"]),
                     "treasury": treasury_journey(browser, url, tokens["treasury"]),
                     "data_scientist": data_scientist_journey(browser, url, tokens["data_scientist"]),
