@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from arrears.decisions import promote_recorded
 from arrears.render import console
 from arrears.schedule import run_job, schedule_settings
 from features.feeds.ingest import clock_for, ingest_delivery
@@ -23,7 +24,7 @@ from serving.schemas import WorklistResponse
 from serving.settings import ServingSettings
 from serving.worklist import write_worklist
 from simulator import simulate_portfolio, write_portfolio
-from training.promotion import GATES, promote
+from training.promotion import GATES
 from training.train import train_payment_model, train_risk_model
 
 Result = TypeVar("Result")
@@ -59,7 +60,7 @@ def _trained(results) -> str:
 
 
 def _promote_all(settings: ServingSettings) -> list:
-    decisions = [promote(settings, model) for model in GATES]
+    decisions = [promote_recorded(settings, model) for model in GATES]
     refused = [d for d in decisions if not d.promoted]
     if refused:
         raise RuntimeError("; ".join(f"{d.model} v{d.version} failed its gates: {'; '.join(d.failed_gates)}"

@@ -58,9 +58,10 @@ def retrain(settings: ServingSettings, schedule: Schedule) -> JobResult:
     """Monthly: train challengers on the latest data and promote each only through its gates. A refused
     promotion is an alert for a data scientist to read (the gates name why), not a failed job; a payment-date
     model that cannot be trained leaves the risk model's retraining standing."""
+    from arrears.decisions import promote_recorded
     from serving.batch import record_run
     from training.dataset import MissingFeatures
-    from training.promotion import GATES, promote
+    from training.promotion import GATES
     from training.train import train_payment_model, train_risk_model
 
     outputs, breaches = {}, []
@@ -75,7 +76,7 @@ def retrain(settings: ServingSettings, schedule: Schedule) -> JobResult:
     for model in GATES:
         if "version" not in outputs[model]:  # not trained this time: its champion stays as it is
             continue
-        decision = promote(settings, model)
+        decision = promote_recorded(settings, model, actor="scheduler", role="system")
         outputs.setdefault(model, {})["promoted"] = decision.promoted
         promoted |= decision.promoted
         if not decision.promoted:

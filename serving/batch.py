@@ -114,6 +114,7 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
                "patch_capacity": settings.patch_capacity}
         previous = _latest(store)
         if previous is not None and not force and all(str(previous[k]) == str(v) for k, v in run.items()):
+            _audit_policy(settings, previous)
             return RunSummary(previous, False, _counts(store, previous["run_id"]))
         risk = registry.load_version(settings, risk_ref)
         payment = registry.load_version(settings, payment_ref) if payment_ref else None
@@ -125,7 +126,21 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
                 "explained": int(frame["reasons"].notna().sum()),
                 "generation_seconds": round(time.perf_counter() - started, 3)}
         run = store.record(run, frame, paid)
+        _audit_policy(settings, run)
         return RunSummary(run, True, _counts(store, run["run_id"]))
+
+
+def _audit_policy(settings: ServingSettings, run: dict) -> None:
+    """The audit trail records each policy version the worklist starts judging by (checked at every run, so one
+    missed by a crash after the run was recorded is recorded at the next)."""
+    from casework.store import open_audit
+
+    with open_audit(settings) as log:
+        last = log.latest("policy_changed")
+        if last is None or last.get("to") != str(run["policy_version"]):
+            log.append("arrears", "system", "policy_changed", detail={
+                "from": last.get("to") if last else None, "to": str(run["policy_version"]),
+                "first_run": str(run["run_id"]), "as_of": str(run["as_of"])})
 
 
 def _counts(store: RunStore, run_id: str) -> dict[str, int]:

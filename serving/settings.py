@@ -8,12 +8,13 @@ from typing import Literal
 
 from pydantic import Field
 
+from casework.settings import CaseworkSettings
 from features.db import is_postgres
 from features.settings import load_settings
 from training.settings import TrainingSettings
 
 
-class ServingSettings(TrainingSettings):
+class ServingSettings(TrainingSettings, CaseworkSettings):
     runs_url: str | None = Field(
         default=None, description="Database of recorded worklist runs. Default: the ledger's Postgres database in "
         "the production profile, else an SQLite file under home (the service reads it while batch jobs write).")

@@ -57,14 +57,14 @@ def promote() -> None:
     """Move each model's `champion` to its `challenger` if the gates pass (quality floors, the baselines, no
     regression against the champion on the same test weeks, bias); otherwise name the failing gate. Exits 1 if any
     model was refused. Every decision is recorded in MLflow (experiment `promotions`)."""
+    from arrears.decisions import promote_recorded
     from training.promotion import GATES
-    from training.promotion import promote as decide
     from training.registry import NoChampion
 
     refused = []
     for model in GATES:
         try:
-            decision = decide(get_settings(), model)
+            decision = promote_recorded(get_settings(), model)
         except NoChampion as exc:
             fail(str(exc))
         if decision.promoted:
