@@ -160,6 +160,10 @@ class _ScoreCache:
                 self.cases.popitem(last=False)
 
 
+#: What comparing two runs reads of each row (serving.changes).
+CHANGE_COLUMNS = ("tenancy_id", "patch", "readiness_state", "queue_rank", "risk_score")
+
+
 class Worklister:
     """The champion risk model and the feature store, loaded once; lists come from the latest recorded run."""
 
@@ -289,8 +293,8 @@ class Worklister:
             run = store.latest()
             _known(store, run, patch)
             previous = store.previous(run["run_id"])
-            rows = store.rows(run["run_id"], patch=patch)
-            before = store.rows(previous["run_id"], patch=patch) if previous else rows.iloc[:0]
+            rows = store.rows(run["run_id"], patch=patch, columns=CHANGE_COLUMNS)
+            before = store.rows(previous["run_id"], patch=patch, columns=CHANGE_COLUMNS) if previous else rows.iloc[:0]
             payments = store.payments(run["run_id"])
         if patch is not None:
             payments = payments[payments["tenancy_id"].isin(set(rows["tenancy_id"]) | set(before["tenancy_id"]))]
