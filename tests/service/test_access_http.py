@@ -281,6 +281,7 @@ def test_treasury_downloads_the_forecast_csv_and_its_totals_match_the_api(secure
 
     treasury, api = secured["web"]["treasury"], secured["web"]["api_forecast"]
     assert treasury["heading"].startswith("Expected receipts") and treasury["band"] == 1
+    assert not treasury["tablet_overflow"]
     csv = pd.read_csv(io.StringIO(treasury["csv"]))
     answered = pd.DataFrame(api["rows"])
     assert set(csv["scope"]) == set(answered["scope"]) and len(csv) == len(answered) > 13
@@ -295,7 +296,7 @@ def test_treasury_downloads_the_forecast_csv_and_its_totals_match_the_api(secure
 
 def test_a_data_scientist_sees_the_champions_metrics_against_the_baselines(secured) -> None:
     seen, champion = secured["web"]["data_scientist"], secured["web"]["champion_metrics"]
-    assert seen["heading"] == "Models and monitoring"
+    assert seen["heading"] == "Models and monitoring" and not seen["tablet_overflow"]
     assert seen["columns"][1] == f"Champion v{champion['version']}" and "Balance baseline" in seen["columns"]
     assert seen["metrics"]["AUC"][0] == f"{champion['auc']:.3f}"
     assert seen["metrics"]["AUC"][-1] == f"{champion['auc_rule_baseline']:.3f}"

@@ -39,6 +39,14 @@ def _shot(page, name: str) -> str:
     return str(path.relative_to(PROJECT_ROOT))
 
 
+def _overflows_tablet(page) -> bool:
+    """Whether the page, laid out at a tablet's 768 px, is wider than the screen (then back to a laptop's)."""
+    page.set_viewport_size({"width": 768, "height": 1024})
+    wider = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    return wider
+
+
 def officer_journey(browser, url: str, token: str, other_case: str, other_patch: str) -> dict:
     """An officer signs in, sees their ready cases, opens the top one and reads its reasons; opening another patch's
     case by its URL finds nothing; the page works at tablet width."""
@@ -113,6 +121,7 @@ def treasury_journey(browser, url: str, token: str) -> dict:
                    "scopes": page.locator("table.patches tbody th").all_inner_texts()}
     found["shots"] = [_shot(page, "treasury_forecast")]
     _axe(page, "treasury", found)
+    found["tablet_overflow"] = _overflows_tablet(page)
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the forecast (CSV, every patch)").click()
     saved = SHOTS / download.value.suggested_filename
@@ -137,6 +146,7 @@ def data_scientist_journey(browser, url: str, token: str) -> dict:
                         for row in table.locator("tbody tr").all()}
     found["shots"] = [_shot(page, "data_scientist_models")]
     _axe(page, "models", found)
+    found["tablet_overflow"] = _overflows_tablet(page)
     with page.expect_navigation() as report:
         page.get_by_role("link", name="drift: report").click()
     found["report_status"], found["report_type"] = report.value.status, report.value.headers.get("content-type", "")
