@@ -33,7 +33,8 @@ ODD_ALLOCATIONS = ("unallocated", "deposit")
 FACT_COLUMNS: tuple[str, ...] = (
     "tenancy_id", "vulnerable", "rent_period_pence", "weekly_rent_pence", "balance_pence", "arrears_weeks",
     "received_window_pence", "last_receipt", "odd_receipts", "reported_gap_pence", "breathing_space_start",
-    "breathing_space_kind", *COUNTED.values(), *DATED.values(), "attempts_recent", "limit_attempt")
+    "breathing_space_kind", *COUNTED.values(), *DATED.values(), "attempts_recent", "limit_attempt",
+    "officer_hold_until", "officer_hold_reason")
 
 
 def _receipt_facts(receipts: pd.DataFrame, as_of: pd.Timestamp, policy: Policy) -> pd.DataFrame:
@@ -76,12 +77,15 @@ def _event_facts(events: pd.DataFrame, as_of: pd.Timestamp, policy: Policy) -> p
 
 
 def circumstance_facts(register: pd.DataFrame, balances: pd.DataFrame, receipts: pd.DataFrame,
-                       events: pd.DataFrame, as_of: pd.Timestamp, policy: Policy) -> pd.DataFrame:
+                       events: pd.DataFrame, as_of: pd.Timestamp, policy: Policy,
+                       holds: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row of facts (FACT_COLUMNS) per tenancy of `register`, as of `as_of`.
 
     register: tenancy_id, rent_amount_pence, rent_frequency, vulnerable; balances: tenancy_id, balance_pence,
     reported_gap_pence; receipts: tenancy_id, posted_date, amount_pence (negative), allocation, dated within the
-    policy's look-back; events: tenancy_id, event_date, type, up to as_of. Nothing dated after as_of is used.
+    policy's look-back; events: tenancy_id, event_date, type, up to as_of (the feed's and the officers' actions as
+    events, `casework.cases.as_events`); holds: tenancy_id, until, reason, the officers' holds in force
+    (`casework.cases.holds`). Nothing dated after as_of is used.
     """
     as_of = pd.Timestamp(as_of).normalize()
     receipts = receipts[receipts["posted_date"] <= as_of]
@@ -92,6 +96,9 @@ def circumstance_facts(register: pd.DataFrame, balances: pd.DataFrame, receipts:
                                              register.set_index("tenancy_id")["rent_frequency"])
     facts = facts.join(balances.set_index("tenancy_id")).join(_receipt_facts(receipts, as_of, policy))
     facts = facts.join(_event_facts(events, as_of, policy))
+    held = (holds if holds is not None else pd.DataFrame(columns=["tenancy_id", "until", "reason"])).set_index(
+        "tenancy_id").rename(columns={"until": "officer_hold_until", "reason": "officer_hold_reason"})
+    facts = facts.join(held[["officer_hold_until", "officer_hold_reason"]])
     facts["arrears_weeks"] = facts["balance_pence"].fillna(0).clip(lower=0) / facts["weekly_rent_pence"]
     for column in ("received_window_pence", "odd_receipts", "attempts_recent", "balance_pence", *COUNTED.values()):
         facts[column] = facts[column].fillna(0)
@@ -99,8 +106,10 @@ def circumstance_facts(register: pd.DataFrame, balances: pd.DataFrame, receipts:
 
 
 # -- reading them from the ledger ----------------------------------------------------------------------------------
-def load_facts(ledger: Ledger, tenancy_ids: Sequence[str], as_of: pd.Timestamp, policy: Policy) -> pd.DataFrame:
-    """The facts of the given tenancies as of `as_of`, read from the ledger."""
+def load_facts(ledger: Ledger, tenancy_ids: Sequence[str], as_of: pd.Timestamp, policy: Policy,
+               actions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The facts of the given tenancies as of `as_of`, read from the ledger, with the officers' recorded `actions`
+    (`casework.cases.actions`) where given."""
     as_of = pd.Timestamp(as_of).normalize()
     register = ledger.read_for_tenancies("tenancy_register", tenancy_ids)
     since = as_of - pd.Timedelta(days=policy.lookback_days)
@@ -112,8 +121,14 @@ def load_facts(ledger: Ledger, tenancy_ids: Sequence[str], as_of: pd.Timestamp, 
     for frame, column in ((receipts, "posted_date"), (events, "event_date")):
         frame[column] = pd.to_datetime(frame[column])
     wanted = set(tenancy_ids)
+    held = None
+    if actions is not None and len(actions):
+        from casework.cases import as_events, holds
+
+        events = pd.concat([events, as_events(actions)], ignore_index=True)
+        held = holds(actions, as_of)
     return circumstance_facts(register, _balances(ledger, as_of), receipts[receipts["tenancy_id"].isin(wanted)],
-                              events[events["tenancy_id"].isin(wanted)], as_of, policy)
+                              events[events["tenancy_id"].isin(wanted)], as_of, policy, held)
 
 
 def _balances(ledger: Ledger, as_of: pd.Timestamp) -> pd.DataFrame:

@@ -19,6 +19,9 @@ class CaseworkSettings(FeatureSettings):
     casework_url: str | None = Field(
         default=None, description="Case store database. Default: the `casework` schema of the ledger's Postgres "
         "database in the production profile, else an SQLite file under home.")
+    officer_capacity: int = Field(
+        default=40, gt=0, description="Open cases an officer owns at most: a ready case whose patch's officers all "
+        "have this many waits unowned (and says so).")
 
     @property
     def casework_database(self) -> str:

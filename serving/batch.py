@@ -21,6 +21,7 @@ from casework.policy import Policy, load_policy, readiness
 from features.feeds.contract import RECEIPT_TYPES
 from features.ledger import Ledger, open_ledger
 from features.store.offline import live_tenancies
+from serving.casework_runs import actions_for_run, assign_owners
 from serving.explain import raw_scores, score_cases
 from serving.runs import NoRun, RunStore, open_runs
 from serving.settings import ServingSettings
@@ -53,9 +54,11 @@ def ranked(live: pd.DataFrame, risk: registry.Champion) -> pd.DataFrame:
     return frame.assign(risk_rank=np.arange(1, len(frame) + 1)).reset_index(drop=True)
 
 
-def judge(frame: pd.DataFrame, ledger: Ledger, as_of: pd.Timestamp, policy: Policy) -> pd.DataFrame:
-    """Readiness of every row, and its rank within its (state, patch) queue."""
-    facts = load_facts(ledger, frame["tenancy_id"].tolist(), as_of, policy)
+def judge(frame: pd.DataFrame, ledger: Ledger, as_of: pd.Timestamp, policy: Policy,
+          actions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Readiness of every row (from the ledger's facts and the officers' `actions`), and its rank within its
+    (state, patch) queue."""
+    facts = load_facts(ledger, frame["tenancy_id"].tolist(), as_of, policy, actions)
     states = readiness(facts, as_of, policy)
     frame = frame.merge(states.drop(columns="policy_version"), on="tenancy_id", how="left")
     frame["queue_rank"] = frame.groupby(["readiness_state", "patch"], sort=False).cumcount() + 1
@@ -108,17 +111,20 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
     live = live_tenancies(settings)
     as_of = pd.Timestamp(live["event_timestamp"].max()).tz_localize(None).normalize()
     with open_ledger(settings.ledger) as ledger, open_runs(settings) as store:
+        actions, casework_mark = actions_for_run(settings, ledger, as_of)
         run = {"as_of": as_of.date(), "model_version": risk_ref.version, "feature_service": risk_ref.feature_service,
                "payment_model_version": payment_ref.version if payment_ref else None, "policy_version": policy.version,
                "ledger_seq": ledger.last_delivery_seq(), "population": len(live),
-               "patch_capacity": settings.patch_capacity}
+               "patch_capacity": settings.patch_capacity, "casework_mark": casework_mark}
         previous = _latest(store)
         if previous is not None and not force and all(str(previous[k]) == str(v) for k, v in run.items()):
             _audit_policy(settings, previous)
+            assign_owners(settings, previous, store.rows(previous["run_id"], ["ready"], columns=(
+                "tenancy_id", "patch", "readiness_state", "queue_rank", "risk_rank")))  # officers added since
             return RunSummary(previous, False, _counts(store, previous["run_id"]))
         risk = registry.load_version(settings, risk_ref)
         payment = registry.load_version(settings, payment_ref) if payment_ref else None
-        frame = judge(ranked(live, risk), ledger, as_of, policy)
+        frame = judge(ranked(live, risk), ledger, as_of, policy, actions)
         frame = explain_listable(frame, live, risk, payment, settings.patch_capacity)
         paid = (payments_since(ledger, int(previous["ledger_seq"]), set(frame["tenancy_id"])) if previous
                 else pd.DataFrame(columns=["tenancy_id", "transaction_id", "posted_date", "amount"]))
@@ -127,6 +133,7 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
                 "generation_seconds": round(time.perf_counter() - started, 3)}
         run = store.record(run, frame, paid)
         _audit_policy(settings, run)
+        assign_owners(settings, run, frame)
         return RunSummary(run, True, _counts(store, run["run_id"]))
 
 

@@ -24,7 +24,7 @@ TABLES: dict[str, dict[str, str]] = {
         "run_id": "TEXT", "run_seq": "BIGINT", "recorded_at": "TIMESTAMP", "as_of": "DATE", "model_version": "TEXT",
         "feature_service": "TEXT", "payment_model_version": "TEXT", "policy_version": "TEXT",
         "ledger_seq": "BIGINT", "population": "BIGINT", "patch_capacity": "BIGINT", "explained": "BIGINT",
-        "generation_seconds": "DOUBLE PRECISION",
+        "generation_seconds": "DOUBLE PRECISION", "casework_mark": "TEXT",
     },
     "worklist_rows": {
         "run_id": "TEXT", "tenancy_id": "TEXT", "patch": "TEXT", "risk_rank": "BIGINT", "queue_rank": "BIGINT",

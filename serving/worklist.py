@@ -57,6 +57,11 @@ def _text(value) -> str | None:
     return None if value is None or (isinstance(value, float) and np.isnan(value)) or pd.isna(value) else str(value)
 
 
+def _date(value) -> str | None:
+    """A stored date as YYYY-MM-DD (SQLite keeps dates as ISO timestamps)."""
+    return None if _text(value) is None else str(pd.Timestamp(value).date())
+
+
 def _expected(row: pd.Series, as_of: pd.Timestamp) -> ExpectedPayment | None:
     if pd.isna(row["payment_p10"]) and pd.isna(row["payment_p50"]) and pd.isna(row["payment_p90"]):
         return None
@@ -75,7 +80,7 @@ def worklist_row(row: pd.Series, rank: int, as_of: pd.Timestamp, policy_version:
         reasons=[Reason(**r) for r in row["reasons"]], readiness_state=str(row["readiness_state"]),
         state_reasons=[StateReason(rule=rule, text=text) for rule, text in row["state_reasons"]],
         next_action=str(row["next_action"]), protocol_step=_text(row["protocol_step"]),
-        hold_until=_text(row["hold_until"]), policy_version=policy_version, expected_payment=_expected(row, as_of))
+        hold_until=_date(row["hold_until"]), policy_version=policy_version, expected_payment=_expected(row, as_of))
 
 
 def worklist_frame(rows: list[WorklistRow]) -> pd.DataFrame:

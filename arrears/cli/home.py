@@ -41,6 +41,7 @@ def info_dict() -> dict[str, str]:
         f"postgres table tenancy_snapshots ({redact(settings.feast_postgres_url or settings.ledger_url or '')})",
         "online_store": str(settings.feast_dir / "online_store.db") if local else f"redis {redact(settings.redis_url)}",
         "mlflow_tracking_uri": redact(settings.tracking_uri),
+        "casework_database": redact(settings.casework_database),
         "reports_dir": str(settings.reports_dir),
         "quarantine_dir": str(settings.quarantine_dir),
     }

@@ -53,7 +53,7 @@ def worklist(
     since_last: Annotated[bool, typer.Option("--since-last", help="Show what changed since the previous run "
                                              "instead: entered, left, state changes, score moves, payments.")] = False,
     refresh: Annotated[bool, typer.Option(help="Record a run now if the latest does not reflect the current "
-                                          "features, champion and policy.")] = False,
+                                          "features, champion, policy and officers' actions.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, as POST /worklist answers.")] = False,
     csv: Annotated[Path | None, typer.Option(help="Also write the list to this CSV file.")] = None,
 ) -> None:

@@ -96,8 +96,11 @@ class Derived:
 
     @property
     def arrangement_silent(self) -> pd.Series:
-        """An active arrangement with nothing received for too long: not being kept."""
-        silent_since = pd.to_datetime(self.facts["last_receipt"]).fillna(pd.to_datetime(self.facts["last_agreed"]))
+        """An active arrangement with nothing received for too long since it was agreed: not being kept (silence
+        before the agreement does not count against it)."""
+        agreed = pd.to_datetime(self.facts["last_agreed"])
+        silent_since = pd.to_datetime(self.facts["last_receipt"]).where(
+            lambda received: received > agreed, agreed)
         return (self.as_of - silent_since).dt.days >= self.policy.payment_plan["silent_days"]
 
 
@@ -136,6 +139,11 @@ RULES: tuple[Rule, ...] = (
          lambda d: d.facts["reported_gap_pence"].abs() > d.policy.ambiguous_balance["reported_gap_pence"],
          lambda d: ("The housing system reports a balance " + _money(d.facts["reported_gap_pence"])
                     + " different from what the feeds explain")),
+    Rule("officer_hold", "hold",
+         lambda d: pd.to_datetime(d.facts["officer_hold_until"]).notna()
+         & (pd.to_datetime(d.facts["officer_hold_until"]) >= d.as_of),
+         lambda d: ("Held by an officer until " + _day(d.facts["officer_hold_until"]) + " ("
+                    + d.facts["officer_hold_reason"].fillna("").str.replace("_", " ") + ")")),
     Rule("benefit_claim_pending", "hold", lambda d: latest_is(d.facts, "last_claim_made", "last_claim_decided"),
          _const("A benefit claim is waiting for a decision (pre-action protocol 2.6: do not start proceedings)")),
     Rule("payment_plan_kept", "payment_plan", lambda d: d.arrangement_active & ~d.arrangement_silent,
@@ -152,7 +160,8 @@ RULES: tuple[Rule, ...] = (
     # Reasons on a ready case: they fire without changing its state.
     Rule("arrangement_not_kept", "ready", lambda d: d.arrangement_active & d.arrangement_silent,
          lambda d: ("An arrangement is not being kept: nothing received for "
-                    + _whole(d.days_since("last_receipt").fillna(d.days_since("last_agreed")))
+                    + _whole(d.days_since("last_receipt").clip(upper=d.days_since("last_agreed"))
+                             .fillna(d.days_since("last_agreed")))
                     + " days")),
     Rule("arrangement_broken", "ready",
          lambda d: (~d.arrangement_active & (d.days_since("last_broken")
@@ -192,4 +201,6 @@ def _hold_until(derived: Derived, states: np.ndarray) -> pd.Series:
     until[blocked] = derived.breathing_space_until[blocked]
     limited = (states == "hold") & (derived.facts["attempts_recent"] >= derived.policy.contact_limit["attempts"])
     until[limited] = derived.contact_hold_until[limited]
+    held = (states == "hold") & pd.to_datetime(derived.facts["officer_hold_until"]).notna().to_numpy()
+    until[held] = pd.to_datetime(derived.facts["officer_hold_until"])[held]
     return until

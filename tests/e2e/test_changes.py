@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from simulator import simulate_portfolio, write_portfolio
 from tests.support.cli import ok
@@ -18,11 +20,20 @@ def ready_cases(n: int) -> list[dict]:
     return [r for r in rows if not r["state_reasons"]][:n]  # plain cases: no arrangement to be revived by a payment
 
 
-def test_the_changes_since_the_last_run_are_exactly_the_deliverys(tmp_path) -> None:
-    with isolated_home(tmp_path / "home"):
-        write_portfolio(simulate_portfolio(n_tenancies=400, years=2.0, seed=21), tmp_path / "feeds")
-        for verb in (["ingest", str(tmp_path / "feeds")], ["features"], ["train"], ["promote"]):
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Path:
+    """A 400-tenancy portfolio ingested, featurised, trained and promoted; the module's tests act on it in turn."""
+    root = tmp_path_factory.mktemp("changes")
+    with isolated_home(root / "home"):
+        write_portfolio(simulate_portfolio(n_tenancies=400, years=2.0, seed=21), root / "feeds")
+        for verb in (["ingest", str(root / "feeds")], ["features"], ["train"], ["promote"]):
             ok(*verb)
+        yield root
+
+
+def test_the_changes_since_the_last_run_are_exactly_the_deliverys(served) -> None:
+    tmp_path = served
+    with isolated_home(tmp_path / "home"):
         payer, disputer, respite, vulnerable = (r["tenancy_id"] for r in ready_cases(4))
         as_of = json.loads(ok("worklist", "--json").stdout)["as_of"]
         register = pd.read_csv(tmp_path / "feeds" / "tenancies.csv", dtype=str, keep_default_na=False)
@@ -84,3 +95,64 @@ def _marks(page: str, tenancy_id: str) -> list[str]:
     row = re.search(rf"<tr[^>]*>(?:(?!</tr>).)*>{tenancy_id}</a>(?:(?!</tr>).)*</tr>", page, re.S)
     assert row, f"{tenancy_id} is not on the page"
     return re.findall(r'<span class="mark">([^<]*)</span>', row.group(0))
+
+
+def test_officers_actions_are_judged_at_the_next_run_and_ready_cases_get_owners(served, monkeypatch) -> None:
+    """A promise that is missed puts its case back on the list with that reason (and the trail says so); a hold and
+    a third contact attempt hold theirs; each ready case of a patch gets an owner among its officers, none over
+    capacity; the trail verifies."""
+    from casework.audit import AuditLog
+    from casework.cases import OfficerAction, owners, record_action
+    from casework.store import open_casework
+    from features.ledger import open_ledger
+    from features.settings import load_settings
+    from serving.settings import get_settings
+
+    with isolated_home(served / "home", ARREARS_OFFICER_CAPACITY="3"):
+        before = json.loads(ok("worklist", "--top", "400", "--json").stdout)
+        as_of = pd.Timestamp(before["as_of"])
+        with open_ledger(get_settings().ledger, read_only=True) as ledger:
+            paid_lately = set(ledger.query("SELECT tenancy_id FROM transactions WHERE type IN ('payment', 'benefit') "
+                                           "AND posted_date >= ?", [(as_of - pd.Timedelta(days=2)).date()])
+                              ["tenancy_id"])
+        plain = [r for r in before["rows"] if not r["state_reasons"] and r["tenancy_id"] not in paid_lately]
+        patch = plain[0]["patch"]
+        promiser, holder, caller = (r["tenancy_id"] for r in plain[:3])
+        day = lambda n: (as_of + pd.Timedelta(days=n)).date()  # noqa: E731
+        with open_casework(get_settings()) as db:
+            log = AuditLog(db)
+            record_action(db, log, promiser, OfficerAction(kind="promise_to_pay", amount=50, happened_on=day(-1),
+                                                           due_on=day(-1)), "test-officer", "officer")
+            record_action(db, log, holder, OfficerAction(kind="hold", until_on=day(14), reason="awaiting_benefit",
+                                                         happened_on=day(0), note="Tenant in hospital"),
+                          "test-officer", "officer")
+            for _ in range(3):
+                record_action(db, log, caller, OfficerAction(kind="contact_attempted", channel="phone",
+                                                             happened_on=day(0)), "test-officer", "officer")
+        for name in ("officer-a", "officer-b"):
+            ok("users", "add", name, "--role", "officer", "--patch", patch)
+        load_settings.cache_clear()
+        ok("worklist", "--refresh")
+        after = json.loads(ok("worklist", "--top", "400", "--json", "--state", "ready", "--state", "hold").stdout)
+        with open_casework(get_settings()) as db:
+            held, trail = owners(db), AuditLog(db).entries()
+            verdict = AuditLog(db).verify()
+    rows = {r["tenancy_id"]: r for r in after["rows"]}
+    assert after["run_id"] != before["run_id"]  # the actions alone made a new run
+    assert rows[promiser]["readiness_state"] == "ready"
+    assert ("arrangement_broken", f"The repayment arrangement was broken on {as_of:%d %b %Y}") in [
+        tuple(r.values()) for r in rows[promiser]["state_reasons"]]
+    returned = trail[trail["action"] == "case_returned"]
+    assert returned["tenancy_id"].tolist() == [promiser] and returned["detail"].iloc[0]["reason"] == "missed_promise"
+    assert rows[holder]["readiness_state"] == "hold" and rows[holder]["hold_until"] == str(day(14))
+    assert any(r["rule"] == "officer_hold" and "awaiting benefit" in r["text"] for r in rows[holder]["state_reasons"])
+    assert rows[caller]["readiness_state"] == "hold"
+    assert [r["rule"] for r in rows[caller]["state_reasons"]] == ["contact_limit"]
+    ready_here = [r["tenancy_id"] for r in after["rows"] if r["readiness_state"] == "ready" and r["patch"] == patch]
+    mine = held[held["patch"] == patch]
+    assert len(mine) == min(len(ready_here), 6) and set(mine["tenancy_id"]) <= set(ready_here)
+    assert mine["owner"].value_counts().max() <= 3 and set(mine["owner"]) == {"officer-a", "officer-b"}
+    assigned = trail[trail["action"] == "case_assigned"]
+    assert set(assigned["tenancy_id"]) == set(held["tenancy_id"])
+    assert "Tenant in hospital" not in trail.to_json()  # the note stays in the case store
+    assert verdict.ok and verdict.checked == len(trail)

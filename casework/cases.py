@@ -1,0 +1,224 @@
+"""Cases: who owns each ready case's next action, and what officers did about it.
+
+Ownership: each ready case of a worklist run gets an owner among the officers of its patch (the roster, given by
+the caller: the service reads it from its principals), the one with the fewest open cases under their capacity; a
+case whose patch's officers are all full waits, and says so. A supervisor can reassign a case. Every assignment is
+in the audit trail.
+
+Officer actions (`ACTION_KINDS`) are kept in the case store and become facts the readiness policy judges at the next
+run (`as_events`): a contact attempt counts towards the contact limit, a promise to pay or an arrangement is an
+arrangement in force, a hold or a dismissal holds the case until its date. A promise whose date has passed without
+the promised amount received is found by `settle_promises` and puts the case back on the list with that reason.
+Free text (an officer's note) stays in the case store; the audit trail gets its digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, date, datetime
+from typing import Literal
+
+import pandas as pd
+from pydantic import BaseModel, Field, model_validator
+
+from casework.audit import AuditLog
+from features.db import Database
+
+TABLES: dict[str, dict[str, str]] = {
+    "case_owners": {"tenancy_id": "TEXT", "patch": "TEXT", "owner": "TEXT", "assigned_at": "TEXT",
+                    "assigned_by": "TEXT", "run_id": "TEXT"},
+    "case_actions": {"action_id": "TEXT", "tenancy_id": "TEXT", "kind": "TEXT", "recorded_at": "TEXT",
+                     "happened_on": "TEXT", "actor": "TEXT", "channel": "TEXT", "outcome": "TEXT",
+                     "amount_pence": "BIGINT", "due_on": "TEXT", "instalments": "BIGINT", "until_on": "TEXT",
+                     "reason": "TEXT", "referral": "TEXT", "note": "TEXT", "settled_on": "TEXT",
+                     "settled_as": "TEXT"},
+}
+PRIMARY_KEYS = {"case_owners": ("tenancy_id",), "case_actions": ("action_id",)}
+INDEXES = ("CREATE INDEX IF NOT EXISTS case_actions_tenancy ON case_actions (tenancy_id, happened_on)",
+           "CREATE INDEX IF NOT EXISTS case_owners_owner ON case_owners (owner)")
+CHANNELS = ("phone", "sms", "email", "letter", "visit", "in_person")
+OUTCOMES = ("spoke_to_tenant", "left_message", "no_answer", "wrong_number", "tenant_refused")
+HOLD_REASONS = ("awaiting_benefit", "hospital", "bereavement", "awaiting_advice", "complaint", "other")
+DISMISS_REASONS = ("paid_elsewhere", "balance_wrong", "not_our_tenant", "duplicate", "other")
+REFERRALS = ("money_advice", "benefits_advice", "tenancy_sustainment", "safeguarding")
+#: Each action kind and the fields it needs.
+ACTION_KINDS: dict[str, tuple[str, ...]] = {
+    "contact_attempted": ("channel",), "contact_made": ("channel", "outcome"),
+    "promise_to_pay": ("amount", "due_on"), "arrangement_agreed": ("amount", "instalments"),
+    "hold": ("until_on", "reason"), "referral": ("referral",), "note": ("note",), "dismiss": ("reason",),
+}
+#: The events feed's type each action is judged as (casework.facts), where it is one.
+AS_EVENT = {"contact_attempted": "contact_attempted", "contact_made": "contact_made",
+            "promise_to_pay": "arrangement_agreed", "arrangement_agreed": "arrangement_agreed"}
+DISMISS_DAYS = 28
+
+
+class OfficerAction(BaseModel):
+    """One thing an officer did or decided about a case."""
+
+    kind: Literal["contact_attempted", "contact_made", "promise_to_pay", "arrangement_agreed", "hold", "referral",
+                  "note", "dismiss"]
+    happened_on: date | None = Field(default=None, description="The day it happened (default: today)")
+    channel: Literal[CHANNELS] | None = None  # type: ignore[valid-type]
+    outcome: Literal[OUTCOMES] | None = None  # type: ignore[valid-type]
+    amount: float | None = Field(default=None, gt=0, le=100_000, description="Pounds promised, or per instalment")
+    due_on: date | None = Field(default=None, description="A promise's date")
+    instalments: int | None = Field(default=None, ge=1, le=520, description="An arrangement's number of payments")
+    until_on: date | None = Field(default=None, description="A hold's last day")
+    reason: str | None = Field(default=None, description="A hold's or a dismissal's reason (a code)")
+    referral: Literal[REFERRALS] | None = None  # type: ignore[valid-type]
+    note: str | None = Field(default=None, max_length=4000, description="Free text: kept in the case store only")
+
+    @model_validator(mode="after")
+    def _complete(self) -> OfficerAction:
+        missing = [name for name in ACTION_KINDS[self.kind] if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} needs {', '.join(missing)}")
+        allowed = {"hold": HOLD_REASONS, "dismiss": DISMISS_REASONS}.get(self.kind)
+        if allowed and self.reason not in allowed:
+            raise ValueError(f"a {self.kind}'s reason is one of {', '.join(allowed)}")
+        return self
+
+
+def ensure_schema(db: Database) -> None:
+    db.ensure_tables(TABLES, PRIMARY_KEYS, INDEXES)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def owners(db: Database, tenancy_ids: list[str] | None = None) -> pd.DataFrame:
+    """The owner of each case (of the given tenancies, or all)."""
+    sql, params = "SELECT * FROM case_owners", []
+    if tenancy_ids is not None:
+        if not tenancy_ids:
+            return pd.DataFrame(columns=list(TABLES["case_owners"]))
+        sql, params = sql + f" WHERE tenancy_id IN ({', '.join('?' * len(tenancy_ids))})", list(tenancy_ids)
+    return db.query(sql, params)
+
+
+def assign(db: Database, log: AuditLog, ready: pd.DataFrame, roster: dict[str, list[str]], capacity: int,
+           run_id: str) -> pd.DataFrame:
+    """Give each unowned case of `ready` (tenancy_id, patch; highest risk first) an owner among its patch's officers
+    in `roster`, the one with the fewest open cases (cases of `ready` they own) while under `capacity`. Returns the
+    assignments made (tenancy_id, patch, owner); each is in the audit trail."""
+    with db.transaction():
+        held = owners(db)
+        open_cases = held[held["tenancy_id"].isin(set(ready["tenancy_id"]))]["owner"].value_counts().to_dict()
+        taken = set(held["tenancy_id"])
+        made = []
+        for case in ready.itertuples():
+            free = [o for o in sorted(roster.get(case.patch, [])) if open_cases.get(o, 0) < capacity]
+            if case.tenancy_id in taken or not free:
+                continue
+            owner = min(free, key=lambda o: open_cases.get(o, 0))
+            open_cases[owner] = open_cases.get(owner, 0) + 1
+            made.append({"tenancy_id": case.tenancy_id, "patch": case.patch, "owner": owner, "assigned_at": _now(),
+                         "assigned_by": "arrears", "run_id": run_id})
+        assigned = pd.DataFrame(made, columns=list(TABLES["case_owners"]))
+        db.append("case_owners", assigned, list(TABLES["case_owners"]))
+    for row in made:
+        log.append("arrears", "system", "case_assigned", row["tenancy_id"],
+                   {"owner": row["owner"], "patch": row["patch"], "run_id": run_id, "capacity": capacity})
+    return assigned[["tenancy_id", "patch", "owner"]]
+
+
+def reassign(db: Database, log: AuditLog, tenancy_id: str, to: str, actor: str, role: str, reason: str) -> dict:
+    """Give a case another owner (a supervisor's decision, recorded with its reason code)."""
+    with db.transaction():
+        held = owners(db, [tenancy_id])
+        if held.empty:
+            raise LookupError(f"{tenancy_id} has no owner yet: it is assigned when it is ready and its patch has an "
+                              "officer with room")
+        before = str(held["owner"].iloc[0])
+        db.execute("UPDATE case_owners SET owner = ?, assigned_at = ?, assigned_by = ? WHERE tenancy_id = ?",
+                   [to, _now(), actor, tenancy_id])
+    log.append(actor, role, "case_reassigned", tenancy_id, {"from": before, "to": to, "reason": reason})
+    return {"tenancy_id": tenancy_id, "owner": to, "before": before}
+
+
+def record_action(db: Database, log: AuditLog, tenancy_id: str, action: OfficerAction, actor: str,
+                  role: str) -> dict:
+    """Keep an officer's action and put it in the audit trail (its note as a digest)."""
+    row = {"action_id": uuid.uuid4().hex[:16], "tenancy_id": tenancy_id, "kind": action.kind,
+           "recorded_at": _now(), "happened_on": str(action.happened_on or date.today()), "actor": actor,
+           "channel": action.channel, "outcome": action.outcome,
+           "amount_pence": None if action.amount is None else round(action.amount * 100),
+           "due_on": _text(action.due_on), "instalments": action.instalments, "until_on": _text(action.until_on),
+           "reason": action.reason, "referral": action.referral, "note": action.note, "settled_on": None,
+           "settled_as": None}
+    db.append("case_actions", pd.DataFrame([row]), list(TABLES["case_actions"]))
+    detail = {k: v for k, v in row.items() if v is not None and k not in ("tenancy_id", "actor", "note",
+                                                                            "recorded_at", "settled_on",
+                                                                            "settled_as")}
+    if action.note:
+        detail["note_sha256"] = hashlib.sha256(action.note.encode()).hexdigest()
+    log.append(actor, role, "action_recorded", tenancy_id, detail)
+    return row
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def actions(db: Database, tenancy_ids: list[str] | None = None) -> pd.DataFrame:
+    """Recorded actions (of the given tenancies, or all), oldest first."""
+    sql, params = "SELECT * FROM case_actions", []
+    if tenancy_ids is not None:
+        if not tenancy_ids:
+            return pd.DataFrame(columns=list(TABLES["case_actions"]))
+        sql, params = sql + f" WHERE tenancy_id IN ({', '.join('?' * len(tenancy_ids))})", list(tenancy_ids)
+    return db.query(sql + " ORDER BY happened_on, recorded_at", params)
+
+
+def as_events(recorded: pd.DataFrame) -> pd.DataFrame:
+    """Officer actions as the events the readiness policy reads (tenancy_id, event_date, type): contacts, promises
+    and arrangements as they are; a settled promise as its arrangement completed (kept) or broken (missed) on the
+    day it was settled."""
+    judged = recorded[recorded["kind"].isin(AS_EVENT)]
+    events = pd.DataFrame({"tenancy_id": judged["tenancy_id"], "event_date": pd.to_datetime(judged["happened_on"]),
+                           "type": judged["kind"].map(AS_EVENT)})
+    settled = recorded[recorded["settled_on"].notna()]
+    ends = pd.DataFrame({"tenancy_id": settled["tenancy_id"], "event_date": pd.to_datetime(settled["settled_on"]),
+                         "type": settled["settled_as"].map({"kept": "arrangement_completed",
+                                                            "missed": "arrangement_broken"})})
+    return pd.concat([events, ends], ignore_index=True)
+
+
+def holds(recorded: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The officer holds and dismissals in force on `as_of`: tenancy_id, until (the last day held), reason."""
+    held = recorded[recorded["kind"].isin(["hold", "dismiss"])].copy()
+    held["until"] = pd.to_datetime(held["until_on"]).fillna(
+        pd.to_datetime(held["happened_on"]) + pd.Timedelta(days=DISMISS_DAYS))
+    held = held[(pd.to_datetime(held["happened_on"]) <= as_of) & (held["until"] >= as_of)]
+    held["reason"] = held["kind"] + ": " + held["reason"].fillna("")
+    return held.sort_values("until").groupby("tenancy_id").tail(1)[["tenancy_id", "until", "reason"]]
+
+
+def settle_promises(db: Database, log: AuditLog, received: pd.DataFrame, as_of: pd.Timestamp) -> dict[str, list]:
+    """Settle each open promise against the receipts (`received`: tenancy_id, posted_date, amount_pence negative;
+    from the oldest open promise's day): kept once the promised amount has arrived since it was made, missed once
+    its day has passed without it. A missed one puts the case back (the audit trail records the return, and the
+    next run judges the arrangement broken). Returns the tenancies whose promise was kept, and missed."""
+    day = str(pd.Timestamp(as_of).date())
+    promised = db.query("SELECT * FROM case_actions WHERE kind = 'promise_to_pay' AND settled_on IS NULL "
+                        "AND happened_on <= ?", [day])
+    settled: dict[str, list] = {"kept": [], "missed": []}
+    for promise in promised.to_dict("records"):
+        mine = received[(received["tenancy_id"] == promise["tenancy_id"])
+                        & (received["posted_date"] >= pd.Timestamp(promise["happened_on"]))
+                        & (received["posted_date"] <= pd.Timestamp(as_of))]
+        paid = -int(mine["amount_pence"].sum())
+        outcome = "kept" if paid >= int(promise["amount_pence"]) else "missed" if promise["due_on"] < day else None
+        if outcome is None:
+            continue
+        db.execute("UPDATE case_actions SET settled_on = ?, settled_as = ? WHERE action_id = ?",
+                   [day, outcome, promise["action_id"]])
+        if outcome == "missed":
+            log.append("arrears", "system", "case_returned", promise["tenancy_id"], {
+                "reason": "missed_promise", "action_id": promise["action_id"], "due_on": promise["due_on"],
+                "promised_pence": int(promise["amount_pence"]), "received_pence": paid})
+        settled[outcome].append(promise["tenancy_id"])
+    return settled
