@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from casework import cases
+from casework import cases, drafts
 from casework.audit import AuditLog
 from casework.settings import CaseworkSettings, schema_of
 from features.db import Database
@@ -21,6 +21,7 @@ def open_casework(settings: CaseworkSettings) -> Iterator[Database]:
             db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         AuditLog(db).ensure_schema()
         cases.ensure_schema(db)
+        drafts.ensure_schema(db)
         yield db
 
 

@@ -1,8 +1,12 @@
-"""What a worklist run does with casework (`casework.cases`): before judging, settle officers' promises against the
-receipts and read their actions (they are facts the policy judges); after recording, give each listable ready case
-an owner among its patch's officers (the principals with the officer role)."""
+"""Casework as the service and the worklist run do it, over the stores they share (`casework.cases`,
+`casework.drafts`): before a run judges, settle officers' promises against the receipts and read their actions (they
+are facts the policy judges); after it records, give each listable ready case an owner among its patch's officers
+(the principals with the officer role). A draft is written from the latest run's row and the ledger's facts, and
+released only after the case is judged afresh."""
 
 from __future__ import annotations
+
+from json import loads as json_loads
 
 import pandas as pd
 
@@ -52,3 +56,70 @@ def assign_owners(settings: ServingSettings, run: dict, frame: pd.DataFrame) -> 
     with open_casework(settings) as db:
         return cases.assign(db, AuditLog(db), listable.sort_values("risk_rank")[["tenancy_id", "patch"]],
                             roster(settings), settings.officer_capacity, str(run["run_id"]))
+
+
+def _latest_row(settings: ServingSettings, tenancy_id: str) -> dict:
+    """The tenancy's row in the latest recorded run, with the run's id and policy version."""
+    from serving.runs import open_runs
+
+    with open_runs(settings) as store:
+        run = store.latest()
+        rows = store.rows(run["run_id"], columns=("tenancy_id", "patch", "readiness_state", "state_reasons",
+                                                  "protocol_step"))
+    found = rows[rows["tenancy_id"] == tenancy_id]
+    if found.empty:
+        raise LookupError(f"{tenancy_id} is not in the latest worklist run")
+    return found.iloc[0].to_dict() | {"run_id": run["run_id"], "policy_version": run["policy_version"],
+                                      "as_of": pd.Timestamp(run["as_of"])}
+
+
+def write_draft(settings: ServingSettings, tenancy_id: str, channel: str, language: str, actor: str,
+                role: str) -> dict:
+    """A draft for a ready case of the latest run, from the ledger's facts on that run's date."""
+    from casework import drafts
+    from features.ledger import open_ledger
+
+    case = _latest_row(settings, tenancy_id)
+    with open_casework(settings) as db:
+        recorded = cases.actions(db, [tenancy_id])
+        with open_ledger(settings.ledger, read_only=True) as ledger:
+            facts = drafts.facts_for_draft(ledger, case, case["as_of"], recorded)
+        return drafts.generate(db, AuditLog(db), facts, channel, language, actor, role)
+
+
+def release_check(settings: ServingSettings, draft: dict) -> object:
+    """The case now, for releasing `draft`: what was received since its as_of, its readiness judged afresh from the
+    ledger's latest date and the officers' actions, and its contacts against the policy's limit."""
+    from casework.drafts import ReleaseCheck
+    from casework.facts import load_facts
+    from casework.policy import load_policy, readiness
+    from features.ledger import open_ledger
+
+    policy, tenancy_id = load_policy(), str(draft["tenancy_id"])
+    written_on = pd.Timestamp(json_loads(draft["facts"])["as_of"])
+    with open_casework(settings) as db:
+        recorded = cases.actions(db, [tenancy_id])
+    with open_ledger(settings.ledger, read_only=True) as ledger:
+        latest = ledger.query("SELECT MAX(posted_date) AS day FROM transactions")["day"].iloc[0]
+        as_of = max(pd.Timestamp(latest), written_on)
+        received = ledger.query(
+            f"SELECT COALESCE(SUM(-amount_pence), 0) AS pence FROM transactions WHERE tenancy_id = ? AND type IN "
+            f"({', '.join('?' * len(RECEIPT_TYPES))}) AND posted_date > ?",
+            [tenancy_id, *RECEIPT_TYPES, written_on.date()])["pence"].iloc[0]
+        facts = load_facts(ledger, [tenancy_id], as_of, policy, recorded)
+    judged = readiness(facts, as_of, policy).iloc[0]
+    return ReleaseCheck(received_since_draft=float(received) / 100, readiness_state=str(judged["readiness_state"]),
+                        state_reasons=tuple(rule for rule, _ in judged["state_reasons"]),
+                        contacts_recent=int(facts["attempts_recent"].iloc[0]),
+                        contact_limit=int(policy.contact_limit["attempts"]))
+
+
+def release_draft(settings: ServingSettings, draft_id: str, actor: str, role: str) -> dict:
+    """Release an approved draft to the outbox, or suppress it, as the case stands now."""
+    from casework import drafts
+
+    with open_casework(settings) as db:
+        found = drafts.draft(db, draft_id)
+    check = release_check(settings, found)
+    with open_casework(settings) as db:
+        return drafts.release(db, AuditLog(db), draft_id, actor, role, check)

@@ -156,3 +156,61 @@ def test_officers_actions_are_judged_at_the_next_run_and_ready_cases_get_owners(
     assert set(assigned["tenancy_id"]) == set(held["tenancy_id"])
     assert "Tenant in hospital" not in trail.to_json()  # the note stays in the case store
     assert verdict.ok and verdict.checked == len(trail)
+
+
+def test_a_draft_is_written_for_a_ready_case_approved_as_edited_and_suppressed_by_a_payment_since(served) -> None:
+    """A draft for each of two ready cases; a supervisor approves one as edited (the original kept beside it) and
+    the other as written; a payment for the first arrives in the next delivery, so its release is suppressed with
+    that reason while the second goes to the outbox. Nothing goes out unapproved, and the trail verifies."""
+    import hashlib
+
+    from casework import drafts
+    from casework.audit import AuditLog
+    from casework.store import open_casework
+    from serving.casework_runs import release_draft, write_draft
+    from serving.settings import get_settings
+
+    with isolated_home(served / "home"):
+        listed = json.loads(ok("worklist", "--top", "400", "--json", "--state", "ready", "--state", "hold").stdout)
+        settings = get_settings()
+        plain = [r["tenancy_id"] for r in listed["rows"] if r["readiness_state"] == "ready" and not r["state_reasons"]]
+        held = next(r["tenancy_id"] for r in listed["rows"] if r["readiness_state"] == "hold")
+        payer, quiet = plain[-1], plain[-2]
+        letter = write_draft(settings, payer, "letter", "en", "officer-a", "officer")
+        sms = write_draft(settings, quiet, "sms", "en", "officer-a", "officer")
+        refused = []
+        for tenancy, why in ((payer, "already has draft"), (held, "not ready")):
+            with pytest.raises(drafts.DraftRefused, match=why):
+                write_draft(settings, tenancy, "letter", "en", "officer-a", "officer")
+            refused.append(tenancy)
+        with open_casework(settings) as db:
+            log = AuditLog(db)
+            with pytest.raises(drafts.DraftRefused, match="another person"):
+                drafts.approve(db, log, letter["draft_id"], "officer-a", "officer")
+            edited_text = letter["text"].replace("Income Team", "Income Team (your officer: A. Officer)")
+            edited = drafts.approve(db, log, letter["draft_id"], "super-1", "supervisor", text=edited_text)
+            drafts.approve(db, log, sms["draft_id"], "super-1", "supervisor")
+            assert drafts.outbox(db).empty  # approved is not sent: release is its own step
+        paid_on = pd.Timestamp(listed["as_of"]) + pd.Timedelta(days=1)
+        ok("ingest", str(write_delivery(served / "payment", transactions=(
+            "transaction_id,tenancy_id,posted_date,type,amount,method\n"
+            f"PAYX,{payer},{paid_on.date()},payment,-25.00,card\n"))))
+        suppressed = release_draft(settings, edited["draft_id"], "super-1", "supervisor")
+        released = release_draft(settings, sms["draft_id"], "super-1", "supervisor")
+        with open_casework(settings) as db:
+            sent, versions = drafts.outbox(db), drafts.drafts(db, [payer])
+            trail, verdict = AuditLog(db).entries(), AuditLog(db).verify()
+    facts = json.loads(letter["facts"])
+    assert facts["as_of"] == listed["as_of"] and f"£{facts['balance']:,.2f}" in letter["text"]
+    assert letter["stage"] == "first_reminder" and letter["template_version"].startswith("2026.12-1+")
+    assert suppressed["status"] == "suppressed" and suppressed["reason"].startswith("payment_since_draft: £25.00")
+    assert released["status"] == "released" and sent["tenancy_id"].tolist() == [quiet]
+    assert sent["text"].iloc[0] == sms["text"] and sent["channel"].iloc[0] == "sms"
+    assert versions[["version", "status"]].values.tolist() == [[1, "edited"], [2, "suppressed"]]
+    assert versions["text"].tolist() == [letter["text"], edited_text.strip() + "\n"]  # the original kept beside
+    mine = trail[trail["tenancy_id"] == payer]
+    assert mine["action"].tolist()[-4:] == ["draft_generated", "draft_edited", "draft_approved", "draft_suppressed"]
+    edit = mine[mine["action"] == "draft_edited"]["detail"].iloc[0]
+    digest = lambda text: hashlib.sha256(text.encode()).hexdigest()  # noqa: E731
+    assert edit["original_sha256"] == digest(letter["text"]) and edit["edited_sha256"] == digest(versions["text"][1])
+    assert "A. Officer" not in trail.to_json() and verdict.ok

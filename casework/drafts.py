@@ -1,0 +1,311 @@
+"""Outreach drafts, the approval queue and the outbox. Nothing here contacts a tenant: a draft is written for a
+`ready` case from a versioned template, waits for a supervisor to approve it (as written or edited: the edit is kept
+beside the original) or reject it, and an approved draft is released to the outbox (a table the landlord's own
+sending system reads) only if, at that moment, no payment has arrived since the draft, the case is still ready and
+its contact limit allows; otherwise it is suppressed with the reason. Every step is in the audit trail, the texts
+by digest (a letter names its tenant; the trail never does).
+
+Templates live in `casework/templates/outreach/`, one file per stage, language and channel
+(`first_reminder.en.letter.j2`; a `.vulnerable` variant where a vulnerable tenant needs other wording), each opening
+with `{#- version: ... -#}`; the version a draft records is that and a digest of the file, so an edit to a template
+is a new version even if nobody bumps the number. They are rendered by Jinja2's sandbox with strict undefined
+variables: a template cannot reach the application, and a missing fact is an error, not a blank in a letter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+from casework.audit import AuditLog
+from features.db import Database
+
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "outreach"
+STAGES = ("first_reminder", "missed_promise", "broken_arrangement", "pre_action")
+CHANNELS = ("letter", "sms", "email")
+#: Protocol steps whose next contact is a pre-action letter with a statement of arrears.
+PRE_ACTION_STEPS = ("statement", "warning", "notice", "notice_running", "claim", "court")
+TABLES = {
+    "drafts": {"draft_id": "TEXT", "tenancy_id": "TEXT", "version": "BIGINT", "parent_id": "TEXT", "stage": "TEXT",
+               "language": "TEXT", "channel": "TEXT", "template": "TEXT", "template_version": "TEXT", "text": "TEXT",
+               "facts": "TEXT", "status": "TEXT", "created_by": "TEXT", "created_at": "TEXT", "decided_by": "TEXT",
+               "decided_at": "TEXT", "reason": "TEXT"},
+    "outbox": {"draft_id": "TEXT", "tenancy_id": "TEXT", "channel": "TEXT", "language": "TEXT", "text": "TEXT",
+               "released_at": "TEXT", "released_by": "TEXT"},
+}
+PRIMARY_KEYS = {"drafts": ("draft_id",), "outbox": ("draft_id",)}
+INDEXES = ("CREATE INDEX IF NOT EXISTS drafts_tenancy ON drafts (tenancy_id, status)",)
+REJECT_REASONS = ("wrong_stage", "wrong_facts", "tone", "not_now", "other")
+
+
+class DraftRefused(ValueError):
+    """The draft step is not allowed now; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class DraftFacts:
+    """What a draft is built on, recorded with it: the case as judged, and the account on `as_of`."""
+
+    tenancy_id: str
+    as_of: str
+    readiness_state: str
+    protocol_step: str | None
+    policy_version: str
+    run_id: str
+    balance: float
+    arrears_weeks: float
+    vulnerable: bool = False
+    tenant_name: str | None = None
+    reasons: tuple[str, ...] = ()  #: the policy rules that fired
+    promise: dict | None = None  #: the last missed promise: made, due, amount
+    statement: tuple[dict, ...] = ()  #: date, item, amount, balance (latest postings, oldest first)
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReleaseCheck:
+    """The case at the moment of release."""
+
+    received_since_draft: float  #: pounds received since the draft's as_of
+    readiness_state: str
+    state_reasons: tuple[str, ...]
+    contacts_recent: int
+    contact_limit: int
+
+
+def ensure_schema(db: Database) -> None:
+    db.ensure_tables(TABLES, PRIMARY_KEYS, INDEXES)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@cache
+def _environment():
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
+
+
+def stage_for(facts: DraftFacts) -> str:
+    """Which letter a ready case needs: a missed promise's, a broken arrangement's, a pre-action letter with a
+    statement at the protocol's later steps, else a first reminder."""
+    if facts.promise is not None and "arrangement_broken" in facts.reasons:
+        return "missed_promise"
+    if {"arrangement_broken", "arrangement_not_kept"} & set(facts.reasons):
+        return "broken_arrangement"
+    if facts.protocol_step in PRE_ACTION_STEPS:
+        return "pre_action"
+    return "first_reminder"
+
+
+def template_for(stage: str, language: str, channel: str, vulnerable: bool) -> Path:
+    """The template file of a stage, language and channel (its vulnerable wording where there is one)."""
+    names = [f"{stage}.{language}.{channel}.vulnerable.j2"] if vulnerable else []
+    for name in [*names, f"{stage}.{language}.{channel}.j2"]:
+        if (TEMPLATES / name).exists():
+            return TEMPLATES / name
+    have = sorted(p.name.removesuffix(".j2") for p in TEMPLATES.glob(f"{stage}.*.j2"))
+    raise DraftRefused(f"No {channel} template in language {language!r} for stage {stage}: there are "
+                       f"{', '.join(have) or 'none'} (add casework/templates/outreach/{stage}.{language}.{channel}.j2)")
+
+
+def template_version(path: Path) -> str:
+    text = path.read_text()
+    found = re.match(r"\{#-?\s*version:\s*(\S+)\s*-?#\}", text)
+    return f"{found.group(1) if found else 'unversioned'}+{_digest(text)[:8]}"
+
+
+def render(path: Path, facts: DraftFacts) -> str:
+    """The template filled with the facts (money to the penny, days in words)."""
+    values = asdict(facts)
+    values |= {"balance": f"{facts.balance:,.2f}", "arrears_weeks": f"{facts.arrears_weeks:.1f}",
+               "as_of_text": pd.Timestamp(facts.as_of).strftime("%-d %B %Y")}
+    if facts.promise:
+        values |= {"promised": f"{facts.promise['amount']:,.2f}",
+                   "promise_made_text": pd.Timestamp(facts.promise["made"]).strftime("%-d %B %Y"),
+                   "promise_due_text": pd.Timestamp(facts.promise["due"]).strftime("%-d %B %Y")}
+    return _environment().from_string(path.read_text()).render(**values).strip() + "\n"
+
+
+def generate(db: Database, log: AuditLog, facts: DraftFacts, channel: str, language: str, actor: str,
+             role: str) -> dict:
+    """Write a draft for a ready case and put it in the approval queue. Refused for a case not ready, or with a
+    draft already waiting."""
+    if facts.readiness_state != "ready":
+        raise DraftRefused(f"{facts.tenancy_id} is {facts.readiness_state.replace('_', ' ')}, not ready: drafts are "
+                           "written only for ready cases")
+    if channel not in CHANNELS:
+        raise DraftRefused(f"Unknown channel {channel!r}: one of {', '.join(CHANNELS)}")
+    stage = stage_for(facts)
+    path = template_for(stage, language, channel, facts.vulnerable)
+    text = render(path, facts)
+    with db.transaction():
+        waiting = db.query("SELECT draft_id FROM drafts WHERE tenancy_id = ? AND status IN ('pending', 'approved')",
+                           [facts.tenancy_id])
+        if len(waiting):
+            raise DraftRefused(f"{facts.tenancy_id} already has draft {waiting['draft_id'].iloc[0]} waiting: approve, "
+                               "reject or release it first")
+        row = {"draft_id": uuid.uuid4().hex[:16], "tenancy_id": facts.tenancy_id, "version": 1, "parent_id": None,
+               "stage": stage, "language": language, "channel": channel, "template": path.name,
+               "template_version": template_version(path), "text": text,
+               "facts": json.dumps(asdict(facts), default=str), "status": "pending", "created_by": actor,
+               "created_at": _now(), "decided_by": None, "decided_at": None, "reason": None}
+        db.append("drafts", pd.DataFrame([row]), list(TABLES["drafts"]))
+    log.append(actor, role, "draft_generated", facts.tenancy_id, {
+        "draft_id": row["draft_id"], "stage": stage, "language": language, "channel": channel,
+        "template": path.name, "template_version": row["template_version"], "as_of": facts.as_of,
+        "balance": facts.balance, "policy_version": facts.policy_version, "run_id": facts.run_id,
+        "text_sha256": _digest(text)})
+    return row
+
+
+def draft(db: Database, draft_id: str) -> dict:
+    found = db.query("SELECT * FROM drafts WHERE draft_id = ?", [draft_id])
+    if found.empty:
+        raise LookupError(f"No draft {draft_id}")
+    return found.iloc[0].to_dict()
+
+
+def drafts(db: Database, tenancy_ids: list[str] | None = None, statuses: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Drafts (of some tenancies, in some statuses), oldest first."""
+    sql, params = "SELECT * FROM drafts WHERE 1 = 1", []
+    if tenancy_ids is not None:
+        sql += f" AND tenancy_id IN ({', '.join('?' * len(tenancy_ids)) or 'NULL'})"
+        params += list(tenancy_ids)
+    if statuses:
+        sql += f" AND status IN ({', '.join('?' * len(statuses))})"
+        params += list(statuses)
+    return db.query(sql + " ORDER BY created_at, version", params)
+
+
+def _decide(db: Database, draft_id: str, wanted: str, actor: str) -> dict:
+    """The draft, if it is in status `wanted` and `actor` did not write it (a second person decides)."""
+    found = draft(db, draft_id)
+    if found["status"] != wanted:
+        raise DraftRefused(f"Draft {draft_id} is {found['status']}, not {wanted}")
+    if found["created_by"] == actor:
+        raise DraftRefused(f"{actor} wrote draft {draft_id}: another person approves, rejects or releases it")
+    return found
+
+
+def approve(db: Database, log: AuditLog, draft_id: str, actor: str, role: str, text: str | None = None) -> dict:
+    """Approve a pending draft as written, or as edited: an edit becomes version 2 beside the original (which is
+    kept, marked edited), and the audit trail records both versions' digests."""
+    with db.transaction():
+        original = _decide(db, draft_id, "pending", actor)
+        approved = dict(original)
+        if text is not None and text.strip() and text.strip() != original["text"].strip():
+            db.execute("UPDATE drafts SET status = 'edited', decided_by = ?, decided_at = ? WHERE draft_id = ?",
+                       [actor, _now(), draft_id])
+            approved |= {"draft_id": uuid.uuid4().hex[:16], "version": int(original["version"]) + 1,
+                         "parent_id": draft_id, "text": text.strip() + "\n", "created_by": actor, "created_at": _now()}
+        approved |= {"status": "approved", "decided_by": actor, "decided_at": _now()}
+        if approved["draft_id"] == draft_id:
+            db.execute("UPDATE drafts SET status = 'approved', decided_by = ?, decided_at = ? WHERE draft_id = ?",
+                       [actor, approved["decided_at"], draft_id])
+        else:
+            db.append("drafts", pd.DataFrame([approved]), list(TABLES["drafts"]))
+    if approved["draft_id"] != draft_id:
+        log.append(actor, role, "draft_edited", original["tenancy_id"], {
+            "draft_id": draft_id, "edited_draft_id": approved["draft_id"],
+            "original_sha256": _digest(original["text"]), "edited_sha256": _digest(approved["text"])})
+    log.append(actor, role, "draft_approved", original["tenancy_id"], {
+        "draft_id": approved["draft_id"], "version": int(approved["version"]),
+        "text_sha256": _digest(approved["text"])})
+    return approved
+
+
+def reject(db: Database, log: AuditLog, draft_id: str, actor: str, role: str, reason: str) -> dict:
+    if reason not in REJECT_REASONS:
+        raise DraftRefused(f"A rejection's reason is one of {', '.join(REJECT_REASONS)}")
+    with db.transaction():
+        found = _decide(db, draft_id, "pending", actor)
+        db.execute("UPDATE drafts SET status = 'rejected', decided_by = ?, decided_at = ?, reason = ? "
+                   "WHERE draft_id = ?", [actor, _now(), reason, draft_id])
+    log.append(actor, role, "draft_rejected", found["tenancy_id"], {"draft_id": draft_id, "reason": reason})
+    return found | {"status": "rejected", "reason": reason}
+
+
+def suppression(check: ReleaseCheck) -> str | None:
+    """Why an approved draft must not go out now (None: it may)."""
+    if check.received_since_draft > 0:
+        return f"payment_since_draft: £{check.received_since_draft:,.2f} received since the draft was written"
+    if check.readiness_state != "ready":
+        return (f"state_changed: the case is now {check.readiness_state.replace('_', ' ')}"
+                + (f" ({', '.join(check.state_reasons)})" if check.state_reasons else ""))
+    if check.contacts_recent >= check.contact_limit:
+        return f"contact_limit: {check.contacts_recent} contact attempts already in the limit's window"
+    return None
+
+
+def release(db: Database, log: AuditLog, draft_id: str, actor: str, role: str, check: ReleaseCheck) -> dict:
+    """Release an approved draft to the outbox, unless the case has changed since (then it is suppressed, with
+    the reason). Either way the decision is final and in the audit trail."""
+    reason = suppression(check)
+    with db.transaction():
+        found = draft(db, draft_id)
+        if found["status"] != "approved":
+            raise DraftRefused(f"Draft {draft_id} is {found['status']}: only an approved draft is released")
+        status = "suppressed" if reason else "released"
+        db.execute("UPDATE drafts SET status = ?, reason = ? WHERE draft_id = ?", [status, reason, draft_id])
+        if reason is None:
+            out = {"draft_id": draft_id, "tenancy_id": found["tenancy_id"], "channel": found["channel"],
+                   "language": found["language"], "text": found["text"], "released_at": _now(), "released_by": actor}
+            db.append("outbox", pd.DataFrame([out]), list(TABLES["outbox"]))
+    detail = {"draft_id": draft_id, "channel": found["channel"]}
+    if reason:
+        log.append(actor, role, "draft_suppressed", found["tenancy_id"], detail | {"reason": reason.split(":")[0],
+                                                                                    "why": reason})
+    else:
+        log.append(actor, role, "draft_released", found["tenancy_id"], detail | {"text_sha256": _digest(found["text"])})
+    return found | {"status": status, "reason": reason}
+
+
+def outbox(db: Database, since: str | None = None) -> pd.DataFrame:
+    """What the landlord's sending system is to send (released after `since`, an ISO time), oldest first."""
+    sql, params = "SELECT * FROM outbox", []
+    if since:
+        sql, params = sql + " WHERE released_at > ?", [since]
+    return db.query(sql + " ORDER BY released_at, draft_id", params)
+
+
+def facts_for_draft(ledger, case: dict, as_of: pd.Timestamp, actions: pd.DataFrame, rows: int = 12) -> DraftFacts:
+    """A ready case's draft facts from the ledger on `as_of` (`case`: a worklist run's row with tenancy_id,
+    readiness_state, state_reasons, protocol_step, policy_version, run_id): its balance and the latest `rows`
+    postings as a statement, its weekly rent and vulnerability from the register, and its last missed promise."""
+    from features.feeds.contract import weekly_rent
+
+    tenancy_id = str(case["tenancy_id"])
+    postings = ledger.read_for_tenancies("transactions", [tenancy_id]).sort_values(["posted_date", "transaction_id"])
+    postings = postings[postings["posted_date"] <= as_of]
+    running = postings["amount_pence"].cumsum() / 100
+    register = ledger.read_for_tenancies("tenancy_register", [tenancy_id]).iloc[0]
+    weekly = weekly_rent(float(register["rent_amount_pence"]), str(register["rent_frequency"])) / 100
+    balance = float(running.iloc[-1]) if len(running) else 0.0
+    statement = tuple({"date": f"{p.posted_date:%d/%m/%Y}", "item": str(p.type).replace("_", " "),
+                       "amount": f"{p.amount_pence / 100:,.2f}", "balance": f"{b:,.2f}"}
+                      for p, b in zip(postings.tail(rows).itertuples(), running.tail(rows), strict=True))
+    missed = actions[(actions["tenancy_id"] == tenancy_id) & (actions["settled_as"] == "missed")]
+    promise = None if missed.empty else {"made": missed["happened_on"].iloc[-1], "due": missed["due_on"].iloc[-1],
+                                         "amount": int(missed["amount_pence"].iloc[-1]) / 100}
+    return DraftFacts(
+        tenancy_id=tenancy_id, as_of=str(pd.Timestamp(as_of).date()), readiness_state=str(case["readiness_state"]),
+        protocol_step=case.get("protocol_step"), policy_version=str(case["policy_version"]),
+        run_id=str(case["run_id"]), balance=round(balance, 2), arrears_weeks=max(balance, 0) / weekly if weekly else 0,
+        vulnerable=bool(register.get("vulnerable") or False), tenant_name=register.get("tenant_name") or None,
+        reasons=tuple(rule for rule, _ in case.get("state_reasons") or ()), promise=promise, statement=statement)
