@@ -125,16 +125,19 @@ def assign(db: Database, log: AuditLog, ready: pd.DataFrame, roster: dict[str, l
     return assigned[["tenancy_id", "patch", "owner"]]
 
 
-def reassign(db: Database, log: AuditLog, tenancy_id: str, to: str, actor: str, role: str, reason: str) -> dict:
-    """Give a case another owner (a supervisor's decision, recorded with its reason code)."""
+def reassign(db: Database, log: AuditLog, tenancy_id: str, to: str, actor: str, role: str, reason: str,
+             patch: str | None = None) -> dict:
+    """Give a case another owner, or a first one (a supervisor's decision, recorded with its reason code)."""
     with db.transaction():
         held = owners(db, [tenancy_id])
-        if held.empty:
-            raise LookupError(f"{tenancy_id} has no owner yet: it is assigned when it is ready and its patch has an "
-                              "officer with room")
-        before = str(held["owner"].iloc[0])
-        db.execute("UPDATE case_owners SET owner = ?, assigned_at = ?, assigned_by = ? WHERE tenancy_id = ?",
-                   [to, _now(), actor, tenancy_id])
+        before = None if held.empty else str(held["owner"].iloc[0])
+        if before is None:
+            db.append("case_owners", pd.DataFrame([{"tenancy_id": tenancy_id, "patch": patch, "owner": to,
+                                                    "assigned_at": _now(), "assigned_by": actor, "run_id": None}]),
+                      list(TABLES["case_owners"]))
+        else:
+            db.execute("UPDATE case_owners SET owner = ?, assigned_at = ?, assigned_by = ? WHERE tenancy_id = ?",
+                       [to, _now(), actor, tenancy_id])
     log.append(actor, role, "case_reassigned", tenancy_id, {"from": before, "to": to, "reason": reason})
     return {"tenancy_id": tenancy_id, "owner": to, "before": before}
 

@@ -147,8 +147,8 @@ def generate(db: Database, log: AuditLog, facts: DraftFacts, channel: str, langu
     """Write a draft for a ready case and put it in the approval queue. Refused for a case not ready, or with a
     draft already waiting."""
     if facts.readiness_state != "ready":
-        raise DraftRefused(f"{facts.tenancy_id} is {facts.readiness_state.replace('_', ' ')}, not ready: drafts are "
-                           "written only for ready cases")
+        raise DraftRefused(f"The case is {facts.readiness_state.replace('_', ' ')}, not ready: drafts are written "
+                           "only for ready cases")
     if channel not in CHANNELS:
         raise DraftRefused(f"Unknown channel {channel!r}: one of {', '.join(CHANNELS)}")
     stage = stage_for(facts)
@@ -158,8 +158,8 @@ def generate(db: Database, log: AuditLog, facts: DraftFacts, channel: str, langu
         waiting = db.query("SELECT draft_id FROM drafts WHERE tenancy_id = ? AND status IN ('pending', 'approved')",
                            [facts.tenancy_id])
         if len(waiting):
-            raise DraftRefused(f"{facts.tenancy_id} already has draft {waiting['draft_id'].iloc[0]} waiting: approve, "
-                               "reject or release it first")
+            raise DraftRefused(f"The case already has draft {waiting['draft_id'].iloc[0]} waiting: approve, reject or "
+                               "release it first")
         row = {"draft_id": uuid.uuid4().hex[:16], "tenancy_id": facts.tenancy_id, "version": 1, "parent_id": None,
                "stage": stage, "language": language, "channel": channel, "template": path.name,
                "template_version": template_version(path), "text": text,

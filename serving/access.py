@@ -3,11 +3,11 @@ patches), authenticated by bearer tokens of which only a hash is stored.
 
 | role | endpoints | sees |
 |---|---|---|
-| officer | /score, /worklist, /worklist_changes | its own patches |
-| supervisor | the officer's | its area: the patches it is given |
+| officer | /score, /worklist, /worklist_changes, /case_file, /case_action, /draft | its own patches |
+| supervisor | the officer's, /case_reassign, /approval_queue, /draft_decision, /draft_release | its area: its patches |
 | data_scientist | /monitoring_status, /cash_forecast(_csv), /collection_kpis(_csv) | models, monitoring, aggregates |
 | treasury | /cash_forecast(_csv), /collection_kpis(_csv) | forecasts and KPIs |
-| admin | every endpoint | everything |
+| admin | every endpoint (the outbox only to admins: the landlord's sending system is one) | everything |
 
 A principal given patches sees only those, whatever it asks: a request naming another patch is refused (403), and
 one naming none is narrowed to its own. Tokens are made here (`arrears users add`, printed once), kept as their
@@ -45,6 +45,14 @@ ENDPOINT_ROLES: dict[str, tuple[str, ...]] = {
     "/cash_forecast_csv": _AGGREGATES,
     "/collection_kpis": _AGGREGATES,
     "/collection_kpis_csv": _AGGREGATES,
+    "/case_file": ("officer", "supervisor", "admin"),
+    "/case_action": ("officer", "supervisor", "admin"),
+    "/case_reassign": ("supervisor", "admin"),
+    "/draft": ("officer", "supervisor", "admin"),
+    "/approval_queue": ("supervisor", "admin"),
+    "/draft_decision": ("supervisor", "admin"),
+    "/draft_release": ("supervisor", "admin"),
+    "/outbox": ("admin",),
 }
 TABLES = {"principals": {"token_hash": "TEXT", "name": "TEXT", "role": "TEXT", "patches": "TEXT",
                          "created_at": "TEXT", "revoked_at": "TEXT"}}

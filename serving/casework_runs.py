@@ -68,7 +68,7 @@ def _latest_row(settings: ServingSettings, tenancy_id: str) -> dict:
                                                   "protocol_step"))
     found = rows[rows["tenancy_id"] == tenancy_id]
     if found.empty:
-        raise LookupError(f"{tenancy_id} is not in the latest worklist run")
+        raise LookupError("The case is not in the latest worklist run (not live on its date)")
     return found.iloc[0].to_dict() | {"run_id": run["run_id"], "policy_version": run["policy_version"],
                                       "as_of": pd.Timestamp(run["as_of"])}
 

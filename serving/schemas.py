@@ -180,3 +180,70 @@ class CollectionKpis(BaseModel):
     as_of: str = Field(description="The ledger's last posting date")
     definitions: str = Field(description="Where each figure is defined")
     rows: list[KpiRow]
+
+
+# -- casework (docs/casework.md) -----------------------------------------------------------------------------------
+class CaseAction(BaseModel):
+    action_id: str
+    kind: str = Field(description="contact_attempted, contact_made, promise_to_pay, arrangement_agreed, hold, "
+                      "referral, note or dismiss")
+    happened_on: str
+    actor: str
+    channel: str | None = None
+    outcome: str | None = None
+    amount: float | None = Field(default=None, description="Pounds promised, or per instalment")
+    due_on: str | None = None
+    instalments: int | None = None
+    until_on: str | None = None
+    reason: str | None = None
+    referral: str | None = None
+    note: str | None = None
+    settled_as: str | None = Field(default=None, description="A promise: kept or missed, once settled")
+
+
+class Draft(BaseModel):
+    draft_id: str
+    tenancy_id: str
+    version: int = Field(description="1: as generated; 2: as edited by its approver (the original is kept)")
+    parent_id: str | None = Field(description="The draft this version edits")
+    stage: str
+    language: str
+    channel: str
+    template: str
+    template_version: str
+    text: str
+    status: str = Field(description="pending, edited, approved, rejected, released or suppressed")
+    created_by: str
+    created_at: str
+    decided_by: str | None = None
+    reason: str | None = Field(default=None, description="Why it was rejected or suppressed")
+
+
+class AuditEntry(BaseModel):
+    seq: int
+    at: str
+    actor: str
+    role: str
+    action: str
+    tenancy_id: str | None
+    detail: dict
+
+
+class CaseFile(BaseModel):
+    tenancy_id: str
+    patch: str | None
+    readiness_state: str | None = Field(description="In the latest worklist run")
+    owner: str | None = Field(description="Who owns the next action (null: nobody yet; see owner_note)")
+    owner_note: str
+    actions: list[CaseAction]
+    drafts: list[Draft]
+    audit: list[AuditEntry] = Field(description="Every decision about this case, oldest first")
+
+
+class ApprovalQueue(BaseModel):
+    drafts: list[Draft] = Field(description="Drafts waiting for a decision (pending) or for release (approved)")
+
+
+class Outbox(BaseModel):
+    messages: list[dict] = Field(description="Released drafts for the landlord's sending system: draft_id, "
+                                 "tenancy_id, channel, language, text, released_at, released_by")

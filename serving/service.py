@@ -18,16 +18,23 @@ import bentoml.exceptions
 from bentoml.validators import ContentType
 from pydantic import Field
 
+from casework.cases import CHANNELS as ACTION_CHANNELS
+from casework.cases import OUTCOMES, REFERRALS, OfficerAction
 from serving import observe
 from serving.access import OPEN, Forbidden, Principal
 from serving.guard import AccessGuard
 from serving.schemas import (
+    ApprovalQueue,
+    CaseAction,
+    CaseFile,
     CashForecastResponse,
     ChangesResponse,
     CollectionKpis,
+    Draft,
     ForecastWeek,
     KpiRow,
     MonitoringStatus,
+    Outbox,
     ScoreResponse,
     WorklistResponse,
 )
@@ -41,6 +48,18 @@ Weeks = Annotated[int, Field(strict=True, ge=1, le=26, description="Weeks ahead 
 Patch = Annotated[str | None, Field(max_length=100, description="One patch (the portfolio is always included)")]
 Months = Annotated[int, Field(strict=True, ge=1, le=240, description="The last this many calendar months")]
 AsOf = Annotated[date | None, Field(description="Forecast from an earlier date (default: the latest data)")]
+
+TenancyId = Annotated[str, Field(min_length=1, max_length=64, description="A tenancy id")]
+DraftId = Annotated[str, Field(min_length=1, max_length=64, description="A draft's id")]
+Channel = Literal["letter", "sms", "email"]
+Language = Annotated[str, Field(pattern=r"^[a-z]{2}$", description="A language code of the templates (en)")]
+ActionKind = Literal["contact_attempted", "contact_made", "promise_to_pay", "arrangement_agreed", "hold", "referral",
+                     "note", "dismiss"]
+ActionChannel = Literal[ACTION_CHANNELS]  # type: ignore[valid-type]
+ActionOutcome = Literal[OUTCOMES]  # type: ignore[valid-type]
+Referral = Literal[REFERRALS]  # type: ignore[valid-type]
+ReasonCode = Annotated[str, Field(min_length=1, max_length=40, description="A reason code (docs/casework.md)")]
+DraftText = Annotated[str, Field(min_length=1, max_length=20_000, description="The approver's edited text")]
 
 ReadinessState = Literal["ready", "hold", "review", "disputed", "recent_payment", "payment_plan", "ambiguous_balance",
                          "blocked"]
@@ -185,6 +204,68 @@ class ArrearsWorklist:
             raise bentoml.exceptions.InvalidArgument(str(exc)) from exc
         return rows.assign(week_start=rows["week_start"].dt.strftime("%Y-%m-%d")), header
 
+    # -- casework (docs/casework.md; the work is serving.casework_api's) -------------------------------------------
+    @bentoml.api
+    def case_file(self, ctx: bentoml.Context, tenancy_id: TenancyId) -> CaseFile:
+        """A case's file: who owns its next action, the officers' actions, its drafts (every version) and every
+        decision about it in the audit trail."""
+        return _casework(lambda api: api.case_file(self.worklister.settings, _principal(ctx), tenancy_id))
+
+    @bentoml.api
+    def case_action(self, ctx: bentoml.Context, tenancy_id: TenancyId, kind: ActionKind,
+                    happened_on: date | None = None, channel: ActionChannel | None = None,
+                    outcome: ActionOutcome | None = None,
+                    amount: Annotated[float | None, Field(ge=0.01, le=100_000)] = None, due_on: date | None = None,
+                    instalments: Annotated[int | None, Field(ge=1, le=520)] = None, until_on: date | None = None,
+                    reason: ReasonCode | None = None, referral: Referral | None = None,
+                    note: Annotated[str | None, Field(max_length=4000)] = None) -> CaseAction:
+        """Record what an officer did or decided: a contact (channel, outcome), a promise to pay (amount, due_on),
+        an arrangement (amount per instalment, instalments), a hold (until_on, reason), a referral, a note or a
+        dismissal (reason). The next worklist run judges it (docs/casework.md)."""
+        given = {"kind": kind, "happened_on": happened_on, "channel": channel, "outcome": outcome, "amount": amount,
+                 "due_on": due_on, "instalments": instalments, "until_on": until_on, "reason": reason,
+                 "referral": referral, "note": note}
+        return _casework(lambda api: api.record_action(self.worklister.settings, _principal(ctx), tenancy_id,
+                                                       OfficerAction(**given)))
+
+    @bentoml.api
+    def case_reassign(self, ctx: bentoml.Context, tenancy_id: TenancyId,
+                      to: Annotated[str, Field(min_length=1, max_length=100)], reason: ReasonCode) -> CaseFile:
+        """Give a case to another officer of its patch (a supervisor's decision, with a reason code)."""
+        return _casework(lambda api: api.reassign(self.worklister.settings, _principal(ctx), tenancy_id, to, reason))
+
+    @bentoml.api
+    def draft(self, ctx: bentoml.Context, tenancy_id: TenancyId, channel: Channel = "letter",
+              language: Language = "en") -> Draft:
+        """Write an outreach draft for a ready case, from the template of its stage; it waits for approval."""
+        return _casework(lambda api: api.write_draft(self.worklister.settings, _principal(ctx), tenancy_id, channel,
+                                                     language))
+
+    @bentoml.api
+    def approval_queue(self, ctx: bentoml.Context, patch: Patch = None) -> ApprovalQueue:
+        """Drafts waiting for a decision or for release, in the caller's patches (or one)."""
+        return _casework(lambda api: api.approval_queue(self.worklister.settings, _principal(ctx), patch))
+
+    @bentoml.api
+    def draft_decision(self, ctx: bentoml.Context, draft_id: DraftId, decision: Literal["approve", "reject"],
+                       text: DraftText | None = None, reason: ReasonCode | None = None) -> Draft:
+        """Approve a draft (as written, or with `text` as edited: the original is kept) or reject it with a
+        reason. Someone other than its writer decides."""
+        return _casework(lambda api: api.decide(self.worklister.settings, _principal(ctx), draft_id, decision, text,
+                                                reason))
+
+    @bentoml.api
+    def draft_release(self, ctx: bentoml.Context, draft_id: DraftId) -> Draft:
+        """Release an approved draft to the outbox, or suppress it (a payment since, a change of state, the
+        contact limit): the answer's status and reason say which."""
+        return _casework(lambda api: api.release(self.worklister.settings, _principal(ctx), draft_id))
+
+    @bentoml.api
+    def outbox(self, since: Annotated[str | None, Field(max_length=40, description="Released after (ISO time)")]
+               = None) -> Outbox:
+        """The released messages, for the landlord's own sending system (nothing here sends them)."""
+        return _casework(lambda api: api.outbox(self.worklister.settings, since))
+
     @staticmethod
     def _from_runs(answer):
         """Lists come from recorded runs: before the first is recorded, say so (503) rather than fail."""
@@ -196,6 +277,24 @@ class ArrearsWorklist:
             raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
         except LookupError as exc:
             raise bentoml.exceptions.NotFound(str(exc)) from exc
+
+
+def _casework(work):
+    """Run a casework endpoint's work; its refusals as HTTP answers that say what to do."""
+    from casework.drafts import DraftRefused
+    from serving import casework_api
+    from serving.runs import NoRun
+
+    try:
+        return work(casework_api)
+    except (casework_api.NotVisible, NoRun) as exc:
+        raise bentoml.exceptions.NotFound(str(exc)) from exc
+    except Forbidden as exc:
+        raise bentoml.exceptions.BentoMLException(str(exc), error_code=HTTPStatus.FORBIDDEN) from exc
+    except DraftRefused as exc:
+        raise bentoml.exceptions.BentoMLException(str(exc), error_code=HTTPStatus.CONFLICT) from exc
+    except (LookupError, ValueError) as exc:
+        raise bentoml.exceptions.InvalidArgument(str(exc)) from exc
 
 
 ArrearsWorklist.add_asgi_middleware(AccessGuard)

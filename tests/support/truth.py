@@ -57,7 +57,9 @@ def circumstances(portfolio, day: pd.Timestamp, policy: Policy, unexplained: set
     last_receipt = pd.to_datetime(last_receipt.groupby("tenancy_id")["posted_date"].max())
     active = _in_force(plans, "start", "end", day)
     agreed = pd.to_datetime(plans.groupby("tenancy_id")["start"].max())
-    kept = {t for t in active if (day - last_receipt.get(t, agreed.get(t))).days < policy.payment_plan["silent_days"]}
+    # Silent since the later of the last receipt and the agreement: silence before an arrangement is not its breach.
+    kept = {t for t in active if (day - max(last_receipt.get(t, agreed.get(t)), agreed.get(t))).days
+            < policy.payment_plan["silent_days"]}
     received = _receipts(tx, day, policy.recent_payment["window_days"])
     return {
         "blocked": _in_force(truth["breathing_space"], "start_date", "end_date", day),

@@ -1,0 +1,141 @@
+"""The casework endpoints' work (serving/service.py keeps them thin): a case's file, officers' actions,
+reassignment, drafts, the approval queue, release and the outbox, each under the caller's patches. A case in a
+patch the caller does not see is answered as not found, like one that does not exist."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from casework import cases, drafts
+from casework.audit import AuditLog
+from casework.store import open_casework
+from serving.access import Principal
+from serving.runs import open_runs
+from serving.schemas import ApprovalQueue, AuditEntry, CaseAction, CaseFile, Draft, Outbox
+from serving.settings import ServingSettings
+
+
+class NotVisible(LookupError):
+    """No such case (or draft) in the caller's patches."""
+
+
+def _row(settings: ServingSettings, tenancy_id: str, patches: Sequence[str] | None) -> dict:
+    """The tenancy's row in the latest run, if the caller sees its patch."""
+    with open_runs(settings) as store:
+        run = store.latest()
+        found = store.rows(run["run_id"], columns=("tenancy_id", "patch", "readiness_state"))
+    found = found[found["tenancy_id"] == tenancy_id]
+    if found.empty or (patches is not None and found["patch"].iloc[0] not in set(patches)):
+        raise NotVisible("No such case in the patches you see")  # no id: messages reach the service's log
+    return found.iloc[0].to_dict()
+
+
+def _clean(record: dict) -> dict:
+    return {k: (None if not isinstance(v, (list, dict)) and pd.isna(v) else v) for k, v in record.items()}
+
+
+def _action(row: dict) -> CaseAction:
+    row = _clean(row)
+    amount = None if row["amount_pence"] is None else int(row["amount_pence"]) / 100
+    instalments = None if row["instalments"] is None else int(row["instalments"])
+    return CaseAction(**{k: row[k] for k in CaseAction.model_fields if k in row and k not in ("amount",
+                                                                                              "instalments")},
+                      amount=amount, instalments=instalments)
+
+
+def _draft(row: dict) -> Draft:
+    row = _clean(row)
+    return Draft(**{k: row[k] for k in Draft.model_fields} | {"version": int(row["version"])})
+
+
+def case_file(settings: ServingSettings, principal: Principal, tenancy_id: str) -> CaseFile:
+    row = _row(settings, tenancy_id, principal.patches)
+    with open_casework(settings) as db:
+        owner = cases.owners(db, [tenancy_id])
+        recorded = cases.actions(db, [tenancy_id])
+        written = drafts.drafts(db, [tenancy_id])
+        trail = AuditLog(db).entries(tenancy_id=tenancy_id)
+    who = None if owner.empty else str(owner["owner"].iloc[0])
+    note = (f"{who} owns the next action" if who else "Nobody yet: a case gets an owner when it is ready and an "
+            f"officer of patch {row['patch']} has room (ARREARS_OFFICER_CAPACITY)")
+    return CaseFile(tenancy_id=tenancy_id, patch=row["patch"], readiness_state=row["readiness_state"], owner=who,
+                    owner_note=note, actions=[_action(r) for r in recorded.to_dict("records")],
+                    drafts=[_draft(r) for r in written.to_dict("records")],
+                    audit=[AuditEntry(**{k: e[k] for k in AuditEntry.model_fields}) for e in
+                           trail.to_dict("records")])
+
+
+def record_action(settings: ServingSettings, principal: Principal, tenancy_id: str,
+                  action: cases.OfficerAction) -> CaseAction:
+    _row(settings, tenancy_id, principal.patches)
+    with open_casework(settings) as db:
+        return _action(cases.record_action(db, AuditLog(db), tenancy_id, action, principal.name, principal.role))
+
+
+def reassign(settings: ServingSettings, principal: Principal, tenancy_id: str, to: str, reason: str) -> CaseFile:
+    from serving.casework_runs import roster
+
+    row = _row(settings, tenancy_id, principal.patches)
+    officers = roster(settings).get(row["patch"], [])
+    if to not in officers:
+        raise ValueError(f"{to!r} is not an officer of patch {row['patch']}: one of {', '.join(officers) or 'none'}")
+    with open_casework(settings) as db:
+        cases.reassign(db, AuditLog(db), tenancy_id, to, principal.name, principal.role, reason, row["patch"])
+    return case_file(settings, principal, tenancy_id)
+
+
+def write_draft(settings: ServingSettings, principal: Principal, tenancy_id: str, channel: str,
+                language: str) -> Draft:
+    from serving.casework_runs import write_draft as written
+
+    _row(settings, tenancy_id, principal.patches)
+    return _draft(written(settings, tenancy_id, channel, language, principal.name, principal.role))
+
+
+def _visible_draft(settings: ServingSettings, principal: Principal, draft_id: str) -> dict:
+    with open_casework(settings) as db:
+        try:
+            found = drafts.draft(db, draft_id)
+        except LookupError as exc:
+            raise NotVisible("No such draft in the patches you see") from exc
+    try:
+        _row(settings, str(found["tenancy_id"]), principal.patches)
+    except NotVisible as exc:
+        raise NotVisible("No such draft in the patches you see") from exc
+    return found
+
+
+def approval_queue(settings: ServingSettings, principal: Principal, patch: str | None) -> ApprovalQueue:
+    scope = principal.patch_scope(patch)
+    with open_casework(settings) as db:
+        waiting = drafts.drafts(db, statuses=("pending", "approved"))
+    if scope is not None and len(waiting):
+        with open_runs(settings) as store:
+            patch_of = store.patches_of(store.latest()["run_id"], waiting["tenancy_id"].tolist())
+        waiting = waiting[waiting["tenancy_id"].map(patch_of).isin(set(scope))]
+    return ApprovalQueue(drafts=[_draft(r) for r in waiting.to_dict("records")])
+
+
+def decide(settings: ServingSettings, principal: Principal, draft_id: str, decision: str, text: str | None,
+           reason: str | None) -> Draft:
+    _visible_draft(settings, principal, draft_id)
+    with open_casework(settings) as db:
+        log = AuditLog(db)
+        if decision == "approve":
+            return _draft(drafts.approve(db, log, draft_id, principal.name, principal.role, text))
+        return _draft(drafts.reject(db, log, draft_id, principal.name, principal.role, reason or ""))
+
+
+def release(settings: ServingSettings, principal: Principal, draft_id: str) -> Draft:
+    from serving.casework_runs import release_draft
+
+    _visible_draft(settings, principal, draft_id)
+    return _draft(release_draft(settings, draft_id, principal.name, principal.role))
+
+
+def outbox(settings: ServingSettings, since: str | None) -> Outbox:
+    with open_casework(settings) as db:
+        messages = drafts.outbox(db, since)
+    return Outbox(messages=[_clean(m) for m in messages.to_dict("records")])
