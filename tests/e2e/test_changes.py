@@ -158,59 +158,73 @@ def test_officers_actions_are_judged_at_the_next_run_and_ready_cases_get_owners(
     assert verdict.ok and verdict.checked == len(trail)
 
 
-def test_a_draft_is_written_for_a_ready_case_approved_as_edited_and_suppressed_by_a_payment_since(served) -> None:
-    """A draft for each of two ready cases; a supervisor approves one as edited (the original kept beside it) and
-    the other as written; a payment for the first arrives in the next delivery, so its release is suppressed with
-    that reason while the second goes to the outbox. Nothing goes out unapproved, and the trail verifies."""
+def test_two_cases_lives_over_http_a_draft_suppressed_by_a_payment_and_a_missed_promise_back_on_the_list(
+        served) -> None:
+    """Over a real `bentoml serve` with auth required, an officer and a supervisor of one patch: a ready case is
+    owned, gets a draft, the supervisor approves it edited (the original kept), a payment arrives and its release
+    is suppressed with that reason; another case's promise is missed and the next run puts it back on the list.
+    Nothing reaches the outbox, and the trail verifies."""
     import hashlib
 
-    from casework import drafts
-    from casework.audit import AuditLog
-    from casework.store import open_casework
-    from serving.casework_runs import release_draft, write_draft
+    import httpx
+
+    from serving.process import running_server
     from serving.settings import get_settings
 
-    with isolated_home(served / "home"):
-        listed = json.loads(ok("worklist", "--top", "400", "--json", "--state", "ready", "--state", "hold").stdout)
-        settings = get_settings()
-        plain = [r["tenancy_id"] for r in listed["rows"] if r["readiness_state"] == "ready" and not r["state_reasons"]]
-        held = next(r["tenancy_id"] for r in listed["rows"] if r["readiness_state"] == "hold")
-        payer, quiet = plain[-1], plain[-2]
-        letter = write_draft(settings, payer, "letter", "en", "officer-a", "officer")
-        sms = write_draft(settings, quiet, "sms", "en", "officer-a", "officer")
-        refused = []
-        for tenancy, why in ((payer, "already has draft"), (held, "not ready")):
-            with pytest.raises(drafts.DraftRefused, match=why):
-                write_draft(settings, tenancy, "letter", "en", "officer-a", "officer")
-            refused.append(tenancy)
-        with open_casework(settings) as db:
-            log = AuditLog(db)
-            with pytest.raises(drafts.DraftRefused, match="another person"):
-                drafts.approve(db, log, letter["draft_id"], "officer-a", "officer")
-            edited_text = letter["text"].replace("Income Team", "Income Team (your officer: A. Officer)")
-            edited = drafts.approve(db, log, letter["draft_id"], "super-1", "supervisor", text=edited_text)
-            drafts.approve(db, log, sms["draft_id"], "super-1", "supervisor")
-            assert drafts.outbox(db).empty  # approved is not sent: release is its own step
-        paid_on = pd.Timestamp(listed["as_of"]) + pd.Timedelta(days=1)
-        ok("ingest", str(write_delivery(served / "payment", transactions=(
-            "transaction_id,tenancy_id,posted_date,type,amount,method\n"
-            f"PAYX,{payer},{paid_on.date()},payment,-25.00,card\n"))))
-        suppressed = release_draft(settings, edited["draft_id"], "super-1", "supervisor")
-        released = release_draft(settings, sms["draft_id"], "super-1", "supervisor")
-        with open_casework(settings) as db:
-            sent, versions = drafts.outbox(db), drafts.drafts(db, [payer])
-            trail, verdict = AuditLog(db).entries(), AuditLog(db).verify()
-    facts = json.loads(letter["facts"])
-    assert facts["as_of"] == listed["as_of"] and f"£{facts['balance']:,.2f}" in letter["text"]
-    assert letter["stage"] == "first_reminder" and letter["template_version"].startswith("2026.12-1+")
-    assert suppressed["status"] == "suppressed" and suppressed["reason"].startswith("payment_since_draft: £25.00")
-    assert released["status"] == "released" and sent["tenancy_id"].tolist() == [quiet]
-    assert sent["text"].iloc[0] == sms["text"] and sent["channel"].iloc[0] == "sms"
-    assert versions[["version", "status"]].values.tolist() == [[1, "edited"], [2, "suppressed"]]
-    assert versions["text"].tolist() == [letter["text"], edited_text.strip() + "\n"]  # the original kept beside
-    mine = trail[trail["tenancy_id"] == payer]
-    assert mine["action"].tolist()[-4:] == ["draft_generated", "draft_edited", "draft_approved", "draft_suppressed"]
-    edit = mine[mine["action"] == "draft_edited"]["detail"].iloc[0]
-    digest = lambda text: hashlib.sha256(text.encode()).hexdigest()  # noqa: E731
-    assert edit["original_sha256"] == digest(letter["text"]) and edit["edited_sha256"] == digest(versions["text"][1])
-    assert "A. Officer" not in trail.to_json() and verdict.ok
+    with isolated_home(served / "home", ARREARS_AUTH="required", ARREARS_AUTH_CACHE_SECONDS="0"):
+        listed = json.loads(ok("worklist", "--top", "400", "--json").stdout)
+        as_of = pd.Timestamp(listed["as_of"])
+        plain = [r for r in listed["rows"] if not r["state_reasons"]]
+        patch = plain[-1]["patch"]
+        drafted, promiser = [r["tenancy_id"] for r in plain if r["patch"] == patch][-2:]
+        officer = _token("lc-officer", "officer", patch)
+        supervisor = _token("lc-supervisor", "supervisor", patch)
+        day = lambda n: str((as_of + pd.Timedelta(days=n)).date())  # noqa: E731
+        with running_server(get_settings()) as url, httpx.Client(base_url=url, timeout=120) as client:
+            def call(token: str, path: str, **body) -> dict:
+                answer = client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+                assert answer.status_code == 200, (path, answer.status_code, answer.text)
+                return answer.json()
+
+            call(officer, "/case_action", tenancy_id=drafted, kind="contact_made", channel="phone",
+                 outcome="spoke_to_tenant", happened_on=day(-20))
+            call(officer, "/case_action", tenancy_id=promiser, kind="promise_to_pay", amount=40.0,
+                 happened_on=day(-1), due_on=day(-1))
+            ok("worklist", "--refresh")  # the next run: the promise is settled, ready cases get owners
+            owned = call(officer, "/case_file", tenancy_id=drafted)
+            back = {r["tenancy_id"]: r for r in call(officer, "/worklist", top=400)["rows"]}
+            written = call(officer, "/draft", tenancy_id=drafted, channel="letter")
+            queue = call(supervisor, "/approval_queue")
+            edited_text = written["text"].replace("Income Team", "Income Team (your officer: lc-officer)")
+            approved = call(supervisor, "/draft_decision", draft_id=written["draft_id"], decision="approve",
+                            text=edited_text)
+            assert client.post("/outbox", json={}, headers={"Authorization": f"Bearer {supervisor}"}
+                               ).status_code == 403  # the outbox is the sending system's
+            ok("ingest", str(write_delivery(served / "lc_payment", transactions=(
+                "transaction_id,tenancy_id,posted_date,type,amount,method\n"
+                f"PAYLC,{drafted},{day(1)},payment,-30.00,card\n"))))
+            released = call(supervisor, "/draft_release", draft_id=approved["draft_id"])
+            case = call(supervisor, "/case_file", tenancy_id=drafted)
+            promised = call(officer, "/case_file", tenancy_id=promiser)
+        verified = ok("audit", "verify").output
+    assert owned["owner"] is not None and owned["owner_note"].endswith("owns the next action")
+    assert written["status"] == "pending" and written["version"] == 1 and f"{drafted}" in written["text"]
+    assert [d["draft_id"] for d in queue["drafts"]] == [written["draft_id"]]
+    assert approved["version"] == 2 and approved["parent_id"] == written["draft_id"]
+    assert released["status"] == "suppressed" and released["reason"].startswith("payment_since_draft: £30.00")
+    assert [(d["version"], d["status"]) for d in case["drafts"]] == [(1, "edited"), (2, "suppressed")]
+    assert case["drafts"][0]["text"] == written["text"] and case["drafts"][1]["text"].strip() == edited_text.strip()
+    actions = [e["action"] for e in case["audit"]]
+    assert actions[-4:] == ["draft_generated", "draft_edited", "draft_approved", "draft_suppressed"]
+    assert {"action_recorded", "case_assigned"} <= set(actions)
+    edit = next(e["detail"] for e in case["audit"] if e["action"] == "draft_edited")
+    assert edit["original_sha256"] == hashlib.sha256(written["text"].encode()).hexdigest()
+    assert back[promiser]["readiness_state"] == "ready" and "arrangement_broken" in [
+        r["rule"] for r in back[promiser]["state_reasons"]]
+    assert [e["detail"]["reason"] for e in promised["audit"] if e["action"] == "case_returned"] == ["missed_promise"]
+    assert [a["settled_as"] for a in promised["actions"]] == ["missed"]
+    assert "The audit trail holds" in verified
+
+
+def _token(name: str, role: str, patch: str) -> str:
+    return ok("users", "add", name, "--role", role, "--patch", patch).stdout.strip().splitlines()[-1]
