@@ -50,6 +50,10 @@ class DraftRefused(ValueError):
     """The draft step is not allowed now; the message says why and what to do."""
 
 
+class MissingTemplate(LookupError):
+    """No template for the stage, language and channel asked for; the message says which file to add."""
+
+
 @dataclass(frozen=True)
 class DraftFacts:
     """What a draft is built on, recorded with it: the case as judged, and the account on `as_of`."""
@@ -120,7 +124,7 @@ def template_for(stage: str, language: str, channel: str, vulnerable: bool) -> P
         if (TEMPLATES / name).exists():
             return TEMPLATES / name
     have = sorted(p.name.removesuffix(".j2") for p in TEMPLATES.glob(f"{stage}.*.j2"))
-    raise DraftRefused(f"No {channel} template in language {language!r} for stage {stage}: there are "
+    raise MissingTemplate(f"No {channel} template in language {language!r} for stage {stage}: there are "
                        f"{', '.join(have) or 'none'} (add casework/templates/outreach/{stage}.{language}.{channel}.j2)")
 
 
@@ -307,5 +311,12 @@ def facts_for_draft(ledger, case: dict, as_of: pd.Timestamp, actions: pd.DataFra
         tenancy_id=tenancy_id, as_of=str(pd.Timestamp(as_of).date()), readiness_state=str(case["readiness_state"]),
         protocol_step=case.get("protocol_step"), policy_version=str(case["policy_version"]),
         run_id=str(case["run_id"]), balance=round(balance, 2), arrears_weeks=max(balance, 0) / weekly if weekly else 0,
-        vulnerable=bool(register.get("vulnerable") or False), tenant_name=register.get("tenant_name") or None,
+        vulnerable=_known(register.get("vulnerable")) is True, tenant_name=_known(register.get("tenant_name")),
         reasons=tuple(rule for rule, _ in case.get("state_reasons") or ()), promise=promise, statement=statement)
+
+
+def _known(value):
+    """A register value, None where it is missing (NaN, NA or blank)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)) or value == "":
+        return None
+    return bool(value) if hasattr(value, "dtype") and value.dtype == bool else value

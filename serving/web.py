@@ -13,7 +13,6 @@ JavaScript; filters and sorting live in the URL, so a view can be bookmarked and
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pandas as pd
 from starlette.applications import Starlette
@@ -21,27 +20,18 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 
-from serving import charts, pages
-from serving.access import OPEN, Forbidden, Principal, open_principals
+from serving import charts, pages, web_casework
+from serving import webkit as kit
+from serving.access import Forbidden, Principal, open_principals
 from serving.guard import PAGES as BASE
 from serving.guard import SESSION_COOKIE as COOKIE
 from serving.settings import get_settings
 
-HERE = Path(__file__).resolve().parent
-templates = Jinja2Templates(directory=str(HERE / "templates"))
-templates.env.filters |= {"pounds": lambda v, places=0: "–" if _missing(v) else f"£{v:,.{places}f}",
-                          "percent": lambda v, places=0: "–" if _missing(v) else f"{v * 100:.{places}f}%",
-                          "figure": lambda v: "–" if _missing(v) else f"{v:.1f}" if abs(v) >= 10 else f"{v:.3f}"}
+HERE = kit.HERE
+
 #: Readiness queues in the order a page lists them (docs/policy.md).
 QUEUES = ("ready", "hold", "review", "disputed", "recent_payment", "payment_plan", "ambiguous_balance", "blocked")
-#: The pages a person can reach from the top bar: (label, path, the API endpoint whose roles may open it).
-NAV = (("Worklist", "/worklist", "/worklist"), ("Treasury", "/treasury", "/cash_forecast"),
-       ("Models and monitoring", "/models", "/monitoring_status"))
-#: Where signing in takes each role.
-HOME = {"officer": "/worklist", "supervisor": "/worklist", "admin": "/worklist", "treasury": "/treasury",
-        "data_scientist": "/models"}
 PAGE_ROWS = 200
 #: Orders a worklist page can be sorted in: name → (label, sort key, descending).
 SORTS = {"risk": ("Risk, highest first", lambda r: r.risk_score, True),
@@ -51,58 +41,8 @@ SORTS = {"risk": ("Risk, highest first", lambda r: r.risk_score, True),
 log = logging.getLogger("arrears.web")
 
 
-def _missing(value) -> bool:
-    return value is None or bool(pd.isna(value))
-
-
-def _worklister(request: Request):
-    """The service's Worklister (one per worker, loaded by `ArrearsWorklist.__init__`); an app built on its own
-    (`build_app`) carries its own."""
-    given = getattr(request.app.state, "worklister", None)
-    if given is not None:
-        return given
-    import bentoml
-
-    return bentoml.get_current_service().worklister
-
-
-def _principal(request: Request) -> Principal | None:
-    """Who is signed in, as the service's door found it (None: nobody, or a token no longer valid). A page the door
-    did not see (the app run on its own) has nobody signed in unless auth is open."""
-    if not get_settings().auth_required:
-        return OPEN
-    return getattr(request.state, "principal", None)
-
-
-def _nav(principal: Principal | None) -> list[tuple[str, str]]:
-    return [(label, BASE + path) for label, path, endpoint in NAV if principal and principal.may_call(endpoint)]
-
-
-def _page(request: Request, name: str, principal: Principal | None, status: int = 200, **context) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, {"principal": principal, "open": principal is OPEN,
-                                                      "base": BASE, "nav": _nav(principal), **context},
-                                      status_code=status)
-
-
-def _message(request: Request, principal: Principal | None, status: int, title: str, message: str) -> HTMLResponse:
-    return _page(request, "message.html", principal, status=status, title=title, message=message)
-
-
-def _allowed(request: Request, endpoint: str) -> Principal | Response:
-    """The signed-in principal, if its role may call `endpoint` (whose data the page shows); else the page to
-    answer instead: sign-in, or a refusal saying which pages are the principal's."""
-    principal = _principal(request)
-    if principal is None:
-        return RedirectResponse(f"{BASE}/signin", status_code=303)
-    if not principal.may_call(endpoint):
-        mine = ", ".join(label for label, _ in _nav(principal)) or "none"
-        return _message(request, principal, 403, "Not a page for your role",
-                        f"{principal.name} ({principal.role}) cannot open this page. Your pages: {mine}.")
-    return principal
-
-
 async def signin_form(request: Request) -> Response:
-    return _page(request, "signin.html", None)
+    return kit.page(request, "signin.html", None)
 
 
 async def signin(request: Request) -> Response:
@@ -111,9 +51,9 @@ async def signin(request: Request) -> Response:
     with open_principals(get_settings()) as store:
         principal = store.authenticate(token) if token else None
     if principal is None:
-        return _page(request, "signin.html", None, status=401,
+        return kit.page(request, "signin.html", None, status=401,
                      error="That token is not valid (or was revoked). Ask an admin for one: arrears users add.")
-    response = RedirectResponse(BASE + HOME[principal.role], status_code=303)
+    response = RedirectResponse(BASE + kit.HOME[principal.role], status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path=BASE)
     return response
 
@@ -126,43 +66,43 @@ async def signout(request: Request) -> Response:
 
 async def home(request: Request) -> Response:
     """Each role's first page."""
-    principal = _principal(request)
+    principal = kit.signed_in(request)
     if principal is None:
         return RedirectResponse(f"{BASE}/signin", status_code=303)
-    return RedirectResponse(BASE + HOME[principal.role], status_code=303)
+    return RedirectResponse(BASE + kit.HOME[principal.role], status_code=303)
 
 
 def _unrecorded(request: Request, principal: Principal, exc: LookupError) -> HTMLResponse:
     from serving.runs import NoRun
 
     if isinstance(exc, NoRun):
-        return _message(request, principal, 503, "No worklist yet", str(exc))
-    return _message(request, principal, 404, "Not found", str(exc))
+        return kit.message(request, principal, 503, "No worklist yet", str(exc))
+    return kit.message(request, principal, 404, "Not found", str(exc))
 
 
 async def worklist(request: Request) -> Response:
     """The signed-in person's cases in one readiness queue (default: ready), ranked, with why and what next, and
     what changed since the last run marked on each case."""
-    principal = _allowed(request, "/worklist")
+    principal = kit.allowed(request, "/worklist")
     if isinstance(principal, Response):
         return principal
     queue, sort = request.query_params.get("queue", "ready"), request.query_params.get("sort", "risk")
     patch = request.query_params.get("patch") or None
     if queue not in QUEUES or sort not in SORTS:
-        return _message(request, principal, 400, "Unknown queue or order",
+        return kit.message(request, principal, 400, "Unknown queue or order",
                         f"Choose a queue of {', '.join(QUEUES)} and an order of {', '.join(SORTS)}.")
     try:
         scope = principal.patch_scope(patch)
-        answer = _worklister(request).worklist(PAGE_ROWS, scope, [queue])
-        changed = _worklister(request).changes(scope)
+        answer = kit.worklister(request).worklist(PAGE_ROWS, scope, [queue])
+        changed = kit.worklister(request).changes(scope)
     except Forbidden as exc:
-        return _message(request, principal, 403, "Not your patch", str(exc))
+        return kit.message(request, principal, 403, "Not your patch", str(exc))
     except LookupError as exc:
         return _unrecorded(request, principal, exc)
     _, key, descending = SORTS[sort]
     rows = sorted(answer.rows, key=key, reverse=descending) if sort != "risk" else answer.rows
     patches = principal.patches or sorted({r.patch for r in answer.rows if r.patch})
-    return _page(request, "worklist.html", principal, answer=answer, rows=rows, queue=queue, queues=QUEUES,
+    return kit.page(request, "worklist.html", principal, answer=answer, rows=rows, queue=queue, queues=QUEUES,
                  patch=patch, patches=patches, sort=sort, sorts={k: v[0] for k, v in SORTS.items()},
                  marks=_marks(changed), changed=changed)
 
@@ -187,32 +127,43 @@ async def case(request: Request) -> Response:
     """One tenancy: its score and the reasons from the base value to the score, its statement over the last year,
     its events, its readiness state with the rules that fired, and its history in the recorded runs. Another
     patch's tenancy is not found, exactly like one that does not exist."""
-    principal = _allowed(request, "/score")
+    principal = kit.allowed(request, "/score")
     if isinstance(principal, Response):
         return principal
     tenancy_id = request.query_params.get("tenancy", "")
     if not 0 < len(tenancy_id) <= 64:
-        return _message(request, principal, 400, "Which case?",
+        return kit.message(request, principal, 400, "Which case?",
                         "Open a case from the worklist (its address names the tenancy: case?tenancy=ID).")
-    answer = _worklister(request).score([tenancy_id], principal.patches)
+    answer = kit.worklister(request).score([tenancy_id], principal.patches)
     if not answer.scores:
-        return _message(request, principal, 404, "No such case", f"No case {tenancy_id} in the patches you see.")
-    settings = _worklister(request).settings
+        return kit.message(request, principal, 404, "No such case", f"No case {tenancy_id} in the patches you see.")
+    settings = kit.worklister(request).settings
     try:
         found = pages.case_file(settings, tenancy_id, pd.Timestamp(answer.as_of))
     except Exception:  # noqa: BLE001 - the score stands on its own; say the rest could not be read, and log why
         log.exception("case file not read")
         found = None
     chart = charts.statement_chart(found.transactions, found.start, found.end) if found is not None else None
-    return _page(request, "case.html", principal, case=answer.scores[0], as_of=answer.as_of,
-                 model_version=answer.model_version, found=found, chart=chart,
+    return kit.page(request, "case.html", principal, case=answer.scores[0], as_of=answer.as_of,
+                 model_version=answer.model_version, found=found, chart=chart, forms=_forms(principal),
+                 casefile=web_casework.case_section(request, principal, tenancy_id),
                  latest=found.history.iloc[0].to_dict() if found is not None and len(found.history) else None)
+
+
+def _forms(principal: Principal) -> dict:
+    """The casework forms the case page offers this principal, and their choices."""
+    from casework import cases, drafts
+
+    return {"action": principal.may_call("/case_action"), "draft": principal.may_call("/draft"),
+            "kinds": list(cases.ACTION_KINDS), "channels": cases.CHANNELS, "outcomes": cases.OUTCOMES,
+            "reasons": sorted(set(cases.HOLD_REASONS) | set(cases.DISMISS_REASONS)), "referrals": cases.REFERRALS,
+            "draft_channels": drafts.CHANNELS}
 
 
 def _forecast(request: Request, patch: str | None):
     from serving.cash_forecast import served_forecast
 
-    rows, header = served_forecast(_worklister(request).settings, 13, patch)
+    rows, header = served_forecast(kit.worklister(request).settings, 13, patch)
     return rows.assign(week_start=rows["week_start"].dt.strftime("%Y-%m-%d")), header
 
 
@@ -221,21 +172,21 @@ async def treasury(request: Request) -> Response:
     the latest month's collection KPIs, and the forecast as a CSV download."""
     from serving.kpis import kpis_now
 
-    principal = _allowed(request, "/cash_forecast")
+    principal = kit.allowed(request, "/cash_forecast")
     if isinstance(principal, Response):
         return principal
     patch = request.query_params.get("patch") or None
     try:
         rows, header = _forecast(request, None)
-        kpis = kpis_now(_worklister(request).settings, None, 3)
+        kpis = kpis_now(kit.worklister(request).settings, None, 3)
     except LookupError as exc:  # no champion payment model, or no ledger yet
-        return _message(request, principal, 503, "No forecast yet", str(exc))
+        return kit.message(request, principal, 503, "No forecast yet", str(exc))
     scopes = list(dict.fromkeys(rows["scope"]))
     if patch is not None and patch not in scopes:
-        return _message(request, principal, 404, "No such patch", f"The forecast's patches are "
+        return kit.message(request, principal, 404, "No such patch", f"The forecast's patches are "
                         f"{', '.join(s for s in scopes if s != 'portfolio')}.")
     shown = rows[rows["scope"] == (patch or "portfolio")]
-    return _page(request, "treasury.html", principal, header=header, weeks=shown.to_dict("records"),
+    return kit.page(request, "treasury.html", principal, header=header, weeks=shown.to_dict("records"),
                  chart=charts.fan_chart(shown), patch=patch, scopes=scopes, **pages.treasury_view(rows, kpis))
 
 
@@ -243,14 +194,14 @@ async def forecast_csv(request: Request) -> Response:
     """The forecast as CSV: what the API's `/cash_forecast_csv` sends for the same patch."""
     from serving.cash_forecast import forecast_csv as as_csv
 
-    principal = _allowed(request, "/cash_forecast_csv")
+    principal = kit.allowed(request, "/cash_forecast_csv")
     if isinstance(principal, Response):
         return principal
     patch = request.query_params.get("patch") or None
     try:
         rows, header = _forecast(request, patch)
     except LookupError as exc:
-        return _message(request, principal, 404, "No forecast", str(exc))
+        return kit.message(request, principal, 404, "No forecast", str(exc))
     return Response(as_csv(rows, header).to_csv(index=False), media_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="cash_forecast_{header["as_of"]}.csv"'})
 
@@ -260,12 +211,12 @@ async def models(request: Request) -> Response:
     monitoring jobs' latest runs, reports and alerts."""
     from serving.job_runs import monitoring_status
 
-    principal = _allowed(request, "/monitoring_status")
+    principal = kit.allowed(request, "/monitoring_status")
     if isinstance(principal, Response):
         return principal
-    settings = _worklister(request).settings
+    settings = kit.worklister(request).settings
     monitoring = monitoring_status(settings, 30)
-    return _page(request, "models.html", principal, models=pages.models_view(settings),
+    return kit.page(request, "models.html", principal, models=pages.models_view(settings),
                  promotions=pages.promotions(settings), monitoring=monitoring,
                  reports=pages.reports(monitoring.latest_runs))
 
@@ -274,14 +225,14 @@ async def report(request: Request) -> Response:
     """A monitoring job's latest report (the Evidently or bias HTML it wrote)."""
     from serving.job_runs import monitoring_status
 
-    principal = _allowed(request, "/monitoring_status")
+    principal = kit.allowed(request, "/monitoring_status")
     if isinstance(principal, Response):
         return principal
-    settings = _worklister(request).settings
+    settings = kit.worklister(request).settings
     path = pages.report_file(settings, monitoring_status(settings, 0).latest_runs,
                              request.query_params.get("job", ""), request.query_params.get("name", ""))
     if path is None:
-        return _message(request, principal, 404, "No such report",
+        return kit.message(request, principal, 404, "No such report",
                         "The models and monitoring page links every report the jobs' latest runs wrote.")
     return FileResponse(path, media_type="text/html")
 
@@ -297,6 +248,7 @@ ROUTES = [
     Route("/treasury/forecast.csv", forecast_csv),
     Route("/models", models),
     Route("/report", report),
+    *web_casework.ROUTES,
     Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
 ]
 

@@ -182,6 +182,8 @@ def test_every_role_endpoint_and_patch_is_answered_as_the_matrix_says(secured) -
     assert not wrong, wrong
     tried = {(a["caller"], a["path"], a["patch"]) for a in secured["answers"]}
     assert len(tried) == len(secured["answers"]) >= 9 * 14
+    done = {(a["path"], a["patch"]) for a in secured["answers"] if a["status"] == 200}
+    assert {(path, kind) for path in CHANGING for kind in ("own", "other")} <= done  # each change made once
     denied = [a for a in secured["answers"] if a["status"] in (401, 403, 404)]
     assert len(denied) > len(secured["answers"]) / 2
     # every refusal says what to do
@@ -196,6 +198,7 @@ def test_a_token_revoked_while_the_service_runs_stops_working_within_the_cache_t
 def test_the_bento_holds_the_service_and_its_packages_and_is_ready_only_with_its_stores(secured) -> None:
     bento = secured["bento"]
     assert (bento / "src" / "serving" / "service.py").exists() and (bento / "src" / "training" / "params").exists()
+    assert (bento / "src" / "casework" / "templates" / "outreach" / "first_reminder.en.letter.j2").exists()
     assert not (bento / "src" / "tests").exists() and not (bento / "src" / "mlflow" / "__init__.py").exists()
     wanted = (bento / "env" / "python" / "requirements.txt").read_text()
     assert all(name in wanted for name in ("bentoml", "feast", "lightgbm", "mlflow", "shap", "holidays"))
@@ -313,6 +316,17 @@ def test_a_supervisor_sees_their_area_sorts_by_tenancy_and_narrows_to_one_patch(
     assert supervisor["filtered_patches"] == [area[-1]]
 
 
+def test_a_supervisor_approves_an_edited_draft_and_the_case_shows_both_versions_and_the_decisions(secured) -> None:
+    approval = secured["web"]["supervisor"]["approval"]
+    assert "no_draft_page" not in approval, approval
+    assert approval["edited"] != approval["original"]
+    assert [v.split(" · ")[0] for v in approval["versions"]][-2:] == ["Version 1", "Version 2"]
+    assert "edited" in approval["versions"][-2] and "approved" in approval["versions"][-1]
+    assert [t.strip() for t in approval["texts"][-2:]] == [approval["original"].strip(), approval["edited"].strip()]
+    drafted = [d for d in approval["decisions"] if d.startswith("draft")]
+    assert drafted[-3:] == ["draft generated", "draft edited", "draft approved"]
+
+
 def test_treasury_downloads_the_forecast_csv_and_its_totals_match_the_api(secured) -> None:
     import io
 
@@ -346,5 +360,5 @@ def test_a_data_scientist_sees_the_champions_metrics_against_the_baselines(secur
 def test_every_other_roles_page_has_no_serious_accessibility_violation(secured) -> None:
     web = secured["web"]
     checked = {**web["supervisor"]["axe"], **web["treasury"]["axe"], **web["data_scientist"]["axe"]}
-    assert set(checked) == {"supervisor_worklist", "treasury", "models"}
+    assert set(checked) == {"supervisor_worklist", "approvals", "case_casework", "treasury", "models"}
     assert all(not rules for rules in checked.values()), checked

@@ -107,8 +107,35 @@ def supervisor_journey(browser, url: str, token: str) -> dict:
     found["filtered_patches"] = sorted(set(page.locator("td[data-label=Patch]").all_inner_texts()))
     found["shots"] = [_shot(page, "supervisor_worklist_one_patch_by_tenancy")]
     _axe(page, "supervisor_worklist", found)
+    found["approval"] = _approve_edited(page, url, found)
     page.close()
     return found
+
+
+def _approve_edited(page, url: str, found: dict) -> dict:
+    """On the approvals page, the supervisor edits the first waiting draft and approves it; the case page then
+    shows both versions, and the decisions the audit trail holds."""
+    page.goto(f"{url}/app/approvals")
+    _axe(page, "approvals", found)
+    draft = page.locator("article.draft").first
+    if not page.locator("article.draft h3 a").count():
+        return {"no_draft_page": page.locator("main").inner_text()}
+    case = draft.locator("h3 a").inner_text()
+    box = draft.get_by_label("Text (edit before approving if it needs it)")
+    original = box.input_value()
+    edited = original.replace("Income Team", "Income Team (edited by your supervisor)")
+    box.fill(edited)
+    found["shots"].append(_shot(page, "supervisor_approvals"))
+    draft.get_by_role("button", name="Approve").click()
+    page.wait_for_url("**/app/approvals")
+    page.goto(f"{url}/app/case?tenancy={case}#casework")
+    versions = page.locator("#casework article.draft")
+    found["shots"].append(_shot(page, "supervisor_case_casework"))
+    _axe(page, "case_casework", found)
+    return {"case": case, "original": original, "edited": edited,
+            "versions": [v.locator("p").first.inner_text() for v in versions.all()],
+            "texts": [v.locator("pre").inner_text() for v in versions.all()],
+            "decisions": page.locator("table.audit tbody td:nth-child(4)").all_inner_texts()}
 
 
 def treasury_journey(browser, url: str, token: str) -> dict:

@@ -60,7 +60,7 @@ def test_the_stage_follows_the_case(changes, stage) -> None:
 def test_the_vulnerable_wording_is_chosen_where_there_is_one_and_a_missing_template_says_what_to_add() -> None:
     assert drafts.template_for("first_reminder", "en", "letter", True).name.endswith(".vulnerable.j2")
     assert drafts.template_for("first_reminder", "en", "sms", True).name == "first_reminder.en.sms.j2"
-    with pytest.raises(drafts.DraftRefused, match="add casework/templates/outreach/pre_action.cy.letter.j2"):
+    with pytest.raises(drafts.MissingTemplate, match="add casework/templates/outreach/pre_action.cy.letter.j2"):
         drafts.template_for("pre_action", "cy", "letter", False)
 
 

@@ -1,0 +1,132 @@
+"""The web app's casework: an officer records what they did and writes a draft from the case page; a supervisor
+approves (as written or edited), rejects or releases drafts on the approvals page. The same work as the casework
+endpoints (`serving.casework_api`) under the same roles; forms post back to the app, which answers with the page to
+look at next. A form posted from another site is refused (the sign-in cookie is SameSite=Strict, and the Origin
+must be this service's)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from serving import casework_api
+from serving import webkit as kit
+from serving.access import Principal
+from serving.guard import PAGES as BASE
+
+
+def case_section(request: Request, principal: Principal, tenancy_id: str):
+    """The case page's casework (owner, actions, drafts, decisions), or None when it cannot be read."""
+    from serving.runs import NoRun
+
+    try:
+        return casework_api.case_file(kit.worklister(request).settings, principal, tenancy_id)
+    except (casework_api.NotVisible, NoRun):
+        return None
+
+
+async def _posted(request: Request, endpoint: str) -> tuple[Principal, dict] | Response:
+    """The signed-in principal allowed `endpoint`, and the form; or the page to answer instead."""
+    principal = kit.allowed(request, endpoint)
+    if isinstance(principal, Response):
+        return principal
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host"):
+        return kit.message(request, principal, 403, "Refused", "A form from another site cannot act here.")
+    form = await request.form()
+    return principal, {k: str(v).strip() for k, v in form.items() if str(v).strip()}
+
+
+def _refused(request: Request, principal: Principal, exc: Exception) -> Response:
+    from casework.drafts import DraftRefused
+
+    if isinstance(exc, casework_api.NotVisible):
+        return kit.message(request, principal, 404, "Not found", str(exc))
+    status = 409 if isinstance(exc, DraftRefused) else 400
+    said = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()) if hasattr(exc, "errors") \
+        else str(exc)
+    return kit.message(request, principal, status, "Not done", f"{said}. Go back, change it and try again.")
+
+
+def _to_case(tenancy_id: str) -> Response:
+    return RedirectResponse(f"{BASE}/case?tenancy={quote(tenancy_id)}#casework", status_code=303)
+
+
+async def record_action(request: Request) -> Response:
+    from casework.cases import OfficerAction
+
+    posted = await _posted(request, "/case_action")
+    if isinstance(posted, Response):
+        return posted
+    principal, form = posted
+    tenancy_id = form.pop("tenancy", "")
+    try:
+        action = OfficerAction(**form)
+        casework_api.record_action(kit.worklister(request).settings, principal, tenancy_id, action)
+    except (LookupError, ValueError) as exc:
+        return _refused(request, principal, exc)
+    return _to_case(tenancy_id)
+
+
+async def write_draft(request: Request) -> Response:
+    posted = await _posted(request, "/draft")
+    if isinstance(posted, Response):
+        return posted
+    principal, form = posted
+    tenancy_id = form.get("tenancy", "")
+    try:
+        casework_api.write_draft(kit.worklister(request).settings, principal, tenancy_id,
+                                 form.get("channel", "letter"), form.get("language", "en"))
+    except (LookupError, ValueError) as exc:
+        return _refused(request, principal, exc)
+    return _to_case(tenancy_id)
+
+
+async def approvals(request: Request) -> Response:
+    """Drafts waiting for a decision, each with its text to approve as written or edited, or to reject; approved
+    drafts waiting to be released."""
+    from casework.drafts import REJECT_REASONS
+
+    principal = kit.allowed(request, "/approval_queue")
+    if isinstance(principal, Response):
+        return principal
+    queue = casework_api.approval_queue(kit.worklister(request).settings, principal, None)
+    return kit.page(request, "approvals.html", principal, drafts=queue.drafts, reasons=REJECT_REASONS)
+
+
+async def decide(request: Request) -> Response:
+    posted = await _posted(request, "/draft_decision")
+    if isinstance(posted, Response):
+        return posted
+    principal, form = posted
+    decision = "reject" if form.get("decision") == "reject" else "approve"
+    try:
+        casework_api.decide(kit.worklister(request).settings, principal, form.get("draft_id", ""), decision,
+                            form.get("text"), form.get("reason"))
+    except (LookupError, ValueError) as exc:
+        return _refused(request, principal, exc)
+    return RedirectResponse(f"{BASE}/approvals", status_code=303)
+
+
+async def release(request: Request) -> Response:
+    posted = await _posted(request, "/draft_release")
+    if isinstance(posted, Response):
+        return posted
+    principal, form = posted
+    try:
+        released = casework_api.release(kit.worklister(request).settings, principal, form.get("draft_id", ""))
+    except (LookupError, ValueError) as exc:
+        return _refused(request, principal, exc)
+    return _to_case(released.tenancy_id)
+
+
+ROUTES = [
+    Route("/case/action", record_action, methods=["POST"]),
+    Route("/case/draft", write_draft, methods=["POST"]),
+    Route("/approvals", approvals),
+    Route("/approvals/decide", decide, methods=["POST"]),
+    Route("/approvals/release", release, methods=["POST"]),
+]
