@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from arrears.cli import audit, data, home, models, monitor, schedule, serving, users
+from arrears.cli import audit, case, data, home, models, monitor, schedule, serving, users
 
 app = typer.Typer(
     help="Arrears risk-scoring and prioritisation: feeds → ledger → Feast features → MLflow models → a BentoML "
@@ -27,6 +27,7 @@ app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(schedule.schedule_app, name="schedule")
 app.add_typer(users.users_app, name="users")
 app.add_typer(audit.audit_app, name="audit")
+app.add_typer(case.case_app, name="case")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from simulator import simulate_portfolio, write_portfolio
-from tests.support.cli import ok
+from tests.support.cli import invoke, ok
 from tests.support.deliveries import write_delivery
 from tests.support.homes import isolated_home
 
@@ -207,6 +207,9 @@ def test_two_cases_lives_over_http_a_draft_suppressed_by_a_payment_and_a_missed_
             case = call(supervisor, "/case_file", tenancy_id=drafted)
             promised = call(officer, "/case_file", tenancy_id=promiser)
         verified = ok("audit", "verify").output
+        shown = " ".join(ok("case", "show", drafted).output.split())
+        refused = invoke("case", "act", drafted, "--kind", "hold")
+        outbox = json.loads(ok("case", "outbox").stdout)
     assert owned["owner"] is not None and owned["owner_note"].endswith("owns the next action")
     assert written["status"] == "pending" and written["version"] == 1 and f"{drafted}" in written["text"]
     assert [d["draft_id"] for d in queue["drafts"]] == [written["draft_id"]]
@@ -224,6 +227,8 @@ def test_two_cases_lives_over_http_a_draft_suppressed_by_a_payment_and_a_missed_
     assert [e["detail"]["reason"] for e in promised["audit"] if e["action"] == "case_returned"] == ["missed_promise"]
     assert [a["settled_as"] for a in promised["actions"]] == ["missed"]
     assert "The audit trail holds" in verified
+    assert "suppressed" in shown and "draft_edited" in shown and outbox == []  # the CLI sees the same case
+    assert refused.exit_code == 2 and "a hold needs until_on, reason" in " ".join(refused.output.split())
 
 
 def _token(name: str, role: str, patch: str) -> str:

@@ -1,0 +1,123 @@
+"""Casework from the command line, as the service does it (`serving.casework_api`): `case show`, `case act`,
+`case draft`, `case approve`, `case reject`, `case release`, `case outbox`. The operator acts under their login
+name (role `cli`), seeing every patch; every step goes in the audit trail like the web app's."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from arrears.render import console, fail, out, print_json, table
+from serving.access import Principal
+from serving.settings import get_settings
+
+case_app = typer.Typer(help="Casework: a case's owner, actions, drafts and decisions; officers' actions; drafts, "
+                       "approvals and release to the outbox (docs/casework.md).", no_args_is_help=True)
+
+
+def _me() -> Principal:
+    return Principal(getpass.getuser(), "cli")
+
+
+def _do(work):
+    """Run a casework step; a refusal is an error that says what to do."""
+    from serving import casework_api
+
+    try:
+        return work(casework_api)
+    except (LookupError, ValueError) as exc:
+        errors = exc.errors() if hasattr(exc, "errors") else None  # pydantic's: say each, plainly
+        fail("; ".join(e["msg"].removeprefix("Value error, ") for e in errors) if errors else str(exc))
+
+
+@case_app.command("show")
+def show(tenancy: Annotated[str, typer.Argument(help="The tenancy id.")],
+         as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """Who owns the next action, the officers' actions, every draft version and every decision about a case."""
+    found = _do(lambda api: api.case_file(get_settings(), _me(), tenancy))
+    if as_json:
+        print_json(found.model_dump())
+        return
+    out.print(f"{tenancy} ({found.patch}, {found.readiness_state}): {found.owner_note}.", highlight=False)
+    table("Actions", ["day", "action", "by", "settled"],
+          [[a.happened_on, a.kind, a.actor, a.settled_as or ""] for a in found.actions])
+    table("Drafts", ["draft", "version", "stage", "channel", "status", "reason"],
+          [[d.draft_id, str(d.version), d.stage, d.channel, d.status, d.reason or ""] for d in found.drafts])
+    table("Decisions", ["seq", "at (UTC)", "who", "decision"],
+          [[str(e.seq), e.at[:19], f"{e.actor} ({e.role})", e.action] for e in found.audit], right=("seq",))
+
+
+@case_app.command("act")
+def act(
+    tenancy: Annotated[str, typer.Argument(help="The tenancy id.")],
+    kind: Annotated[str, typer.Option(help="contact_attempted, contact_made, promise_to_pay, arrangement_agreed, "
+                                           "hold, referral, note or dismiss.")],
+    happened_on: Annotated[str | None, typer.Option(help="The day (YYYY-MM-DD; default today).")] = None,
+    channel: Annotated[str | None, typer.Option(help="A contact's channel (phone, sms, email, letter, visit…).")]
+    = None,
+    outcome: Annotated[str | None, typer.Option(help="A contact's outcome (spoke_to_tenant, no_answer…).")] = None,
+    amount: Annotated[float | None, typer.Option(help="Pounds promised, or per instalment.")] = None,
+    due_on: Annotated[str | None, typer.Option(help="A promise's day.")] = None,
+    instalments: Annotated[int | None, typer.Option(help="An arrangement's number of payments.")] = None,
+    until_on: Annotated[str | None, typer.Option(help="A hold's last day.")] = None,
+    reason: Annotated[str | None, typer.Option(help="A hold's or a dismissal's reason code.")] = None,
+    referral: Annotated[str | None, typer.Option(help="money_advice, benefits_advice, tenancy_sustainment or "
+                                                      "safeguarding.")] = None,
+    note: Annotated[str | None, typer.Option(help="Free text (kept in the case store only).")] = None,
+) -> None:
+    """Record what was done or decided about a case; the next worklist run judges it."""
+    from casework.cases import OfficerAction
+
+    given = {k: v for k, v in {"kind": kind, "happened_on": happened_on, "channel": channel, "outcome": outcome,
+                               "amount": amount, "due_on": due_on, "instalments": instalments,
+                               "until_on": until_on, "reason": reason, "referral": referral,
+                               "note": note}.items() if v is not None}
+    recorded = _do(lambda api: api.record_action(get_settings(), _me(), tenancy, OfficerAction(**given)))
+    console.print(f"Recorded {recorded.kind} ({recorded.action_id}) on {recorded.happened_on or date.today()}.")
+
+
+@case_app.command("draft")
+def draft(tenancy: Annotated[str, typer.Argument(help="The tenancy id (a ready case).")],
+          channel: Annotated[str, typer.Option(help="letter, sms or email.")] = "letter",
+          language: Annotated[str, typer.Option(help="A language of the templates.")] = "en") -> None:
+    """Write a draft for a ready case; it waits for someone else's approval."""
+    written = _do(lambda api: api.write_draft(get_settings(), _me(), tenancy, channel, language))
+    console.print(f"Draft {written.draft_id} ({written.stage}, {written.channel}) waits for approval:")
+    typer.echo(written.text)
+
+
+@case_app.command("approve")
+def approve(draft_id: Annotated[str, typer.Argument(help="The draft's id.")],
+            text_file: Annotated[Path | None, typer.Option(help="The text as edited (the original is kept).")]
+            = None) -> None:
+    """Approve a draft someone else wrote, as written or edited."""
+    text = text_file.read_text() if text_file else None
+    done = _do(lambda api: api.decide(get_settings(), _me(), draft_id, "approve", text, None))
+    console.print(f"Draft {done.draft_id} (version {done.version}) approved: release it with "
+                  f"`arrears case release {done.draft_id}`.")
+
+
+@case_app.command("reject")
+def reject(draft_id: Annotated[str, typer.Argument(help="The draft's id.")],
+           reason: Annotated[str, typer.Option(help="wrong_stage, wrong_facts, tone, not_now or other.")]) -> None:
+    """Reject a draft someone else wrote, with a reason."""
+    _do(lambda api: api.decide(get_settings(), _me(), draft_id, "reject", None, reason))
+    console.print(f"Draft {draft_id} rejected ({reason}).")
+
+
+@case_app.command("release")
+def release(draft_id: Annotated[str, typer.Argument(help="An approved draft's id.")]) -> None:
+    """Release an approved draft to the outbox, unless the case has changed since (then it is suppressed)."""
+    done = _do(lambda api: api.release(get_settings(), _me(), draft_id))
+    said = "released to the outbox" if done.status == "released" else f"suppressed: {done.reason}"
+    console.print(f"Draft {draft_id} {said}.")
+
+
+@case_app.command("outbox")
+def outbox(since: Annotated[str | None, typer.Option(help="Released after this time (ISO).")] = None) -> None:
+    """The released messages for the landlord's own sending system, as JSON (nothing here sends them)."""
+    print_json(_do(lambda api: api.outbox(get_settings(), since)).model_dump()["messages"])
