@@ -166,19 +166,49 @@ def test_two_cases_lives_over_http_a_draft_suppressed_by_a_payment_and_a_missed_
     Nothing reaches the outbox, and the trail verifies."""
     import hashlib
 
+    seen = _lives_over_http(served)
+    drafted, promiser, written, approved = seen["drafted"], seen["promiser"], seen["written"], seen["approved"]
+    case, promised, edited_text = seen["case"], seen["promised"], seen["edited_text"]
+    assert seen["owned"]["owner"] is not None and seen["owned"]["owner_note"].endswith("owns the next action")
+    assert written["status"] == "pending" and written["version"] == 1 and f"{drafted}" in written["text"]
+    assert [d["draft_id"] for d in seen["queue"]["drafts"]] == [written["draft_id"]]
+    assert approved["version"] == 2 and approved["parent_id"] == written["draft_id"]
+    assert seen["outbox_status"] == 403  # the outbox is the sending system's
+    assert seen["released"]["status"] == "suppressed"
+    assert seen["released"]["reason"].startswith("payment_since_draft: £30.00")
+    assert [(d["version"], d["status"]) for d in case["drafts"]] == [(1, "edited"), (2, "suppressed")]
+    assert case["drafts"][0]["text"] == written["text"] and case["drafts"][1]["text"].strip() == edited_text.strip()
+    actions = [e["action"] for e in case["audit"]]
+    assert actions[-4:] == ["draft_generated", "draft_edited", "draft_approved", "draft_suppressed"]
+    assert {"action_recorded", "case_assigned"} <= set(actions)
+    edit = next(e["detail"] for e in case["audit"] if e["action"] == "draft_edited")
+    assert edit["original_sha256"] == hashlib.sha256(written["text"].encode()).hexdigest()
+    assert seen["back"][promiser]["readiness_state"] == "ready" and "arrangement_broken" in [
+        r["rule"] for r in seen["back"][promiser]["state_reasons"]]
+    assert [e["detail"]["reason"] for e in promised["audit"] if e["action"] == "case_returned"] == ["missed_promise"]
+    assert [a["settled_as"] for a in promised["actions"]] == ["missed"]
+    assert "The audit trail holds" in seen["verified"]
+    assert "suppressed" in seen["shown"] and "draft_edited" in seen["shown"] and seen["outbox"] == []
+    assert seen["refused"].exit_code == 2 and "a hold needs until_on, reason" in " ".join(
+        seen["refused"].output.split())  # the CLI sees the same case, and says what a hold needs
+
+
+def _lives_over_http(served: Path) -> dict:
+    """The two lives, played by an officer and a supervisor over HTTP (and the CLI between them); what each step
+    answered."""
     import httpx
 
     from serving.process import running_server
     from serving.settings import get_settings
 
+    seen: dict = {}
     with isolated_home(served / "home", ARREARS_AUTH="required", ARREARS_AUTH_CACHE_SECONDS="0"):
         listed = json.loads(ok("worklist", "--top", "400", "--json").stdout)
         as_of = pd.Timestamp(listed["as_of"])
         plain = [r for r in listed["rows"] if not r["state_reasons"]]
         patch = plain[-1]["patch"]
         drafted, promiser = [r["tenancy_id"] for r in plain if r["patch"] == patch][-2:]
-        officer = _token("lc-officer", "officer", patch)
-        supervisor = _token("lc-supervisor", "supervisor", patch)
+        officer, supervisor = _token("lc-officer", "officer", patch), _token("lc-supervisor", "supervisor", patch)
         day = lambda n: str((as_of + pd.Timedelta(days=n)).date())  # noqa: E731
         with running_server(get_settings()) as url, httpx.Client(base_url=url, timeout=120) as client:
             def call(token: str, path: str, **body) -> dict:
@@ -191,44 +221,26 @@ def test_two_cases_lives_over_http_a_draft_suppressed_by_a_payment_and_a_missed_
             call(officer, "/case_action", tenancy_id=promiser, kind="promise_to_pay", amount=40.0,
                  happened_on=day(-1), due_on=day(-1))
             ok("worklist", "--refresh")  # the next run: the promise is settled, ready cases get owners
-            owned = call(officer, "/case_file", tenancy_id=drafted)
-            back = {r["tenancy_id"]: r for r in call(officer, "/worklist", top=400)["rows"]}
-            written = call(officer, "/draft", tenancy_id=drafted, channel="letter")
-            queue = call(supervisor, "/approval_queue")
-            edited_text = written["text"].replace("Income Team", "Income Team (your officer: lc-officer)")
-            approved = call(supervisor, "/draft_decision", draft_id=written["draft_id"], decision="approve",
-                            text=edited_text)
-            assert client.post("/outbox", json={}, headers={"Authorization": f"Bearer {supervisor}"}
-                               ).status_code == 403  # the outbox is the sending system's
+            seen["owned"] = call(officer, "/case_file", tenancy_id=drafted)
+            seen["back"] = {r["tenancy_id"]: r for r in call(officer, "/worklist", top=400)["rows"]}
+            seen["written"] = written = call(officer, "/draft", tenancy_id=drafted, channel="letter")
+            seen["queue"] = call(supervisor, "/approval_queue")
+            seen["edited_text"] = written["text"].replace("Income Team", "Income Team (your officer: lc-officer)")
+            seen["approved"] = call(supervisor, "/draft_decision", draft_id=written["draft_id"], decision="approve",
+                                    text=seen["edited_text"])
+            seen["outbox_status"] = client.post("/outbox", json={}, headers={
+                "Authorization": f"Bearer {supervisor}"}).status_code
             ok("ingest", str(write_delivery(served / "lc_payment", transactions=(
                 "transaction_id,tenancy_id,posted_date,type,amount,method\n"
                 f"PAYLC,{drafted},{day(1)},payment,-30.00,card\n"))))
-            released = call(supervisor, "/draft_release", draft_id=approved["draft_id"])
-            case = call(supervisor, "/case_file", tenancy_id=drafted)
-            promised = call(officer, "/case_file", tenancy_id=promiser)
-        verified = ok("audit", "verify").output
-        shown = " ".join(ok("case", "show", drafted).output.split())
-        refused = invoke("case", "act", drafted, "--kind", "hold")
-        outbox = json.loads(ok("case", "outbox").stdout)
-    assert owned["owner"] is not None and owned["owner_note"].endswith("owns the next action")
-    assert written["status"] == "pending" and written["version"] == 1 and f"{drafted}" in written["text"]
-    assert [d["draft_id"] for d in queue["drafts"]] == [written["draft_id"]]
-    assert approved["version"] == 2 and approved["parent_id"] == written["draft_id"]
-    assert released["status"] == "suppressed" and released["reason"].startswith("payment_since_draft: £30.00")
-    assert [(d["version"], d["status"]) for d in case["drafts"]] == [(1, "edited"), (2, "suppressed")]
-    assert case["drafts"][0]["text"] == written["text"] and case["drafts"][1]["text"].strip() == edited_text.strip()
-    actions = [e["action"] for e in case["audit"]]
-    assert actions[-4:] == ["draft_generated", "draft_edited", "draft_approved", "draft_suppressed"]
-    assert {"action_recorded", "case_assigned"} <= set(actions)
-    edit = next(e["detail"] for e in case["audit"] if e["action"] == "draft_edited")
-    assert edit["original_sha256"] == hashlib.sha256(written["text"].encode()).hexdigest()
-    assert back[promiser]["readiness_state"] == "ready" and "arrangement_broken" in [
-        r["rule"] for r in back[promiser]["state_reasons"]]
-    assert [e["detail"]["reason"] for e in promised["audit"] if e["action"] == "case_returned"] == ["missed_promise"]
-    assert [a["settled_as"] for a in promised["actions"]] == ["missed"]
-    assert "The audit trail holds" in verified
-    assert "suppressed" in shown and "draft_edited" in shown and outbox == []  # the CLI sees the same case
-    assert refused.exit_code == 2 and "a hold needs until_on, reason" in " ".join(refused.output.split())
+            seen["released"] = call(supervisor, "/draft_release", draft_id=seen["approved"]["draft_id"])
+            seen["case"] = call(supervisor, "/case_file", tenancy_id=drafted)
+            seen["promised"] = call(officer, "/case_file", tenancy_id=promiser)
+        seen["verified"] = ok("audit", "verify").output
+        seen["shown"] = " ".join(ok("case", "show", drafted).output.split())
+        seen["refused"] = invoke("case", "act", drafted, "--kind", "hold")
+        seen["outbox"] = json.loads(ok("case", "outbox").stdout)
+    return seen | {"drafted": drafted, "promiser": promiser}
 
 
 def _token(name: str, role: str, patch: str) -> str:
