@@ -51,5 +51,11 @@ def test_a_principal_sees_only_its_patches_and_endpoints() -> None:
         officer.patch_scope("South-1")
     assert Principal("t", "treasury").patch_scope("South-1") == ("South-1",)
     assert Principal("a", "admin").patch_scope(None) is None
-    assert {p for p in ENDPOINT_ROLES if officer.may_call(p)} == {"/score", "/worklist", "/worklist_changes"}
+    assert {p for p in ENDPOINT_ROLES if officer.may_call(p)} == {
+        "/score", "/worklist", "/worklist_changes", "/case_file", "/case_action", "/draft"}
+    supervisor = Principal("s", "supervisor", ("North-1", "North-2"))
+    assert {p for p in ENDPOINT_ROLES if supervisor.may_call(p)} - {p for p in ENDPOINT_ROLES if officer.may_call(p)} \
+        == {"/case_reassign", "/approval_queue", "/draft_decision", "/draft_release"}  # a second person decides
+    assert [r for r in ("officer", "supervisor", "treasury", "data_scientist") if Principal("x", r).may_call(
+        "/outbox")] == []  # only admins read what goes out
     assert not Principal("t", "treasury").may_call("/score") and Principal("a", "admin").may_call("/score")
