@@ -8,7 +8,8 @@ in the audit trail.
 Officer actions (`ACTION_KINDS`) are kept in the case store and become facts the readiness policy judges at the next
 run (`as_events`): a contact attempt counts towards the contact limit, a promise to pay or an arrangement is an
 arrangement in force, a hold or a dismissal holds the case until its date. A promise whose date has passed without
-the promised amount received is found by `settle_promises` and puts the case back on the list with that reason.
+the promised amount received, or an arrangement whose instalments fall behind, is found by `settle_commitments` and
+puts the case back on the list with that reason.
 Free text (an officer's note) stays in the case store; the audit trail gets its digest.
 """
 
@@ -31,7 +32,8 @@ TABLES: dict[str, dict[str, str]] = {
     "case_actions": {"action_id": "TEXT", "tenancy_id": "TEXT", "kind": "TEXT", "recorded_at": "TEXT",
                      "happened_on": "TEXT", "actor": "TEXT", "channel": "TEXT", "outcome": "TEXT",
                      "amount_pence": "BIGINT", "due_on": "TEXT", "instalments": "BIGINT", "until_on": "TEXT",
-                     "reason": "TEXT", "referral": "TEXT", "note": "TEXT", "settled_on": "TEXT",
+                     "every_days": "BIGINT", "reason": "TEXT", "referral": "TEXT", "note": "TEXT",
+                     "settled_on": "TEXT",
                      "settled_as": "TEXT"},
 }
 PRIMARY_KEYS = {"case_owners": ("tenancy_id",), "case_actions": ("action_id",)}
@@ -62,9 +64,12 @@ class OfficerAction(BaseModel):
     happened_on: date | None = Field(default=None, description="The day it happened (default: today)")
     channel: Literal[CHANNELS] | None = None  # type: ignore[valid-type]
     outcome: Literal[OUTCOMES] | None = None  # type: ignore[valid-type]
-    amount: float | None = Field(default=None, gt=0, le=100_000, description="Pounds promised, or per instalment")
+    amount: float | None = Field(default=None, gt=0, le=100_000, description="Pounds promised, or each instalment "
+                                 "(everything the tenant agreed to pay in it, rent included)")
     due_on: date | None = Field(default=None, description="A promise's date")
     instalments: int | None = Field(default=None, ge=1, le=520, description="An arrangement's number of payments")
+    every_days: int | None = Field(default=None, ge=1, le=31, description="Days between an arrangement's payments "
+                                   "(default 7); the first is due on due_on, or every_days after it was agreed")
     until_on: date | None = Field(default=None, description="A hold's last day")
     reason: str | None = Field(default=None, description="A hold's or a dismissal's reason (a code)")
     referral: Literal[REFERRALS] | None = None  # type: ignore[valid-type]
@@ -149,7 +154,8 @@ def record_action(db: Database, log: AuditLog, tenancy_id: str, action: OfficerA
            "recorded_at": _now(), "happened_on": str(action.happened_on or date.today()), "actor": actor,
            "channel": action.channel, "outcome": action.outcome,
            "amount_pence": None if action.amount is None else round(action.amount * 100),
-           "due_on": _text(action.due_on), "instalments": action.instalments, "until_on": _text(action.until_on),
+           "due_on": _text(action.due_on), "instalments": action.instalments, "every_days": action.every_days,
+           "until_on": _text(action.until_on),
            "reason": action.reason, "referral": action.referral, "note": action.note, "settled_on": None,
            "settled_as": None}
     db.append("case_actions", pd.DataFrame([row]), list(TABLES["case_actions"]))
@@ -200,28 +206,61 @@ def holds(recorded: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     return held.sort_values("until").groupby("tenancy_id").tail(1)[["tenancy_id", "until", "reason"]]
 
 
-def settle_promises(db: Database, log: AuditLog, received: pd.DataFrame, as_of: pd.Timestamp) -> dict[str, list]:
-    """Settle each open promise against the receipts (`received`: tenancy_id, posted_date, amount_pence negative;
-    from the oldest open promise's day): kept once the promised amount has arrived since it was made, missed once
-    its day has passed without it. A missed one puts the case back (the audit trail records the return, and the
-    next run judges the arrangement broken). Returns the tenancies whose promise was kept, and missed."""
+def instalments_passed(first_due: pd.Timestamp, every_days: int, count: int, as_of: pd.Timestamp) -> int:
+    """How many of `count` instalments, due every `every_days` from `first_due`, fell due before `as_of` (an
+    instalment due on `as_of` itself still has the day)."""
+    days = (pd.Timestamp(as_of) - pd.Timestamp(first_due)).days
+    return 0 if days <= 0 else min(count, -(-days // every_days))
+
+
+def judge_commitment(paid_pence: int, amount_pence: int, passed: int, count: int) -> str | None:
+    """A promise's or an arrangement's outcome so far: kept once everything agreed has arrived, missed once less
+    has arrived than the instalments already due, else still running (None)."""
+    if paid_pence >= count * amount_pence:
+        return "kept"
+    return "missed" if paid_pence < passed * amount_pence else None
+
+
+def _terms(action: dict) -> tuple[pd.Timestamp, int, int]:
+    """A commitment's first due day, days between instalments and number of instalments (a promise: one)."""
+    every = int(action["every_days"]) if action.get("every_days") and not pd.isna(action["every_days"]) else 7
+    if action["kind"] == "promise_to_pay":
+        return pd.Timestamp(action["due_on"]), every, 1
+    first = (pd.Timestamp(action["due_on"]) if action.get("due_on")
+             else pd.Timestamp(action["happened_on"]) + pd.Timedelta(days=every))
+    return first, every, int(action["instalments"])
+
+
+def settle_commitments(db: Database, log: AuditLog, received: pd.DataFrame,
+                       as_of: pd.Timestamp) -> dict[str, list]:
+    """Settle each open promise and arrangement against the receipts (`received`: tenancy_id, posted_date,
+    amount_pence negative; from the oldest open one's day): kept once everything agreed has arrived since it was
+    made; missed once less has arrived than what fell due before `as_of` (a promise's one payment, an
+    arrangement's instalments so far). A missed one puts the case back: the audit trail records the return with
+    its reason (`missed_promise`, `missed_instalment`), and the next run judges the arrangement broken. Returns the
+    tenancies whose commitment was kept, and missed."""
     day = str(pd.Timestamp(as_of).date())
-    promised = db.query("SELECT * FROM case_actions WHERE kind = 'promise_to_pay' AND settled_on IS NULL "
-                        "AND happened_on <= ?", [day])
+    open_ones = db.query("SELECT * FROM case_actions WHERE kind IN ('promise_to_pay', 'arrangement_agreed') "
+                         "AND settled_on IS NULL AND happened_on <= ?", [day])
     settled: dict[str, list] = {"kept": [], "missed": []}
-    for promise in promised.to_dict("records"):
-        mine = received[(received["tenancy_id"] == promise["tenancy_id"])
-                        & (received["posted_date"] >= pd.Timestamp(promise["happened_on"]))
+    for action in open_ones.to_dict("records"):
+        mine = received[(received["tenancy_id"] == action["tenancy_id"])
+                        & (received["posted_date"] >= pd.Timestamp(action["happened_on"]))
                         & (received["posted_date"] <= pd.Timestamp(as_of))]
-        paid = -int(mine["amount_pence"].sum())
-        outcome = "kept" if paid >= int(promise["amount_pence"]) else "missed" if promise["due_on"] < day else None
+        paid, amount = -int(mine["amount_pence"].sum()), int(action["amount_pence"])
+        first, every, count = _terms(action)
+        passed = instalments_passed(first, every, count, as_of)
+        outcome = judge_commitment(paid, amount, passed, count)
         if outcome is None:
             continue
         db.execute("UPDATE case_actions SET settled_on = ?, settled_as = ? WHERE action_id = ?",
-                   [day, outcome, promise["action_id"]])
+                   [day, outcome, action["action_id"]])
         if outcome == "missed":
-            log.append("arrears", "system", "case_returned", promise["tenancy_id"], {
-                "reason": "missed_promise", "action_id": promise["action_id"], "due_on": promise["due_on"],
-                "promised_pence": int(promise["amount_pence"]), "received_pence": paid})
-        settled[outcome].append(promise["tenancy_id"])
+            promise = action["kind"] == "promise_to_pay"
+            log.append("arrears", "system", "case_returned", action["tenancy_id"], {
+                "reason": "missed_promise" if promise else "missed_instalment", "action_id": action["action_id"],
+                "due_on": str(first.date()) if promise else str((first + pd.Timedelta(days=every * (passed - 1)))
+                                                                .date()),
+                "expected_pence": passed * amount, "received_pence": paid})
+        settled[outcome].append(action["tenancy_id"])
     return settled

@@ -39,10 +39,9 @@ def _clean(record: dict) -> dict:
 def _action(row: dict) -> CaseAction:
     row = _clean(row)
     amount = None if row["amount_pence"] is None else int(row["amount_pence"]) / 100
-    instalments = None if row["instalments"] is None else int(row["instalments"])
-    return CaseAction(**{k: row[k] for k in CaseAction.model_fields if k in row and k not in ("amount",
-                                                                                              "instalments")},
-                      amount=amount, instalments=instalments)
+    counts = {k: None if row.get(k) is None else int(row[k]) for k in ("instalments", "every_days")}
+    return CaseAction(**{k: row[k] for k in CaseAction.model_fields if k in row and k not in ("amount", *counts)},
+                      amount=amount, **counts)
 
 
 def _draft(row: dict) -> Draft:

@@ -20,19 +20,19 @@ from serving.settings import ServingSettings
 
 
 def actions_for_run(settings: ServingSettings, ledger: Ledger, as_of: pd.Timestamp) -> tuple[pd.DataFrame, str]:
-    """Settle the promises open on `as_of`, then every recorded action, and a mark of the case store's state that
-    changes whenever an action is recorded or a promise settled (a run is recomputed when it does)."""
+    """Settle the promises and arrangements open on `as_of`, then every recorded action, and a mark of the case
+    store's state that changes whenever an action is recorded or a commitment settled (a run is then recomputed)."""
     with open_casework(settings) as db:
         log = AuditLog(db)
-        oldest = db.query("SELECT MIN(happened_on) AS day FROM case_actions WHERE kind = 'promise_to_pay' "
-                          "AND settled_on IS NULL")["day"].iloc[0]
+        oldest = db.query("SELECT MIN(happened_on) AS day FROM case_actions WHERE kind IN ('promise_to_pay', "
+                          "'arrangement_agreed') AND settled_on IS NULL")["day"].iloc[0]
         if oldest is not None and not pd.isna(oldest):
             received = ledger.query(
                 "SELECT tenancy_id, posted_date, amount_pence FROM transactions WHERE posted_date >= ? AND "
                 f"posted_date <= ? AND type IN ({', '.join('?' * len(RECEIPT_TYPES))})",
                 [pd.Timestamp(oldest).date(), pd.Timestamp(as_of).date(), *RECEIPT_TYPES])
             received["posted_date"] = pd.to_datetime(received["posted_date"])
-            cases.settle_promises(db, log, received, as_of)
+            cases.settle_commitments(db, log, received, as_of)
         recorded = cases.actions(db)
     settled = int(recorded["settled_on"].notna().sum())
     mark = f"{len(recorded)}:{recorded['recorded_at'].max() if len(recorded) else ''}:{settled}"

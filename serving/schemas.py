@@ -194,6 +194,7 @@ class CaseAction(BaseModel):
     amount: float | None = Field(default=None, description="Pounds promised, or per instalment")
     due_on: str | None = None
     instalments: int | None = None
+    every_days: int | None = None
     until_on: str | None = None
     reason: str | None = None
     referral: str | None = None

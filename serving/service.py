@@ -216,15 +216,16 @@ class ArrearsWorklist:
                     happened_on: date | None = None, channel: ActionChannel | None = None,
                     outcome: ActionOutcome | None = None,
                     amount: Annotated[float | None, Field(ge=0.01, le=100_000)] = None, due_on: date | None = None,
-                    instalments: Annotated[int | None, Field(ge=1, le=520)] = None, until_on: date | None = None,
+                    instalments: Annotated[int | None, Field(ge=1, le=520)] = None,
+                    every_days: Annotated[int | None, Field(ge=1, le=31)] = None, until_on: date | None = None,
                     reason: ReasonCode | None = None, referral: Referral | None = None,
                     note: Annotated[str | None, Field(max_length=4000)] = None) -> CaseAction:
         """Record what an officer did or decided: a contact (channel, outcome), a promise to pay (amount, due_on),
-        an arrangement (amount per instalment, instalments), a hold (until_on, reason), a referral, a note or a
-        dismissal (reason). The next worklist run judges it (docs/casework.md)."""
+        an arrangement (amount of each instalment, instalments, every_days, first due_on), a hold (until_on,
+        reason), a referral, a note or a dismissal (reason). The next worklist run judges it (docs/casework.md)."""
         given = {"kind": kind, "happened_on": happened_on, "channel": channel, "outcome": outcome, "amount": amount,
-                 "due_on": due_on, "instalments": instalments, "until_on": until_on, "reason": reason,
-                 "referral": referral, "note": note}
+                 "due_on": due_on, "instalments": instalments, "every_days": every_days, "until_on": until_on,
+                 "reason": reason, "referral": referral, "note": note}
         return _casework(lambda api: api.record_action(self.worklister.settings, _principal(ctx), tenancy_id,
                                                        OfficerAction(**given)))
 

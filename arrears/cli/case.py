@@ -63,6 +63,8 @@ def act(
     amount: Annotated[float | None, typer.Option(help="Pounds promised, or per instalment.")] = None,
     due_on: Annotated[str | None, typer.Option(help="A promise's day.")] = None,
     instalments: Annotated[int | None, typer.Option(help="An arrangement's number of payments.")] = None,
+    every_days: Annotated[int | None, typer.Option(help="Days between an arrangement's payments (default 7).")]
+    = None,
     until_on: Annotated[str | None, typer.Option(help="A hold's last day.")] = None,
     reason: Annotated[str | None, typer.Option(help="A hold's or a dismissal's reason code.")] = None,
     referral: Annotated[str | None, typer.Option(help="money_advice, benefits_advice, tenancy_sustainment or "
@@ -73,7 +75,7 @@ def act(
     from casework.cases import OfficerAction
 
     given = {k: v for k, v in {"kind": kind, "happened_on": happened_on, "channel": channel, "outcome": outcome,
-                               "amount": amount, "due_on": due_on, "instalments": instalments,
+                               "amount": amount, "due_on": due_on, "instalments": instalments, "every_days": every_days,
                                "until_on": until_on, "reason": reason, "referral": referral,
                                "note": note}.items() if v is not None}
     recorded = _do(lambda api: api.record_action(get_settings(), _me(), tenancy, OfficerAction(**given)))
