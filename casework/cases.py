@@ -44,11 +44,17 @@ OUTCOMES = ("spoke_to_tenant", "left_message", "no_answer", "wrong_number", "ten
 HOLD_REASONS = ("awaiting_benefit", "hospital", "bereavement", "awaiting_advice", "complaint", "other")
 DISMISS_REASONS = ("paid_elsewhere", "balance_wrong", "not_our_tenant", "duplicate", "other")
 REFERRALS = ("money_advice", "benefits_advice", "tenancy_sustainment", "safeguarding")
+REVIEW_REASONS = ("approach_agreed", "support_in_place", "advocate_involved")
+#: How long a supervisor's clearance of a vulnerable tenant's case for contact lasts before it is reviewed again.
+REVIEW_DAYS = 90
+#: Actions only a supervisor (or an admin) may record.
+SUPERVISOR_ACTIONS = ("review_cleared",)
 #: Each action kind and the fields it needs.
 ACTION_KINDS: dict[str, tuple[str, ...]] = {
     "contact_attempted": ("channel",), "contact_made": ("channel", "outcome"),
     "promise_to_pay": ("amount", "due_on"), "arrangement_agreed": ("amount", "instalments"),
     "hold": ("until_on", "reason"), "referral": ("referral",), "note": ("note",), "dismiss": ("reason",),
+    "review_cleared": ("reason",),
 }
 #: The events feed's type each action is judged as (casework.facts), where it is one.
 AS_EVENT = {"contact_attempted": "contact_attempted", "contact_made": "contact_made",
@@ -60,7 +66,7 @@ class OfficerAction(BaseModel):
     """One thing an officer did or decided about a case."""
 
     kind: Literal["contact_attempted", "contact_made", "promise_to_pay", "arrangement_agreed", "hold", "referral",
-                  "note", "dismiss"]
+                  "note", "dismiss", "review_cleared"]
     happened_on: date | None = Field(default=None, description="The day it happened (default: today)")
     channel: Literal[CHANNELS] | None = None  # type: ignore[valid-type]
     outcome: Literal[OUTCOMES] | None = None  # type: ignore[valid-type]
@@ -80,7 +86,7 @@ class OfficerAction(BaseModel):
         missing = [name for name in ACTION_KINDS[self.kind] if getattr(self, name) is None]
         if missing:
             raise ValueError(f"a {self.kind} needs {', '.join(missing)}")
-        allowed = {"hold": HOLD_REASONS, "dismiss": DISMISS_REASONS}.get(self.kind)
+        allowed = {"hold": HOLD_REASONS, "dismiss": DISMISS_REASONS, "review_cleared": REVIEW_REASONS}.get(self.kind)
         if allowed and self.reason not in allowed:
             raise ValueError(f"a {self.kind}'s reason is one of {', '.join(allowed)}")
         return self
@@ -229,6 +235,16 @@ def _terms(action: dict) -> tuple[pd.Timestamp, int, int]:
     first = (pd.Timestamp(action["due_on"]) if action.get("due_on")
              else pd.Timestamp(action["happened_on"]) + pd.Timedelta(days=every))
     return first, every, int(action["instalments"])
+
+
+def reviews(recorded: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The supervisors' clearances of vulnerable tenants' cases for contact still in force on `as_of`
+    (`REVIEW_DAYS`): tenancy_id, reviewed_on (the latest)."""
+    cleared = recorded[recorded["kind"] == "review_cleared"]
+    on = pd.to_datetime(cleared["happened_on"])
+    cleared = cleared[(on <= as_of) & (on > as_of - pd.Timedelta(days=REVIEW_DAYS))]
+    return (cleared.assign(reviewed_on=pd.to_datetime(cleared["happened_on"])).groupby("tenancy_id", as_index=False)
+            ["reviewed_on"].max())
 
 
 def settle_commitments(db: Database, log: AuditLog, received: pd.DataFrame,

@@ -34,7 +34,7 @@ FACT_COLUMNS: tuple[str, ...] = (
     "tenancy_id", "vulnerable", "rent_period_pence", "weekly_rent_pence", "balance_pence", "arrears_weeks",
     "received_window_pence", "last_receipt", "odd_receipts", "reported_gap_pence", "breathing_space_start",
     "breathing_space_kind", *COUNTED.values(), *DATED.values(), "attempts_recent", "limit_attempt",
-    "officer_hold_until", "officer_hold_reason")
+    "officer_hold_until", "officer_hold_reason", "reviewed_on")
 
 
 def _receipt_facts(receipts: pd.DataFrame, as_of: pd.Timestamp, policy: Policy) -> pd.DataFrame:
@@ -78,14 +78,15 @@ def _event_facts(events: pd.DataFrame, as_of: pd.Timestamp, policy: Policy) -> p
 
 def circumstance_facts(register: pd.DataFrame, balances: pd.DataFrame, receipts: pd.DataFrame,
                        events: pd.DataFrame, as_of: pd.Timestamp, policy: Policy,
-                       holds: pd.DataFrame | None = None) -> pd.DataFrame:
+                       holds: pd.DataFrame | None = None, reviewed: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row of facts (FACT_COLUMNS) per tenancy of `register`, as of `as_of`.
 
     register: tenancy_id, rent_amount_pence, rent_frequency, vulnerable; balances: tenancy_id, balance_pence,
     reported_gap_pence; receipts: tenancy_id, posted_date, amount_pence (negative), allocation, dated within the
     policy's look-back; events: tenancy_id, event_date, type, up to as_of (the feed's and the officers' actions as
     events, `casework.cases.as_events`); holds: tenancy_id, until, reason, the officers' holds in force
-    (`casework.cases.holds`). Nothing dated after as_of is used.
+    (`casework.cases.holds`); reviewed: tenancy_id, reviewed_on, supervisors' clearances of a vulnerable tenant's
+    case for contact (`casework.cases.reviews`). Nothing dated after as_of is used.
     """
     as_of = pd.Timestamp(as_of).normalize()
     receipts = receipts[receipts["posted_date"] <= as_of]
@@ -99,6 +100,8 @@ def circumstance_facts(register: pd.DataFrame, balances: pd.DataFrame, receipts:
     held = (holds if holds is not None else pd.DataFrame(columns=["tenancy_id", "until", "reason"])).set_index(
         "tenancy_id").rename(columns={"until": "officer_hold_until", "reason": "officer_hold_reason"})
     facts = facts.join(held[["officer_hold_until", "officer_hold_reason"]])
+    cleared = reviewed if reviewed is not None else pd.DataFrame(columns=["tenancy_id", "reviewed_on"])
+    facts = facts.join(cleared.set_index("tenancy_id")[["reviewed_on"]])
     facts["arrears_weeks"] = facts["balance_pence"].fillna(0).clip(lower=0) / facts["weekly_rent_pence"]
     for column in ("received_window_pence", "odd_receipts", "attempts_recent", "balance_pence", *COUNTED.values()):
         facts[column] = facts[column].fillna(0)
@@ -121,14 +124,14 @@ def load_facts(ledger: Ledger, tenancy_ids: Sequence[str], as_of: pd.Timestamp, 
     for frame, column in ((receipts, "posted_date"), (events, "event_date")):
         frame[column] = pd.to_datetime(frame[column])
     wanted = set(tenancy_ids)
-    held = None
+    held = cleared = None
     if actions is not None and len(actions):
-        from casework.cases import as_events, holds
+        from casework.cases import as_events, holds, reviews
 
         events = pd.concat([events, as_events(actions)], ignore_index=True)
-        held = holds(actions, as_of)
+        held, cleared = holds(actions, as_of), reviews(actions, as_of)
     return circumstance_facts(register, _balances(ledger, as_of), receipts[receipts["tenancy_id"].isin(wanted)],
-                              events[events["tenancy_id"].isin(wanted)], as_of, policy, held)
+                              events[events["tenancy_id"].isin(wanted)], as_of, policy, held, cleared)
 
 
 def _balances(ledger: Ledger, as_of: pd.Timestamp) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import pandas as pd
 from casework import cases, drafts
 from casework.audit import AuditLog
 from casework.store import open_casework
-from serving.access import Principal
+from serving.access import Forbidden, Principal
 from serving.runs import open_runs
 from serving.schemas import ApprovalQueue, AuditEntry, CaseAction, CaseFile, Draft, Outbox
 from serving.settings import ServingSettings
@@ -69,6 +69,9 @@ def case_file(settings: ServingSettings, principal: Principal, tenancy_id: str) 
 def record_action(settings: ServingSettings, principal: Principal, tenancy_id: str,
                   action: cases.OfficerAction) -> CaseAction:
     _row(settings, tenancy_id, principal.patches)
+    if action.kind in cases.SUPERVISOR_ACTIONS and principal.role not in ("supervisor", "admin", "cli"):
+        raise Forbidden(f"{principal.role} may not record {action.kind}: a supervisor decides how a vulnerable "
+                        "tenant is approached")
     with open_casework(settings) as db:
         return _action(cases.record_action(db, AuditLog(db), tenancy_id, action, principal.name, principal.role))
 

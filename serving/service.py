@@ -54,7 +54,7 @@ DraftId = Annotated[str, Field(min_length=1, max_length=64, description="A draft
 Channel = Literal["letter", "sms", "email"]
 Language = Annotated[str, Field(pattern=r"^[a-z]{2}$", description="A language code of the templates (en)")]
 ActionKind = Literal["contact_attempted", "contact_made", "promise_to_pay", "arrangement_agreed", "hold", "referral",
-                     "note", "dismiss"]
+                     "note", "dismiss", "review_cleared"]
 ActionChannel = Literal[ACTION_CHANNELS]  # type: ignore[valid-type]
 ActionOutcome = Literal[OUTCOMES]  # type: ignore[valid-type]
 Referral = Literal[REFERRALS]  # type: ignore[valid-type]
@@ -222,7 +222,8 @@ class ArrearsWorklist:
                     note: Annotated[str | None, Field(max_length=4000)] = None) -> CaseAction:
         """Record what an officer did or decided: a contact (channel, outcome), a promise to pay (amount, due_on),
         an arrangement (amount of each instalment, instalments, every_days, first due_on), a hold (until_on,
-        reason), a referral, a note or a dismissal (reason). The next worklist run judges it (docs/casework.md)."""
+        reason), a referral, a note, a dismissal (reason), or, a supervisor's, clearing a vulnerable tenant's case for
+        contact (reason). The next worklist run judges it (docs/casework.md)."""
         given = {"kind": kind, "happened_on": happened_on, "channel": channel, "outcome": outcome, "amount": amount,
                  "due_on": due_on, "instalments": instalments, "every_days": every_days, "until_on": until_on,
                  "reason": reason, "referral": referral, "note": note}

@@ -156,7 +156,8 @@ def _forms(principal: Principal) -> dict:
 
     return {"action": principal.may_call("/case_action"), "draft": principal.may_call("/draft"),
             "kinds": list(cases.ACTION_KINDS), "channels": cases.CHANNELS, "outcomes": cases.OUTCOMES,
-            "reasons": sorted(set(cases.HOLD_REASONS) | set(cases.DISMISS_REASONS)), "referrals": cases.REFERRALS,
+            "reasons": sorted(set(cases.HOLD_REASONS) | set(cases.DISMISS_REASONS) | set(cases.REVIEW_REASONS)),
+            "referrals": cases.REFERRALS,
             "draft_channels": drafts.CHANNELS}
 
 

@@ -45,6 +45,8 @@ def _refused(request: Request, principal: Principal, exc: Exception) -> Response
 
     if isinstance(exc, casework_api.NotVisible):
         return kit.message(request, principal, 404, "Not found", str(exc))
+    if isinstance(exc, PermissionError):
+        return kit.message(request, principal, 403, "Not yours to decide", str(exc))
     status = 409 if isinstance(exc, DraftRefused) else 400
     said = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()) if hasattr(exc, "errors") \
         else str(exc)
@@ -66,7 +68,7 @@ async def record_action(request: Request) -> Response:
     try:
         action = OfficerAction(**form)
         casework_api.record_action(kit.worklister(request).settings, principal, tenancy_id, action)
-    except (LookupError, ValueError) as exc:
+    except (LookupError, ValueError, PermissionError) as exc:
         return _refused(request, principal, exc)
     return _to_case(tenancy_id)
 

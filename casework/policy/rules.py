@@ -60,6 +60,10 @@ class Derived:
         return (self.as_of - pd.to_datetime(self.facts[column])).dt.days
 
     @property
+    def vulnerable(self) -> pd.Series:
+        return self.facts["vulnerable"].fillna(False).astype(bool)
+
+    @property
     def breathing_space_until(self) -> pd.Series:
         """The first day a breathing space is no longer in force (NaT: in force until a notice says otherwise)."""
         f, rules = self.facts, self.policy.breathing_space
@@ -155,9 +159,12 @@ RULES: tuple[Rule, ...] = (
          lambda d: d.facts["attempts_recent"] >= d.policy.contact_limit["attempts"],
          lambda d: (_whole(d.facts["attempts_recent"]) + " contact attempts in the last "
                     + str(d.policy.contact_limit["days"]) + " days: no more until " + _day(d.contact_hold_until))),
-    Rule("vulnerable", "review", lambda d: d.facts["vulnerable"].fillna(False).astype(bool),
+    Rule("vulnerable", "review", lambda d: d.vulnerable & pd.to_datetime(d.facts["reviewed_on"]).isna(),
          _const("The tenant is recorded as vulnerable: a person decides how to approach them")),
     # Reasons on a ready case: they fire without changing its state.
+    Rule("vulnerable_reviewed", "ready", lambda d: d.vulnerable & pd.to_datetime(d.facts["reviewed_on"]).notna(),
+         lambda d: ("Vulnerable tenant: a supervisor cleared the case for contact on " + _day(d.facts["reviewed_on"])
+                    + "; drafts use the wording for vulnerable tenants")),
     Rule("arrangement_not_kept", "ready", lambda d: d.arrangement_active & d.arrangement_silent,
          lambda d: ("An arrangement is not being kept: nothing received for "
                     + _whole(d.days_since("last_receipt").clip(upper=d.days_since("last_agreed"))

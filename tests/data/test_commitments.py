@@ -67,3 +67,12 @@ def test_settling_against_receipts_returns_each_miss_with_its_reason(tmp_path) -
     events = cases.as_events(actions.reset_index())
     assert set(events.loc[events["type"] == "arrangement_broken", "tenancy_id"]) == {"T2", "T3"}
     assert set(events.loc[events["type"] == "arrangement_completed", "tenancy_id"]) == {"T1"}
+
+
+def test_a_supervisors_clearance_of_a_vulnerable_case_lasts_its_days() -> None:
+    recorded = pd.DataFrame({"tenancy_id": ["T1", "T2", "T3"], "kind": ["review_cleared"] * 3,
+                             "happened_on": ["2026-10-21", "2026-07-01", "2026-11-05"]})
+    cleared = cases.reviews(recorded, AS_OF)
+    assert cleared["tenancy_id"].tolist() == ["T1"]  # T2's is over 90 days old, T3's not yet made
+    with pytest.raises(ValueError, match="review_cleared's reason is one of approach_agreed"):
+        cases.OfficerAction(kind="review_cleared", reason="other")

@@ -174,6 +174,7 @@ def test_two_cases_lives_over_http_a_draft_suppressed_by_a_payment_and_a_missed_
     assert [d["draft_id"] for d in seen["queue"]["drafts"]] == [written["draft_id"]]
     assert approved["version"] == 2 and approved["parent_id"] == written["draft_id"]
     assert seen["outbox_status"] == 403  # the outbox is the sending system's
+    assert seen["clearance_status"] == 403  # a supervisor decides how a vulnerable tenant is approached
     assert seen["released"]["status"] == "suppressed"
     assert seen["released"]["reason"].startswith("payment_since_draft: £30.00")
     assert [(d["version"], d["status"]) for d in case["drafts"]] == [(1, "edited"), (2, "suppressed")]
@@ -230,6 +231,9 @@ def _lives_over_http(served: Path) -> dict:
                                     text=seen["edited_text"])
             seen["outbox_status"] = client.post("/outbox", json={}, headers={
                 "Authorization": f"Bearer {supervisor}"}).status_code
+            seen["clearance_status"] = client.post("/case_action", json={
+                "tenancy_id": promiser, "kind": "review_cleared", "reason": "approach_agreed"}, headers={
+                "Authorization": f"Bearer {officer}"}).status_code
             ok("ingest", str(write_delivery(served / "lc_payment", transactions=(
                 "transaction_id,tenancy_id,posted_date,type,amount,method\n"
                 f"PAYLC,{drafted},{day(1)},payment,-30.00,card\n"))))

@@ -29,9 +29,10 @@ def facts(**overrides) -> dict:
     return row | overrides
 
 
-DATES = ("last_receipt", "last_contact", "last_statement", "last_agreed", "last_broken", "last_completed",
-         "last_legal_step", "last_warning", "breathing_space_start", "breathing_space_ended", "crisis_treatment_ended",
-         "limit_attempt", "last_dispute_opened", "last_dispute_resolved", "last_claim_made", "last_claim_decided")
+DATES = ("reviewed_on", "last_receipt", "last_contact", "last_statement", "last_agreed", "last_broken",
+         "last_completed", "last_legal_step", "last_warning", "breathing_space_start", "breathing_space_ended",
+         "crisis_treatment_ended", "limit_attempt", "last_dispute_opened", "last_dispute_resolved", "last_claim_made",
+         "last_claim_decided")
 
 
 def as_frame(rows: list[dict]) -> pd.DataFrame:
@@ -101,6 +102,8 @@ SCENARIOS = [
     ("part of a period paid this week", {"received_window_pence": 4_000.0, "last_receipt": ago(2),
                                           "arrears_weeks": 0.5}, "ready", set()),
     ("vulnerable", {"vulnerable": True}, "review", {"vulnerable"}),
+    ("vulnerable, cleared for contact by a supervisor", {"vulnerable": True, "reviewed_on": ago(10)}, "ready",
+     {"vulnerable_reviewed"}),
     ("vulnerable but paid this week", {"vulnerable": True, "received_window_pence": 20_000.0},
      "recent_payment", {"vulnerable", "recent_payment"}),
 ]
