@@ -53,3 +53,14 @@ def test_the_production_profile_without_postgres_says_what_to_set(home: Path,
     load_settings.cache_clear()
     with pytest.raises(ValueError, match="ARREARS_FEAST_POSTGRES_URL"):
         FeatureSettings().feast_variables()
+
+
+def test_the_case_store_is_its_own_sqlite_file_or_the_ledgers_postgres_in_the_casework_schema(tmp_path) -> None:
+    from casework.settings import CaseworkSettings, schema_of
+
+    embedded = CaseworkSettings(home=tmp_path)
+    assert embedded.casework_database == f"sqlite:///{tmp_path.resolve() / 'casework.sqlite'}"
+    production = CaseworkSettings(home=tmp_path, ledger_url="postgresql://arrears@db:5432/arrears?sslmode=require")
+    assert production.casework_database.startswith("postgresql://arrears@db:5432/arrears?sslmode=require&options=")
+    assert schema_of(production.casework_database) == "casework"
+    assert CaseworkSettings(home=tmp_path, casework_url="sqlite:///x.db").casework_database == "sqlite:///x.db"
