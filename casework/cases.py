@@ -100,14 +100,17 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _of_tenancies(db: Database, table: str, tenancy_ids: list[str] | None, order: str = "") -> pd.DataFrame:
+    """A case-store table's rows (of the given tenancies, or all)."""
+    sql, params = f"SELECT * FROM {table}", []
+    if tenancy_ids is not None:
+        sql, params = sql + f" WHERE tenancy_id IN ({', '.join('?' * len(tenancy_ids)) or 'NULL'})", list(tenancy_ids)
+    return db.query(sql + order, params)
+
+
 def owners(db: Database, tenancy_ids: list[str] | None = None) -> pd.DataFrame:
     """The owner of each case (of the given tenancies, or all)."""
-    sql, params = "SELECT * FROM case_owners", []
-    if tenancy_ids is not None:
-        if not tenancy_ids:
-            return pd.DataFrame(columns=list(TABLES["case_owners"]))
-        sql, params = sql + f" WHERE tenancy_id IN ({', '.join('?' * len(tenancy_ids))})", list(tenancy_ids)
-    return db.query(sql, params)
+    return _of_tenancies(db, "case_owners", tenancy_ids)
 
 
 def assign(db: Database, log: AuditLog, ready: pd.DataFrame, roster: dict[str, list[str]], capacity: int,
@@ -180,12 +183,7 @@ def _text(value) -> str | None:
 
 def actions(db: Database, tenancy_ids: list[str] | None = None) -> pd.DataFrame:
     """Recorded actions (of the given tenancies, or all), oldest first."""
-    sql, params = "SELECT * FROM case_actions", []
-    if tenancy_ids is not None:
-        if not tenancy_ids:
-            return pd.DataFrame(columns=list(TABLES["case_actions"]))
-        sql, params = sql + f" WHERE tenancy_id IN ({', '.join('?' * len(tenancy_ids))})", list(tenancy_ids)
-    return db.query(sql + " ORDER BY happened_on, recorded_at", params)
+    return _of_tenancies(db, "case_actions", tenancy_ids, " ORDER BY happened_on, recorded_at")
 
 
 def as_events(recorded: pd.DataFrame) -> pd.DataFrame:

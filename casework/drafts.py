@@ -319,4 +319,4 @@ def _known(value):
     """A register value, None where it is missing (NaN, NA or blank)."""
     if value is None or (not isinstance(value, str) and pd.isna(value)) or value == "":
         return None
-    return bool(value) if hasattr(value, "dtype") and value.dtype == bool else value
+    return value.item() if hasattr(value, "item") else value  # numpy scalars as Python values

@@ -10,18 +10,25 @@ from casework.audit import AuditLog
 from casework.settings import CaseworkSettings, schema_of
 from features.db import Database
 
+#: Databases whose case-store schema this process has made sure of: opening the store is on every casework request,
+#: and making sure lists every table's columns.
+_READY: set[str] = set()
+
 
 @contextmanager
 def open_casework(settings: CaseworkSettings) -> Iterator[Database]:
     """The case store's database, its schema (Postgres: the one its URL's search path names) and tables made sure
     of."""
-    with Database(settings.casework_database) as db:
-        schema = schema_of(settings.casework_database) if db.backend == "postgres" else None
-        if schema:
-            db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        AuditLog(db).ensure_schema()
-        cases.ensure_schema(db)
-        drafts.ensure_schema(db)
+    url = settings.casework_database
+    with Database(url) as db:
+        if url not in _READY or not db.columns_of("audit_log"):  # a store deleted since is made again
+            schema = schema_of(url) if db.backend == "postgres" else None
+            if schema:
+                db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            AuditLog(db).ensure_schema()
+            cases.ensure_schema(db)
+            drafts.ensure_schema(db)
+            _READY.add(url)
         yield db
 
 

@@ -23,13 +23,24 @@ class NotVisible(LookupError):
 
 def _row(settings: ServingSettings, tenancy_id: str, patches: Sequence[str] | None) -> dict:
     """The tenancy's row in the latest run, if the caller sees its patch."""
-    with open_runs(settings) as store:
-        run = store.latest()
-        found = store.rows(run["run_id"], columns=("tenancy_id", "patch", "readiness_state"))
-    found = found[found["tenancy_id"] == tenancy_id]
-    if found.empty or (patches is not None and found["patch"].iloc[0] not in set(patches)):
+    from serving.casework_runs import latest_row
+    from serving.runs import NoRun
+
+    try:
+        found = latest_row(settings, tenancy_id)
+    except NoRun:
+        raise
+    except LookupError:
+        found = None
+    if found is None or (patches is not None and found["patch"] not in set(patches)):
         raise NotVisible("No such case in the patches you see")  # no id: messages reach the service's log
-    return found.iloc[0].to_dict()
+    return found
+
+
+def words(exc: Exception) -> str:
+    """A refusal in words: pydantic's errors one by one, plainly; anything else as it says."""
+    errors = exc.errors() if hasattr(exc, "errors") else None
+    return "; ".join(e["msg"].removeprefix("Value error, ") for e in errors) if errors else str(exc)
 
 
 def _clean(record: dict) -> dict:

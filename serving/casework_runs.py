@@ -12,6 +12,7 @@ import pandas as pd
 
 from casework import cases
 from casework.audit import AuditLog
+from casework.drafts import ReleaseCheck
 from casework.store import open_casework
 from features.feeds.contract import RECEIPT_TYPES
 from features.ledger import Ledger
@@ -58,15 +59,15 @@ def assign_owners(settings: ServingSettings, run: dict, frame: pd.DataFrame) -> 
                             roster(settings), settings.officer_capacity, str(run["run_id"]))
 
 
-def _latest_row(settings: ServingSettings, tenancy_id: str) -> dict:
-    """The tenancy's row in the latest recorded run, with the run's id and policy version."""
+def latest_row(settings: ServingSettings, tenancy_id: str) -> dict:
+    """The tenancy's row in the latest recorded run (its patch, readiness and protocol step), with the run's id,
+    policy version and as_of. LookupError when the run does not hold it."""
     from serving.runs import open_runs
 
     with open_runs(settings) as store:
         run = store.latest()
-        rows = store.rows(run["run_id"], columns=("tenancy_id", "patch", "readiness_state", "state_reasons",
-                                                  "protocol_step"))
-    found = rows[rows["tenancy_id"] == tenancy_id]
+        found = store.rows(run["run_id"], columns=("tenancy_id", "patch", "readiness_state", "state_reasons",
+                                                   "protocol_step"), tenancy_ids=[tenancy_id])
     if found.empty:
         raise LookupError("The case is not in the latest worklist run (not live on its date)")
     return found.iloc[0].to_dict() | {"run_id": run["run_id"], "policy_version": run["policy_version"],
@@ -79,7 +80,7 @@ def write_draft(settings: ServingSettings, tenancy_id: str, channel: str, langua
     from casework import drafts
     from features.ledger import open_ledger
 
-    case = _latest_row(settings, tenancy_id)
+    case = latest_row(settings, tenancy_id)
     with open_casework(settings) as db:
         recorded = cases.actions(db, [tenancy_id])
         with open_ledger(settings.ledger, read_only=True) as ledger:
@@ -87,18 +88,15 @@ def write_draft(settings: ServingSettings, tenancy_id: str, channel: str, langua
         return drafts.generate(db, AuditLog(db), facts, channel, language, actor, role)
 
 
-def release_check(settings: ServingSettings, draft: dict) -> object:
+def release_check(settings: ServingSettings, draft: dict, recorded: pd.DataFrame) -> ReleaseCheck:
     """The case now, for releasing `draft`: what was received since its as_of, its readiness judged afresh from the
-    ledger's latest date and the officers' actions, and its contacts against the policy's limit."""
-    from casework.drafts import ReleaseCheck
+    ledger's latest date and the officers' `recorded` actions, and its contacts against the policy's limit."""
     from casework.facts import load_facts
     from casework.policy import load_policy, readiness
     from features.ledger import open_ledger
 
     policy, tenancy_id = load_policy(), str(draft["tenancy_id"])
     written_on = pd.Timestamp(json_loads(draft["facts"])["as_of"])
-    with open_casework(settings) as db:
-        recorded = cases.actions(db, [tenancy_id])
     with open_ledger(settings.ledger, read_only=True) as ledger:
         latest = ledger.query("SELECT MAX(posted_date) AS day FROM transactions")["day"].iloc[0]
         as_of = max(pd.Timestamp(latest), written_on)
@@ -120,6 +118,5 @@ def release_draft(settings: ServingSettings, draft_id: str, actor: str, role: st
 
     with open_casework(settings) as db:
         found = drafts.draft(db, draft_id)
-    check = release_check(settings, found)
-    with open_casework(settings) as db:
+        check = release_check(settings, found, cases.actions(db, [str(found["tenancy_id"])]))
         return drafts.release(db, AuditLog(db), draft_id, actor, role, check)

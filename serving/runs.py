@@ -96,11 +96,16 @@ class RunStore:
         return runs.iloc[position[0] - 1].to_dict() if len(position) and position[0] > 0 else None
 
     def rows(self, run_id: str, states: Sequence[str] | None = None, patch: str | Sequence[str] | None = None,
-             capacity: int | None = None, top: int | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """A run's rows, highest risk first: of some states, one patch or some, within each patch's capacity; every
-        column, or the given ones (reading only those is much quicker than parsing every row's reasons)."""
+             capacity: int | None = None, top: int | None = None, columns: Sequence[str] | None = None,
+             tenancy_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """A run's rows, highest risk first: of some states, one patch or some, within each patch's capacity, of
+        some tenancies; every column, or the given ones (reading only those is much quicker than parsing every
+        row's reasons)."""
         wanted = ", ".join(columns) if columns else "*"
         sql, params = f"SELECT {wanted} FROM worklist_rows WHERE run_id = ?", [run_id]
+        if tenancy_ids is not None:
+            sql += f" AND tenancy_id IN ({', '.join('?' * len(tenancy_ids)) or 'NULL'})"
+            params += list(tenancy_ids)
         if states:
             sql += f" AND readiness_state IN ({', '.join('?' * len(states))})"
             params += list(states)

@@ -48,43 +48,46 @@ def _refused(request: Request, principal: Principal, exc: Exception) -> Response
     if isinstance(exc, PermissionError):
         return kit.message(request, principal, 403, "Not yours to decide", str(exc))
     status = 409 if isinstance(exc, DraftRefused) else 400
-    said = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()) if hasattr(exc, "errors") \
-        else str(exc)
-    return kit.message(request, principal, status, "Not done", f"{said}. Go back, change it and try again.")
+    return kit.message(request, principal, status, "Not done",
+                       f"{casework_api.words(exc)}. Go back, change it and try again.")
 
 
-def _to_case(tenancy_id: str) -> Response:
-    return RedirectResponse(f"{BASE}/case?tenancy={quote(tenancy_id)}#casework", status_code=303)
+def _to_case(tenancy_id: str) -> str:
+    return f"{BASE}/case?tenancy={quote(tenancy_id)}#casework"
+
+
+async def _act(request: Request, endpoint: str, work) -> Response:
+    """A casework form: the principal allowed `endpoint` posts it, `work(settings, principal, form)` does it and
+    names the page to look at next; a refusal is a page that says why."""
+    posted = await _posted(request, endpoint)
+    if isinstance(posted, Response):
+        return posted
+    principal, form = posted
+    try:
+        then = work(kit.worklister(request).settings, principal, form)
+    except (LookupError, ValueError, PermissionError) as exc:
+        return _refused(request, principal, exc)
+    return RedirectResponse(then, status_code=303)
 
 
 async def record_action(request: Request) -> Response:
     from casework.cases import OfficerAction
 
-    posted = await _posted(request, "/case_action")
-    if isinstance(posted, Response):
-        return posted
-    principal, form = posted
-    tenancy_id = form.pop("tenancy", "")
-    try:
-        action = OfficerAction(**form)
-        casework_api.record_action(kit.worklister(request).settings, principal, tenancy_id, action)
-    except (LookupError, ValueError, PermissionError) as exc:
-        return _refused(request, principal, exc)
-    return _to_case(tenancy_id)
+    def work(settings, principal, form):
+        tenancy_id = form.pop("tenancy", "")
+        casework_api.record_action(settings, principal, tenancy_id, OfficerAction(**form))
+        return _to_case(tenancy_id)
+
+    return await _act(request, "/case_action", work)
 
 
 async def write_draft(request: Request) -> Response:
-    posted = await _posted(request, "/draft")
-    if isinstance(posted, Response):
-        return posted
-    principal, form = posted
-    tenancy_id = form.get("tenancy", "")
-    try:
-        casework_api.write_draft(kit.worklister(request).settings, principal, tenancy_id,
-                                 form.get("channel", "letter"), form.get("language", "en"))
-    except (LookupError, ValueError) as exc:
-        return _refused(request, principal, exc)
-    return _to_case(tenancy_id)
+    def work(settings, principal, form):
+        casework_api.write_draft(settings, principal, form.get("tenancy", ""), form.get("channel", "letter"),
+                                 form.get("language", "en"))
+        return _to_case(form.get("tenancy", ""))
+
+    return await _act(request, "/draft", work)
 
 
 async def approvals(request: Request) -> Response:
@@ -100,29 +103,20 @@ async def approvals(request: Request) -> Response:
 
 
 async def decide(request: Request) -> Response:
-    posted = await _posted(request, "/draft_decision")
-    if isinstance(posted, Response):
-        return posted
-    principal, form = posted
-    decision = "reject" if form.get("decision") == "reject" else "approve"
-    try:
-        casework_api.decide(kit.worklister(request).settings, principal, form.get("draft_id", ""), decision,
-                            form.get("text"), form.get("reason"))
-    except (LookupError, ValueError) as exc:
-        return _refused(request, principal, exc)
-    return RedirectResponse(f"{BASE}/approvals", status_code=303)
+    def work(settings, principal, form):
+        decision = "reject" if form.get("decision") == "reject" else "approve"
+        casework_api.decide(settings, principal, form.get("draft_id", ""), decision, form.get("text"),
+                            form.get("reason"))
+        return f"{BASE}/approvals"
+
+    return await _act(request, "/draft_decision", work)
 
 
 async def release(request: Request) -> Response:
-    posted = await _posted(request, "/draft_release")
-    if isinstance(posted, Response):
-        return posted
-    principal, form = posted
-    try:
-        released = casework_api.release(kit.worklister(request).settings, principal, form.get("draft_id", ""))
-    except (LookupError, ValueError) as exc:
-        return _refused(request, principal, exc)
-    return _to_case(released.tenancy_id)
+    def work(settings, principal, form):
+        return _to_case(casework_api.release(settings, principal, form.get("draft_id", "")).tenancy_id)
+
+    return await _act(request, "/draft_release", work)
 
 
 ROUTES = [

@@ -30,8 +30,7 @@ def _do(work):
     try:
         return work(casework_api)
     except (LookupError, ValueError) as exc:
-        errors = exc.errors() if hasattr(exc, "errors") else None  # pydantic's: say each, plainly
-        fail("; ".join(e["msg"].removeprefix("Value error, ") for e in errors) if errors else str(exc))
+        fail(casework_api.words(exc))
 
 
 @case_app.command("show")
