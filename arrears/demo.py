@@ -16,13 +16,13 @@ from arrears.schedule import run_job, schedule_settings
 from features.feeds.ingest import clock_for, ingest_delivery
 from features.ledger import open_ledger
 from features.store.refresh import refresh
-from serving.batch import RunSummary, record_run
-from serving.cash_forecast import forecast_now, record_forecast, write_forecast
-from serving.kpis import kpis_now
-from serving.process import fetch_worklist, running_server
-from serving.schemas import WorklistResponse
+from serving.api.process import fetch_worklist, running_server
+from serving.runs.record import RunSummary, record_run
+from serving.runs.schemas import WorklistResponse
+from serving.runs.worklist import write_worklist
 from serving.settings import ServingSettings
-from serving.worklist import write_worklist
+from serving.treasury.forecast import forecast_now, record_forecast, write_forecast
+from serving.treasury.kpis import kpis_now
 from simulator import simulate_portfolio, write_portfolio
 from training.promotion import GATES
 from training.train import train_payment_model, train_risk_model
@@ -161,7 +161,7 @@ def demo_sign_ins(settings: ServingSettings) -> list[list[str]]:
     """A fresh token for each demo role (an earlier demo's are revoked): role, name, patches, token. A simulated
     portfolio's sign-ins, printed so a person can try each role's pages; real principals are made with
     `arrears users add`."""
-    from serving.access import open_principals
+    from serving.access.principals import open_principals
 
     with open_ledger(settings.ledger, read_only=True) as ledger:
         patches = sorted(ledger.read_table("tenancy_register")["patch"].astype(str).unique())

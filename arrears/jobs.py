@@ -22,8 +22,8 @@ def refresh(settings: ServingSettings, schedule: Schedule) -> JobResult:
     monitoring judges later) and the day's cash forecast. Before a champion exists there is nothing to record,
     which is not a failure."""
     from features.store.refresh import refresh as refresh_features
-    from serving.batch import record_run
-    from serving.cash_forecast import forecast_now, record_forecast
+    from serving.runs.record import record_run
+    from serving.treasury.forecast import forecast_now, record_forecast
     from training.registry import NoChampion
 
     features = refresh_features(settings)
@@ -59,7 +59,7 @@ def retrain(settings: ServingSettings, schedule: Schedule) -> JobResult:
     promotion is an alert for a data scientist to read (the gates name why), not a failed job; a payment-date
     model that cannot be trained leaves the risk model's retraining standing."""
     from arrears.decisions import promote_recorded
-    from serving.batch import record_run
+    from serving.runs.record import record_run
     from training.dataset import MissingFeatures
     from training.promotion import GATES
     from training.train import train_payment_model, train_risk_model

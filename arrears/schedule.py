@@ -5,7 +5,7 @@ run a job once. The only place that knows cron times.
   default, Postgres in production). Jobs are coalesced and never dropped for lateness, so a run missed while the
   scheduler was down is made once when it comes back, not lost and not repeated for every missed time.
 - `arrears schedule run NAME` runs one job now, for cron or a Kubernetes CronJob instead of the scheduler.
-- Every run is recorded (`serving.job_runs`): a scheduled run is keyed by its slot (the cron time it stands for),
+- Every run is recorded (`serving.runs.jobs`): a scheduled run is keyed by its slot (the cron time it stands for),
   so two schedulers started at once run it once; a job runs one at a time across processes; a run killed half-way
   is recorded as failed by the next run, and the schedule goes on.
 - What a job finds beyond the thresholds in the file's `alerts:` section becomes an alert (recorded, shown by
@@ -29,7 +29,7 @@ from pydantic import Field
 
 from features.settings import load_settings
 from monitoring.jobs import JobResult, Thresholds
-from serving.job_runs import JobLog, open_job_log
+from serving.runs.jobs import JobLog, open_job_log
 from serving.settings import ServingSettings
 
 SCHEDULE_FILE = Path(__file__).resolve().with_name("schedule.yaml")

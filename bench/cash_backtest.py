@@ -3,7 +3,7 @@
     uv run python -m bench.cash_backtest --tenancies 1000 --seed 3 --origins 13
 
 Simulates the portfolio (2 years ending 2026-10-31), delivers it up to the first origin, trains and promotes the
-models there (the `retrain` job), then delivers the rest: every origin's forecast (`serving.cash_forecast`, with
+models there (the `retrain` job), then delivers the rest: every origin's forecast (`serving.treasury.forecast`, with
 `as_of`) uses only the tenancies live then and their data as of then, with a model that has seen nothing after the
 first origin. Each forecast week is set against the same tenancies' receipts (`monitoring.cash`) and the last-4-weeks
 baseline. Prints, by weeks ahead, the WAPE of the forecast's mean and of the baseline and the P10-P90 coverage, for
@@ -51,8 +51,8 @@ def backtest(origins: list[pd.Timestamp], weeks: int) -> pd.DataFrame:
     """One row per origin, scope and week: the forecast's band and mean, what came in, the baseline."""
     from monitoring.cash import receipts_of
     from monitoring.outcomes import read_outcome_ledger
-    from serving.cash_forecast import forecast_now
     from serving.settings import get_settings
+    from serving.treasury.forecast import forecast_now
     from training.labels import daily_receipts
 
     settings = get_settings()

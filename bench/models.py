@@ -5,8 +5,9 @@
 | `fit_risk` | LightGBM risk model (training/params/arrears_risk.yaml) on `--training-rows` labelled snapshots |
 | `fit_payment` | the payment-date survival model on `--payment-cases` cases (person-period rows = rows shown) |
 | `score` | the risk booster scoring `--score-rows` rows (one per tenancy) |
-| `score_shap` | the same with exact TreeSHAP reasons for every row (`serving.worklist.score_cases`) |
-| `worklist_top50` | what the service does: score every row, explain the 50 it lists (`serving.worklist.top_cases`) |
+| `score_shap` | the same with exact TreeSHAP reasons for every row (`serving.runs.explain.score_cases`) |
+| `worklist_top50` | what the service does: score every row, explain the 50 it lists
+  (`serving.runs.worklist.top_cases`) |
 
 Inputs come from one simulated portfolio (`--tenancies`, `--years`): snapshots from `build_snapshots`, labels from
 `training.labels`, as in training (the Feast retrieval is measured in the features suite). Rows are sampled with
@@ -71,8 +72,8 @@ def measure(kind: str, work: Path) -> tuple[float, int]:
         pdm.fit(frame.iloc[:cut], frame.iloc[cut:], names, load_params("payment_date")["lightgbm"])
         seconds = time.perf_counter() - start
         return seconds, len(pdm.person_period(frame, names))
-    from serving.explain import score_cases  # imported before the clock starts
-    from serving.worklist import top_cases
+    from serving.runs.explain import score_cases  # imported before the clock starts
+    from serving.runs.worklist import top_cases
 
     frame = pd.read_parquet(work / "score.parquet")
     booster = lgb.Booster(model_file=str(work / "risk_model.txt"))

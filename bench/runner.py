@@ -71,7 +71,7 @@ def run_measurement(kind: str, workdir: str, queue: mp.Queue) -> None:
         else:
             import lightgbm as lgb
 
-            from serving.explain import score_cases
+            from serving.runs.explain import score_cases
 
             booster = lgb.Booster(model_file=str(work / "model.txt"))
             latest = pd.read_parquet(work / "latest.parquet")

@@ -76,8 +76,8 @@ def _load(url: str, ids: list[str], clients: int, seconds: float, headers: dict,
 
 def _officer_token(settings) -> tuple[str, list[str]]:
     """An officer holding the first three patches (made once; a new token each run)."""
-    from serving.access import open_principals
-    from serving.runs import open_runs
+    from serving.access.principals import open_principals
+    from serving.runs.store import open_runs
 
     with open_runs(settings) as runs:
         patches = sorted(str(p) for p in runs.queue_sizes(runs.latest()["run_id"])["patch"].dropna().unique())[:3]
@@ -95,7 +95,7 @@ def measure(kind: str, workdir: str, clients: int, seconds: float) -> dict:
     warnings.simplefilter("ignore")
     _env(Path(workdir))
     from features.store.offline import live_path
-    from serving.batch import record_run
+    from serving.runs.record import record_run
     from serving.settings import get_settings
 
     settings = get_settings()
@@ -110,7 +110,7 @@ def measure(kind: str, workdir: str, clients: int, seconds: float) -> dict:
         env, headers = env | {"ARREARS_AUTH": "required"}, {"Authorization": f"Bearer {token}"}
         live = live[live["patch"].isin(patches)]  # an officer scores the tenancies of their own patches
     ids = live["tenancy_id"].astype(str).tolist()
-    url, process = _serve("bench.empty_service:Empty" if kind == "empty" else "serving.service:ArrearsWorklist",
+    url, process = _serve("bench.empty_service:Empty" if kind == "empty" else "serving.api.service:ArrearsWorklist",
                           env | {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
     try:
         with tempfile.TemporaryDirectory() as folder:

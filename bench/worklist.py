@@ -3,10 +3,10 @@
 One simulated portfolio is ingested, featurised and given champion models (trained on thinned weeks: this suite
 measures serving, not training). Then, each in a fresh process:
 
-- `pure_ranking`: `serving.worklist.top_cases` on every live tenancy's features in memory: score all, explain the
+- `pure_ranking`: `serving.runs.worklist.top_cases` on every live tenancy's features in memory: score all, explain the
   top `--explain` (no policy, no I/O, no HTTP).
-- `record_run` (vs `pure_ranking`): `serving.batch.record_run`: score all, readiness facts from the ledger, policy,
-  explain every listable case, record the run.
+- `record_run` (vs `pure_ranking`): `serving.runs.record.record_run`: score all, readiness facts from the ledger,
+  policy, explain every listable case, record the run.
 - `worklist_http` (vs `pure_ranking`): `POST /worklist {"top": --explain}` through a real `bentoml serve`, request to
   response, served from the recorded run.
 - `empty_http`: an empty BentoML endpoint (`bench/empty_service.py`), serial p50 of single requests.
@@ -91,7 +91,7 @@ def _median_ms(call, n: int, warm: int = 20) -> float:
 
 
 def _serve(target: str, env: dict[str, str]):
-    from serving.process import free_port, wait_ready
+    from serving.api.process import free_port, wait_ready
 
     port = free_port()
     bentoml = Path(sys.executable).with_name("bentoml")
@@ -117,7 +117,7 @@ def measure(kind: str, work: Path, explain: int, repeats: int) -> tuple[float, i
     settings = get_settings()
     if kind == "pure_ranking":
         from features.store.offline import live_tenancies
-        from serving.worklist import top_cases
+        from serving.runs.worklist import top_cases
         from training.registry import RISK_MODEL, load_champion
 
         live, champion = live_tenancies(settings), load_champion(settings, RISK_MODEL)
@@ -125,13 +125,13 @@ def measure(kind: str, work: Path, explain: int, repeats: int) -> tuple[float, i
         top_cases(live, champion.booster, explain, calibration=champion.calibration)
         return time.perf_counter() - start, len(live)
     if kind == "record_run":
-        from serving.batch import record_run
+        from serving.runs.record import record_run
 
         start = time.perf_counter()
         summary = record_run(settings, force=True)
         return time.perf_counter() - start, int(summary.run["population"])
     if kind == "score_inprocess":
-        from serving.worklist import Worklister
+        from serving.runs.worklist import Worklister
 
         worklister = Worklister(settings).warm()
         tenancy = worklister.worklist(1).rows[0].tenancy_id
@@ -140,7 +140,7 @@ def measure(kind: str, work: Path, explain: int, repeats: int) -> tuple[float, i
 
 
 def _measure_http(kind: str, settings, explain: int, repeats: int) -> tuple[float, int]:
-    target = "bench.empty_service:Empty" if kind == "empty_http" else "serving.service:ArrearsWorklist"
+    target = "bench.empty_service:Empty" if kind == "empty_http" else "serving.api.service:ArrearsWorklist"
     url, process = _serve(target, settings.child_process_env())
     try:
         with httpx.Client(timeout=600) as client:

@@ -1,7 +1,7 @@
 """One small interface over the databases we run on: embedded DuckDB and SQLite (files) and PostgreSQL (a URL).
 
 The ledger (`features.ledger`: DuckDB or Postgres), the Postgres offline store of snapshots
-(`features.store.offline`) and the recorded worklist runs (`serving.runs`: SQLite or Postgres, because the
+(`features.store.offline`) and the recorded worklist runs (`serving.runs.store`: SQLite or Postgres, because the
 service reads them while a batch job writes) use it. SQL is written with `?` placeholders and kept to what all
 understand. Nothing is opened until `connect()`.
 """

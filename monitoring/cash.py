@@ -1,6 +1,6 @@
 """How the recorded cash forecasts did: each forecast week set against the receipts that then came in.
 
-Every forecast kept in the history (`serving.forecasts`, recorded by the nightly `refresh` job and by `arrears
+Every forecast kept in the history (`serving.treasury.history`, recorded by the nightly `refresh` job and by `arrears
 forecast`) covers the tenancies live on its date (no new lettings). Once the ledger holds a whole forecast week,
 that week has **matured**: its actual receipts are those tenancies' receipts on the week's seven days (payments and
 benefit credits, less reversals: `training.labels.daily_receipts`), per patch and for the portfolio. Beside each
@@ -24,8 +24,8 @@ import pandas as pd
 from features.timeline import live_at
 from monitoring.outcomes import OutcomeLedger, read_outcome_ledger
 from monitoring.performance import html_cell
-from serving.forecasts import open_forecasts
 from serving.settings import ServingSettings
+from serving.treasury.history import open_forecasts
 from training.labels import daily_receipts
 
 ACCURACY_COLUMNS = ["forecast_id", "as_of", "model_version", "scope", "week", "week_start", "matured", "actual",

@@ -23,7 +23,7 @@ from features.ledger import open_ledger
 from features.store.feast import exact_features, open_store, service_feature_names
 from features.store.offline import ledger_dates, live_tenancies
 from features.timeline import population, utc
-from serving.explain import raw_scores
+from serving.runs.explain import raw_scores
 from serving.settings import ServingSettings
 from training import registry
 

@@ -157,7 +157,7 @@ def bias_job(settings: ServingSettings, thresholds: Thresholds) -> JobResult:
     calibration per group, with flags only where the confidence bound clears its threshold."""
     from features.ledger import register_attributes
     from monitoring.bias import ATTRIBUTES, served_bias, write_bias_report
-    from serving.runs import open_runs
+    from serving.runs.store import open_runs
 
     with open_runs(settings) as store:
         latest = store.latest()

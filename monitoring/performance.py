@@ -1,6 +1,6 @@
 """How well the served worklist runs ranked, judged on what really happened next (issue 12).
 
-Every recorded worklist run (`serving.runs`) scored every live tenancy as of its date. Once the ledger holds the
+Every recorded worklist run (`serving.runs.store`) scored every live tenancy as of its date. Once the ledger holds the
 label horizon after that date (`monitoring.outcomes`), the run is *matured* and measured with the metrics training
 uses (`training.evaluate`, `training.payment_date`): AUC, precision and captured share at the officers' capacity,
 calibration, the highest-balance-first baseline on the same rows, and the payment model's P10–P90 coverage and P50
@@ -41,7 +41,7 @@ from monitoring.outcomes import (
     read_outcome_ledger,
     risk_label_spec,
 )
-from serving.runs import open_runs
+from serving.runs.store import open_runs
 from serving.settings import ServingSettings
 from training import registry
 from training.evaluate import at_capacity, baseline_scores, probability_metrics, ranking_metrics

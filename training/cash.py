@@ -10,7 +10,7 @@ time from backtest weeks the model had not seen. Many simulations give each week
 and per patch. The backtest sets forecasts from past dates against what then came in, beside the last-4-weeks
 average a finance team would otherwise use.
 
-No I/O here: `training.train` backtests it at training time and `serving.cash_forecast` runs it on today's
+No I/O here: `training.train` backtests it at training time and `serving.treasury.forecast` runs it on today's
 features.
 """
 

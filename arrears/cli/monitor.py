@@ -18,7 +18,7 @@ monitor_app = typer.Typer(help="Monitoring: the scheduled jobs' runs and alerts;
 def status_report(days: int = 30) -> dict:
     """Each job's schedule and latest run, and the alerts of the last `days` days (overdue jobs checked first)."""
     from arrears.schedule import _zone, check_overdue, schedule_settings
-    from serving.job_runs import open_job_log
+    from serving.runs.jobs import open_job_log
 
     settings, schedule = schedule_settings()
     check_overdue(settings, schedule)

@@ -18,7 +18,7 @@ def serve(
 ) -> None:
     """Start the BentoML service in the foreground: the API (POST /score, /worklist, /cash_forecast…, documented at
     /docs) and the web app for people at /app/."""
-    from serving.process import serve_command
+    from serving.api.process import serve_command
 
     command = serve_command(port, host)
     console.print(f"Serving on http://{host}:{port}: the web app at http://{host}:{port}/app/, the API's "
@@ -30,7 +30,7 @@ def record_worklist_run(settings, force: bool = False) -> None:
     """After features or the champion change: record a worklist run, and say what it holds (nothing to record
     before a champion exists)."""
     from features.store.offline import FeatureStageError
-    from serving.batch import record_run
+    from serving.runs.record import record_run
     from training.registry import NoChampion
 
     try:
@@ -62,8 +62,8 @@ def worklist(
     `arrears features`, `arrears ingest` and `arrears promote` once a champion exists."""
     from casework.policy import STATES
     from features.store.offline import FeatureStageError
-    from serving.runs import NoRun
-    from serving.worklist import Worklister, worklist_frame
+    from serving.runs.store import NoRun
+    from serving.runs.worklist import Worklister, worklist_frame
     from training.registry import NoChampion
 
     states = state or ["ready"]
@@ -98,7 +98,7 @@ def forecast(
     and a fan chart (PNG) to the reports folder and keeps the forecast in the forecast history, where the weekly
     performance job sets each week against the receipts that came in."""
     from features.store.offline import FeatureStageError
-    from serving.cash_forecast import forecast_now, record_forecast, write_forecast
+    from serving.treasury.forecast import forecast_now, record_forecast, write_forecast
     from training.registry import NoChampion
 
     settings = get_settings()
@@ -124,7 +124,7 @@ def kpis(
     """Collection KPIs by month and patch from the ledger: rent due and collected, collection rate, current arrears
     as a share of the annual rent roll, former arrears, write-offs and days' rent outstanding (docs/treasury.md
     defines each). Writes collection_kpis.csv to the reports folder."""
-    from serving.kpis import kpis_now
+    from serving.treasury.kpis import kpis_now
 
     settings = get_settings()
     try:

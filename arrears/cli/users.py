@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from arrears.render import console, fail, table
-from serving.access import ENDPOINT_ROLES, ROLES, open_principals, stored_patches
+from serving.access.principals import ENDPOINT_ROLES, ROLES, open_principals, stored_patches
 from serving.settings import get_settings
 
 users_app = typer.Typer(

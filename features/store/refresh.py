@@ -199,7 +199,7 @@ def _full(settings: FeatureSettings) -> tuple[int, str]:
     apply_repo(settings)
     materialize_latest(settings)
     # The live file changes after the online store, as in `_incremental`: a service that caches scores by the
-    # file's stamp (`serving.worklist`) never keeps one computed from the online rows this build replaced.
+    # file's stamp (`serving.runs.worklist`) never keeps one computed from the online rows this build replaced.
     os.utime(live_path(settings))
     return result.tenancies, (f"{result.rows:,} weekly snapshots of {result.tenancies:,} tenancies, "
                               f"{result.first_as_of.date()} to {result.last_as_of.date()}; current as of "

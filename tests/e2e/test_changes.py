@@ -78,9 +78,9 @@ def _pages(paths: dict[str, str]) -> dict[str, str]:
     """The web app's pages, answered in-process by the app the service mounts, from a Worklister on this home."""
     from starlette.testclient import TestClient
 
+    from serving.runs.worklist import Worklister
     from serving.settings import get_settings
-    from serving.web import build_app
-    from serving.worklist import Worklister
+    from serving.web.app import build_app
 
     with TestClient(build_app(Worklister(get_settings()).warm())) as client:
         answers = {name: client.get(path) for name, path in paths.items()}
@@ -199,7 +199,7 @@ def _lives_over_http(served: Path) -> dict:
     answered."""
     import httpx
 
-    from serving.process import running_server
+    from serving.api.process import running_server
     from serving.settings import get_settings
 
     seen: dict = {}

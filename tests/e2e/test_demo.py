@@ -43,7 +43,7 @@ def _the_printed_sign_ins_work(said: str, env: dict) -> None:
     were revoked."""
     import re
 
-    from serving.access import open_principals
+    from serving.access.principals import open_principals
     from serving.settings import get_settings
     from tests.support.homes import isolated_home
 

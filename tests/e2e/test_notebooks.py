@@ -81,8 +81,8 @@ def code_cell(notebook, fragment: str):
 def ran(tmp_path_factory) -> dict:
     """A small portfolio with a champion and a recorded worklist run, then every notebook run on it in name order
     (the walkthrough before the retraining notebook that changes the champion)."""
-    from serving.batch import record_run
-    from serving.worklist import Worklister
+    from serving.runs.record import record_run
+    from serving.runs.worklist import Worklister
     from training.promotion import promote
     from training.registry import RISK_MODEL
     from training.train import train_risk_model
@@ -129,7 +129,7 @@ def test_the_walkthrough_shows_the_recorded_worklist_and_the_shap_summary(ran) -
 
 def test_the_retraining_notebook_trains_on_outcomes_and_its_decision_is_the_registrys(ran) -> None:
     import mlflow
-    from serving.runs import open_runs
+    from serving.runs.store import open_runs
     from training.labels import read_outcomes
 
     notebook = succeeded(ran, "02_retraining.ipynb")

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from arrears.schedule import check_overdue, load_schedule, run_job, start_scheduler
-from serving.job_runs import open_job_log
+from serving.runs.jobs import open_job_log
 from serving.settings import get_settings
 from tests.support.cli import ok
 from tests.support.postgres import create_schema, drop_schema

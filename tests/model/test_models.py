@@ -100,7 +100,7 @@ def test_more_arrears_and_fewer_payments_never_lower_risk_on_average(trained) ->
 
 
 def test_reordering_and_renaming_tenancies_changes_no_score(trained) -> None:
-    from serving.explain import score_cases
+    from serving.runs.explain import score_cases
     from training.registry import RISK_MODEL, load_champion
 
     champion = load_champion(trained["settings"], RISK_MODEL)
@@ -210,7 +210,7 @@ def test_a_forecast_from_a_past_day_reads_that_days_exact_features(trained) -> N
     equal to the plain-pandas oracle's, not the last stored snapshot's (stale recency made week 1 miss by 45%)."""
     from bench.naive_features import naive_snapshots
     from features.store.offline import load_ledger_slice
-    from serving.cash_forecast import _live_at
+    from serving.treasury.forecast import _live_at
 
     settings = trained["settings"]
     part = load_ledger_slice(settings)
@@ -227,7 +227,7 @@ def test_a_forecast_from_a_past_day_reads_that_days_exact_features(trained) -> N
 
 
 def test_cash_forecast_now_has_every_week_and_patch(trained) -> None:
-    from serving.cash_forecast import forecast_now, write_forecast
+    from serving.treasury.forecast import forecast_now, write_forecast
 
     result = forecast_now(trained["settings"], simulations=100)
     files = write_forecast(result, trained["settings"].reports_dir)
@@ -361,8 +361,8 @@ def test_a_served_score_is_the_batch_score_and_a_payment_reaches_it_at_once(trai
     scoring of the live file and an uncached worklister's, and a payment ingested (no `arrears features`) changes
     the next answer. Last of the tests on `trained`: it adds a payment to that home."""
     from features.store.offline import live_tenancies
-    from serving.explain import score_cases
-    from serving.worklist import Worklister
+    from serving.runs.explain import score_cases
+    from serving.runs.worklist import Worklister
     from tests.support.deliveries import write_delivery
 
     with isolated_home(trained["root"] / "home"):

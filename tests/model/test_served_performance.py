@@ -192,7 +192,7 @@ def test_a_tighter_capacity_lists_the_riskier_ready_cases(pipeline, later) -> No
     """With 10 cases a patch, the run's lists (by risk) hold more of the cases that got worse than lists drawn by
     balance, and than their base rate; the estimate from the probabilities is near what was measured."""
     from monitoring.outcomes import matured_risk_labels
-    from serving.runs import open_runs
+    from serving.runs.store import open_runs
 
     with open_runs(pipeline["settings"]) as store:
         rows = store.rows(pipeline["payload"]["run_id"])
@@ -249,8 +249,8 @@ def test_recorded_forecasts_are_judged_week_by_week_on_the_receipts_that_came_in
     matured; once the 9 later weeks are delivered, weeks 1-9 have, and their actuals are what a plain pandas count
     on the simulated portfolio gives, for the portfolio and each patch."""
     from monitoring.cash import accuracy_by_horizon, forecast_accuracy
-    from serving.cash_forecast import forecast_now, record_forecast
-    from serving.forecasts import open_forecasts
+    from serving.treasury.forecast import forecast_now, record_forecast
+    from serving.treasury.history import open_forecasts
 
     forecast = forecast_now(pipeline["settings"], weeks=13)  # the one the service served and recorded, or made now
     # each tenancy's expected payments, for treasury's own models: they add up to the portfolio's forecast

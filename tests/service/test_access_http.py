@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from features.store.offline import live_path
-from serving.access import ENDPOINT_ROLES, PATCH_ROLES, ROLES
-from serving.process import PROJECT_ROOT, running_server
+from serving.access.principals import ENDPOINT_ROLES, PATCH_ROLES, ROLES
+from serving.api.process import PROJECT_ROOT, running_server
 from serving.settings import get_settings
 from tests.support.browser import browse
 from tests.support.cli import ok
@@ -81,7 +81,7 @@ def _build_bento(bentoml_home: Path) -> tuple[str, Path]:
 def _targets(pipeline: dict, own: str, other: str) -> dict[str, dict]:
     """For each kind (own patch, another): a ready tenancy, a draft written for another ready one (by an officer
     who is not a caller, so any allowed caller may decide it), and an officer of that patch to reassign to."""
-    from serving.casework_runs import write_draft
+    from serving.runs.casework import write_draft
     from serving.settings import get_settings
 
     ready = [r for r in pipeline["everyone"]["rows"] if r["readiness_state"] == "ready"]

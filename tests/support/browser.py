@@ -6,7 +6,7 @@ screenshot per step under `test-artifacts/web/` (kept after the run; the note li
 
 from __future__ import annotations
 
-from serving.process import PROJECT_ROOT
+from serving.api.process import PROJECT_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = PROJECT_ROOT / "test-artifacts" / "web"

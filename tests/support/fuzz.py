@@ -11,7 +11,7 @@ import schemathesis.checks
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
-from serving.access import ENDPOINT_ROLES
+from serving.access.principals import ENDPOINT_ROLES
 
 #: Checks left out, and why: positive_data_acceptance expects every schema-valid request to be served, but the
 #: service's answers depend on data no schema can hold (an as_of outside the ledger's dates is a 400, an unknown

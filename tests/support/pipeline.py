@@ -14,7 +14,7 @@ import httpx
 import pandas as pd
 
 from casework.policy import STATES
-from serving.process import fetch_worklist, running_server
+from serving.api.process import fetch_worklist, running_server
 from serving.settings import get_settings
 from simulator import simulate_portfolio, write_portfolio
 from tests.support.cli import ok

@@ -1,4 +1,4 @@
-"""Treasury's figures recomputed in plain pandas, one obvious step at a time, to check `serving.kpis` and
+"""Treasury's figures recomputed in plain pandas, one obvious step at a time, to check `serving.treasury.kpis` and
 `monitoring.cash` against: nothing here is imported from the code under test."""
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Principals and their tokens (serving.access), on an SQLite serving database of a temporary home."""
+"""Principals and their tokens (serving.access.principals), on an SQLite serving database of a temporary home."""
 
 from __future__ import annotations
 
 import pytest
 
-from serving.access import ENDPOINT_ROLES, Forbidden, Principal, open_principals, token_hash
+from serving.access.principals import ENDPOINT_ROLES, Forbidden, Principal, open_principals, token_hash
 from serving.settings import get_settings
 from tests.support.homes import isolated_home
 

@@ -38,7 +38,7 @@ def worklist_run(seed: int, n: int = 3000, *, shift: str | None = None, tiny: in
         "readiness_state": np.where(ready, "ready", rng.choice(NOT_READY, n)), "balance": rng.gamma(2, 200, n),
     })
     rows["risk_rank"] = rows["risk_score"].rank(ascending=False, method="first").astype(int)
-    # As serving.batch ranks them: within each (readiness state, patch) queue, so non-ready rows have ranks too.
+    # As serving.runs.record ranks them: within each (readiness state, patch) queue, so non-ready rows have ranks too.
     rows["queue_rank"] = rows.groupby(["readiness_state", "patch"])["risk_score"].rank(ascending=False,
                                                                                        method="first").astype(int)
     return {

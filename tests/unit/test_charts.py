@@ -1,4 +1,4 @@
-"""The web app's SVG charts (serving/charts.py): the geometry says what the figures say."""
+"""The web app's SVG charts (serving/web/charts.py): the geometry says what the figures say."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pandas as pd
 
-from serving import charts
+from serving.web import charts
 
 
 def _points(path: str) -> list[tuple[float, float]]:

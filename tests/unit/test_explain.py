@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from features.catalogue import CONCEPT_OF
-from serving.explain import score_cases
-from serving.worklist import top_cases
+from serving.runs.explain import score_cases
+from serving.runs.worklist import top_cases
 from training.evaluate import reason_coverage
 
 NAMES = ["balance", "arrears_weeks", "days_since_last_payment"]

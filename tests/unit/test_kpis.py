@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from serving.kpis import collection_kpis
+from serving.treasury.kpis import collection_kpis
 
 REGISTER = pd.DataFrame({
     "tenancy_id": ["T1", "T2", "T3"], "patch": ["A", "A", "B"],

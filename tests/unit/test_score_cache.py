@@ -1,12 +1,12 @@
-"""The service's memory of scored tenancies (`serving.worklist._ScoreCache`): least recently used first out, emptied
-when the features or the champion change, and never filled with an answer computed for an older key. (Its lock,
+"""The service's memory of scored tenancies (`serving.runs.worklist._ScoreCache`): least recently used first out,
+emptied when the features or the champion change, and never filled with an answer computed for an older key. (Its lock,
 for the threads a BentoML worker answers on, is not tested here: a race that CPython's GIL almost never lets happen
 cannot be made to fail on demand.)"""
 
 from __future__ import annotations
 
-from serving.schemas import ScoredCase
-from serving.worklist import _ScoreCache
+from serving.runs.schemas import ScoredCase
+from serving.runs.worklist import _ScoreCache
 
 
 def _case(tenancy_id: str) -> ScoredCase:

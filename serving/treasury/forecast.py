@@ -112,8 +112,8 @@ def _per_tenancy(live: pd.DataFrame, sims: np.ndarray, habits: dict, interval: I
 
 
 def record_forecast(settings: ServingSettings, forecast: CashForecast) -> tuple[str, bool]:
-    """Keep the forecast in the forecast history (`serving.forecasts`), once: (its id, whether it was new)."""
-    from serving.forecasts import open_forecasts
+    """Keep the forecast in the forecast history (`serving.treasury.history`), once: (its id, whether it was new)."""
+    from serving.treasury.history import open_forecasts
 
     with open_forecasts(settings) as store:
         return store.record(forecast.as_of, forecast.model_version, forecast.table, forecast.tenancies)
@@ -146,7 +146,7 @@ def served_forecast(settings: ServingSettings, weeks: int = 13, patch: str | Non
     flatter the history's accuracy. Returns its rows (scope, week, week_start, mean, p10, p50, p90; the portfolio
     first, then every patch or the one asked for) and its header. Raises LookupError for a patch the forecast does
     not know, ValueError for an as_of it cannot be made from."""
-    from serving.forecasts import forecast_id, open_forecasts
+    from serving.treasury.history import forecast_id, open_forecasts
 
     champion = registry.model_by_alias(settings, registry.PAYMENT_MODEL, registry.CHAMPION)
     today = pd.Timestamp(live_tenancies(settings)["event_timestamp"].max()).tz_localize(None).normalize()

@@ -1,6 +1,6 @@
 """The web app's casework: an officer records what they did and writes a draft from the case page; a supervisor
 approves (as written or edited), rejects or releases drafts on the approvals page. The same work as the casework
-endpoints (`serving.casework_api`) under the same roles; forms post back to the app, which answers with the page to
+endpoints (`serving.runs.requests`) under the same roles; forms post back to the app, which answers with the page to
 look at next. A form posted from another site is refused (the sign-in cookie is SameSite=Strict, and the Origin
 must be this service's)."""
 
@@ -12,15 +12,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from serving import casework_api
-from serving import webkit as kit
-from serving.access import Principal
-from serving.guard import PAGES as BASE
+from serving.access.door import PAGES as BASE
+from serving.access.principals import Principal
+from serving.runs import requests as casework_api
+from serving.web import kit
 
 
 def case_section(request: Request, principal: Principal, tenancy_id: str):
     """The case page's casework (owner, actions, drafts, decisions), or None when it cannot be read."""
-    from serving.runs import NoRun
+    from serving.runs.store import NoRun
 
     try:
         return casework_api.case_file(kit.worklister(request).settings, principal, tenancy_id)

@@ -1,7 +1,7 @@
-"""The ranked, explained worklist, served from the latest recorded run (`serving.batch` records runs), and scores of
-named tenancies from the online store.
+"""The ranked, explained worklist, served from the latest recorded run (`serving.runs.record` records runs), and scores
+of named tenancies from the online store.
 
-`Worklister` loads the champion and opens the feature store once; the BentoML service (`serving.service`) holds
+`Worklister` loads the champion and opens the feature store once; the BentoML service (`serving.api.service`) holds
 one per worker, and `arrears worklist` makes one, so both give the same rows. A list is the ready cases (or other
 readiness queues) highest risk first, each patch capped at its capacity, with the reasons in words.
 """
@@ -24,10 +24,9 @@ import pandas as pd
 from casework.policy import STATES
 from features.store.feast import online_features, online_plan, open_store
 from features.store.offline import live_path
-from serving.changes import changes
-from serving.explain import raw_scores, score_cases
-from serving.runs import open_runs
-from serving.schemas import (
+from serving.runs.changes import changes
+from serving.runs.explain import raw_scores, score_cases
+from serving.runs.schemas import (
     ChangesResponse,
     ExpectedPayment,
     Reason,
@@ -37,6 +36,7 @@ from serving.schemas import (
     WorklistResponse,
     WorklistRow,
 )
+from serving.runs.store import open_runs
 from serving.settings import ServingSettings
 from training.registry import CHAMPION, RISK_MODEL, load_champion, model_by_alias
 
@@ -165,7 +165,7 @@ class _ScoreCache:
                 self.cases.popitem(last=False)
 
 
-#: What comparing two runs reads of each row (serving.changes).
+#: What comparing two runs reads of each row (serving.runs.changes).
 CHANGE_COLUMNS = ("tenancy_id", "patch", "readiness_state", "queue_rank", "risk_score")
 
 

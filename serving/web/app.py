@@ -1,11 +1,11 @@
 """The web app: pages for people, served by the same process as the API (mounted at `/app`), answering from the same
-code (`serving.worklist.Worklister`, the forecast, KPI and monitoring functions) under the same access rules: a page
-is open to the roles that may call the API endpoint it shows (`serving.access.ENDPOINT_ROLES`), and a case list
-holds only the principal's patches.
+code (`serving.runs.worklist.Worklister`, the forecast, KPI and monitoring functions) under the same access rules:
+each page declares the roles that may open it (`serving.access.declared`), and a case list holds only the
+principal's patches.
 
 Sign-in takes a token made by `arrears users add`; the page keeps it in an HttpOnly, SameSite=Strict cookie, and the
-service's door (`serving.guard.AccessGuard`) checks it on every page as it checks a bearer token, so a revoked token
-stops working within the auth cache time. With auth open (the embedded demo) everyone is `access.OPEN`, and every
+service's door (`serving.access.door.AccessGuard`) checks it on every page as it checks a bearer token, so a revoked
+token stops working within the auth cache time. With auth open (the embedded demo) everyone is `access.OPEN`, and every
 page says so. Pages are server-rendered HTML (Jinja2, autoescaped) with SVG charts drawn on the server and no
 JavaScript; filters and sorting live in the URL, so a view can be bookmarked and shared.
 """
@@ -21,12 +21,12 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from serving import charts, pages, web_casework
-from serving import webkit as kit
-from serving.access import Forbidden, Principal, open_principals
-from serving.guard import PAGES as BASE
-from serving.guard import SESSION_COOKIE as COOKIE
+from serving.access.door import PAGES as BASE
+from serving.access.door import SESSION_COOKIE as COOKIE
+from serving.access.principals import Forbidden, Principal, open_principals
 from serving.settings import get_settings
+from serving.web import casework as web_casework
+from serving.web import charts, kit, pages
 
 HERE = kit.HERE
 
@@ -73,7 +73,7 @@ async def home(request: Request) -> Response:
 
 
 def _unrecorded(request: Request, principal: Principal, exc: LookupError) -> HTMLResponse:
-    from serving.runs import NoRun
+    from serving.runs.store import NoRun
 
     if isinstance(exc, NoRun):
         return kit.message(request, principal, 503, "No worklist yet", str(exc))
@@ -162,7 +162,7 @@ def _forms(principal: Principal) -> dict:
 
 
 def _forecast(request: Request, patch: str | None):
-    from serving.cash_forecast import served_forecast
+    from serving.treasury.forecast import served_forecast
 
     rows, header = served_forecast(kit.worklister(request).settings, 13, patch)
     return rows.assign(week_start=rows["week_start"].dt.strftime("%Y-%m-%d")), header
@@ -171,7 +171,7 @@ def _forecast(request: Request, patch: str | None):
 async def treasury(request: Request) -> Response:
     """Expected receipts for the next 13 weeks as a fan chart (the portfolio, or one patch), each patch's total,
     the latest month's collection KPIs, and the forecast as a CSV download."""
-    from serving.kpis import kpis_now
+    from serving.treasury.kpis import kpis_now
 
     principal = kit.allowed(request, "/cash_forecast")
     if isinstance(principal, Response):
@@ -193,7 +193,7 @@ async def treasury(request: Request) -> Response:
 
 async def forecast_csv(request: Request) -> Response:
     """The forecast as CSV: what the API's `/cash_forecast_csv` sends for the same patch."""
-    from serving.cash_forecast import forecast_csv as as_csv
+    from serving.treasury.forecast import forecast_csv as as_csv
 
     principal = kit.allowed(request, "/cash_forecast_csv")
     if isinstance(principal, Response):
@@ -210,7 +210,7 @@ async def forecast_csv(request: Request) -> Response:
 async def models(request: Request) -> Response:
     """The champion and challenger of each model against their baselines, the promotion decisions, and the
     monitoring jobs' latest runs, reports and alerts."""
-    from serving.job_runs import monitoring_status
+    from serving.runs.jobs import monitoring_status
 
     principal = kit.allowed(request, "/monitoring_status")
     if isinstance(principal, Response):
@@ -224,7 +224,7 @@ async def models(request: Request) -> Response:
 
 async def report(request: Request) -> Response:
     """A monitoring job's latest report (the Evidently or bias HTML it wrote)."""
-    from serving.job_runs import monitoring_status
+    from serving.runs.jobs import monitoring_status
 
     principal = kit.allowed(request, "/monitoring_status")
     if isinstance(principal, Response):

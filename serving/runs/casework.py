@@ -16,7 +16,7 @@ from casework.drafts import ReleaseCheck
 from casework.store import open_casework
 from features.feeds.contract import RECEIPT_TYPES
 from features.ledger import Ledger
-from serving.access import open_principals, stored_patches
+from serving.access.principals import open_principals, stored_patches
 from serving.settings import ServingSettings
 
 
@@ -62,7 +62,7 @@ def assign_owners(settings: ServingSettings, run: dict, frame: pd.DataFrame) -> 
 def latest_row(settings: ServingSettings, tenancy_id: str) -> dict:
     """The tenancy's row in the latest recorded run (its patch, readiness and protocol step), with the run's id,
     policy version and as_of. LookupError when the run does not hold it."""
-    from serving.runs import open_runs
+    from serving.runs.store import open_runs
 
     with open_runs(settings) as store:
         run = store.latest()

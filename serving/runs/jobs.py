@@ -198,7 +198,7 @@ def _text(value) -> str | None:
 
 def monitoring_status(settings: ServingSettings, days: int = 30):
     """Each job's latest run and the alerts of the last `days` days (the service's `/monitoring_status`)."""
-    from serving.schemas import Alert, JobRun, MonitoringStatus
+    from serving.runs.schemas import Alert, JobRun, MonitoringStatus
 
     since = pd.Timestamp(_now()) - pd.Timedelta(days=max(0, int(days)))
     with open_job_log(settings) as log:

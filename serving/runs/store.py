@@ -1,6 +1,6 @@
 """Recorded worklist runs: every generation of the worklist, append-only, in the project's serving database.
 
-A run is recorded when features or the champion change (`serving.batch.record_run`): its id, as_of, model and
+A run is recorded when features or the champion change (`serving.runs.record.record_run`): its id, as_of, model and
 policy versions, and one row per live tenancy (score, rank, readiness state and reasons, next action, expected
 payment), plus the payments that arrived since the run before. The service serves the latest run; monitoring will
 judge recorded runs against what happened next. Nothing here updates or deletes a row.

@@ -1,4 +1,4 @@
-"""What every page of the web app shares (serving/web.py, serving/web_casework.py): the templates and their
+"""What every page of the web app shares (serving/web/app.py, serving/web/casework.py): the templates and their
 filters, who is signed in, the top bar, and the check that a page is the principal's."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from serving.access import OPEN, Principal
-from serving.guard import PAGES as BASE
+from serving.access.door import PAGES as BASE
+from serving.access.principals import OPEN, Principal
 from serving.settings import get_settings
 
 HERE = Path(__file__).resolve().parent

@@ -1,9 +1,9 @@
 """The HTTP door of the service (an ASGI middleware on the BentoML app): every data endpoint's request is read whole
 (up to `max_body_bytes`, else 413), its bearer token authenticated (401), its role checked against the endpoint
 and any `patch` it names against the principal's patches (403), each refusal with a message saying what to do;
-the principal then rides in the request's state for the endpoint to narrow its answer (`serving.access`).
+the principal then rides in the request's state for the endpoint to narrow its answer (`serving.access.principals`).
 
-The web app's pages (`/app`, `serving.web`) pass the same door: their sign-in cookie holds a token, checked here
+The web app's pages (`/app`, `serving.web.app`) pass the same door: their sign-in cookie holds a token, checked here
 exactly as a bearer token is (same cache, so a revocation stops pages and API alike within `auth_cache_seconds`);
 the principal, or None for nobody signed in, rides in the request's state and the page decides (sign-in or refusal).
 
@@ -21,11 +21,11 @@ import json
 import time
 from http.cookies import CookieError, SimpleCookie
 
-from serving import observe
-from serving.access import ENDPOINT_ROLES, OPEN, Forbidden, Principal, open_principals, token_hash
+from serving.access import observe
+from serving.access.principals import ENDPOINT_ROLES, OPEN, Forbidden, Principal, open_principals, token_hash
 from serving.settings import ServingSettings, get_settings
 
-#: Where the web app is mounted (serving/service.py) and the cookie its sign-in sets.
+#: Where the web app is mounted (serving/api/service.py) and the cookie its sign-in sets.
 PAGES, SESSION_COOKIE = "/app", "arrears_session"
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import CONCEPTS, concept_matrix, effect_text, fact_text
-from serving.schemas import Reason, ReasonFeature, ScoredCase
+from serving.runs.schemas import Reason, ReasonFeature, ScoredCase
 
 #: Facts quoted in a reason's text (the concept's largest contributions pushing its way).
 FACTS_PER_REASON = 2

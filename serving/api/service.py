@@ -1,8 +1,8 @@
 """The BentoML service: online features from Feast + the champion model from the MLflow registry → scores, and the
 recorded worklist runs → ranked, explained worklists with readiness states and what changed since the last run.
 
-Run it with `arrears serve --port 3000` (or `bentoml serve serving.service:ArrearsWorklist`). The model and the
-feature store are loaded once per worker, in `__init__`, never at import time; the work is `serving.worklist`'s.
+Run it with `arrears serve --port 3000` (or `bentoml serve serving.api.service:ArrearsWorklist`). The model and the
+feature store are loaded once per worker, in `__init__`, never at import time; the work is `serving.runs.worklist`'s.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pydantic import Field
 
 from casework.cases import CHANNELS as ACTION_CHANNELS
 from casework.cases import OUTCOMES, REFERRALS, OfficerAction
-from serving import observe
-from serving.access import OPEN, Forbidden, Principal
-from serving.guard import AccessGuard
-from serving.schemas import (
+from serving.access import observe
+from serving.access.door import AccessGuard
+from serving.access.principals import OPEN, Forbidden, Principal
+from serving.runs.schemas import (
     ApprovalQueue,
     CaseAction,
     CaseFile,
@@ -38,7 +38,7 @@ from serving.schemas import (
     ScoreResponse,
     WorklistResponse,
 )
-from serving.web import app as web_app
+from serving.web.app import app as web_app
 
 TenancyIds = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
                       Field(min_length=1, max_length=1000, description="1 to 1,000 tenancy ids")]
@@ -67,7 +67,7 @@ States = Annotated[list[ReadinessState], Field(min_length=1, max_length=8, descr
 
 
 def _principal(ctx: bentoml.Context) -> Principal:
-    """Who is asking: set by `serving.guard.AccessGuard` before the endpoint runs (OPEN when auth is open)."""
+    """Who is asking: set by `serving.access.door.AccessGuard` before the endpoint runs (OPEN when auth is open)."""
     return getattr(ctx.request.state, "principal", OPEN)
 
 
@@ -81,8 +81,8 @@ def _scope(ctx: bentoml.Context, patch: str | None) -> tuple[str, ...] | None:
 @bentoml.service(name="arrears_worklist", traffic={"timeout": 300})
 class ArrearsWorklist:
     def __init__(self) -> None:
+        from serving.runs.worklist import Worklister
         from serving.settings import get_settings
-        from serving.worklist import Worklister
 
         settings = get_settings()
         if not settings.auth_required:
@@ -140,7 +140,7 @@ class ArrearsWorklist:
     def monitoring_status(self, days: Days = 30) -> MonitoringStatus:
         """The scheduled jobs' latest runs (status, outputs, error) and the alerts of the last `days` days, as
         `arrears monitor status --json` shows them."""
-        from serving.job_runs import monitoring_status
+        from serving.runs.jobs import monitoring_status
 
         return monitoring_status(self.worklister.settings, days)
 
@@ -156,7 +156,7 @@ class ArrearsWorklist:
     def cash_forecast_csv(self, ctx: bentoml.Context, weeks: Weeks = 13, patch: Patch = None,
                           as_of: AsOf = None) -> Annotated[Path, ContentType("text/csv")]:
         """The same forecast as CSV (one row per scope and week, with as_of and model_version on every row)."""
-        from serving.cash_forecast import forecast_csv
+        from serving.treasury.forecast import forecast_csv
 
         rows, header = self._forecast(weeks, patch, as_of)
         path = Path(ctx.temp_dir) / f"cash_forecast_{header['as_of']}.csv"
@@ -183,7 +183,7 @@ class ArrearsWorklist:
         return path
 
     def _kpis(self, months: int, patch: str | None):
-        from serving.kpis import kpis_now
+        from serving.treasury.kpis import kpis_now
 
         try:
             return kpis_now(self.worklister.settings, patch, months)
@@ -191,7 +191,7 @@ class ArrearsWorklist:
             raise bentoml.exceptions.NotFound(str(exc)) from exc
 
     def _forecast(self, weeks: int, patch: str | None, as_of: date | None):
-        from serving.cash_forecast import served_forecast
+        from serving.treasury.forecast import served_forecast
         from training.registry import NoChampion
 
         try:
@@ -204,7 +204,7 @@ class ArrearsWorklist:
             raise bentoml.exceptions.InvalidArgument(str(exc)) from exc
         return rows.assign(week_start=rows["week_start"].dt.strftime("%Y-%m-%d")), header
 
-    # -- casework (docs/casework.md; the work is serving.casework_api's) -------------------------------------------
+    # -- casework (docs/casework.md; the work is serving.runs.requests's) -------------------------------------------
     @bentoml.api
     def case_file(self, ctx: bentoml.Context, tenancy_id: TenancyId) -> CaseFile:
         """A case's file: who owns its next action, the officers' actions, its drafts (every version) and every
@@ -271,7 +271,7 @@ class ArrearsWorklist:
     @staticmethod
     def _from_runs(answer):
         """Lists come from recorded runs: before the first is recorded, say so (503) rather than fail."""
-        from serving.runs import NoRun
+        from serving.runs.store import NoRun
 
         try:
             return answer()
@@ -284,8 +284,8 @@ class ArrearsWorklist:
 def _casework(work):
     """Run a casework endpoint's work; its refusals as HTTP answers that say what to do."""
     from casework.drafts import DraftRefused
-    from serving import casework_api
-    from serving.runs import NoRun
+    from serving.runs import requests as casework_api
+    from serving.runs.store import NoRun
 
     try:
         return work(casework_api)
@@ -300,4 +300,4 @@ def _casework(work):
 
 
 ArrearsWorklist.add_asgi_middleware(AccessGuard)
-ArrearsWorklist.mount_asgi_app(web_app, path="/app")  # the pages people use (serving/web.py)
+ArrearsWorklist.mount_asgi_app(web_app, path="/app")  # the pages people use (serving/web/app.py)

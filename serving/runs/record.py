@@ -1,5 +1,5 @@
 """The worklist in batch: every live tenancy scored, judged by the readiness policy, ranked, and every case that can
-be listed explained, then recorded as a run (`serving.runs`) the service serves from.
+be listed explained, then recorded as a run (`serving.runs.store`) the service serves from.
 
 Run when features or the champion change (`arrears features`, `arrears ingest`, `arrears promote`, or
 `arrears worklist --refresh`). Scores come from the live file: the same current snapshot the online store holds,
@@ -21,9 +21,9 @@ from casework.policy import Policy, load_policy, readiness
 from features.feeds.contract import RECEIPT_TYPES
 from features.ledger import Ledger, open_ledger
 from features.store.offline import live_tenancies
-from serving.casework_runs import actions_for_run, assign_owners
-from serving.explain import raw_scores, score_cases
-from serving.runs import NoRun, RunStore, open_runs
+from serving.runs.casework import actions_for_run, assign_owners
+from serving.runs.explain import raw_scores, score_cases
+from serving.runs.store import NoRun, RunStore, open_runs
 from serving.settings import ServingSettings
 from training import registry
 from training.payment_date import Interval, predict_quantiles

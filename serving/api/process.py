@@ -16,8 +16,8 @@ import httpx
 
 from serving.settings import ServingSettings
 
-SERVICE = "serving.service:ArrearsWorklist"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SERVICE = "serving.api.service:ArrearsWorklist"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class ServerError(RuntimeError):

@@ -127,7 +127,7 @@ def case_file(settings: ServingSettings, tenancy_id: str, as_of: pd.Timestamp) -
     """The tenancy's ledger rows (its statement and events; the last `STATEMENT_MONTHS` are charted) and its history
     in the recorded worklist runs."""
     from features.ledger import open_ledger
-    from serving.runs import open_runs
+    from serving.runs.store import open_runs
 
     with open_ledger(settings.ledger, read_only=True) as ledger:
         transactions = ledger.read_for_tenancies("transactions", [tenancy_id])

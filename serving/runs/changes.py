@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from serving.schemas import ChangesResponse, Payment, ScoreMove, StateChange
+from serving.runs.schemas import ChangesResponse, Payment, ScoreMove, StateChange
 
 
 def _listed(rows: pd.DataFrame, capacity: int) -> set[str]:

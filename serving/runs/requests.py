@@ -1,4 +1,4 @@
-"""The casework endpoints' work (serving/service.py keeps them thin): a case's file, officers' actions,
+"""The casework endpoints' work (serving/api/service.py keeps them thin): a case's file, officers' actions,
 reassignment, drafts, the approval queue, release and the outbox, each under the caller's patches. A case in a
 patch the caller does not see is answered as not found, like one that does not exist."""
 
@@ -11,9 +11,9 @@ import pandas as pd
 from casework import cases, drafts
 from casework.audit import AuditLog
 from casework.store import open_casework
-from serving.access import Forbidden, Principal
-from serving.runs import open_runs
-from serving.schemas import ApprovalQueue, AuditEntry, CaseAction, CaseFile, Draft, Outbox
+from serving.access.principals import Forbidden, Principal
+from serving.runs.schemas import ApprovalQueue, AuditEntry, CaseAction, CaseFile, Draft, Outbox
+from serving.runs.store import open_runs
 from serving.settings import ServingSettings
 
 
@@ -23,8 +23,8 @@ class NotVisible(LookupError):
 
 def _row(settings: ServingSettings, tenancy_id: str, patches: Sequence[str] | None) -> dict:
     """The tenancy's row in the latest run, if the caller sees its patch."""
-    from serving.casework_runs import latest_row
-    from serving.runs import NoRun
+    from serving.runs.casework import latest_row
+    from serving.runs.store import NoRun
 
     try:
         found = latest_row(settings, tenancy_id)
@@ -88,7 +88,7 @@ def record_action(settings: ServingSettings, principal: Principal, tenancy_id: s
 
 
 def reassign(settings: ServingSettings, principal: Principal, tenancy_id: str, to: str, reason: str) -> CaseFile:
-    from serving.casework_runs import roster
+    from serving.runs.casework import roster
 
     row = _row(settings, tenancy_id, principal.patches)
     officers = roster(settings).get(row["patch"], [])
@@ -101,7 +101,7 @@ def reassign(settings: ServingSettings, principal: Principal, tenancy_id: str, t
 
 def write_draft(settings: ServingSettings, principal: Principal, tenancy_id: str, channel: str,
                 language: str) -> Draft:
-    from serving.casework_runs import write_draft as written
+    from serving.runs.casework import write_draft as written
 
     _row(settings, tenancy_id, principal.patches)
     return _draft(written(settings, tenancy_id, channel, language, principal.name, principal.role))
@@ -142,7 +142,7 @@ def decide(settings: ServingSettings, principal: Principal, draft_id: str, decis
 
 
 def release(settings: ServingSettings, principal: Principal, draft_id: str) -> Draft:
-    from serving.casework_runs import release_draft
+    from serving.runs.casework import release_draft
 
     _visible_draft(settings, principal, draft_id)
     return _draft(release_draft(settings, draft_id, principal.name, principal.role))

@@ -1,0 +1,1 @@
+"""Treasury: the cash forecast (today's and its recorded history) and the collection KPIs."""
