@@ -39,7 +39,7 @@ TABLES: dict[str, dict[str, str]] = {
 PRIMARY_KEYS = {"case_owners": ("tenancy_id",), "case_actions": ("action_id",)}
 INDEXES = ("CREATE INDEX IF NOT EXISTS case_actions_tenancy ON case_actions (tenancy_id, happened_on)",
            "CREATE INDEX IF NOT EXISTS case_owners_owner ON case_owners (owner)")
-CHANNELS = ("phone", "sms", "email", "letter", "visit", "in_person")
+CONTACT_CHANNELS = ("phone", "sms", "email", "letter", "visit", "in_person")
 OUTCOMES = ("spoke_to_tenant", "left_message", "no_answer", "wrong_number", "tenant_refused")
 HOLD_REASONS = ("awaiting_benefit", "hospital", "bereavement", "awaiting_advice", "complaint", "other")
 DISMISS_REASONS = ("paid_elsewhere", "balance_wrong", "not_our_tenant", "duplicate", "other")
@@ -68,7 +68,7 @@ class OfficerAction(BaseModel):
     kind: Literal["contact_attempted", "contact_made", "promise_to_pay", "arrangement_agreed", "hold", "referral",
                   "note", "dismiss", "review_cleared"]
     happened_on: date | None = Field(default=None, description="The day it happened (default: today)")
-    channel: Literal[CHANNELS] | None = None  # type: ignore[valid-type]
+    channel: Literal[CONTACT_CHANNELS] | None = None  # type: ignore[valid-type]
     outcome: Literal[OUTCOMES] | None = None  # type: ignore[valid-type]
     amount: float | None = Field(default=None, gt=0, le=100_000, description="Pounds promised, or each instalment "
                                  "(everything the tenant agreed to pay in it, rent included)")

@@ -30,7 +30,7 @@ from features.db import Database
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "outreach"
 STAGES = ("first_reminder", "missed_promise", "broken_arrangement", "pre_action")
-CHANNELS = ("letter", "sms", "email")
+DRAFT_CHANNELS = ("letter", "sms", "email")
 #: Protocol steps whose next contact is a pre-action letter with a statement of arrears.
 PRE_ACTION_STEPS = ("statement", "warning", "notice", "notice_running", "claim", "court")
 TABLES = {
@@ -153,8 +153,8 @@ def generate(db: Database, log: AuditLog, facts: DraftFacts, channel: str, langu
     if facts.readiness_state != "ready":
         raise DraftRefused(f"The case is {facts.readiness_state.replace('_', ' ')}, not ready: drafts are written "
                            "only for ready cases")
-    if channel not in CHANNELS:
-        raise DraftRefused(f"Unknown channel {channel!r}: one of {', '.join(CHANNELS)}")
+    if channel not in DRAFT_CHANNELS:
+        raise DraftRefused(f"Unknown channel {channel!r}: one of {', '.join(DRAFT_CHANNELS)}")
     stage = stage_for(facts)
     path = template_for(stage, language, channel, facts.vulnerable)
     text = render(path, facts)

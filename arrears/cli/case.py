@@ -1,4 +1,4 @@
-"""Casework from the command line, as the service does it (`serving.runs.requests`): `case show`, `case act`,
+"""Casework from the command line, as the service does it (`serving.runs.casefile`): `case show`, `case act`,
 `case draft`, `case approve`, `case reject`, `case release`, `case outbox`. The operator acts under their login
 name (role `cli`), seeing every patch; every step goes in the audit trail like the web app's."""
 
@@ -13,6 +13,8 @@ import typer
 
 from arrears.render import console, fail, out, print_json, table
 from serving.access.principals import Principal
+from serving.runs import casefile
+from serving.runs.answers import words
 from serving.settings import get_settings
 
 case_app = typer.Typer(help="Casework: a case's owner, actions, drafts and decisions; officers' actions; drafts, "
@@ -25,12 +27,10 @@ def _me() -> Principal:
 
 def _do(work):
     """Run a casework step; a refusal is an error that says what to do."""
-    from serving.runs import requests as casework_api
-
     try:
-        return work(casework_api)
+        return work(casefile)
     except (LookupError, ValueError) as exc:
-        fail(casework_api.words(exc))
+        fail(words(exc))
 
 
 @case_app.command("show")

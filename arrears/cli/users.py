@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from arrears.render import console, fail, table
-from serving.access.principals import ENDPOINT_ROLES, ROLES, open_principals, stored_patches
+from serving.access.declared import declared
+from serving.access.principals import ROLES, open_principals, stored_patches
 from serving.settings import get_settings
 
 users_app = typer.Typer(
@@ -30,7 +31,11 @@ def add(
             token = store.add(name, role, patch or [])
     except ValueError as exc:
         fail(str(exc))
-    endpoints = ", ".join(path for path, roles in ENDPOINT_ROLES.items() if role in roles)
+    # The endpoints declare their roles where the service defines them: importing it (about a second) fills the
+    # registry, so only this verb pays for it, not every start of the CLI.
+    import serving.api.service  # noqa: F401
+
+    endpoints = ", ".join(path for path, roles in declared("endpoint").items() if role in roles)
     console.print(f"Added {name} ({role}{': ' + ', '.join(sorted(set(patch or []))) if patch else ''}): may call "
                   f"{endpoints}. Send `Authorization: Bearer <token>`. The token (shown once):", highlight=False)
     typer.echo(token)

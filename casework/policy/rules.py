@@ -23,6 +23,10 @@ from casework.policy.settings import Policy
 #: The readiness states, highest precedence first. `ready` is what is left when no rule fires.
 STATES: tuple[str, ...] = ("blocked", "disputed", "ambiguous_balance", "hold", "payment_plan", "recent_payment",
                            "review", "ready")
+#: The same states in the order people see them as queues (pages, CLI choices, HTTP schemas): the one to work first,
+#: then the ones a person looks at, then the ones nobody may chase.
+QUEUES: tuple[str, ...] = ("ready", "hold", "review", "disputed", "recent_payment", "payment_plan", "ambiguous_balance",
+                           "blocked")
 
 #: What a person does with a case in each state (the ready state's action is its pre-action protocol step).
 STATE_ACTIONS: dict[str, str] = {

@@ -1,18 +1,20 @@
-"""The HTTP door of the service (an ASGI middleware on the BentoML app): every data endpoint's request is read whole
-(up to `max_body_bytes`, else 413), its bearer token authenticated (401), its role checked against the endpoint
-and any `patch` it names against the principal's patches (403), each refusal with a message saying what to do;
-the principal then rides in the request's state for the endpoint to narrow its answer (`serving.access.principals`).
+"""The HTTP door of the service (an ASGI middleware on the BentoML app), closed by default: a path is answered only
+if it is public (health, metrics, the OpenAPI document, sign-in, static files) or declared with its roles where it
+is defined (`serving.access.declared`); anything else is refused (401 without a token when authentication is
+required, else 403), whatever the service behind the door would have done with it.
+
+Every declared endpoint's request is read whole (up to `max_body_bytes`, else 413), its bearer token authenticated
+(401), its role checked against the endpoint's declaration and any `patch` it names against the principal's patches
+(403), each refusal with a message saying what to do; the principal then rides in the request's state for the
+endpoint to narrow its answer (`serving.access.principals`).
 
 The web app's pages (`/app`, `serving.web.app`) pass the same door: their sign-in cookie holds a token, checked here
 exactly as a bearer token is (same cache, so a revocation stops pages and API alike within `auth_cache_seconds`);
-the principal, or None for nobody signed in, rides in the request's state and the page decides (sign-in or refusal).
+the principal, or None for nobody signed in, rides in the request's state, and each page's own check (declared with
+the page, `serving.web.kit.page`) answers with the sign-in page or a refusal a person can read.
 
-With auth open (the embedded default) every caller is `access.OPEN`, and the size limit still holds.
-
-It also keeps the service's answers true to its OpenAPI document, where BentoML 1.4 is not (both found by fuzzing
-with schemathesis): an error body is one object `{"error": text, "detail": text}` (BentoML sends a one-element list
-for 4xx, and pydantic's error list as `detail`), and the document marks optional inputs nullable (BentoML drops the
-null of `str | None`) and declares the 401, 403 and 413 answers and the bearer scheme.
+With auth open (the embedded default) every caller is `OPEN`, and the size limit still holds. Keeping the answers
+true to the OpenAPI document is another middleware's work (`serving.api.openapi`).
 """
 
 from __future__ import annotations
@@ -22,15 +24,9 @@ import time
 from http.cookies import CookieError, SimpleCookie
 
 from serving.access import observe
-from serving.access.principals import ENDPOINT_ROLES, OPEN, Forbidden, Principal, open_principals, token_hash
+from serving.access.declared import SESSION_COOKIE, STATIC_PREFIX, declaration, is_page, is_public
+from serving.access.principals import OPEN, Forbidden, Principal, open_principals, token_hash
 from serving.settings import ServingSettings, get_settings
-
-#: Where the web app is mounted (serving/api/service.py) and the cookie its sign-in sets.
-PAGES, SESSION_COOKIE = "/app", "arrears_session"
-
-
-def _is_page(path: str) -> bool:
-    return (path == PAGES or path.startswith(PAGES + "/")) and not path.startswith(PAGES + "/static/")
 
 
 async def _reply(send, status: int, message: str, headers: tuple = ()) -> None:
@@ -48,7 +44,7 @@ class Refused(Exception):
 
 
 class AccessGuard:
-    """ASGI middleware: authenticate and authorise every call to a data endpoint (`ENDPOINT_ROLES`)."""
+    """ASGI middleware: let in what is public or declared, authenticated and authorised; refuse the rest."""
 
     def __init__(self, app, settings: ServingSettings | None = None) -> None:
         self.app = app
@@ -56,32 +52,35 @@ class AccessGuard:
         self._known: dict[str, tuple[float, Principal]] = {}  # token hash → (checked at, principal)
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope.get("path") == "/docs.json":
-            await self.app(scope, receive, _rewriting(send, lambda status: status == 200, self._document))
-            return
-        if scope["type"] == "http" and _is_page(scope.get("path", "")):
+        path = scope.get("path", "")
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif is_page(path) and not path.startswith(STATIC_PREFIX) and (is_public(path) or declaration(path)):
             scope.setdefault("state", {})["principal"] = self._page_principal(scope)
             await self.app(scope, receive, send)
-            return
-        if scope["type"] != "http" or scope.get("path") not in ENDPOINT_ROLES:
+        elif is_public(path):
             await self.app(scope, receive, send)
-            return
+        else:
+            await self._endpoint(scope, receive, send)
+
+    async def _endpoint(self, scope, receive, send) -> None:
+        """A declared endpoint, answered once its caller is let in; or anything undeclared, refused."""
+        path = scope["path"]
         started, rid, seen = time.perf_counter(), observe.request_id(dict(scope.get("headers") or [])), {}
         send = _tagged(send, rid, seen)
         principal = None
         try:
             body = await self._body(receive)
             principal = self._principal(scope)
-            self._authorise(principal, scope["path"], body)
+            self._authorise(principal, path, body)
         except Refused as refused:
             extra = ((b"www-authenticate", b'Bearer realm="arrears"'),) if refused.status == 401 else ()
             await _reply(send, refused.status, refused.message, extra)
-            observe.log_request(rid, scope["path"], refused.status, started, principal and principal.name,
+            observe.log_request(rid, path, refused.status, started, principal and principal.name,
                                 principal and principal.role)
             return
         scope.setdefault("state", {})["principal"] = principal
         replayed = False
-        send = _rewriting(send, lambda status: status >= 400, _error_body)
 
         async def replay():
             nonlocal replayed
@@ -93,7 +92,7 @@ class AccessGuard:
         try:
             await self.app(scope, replay, send)
         finally:
-            observe.log_request(rid, scope["path"], seen.get("status", 500), started, principal.name, principal.role)
+            observe.log_request(rid, path, seen.get("status", 500), started, principal.name, principal.role)
 
     async def _body(self, receive) -> bytes:
         chunks, size, more = [], 0, True
@@ -158,9 +157,13 @@ class AccessGuard:
         return principal
 
     def _authorise(self, principal: Principal, path: str, body: bytes) -> None:
-        if not principal.may_call(path):
+        declared = declaration(path)
+        if declared is None or declared.kind != "endpoint":
+            raise Refused(403, f"{path} is not an endpoint of this service that anyone may use: every endpoint "
+                               "declares its roles (serving.access.declared)")
+        if principal.role not in declared.roles:
             raise Refused(403, f"{principal.name} ({principal.role}) may not use {path}: it is for "
-                               f"{', '.join(ENDPOINT_ROLES[path])}")
+                               f"{', '.join(declared.roles)}")
         try:
             patch = json.loads(body or b"{}").get("patch") if body.strip() else None
         except (ValueError, AttributeError):
@@ -170,94 +173,6 @@ class AccessGuard:
                 principal.patch_scope(patch)
             except Forbidden as exc:
                 raise Refused(403, str(exc)) from exc
-
-    def _document(self, body: bytes) -> bytes:
-        spec = json.loads(body)
-        _restore_nullable(spec)
-        error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/AccessError"}}}}
-        spec.setdefault("components", {}).setdefault("schemas", {})["AccessError"] = {
-            "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
-        for schema in spec["components"]["schemas"].values():  # BentoML's error schemas: detail is text
-            if "detail" in schema.get("properties", {}):
-                schema["properties"]["detail"] = {"type": "string", "title": "Error Detail"}
-        spec = _nullable_unions(spec)
-        if self.settings.auth_required:
-            spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-        for path, methods in spec.get("paths", {}).items():
-            if path not in ENDPOINT_ROLES:
-                continue
-            for operation in methods.values():
-                _nullable_defaults(operation)
-                for status, what in (("401", "No token, or an unknown or revoked one"),
-                                     ("403", "The role or patch is not the caller's"),
-                                     ("413", "The request body is too large")):
-                    operation.setdefault("responses", {})[status] = {"description": what, **error}
-                if self.settings.auth_required:
-                    operation["security"] = [{"bearer": []}]
-        return json.dumps(spec).encode()
-
-
-def _nullable_unions(node):
-    """OpenAPI 3.0 has no null type: `anyOf: [X, {type: null}]` (pydantic's `X | None`) becomes X, nullable."""
-    if isinstance(node, list):
-        return [_nullable_unions(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    node = {k: _nullable_unions(v) for k, v in node.items()}
-    options = node.get("anyOf")
-    if isinstance(options, list) and {"type": "null"} in options:
-        rest = [o for o in options if o != {"type": "null"}]
-        merged = {k: v for k, v in node.items() if k != "anyOf"}
-        if len(rest) == 1 and "$ref" not in rest[0]:
-            merged |= rest[0]
-        else:
-            merged["anyOf"] = rest
-        node = merged | {"nullable": True}
-    return node
-
-
-def _restore_nullable(spec: dict) -> None:
-    """BentoML inlines each response model into its path without the model's nulls: put back every field of the
-    component of the same title that may be null."""
-    components = {c.get("title"): c for c in spec.get("components", {}).get("schemas", {}).values()}
-    for methods in spec.get("paths", {}).values():
-        for operation in methods.values():
-            for response in operation.get("responses", {}).values():
-                for media in response.get("content", {}).values():
-                    inline, known = media.get("schema", {}), components.get(media.get("schema", {}).get("title"))
-                    if known is not None and "properties" in inline:
-                        media["schema"] = known
-
-
-def _nullable_defaults(node) -> None:
-    """Mark every schema property whose default is null as nullable (OpenAPI 3.0's way of saying `| None`)."""
-    if isinstance(node, dict):
-        for value in node.get("properties", {}).values():
-            if isinstance(value, dict) and "default" in value and value["default"] is None:
-                value["nullable"] = True
-        for value in node.values():
-            _nullable_defaults(value)
-    elif isinstance(node, list):
-        for value in node:
-            _nullable_defaults(value)
-
-
-def _error_body(body: bytes) -> bytes:
-    """One error object with text fields, whatever BentoML made of it."""
-    try:
-        error = json.loads(body)
-    except ValueError:
-        return json.dumps({"error": body.decode("utf-8", "replace")[:2000]}).encode()
-    if isinstance(error, list) and len(error) == 1:
-        error = error[0]
-    if not isinstance(error, dict):
-        return json.dumps({"error": json.dumps(error)[:2000]}).encode()
-    detail = error.get("detail")
-    if isinstance(detail, list):  # pydantic's errors: say which input is wrong and how
-        said = "; ".join(f"{'.'.join(str(p) for p in d.get('loc', [])) or 'body'}: {d.get('msg', '')}"
-                         for d in detail if isinstance(d, dict))
-        error = {"error": f"Invalid input ({said}): change it and send again", "detail": said}
-    return json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in error.items()}).encode()
 
 
 def _tagged(send, rid: str, seen: dict):
@@ -271,24 +186,3 @@ def _tagged(send, rid: str, seen: dict):
     return wrapped
 
 
-def _rewriting(send, when, rewrite):
-    """`send` with the whole body of a response whose status passes `when` replaced by `rewrite(body)`."""
-    held: dict = {}
-
-    async def wrapped(message) -> None:
-        if message["type"] == "http.response.start" and when(message["status"]):
-            held["start"], held["body"] = message, []
-            return
-        if message["type"] == "http.response.body" and "start" in held:
-            held["body"].append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            body = rewrite(b"".join(held["body"]))
-            start = held.pop("start")
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-            return
-        await send(message)
-
-    return wrapped

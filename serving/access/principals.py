@@ -1,13 +1,15 @@
 """Who may use the service, and what each may see: principals with a role (and, for officers and supervisors, their
 patches), authenticated by bearer tokens of which only a hash is stored.
 
-| role | endpoints | sees |
+| role | works with | sees |
 |---|---|---|
-| officer | /score, /worklist, /worklist_changes, /case_file, /case_action, /draft | its own patches |
-| supervisor | the officer's, /case_reassign, /approval_queue, /draft_decision, /draft_release | its area: its patches |
-| data_scientist | /monitoring_status, /cash_forecast(_csv), /collection_kpis(_csv) | models, monitoring, aggregates |
-| treasury | /cash_forecast(_csv), /collection_kpis(_csv) | forecasts and KPIs |
-| admin | every endpoint (the outbox only to admins: the landlord's sending system is one) | everything |
+| officer | worklists, scores, case files, actions, drafts | its own patches |
+| supervisor | the officer's, and reassignment, approval, rejection and release of drafts | its area: its patches |
+| data_scientist | models, monitoring, forecasts and KPIs | aggregates |
+| treasury | forecasts and KPIs | aggregates |
+| admin | everything (the outbox only to admins: the landlord's sending system is one) | everything |
+
+Which roles may call each endpoint or open each page is declared with it (`serving.access.declared`).
 
 A principal given patches sees only those, whatever it asks: a request naming another patch is refused (403), and
 one naming none is narrowed to its own. Tokens are made here (`arrears users add`, printed once), kept as their
@@ -33,27 +35,16 @@ from serving.settings import ServingSettings
 ROLES = ("officer", "supervisor", "data_scientist", "treasury", "admin")
 #: Roles that see only their patches, and so must be given at least one.
 PATCH_ROLES = ("officer", "supervisor")
-_AGGREGATES = ("treasury", "data_scientist", "admin")
-#: Each HTTP endpoint and the roles that may call it. Anything not listed (health, metrics, the OpenAPI page) is
-#: open: it holds no tenant's data.
-ENDPOINT_ROLES: dict[str, tuple[str, ...]] = {
-    "/score": ("officer", "supervisor", "admin"),
-    "/worklist": ("officer", "supervisor", "admin"),
-    "/worklist_changes": ("officer", "supervisor", "admin"),
-    "/monitoring_status": ("data_scientist", "admin"),
-    "/cash_forecast": _AGGREGATES,
-    "/cash_forecast_csv": _AGGREGATES,
-    "/collection_kpis": _AGGREGATES,
-    "/collection_kpis_csv": _AGGREGATES,
-    "/case_file": ("officer", "supervisor", "admin"),
-    "/case_action": ("officer", "supervisor", "admin"),
-    "/case_reassign": ("supervisor", "admin"),
-    "/draft": ("officer", "supervisor", "admin"),
-    "/approval_queue": ("supervisor", "admin"),
-    "/draft_decision": ("supervisor", "admin"),
-    "/draft_release": ("supervisor", "admin"),
-    "/outbox": ("admin",),
-}
+#: The roles that work cases (their patches' lists, case files, actions, drafts).
+CASEWORK = ("officer", "supervisor", "admin")
+#: The roles that decide: reassign, approve, reject, release.
+SUPERVISING = ("supervisor", "admin")
+#: The roles that see aggregates: forecasts and KPIs.
+AGGREGATES = ("treasury", "data_scientist", "admin")
+#: The roles that see the models and their monitoring.
+MODELLING = ("data_scientist", "admin")
+#: The landlord's sending system reads the outbox with an admin token.
+ADMIN = ("admin",)
 TABLES = {"principals": {"token_hash": "TEXT", "name": "TEXT", "role": "TEXT", "patches": "TEXT",
                          "created_at": "TEXT", "revoked_at": "TEXT"}}
 PRIMARY_KEYS = {"principals": ("token_hash",)}
@@ -69,9 +60,6 @@ class Principal:
     name: str
     role: str
     patches: tuple[str, ...] | None = None  #: None: every patch
-
-    def may_call(self, path: str) -> bool:
-        return self.role in ENDPOINT_ROLES.get(path, ROLES)
 
     def patch_scope(self, requested: str | None) -> tuple[str, ...] | None:
         """The patches an answer may hold: the one asked for (if this principal sees it), else all it sees (None:

@@ -8,36 +8,49 @@ feature store are loaded once per worker, in `__init__`, never at import time; t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date
 from http import HTTPStatus
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import bentoml
 import bentoml.exceptions
 from bentoml.validators import ContentType
 from pydantic import Field
 
-from casework.cases import CHANNELS as ACTION_CHANNELS
-from casework.cases import OUTCOMES, REFERRALS, OfficerAction
+from casework.cases import OfficerAction
+from casework.policy import QUEUES
 from serving.access import observe
+from serving.access.declared import PAGE_ROOT, endpoint
 from serving.access.door import AccessGuard
-from serving.access.principals import OPEN, Forbidden, Principal
+from serving.access.principals import ADMIN, AGGREGATES, CASEWORK, MODELLING, SUPERVISING, Principal
+from serving.api.openapi import OpenApiTruth
+from serving.runs import casefile
+from serving.runs.answers import status_of
+from serving.runs.jobs import monitoring_status
 from serving.runs.schemas import (
+    ActionKind,
     ApprovalQueue,
     CaseAction,
     CaseFile,
-    CashForecastResponse,
     ChangesResponse,
-    CollectionKpis,
+    ContactChannel,
+    ContactOutcome,
     Draft,
-    ForecastWeek,
-    KpiRow,
+    DraftChannel,
     MonitoringStatus,
     Outbox,
+    ReadinessState,
+    Referral,
     ScoreResponse,
     WorklistResponse,
 )
+from serving.runs.worklist import Worklister
+from serving.settings import get_settings
+from serving.treasury.forecast import forecast_csv, served_forecast
+from serving.treasury.kpis import kpis_now
+from serving.treasury.schemas import CashForecastResponse, CollectionKpis, ForecastWeek, KpiRow
 from serving.web.app import app as web_app
 
 TenancyIds = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
@@ -51,38 +64,43 @@ AsOf = Annotated[date | None, Field(description="Forecast from an earlier date (
 
 TenancyId = Annotated[str, Field(min_length=1, max_length=64, description="A tenancy id")]
 DraftId = Annotated[str, Field(min_length=1, max_length=64, description="A draft's id")]
-Channel = Literal["letter", "sms", "email"]
 Language = Annotated[str, Field(pattern=r"^[a-z]{2}$", description="A language code of the templates (en)")]
-ActionKind = Literal["contact_attempted", "contact_made", "promise_to_pay", "arrangement_agreed", "hold", "referral",
-                     "note", "dismiss", "review_cleared"]
-ActionChannel = Literal[ACTION_CHANNELS]  # type: ignore[valid-type]
-ActionOutcome = Literal[OUTCOMES]  # type: ignore[valid-type]
-Referral = Literal[REFERRALS]  # type: ignore[valid-type]
 ReasonCode = Annotated[str, Field(min_length=1, max_length=40, description="A reason code (docs/casework.md)")]
 DraftText = Annotated[str, Field(min_length=1, max_length=20_000, description="The approver's edited text")]
-
-ReadinessState = Literal["ready", "hold", "review", "disputed", "recent_payment", "payment_plan", "ambiguous_balance",
-                         "blocked"]
-States = Annotated[list[ReadinessState], Field(min_length=1, max_length=8, description="Readiness states to list")]
+States = Annotated[list[ReadinessState], Field(min_length=1, max_length=len(QUEUES),
+                                               description="Readiness states to list")]
+T = TypeVar("T")
 
 
 def _principal(ctx: bentoml.Context) -> Principal:
-    """Who is asking: set by `serving.access.door.AccessGuard` before the endpoint runs (OPEN when auth is open)."""
-    return getattr(ctx.request.state, "principal", OPEN)
+    """Who is asking, as the door (`serving.access.door.AccessGuard`) let them in: `OPEN` only when auth is open.
+    A request the door did not see has nobody, and is refused: nothing falls back to an open principal."""
+    principal = getattr(ctx.request.state, "principal", None)
+    if principal is None:
+        raise bentoml.exceptions.BentoMLException("Nobody is signed in: this endpoint is behind the door",
+                                                  error_code=HTTPStatus.UNAUTHORIZED)
+    return principal
+
+
+def _answer(work: Callable[[], T]) -> T:
+    """Run an endpoint's work; a domain refusal becomes the HTTP answer `serving.runs.answers` gives it."""
+    try:
+        return work()
+    except Exception as exc:
+        status = status_of(exc)
+        if status is None:
+            raise
+        raise bentoml.exceptions.BentoMLException(str(exc), error_code=status) from exc
 
 
 def _scope(ctx: bentoml.Context, patch: str | None) -> tuple[str, ...] | None:
-    try:
-        return _principal(ctx).patch_scope(patch)
-    except Forbidden as exc:  # the guard refuses these first; this keeps the endpoint safe on its own
-        raise bentoml.exceptions.BentoMLException(str(exc), error_code=HTTPStatus.FORBIDDEN) from exc
+    """The patches an answer may hold (the door refuses another patch first; this keeps the endpoint safe alone)."""
+    return _answer(lambda: _principal(ctx).patch_scope(patch))
 
 
 @bentoml.service(name="arrears_worklist", traffic={"timeout": 300})
 class ArrearsWorklist:
     def __init__(self) -> None:
-        from serving.runs.worklist import Worklister
-        from serving.settings import get_settings
 
         settings = get_settings()
         if not settings.auth_required:
@@ -106,6 +124,7 @@ class ArrearsWorklist:
         return True
 
     @bentoml.api
+    @endpoint(*CASEWORK)
     def score(self, ctx: bentoml.Context, tenancy_ids: TenancyIds) -> ScoreResponse:
         """Risk score and reasons for the given tenancies, from the online store. A tenancy the caller does not see
         (another patch's) is listed as unknown, like one that does not exist."""
@@ -116,13 +135,14 @@ class ArrearsWorklist:
         return answer
 
     @bentoml.api
+    @endpoint(*CASEWORK)
     def worklist(self, ctx: bentoml.Context, top: Top = 50, patch: Patch = None,
                  states: States = ["ready"]) -> WorklistResponse:  # noqa: B006 (a request default)
         """The `top` highest-risk cases in the given readiness states (default: ready), of one patch or of every
         patch the caller sees, each patch capped at its capacity, with reasons, readiness and next action; from
         the latest recorded run."""
         scope = _scope(ctx, patch)
-        answer = self._from_runs(lambda: self.worklister.worklist(top, patch if patch else scope, states))
+        answer = _answer(lambda: self.worklister.worklist(top, patch if patch else scope, states))
         observe.served("/worklist", len(answer.rows))
         observe.POPULATION.set(answer.population)
         if answer.generation_seconds is not None:
@@ -130,21 +150,22 @@ class ArrearsWorklist:
         return answer
 
     @bentoml.api
+    @endpoint(*CASEWORK)
     def worklist_changes(self, ctx: bentoml.Context, patch: Patch = None) -> ChangesResponse:
         """What changed since the previous worklist run (in one patch, or every patch the caller sees): cases that
         entered or left the ready list, readiness state changes, big score moves, and the payments in between."""
         scope = _scope(ctx, patch)
-        return self._from_runs(lambda: self.worklister.changes(patch if patch else scope))
+        return _answer(lambda: self.worklister.changes(patch if patch else scope))
 
     @bentoml.api
+    @endpoint(*MODELLING)
     def monitoring_status(self, days: Days = 30) -> MonitoringStatus:
         """The scheduled jobs' latest runs (status, outputs, error) and the alerts of the last `days` days, as
         `arrears monitor status --json` shows them."""
-        from serving.runs.jobs import monitoring_status
-
         return monitoring_status(self.worklister.settings, days)
 
     @bentoml.api
+    @endpoint(*AGGREGATES)
     def cash_forecast(self, weeks: Weeks = 13, patch: Patch = None, as_of: AsOf = None) -> CashForecastResponse:
         """Expected receipts per week for treasury: P10/P50/P90 and mean, portfolio-wide and per patch (or one
         patch), from the recorded forecast for that date and champion payment-date model (made and recorded now
@@ -153,17 +174,17 @@ class ArrearsWorklist:
         return CashForecastResponse(**header, rows=[ForecastWeek(**r) for r in rows.to_dict("records")])
 
     @bentoml.api
+    @endpoint(*AGGREGATES)
     def cash_forecast_csv(self, ctx: bentoml.Context, weeks: Weeks = 13, patch: Patch = None,
                           as_of: AsOf = None) -> Annotated[Path, ContentType("text/csv")]:
         """The same forecast as CSV (one row per scope and week, with as_of and model_version on every row)."""
-        from serving.treasury.forecast import forecast_csv
-
         rows, header = self._forecast(weeks, patch, as_of)
         path = Path(ctx.temp_dir) / f"cash_forecast_{header['as_of']}.csv"
         forecast_csv(rows, header).to_csv(path, index=False)
         return path
 
     @bentoml.api
+    @endpoint(*AGGREGATES)
     def collection_kpis(self, months: Months = 12, patch: Patch = None) -> CollectionKpis:
         """Collection KPIs by calendar month, for the portfolio and each patch (or one): rent due and collected,
         collection rate, current arrears against the annual rent roll, former arrears, write-offs and days' rent
@@ -174,6 +195,7 @@ class ArrearsWorklist:
         return CollectionKpis(as_of=str(table.attrs["as_of"]), definitions="docs/treasury.md", rows=rows)
 
     @bentoml.api
+    @endpoint(*AGGREGATES)
     def collection_kpis_csv(self, ctx: bentoml.Context, months: Months = 12,
                             patch: Patch = None) -> Annotated[Path, ContentType("text/csv")]:
         """The same KPIs as CSV."""
@@ -183,38 +205,25 @@ class ArrearsWorklist:
         return path
 
     def _kpis(self, months: int, patch: str | None):
-        from serving.treasury.kpis import kpis_now
-
-        try:
-            return kpis_now(self.worklister.settings, patch, months)
-        except LookupError as exc:
-            raise bentoml.exceptions.NotFound(str(exc)) from exc
+        return _answer(lambda: kpis_now(self.worklister.settings, patch, months))
 
     def _forecast(self, weeks: int, patch: str | None, as_of: date | None):
-        from serving.treasury.forecast import served_forecast
-        from training.registry import NoChampion
-
-        try:
-            rows, header = served_forecast(self.worklister.settings, weeks, patch, as_of)
-        except NoChampion as exc:  # before LookupError, which it is
-            raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
-        except LookupError as exc:
-            raise bentoml.exceptions.NotFound(str(exc)) from exc
-        except ValueError as exc:
-            raise bentoml.exceptions.InvalidArgument(str(exc)) from exc
+        rows, header = _answer(lambda: served_forecast(self.worklister.settings, weeks, patch, as_of))
         return rows.assign(week_start=rows["week_start"].dt.strftime("%Y-%m-%d")), header
 
-    # -- casework (docs/casework.md; the work is serving.runs.requests's) -------------------------------------------
+    # -- casework (docs/casework.md; the work is serving.runs.casefile's) -------------------------------------------
     @bentoml.api
+    @endpoint(*CASEWORK)
     def case_file(self, ctx: bentoml.Context, tenancy_id: TenancyId) -> CaseFile:
         """A case's file: who owns its next action, the officers' actions, its drafts (every version) and every
         decision about it in the audit trail."""
-        return _casework(lambda api: api.case_file(self.worklister.settings, _principal(ctx), tenancy_id))
+        return _answer(lambda: casefile.case_file(self.worklister.settings, _principal(ctx), tenancy_id))
 
     @bentoml.api
+    @endpoint(*CASEWORK)
     def case_action(self, ctx: bentoml.Context, tenancy_id: TenancyId, kind: ActionKind,
-                    happened_on: date | None = None, channel: ActionChannel | None = None,
-                    outcome: ActionOutcome | None = None,
+                    happened_on: date | None = None, channel: ContactChannel | None = None,
+                    outcome: ContactOutcome | None = None,
                     amount: Annotated[float | None, Field(ge=0.01, le=100_000)] = None, due_on: date | None = None,
                     instalments: Annotated[int | None, Field(ge=1, le=520)] = None,
                     every_days: Annotated[int | None, Field(ge=1, le=31)] = None, until_on: date | None = None,
@@ -227,77 +236,56 @@ class ArrearsWorklist:
         given = {"kind": kind, "happened_on": happened_on, "channel": channel, "outcome": outcome, "amount": amount,
                  "due_on": due_on, "instalments": instalments, "every_days": every_days, "until_on": until_on,
                  "reason": reason, "referral": referral, "note": note}
-        return _casework(lambda api: api.record_action(self.worklister.settings, _principal(ctx), tenancy_id,
+        return _answer(lambda: casefile.record_action(self.worklister.settings, _principal(ctx), tenancy_id,
                                                        OfficerAction(**given)))
 
     @bentoml.api
+    @endpoint(*SUPERVISING)
     def case_reassign(self, ctx: bentoml.Context, tenancy_id: TenancyId,
                       to: Annotated[str, Field(min_length=1, max_length=100)], reason: ReasonCode) -> CaseFile:
         """Give a case to another officer of its patch (a supervisor's decision, with a reason code)."""
-        return _casework(lambda api: api.reassign(self.worklister.settings, _principal(ctx), tenancy_id, to, reason))
+        return _answer(lambda: casefile.reassign(self.worklister.settings, _principal(ctx), tenancy_id, to, reason))
 
     @bentoml.api
-    def draft(self, ctx: bentoml.Context, tenancy_id: TenancyId, channel: Channel = "letter",
+    @endpoint(*CASEWORK)
+    def draft(self, ctx: bentoml.Context, tenancy_id: TenancyId, channel: DraftChannel = "letter",
               language: Language = "en") -> Draft:
         """Write an outreach draft for a ready case, from the template of its stage; it waits for approval."""
-        return _casework(lambda api: api.write_draft(self.worklister.settings, _principal(ctx), tenancy_id, channel,
+        return _answer(lambda: casefile.write_draft(self.worklister.settings, _principal(ctx), tenancy_id, channel,
                                                      language))
 
     @bentoml.api
+    @endpoint(*SUPERVISING)
     def approval_queue(self, ctx: bentoml.Context, patch: Patch = None) -> ApprovalQueue:
         """Drafts waiting for a decision or for release, in the caller's patches (or one)."""
-        return _casework(lambda api: api.approval_queue(self.worklister.settings, _principal(ctx), patch))
+        return _answer(lambda: casefile.approval_queue(self.worklister.settings, _principal(ctx), patch))
 
     @bentoml.api
+    @endpoint(*SUPERVISING)
     def draft_decision(self, ctx: bentoml.Context, draft_id: DraftId, decision: Literal["approve", "reject"],
                        text: DraftText | None = None, reason: ReasonCode | None = None) -> Draft:
         """Approve a draft (as written, or with `text` as edited: the original is kept) or reject it with a
         reason. Someone other than its writer decides."""
-        return _casework(lambda api: api.decide(self.worklister.settings, _principal(ctx), draft_id, decision, text,
+        return _answer(lambda: casefile.decide(self.worklister.settings, _principal(ctx), draft_id, decision, text,
                                                 reason))
 
     @bentoml.api
+    @endpoint(*SUPERVISING)
     def draft_release(self, ctx: bentoml.Context, draft_id: DraftId) -> Draft:
         """Release an approved draft to the outbox, or suppress it (a payment since, a change of state, the
         contact limit): the answer's status and reason say which."""
-        return _casework(lambda api: api.release(self.worklister.settings, _principal(ctx), draft_id))
+        return _answer(lambda: casefile.release(self.worklister.settings, _principal(ctx), draft_id))
 
     @bentoml.api
+    @endpoint(*ADMIN)
     def outbox(self, since: Annotated[str | None, Field(max_length=40, description="Released after (ISO time)")]
                = None) -> Outbox:
         """The released messages, for the landlord's own sending system (nothing here sends them)."""
-        return _casework(lambda api: api.outbox(self.worklister.settings, since))
-
-    @staticmethod
-    def _from_runs(answer):
-        """Lists come from recorded runs: before the first is recorded, say so (503) rather than fail."""
-        from serving.runs.store import NoRun
-
-        try:
-            return answer()
-        except NoRun as exc:
-            raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
-        except LookupError as exc:
-            raise bentoml.exceptions.NotFound(str(exc)) from exc
+        return _answer(lambda: casefile.outbox(self.worklister.settings, since))
 
 
-def _casework(work):
-    """Run a casework endpoint's work; its refusals as HTTP answers that say what to do."""
-    from casework.drafts import DraftRefused
-    from serving.runs import requests as casework_api
-    from serving.runs.store import NoRun
-
-    try:
-        return work(casework_api)
-    except (casework_api.NotVisible, NoRun) as exc:
-        raise bentoml.exceptions.NotFound(str(exc)) from exc
-    except Forbidden as exc:
-        raise bentoml.exceptions.BentoMLException(str(exc), error_code=HTTPStatus.FORBIDDEN) from exc
-    except DraftRefused as exc:
-        raise bentoml.exceptions.BentoMLException(str(exc), error_code=HTTPStatus.CONFLICT) from exc
-    except (LookupError, ValueError) as exc:
-        raise bentoml.exceptions.InvalidArgument(str(exc)) from exc
-
-
+# BentoML wraps the app in the middlewares in the order added: the door first (outermost), so nothing it refuses
+# reaches the document and error-body rewriting, nor the endpoints and pages behind them.
 ArrearsWorklist.add_asgi_middleware(AccessGuard)
-ArrearsWorklist.mount_asgi_app(web_app, path="/app")  # the pages people use (serving/web/app.py)
+ArrearsWorklist.add_asgi_middleware(OpenApiTruth)
+ArrearsWorklist.mount_asgi_app(web_app, path=PAGE_ROOT)  # the pages people use (serving/web/app.py)

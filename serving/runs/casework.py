@@ -74,7 +74,7 @@ def latest_row(settings: ServingSettings, tenancy_id: str) -> dict:
                                       "as_of": pd.Timestamp(run["as_of"])}
 
 
-def write_draft(settings: ServingSettings, tenancy_id: str, channel: str, language: str, actor: str,
+def draft_from_run(settings: ServingSettings, tenancy_id: str, channel: str, language: str, actor: str,
                 role: str) -> dict:
     """A draft for a ready case of the latest run, from the ledger's facts on that run's date."""
     from casework import drafts

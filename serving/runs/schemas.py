@@ -1,8 +1,24 @@
-"""Every input and output of the HTTP service, typed, so the OpenAPI spec (`/docs.json`) is real and can be fuzzed."""
+"""What worklist runs, casework and the job log answer, typed, so the service's OpenAPI spec (`/docs.json`) is real
+and can be fuzzed. The vocabularies (readiness states, action kinds, channels, stages) are the casework package's,
+each defined once there; the treasury's answers are in `serving.treasury.schemas`."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
+
+from casework.cases import ACTION_KINDS, CONTACT_CHANNELS, OUTCOMES, REFERRALS
+from casework.drafts import DRAFT_CHANNELS, STAGES
+from casework.policy import QUEUES
+
+ReadinessState = Literal[QUEUES]  # type: ignore[valid-type]
+ActionKind = Literal[tuple(ACTION_KINDS)]  # type: ignore[valid-type]
+ContactChannel = Literal[CONTACT_CHANNELS]  # type: ignore[valid-type]
+ContactOutcome = Literal[OUTCOMES]  # type: ignore[valid-type]
+Referral = Literal[REFERRALS]  # type: ignore[valid-type]
+DraftChannel = Literal[DRAFT_CHANNELS]  # type: ignore[valid-type]
+Stage = Literal[STAGES]  # type: ignore[valid-type]
 
 
 class ReasonFeature(BaseModel):
@@ -44,8 +60,7 @@ class ExpectedPayment(BaseModel):
 
 class WorklistRow(ScoredCase):
     rank: int = Field(description="Position in this list")
-    readiness_state: str = Field(description="ready, hold, review, disputed, recent_payment, payment_plan, "
-                                 "ambiguous_balance or blocked (docs/policy.md)")
+    readiness_state: ReadinessState = Field(description="The case's readiness state (docs/policy.md)")
     state_reasons: list[StateReason] = Field(description="Every policy rule that fired for this case")
     next_action: str
     protocol_step: str | None = Field(description="For a ready case: its pre-action protocol step")
@@ -139,65 +154,21 @@ class MonitoringStatus(BaseModel):
     alerts: list[Alert] = Field(description="Alerts raised in the last `days` days, newest first")
 
 
-class ForecastWeek(BaseModel):
-    scope: str = Field(description="portfolio, or a patch")
-    week: int = Field(description="Weeks ahead: week 1 is the seven days after as_of")
-    week_start: str = Field(description="First day of the week (YYYY-MM-DD)")
-    mean: float = Field(description="Expected receipts in pounds (the scopes' means add up to the portfolio's)")
-    p10: float = Field(description="Receipts fall below this in 1 week in 10 (bands do not add up across scopes)")
-    p50: float
-    p90: float = Field(description="Receipts exceed this in 1 week in 10")
-
-
-class CashForecastResponse(BaseModel):
-    forecast_id: str = Field(description="The forecast's id in the forecast history (as_of, model version, weeks)")
-    recorded: bool = Field(description="Kept in the forecast history (today's forecast); a forecast from an earlier "
-                           "as_of is made with today's model and is not kept")
-    as_of: str = Field(description="Date the forecast is made from: the data's as_of")
-    model_version: str = Field(description="The payment-date model version it was simulated with")
-    weeks: int
-    tenancies: int = Field(description="Live tenancies on as_of that the forecast covers")
-    covers: str = Field(description="What the forecast does and does not include")
-    rows: list[ForecastWeek]
-
-
-class KpiRow(BaseModel):
-    month: str = Field(description="Calendar month (YYYY-MM); the running month is as at the ledger's last posting")
-    scope: str = Field(description="portfolio, or a patch")
-    rent_due: float = Field(description="Rent charged in the month (pounds)")
-    collected: float = Field(description="Payments and benefit credits received in the month, less reversals")
-    collection_rate: float | None = Field(description="collected / rent_due (null with no rent due)")
-    current_tenancies: int = Field(description="Tenancies current at the month's end")
-    current_arrears: float = Field(description="Positive balances of the current tenancies at the month's end")
-    annual_rent_roll: float = Field(description="A year's rent of the current tenancies")
-    current_arrears_pct_of_roll: float | None = Field(description="current_arrears / annual_rent_roll")
-    former_arrears: float = Field(description="Positive balances of tenancies ended by the month's end")
-    written_off: float = Field(description="Arrears written off in the month (positive)")
-    days_rent_outstanding: float | None = Field(description="current_arrears / (annual_rent_roll / 365)")
-
-
-class CollectionKpis(BaseModel):
-    as_of: str = Field(description="The ledger's last posting date")
-    definitions: str = Field(description="Where each figure is defined")
-    rows: list[KpiRow]
-
-
 # -- casework (docs/casework.md) -----------------------------------------------------------------------------------
 class CaseAction(BaseModel):
     action_id: str
-    kind: str = Field(description="contact_attempted, contact_made, promise_to_pay, arrangement_agreed, hold, "
-                      "referral, note or dismiss")
+    kind: ActionKind = Field(description="What was done or decided (docs/casework.md)")
     happened_on: str
     actor: str
-    channel: str | None = None
-    outcome: str | None = None
+    channel: ContactChannel | None = None
+    outcome: ContactOutcome | None = None
     amount: float | None = Field(default=None, description="Pounds promised, or per instalment")
     due_on: str | None = None
     instalments: int | None = None
     every_days: int | None = None
     until_on: str | None = None
     reason: str | None = None
-    referral: str | None = None
+    referral: Referral | None = None
     note: str | None = None
     settled_as: str | None = Field(default=None, description="A promise: kept or missed, once settled")
 
@@ -207,9 +178,9 @@ class Draft(BaseModel):
     tenancy_id: str
     version: int = Field(description="1: as generated; 2: as edited by its approver (the original is kept)")
     parent_id: str | None = Field(description="The draft this version edits")
-    stage: str
+    stage: Stage
     language: str
-    channel: str
+    channel: DraftChannel
     template: str
     template_version: str
     text: str
@@ -233,7 +204,7 @@ class AuditEntry(BaseModel):
 class CaseFile(BaseModel):
     tenancy_id: str
     patch: str | None
-    readiness_state: str | None = Field(description="In the latest worklist run")
+    readiness_state: ReadinessState | None = Field(description="In the latest worklist run")
     owner: str | None = Field(description="Who owns the next action (null: nobody yet; see owner_note)")
     owner_note: str
     actions: list[CaseAction]

@@ -17,21 +17,26 @@ import logging
 import pandas as pd
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from serving.access.door import PAGES as BASE
-from serving.access.door import SESSION_COOKIE as COOKIE
-from serving.access.principals import Forbidden, Principal, open_principals
+from casework import cases, drafts
+from casework.policy import QUEUES
+from serving.access.declared import PAGE_ROOT as BASE
+from serving.access.declared import SESSION_COOKIE as COOKIE
+from serving.access.declared import may_use
+from serving.access.principals import AGGREGATES, CASEWORK, MODELLING, Principal, open_principals
+from serving.runs.jobs import monitoring_status
 from serving.settings import get_settings
+from serving.treasury.forecast import forecast_csv as as_csv
+from serving.treasury.forecast import served_forecast
+from serving.treasury.kpis import kpis_now
 from serving.web import casework as web_casework
 from serving.web import charts, kit, pages
 
 HERE = kit.HERE
 
-#: Readiness queues in the order a page lists them (docs/policy.md).
-QUEUES = ("ready", "hold", "review", "disputed", "recent_payment", "payment_plan", "ambiguous_balance", "blocked")
 PAGE_ROWS = 200
 #: Orders a worklist page can be sorted in: name → (label, sort key, descending).
 SORTS = {"risk": ("Risk, highest first", lambda r: r.risk_score, True),
@@ -72,20 +77,10 @@ async def home(request: Request) -> Response:
     return RedirectResponse(BASE + kit.HOME[principal.role], status_code=303)
 
 
-def _unrecorded(request: Request, principal: Principal, exc: LookupError) -> HTMLResponse:
-    from serving.runs.store import NoRun
-
-    if isinstance(exc, NoRun):
-        return kit.message(request, principal, 503, "No worklist yet", str(exc))
-    return kit.message(request, principal, 404, "Not found", str(exc))
-
-
-async def worklist(request: Request) -> Response:
+@kit.page_for("/worklist", *CASEWORK)
+async def worklist(request: Request, principal: Principal) -> Response:
     """The signed-in person's cases in one readiness queue (default: ready), ranked, with why and what next, and
     what changed since the last run marked on each case."""
-    principal = kit.allowed(request, "/worklist")
-    if isinstance(principal, Response):
-        return principal
     queue, sort = request.query_params.get("queue", "ready"), request.query_params.get("sort", "risk")
     patch = request.query_params.get("patch") or None
     if queue not in QUEUES or sort not in SORTS:
@@ -95,10 +90,8 @@ async def worklist(request: Request) -> Response:
         scope = principal.patch_scope(patch)
         answer = kit.worklister(request).worklist(PAGE_ROWS, scope, [queue])
         changed = kit.worklister(request).changes(scope)
-    except Forbidden as exc:
-        return kit.message(request, principal, 403, "Not your patch", str(exc))
-    except LookupError as exc:
-        return _unrecorded(request, principal, exc)
+    except (LookupError, PermissionError) as exc:  # another patch (403), no run yet (503)
+        return kit.refusal(request, principal, exc)
     _, key, descending = SORTS[sort]
     rows = sorted(answer.rows, key=key, reverse=descending) if sort != "risk" else answer.rows
     patches = principal.patches or sorted({r.patch for r in answer.rows if r.patch})
@@ -123,13 +116,11 @@ def _marks(changed) -> dict[str, list[str]]:
     return marks
 
 
-async def case(request: Request) -> Response:
+@kit.page_for("/case", *CASEWORK)
+async def case(request: Request, principal: Principal) -> Response:
     """One tenancy: its score and the reasons from the base value to the score, its statement over the last year,
     its events, its readiness state with the rules that fired, and its history in the recorded runs. Another
     patch's tenancy is not found, exactly like one that does not exist."""
-    principal = kit.allowed(request, "/score")
-    if isinstance(principal, Response):
-        return principal
     tenancy_id = request.query_params.get("tenancy", "")
     if not 0 < len(tenancy_id) <= 64:
         return kit.message(request, principal, 400, "Which case?",
@@ -139,7 +130,7 @@ async def case(request: Request) -> Response:
         return kit.message(request, principal, 404, "No such case", f"No case {tenancy_id} in the patches you see.")
     settings = kit.worklister(request).settings
     try:
-        found = pages.case_file(settings, tenancy_id, pd.Timestamp(answer.as_of))
+        found = pages.case_history(settings, tenancy_id, pd.Timestamp(answer.as_of))
     except Exception:  # noqa: BLE001 - the score stands on its own; say the rest could not be read, and log why
         log.exception("case file not read")
         found = None
@@ -152,9 +143,7 @@ async def case(request: Request) -> Response:
 
 def _forms(principal: Principal) -> dict:
     """The casework forms the case page offers this principal, and their choices."""
-    from casework import cases, drafts
-
-    return {"action": principal.may_call("/case_action"), "draft": principal.may_call("/draft"),
+    return {"action": may_use(principal, BASE + "/case/action"), "draft": may_use(principal, BASE + "/case/draft"),
             "kinds": list(cases.ACTION_KINDS), "channels": cases.CHANNELS, "outcomes": cases.OUTCOMES,
             "reasons": sorted(set(cases.HOLD_REASONS) | set(cases.DISMISS_REASONS) | set(cases.REVIEW_REASONS)),
             "referrals": cases.REFERRALS,
@@ -162,26 +151,20 @@ def _forms(principal: Principal) -> dict:
 
 
 def _forecast(request: Request, patch: str | None):
-    from serving.treasury.forecast import served_forecast
-
     rows, header = served_forecast(kit.worklister(request).settings, 13, patch)
     return rows.assign(week_start=rows["week_start"].dt.strftime("%Y-%m-%d")), header
 
 
-async def treasury(request: Request) -> Response:
+@kit.page_for("/treasury", *AGGREGATES)
+async def treasury(request: Request, principal: Principal) -> Response:
     """Expected receipts for the next 13 weeks as a fan chart (the portfolio, or one patch), each patch's total,
     the latest month's collection KPIs, and the forecast as a CSV download."""
-    from serving.treasury.kpis import kpis_now
-
-    principal = kit.allowed(request, "/cash_forecast")
-    if isinstance(principal, Response):
-        return principal
     patch = request.query_params.get("patch") or None
     try:
         rows, header = _forecast(request, None)
         kpis = kpis_now(kit.worklister(request).settings, None, 3)
-    except LookupError as exc:  # no champion payment model, or no ledger yet
-        return kit.message(request, principal, 503, "No forecast yet", str(exc))
+    except LookupError as exc:  # no champion payment model (503), or no ledger yet
+        return kit.refusal(request, principal, exc)
     scopes = list(dict.fromkeys(rows["scope"]))
     if patch is not None and patch not in scopes:
         return kit.message(request, principal, 404, "No such patch", f"The forecast's patches are "
@@ -191,30 +174,22 @@ async def treasury(request: Request) -> Response:
                  chart=charts.fan_chart(shown), patch=patch, scopes=scopes, **pages.treasury_view(rows, kpis))
 
 
-async def forecast_csv(request: Request) -> Response:
+@kit.page_for("/treasury/forecast.csv", *AGGREGATES)
+async def forecast_csv(request: Request, principal: Principal) -> Response:
     """The forecast as CSV: what the API's `/cash_forecast_csv` sends for the same patch."""
-    from serving.treasury.forecast import forecast_csv as as_csv
-
-    principal = kit.allowed(request, "/cash_forecast_csv")
-    if isinstance(principal, Response):
-        return principal
     patch = request.query_params.get("patch") or None
     try:
         rows, header = _forecast(request, patch)
     except LookupError as exc:
-        return kit.message(request, principal, 404, "No forecast", str(exc))
+        return kit.refusal(request, principal, exc)
     return Response(as_csv(rows, header).to_csv(index=False), media_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="cash_forecast_{header["as_of"]}.csv"'})
 
 
-async def models(request: Request) -> Response:
+@kit.page_for("/models", *MODELLING)
+async def models(request: Request, principal: Principal) -> Response:
     """The champion and challenger of each model against their baselines, the promotion decisions, and the
     monitoring jobs' latest runs, reports and alerts."""
-    from serving.runs.jobs import monitoring_status
-
-    principal = kit.allowed(request, "/monitoring_status")
-    if isinstance(principal, Response):
-        return principal
     settings = kit.worklister(request).settings
     monitoring = monitoring_status(settings, 30)
     return kit.page(request, "models.html", principal, models=pages.models_view(settings),
@@ -222,13 +197,9 @@ async def models(request: Request) -> Response:
                  reports=pages.reports(monitoring.latest_runs))
 
 
-async def report(request: Request) -> Response:
+@kit.page_for("/report", *MODELLING)
+async def report(request: Request, principal: Principal) -> Response:
     """A monitoring job's latest report (the Evidently or bias HTML it wrote)."""
-    from serving.runs.jobs import monitoring_status
-
-    principal = kit.allowed(request, "/monitoring_status")
-    if isinstance(principal, Response):
-        return principal
     settings = kit.worklister(request).settings
     path = pages.report_file(settings, monitoring_status(settings, 0).latest_runs,
                              request.query_params.get("job", ""), request.query_params.get("name", ""))

@@ -1,17 +1,25 @@
 """What every page of the web app shares (serving/web/app.py, serving/web/casework.py): the templates and their
-filters, who is signed in, the top bar, and the check that a page is the principal's."""
+filters, who is signed in, the top bar, each page's declared roles with the check that the page is the principal's,
+and refusals as pages a person can read."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from pathlib import Path
 
+import bentoml
 import pandas as pd
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from serving.access.door import PAGES as BASE
+from serving.access import declared
+from serving.access.declared import PAGE_ROOT as BASE
+from serving.access.declared import may_use
 from serving.access.principals import OPEN, Principal
+from serving.runs.answers import status_of, words
 from serving.settings import get_settings
 
 HERE = Path(__file__).resolve().parent
@@ -19,9 +27,9 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.filters |= {"pounds": lambda v, places=0: "–" if missing(v) else f"£{v:,.{places}f}",
                           "percent": lambda v, places=0: "–" if missing(v) else f"{v * 100:.{places}f}%",
                           "figure": lambda v: "–" if missing(v) else f"{v:.1f}" if abs(v) >= 10 else f"{v:.3f}"}
-#: The pages a person can reach from the top bar: (label, path, the API endpoint whose roles may open it).
-NAV = (("Worklist", "/worklist", "/worklist"), ("Approvals", "/approvals", "/approval_queue"),
-       ("Treasury", "/treasury", "/cash_forecast"), ("Models and monitoring", "/models", "/monitoring_status"))
+#: The pages a person can reach from the top bar: (label, path); each shows to the roles its page declares.
+NAV = (("Worklist", "/worklist"), ("Approvals", "/approvals"), ("Treasury", "/treasury"),
+       ("Models and monitoring", "/models"))
 #: Where signing in takes each role.
 HOME = {"officer": "/worklist", "supervisor": "/worklist", "admin": "/worklist", "treasury": "/treasury",
         "data_scientist": "/models"}
@@ -37,8 +45,6 @@ def worklister(request: Request):
     given = getattr(request.app.state, "worklister", None)
     if given is not None:
         return given
-    import bentoml
-
     return bentoml.get_current_service().worklister
 
 
@@ -51,7 +57,7 @@ def signed_in(request: Request) -> Principal | None:
 
 
 def nav(principal: Principal | None) -> list[tuple[str, str]]:
-    return [(label, BASE + path) for label, path, endpoint in NAV if principal and principal.may_call(endpoint)]
+    return [(label, BASE + path) for label, path in NAV if principal and may_use(principal, BASE + path)]
 
 
 def page(request: Request, name: str, principal: Principal | None, status: int = 200, **context) -> HTMLResponse:
@@ -64,16 +70,51 @@ def message(request: Request, principal: Principal | None, status: int, title: s
     return page(request, "message.html", principal, status=status, title=title, message=message)
 
 
-def allowed(request: Request, endpoint: str) -> Principal | Response:
-    """The signed-in principal, if its role may call `endpoint` (whose data the page shows); else the page to
+def allowed(request: Request, path: str) -> Principal | Response:
+    """The signed-in principal, if its role may open the page at `path` (below the app's root); else the page to
     answer instead: sign-in, or a refusal saying which pages are the principal's."""
     principal = signed_in(request)
     if principal is None:
         return RedirectResponse(f"{BASE}/signin", status_code=303)
-    if not principal.may_call(endpoint):
+    if not may_use(principal, BASE + path):
         mine = ", ".join(label for label, _ in nav(principal)) or "none"
         return message(request, principal, 403, "Not a page for your role",
-                        f"{principal.name} ({principal.role}) cannot open this page. Your pages: {mine}.")
+                       f"{principal.name} ({principal.role}) cannot open this page. Your pages: {mine}.")
     return principal
 
 
+Page = Callable[[Request, Principal], Awaitable[Response]]
+
+
+def page_for(path: str, *roles: str) -> Callable[[Page], Callable[[Request], Awaitable[Response]]]:
+    """Declare the roles that may open the page at `path` (`serving.access.declared`) and check them before the
+    page runs, which is then given the signed-in principal."""
+    declared.page(path, *roles)
+
+    def checking(handler: Page) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def checked(request: Request) -> Response:
+            principal = allowed(request, path)
+            if isinstance(principal, Response):
+                return principal
+            return await handler(request, principal)
+
+        return checked
+
+    return checking
+
+
+#: The title of a refusal's page, by its HTTP status.
+TITLES = {HTTPStatus.BAD_REQUEST: "Not done", HTTPStatus.FORBIDDEN: "Not yours to do", HTTPStatus.NOT_FOUND:
+          "Not found", HTTPStatus.CONFLICT: "Not done", HTTPStatus.SERVICE_UNAVAILABLE: "Not ready yet"}
+
+
+def refusal(request: Request, principal: Principal, exc: Exception) -> HTMLResponse:
+    """A domain refusal as a page, with the status `serving.runs.answers` gives it; anything else is a fault."""
+    status = status_of(exc)
+    if status is None:
+        raise exc
+    said = words(exc)
+    if status in (HTTPStatus.BAD_REQUEST, HTTPStatus.CONFLICT):
+        said += ". Go back, change it and try again."
+    return message(request, principal, status, TITLES[status], said)

@@ -113,7 +113,7 @@ def report_file(settings: ServingSettings, latest_runs, job: str, name: str) -> 
 
 
 @dataclass
-class CaseFile:
+class CaseHistory:
     """What the case page shows beside the score."""
 
     transactions: pd.DataFrame  #: posted_date, type, amount_pence
@@ -123,7 +123,7 @@ class CaseFile:
     end: pd.Timestamp
 
 
-def case_file(settings: ServingSettings, tenancy_id: str, as_of: pd.Timestamp) -> CaseFile:
+def case_history(settings: ServingSettings, tenancy_id: str, as_of: pd.Timestamp) -> CaseHistory:
     """The tenancy's ledger rows (its statement and events; the last `STATEMENT_MONTHS` are charted) and its history
     in the recorded worklist runs."""
     from features.ledger import open_ledger
@@ -135,7 +135,7 @@ def case_file(settings: ServingSettings, tenancy_id: str, as_of: pd.Timestamp) -
     with open_runs(settings) as runs:
         history = runs.history(tenancy_id)
     end = pd.Timestamp(as_of).normalize()
-    return CaseFile(transactions[["posted_date", "type", "amount_pence"]].sort_values("posted_date"),
+    return CaseHistory(transactions[["posted_date", "type", "amount_pence"]].sort_values("posted_date"),
                     events[["event_date", "type", "amount_pence"]].sort_values("event_date", ascending=False),
                     history, end - pd.DateOffset(months=STATEMENT_MONTHS), end)
 

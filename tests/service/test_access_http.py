@@ -16,7 +16,9 @@ import httpx
 import pytest
 
 from features.store.offline import live_path
-from serving.access.principals import ENDPOINT_ROLES, PATCH_ROLES, ROLES
+from serving.access.declared import declared
+from serving.access.principals import PATCH_ROLES, ROLES
+from serving.api import service  # noqa: F401 - its endpoints declare their roles
 from serving.api.process import PROJECT_ROOT, running_server
 from serving.settings import get_settings
 from tests.support.browser import browse
@@ -81,7 +83,7 @@ def _build_bento(bentoml_home: Path) -> tuple[str, Path]:
 def _targets(pipeline: dict, own: str, other: str) -> dict[str, dict]:
     """For each kind (own patch, another): a ready tenancy, a draft written for another ready one (by an officer
     who is not a caller, so any allowed caller may decide it), and an officer of that patch to reassign to."""
-    from serving.runs.casework import write_draft
+    from serving.runs.casework import draft_from_run
     from serving.settings import get_settings
 
     ready = [r for r in pipeline["everyone"]["rows"] if r["readiness_state"] == "ready"]
@@ -90,7 +92,7 @@ def _targets(pipeline: dict, own: str, other: str) -> dict[str, dict]:
         mine = [r["tenancy_id"] for r in ready if r["patch"] == patch]
         officer = f"test-officer-{kind}"
         _token(officer, "officer", [patch])
-        written = write_draft(get_settings(), mine[1], "letter", "en", "matrix-officer", "officer")
+        written = draft_from_run(get_settings(), mine[1], "letter", "en", "matrix-officer", "officer")
         targets[kind] = {"tenancy": mine[0], "draft": written["draft_id"], "officer": officer}
     return targets
 
@@ -129,7 +131,7 @@ def secured(pipeline: dict) -> dict:
                        "no token": {}, "bad token": {"Authorization": "Bearer arr_not-a-token"},
                        "revoked": {"Authorization": f"Bearer {revoked}"}, "basic": {"Authorization": "Basic eDp5"}}
             for caller, headers in callers.items():
-                for path in ENDPOINT_ROLES:
+                for path in declared("endpoint"):
                     for kind in _kinds(path):
                         patch = {"none": None, "own": own, "other": other}[kind]
                         body = {"tenancy_ids": ids} if path == "/score" else BODIES[path](patch, targets.get(kind))
@@ -169,7 +171,7 @@ def secured(pipeline: dict) -> dict:
 def _expected(caller: str, path: str, patch: str) -> set[int]:
     if caller not in ROLES:
         return {401}
-    if caller not in ENDPOINT_ROLES[path]:
+    if caller not in declared("endpoint")[path]:
         return {403}
     if patch == "other" and caller in PATCH_ROLES:
         return {404} if path in TARGETED else {403}  # another patch's case is not found, like one that does not exist
@@ -236,7 +238,7 @@ def test_no_answer_holds_another_patchs_tenancy(secured) -> None:
 def test_fuzzing_the_openapi_finds_no_server_error_and_no_untyped_answer(secured) -> None:
     fuzzed = secured["fuzzed"]
     print(fuzzed["summary"])
-    assert fuzzed["operations"] == len(ENDPOINT_ROLES) and fuzzed["cases"] >= 120
+    assert fuzzed["operations"] == len(declared("endpoint")) and fuzzed["cases"] >= 120
     assert not fuzzed["failures"], fuzzed["failures"][:5]
 
 

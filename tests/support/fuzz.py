@@ -11,7 +11,8 @@ import schemathesis.checks
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
-from serving.access.principals import ENDPOINT_ROLES
+from serving.access.declared import declared
+from serving.api import service  # noqa: F401 - its endpoints declare their roles
 
 #: Checks left out, and why: positive_data_acceptance expects every schema-valid request to be served, but the
 #: service's answers depend on data no schema can hold (an as_of outside the ledger's dates is a 400, an unknown
@@ -42,7 +43,7 @@ def fuzz_openapi(url: str, headers: dict[str, str], examples: int = 25) -> dict:
     operations = 0
     for result in schema.get_all_operations():
         operation = result.ok()
-        if operation.path not in ENDPOINT_ROLES:
+        if operation.path not in declared("endpoint"):
             continue
         operations += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from serving.access.principals import ENDPOINT_ROLES, Forbidden, Principal, open_principals, token_hash
+from serving.access.declared import declared, may_use
+from serving.access.principals import Forbidden, Principal, open_principals, token_hash
+from serving.api import service  # noqa: F401 - its endpoints declare their roles
 from serving.settings import get_settings
 from tests.support.homes import isolated_home
 
@@ -51,11 +53,13 @@ def test_a_principal_sees_only_its_patches_and_endpoints() -> None:
         officer.patch_scope("South-1")
     assert Principal("t", "treasury").patch_scope("South-1") == ("South-1",)
     assert Principal("a", "admin").patch_scope(None) is None
-    assert {p for p in ENDPOINT_ROLES if officer.may_call(p)} == {
-        "/score", "/worklist", "/worklist_changes", "/case_file", "/case_action", "/draft"}
+    endpoints = declared("endpoint")
+    mine = {p for p in endpoints if may_use(officer, p)}
+    assert mine == {"/score", "/worklist", "/worklist_changes", "/case_file", "/case_action", "/draft"}
     supervisor = Principal("s", "supervisor", ("North-1", "North-2"))
-    assert {p for p in ENDPOINT_ROLES if supervisor.may_call(p)} - {p for p in ENDPOINT_ROLES if officer.may_call(p)} \
+    assert {p for p in endpoints if may_use(supervisor, p)} - mine \
         == {"/case_reassign", "/approval_queue", "/draft_decision", "/draft_release"}  # a second person decides
-    assert [r for r in ("officer", "supervisor", "treasury", "data_scientist") if Principal("x", r).may_call(
-        "/outbox")] == []  # only admins read what goes out
-    assert not Principal("t", "treasury").may_call("/score") and Principal("a", "admin").may_call("/score")
+    assert [r for r in ("officer", "supervisor", "treasury", "data_scientist") if may_use(Principal("x", r),
+                                                                                          "/outbox")] == []
+    assert not may_use(Principal("t", "treasury"), "/score") and may_use(Principal("a", "admin"), "/score")
+    assert not may_use(Principal("a", "admin"), "/not_declared")  # closed by default, whoever asks

@@ -1,4 +1,5 @@
-"""The casework endpoints' work (serving/api/service.py keeps them thin): a case's file, officers' actions,
+"""A case as a person works it, over HTTP, on a page or from the CLI (the endpoints in serving/api/service.py, the
+pages in serving/web/casework.py and `arrears case` keep thin): a case's file, officers' actions,
 reassignment, drafts, the approval queue, release and the outbox, each under the caller's patches. A case in a
 patch the caller does not see is answered as not found, like one that does not exist."""
 
@@ -12,8 +13,9 @@ from casework import cases, drafts
 from casework.audit import AuditLog
 from casework.store import open_casework
 from serving.access.principals import Forbidden, Principal
+from serving.runs.casework import draft_from_run, latest_row, release_draft, roster
 from serving.runs.schemas import ApprovalQueue, AuditEntry, CaseAction, CaseFile, Draft, Outbox
-from serving.runs.store import open_runs
+from serving.runs.store import NoRun, open_runs
 from serving.settings import ServingSettings
 
 
@@ -23,9 +25,6 @@ class NotVisible(LookupError):
 
 def _row(settings: ServingSettings, tenancy_id: str, patches: Sequence[str] | None) -> dict:
     """The tenancy's row in the latest run, if the caller sees its patch."""
-    from serving.runs.casework import latest_row
-    from serving.runs.store import NoRun
-
     try:
         found = latest_row(settings, tenancy_id)
     except NoRun:
@@ -35,12 +34,6 @@ def _row(settings: ServingSettings, tenancy_id: str, patches: Sequence[str] | No
     if found is None or (patches is not None and found["patch"] not in set(patches)):
         raise NotVisible("No such case in the patches you see")  # no id: messages reach the service's log
     return found
-
-
-def words(exc: Exception) -> str:
-    """A refusal in words: pydantic's errors one by one, plainly; anything else as it says."""
-    errors = exc.errors() if hasattr(exc, "errors") else None
-    return "; ".join(e["msg"].removeprefix("Value error, ") for e in errors) if errors else str(exc)
 
 
 def _clean(record: dict) -> dict:
@@ -88,7 +81,6 @@ def record_action(settings: ServingSettings, principal: Principal, tenancy_id: s
 
 
 def reassign(settings: ServingSettings, principal: Principal, tenancy_id: str, to: str, reason: str) -> CaseFile:
-    from serving.runs.casework import roster
 
     row = _row(settings, tenancy_id, principal.patches)
     officers = roster(settings).get(row["patch"], [])
@@ -101,10 +93,9 @@ def reassign(settings: ServingSettings, principal: Principal, tenancy_id: str, t
 
 def write_draft(settings: ServingSettings, principal: Principal, tenancy_id: str, channel: str,
                 language: str) -> Draft:
-    from serving.runs.casework import write_draft as written
 
     _row(settings, tenancy_id, principal.patches)
-    return _draft(written(settings, tenancy_id, channel, language, principal.name, principal.role))
+    return _draft(draft_from_run(settings, tenancy_id, channel, language, principal.name, principal.role))
 
 
 def _visible_draft(settings: ServingSettings, principal: Principal, draft_id: str) -> dict:
@@ -142,7 +133,6 @@ def decide(settings: ServingSettings, principal: Principal, draft_id: str, decis
 
 
 def release(settings: ServingSettings, principal: Principal, draft_id: str) -> Draft:
-    from serving.runs.casework import release_draft
 
     _visible_draft(settings, principal, draft_id)
     return _draft(release_draft(settings, draft_id, principal.name, principal.role))

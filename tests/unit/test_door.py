@@ -1,0 +1,69 @@
+"""The door is closed by default: a test build of the real service, with one endpoint added that declares no roles,
+served in-process through BentoML's own ASGI app (`to_asgi`) with authentication required. The door refuses the
+undeclared endpoint (401 without a token, 403 with any token, an admin's included) and its body never runs; the
+declared endpoints keep their roles."""
+
+from __future__ import annotations
+
+import bentoml
+import pytest
+from starlette.testclient import TestClient
+
+from serving.access.principals import open_principals
+from serving.api.service import ArrearsWorklist
+from serving.settings import get_settings
+from tests.support.homes import isolated_home
+
+REACHED: list[str] = []
+
+
+@bentoml.service(name="arrears_door_test")
+class WithAnUndeclaredEndpoint(ArrearsWorklist.inner):
+    def __init__(self) -> None:  # no model, no stores: nothing behind the door is needed to refuse
+        pass
+
+    @bentoml.api
+    def leak(self) -> dict:
+        """Declares no roles: anyone it answered would read this."""
+        REACHED.append("leak")
+        return {"tenants": "every one of them"}
+
+
+for middleware, options in ArrearsWorklist.middlewares:  # the same door, and the same pages behind it
+    WithAnUndeclaredEndpoint.add_asgi_middleware(middleware, **options)
+for mounted, path, name in ArrearsWorklist.mount_apps:
+    WithAnUndeclaredEndpoint.mount_asgi_app(mounted, path=path, name=name)
+
+
+@pytest.fixture(scope="module")
+def door(tmp_path_factory):
+    with isolated_home(tmp_path_factory.mktemp("door") / "home", ARREARS_AUTH="required"):
+        settings = get_settings()
+        settings.home.mkdir(parents=True, exist_ok=True)
+        with open_principals(settings) as store:
+            tokens = {role: store.add(f"door-{role}", role, ["North-1"] if role == "officer" else [])
+                      for role in ("officer", "admin")}
+        with TestClient(WithAnUndeclaredEndpoint.to_asgi()) as client:
+            yield client, tokens
+
+
+def test_an_endpoint_without_declared_roles_is_refused_and_never_answered(door) -> None:
+    client, tokens = door
+    assert "leak" in WithAnUndeclaredEndpoint.apis  # the test build really has it
+    anonymous = client.post("/leak", json={})
+    assert anonymous.status_code == 401 and "token" in anonymous.json()["error"]
+    for role, token in tokens.items():
+        answer = client.post("/leak", json={}, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 403, (role, answer.text)
+        assert "not an endpoint" in answer.json()["error"] and "every one" not in answer.text
+    assert REACHED == []
+
+
+def test_declared_endpoints_keep_their_roles_and_public_paths_stay_open(door) -> None:
+    client, tokens = door
+    officer = {"Authorization": f"Bearer {tokens['officer']}"}
+    assert client.post("/outbox", json={}, headers=officer).status_code == 403  # admins only
+    assert client.post("/outbox", json={}).status_code == 401
+    assert client.get("/livez").status_code == 200 and client.get("/docs.json").status_code == 200
+    assert client.get("/app/signin").status_code == 200
+    assert client.get("/app/no_such_page").status_code == 401  # an undeclared page is closed too
