@@ -10,13 +10,16 @@ from json import loads as json_loads
 
 import pandas as pd
 
-from casework import cases
+from casework import cases, drafts
 from casework.audit import AuditLog
 from casework.drafts import ReleaseCheck
+from casework.facts import load_facts
+from casework.policy import load_policy, readiness
 from casework.store import open_casework
 from features.feeds.contract import RECEIPT_TYPES
-from features.ledger import Ledger
+from features.ledger import Ledger, open_ledger
 from serving.access.principals import open_principals, stored_patches
+from serving.runs.store import open_runs
 from serving.settings import ServingSettings
 
 
@@ -62,8 +65,6 @@ def assign_owners(settings: ServingSettings, run: dict, frame: pd.DataFrame) -> 
 def latest_row(settings: ServingSettings, tenancy_id: str) -> dict:
     """The tenancy's row in the latest recorded run (its patch, readiness and protocol step), with the run's id,
     policy version and as_of. LookupError when the run does not hold it."""
-    from serving.runs.store import open_runs
-
     with open_runs(settings) as store:
         run = store.latest()
         found = store.rows(run["run_id"], columns=("tenancy_id", "patch", "readiness_state", "state_reasons",
@@ -77,9 +78,6 @@ def latest_row(settings: ServingSettings, tenancy_id: str) -> dict:
 def draft_from_run(settings: ServingSettings, tenancy_id: str, channel: str, language: str, actor: str,
                 role: str) -> dict:
     """A draft for a ready case of the latest run, from the ledger's facts on that run's date."""
-    from casework import drafts
-    from features.ledger import open_ledger
-
     case = latest_row(settings, tenancy_id)
     with open_casework(settings) as db:
         recorded = cases.actions(db, [tenancy_id])
@@ -91,10 +89,6 @@ def draft_from_run(settings: ServingSettings, tenancy_id: str, channel: str, lan
 def release_check(settings: ServingSettings, draft: dict, recorded: pd.DataFrame) -> ReleaseCheck:
     """The case now, for releasing `draft`: what was received since its as_of, its readiness judged afresh from the
     ledger's latest date and the officers' `recorded` actions, and its contacts against the policy's limit."""
-    from casework.facts import load_facts
-    from casework.policy import load_policy, readiness
-    from features.ledger import open_ledger
-
     policy, tenancy_id = load_policy(), str(draft["tenancy_id"])
     written_on = pd.Timestamp(json_loads(draft["facts"])["as_of"])
     with open_ledger(settings.ledger, read_only=True) as ledger:
@@ -114,8 +108,6 @@ def release_check(settings: ServingSettings, draft: dict, recorded: pd.DataFrame
 
 def release_draft(settings: ServingSettings, draft_id: str, actor: str, role: str) -> dict:
     """Release an approved draft to the outbox, or suppress it, as the case stands now."""
-    from casework import drafts
-
     with open_casework(settings) as db:
         found = drafts.draft(db, draft_id)
         check = release_check(settings, found, cases.actions(db, [str(found["tenancy_id"])]))

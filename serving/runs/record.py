@@ -18,6 +18,7 @@ import pandas as pd
 
 from casework.facts import load_facts
 from casework.policy import Policy, load_policy, readiness
+from casework.store import open_audit
 from features.feeds.contract import RECEIPT_TYPES
 from features.ledger import Ledger, open_ledger
 from features.store.offline import live_tenancies
@@ -140,8 +141,6 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
 def _audit_policy(settings: ServingSettings, run: dict) -> None:
     """The audit trail records each policy version the worklist starts judging by (checked at every run, so one
     missed by a crash after the run was recorded is recorded at the next)."""
-    from casework.store import open_audit
-
     with open_audit(settings) as log:
         last = log.latest("policy_changed")
         if last is None or last.get("to") != str(run["policy_version"]):

@@ -12,8 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.ledger import open_ledger
+from features.store.feast import exact_features, open_store
 from features.store.offline import live_tenancies, load_ledger_slice
+from features.timeline import population
 from serving.settings import ServingSettings
+from serving.treasury.history import forecast_id, open_forecasts
 from training import cash, evidence, registry
 from training.config import load_params
 from training.labels import PaymentLabelSpec, daily_receipts, qualifying_payment_days
@@ -46,10 +50,6 @@ def _live_at(settings: ServingSettings, as_of: pd.Timestamp, feature_service: st
     """Every tenancy live on a past `as_of`, with its features as of that day, exactly (the day's snapshot is
     computed when the store holds none: a weekly snapshot from days before would make every recency stale, and the
     payment-date model would expect payments already made)."""
-    from features.ledger import open_ledger
-    from features.store.feast import exact_features, open_store
-    from features.timeline import population
-
     with open_ledger(settings.ledger, read_only=True) as ledger:
         register = ledger.read_table("tenancy_register")
     rows = population(register, [as_of])
@@ -113,8 +113,6 @@ def _per_tenancy(live: pd.DataFrame, sims: np.ndarray, habits: dict, interval: I
 
 def record_forecast(settings: ServingSettings, forecast: CashForecast) -> tuple[str, bool]:
     """Keep the forecast in the forecast history (`serving.treasury.history`), once: (its id, whether it was new)."""
-    from serving.treasury.history import open_forecasts
-
     with open_forecasts(settings) as store:
         return store.record(forecast.as_of, forecast.model_version, forecast.table, forecast.tenancies)
 
@@ -146,8 +144,6 @@ def served_forecast(settings: ServingSettings, weeks: int = 13, patch: str | Non
     flatter the history's accuracy. Returns its rows (scope, week, week_start, mean, p10, p50, p90; the portfolio
     first, then every patch or the one asked for) and its header. Raises LookupError for a patch the forecast does
     not know, ValueError for an as_of it cannot be made from."""
-    from serving.treasury.history import forecast_id, open_forecasts
-
     champion = registry.model_by_alias(settings, registry.PAYMENT_MODEL, registry.CHAMPION)
     today = pd.Timestamp(live_tenancies(settings)["event_timestamp"].max()).tz_localize(None).normalize()
     if as_of is not None and pd.Timestamp(as_of).normalize() != today:

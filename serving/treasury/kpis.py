@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from features.feeds.contract import periods_per_year
+from features.ledger import open_ledger
 from serving.settings import ServingSettings
 from training.labels import daily_receipts
 
@@ -94,8 +95,6 @@ _COMPUTED: dict[str, tuple[int, pd.DataFrame, pd.Timestamp, set[str]]] = {}
 
 def _all_kpis(settings: ServingSettings) -> tuple[pd.DataFrame, pd.Timestamp, set[str]]:
     """Every month's KPIs for the portfolio and every patch, the ledger's last posting date, and its patches."""
-    from features.ledger import open_ledger
-
     with open_ledger(settings.ledger, read_only=True) as ledger:
         seq = ledger.last_delivery_seq()
         known = _COMPUTED.get(settings.ledger)

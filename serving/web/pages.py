@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.ledger import open_ledger
+from serving.runs.store import open_runs
 from serving.settings import ServingSettings
+from training import registry
 
 #: Each registered model's measures as the models page lists them: (label, metric, better) and its baselines
 #: (column label, metric suffix). `better` says which way is good, for the words beside a figure.
@@ -46,8 +49,6 @@ class ModelView:
 def models_view(settings: ServingSettings) -> list[ModelView]:
     """Each registered model's champion and challenger (when there are) with their test metrics and the baselines
     measured on the same test weeks (those of the champion)."""
-    from training import registry
-
     client = registry.configure(settings)
     views = []
     for name, spec in MEASURES.items():
@@ -78,8 +79,6 @@ def models_view(settings: ServingSettings) -> list[ModelView]:
 
 def promotions(settings: ServingSettings, limit: int = 20) -> list[dict]:
     """The latest promotion decisions, newest first (the `promotions` experiment in MLflow)."""
-    from training import registry
-
     client = registry.configure(settings)
     runs = client.search_runs([registry.experiment(settings, registry.PROMOTIONS)], max_results=limit,
                               order_by=["attributes.start_time DESC"])
@@ -126,9 +125,6 @@ class CaseHistory:
 def case_history(settings: ServingSettings, tenancy_id: str, as_of: pd.Timestamp) -> CaseHistory:
     """The tenancy's ledger rows (its statement and events; the last `STATEMENT_MONTHS` are charted) and its history
     in the recorded worklist runs."""
-    from features.ledger import open_ledger
-    from serving.runs.store import open_runs
-
     with open_ledger(settings.ledger, read_only=True) as ledger:
         transactions = ledger.read_for_tenancies("transactions", [tenancy_id])
         events = ledger.read_for_tenancies("events", [tenancy_id])
