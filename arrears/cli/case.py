@@ -12,9 +12,11 @@ from typing import Annotated
 import typer
 
 from arrears.render import console, fail, out, print_json, table
+from casework.cases import OfficerAction
 from serving.access.principals import Principal
 from serving.runs import casefile
 from serving.runs.answers import words
+from serving.runs.schemas import ActionKind, ContactChannel, ContactOutcome, DraftChannel, Referral, RejectReason
 from serving.settings import get_settings
 
 case_app = typer.Typer(help="Casework: a case's owner, actions, drafts and decisions; officers' actions; drafts, "
@@ -53,12 +55,10 @@ def show(tenancy: Annotated[str, typer.Argument(help="The tenancy id.")],
 @case_app.command("act")
 def act(
     tenancy: Annotated[str, typer.Argument(help="The tenancy id.")],
-    kind: Annotated[str, typer.Option(help="contact_attempted, contact_made, promise_to_pay, arrangement_agreed, "
-                                           "hold, referral, note or dismiss.")],
+    kind: Annotated[ActionKind, typer.Option(help="What was done or decided (docs/casework.md).")],
     happened_on: Annotated[str | None, typer.Option(help="The day (YYYY-MM-DD; default today).")] = None,
-    channel: Annotated[str | None, typer.Option(help="A contact's channel (phone, sms, email, letter, visit…).")]
-    = None,
-    outcome: Annotated[str | None, typer.Option(help="A contact's outcome (spoke_to_tenant, no_answer…).")] = None,
+    channel: Annotated[ContactChannel | None, typer.Option(help="A contact's channel.")] = None,
+    outcome: Annotated[ContactOutcome | None, typer.Option(help="A contact's outcome.")] = None,
     amount: Annotated[float | None, typer.Option(help="Pounds promised, or per instalment.")] = None,
     due_on: Annotated[str | None, typer.Option(help="A promise's day.")] = None,
     instalments: Annotated[int | None, typer.Option(help="An arrangement's number of payments.")] = None,
@@ -66,13 +66,10 @@ def act(
     = None,
     until_on: Annotated[str | None, typer.Option(help="A hold's last day.")] = None,
     reason: Annotated[str | None, typer.Option(help="A hold's or a dismissal's reason code.")] = None,
-    referral: Annotated[str | None, typer.Option(help="money_advice, benefits_advice, tenancy_sustainment or "
-                                                      "safeguarding.")] = None,
+    referral: Annotated[Referral | None, typer.Option(help="Where the tenant was referred.")] = None,
     note: Annotated[str | None, typer.Option(help="Free text (kept in the case store only).")] = None,
 ) -> None:
     """Record what was done or decided about a case; the next worklist run judges it."""
-    from casework.cases import OfficerAction
-
     given = {k: v for k, v in {"kind": kind, "happened_on": happened_on, "channel": channel, "outcome": outcome,
                                "amount": amount, "due_on": due_on, "instalments": instalments, "every_days": every_days,
                                "until_on": until_on, "reason": reason, "referral": referral,
@@ -83,7 +80,7 @@ def act(
 
 @case_app.command("draft")
 def draft(tenancy: Annotated[str, typer.Argument(help="The tenancy id (a ready case).")],
-          channel: Annotated[str, typer.Option(help="letter, sms or email.")] = "letter",
+          channel: Annotated[DraftChannel, typer.Option(help="How it would be sent.")] = "letter",
           language: Annotated[str, typer.Option(help="A language of the templates.")] = "en") -> None:
     """Write a draft for a ready case; it waits for someone else's approval."""
     written = _do(lambda api: api.write_draft(get_settings(), _me(), tenancy, channel, language))
@@ -104,7 +101,7 @@ def approve(draft_id: Annotated[str, typer.Argument(help="The draft's id.")],
 
 @case_app.command("reject")
 def reject(draft_id: Annotated[str, typer.Argument(help="The draft's id.")],
-           reason: Annotated[str, typer.Option(help="wrong_stage, wrong_facts, tone, not_now or other.")]) -> None:
+           reason: Annotated[RejectReason, typer.Option(help="Why it is rejected.")]) -> None:
     """Reject a draft someone else wrote, with a reason."""
     _do(lambda api: api.decide(get_settings(), _me(), draft_id, "reject", None, reason))
     console.print(f"Draft {draft_id} rejected ({reason}).")

@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 
 from arrears.render import changes_table, console, fail, forecast_table, out, print_json, table, worklist_table
+from casework.policy import QUEUES
+from features.store.offline import FeatureStageError
+from serving.api.process import serve_command
+from serving.runs.record import record_run
+from serving.runs.store import NoRun
+from serving.runs.worklist import Worklister, worklist_frame
 from serving.settings import get_settings
+from serving.treasury.forecast import forecast_now, record_forecast, write_forecast
+from serving.treasury.kpis import kpis_now
+from training.registry import NoChampion
 
 
 def serve(
@@ -18,8 +27,6 @@ def serve(
 ) -> None:
     """Start the BentoML service in the foreground: the API (POST /score, /worklist, /cash_forecast…, documented at
     /docs) and the web app for people at /app/."""
-    from serving.api.process import serve_command
-
     command = serve_command(port, host)
     console.print(f"Serving on http://{host}:{port}: the web app at http://{host}:{port}/app/, the API's "
                   f"documentation at http://{host}:{port}/docs (Ctrl-C to stop)")
@@ -29,10 +36,6 @@ def serve(
 def record_worklist_run(settings, force: bool = False) -> None:
     """After features or the champion change: record a worklist run, and say what it holds (nothing to record
     before a champion exists)."""
-    from features.store.offline import FeatureStageError
-    from serving.runs.record import record_run
-    from training.registry import NoChampion
-
     try:
         with console.status("Recording a worklist run: scoring, readiness, reasons…"):
             summary = record_run(settings, force=force)
@@ -48,8 +51,7 @@ def worklist(
     top: Annotated[int, typer.Option(help="How many cases to show.")] = 20,
     patch: Annotated[str | None, typer.Option(help="Only this patch's cases.")] = None,
     state: Annotated[list[str] | None, typer.Option(
-        help="Readiness queue(s) to list (repeatable): ready (default), hold, review, disputed, recent_payment, "
-             "payment_plan, ambiguous_balance, blocked.")] = None,
+        help=f"Readiness queue(s) to list (repeatable; default ready): {', '.join(QUEUES)}.")] = None,
     since_last: Annotated[bool, typer.Option("--since-last", help="Show what changed since the previous run "
                                              "instead: entered, left, state changes, score moves, payments.")] = False,
     refresh: Annotated[bool, typer.Option(help="Record a run now if the latest does not reflect the current "
@@ -60,15 +62,9 @@ def worklist(
     """The ranked worklist from the latest recorded run: ready cases highest risk first (or other readiness queues),
     each with its reasons, readiness and next action; the same rows as POST /worklist. Runs are recorded by
     `arrears features`, `arrears ingest` and `arrears promote` once a champion exists."""
-    from casework.policy import STATES
-    from features.store.offline import FeatureStageError
-    from serving.runs.store import NoRun
-    from serving.runs.worklist import Worklister, worklist_frame
-    from training.registry import NoChampion
-
     states = state or ["ready"]
-    if unknown := sorted(set(states) - set(STATES)):
-        fail(f"unknown readiness state(s) {', '.join(unknown)}: use {', '.join(STATES)}")
+    if unknown := sorted(set(states) - set(QUEUES)):
+        fail(f"unknown readiness state(s) {', '.join(unknown)}: use {', '.join(QUEUES)}")
     settings = get_settings()
     try:
         if refresh:
@@ -97,10 +93,6 @@ def forecast(
     the champion payment-date model, for the tenancies live today (new lettings are not in it). Writes CSV, JSON
     and a fan chart (PNG) to the reports folder and keeps the forecast in the forecast history, where the weekly
     performance job sets each week against the receipts that came in."""
-    from features.store.offline import FeatureStageError
-    from serving.treasury.forecast import forecast_now, record_forecast, write_forecast
-    from training.registry import NoChampion
-
     settings = get_settings()
     try:
         with console.status("Simulating receipts…"):
@@ -124,8 +116,6 @@ def kpis(
     """Collection KPIs by month and patch from the ledger: rent due and collected, collection rate, current arrears
     as a share of the annual rent roll, former arrears, write-offs and days' rent outstanding (docs/treasury.md
     defines each). Writes collection_kpis.csv to the reports folder."""
-    from serving.treasury.kpis import kpis_now
-
     settings = get_settings()
     try:
         result = kpis_now(settings, patch, months)

@@ -8,7 +8,7 @@ import typer
 
 from arrears.render import console, fail, table
 from serving.access.declared import declared
-from serving.access.principals import ROLES, open_principals, stored_patches
+from serving.access.principals import Role, open_principals, stored_patches
 from serving.settings import get_settings
 
 users_app = typer.Typer(
@@ -21,7 +21,7 @@ users_app = typer.Typer(
 @users_app.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="A member of staff (or a system), as it should appear in logs.")],
-    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    role: Annotated[Role, typer.Option(help="What the principal does.")],
     patch: Annotated[list[str] | None, typer.Option(
         "--patch", help="A patch the officer or supervisor sees (repeat for several: a supervisor's area).")] = None,
 ) -> None:

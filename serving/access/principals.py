@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 import pandas as pd
 
@@ -33,6 +34,7 @@ from features.db import Database
 from serving.settings import ServingSettings
 
 ROLES = ("officer", "supervisor", "data_scientist", "treasury", "admin")
+Role = Literal[ROLES]  # type: ignore[valid-type]
 #: Roles that see only their patches, and so must be given at least one.
 PATCH_ROLES = ("officer", "supervisor")
 #: The roles that work cases (their patches' lists, case files, actions, drafts).

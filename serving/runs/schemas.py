@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from casework.cases import ACTION_KINDS, CONTACT_CHANNELS, OUTCOMES, REFERRALS
-from casework.drafts import DRAFT_CHANNELS, STAGES
+from casework.drafts import DRAFT_CHANNELS, REJECT_REASONS, STAGES
 from casework.policy import QUEUES
 
 ReadinessState = Literal[QUEUES]  # type: ignore[valid-type]
@@ -19,6 +19,7 @@ ContactOutcome = Literal[OUTCOMES]  # type: ignore[valid-type]
 Referral = Literal[REFERRALS]  # type: ignore[valid-type]
 DraftChannel = Literal[DRAFT_CHANNELS]  # type: ignore[valid-type]
 Stage = Literal[STAGES]  # type: ignore[valid-type]
+RejectReason = Literal[REJECT_REASONS]  # type: ignore[valid-type]
 
 
 class ReasonFeature(BaseModel):
