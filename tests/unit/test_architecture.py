@@ -5,7 +5,12 @@ circle (not even through an import hidden inside a function)."""
 from __future__ import annotations
 
 import ast
+import subprocess
 from pathlib import Path
+
+from serving.access.declared import PAGE_ROOT, declared, is_public
+from serving.api.service import ArrearsWorklist
+from serving.web.app import ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("features", "simulator", "training", "casework", "serving", "monitoring", "arrears")
@@ -77,3 +82,54 @@ def test_no_import_circle() -> None:
     for module in sorted(graph):
         visit(module)
     assert not circles, "\n".join(circles)
+
+
+#: serving's rooms and the rooms each may import (besides itself and serving.settings): one way, the pages below
+#: the API that mounts them, the work below both.
+ROOMS = {
+    "access": set(),
+    "treasury": set(),
+    "runs": {"access"},
+    "web": {"access", "runs", "treasury"},
+    "api": {"access", "runs", "treasury", "web"},
+}
+
+
+def test_serving_is_rooms_by_concern() -> None:
+    loose = sorted(p.name for p in (ROOT / "serving").glob("*.py") if p.name not in ("__init__.py", "settings.py"))
+    assert loose == [], f"serving/ modules outside a room: {loose}"
+    rooms = sorted(p.name for p in (ROOT / "serving").iterdir() if (p / "__init__.py").exists())
+    assert rooms == sorted(ROOMS)
+
+
+def test_serving_rooms_import_one_way() -> None:
+    broken = []
+    for module, names in project_imports().items():
+        parts = module.split(".")
+        if parts[0] != "serving" or len(parts) < 3:
+            continue
+        for name in names:
+            target = name.split(".")
+            if target[0] == "serving" and len(target) > 1 and target[1] != parts[1] and target[1] != "settings" \
+                    and target[1] not in ROOMS[parts[1]]:
+                broken.append(f"{module} imports {name}")
+    assert not broken, "\n".join(sorted(broken))
+
+
+def test_every_endpoint_and_page_declares_its_roles() -> None:
+    assert {"/" + name for name in ArrearsWorklist.apis} == set(declared("endpoint"))
+    pages = {PAGE_ROOT + route.path for route in ROUTES if not route.path.startswith("/static")}
+    assert {p for p in pages if not is_public(p)} == set(declared("page"))
+
+
+def test_no_function_is_over_60_lines() -> None:
+    """Outside the deliberately naive oracle that bench compares the feature build with."""
+    exempt = {("bench/naive_features.py", "naive_snapshots")}
+    long = []
+    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for relative in tracked.stdout.split():
+        for node in ast.walk(ast.parse((ROOT / relative).read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (relative, node.name) not in exempt \
+                    and node.end_lineno - node.lineno + 1 > 60:
+                long.append(f"{relative}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, "\n".join(long)
