@@ -40,11 +40,36 @@ def test_every_arrears_command_in_the_readme_exists() -> None:
         assert result.exit_code == 0, (command, result.output)
 
 
+def layout_files() -> set[str]:
+    """The modules the README's layout names, each under the folder its entry stands in: a top-level entry
+    (`serving/`) sets the package, a second-level one (`  runs/`) the folder below it until the next entry, and a
+    path with a slash (`training/cash.py`) stands for itself."""
+    tree = README.split("## Layout", 1)[1].split("```", 2)[1]
+    named, package, folder = set(), "", ""
+    for line in tree.splitlines():
+        first = line.split()[0] if line.strip() else ""
+        if first and not line.startswith(" "):
+            package, folder = first.rstrip("/"), ""
+        elif first and re.match(r"^  \S", line):
+            folder = first.rstrip("/") if first.endswith("/") else ""
+        for name in re.findall(r"(?<![\w.])([\w/]+\.py)\b", line):
+            if not name.endswith("__init__.py"):  # "never an __init__.py": a warning, not a module
+                named.add(name if "/" in name else "/".join(p for p in (package, folder, name) if p))
+    return named
+
+
 def test_layout_in_the_readme_matches_the_tree() -> None:
     tree = README.split("## Layout", 1)[1].split("```", 2)[1]
     for folder in re.findall(r"^([a-z.]+)/", tree, flags=re.M):
         assert (ROOT / folder).is_dir(), folder
     assert not (ROOT / "mlflow" / "__init__.py").exists()
+    named = layout_files()
+    assert sorted(name for name in named if not (ROOT / name).is_file()) == [], "named in the layout, not in the tree"
+    packages = ("features", "simulator", "training", "casework", "serving", "monitoring", "arrears", "bench")
+    tracked = subprocess.run(["git", "ls-files", *(f"{p}/*.py" for p in packages)], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()
+    modules = {path for path in tracked if not path.endswith("__init__.py")}
+    assert sorted(modules - named) == [], "modules the layout does not name"
 
 
 def test_notebooks_are_valid_and_their_code_compiles() -> None:
