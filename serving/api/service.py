@@ -2,7 +2,9 @@
 recorded worklist runs → ranked, explained worklists with readiness states and what changed since the last run.
 
 Run it with `arrears serve --port 3000` (or `bentoml serve serving.api.service:ArrearsWorklist`). The model and the
-feature store are loaded once per worker, in `__init__`, never at import time; the work is `serving.runs.worklist`'s.
+feature store are loaded once per worker, in `__init__`, never at import time; the work is the rooms' (`serving.runs`,
+`serving.treasury`). Each endpoint declares the roles that may call it (`@endpoint`, `serving.access.declared`): the
+door in front refuses anything undeclared, and a domain refusal becomes the status `serving.runs.answers` gives it.
 """
 
 from __future__ import annotations
