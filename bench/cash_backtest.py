@@ -24,14 +24,21 @@ from pathlib import Path
 
 import pandas as pd
 
+from arrears.replay import deliver, exported
+from arrears.schedule import run_job, schedule_settings
+from monitoring.cash import accuracy_by_horizon, receipts_of
+from monitoring.outcomes import read_outcome_ledger
+from serving.settings import get_settings
+from serving.treasury.forecast import forecast_now
+from simulator import simulate_portfolio
+from training import registry
+from training.cash import month_start_weeks
+from training.labels import daily_receipts
+
 END = pd.Timestamp("2026-10-31")
 
 
 def build(home: Path, tenancies: int, seed: int, first_origin: pd.Timestamp) -> None:
-    from arrears.replay import deliver, exported
-    from arrears.schedule import run_job, schedule_settings
-    from simulator import simulate_portfolio
-
     portfolio = simulate_portfolio(n_tenancies=tenancies, years=2.0, seed=seed, end_date=END.date())
     settings, schedule = schedule_settings()
 
@@ -49,12 +56,6 @@ def build(home: Path, tenancies: int, seed: int, first_origin: pd.Timestamp) -> 
 
 def backtest(origins: list[pd.Timestamp], weeks: int) -> pd.DataFrame:
     """One row per origin, scope and week: the forecast's band and mean, what came in, the baseline."""
-    from monitoring.cash import receipts_of
-    from monitoring.outcomes import read_outcome_ledger
-    from serving.settings import get_settings
-    from serving.treasury.forecast import forecast_now
-    from training.labels import daily_receipts
-
     settings = get_settings()
     ledger = read_outcome_ledger(settings)
     daily = daily_receipts(ledger.transactions).assign(day=lambda f: pd.to_datetime(f["day"]))
@@ -72,8 +73,6 @@ def backtest(origins: list[pd.Timestamp], weeks: int) -> pd.DataFrame:
 def by_kind(table: pd.DataFrame) -> pd.DataFrame:
     """Coverage and WAPE (model, baseline) in month-start weeks and the others, for the portfolio and the patches
     pooled; and the range of the patches' own coverage."""
-    from training.cash import month_start_weeks
-
     rows = []
     for scope, part in (("portfolio", table[table["scope"] == "portfolio"]),
                         ("patches", table[table["scope"] != "portfolio"])):
@@ -107,12 +106,7 @@ def main() -> None:
         os.environ["ARREARS_HOME"] = str(home)
         if args.home is None:
             build(home, args.tenancies, args.seed, origins[0])
-        from monitoring.cash import accuracy_by_horizon
-
         table = backtest(origins, args.weeks)
-        from serving.settings import get_settings
-        from training import registry
-
         tags = registry.model_by_alias(get_settings(), registry.PAYMENT_MODEL, registry.CHAMPION).tags
     with pd.option_context("display.width", 200):
         print(f"\n{len(origins)} origins {origins[0].date()}..{origins[-1].date()}, {args.tenancies} tenancies")

@@ -19,11 +19,17 @@ import time
 import warnings
 from pathlib import Path
 
+from features.feeds.ingest import ingest_delivery
+from features.ledger import open_ledger
+from features.settings import load_settings
+from features.store.refresh import refresh
+from serving.settings import get_settings
+from simulator import simulate_portfolio, write_portfolio
+from training.train import train_payment_model, train_risk_model
+
 
 def _home(home: Path) -> None:
     """This process's state in a fresh home, on the embedded defaults whatever the shell says."""
-    from features.settings import load_settings
-
     os.environ["ARREARS_HOME"] = str(home)
     for name in ("ARREARS_LEDGER_URL", "ARREARS_MLFLOW_TRACKING_URI", "ARREARS_FEAST_PROFILE",
                  "ARREARS_FEAST_POSTGRES_URL", "ARREARS_FEAST_PROJECT", "ARREARS_DASK_SCHEDULER"):
@@ -32,13 +38,6 @@ def _home(home: Path) -> None:
 
 
 def measure(shape: str, tenancies: int, seed: int, years: float = 2.0) -> dict[str, float]:
-    from features.feeds.ingest import ingest_delivery
-    from features.ledger import open_ledger
-    from features.store.refresh import refresh
-    from serving.settings import get_settings
-    from simulator import simulate_portfolio, write_portfolio
-    from training.train import train_payment_model, train_risk_model
-
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         root = Path(tmp)

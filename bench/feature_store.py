@@ -21,10 +21,27 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
+import tempfile
 import time
 import uuid
 import warnings
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from bench.naive_features import naive_snapshots
+from bench.runner import peak_mb, print_table, spawn, spawn_result, summary
+from features.feeds.ingest import ingest_delivery
+from features.ledger import open_ledger
+from features.settings import load_settings
+from features.store.feast import historical_features, open_store
+from features.store.offline import live_tenancies, read_offline
+from features.store.refresh import refresh
+from features.transforms import build_snapshots, weekly_as_of_dates
+from serving.settings import get_settings
+from simulator import simulate_portfolio, write_portfolio
 
 POSTGRES_URL = os.environ.get("ARREARS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("ARREARS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -39,8 +56,6 @@ def _env(work: Path, profile: str = "local") -> dict[str, str]:
 
 
 def _use(env: dict[str, str]) -> None:
-    from features.settings import load_settings
-
     for name in ("ARREARS_LEDGER_URL", "ARREARS_FEAST_POSTGRES_URL", "ARREARS_FEAST_PROJECT"):
         os.environ.pop(name, None)
     os.environ.update(env)
@@ -51,16 +66,13 @@ def simulate_deliveries(work: Path, tenancies: int, years: float) -> int:
     """Simulate the portfolio and write it as one delivery per year of history (how a backfill arrives, and what
     keeps ingestion's memory bounded): the first holds the tenancies, each holds its year's transactions and
     events. Returns the number of deliveries."""
-    import pandas as pd
-
-    from simulator import simulate_portfolio, write_portfolio
-
     write_portfolio(simulate_portfolio(n_tenancies=tenancies, years=years, seed=1), work / "whole")
     tx = pd.read_csv(work / "whole" / "transactions.csv", dtype=str, keep_default_na=False)
     events = pd.read_csv(work / "whole" / "events.csv", dtype=str, keep_default_na=False)
     edges = pd.date_range(end=pd.Timestamp(tx["posted_date"].max()) + pd.Timedelta(days=1),
                           periods=max(1, int(round(years))) + 1, freq="365D")
     deliveries = len(edges) - 1
+
     def between(frame: pd.DataFrame, column: str, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
         day = pd.to_datetime(frame[column])
         return frame[(day >= lo) & (day < hi)]
@@ -78,10 +90,6 @@ def simulate_deliveries(work: Path, tenancies: int, years: float) -> int:
 
 
 def ingest_one(work: Path, k: int) -> None:
-    from features.feeds.ingest import ingest_delivery
-    from features.ledger import open_ledger
-    from serving.settings import get_settings
-
     _use(_env(work))
     with open_ledger(get_settings().ledger) as ledger:
         ingest_delivery(ledger, work / f"delivery{k}", work / "quarantine")
@@ -91,12 +99,6 @@ def ingest_one(work: Path, k: int) -> None:
 def prepare(work: Path, repeats: int) -> None:
     """Stage the pure-function inputs, run the first full build, and write one-day deliveries (after
     `simulate_deliveries` and `ingest_one` for each delivery, each in its own process)."""
-    import pandas as pd
-
-    from features.ledger import open_ledger
-    from features.store.refresh import refresh
-    from serving.settings import get_settings
-
     _use(_env(work))
     settings = get_settings()
     with open_ledger(settings.ledger) as ledger:
@@ -121,11 +123,6 @@ def prepare(work: Path, repeats: int) -> None:
 
 def prepare_production(work: Path) -> None:
     """A production-profile feature store (Postgres registry + offline table, Redis online) on the same ledger."""
-    import psycopg
-
-    from features.store.refresh import refresh
-    from serving.settings import get_settings
-
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
         con.execute(f"CREATE SCHEMA {schema}")
@@ -138,11 +135,6 @@ def prepare_production(work: Path) -> None:
 
 
 def cleanup_production(work: Path) -> None:
-    import psycopg
-
-    from features.store.feast import open_store
-    from serving.settings import get_settings
-
     if not (work / "production.env").exists():
         return
     env = _env(work, "production")
@@ -156,12 +148,8 @@ def cleanup_production(work: Path) -> None:
 
 def measure(kind: str, work: Path, run: int, entity_rows: int) -> tuple[float, int]:
     """Run one measurement in this (fresh) process; returns (seconds, rows)."""
-    import pandas as pd
-
     warnings.simplefilter("ignore")
     if kind in ("snapshots", "naive"):
-        from features.transforms import build_snapshots, weekly_as_of_dates
-
         tenancies, tx, events = (pd.read_parquet(work / f"{t}.parquet")
                                  for t in ("tenancy_register", "transactions", "events"))
         as_of = weekly_as_of_dates(tx["posted_date"].min(), tx["posted_date"].max())
@@ -169,13 +157,8 @@ def measure(kind: str, work: Path, run: int, entity_rows: int) -> tuple[float, i
         if kind == "snapshots":
             rows = len(build_snapshots(tenancies, tx, as_of, events))
         else:
-            from bench.naive_features import naive_snapshots
-
             rows = len(naive_snapshots(tenancies, tx, as_of, events))
         return time.perf_counter() - start, rows
-
-    from features.store.refresh import refresh
-    from serving.settings import get_settings
 
     _use(_env(work))
     settings = get_settings()
@@ -189,9 +172,6 @@ def measure(kind: str, work: Path, run: int, entity_rows: int) -> tuple[float, i
         assert result.mode == "unchanged", result
         return time.perf_counter() - start, 0
     if kind == "one_day":
-        from features.feeds.ingest import ingest_delivery
-        from features.ledger import open_ledger
-
         with open_ledger(settings.ledger) as ledger:
             ingest_delivery(ledger, work / f"day{run}", work / "quarantine")
         start = time.perf_counter()
@@ -199,9 +179,6 @@ def measure(kind: str, work: Path, run: int, entity_rows: int) -> tuple[float, i
         assert result.mode == "incremental", result
         return time.perf_counter() - start, result.tenancies
     if kind == "historical":
-        from features.store.feast import historical_features, open_store
-        from features.store.offline import read_offline
-
         keys = read_offline(settings, columns=["tenancy_id", "event_timestamp"])
         entity = keys.sample(n=entity_rows, replace=len(keys) < entity_rows, random_state=run)
         store = open_store(settings)
@@ -213,12 +190,6 @@ def measure(kind: str, work: Path, run: int, entity_rows: int) -> tuple[float, i
 
 def latency(work: Path, profile: str, calls: int = 300) -> dict[str, float]:
     """p50/p99 milliseconds of online lookups for 1 and 100 tenancies (run in a fresh process)."""
-    import numpy as np
-
-    from features.store.feast import open_store
-    from features.store.offline import live_tenancies
-    from serving.settings import get_settings
-
     warnings.simplefilter("ignore")
     _use(_env(work, profile))
     settings = get_settings()
@@ -232,7 +203,7 @@ def latency(work: Path, profile: str, calls: int = 300) -> dict[str, float]:
     for batch in (1, 100):
         times = []
         for i in range(calls + 20):
-            rows = [{"tenancy_id": t, "as_of": today} for t in rng.choice(ids, size=batch, replace=False)]
+            rows = [{"tenancy_id": t, "as_of": today} for t in rng.choice(ids, size=batch, replace=len(ids) < batch)]
             start = time.perf_counter()
             store.get_online_features(features=service, entity_rows=rows).to_dict()
             if i >= 20:  # warm-up
@@ -240,3 +211,62 @@ def latency(work: Path, profile: str, calls: int = 300) -> dict[str, float]:
         out[f"p50_{batch}"] = statistics.median(times)
         out[f"p99_{batch}"] = float(np.percentile(times, 99))
     return out
+
+
+def run_measurement(kind: str, workdir: str, queue, run: int = 0, entity_rows: int = 0) -> None:
+    """One measurement in a spawned process (`bench.runner.spawn`): its figures and peak memory on the queue."""
+    if kind.startswith("latency_"):
+        queue.put({**latency(Path(workdir), kind.removeprefix("latency_")), "peak_mb": peak_mb()})
+        return
+    seconds, rows = measure(kind, Path(workdir), run, entity_rows)
+    queue.put({"seconds": seconds, "rows": rows, "peak_mb": peak_mb()})
+
+
+def _latencies(work: Path, n: int) -> list[dict]:
+    """Online lookup latency from SQLite (the local profile) and Redis (production: Postgres and Redis)."""
+    out = []
+    try:
+        spawn_result(prepare_production, work)
+        for profile in ("sqlite", "redis"):
+            kind = f"latency_{'local' if profile == 'sqlite' else 'production'}"
+            result = spawn(run_measurement, kind, str(work))
+            out.append({"tenancies": n, "store": profile, **result})
+            print(f"  latency {profile}: {result}", flush=True)
+    finally:
+        spawn_result(cleanup_production, work)
+    return out
+
+
+def print_latencies(latencies: list[dict]) -> None:
+    header = (f"{'tenancies':>9} {'online store':<12} {'p50 1 ms':>9} {'p99 1 ms':>9} {'p50 100 ms':>11} "
+              f"{'p99 100 ms':>11}")
+    print("\n" + header + "\n" + "-" * len(header))
+    for r in latencies:
+        print(f"{r['tenancies']:>9,} {r['store']:<12} {r['p50_1']:>9.2f} {r['p99_1']:>9.2f} "
+              f"{r['p50_100']:>11.2f} {r['p99_100']:>11.2f}")
+
+
+def suite(args) -> list[dict]:
+    results, latencies = [], []
+    for n in args.tenancies:
+        with tempfile.TemporaryDirectory(prefix="arrears-bench-fs-") as tmp:
+            work = Path(tmp)
+            print(f"preparing {n:,} tenancies x {args.years:g} years…", flush=True)
+            for k in range(spawn_result(simulate_deliveries, work, n, args.years)):
+                spawn_result(ingest_one, work, k)
+            spawn_result(prepare, work, args.repeats)
+            plan = [("full_build", None), ("unchanged", "full_build"), ("one_day", "full_build"),
+                    ("historical", None)]
+            if n <= args.naive_max:  # the whole-portfolio pure build and its naive baseline (both in memory)
+                plan[:0] = [("snapshots", "naive"), ("naive", None)]
+            for kind, baseline in plan:
+                repeats = 1 if kind == "naive" else args.repeats
+                runs = [spawn(run_measurement, kind, str(work), r, args.entity_rows) for r in range(repeats)]
+                results.append(summary(runs) | {"tenancies": n, "measure": kind, "baseline": baseline})
+                print(f"  {kind:<11} {results[-1]['seconds']:8.2f} s", flush=True)
+            if args.latency:
+                latencies += _latencies(work, n)
+    print_table(results)
+    if latencies:
+        print_latencies(latencies)
+    return results + latencies

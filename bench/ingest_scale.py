@@ -9,15 +9,24 @@ Measures, each in a freshly spawned process (its peak RSS its own), median of `-
 - `ingest`: `ingest_delivery` into a new DuckDB ledger (every check, quarantine, one transaction);
 - `ingest_again`: the same delivery once more into the ledger that now holds it (every row a duplicate or
   quarantined again: the re-delivery path, joined against 15M stored rows).
+
+Each measuring process imports this module, so its top imports only what `pyarrow_read` (the floor) needs: the
+ingestion code and the simulator are imported in the functions that use them, and the floor's peak memory is
+pyarrow's alone.
 """
 
 from __future__ import annotations
 
-import resource
+import contextlib
 import shutil
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+import pyarrow.csv as pv
+
+from bench.runner import peak_mb, print_table, spawn_result, summary
 
 #: The day deliveries are judged against (the simulator's portfolios end on 2026-10-31).
 TODAY = date(2026, 11, 1)
@@ -25,7 +34,7 @@ TODAY = date(2026, 11, 1)
 
 def prepare(work: Path, rows: int, tenancies: int) -> dict:
     """Simulate a dirty portfolio and tile it to about `rows` transaction rows in `work/delivery`."""
-    import duckdb
+    import duckdb  # here, not at the top: see the module's docstring
 
     from simulator import simulate_portfolio, write_portfolio
 
@@ -47,20 +56,14 @@ def prepare(work: Path, rows: int, tenancies: int) -> dict:
     return {"copies": copies, "transactions": per_copy * copies}
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def measure(kind: str, workdir: str) -> dict:
     work = Path(workdir)
     delivery = work / "delivery"
     if kind == "pyarrow_read":
-        import pyarrow.csv as pv
-
         start = time.perf_counter()
         rows = sum(pv.read_csv(path).num_rows for path in sorted(delivery.glob("*.csv")))
-        return {"seconds": time.perf_counter() - start, "rows": rows, "peak_mb": _peak_mb()}
-    from features.feeds.ingest import Clock, ingest_delivery
+        return {"seconds": time.perf_counter() - start, "rows": rows, "peak_mb": peak_mb()}
+    from features.feeds.ingest import Clock, ingest_delivery  # here, not at the top: see the module's docstring
     from features.ledger import open_ledger
 
     ledger_path = work / "ledger.duckdb"
@@ -75,5 +78,31 @@ def measure(kind: str, workdir: str) -> dict:
         summary = ingest_delivery(ledger, delivery, work / "quarantine", clock)
     seconds = time.perf_counter() - start
     feeds = {name: (f.read, f.accepted, f.duplicate, f.quarantined) for name, f in summary.feeds.items()}
-    return {"seconds": seconds, "rows": sum(f.read for f in summary.feeds.values()), "peak_mb": _peak_mb(),
+    return {"seconds": seconds, "rows": sum(f.read for f in summary.feeds.values()), "peak_mb": peak_mb(),
             "feeds": feeds}
+
+
+def suite(args) -> list[dict]:
+    """One large delivery (`--rows`) through ingestion and pyarrow's plain read, interleaved `--repeats` times."""
+    results = []
+    with contextlib.ExitStack() as stack:
+        work = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="arrears-bench-ingest-")))
+        if (work / "delivery" / "transactions.csv").exists():
+            print(f"reusing the delivery prepared in {work}", flush=True)
+        else:
+            print(f"preparing a delivery of ~{args.rows:,} transaction rows…", flush=True)
+            print(f"  {spawn_result(prepare, work, args.rows, args.tenancies[0])}", flush=True)
+        if args.prepare_only:
+            return results
+        runs: dict[str, list[dict]] = {}
+        for _ in range(args.repeats):  # interleaved, so a slow spell of the machine hits every measure alike
+            for kind in ("pyarrow_read", "ingest", "ingest_again"):
+                outcome = spawn_result(measure, kind, str(work))
+                runs.setdefault(kind, []).append(outcome)
+                print(f"  {kind:<13} {outcome['seconds']:8.2f} s {outcome['peak_mb']:8,.0f} MB "
+                      f"{outcome.get('feeds', '')}", flush=True)
+        for kind, outcomes in runs.items():
+            results.append(summary(outcomes) | {"tenancies": args.tenancies[0], "measure": kind,
+                                                "baseline": None if kind == "pyarrow_read" else "pyarrow_read"})
+    print_table(results)
+    return results

@@ -16,19 +16,34 @@ replacement when the portfolio has fewer.
 
 from __future__ import annotations
 
+import tempfile
 import time
 import warnings
 from pathlib import Path
 
+import lightgbm as lgb
+import pandas as pd
+
+from bench.runner import measure as measure_runs
+from bench.runner import peak_mb, print_table, spawn_result
+from features.catalogue import SNAPSHOT_FEATURES
+from features.feeds.ingest import ingest_delivery
+from features.ledger import open_ledger
+from features.transforms import build_snapshots, weekly_as_of_dates
+from serving.runs.explain import score_cases
+from serving.runs.worklist import top_cases
+from simulator import simulate_portfolio, write_portfolio
+from training import payment_date as pdm
+from training.config import load_params
+from training.labels import arrears_growth_labels, payment_date_labels
+from training.risk import fit_booster
+
+PLAN = (("fit_risk", None), ("fit_payment", None), ("score", None), ("score_shap", "score"),
+        ("worklist_top50", "score"))
+
 
 def prepare(work: Path, tenancies: int, years: float, training_rows: int, payment_cases: int,
             score_rows: int) -> None:
-    from features.feeds.ingest import ingest_delivery
-    from features.ledger import open_ledger
-    from features.transforms import build_snapshots, weekly_as_of_dates
-    from simulator import simulate_portfolio, write_portfolio
-    from training.labels import arrears_growth_labels, payment_date_labels
-
     write_portfolio(simulate_portfolio(n_tenancies=tenancies, years=years, seed=2), work / "delivery")
     with open_ledger(f"duckdb:///{work / 'ledger.duckdb'}") as ledger:
         ingest_delivery(ledger, work / "delivery", work / "quarantine")
@@ -45,17 +60,11 @@ def prepare(work: Path, tenancies: int, years: float, training_rows: int, paymen
 
 
 def measure(kind: str, work: Path) -> tuple[float, int]:
-    import lightgbm as lgb
-    import pandas as pd
-
-    from features.catalogue import SNAPSHOT_FEATURES
-
+    """One measurement in this (fresh) process: (seconds, rows). What it calls was imported with the module, before
+    any clock starts."""
     warnings.simplefilter("ignore")
     names = [f.name for f in SNAPSHOT_FEATURES]
     if kind == "fit_risk":
-        from training.config import load_params
-        from training.risk import fit_booster
-
         frame = pd.read_parquet(work / "risk.parquet")
         cut = int(len(frame) * 0.85)
         start = time.perf_counter()
@@ -63,18 +72,12 @@ def measure(kind: str, work: Path) -> tuple[float, int]:
         booster.save_model(str(work / "risk_model.txt"))
         return time.perf_counter() - start, len(frame)
     if kind == "fit_payment":
-        from training import payment_date as pdm
-        from training.config import load_params
-
         frame = pd.read_parquet(work / "payment.parquet")
         cut = int(len(frame) * 0.85)
         start = time.perf_counter()
         pdm.fit(frame.iloc[:cut], frame.iloc[cut:], names, load_params("payment_date")["lightgbm"])
         seconds = time.perf_counter() - start
         return seconds, len(pdm.person_period(frame, names))
-    from serving.runs.explain import score_cases  # imported before the clock starts
-    from serving.runs.worklist import top_cases
-
     frame = pd.read_parquet(work / "score.parquet")
     booster = lgb.Booster(model_file=str(work / "risk_model.txt"))
     start = time.perf_counter()
@@ -85,3 +88,24 @@ def measure(kind: str, work: Path) -> tuple[float, int]:
     else:
         score_cases(frame, booster)
     return time.perf_counter() - start, len(frame)
+
+
+def run_measurement(kind: str, workdir: str, queue) -> None:
+    """One measurement in a spawned process (`bench.runner.spawn`): its figures and peak memory on the queue."""
+    seconds, rows = measure(kind, Path(workdir))
+    queue.put({"seconds": seconds, "rows": rows, "peak_mb": peak_mb()})
+
+
+def suite(args) -> list[dict]:
+    n = args.tenancies[0]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="arrears-bench-models-") as tmp:
+        work = Path(tmp)
+        print(f"preparing {n:,} tenancies x {args.years:g} years, {args.training_rows:,} training rows…", flush=True)
+        spawn_result(prepare, work, n, args.years, args.training_rows, args.payment_cases, args.score_rows)
+        for kind, baseline in PLAN:
+            result = measure_runs(kind, work, args.repeats, run_measurement)
+            results.append(result | {"tenancies": n, "measure": kind, "baseline": baseline})
+            print(f"  {kind:<11} {result['seconds']:8.2f} s", flush=True)
+    print_table(results)
+    return results

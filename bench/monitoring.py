@@ -27,16 +27,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from arrears.replay import replay
+from arrears.schedule import schedule_settings
+from simulator import parse_change, simulate_portfolio
+
 END = pd.Timestamp("2026-10-31")
 SCENARIOS = {"none": [], "shift": ["benefit_delay:{day}:benefit_type=universal_credit:size=28"],
              "group": ["group_payment_drop:{day}:ethnicity=asian:size=0.5"]}
 
 
 def run(scenario: str, tenancies: int, weeks: int, seed: int, change_week: int) -> pd.DataFrame:
-    from arrears.replay import replay
-    from arrears.schedule import schedule_settings
-    from simulator import parse_change, simulate_portfolio
-
     start = END - pd.Timedelta(weeks=weeks)
     change_day = start + pd.Timedelta(weeks=change_week)
     changes = [parse_change(spec.format(day=change_day.date())) for spec in SCENARIOS[scenario]]

@@ -8,10 +8,12 @@ once after the features change, then answered from memory; `score_nocache` is th
 Measured in the same run, with the same load generator and the same worker count:
 
 - `empty`: an endpoint that does nothing but answer (`bench/empty_service.py`): the floor of BentoML itself;
-- `score_open`: `POST /score` with auth open (the demo's default);
-- `score_nocache`: the same with `ARREARS_SCORE_CACHE=0` (every request a Feast lookup and exact SHAP);
+- `score_open`: `POST /score` with auth open (the demo's default): warm, every tenancy answered from the worker's
+  score cache after the warm-up;
+- `score_nocache`: the same with `ARREARS_SCORE_CACHE=0`: cold, every request a Feast lookup and exact SHAP (as the
+  first request for each tenancy after a refresh is);
 - `score_auth`: `POST /score` with `ARREARS_AUTH=required`, as an officer holding three patches, asking for
-  tenancies of those patches;
+  tenancies of those patches (warm, as `score_open`);
 - `soak`: `score_auth` with `--soak-clients` clients for `--soak-seconds` seconds (the issue asks 50 for 60 s).
 
 Each row gives requests per second, p50/p99 latency and errors (a status of 400 or more, or a failed connection):
@@ -21,14 +23,25 @@ portfolio is the worklist suite's (`bench/worklist.py`: prepared once in `--work
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
-from bench.worklist import _env, _serve, _stop
+import httpx
+import pandas as pd
+
+from bench.runner import spawn_result
+from bench.worklist import SERVICE, env_for, portfolio, served
+from features.store.offline import live_path
+from serving.access.principals import open_principals
+from serving.runs.record import record_run
+from serving.runs.store import open_runs
+from serving.settings import get_settings
 
 #: wrk's Lua hooks: a random body per request (fixed seed), a JSON line of totals at the end.
 SCRIPT = """
@@ -62,23 +75,18 @@ def _wrk(url: str, script: Path, clients: int, seconds: float, headers: dict) ->
 
 def _load(url: str, ids: list[str], clients: int, seconds: float, headers: dict, folder: Path) -> dict:
     """Warm up as a service in steady use is (every tenancy asked for once since the features last changed: 1,000
-    ids a request, then 5 s of the load itself), then measure."""
-    import httpx
-
+    ids a request, then 5 s of the load itself, or `seconds` if shorter), then measure."""
     with httpx.Client(timeout=600, headers=headers) as client:
         for k in range(0, len(ids), 1000):
             client.post(url, json={"tenancy_ids": ids[k:k + 1000]}).raise_for_status()
     script = folder / "load.lua"
     script.write_text(SCRIPT % (",".join(json.dumps(json.dumps({"tenancy_ids": [t]})) for t in ids), 7))
-    _wrk(url, script, clients, 5, headers)
+    _wrk(url, script, clients, min(5, seconds), headers)
     return _wrk(url, script, clients, seconds, headers)
 
 
 def _officer_token(settings) -> tuple[str, list[str]]:
     """An officer holding the first three patches (made once; a new token each run)."""
-    from serving.access.principals import open_principals
-    from serving.runs.store import open_runs
-
     with open_runs(settings) as runs:
         patches = sorted(str(p) for p in runs.queue_sizes(runs.latest()["run_id"])["patch"].dropna().unique())[:3]
     with open_principals(settings) as store:
@@ -88,16 +96,9 @@ def _officer_token(settings) -> tuple[str, list[str]]:
 
 def measure(kind: str, workdir: str, clients: int, seconds: float) -> dict:
     """One load run in this (fresh) process against a freshly started server."""
-    import warnings
-
-    import pandas as pd
-
     warnings.simplefilter("ignore")
-    _env(Path(workdir))
-    from features.store.offline import live_path
-    from serving.runs.record import record_run
-    from serving.settings import get_settings
-
+    work = Path(workdir)
+    env_for(work)
     settings = get_settings()
     live = pd.read_parquet(live_path(settings), columns=["tenancy_id", "patch"])
     env, headers = settings.child_process_env(), {}
@@ -110,13 +111,10 @@ def measure(kind: str, workdir: str, clients: int, seconds: float) -> dict:
         env, headers = env | {"ARREARS_AUTH": "required"}, {"Authorization": f"Bearer {token}"}
         live = live[live["patch"].isin(patches)]  # an officer scores the tenancies of their own patches
     ids = live["tenancy_id"].astype(str).tolist()
-    url, process = _serve("bench.empty_service:Empty" if kind == "empty" else "serving.api.service:ArrearsWorklist",
-                          env | {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            return _load(f"{url}/score", ids, clients, seconds, headers, Path(folder))
-    finally:
-        _stop(process)
+    target = "bench.empty_service:Empty" if kind == "empty" else SERVICE
+    with served(target, env | {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
+                work / f"serve-{kind}.log") as url, tempfile.TemporaryDirectory() as folder:
+        return _load(f"{url}/score", ids, clients, seconds, headers, Path(folder))
 
 
 def print_table(results: list[dict]) -> None:
@@ -129,3 +127,29 @@ def print_table(results: list[dict]) -> None:
         print(f"{r['measure']:<13} {r['clients']:>7} {r['seconds']:>7.0f} {r['runs']:>4} {r['requests']:>9,} "
               f"{r['errors']:>6} "
               f"{r['rps']:>8.1f} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {ratio:>8}")
+
+
+def suite(args) -> list[dict]:
+    """`--repeats` interleaved runs of each kind, then one soak run; each row the run with the median requests/s."""
+    plan = [(kind, args.clients, args.seconds) for kind in ("empty", "score_open", "score_nocache", "score_auth")]
+    results = []
+    with contextlib.ExitStack() as stack:
+        work = portfolio(args, stack)
+        if args.prepare_only:
+            return results
+        runs: dict[str, list[dict]] = {}
+        for _ in range(args.repeats):  # interleaved, so a slow spell of the machine hits every measure alike
+            for kind, clients, seconds in plan:
+                result = spawn_result(measure, kind, str(work), clients, seconds)
+                runs.setdefault(kind, []).append(result)
+                print(f"  {kind:<13} {result['rps']:8.1f} req/s, {result['errors']} errors", flush=True)
+        soak = spawn_result(measure, "soak", str(work), args.soak_clients, args.soak_seconds)
+        print(f"  soak          {soak['rps']:8.1f} req/s, {soak['errors']} errors", flush=True)
+        for kind, clients, seconds in plan + [("soak", args.soak_clients, args.soak_seconds)]:
+            outcomes = runs.get(kind, [soak])
+            median = sorted(outcomes, key=lambda r: r["rps"])[len(outcomes) // 2]
+            results.append(median | {"measure": kind, "clients": clients, "seconds": seconds, "runs": len(outcomes),
+                                     "errors": sum(r["errors"] for r in outcomes), "tenancies": args.tenancies[0],
+                                     "all_rps": [round(r["rps"], 1) for r in outcomes]})
+    print_table(results)
+    return results
