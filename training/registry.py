@@ -8,13 +8,18 @@ monitoring import this module, never a model's training code.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
-from training.risk import Calibration
+from training.calibration import Calibration
 from training.settings import TrainingSettings
+
+# mlflow is imported inside the functions that use it: it takes 5-6 s to import, and every command and the service
+# import this module (for NoChampion, the model names, the loaders), most of them never reaching MLflow.
 
 RISK_MODEL = "arrears_risk"
 PAYMENT_MODEL = "payment_date"
@@ -50,9 +55,8 @@ def configure(settings: TrainingSettings):
 def model_requirements() -> list[str]:
     """What a logged model needs to load, pinned to the versions it was trained with. Stated, not inferred: MLflow's
     inference re-resolves the whole environment on every run (seconds) and may capture more than the model uses."""
-    from importlib.metadata import version
-
-    return [f"{package}=={version(package)}" for package in ("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn")]
+    return [f"{package}=={metadata.version(package)}"
+            for package in ("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn")]
 
 
 @dataclass(frozen=True)
@@ -74,15 +78,11 @@ HOST_TAG, PID_TAG = "arrears.host", "arrears.pid"
 
 
 def process_tags() -> dict[str, str]:
-    import socket
-
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 
 
 def _interrupted(run) -> bool:
     """A run that will never finish: failed or killed, or RUNNING although its process on this host is gone."""
-    import socket
-
     if run.info.status in ("FAILED", "KILLED"):
         return True
     if run.info.status != "RUNNING" or run.data.tags.get(HOST_TAG) != socket.gethostname():

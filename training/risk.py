@@ -4,11 +4,10 @@ scores. No I/O here: `training.train` builds the data, logs and registers; `trai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import lightgbm as lgb
-import numpy as np
 import pandas as pd
+
+from training.calibration import Calibration
 
 
 def fit_booster(train: pd.DataFrame, valid: pd.DataFrame, names: list[str], lgb_params: dict) -> lgb.Booster:
@@ -20,37 +19,6 @@ def fit_booster(train: pd.DataFrame, valid: pd.DataFrame, names: list[str], lgb_
     dvalid = lgb.Dataset(valid[names], label=valid["label"], reference=dtrain)
     return lgb.train(params, dtrain, num_boost_round=rounds, valid_sets=[dvalid],
                      callbacks=[lgb.early_stopping(stopping, verbose=False)])
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Platt scaling of the raw score: probability = 1 / (1 + exp(-(slope * raw + intercept))).
-
-    Fitted on the validation weeks (never the test weeks). Strictly increasing, so it changes no ranking and the
-    SHAP reasons (which explain the raw score) stay exact.
-    """
-
-    slope: float = 1.0
-    intercept: float = 0.0
-
-    def __call__(self, raw: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(self.slope * np.asarray(raw, dtype=float) + self.intercept)))
-
-    @classmethod
-    def fit(cls, raw: np.ndarray, label: np.ndarray) -> Calibration:
-        from sklearn.linear_model import LogisticRegression
-
-        if len(np.unique(label)) < 2:
-            return cls()
-        model = LogisticRegression(C=1e6).fit(np.asarray(raw, dtype=float).reshape(-1, 1), label)
-        return cls(float(model.coef_[0, 0]), float(model.intercept_[0]))
-
-    def tags(self) -> dict[str, str]:
-        return {"calibration_slope": repr(self.slope), "calibration_intercept": repr(self.intercept)}
-
-    @classmethod
-    def from_tags(cls, tags: dict[str, str]) -> Calibration:
-        return cls(float(tags.get("calibration_slope", 1.0)), float(tags.get("calibration_intercept", 0.0)))
 
 
 def score(booster: lgb.Booster, frame: pd.DataFrame, names: list[str], calibration: Calibration) -> pd.DataFrame:
