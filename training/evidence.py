@@ -9,9 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from training.evaluate import at_capacity, baseline_scores, calibration_table
 from training.payment_date import BIN_COLUMNS, person_period
+
+# shap (14 s to import) and matplotlib (1-2 s, its Agg backend chosen before pyplot) are imported when a plot is
+# drawn: `training.train` imports this module, and the scheduler imports that for its nightly refresh job too.
 
 
 def _pyplot():
@@ -25,8 +29,6 @@ def _pyplot():
 
 
 def roc_plot(test: pd.DataFrame, scores: dict[str, str], path: Path) -> Path:
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     for label, column in scores.items():

@@ -6,6 +6,7 @@ experiment (which model and version, the previous champion, who decided, which g
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,6 +14,9 @@ from features.crash import crash_point
 from training import registry
 from training.config import load_params
 from training.settings import TrainingSettings
+
+# mlflow (5-6 s to import) is imported where a decision is recorded: `arrears promote`'s module imports this one
+# (for GATES) at start-up, like every other command.
 
 
 @dataclass(frozen=True)
@@ -78,9 +82,7 @@ GATES: dict[str, tuple[str, Callable[[dict[str, float], dict], list[str]]]] = {
 def record_promotion(settings: TrainingSettings, model: str, version: str, previous: str | None, promoted: bool,
                      failed: list[str]) -> str:
     """Every promotion decision becomes a run of its own in the `promotions` experiment (who, what, why)."""
-    import getpass
-
-    import mlflow
+    import mlflow  # see the note at the imports
 
     registry.configure(settings)
     with mlflow.start_run(experiment_id=registry.experiment(settings, registry.PROMOTIONS),

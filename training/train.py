@@ -81,6 +81,8 @@ def log_and_register(settings: TrainingSettings, model: str, booster: lgb.Booste
     its signature, input example and pinned requirements, registered as a new version of `model` tagged with
     `version_tags` and given the alias `challenger`. `after_register(version)` names more files to log in the
     same run (artifact folder → file)."""
+    # mlflow stays inside, as in training.registry: ruff takes this repository's mlflow/ folder (the local tracking
+    # store) for a project package and would file a top-level `import mlflow` among the project's imports.
     from mlflow.models import infer_signature
 
     import mlflow
