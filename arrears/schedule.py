@@ -22,15 +22,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 import yaml
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field
 
 from features.settings import load_settings
-from monitoring.jobs import JobResult, Thresholds
+from monitoring.findings import JobResult, Thresholds
 from serving.runs.jobs import JobLog, open_job_log
 from serving.settings import ServingSettings
+
+# The CLI imports this module for every command (`arrears monitor status`, `arrears schedule`), so what only the
+# long-running scheduler and alert delivery need is imported where they use it: APScheduler's scheduler with its
+# SQLAlchemy job store (0.9 s, 150 modules) and httpx (0.3 s, 140 modules).
 
 SCHEDULE_FILE = Path(__file__).resolve().with_name("schedule.yaml")
 #: What each named job runs (a job in the file may name its own `call: module:function` instead).
@@ -72,8 +78,6 @@ class Schedule:
     path: Path | None = None
 
     def trigger(self, name: str):
-        from apscheduler.triggers.cron import CronTrigger
-
         return CronTrigger.from_crontab(self.jobs[name].cron, timezone=self.timezone)
 
     def latest_slot(self, name: str, now: datetime) -> datetime | None:
@@ -90,8 +94,6 @@ class Schedule:
 
 def load_schedule(path: Path | None = None, webhook: str | None = None) -> Schedule:
     """Read and check a schedule file (default: the one shipped beside this module)."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     path = Path(path) if path else SCHEDULE_FILE
     if not path.exists():
         raise ScheduleError(f"No schedule file at {path}: copy {SCHEDULE_FILE} there, or unset ARREARS_SCHEDULE_FILE")
@@ -204,8 +206,6 @@ def check_overdue(settings: ServingSettings, schedule: Schedule, now: datetime |
 
 # -- the long-running scheduler ----------------------------------------------------------------------------------
 def _zone(schedule: Schedule):
-    from zoneinfo import ZoneInfo
-
     return ZoneInfo(schedule.timezone)
 
 

@@ -53,6 +53,8 @@ import pandas as pd
 
 from features.feeds.contract import MONITORING_ONLY_COLUMNS
 
+# matplotlib is imported when a chart is drawn (`_pyplot`), its display-less backend chosen before pyplot loads.
+
 #: The attributes a served-bias report covers by default: the monitoring-only columns and three register columns.
 ATTRIBUTES: tuple[str, ...] = (*MONITORING_ONLY_COLUMNS, "vulnerable", "benefit_type", "payment_method")
 #: A missing attribute value is its own group.

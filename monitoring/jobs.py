@@ -1,55 +1,28 @@
 """Monitoring jobs: read what training, the feature stage and the worklist runs wrote; write reports under
 `reports_dir/monitoring/<job>/<date>/`; say which alert thresholds the results breach.
 
-Each job returns a `JobResult`: its outputs (paths and headline figures, recorded with the job run) and its
-breaches (recorded as alerts by the scheduler in `arrears.schedule`). Thresholds come from the schedule's config
-(`Thresholds`); a job never decides what a person is told, only what it found.
+Each job returns a `JobResult` (`monitoring.findings`): its outputs (paths and headline figures, recorded with the
+job run) and its breaches (recorded as alerts by the scheduler in `arrears.schedule`). Thresholds come from the
+schedule's config (`Thresholds`); a job never decides what a person is told, only what it found.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from features.ledger import register_attributes
+from monitoring.bias import ATTRIBUTES, served_bias, write_bias_report
+from monitoring.cash import accuracy_by_horizon, forecast_accuracy, write_cash_report
+from monitoring.datasets import DriftInputs, champion_drift_inputs, like_with_like_inputs
+from monitoring.drift import DriftResult, drift_report
+from monitoring.findings import Breach, JobResult, Thresholds
+from monitoring.outcomes import ledger_end, matured_risk_labels, read_outcome_ledger, risk_label_spec, risk_matured
+from monitoring.performance import performance_history, write_performance_report
+from serving.runs.store import open_runs
 from serving.settings import ServingSettings
-
-if TYPE_CHECKING:
-    from monitoring.datasets import DriftInputs
-    from monitoring.drift import DriftResult
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """When a finding becomes an alert (the schedule file's `alerts:` section; docs/monitoring.md explains each)."""
-
-    drift_share: float = 0.3  #: share of the model's features drifted, like with like
-    score_psi: float = 0.2  #: PSI of the risk score, like with like
-    bias_flags: int = 1  #: flagged group findings (each clears its own confidence bound)
-    auc_drop: float = 0.05  #: matured AUC below the version's test AUC by more than this, beyond 1.96 SE
-    precision_drop: float = 0.10  #: matured precision at top-k below what the calibrated probabilities expected
-    #: Drift is also judged within each group of these register columns (a change that hits one group, such as a
-    #: benefit paid late, is diluted in the whole portfolio); a group alerts when both its drifted share and its
-    #: score PSI pass the thresholds above; only groups of at least `segment_min_rows` live tenancies are judged
-    #: (a smaller group is listed with its size: its noise would raise false alarms).
-    drift_segments: tuple[str, ...] = ("benefit_type", "payment_method", "patch")
-    segment_min_rows: float = 200
-
-
-@dataclass(frozen=True)
-class Breach:
-    kind: str
-    message: str
-    value: float | None = None
-    threshold: float | None = None
-
-
-@dataclass(frozen=True)
-class JobResult:
-    outputs: dict
-    breaches: list[Breach] = field(default_factory=list)
+from training.evaluate import auc_standard_error
 
 
 def report_dir(settings: ServingSettings, job: str, day: pd.Timestamp) -> Path:
@@ -63,9 +36,6 @@ def workspace_dir(settings: ServingSettings) -> Path:
 
 def feature_drift(settings: ServingSettings) -> DriftResult:
     """Drift of the champion's features: its training reference versus the current snapshot being served."""
-    from monitoring.datasets import champion_drift_inputs
-    from monitoring.drift import drift_report
-
     inputs = champion_drift_inputs(settings)
     return drift_report(inputs.reference, inputs.current, inputs.columns, settings.reports_dir, name="feature_drift")
 
@@ -78,9 +48,6 @@ def _segment_drift(settings: ServingSettings, inputs: DriftInputs, thresholds: T
     0.2-0.5 from noise alone, and each report costs seconds). The groups' reports are files, not
     added to the Evidently workspace: its local form reloads every kept report each time it is opened (5 MB a
     report: ten groups a week made opening it take minutes within months); their figures stay in the job log."""
-    from features.ledger import register_attributes
-    from monitoring.drift import drift_report
-
     ids = sorted(set(inputs.current["tenancy_id"]) | set(inputs.reference["tenancy_id"]))
     groups = register_attributes(settings.ledger, ids, thresholds.drift_segments).set_index("tenancy_id")
     summaries, breaches = [], []
@@ -111,9 +78,6 @@ def drift_job(settings: ServingSettings, thresholds: Thresholds, as_of: pd.Times
     """Weekly drift, like with like: features and the risk score on the served date versus the same weekday
     4-7 weeks earlier (`monitoring.datasets.like_with_like_inputs`), for the whole portfolio and within each
     group of `thresholds.drift_segments`. `as_of`: judge an earlier day instead (the served one by default)."""
-    from monitoring.datasets import like_with_like_inputs
-    from monitoring.drift import drift_report
-
     inputs = like_with_like_inputs(settings, as_of=as_of)
     out = report_dir(settings, "drift", inputs.current_date)
     result = drift_report(inputs.reference, inputs.current, inputs.columns, out, name="drift",
@@ -140,8 +104,6 @@ def drift_job(settings: ServingSettings, thresholds: Thresholds, as_of: pd.Times
 def _latest_matured_run(settings: ServingSettings, store) -> tuple[dict, pd.DataFrame, pd.DataFrame] | None:
     """The newest recorded run whose outcomes have matured: (run, its rows, its labels), or None. The ledger's
     transactions are read only when there is one."""
-    from monitoring.outcomes import ledger_end, matured_risk_labels, risk_label_spec, risk_matured
-
     spec, end = risk_label_spec(), ledger_end(settings)
     for run in reversed(store.runs().to_dict("records")):
         as_of = pd.Timestamp(run["as_of"]).date()
@@ -155,10 +117,6 @@ def bias_job(settings: ServingSettings, thresholds: Thresholds) -> JobResult:
     """Weekly bias on what is served (`monitoring.bias`): the latest run's shares of the ready list and of the
     top-capacity cases per group; on the newest run whose outcomes have matured, need, recall, precision and
     calibration per group, with flags only where the confidence bound clears its threshold."""
-    from features.ledger import register_attributes
-    from monitoring.bias import ATTRIBUTES, served_bias, write_bias_report
-    from serving.runs.store import open_runs
-
     with open_runs(settings) as store:
         latest = store.latest()
         rows = store.rows(latest["run_id"])
@@ -192,8 +150,6 @@ def _performance_breaches(last: pd.Series, thresholds: Thresholds) -> list[Breac
     calibrated probabilities expected. An AUC drop counts only as far as it is sure: the drop less 1.96 standard
     errors of the run's AUC (Hanley & McNeil, on its positives and negatives), so a week of a few dozen positives
     does not raise a false alarm (a 26-week replay with no change showed drops of up to 0.08 from noise alone)."""
-    from training.evaluate import auc_standard_error
-
     breaches = []
     positives = float(last["positives"])
     se = auc_standard_error(float(last["auc"]), positives, float(last["rows"]) - positives)
@@ -215,8 +171,6 @@ def _performance_breaches(last: pd.Series, thresholds: Thresholds) -> list[Breac
 def _cash_accuracy(settings: ServingSettings, out: Path, ledger) -> dict:
     """The recorded cash forecasts against the receipts that came in (`monitoring.cash`): the report's paths and,
     by weeks ahead, the portfolio's WAPE (model and baseline) and P10–P90 coverage over the matured weeks."""
-    from monitoring.cash import accuracy_by_horizon, forecast_accuracy, write_cash_report
-
     table = forecast_accuracy(settings, ledger)
     if table.empty:
         return {"cash_forecasts": 0}
@@ -231,9 +185,6 @@ def performance_job(settings: ServingSettings, thresholds: Thresholds) -> JobRes
     """Weekly performance of every recorded run (`monitoring.performance`): measured on matured outcomes against
     the balance baseline on the same rows, estimated from the calibrated probabilities before; alerts on the
     newest matured run; and the recorded cash forecasts, week by week, against the receipts that came in."""
-    from monitoring.outcomes import read_outcome_ledger
-    from monitoring.performance import performance_history, write_performance_report
-
     ledger = read_outcome_ledger(settings)  # once, for the runs and the forecasts
     history = performance_history(settings, ledger)
     if history.empty:

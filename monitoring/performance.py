@@ -47,6 +47,10 @@ from training import registry
 from training.evaluate import at_capacity, baseline_scores, probability_metrics, ranking_metrics
 from training.payment_date import payment_metrics
 
+# matplotlib is imported when a chart is drawn (`_pyplot`), its display-less backend chosen before pyplot loads;
+# mlflow's exception inside `training_aucs`, as in training.registry (ruff takes this repository's mlflow/ folder,
+# the local tracking store, for a project package and would file it among the project's imports).
+
 #: The readiness state whose cases are listed for outreach (`casework.policy.STATES`: what is left when no rule
 #: fires).
 READY = "ready"
