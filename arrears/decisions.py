@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import getpass
 
+from casework.store import open_audit
 from serving.settings import ServingSettings
+from training.promotion import promote
 
 
 def promote_recorded(settings: ServingSettings, model: str, actor: str | None = None, role: str = "cli"):
     """`training.promotion.promote`, then the decision in the audit trail: a refusal each time one is made, a
     promotion once per version (a re-run that finds the version already champion, perhaps after a crash before
     it was recorded here, records it if it is missing)."""
-    from casework.store import open_audit
-    from training.promotion import promote
-
     decision = promote(settings, model)
     detail = {"model": decision.model, "version": decision.version}
     with open_audit(settings) as log:

@@ -16,6 +16,7 @@ from arrears.schedule import run_job, schedule_settings
 from features.feeds.ingest import clock_for, ingest_delivery
 from features.ledger import open_ledger
 from features.store.refresh import refresh
+from serving.access.principals import open_principals
 from serving.api.process import fetch_worklist, running_server
 from serving.runs.record import RunSummary, record_run
 from serving.runs.schemas import WorklistResponse
@@ -161,8 +162,6 @@ def demo_sign_ins(settings: ServingSettings) -> list[list[str]]:
     """A fresh token for each demo role (an earlier demo's are revoked): role, name, patches, token. A simulated
     portfolio's sign-ins, printed so a person can try each role's pages; real principals are made with
     `arrears users add`."""
-    from serving.access.principals import open_principals
-
     with open_ledger(settings.ledger, read_only=True) as ledger:
         patches = sorted(ledger.read_table("tenancy_register")["patch"].astype(str).unique())
     rows = []

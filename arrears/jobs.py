@@ -7,25 +7,24 @@ together (which is why they live here, in the composition root); the monitoring 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from arrears.decisions import promote_recorded
+from arrears.schedule import Schedule
+from features.store.refresh import refresh as refresh_features
 from monitoring import jobs as monitoring_jobs
-from monitoring.jobs import Breach, JobResult
+from monitoring.findings import Breach, JobResult
+from serving.runs.record import record_run
 from serving.settings import ServingSettings
-
-if TYPE_CHECKING:
-    from arrears.schedule import Schedule
+from serving.treasury.forecast import forecast_now, record_forecast
+from training.dataset import MissingFeatures
+from training.promotion import GATES
+from training.registry import NoChampion
+from training.train import train_payment_model, train_risk_model
 
 
 def refresh(settings: ServingSettings, schedule: Schedule) -> JobResult:
     """Nightly: bring features up to date with the ledger, then record a worklist run (the prediction log that
     monitoring judges later) and the day's cash forecast. Before a champion exists there is nothing to record,
     which is not a failure."""
-    from features.store.refresh import refresh as refresh_features
-    from serving.runs.record import record_run
-    from serving.treasury.forecast import forecast_now, record_forecast
-    from training.registry import NoChampion
-
     features = refresh_features(settings)
     outputs = {"features": features.mode, "tenancies": features.tenancies, "detail": features.detail}
     try:
@@ -58,12 +57,6 @@ def retrain(settings: ServingSettings, schedule: Schedule) -> JobResult:
     """Monthly: train challengers on the latest data and promote each only through its gates. A refused
     promotion is an alert for a data scientist to read (the gates name why), not a failed job; a payment-date
     model that cannot be trained leaves the risk model's retraining standing."""
-    from arrears.decisions import promote_recorded
-    from serving.runs.record import record_run
-    from training.dataset import MissingFeatures
-    from training.promotion import GATES
-    from training.train import train_payment_model, train_risk_model
-
     outputs, breaches = {}, []
     risk = train_risk_model(settings)
     outputs["arrears_risk"] = {"version": risk.version, "auc": risk.metrics.get("auc")}

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from casework.cases import as_events, holds, reviews
 from casework.policy.settings import Policy
 from features.feeds.contract import BREATHING_SPACE_STARTS, RECEIPT_TYPES, weekly_rent
 from features.ledger import Ledger
@@ -126,8 +127,6 @@ def load_facts(ledger: Ledger, tenancy_ids: Sequence[str], as_of: pd.Timestamp, 
     wanted = set(tenancy_ids)
     held = cleared = None
     if actions is not None and len(actions):
-        from casework.cases import as_events, holds, reviews
-
         events = pd.concat([events, as_events(actions)], ignore_index=True)
         held, cleared = holds(actions, as_of), reviews(actions, as_of)
     return circumstance_facts(register, _balances(ledger, as_of), receipts[receipts["tenancy_id"].isin(wanted)],
