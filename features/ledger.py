@@ -19,6 +19,7 @@ import pandas as pd
 
 from features.db import Database
 from features.feeds.contract import FEEDS, FeedSpec
+from features.feeds.rules import content_hash
 
 
 def feed_table(spec: FeedSpec) -> dict[str, str]:
@@ -113,8 +114,6 @@ class Ledger(Database):
         """Recompute every row's content hash in this format, from the row itself (the ledger stores exactly the
         typed values a hash is computed from), so re-sent rows are still recognised. On DuckDB each feed table is
         rebuilt (which also drops the keys' indexes a ledger made before carried)."""
-        from features.feeds.rules import content_hash
-
         with self.transaction():
             self.execute("DROP VIEW IF EXISTS tenancy_register")
             if self.backend == "duckdb":

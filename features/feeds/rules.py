@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from features.feeds.contract import TRANSACTION_SIGN, Column, FeedSpec
 
+# DuckDB (0.3 s to import) is imported only by `evaluate` (docs and tests): the ledger imports this module for the
+# content hash's SQL, on Postgres as well.
+
 #: What counts as an empty value, whatever the export wrote (case-insensitive, after trimming).
 MISSING = ("", "nan", "none", "null", "na", "n/a")
 #: Trimmed like Python's str.strip() for the characters exports actually produce. Trimming a set of characters costs

@@ -102,6 +102,8 @@ request_date = RequestSource(
     description="Days since the last payment, contact, rent change and tenancy start, as of the request date.",
 )
 def tenancy_recency(inputs: pd.DataFrame) -> pd.DataFrame:
+    # Must stay inside: Feast keeps this function's source and rebuilds it in a namespace of its own (pandas and
+    # numpy only) when it serves, so a name imported at the top of this file would not be there.
     from features.transforms import recency
 
     return recency(inputs, inputs["as_of"])

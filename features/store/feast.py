@@ -16,9 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from features.settings import FeatureSettings
+from features.store.exact import exact_snapshots
 from features.store.offline import FeatureStageError, live_tenancies
+
+# Feast is imported inside the functions that call it: it takes about 12 s to import, and the CLI (every command)
+# and the service import this module, most of the time without touching the feature store.
 
 PUSH_SOURCE = "tenancy_snapshot_push"
 
@@ -47,7 +52,6 @@ def apply_repo(settings: FeatureSettings) -> str:
 def repo_config(settings: FeatureSettings):
     """The profile's feature_store.yaml as a Feast RepoConfig, its `${VARIABLES}` filled from the settings (Feast
     itself would read them from the process environment, which would then have to hold the database password)."""
-    import yaml
     from feast.repo_config import RepoConfig
 
     variables = feast_variables(settings)
@@ -173,8 +177,6 @@ def exact_features(settings: FeatureSettings, store, rows: pd.DataFrame,
     """`historical_features` for `rows` (tenancy_id, event_timestamp) after making sure the offline store holds a
     snapshot dated exactly on each row's day (`features.store.exact`): (the features, the rows that have none, with
     the reason). Without it a row between two weekly snapshots gets the older one, and every recency is stale."""
-    from features.store.exact import exact_snapshots
-
     missing = exact_snapshots(settings, rows).missing
     found = rows.merge(missing[["tenancy_id", "event_timestamp"]], how="left", indicator=True)["_merge"]
     return historical_features(store, rows[(found == "left_only").to_numpy()], service_name), missing

@@ -15,11 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from features.db import open_database
 from features.ledger import open_ledger
 from features.settings import FeatureSettings
 from features.transforms import VERSION_COLUMNS, build_snapshots, weekly_as_of_dates
+
+# Dask is imported only when ARREARS_DASK_SCHEDULER asks for it (2 s to import, and most builds run without it).
 
 SNAPSHOT_FILE = "tenancy_snapshots.parquet"
 LIVE_FILE = "live_tenancies.parquet"
@@ -235,16 +240,11 @@ class OfflineWriter:
         self._db.append(SNAPSHOT_TABLE, weekly.assign(event_timestamp=stamps), list(weekly.columns))
 
     def _write_parquet(self, weekly: pd.DataFrame) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         if self._parquet is None:
             self._tmp.parent.mkdir(parents=True, exist_ok=True)
             schema = pa.Schema.from_pandas(weekly, preserve_index=False)
             self._parquet = pq.ParquetWriter(self._tmp, schema)
             if self.replace is not None and snapshot_path(self.settings).exists():
-                import pyarrow.compute as pc
-
                 old = pq.read_table(snapshot_path(self.settings))
                 wanted = pa.array([str(t) for t in self.replace], type=pa.string())
                 keep = pc.invert(pc.is_in(old["tenancy_id"], value_set=wanted))
@@ -304,9 +304,6 @@ def append_offline(settings: FeatureSettings, rows: pd.DataFrame) -> int:
             stamps = rows["event_timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S+00")
             db.append(SNAPSHOT_TABLE, rows.assign(event_timestamp=stamps), list(rows.columns))
         return len(rows)
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     path = snapshot_path(settings)
     old = pq.read_table(path)
     new = pa.Table.from_pandas(rows[old.schema.names], preserve_index=False).cast(old.schema)
