@@ -9,6 +9,7 @@ import typer
 
 from arrears.render import console, fail, out, print_json, table
 from casework.settings import get_settings
+from casework.store import open_audit
 
 audit_app = typer.Typer(
     help="The audit trail of every decision (drafts generated, approved, edited, rejected, released or suppressed; "
@@ -32,8 +33,6 @@ def verify(
 ) -> None:
     """Check the whole chain: every entry in place, chained to the one before, its content matching its hash. Exits
     1 naming the first entry that does not hold."""
-    from casework.store import open_audit
-
     anchor = _anchor(head)
     with open_audit(get_settings()) as log, console.status("Checking the audit chain…"):
         verdict = log.verify(head=anchor)
@@ -48,8 +47,6 @@ def verify(
 def show_head() -> None:
     """The last entry's SEQ:HASH. Keep it somewhere the case store's users cannot write (a ticket, an email, the
     job log): `arrears audit verify --head SEQ:HASH` then also catches a cut-off or rewritten tail."""
-    from casework.store import open_audit
-
     with open_audit(get_settings()) as log:
         seq, digest = log.head()
     typer.echo(f"{seq}:{digest}")
@@ -62,8 +59,6 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """The latest decisions, oldest first: when, who, what, which tenancy, and the detail."""
-    from casework.store import open_audit
-
     with open_audit(get_settings()) as log:
         seq, _ = log.head()
         entries = log.entries(tenancy_id=tenancy, since_seq=0 if tenancy else max(0, seq - last))

@@ -1,6 +1,7 @@
 """Verbs that bring data in: `simulate`, `ingest`, and `features` with its sub-verbs.
 
-Heavy libraries are imported inside each verb so that `arrears --help` and a quick verb start fast.
+The stages' modules are imported at the top: they cost `arrears --help` about 0.3 s (35 modules), because the heavy
+libraries (DuckDB, Feast, Dask) are imported inside the feature stage's functions that use them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ import typer
 
 from arrears.cli.serving import record_worklist_run
 from arrears.render import console, fail, ingest_table, out, print_json
+from features.db import DatabaseError
+from features.feeds.ingest import DeliveryRefused, clock_for, ingest_delivery
+from features.ledger import open_ledger
+from features.store.feast import apply_repo, materialize_latest
+from features.store.offline import FeatureStageError, build_offline
+from features.store.refresh import refresh, refresh_delivery
 from serving.settings import get_settings
+from simulator import SHAPES, simulate_portfolio, write_portfolio
+from simulator.changes import parse_change
 
 features_app = typer.Typer(help="Build snapshots from the ledger, apply the Feast repo, fill the online store.")
 
@@ -51,9 +60,6 @@ def simulate(
 
     The hidden truth (propensities, shocks, injected changes) goes to a sibling folder '<out>_truth' nothing reads.
     """
-    from simulator import SHAPES, simulate_portfolio, write_portfolio
-    from simulator.changes import parse_change
-
     if shape not in SHAPES:
         fail(f"--shape must be {' or '.join(SHAPES)}, not {shape!r}")
     changes = []
@@ -89,12 +95,6 @@ def ingest(
 
     Exits 2 (writing nothing) if the delivery cannot be read at all.
     """
-    from features.db import DatabaseError
-    from features.feeds.ingest import DeliveryRefused, clock_for, ingest_delivery
-    from features.ledger import open_ledger
-    from features.store.offline import FeatureStageError
-    from features.store.refresh import refresh_delivery
-
     settings = get_settings()
     try:
         with open_ledger(settings.ledger) as ledger, console.status(f"Ingesting {delivery}…"):
@@ -130,8 +130,6 @@ def features(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from features.store.offline import FeatureStageError
-    from features.store.refresh import refresh
 
     try:
         with console.status("Bringing features up to date…"):
@@ -145,8 +143,6 @@ def features(
 @features_app.command("build")
 def features_build() -> None:
     """Compute weekly per-tenancy snapshots from the ledger into the offline store, and the current snapshot."""
-    from features.store.offline import FeatureStageError, build_offline
-
     try:
         with console.status("Building snapshots from the ledger…"):
             result = build_offline(get_settings())
@@ -160,9 +156,6 @@ def features_build() -> None:
 @features_app.command("apply")
 def features_apply() -> None:
     """Run `feast apply` on features/repo against this home's registry."""
-    from features.store.feast import apply_repo
-    from features.store.offline import FeatureStageError
-
     try:
         with console.status("feast apply…"):
             apply_repo(get_settings())
@@ -174,9 +167,6 @@ def features_apply() -> None:
 @features_app.command("materialize")
 def features_materialize() -> None:
     """Push the current snapshot of every live tenancy to the online store."""
-    from features.store.feast import materialize_latest
-    from features.store.offline import FeatureStageError
-
     try:
         with console.status("Materialising the online store…"):
             latest = materialize_latest(get_settings())

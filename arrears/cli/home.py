@@ -12,6 +12,10 @@ import typer
 from arrears.render import fail, out, print_json, redact, table
 from serving.settings import get_settings
 
+# Lazy on purpose: `demo` imports arrears.demo (every stage) inside. At the top it made every command, `arrears
+# --help` included, take 11.8 s instead of 5.7 s (1,903 modules loaded, not 931): `uv run --frozen arrears --help`,
+# median of 5 on 2 shared cores.
+
 
 def main_options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the libraries' own log lines "

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from arrears.render import console, fail, out, print_json, table
+from arrears.schedule import ScheduleError, _zone, run_job, run_scheduler, schedule_settings
 
 schedule_app = typer.Typer(
     help="The schedule of jobs (cron times in ARREARS_SCHEDULE_FILE, default arrears/schedule.yaml). With no "
@@ -19,7 +20,6 @@ schedule_app = typer.Typer(
 
 
 def _load():
-    from arrears.schedule import ScheduleError, schedule_settings
 
     try:
         return schedule_settings()
@@ -34,7 +34,6 @@ def schedule_main(
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    from arrears.schedule import run_scheduler
 
     settings, schedule = _load()
     stop = threading.Event()
@@ -60,8 +59,6 @@ def schedule_run(
 ) -> None:
     """Run one job now, recorded like a scheduled run (for cron or a Kubernetes CronJob instead of the scheduler).
     Exits 1 if the job failed, 3 if it was skipped because another run of it holds the lock."""
-    from arrears.schedule import ScheduleError, run_job
-
     settings, schedule = _load()
     try:
         with console.status(f"Running {name}…"):
@@ -86,8 +83,6 @@ def schedule_run(
 @schedule_app.command("list")
 def schedule_list() -> None:
     """The jobs of the schedule file: cron, next time due, what each does."""
-    from arrears.schedule import _zone
-
     _, schedule = _load()
     now = datetime.now(tz=_zone(schedule))
     table(f"Schedule ({schedule.path}, {schedule.timezone})", ["job", "cron", "next due", "what it does"],
