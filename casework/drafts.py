@@ -27,6 +27,7 @@ import pandas as pd
 
 from casework.audit import AuditLog
 from features.db import Database
+from features.feeds.contract import weekly_rent
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "outreach"
 STAGES = ("first_reminder", "missed_promise", "broken_arrangement", "pre_action")
@@ -99,6 +100,7 @@ def _digest(text: str) -> str:
 
 @cache
 def _environment():
+    # Jinja2 (0.2 s to import) only when a draft is rendered: every arrears command imports this module.
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
@@ -292,8 +294,6 @@ def facts_for_draft(ledger, case: dict, as_of: pd.Timestamp, actions: pd.DataFra
     """A ready case's draft facts from the ledger on `as_of` (`case`: a worklist run's row with tenancy_id,
     readiness_state, state_reasons, protocol_step, policy_version, run_id): its balance and the latest `rows`
     postings as a statement, its weekly rent and vulnerability from the register, and its last missed promise."""
-    from features.feeds.contract import weekly_rent
-
     tenancy_id = str(case["tenancy_id"])
     postings = ledger.read_for_tenancies("transactions", [tenancy_id]).sort_values(["posted_date", "transaction_id"])
     postings = postings[postings["posted_date"] <= as_of]
