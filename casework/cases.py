@@ -24,7 +24,7 @@ import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
 from casework.audit import AuditLog
-from features.db import Database
+from features.db import Database, and_in
 
 TABLES: dict[str, dict[str, str]] = {
     "case_owners": {"tenancy_id": "TEXT", "patch": "TEXT", "owner": "TEXT", "assigned_at": "TEXT",
@@ -102,9 +102,7 @@ def _now() -> str:
 
 def _of_tenancies(db: Database, table: str, tenancy_ids: list[str] | None, order: str = "") -> pd.DataFrame:
     """A case-store table's rows (of the given tenancies, or all)."""
-    sql, params = f"SELECT * FROM {table}", []
-    if tenancy_ids is not None:
-        sql, params = sql + f" WHERE tenancy_id IN ({', '.join('?' * len(tenancy_ids)) or 'NULL'})", list(tenancy_ids)
+    sql, params = and_in(f"SELECT * FROM {table} WHERE 1 = 1", [], "tenancy_id", tenancy_ids)
     return db.query(sql + order, params)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from casework.audit import AuditLog
-from features.db import Database
+from features.db import Database, and_in
 from features.feeds.contract import weekly_rent
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "outreach"
@@ -189,13 +189,8 @@ def draft(db: Database, draft_id: str) -> dict:
 
 def drafts(db: Database, tenancy_ids: list[str] | None = None, statuses: tuple[str, ...] = ()) -> pd.DataFrame:
     """Drafts (of some tenancies, in some statuses), oldest first."""
-    sql, params = "SELECT * FROM drafts WHERE 1 = 1", []
-    if tenancy_ids is not None:
-        sql += f" AND tenancy_id IN ({', '.join('?' * len(tenancy_ids)) or 'NULL'})"
-        params += list(tenancy_ids)
-    if statuses:
-        sql += f" AND status IN ({', '.join('?' * len(statuses))})"
-        params += list(statuses)
+    sql, params = and_in("SELECT * FROM drafts WHERE 1 = 1", [], "tenancy_id", tenancy_ids)
+    sql, params = and_in(sql, params, "status", statuses or None)
     return db.query(sql + " ORDER BY created_at, version", params)
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from casework.cases import as_events, holds, reviews
 from casework.policy.settings import Policy
+from features.db import and_in
 from features.feeds.contract import BREATHING_SPACE_STARTS, RECEIPT_TYPES, weekly_rent
 from features.ledger import Ledger
 
@@ -117,10 +118,9 @@ def load_facts(ledger: Ledger, tenancy_ids: Sequence[str], as_of: pd.Timestamp, 
     as_of = pd.Timestamp(as_of).normalize()
     register = ledger.read_for_tenancies("tenancy_register", tenancy_ids)
     since = as_of - pd.Timedelta(days=policy.lookback_days)
-    receipts = ledger.query(
-        "SELECT tenancy_id, posted_date, amount_pence, allocation FROM transactions WHERE type IN "
-        f"({', '.join('?' * len(RECEIPT_TYPES))}) AND posted_date > ? AND posted_date <= ?",
-        [*RECEIPT_TYPES, since.date(), as_of.date()])
+    receipts = ledger.query(*and_in(
+        "SELECT tenancy_id, posted_date, amount_pence, allocation FROM transactions WHERE posted_date > ? "
+        "AND posted_date <= ?", [since.date(), as_of.date()], "type", RECEIPT_TYPES))
     events = ledger.query("SELECT tenancy_id, event_date, type FROM events WHERE event_date <= ?", [as_of.date()])
     for frame, column in ((receipts, "posted_date"), (events, "event_date")):
         frame[column] = pd.to_datetime(frame[column])

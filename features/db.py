@@ -4,13 +4,16 @@ The ledger (`features.ledger`: DuckDB or Postgres), the Postgres offline store o
 (`features.store.offline`) and the recorded worklist runs (`serving.runs.store`: SQLite or Postgres, because the
 service reads them while a batch job writes) use it. SQL is written with `?` placeholders and kept to what all
 understand. Nothing is opened until `connect()`.
+
+`and_in` says once what the stores built on it repeat: narrowing a query to rows whose column is one of some values
+(`AND column IN (?, …)`).
 """
 
 from __future__ import annotations
 
 import io
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,6 +29,23 @@ class DatabaseError(RuntimeError):
 
 def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
+
+
+def _marks(count: int) -> str:
+    """`?, ?, ?`: `count` parameters of a statement."""
+    return ", ".join("?" * count)
+
+
+def and_in(sql: str, params: Sequence[object], column: str,
+           values: Iterable[object] | str | None) -> tuple[str, list]:
+    """`sql` (ending in a WHERE condition) and its `params`, narrowed to rows whose `column` is one of `values`:
+    None narrows nothing, no values leave no row, a string is one value."""
+    if values is None:
+        return sql, list(params)
+    values = [values] if isinstance(values, str) else list(values)
+    if not values:
+        return f"{sql} AND 1 = 0", list(params)
+    return f"{sql} AND {column} IN ({_marks(len(values))})", [*params, *values]
 
 
 class Database:
@@ -99,6 +119,10 @@ class Database:
         with self._con.cursor() as cur:
             cur.execute(sql.replace("?", "%s"), params or None)
 
+    def insert(self, table: str, row: dict[str, object]) -> None:
+        """One row (column → value) into `table`."""
+        self.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({_marks(len(row))})", list(row.values()))
+
     def query(self, sql: str, params: Sequence[object] | None = None) -> pd.DataFrame:
         if self.backend == "duckdb":
             return self._con.execute(sql, params or []).df()
@@ -164,8 +188,8 @@ class Database:
             with self.frame_as_table("_incoming", rows):
                 self._con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM _incoming")
         elif self.backend == "sqlite":
-            marks = ", ".join("?" * len(columns))
-            self._con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", _sqlite_rows(rows))
+            self._con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(len(columns))})",
+                                  _sqlite_rows(rows))
         else:
             self._copy(table, rows)
         return len(rows)
@@ -209,3 +233,4 @@ def _sqlite_rows(frame: pd.DataFrame) -> list[tuple]:
 
 def open_database(url: str, read_only: bool = False) -> Database:
     return Database(url, read_only).connect()
+

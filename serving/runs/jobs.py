@@ -156,8 +156,7 @@ class JobLog:
                  "threshold": _number(threshold), "delivered": None}
         columns = list(TABLES["alerts"])
         try:
-            self.db.execute(f"INSERT INTO alerts ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                            [alert[c] for c in columns])
+            self.db.insert("alerts", {c: alert[c] for c in columns})
         except Exception as exc:  # noqa: BLE001
             if alert_id is None or not _unique_violation(exc):
                 raise

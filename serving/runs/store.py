@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import pandas as pd
 
-from features.db import Database
+from features.db import Database, and_in
 from serving.settings import ServingSettings
 
 TABLES: dict[str, dict[str, str]] = {
@@ -43,16 +43,6 @@ INDEXES = ("CREATE INDEX IF NOT EXISTS worklist_rows_queue ON worklist_rows (run
            "queue_rank)", "CREATE UNIQUE INDEX IF NOT EXISTS worklist_runs_seq ON worklist_runs (run_seq)")
 #: Columns stored as JSON text.
 JSON_COLUMNS = ("state_reasons", "reasons")
-
-
-def _of_patches(sql: str, params: list, patch: str | Sequence[str] | None) -> tuple[str, list]:
-    """`sql` narrowed to one patch or some (None: every patch; an empty list: none)."""
-    if patch is None:
-        return sql, params
-    patches = [patch] if isinstance(patch, str) else list(patch)
-    if not patches:
-        return sql + " AND 1 = 0", params
-    return sql + f" AND patch IN ({', '.join('?' * len(patches))})", params + patches
 
 
 class NoRun(LookupError):
@@ -103,13 +93,9 @@ class RunStore:
         row's reasons)."""
         wanted = ", ".join(columns) if columns else "*"
         sql, params = f"SELECT {wanted} FROM worklist_rows WHERE run_id = ?", [run_id]
-        if tenancy_ids is not None:
-            sql += f" AND tenancy_id IN ({', '.join('?' * len(tenancy_ids)) or 'NULL'})"
-            params += list(tenancy_ids)
-        if states:
-            sql += f" AND readiness_state IN ({', '.join('?' * len(states))})"
-            params += list(states)
-        sql, params = _of_patches(sql, params, patch)
+        sql, params = and_in(sql, params, "tenancy_id", tenancy_ids)
+        sql, params = and_in(sql, params, "readiness_state", states or None)
+        sql, params = and_in(sql, params, "patch", patch)
         if capacity is not None:
             sql += " AND queue_rank <= ?"
             params.append(int(capacity))
@@ -124,14 +110,14 @@ class RunStore:
         """The patch of each of `tenancy_ids` that the run holds."""
         if not tenancy_ids:
             return {}
-        found = self.db.query(f"SELECT tenancy_id, patch FROM worklist_rows WHERE run_id = ? AND tenancy_id IN "
-                              f"({', '.join('?' * len(tenancy_ids))})", [run_id, *tenancy_ids])
+        found = self.db.query(*and_in("SELECT tenancy_id, patch FROM worklist_rows WHERE run_id = ?", [run_id],
+                                      "tenancy_id", tenancy_ids))
         return dict(zip(found["tenancy_id"].astype(str), found["patch"].astype(str), strict=True))
 
     def queue_sizes(self, run_id: str, patch: str | Sequence[str] | None = None) -> pd.DataFrame:
         """How many cases each (state, patch) queue holds."""
-        sql, params = _of_patches("SELECT readiness_state, patch, COUNT(*) AS n FROM worklist_rows WHERE run_id = ?",
-                                  [run_id], patch)
+        sql, params = and_in("SELECT readiness_state, patch, COUNT(*) AS n FROM worklist_rows WHERE run_id = ?",
+                             [run_id], "patch", patch)
         return self.db.query(sql + " GROUP BY readiness_state, patch", params)
 
     def history(self, tenancy_id: str, limit: int = 20) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from features.db import Database
+from features.db import Database, and_in
 from serving.settings import ServingSettings
 
 TABLES: dict[str, dict[str, str]] = {
@@ -59,12 +59,9 @@ class ForecastStore:
         return runs.assign(as_of=pd.to_datetime(runs["as_of"]))
 
     def weeks(self, forecast_ids: list[str] | None = None) -> pd.DataFrame:
-        sql, params = "SELECT * FROM forecast_weeks", []
-        if forecast_ids is not None:
-            if not forecast_ids:
-                return pd.DataFrame(columns=list(TABLES["forecast_weeks"]))
-            sql += f" WHERE forecast_id IN ({', '.join('?' * len(forecast_ids))})"
-            params = list(forecast_ids)
+        if forecast_ids is not None and not forecast_ids:
+            return pd.DataFrame(columns=list(TABLES["forecast_weeks"]))
+        sql, params = and_in("SELECT * FROM forecast_weeks WHERE 1 = 1", [], "forecast_id", forecast_ids)
         frame = self.db.query(sql + " ORDER BY forecast_id, scope, week", params)
         return frame.assign(week_start=pd.to_datetime(frame["week_start"]))
 
