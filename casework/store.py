@@ -8,28 +8,38 @@ from contextlib import contextmanager
 from casework import cases, drafts
 from casework.audit import AuditLog
 from casework.settings import CaseworkSettings, schema_of
-from features.db import Database
+from features.db import Database, open_store
 
 #: Databases whose case-store schema this process has made sure of: opening the store is on every casework request,
 #: and making sure lists every table's columns.
 _READY: set[str] = set()
 
 
+class _CaseStore:
+    """The case store's database with every table it keeps (the audit trail's, the cases', the drafts')."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def ensure_schema(self) -> None:
+        """The schema (Postgres: the one the URL's search path names) and the tables, once per process."""
+        url = self.db.url
+        if url in _READY and self.db.columns_of("audit_log"):  # a store deleted since is made again
+            return
+        schema = schema_of(url) if self.db.backend == "postgres" else None
+        if schema:
+            self.db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        AuditLog(self.db).ensure_schema()
+        cases.ensure_schema(self.db)
+        drafts.ensure_schema(self.db)
+        _READY.add(url)
+
+
 @contextmanager
 def open_casework(settings: CaseworkSettings) -> Iterator[Database]:
-    """The case store's database, its schema (Postgres: the one its URL's search path names) and tables made sure
-    of."""
-    url = settings.casework_database
-    with Database(url) as db:
-        if url not in _READY or not db.columns_of("audit_log"):  # a store deleted since is made again
-            schema = schema_of(url) if db.backend == "postgres" else None
-            if schema:
-                db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            AuditLog(db).ensure_schema()
-            cases.ensure_schema(db)
-            drafts.ensure_schema(db)
-            _READY.add(url)
-        yield db
+    """The case store's database, its schema and tables made sure of."""
+    with open_store(settings.casework_database, _CaseStore) as store:
+        yield store.db
 
 
 @contextmanager

@@ -5,17 +5,19 @@ The ledger (`features.ledger`: DuckDB or Postgres), the Postgres offline store o
 service reads them while a batch job writes) use it. SQL is written with `?` placeholders and kept to what all
 understand. Nothing is opened until `connect()`.
 
-`and_in` says once what the stores built on it repeat: narrowing a query to rows whose column is one of some values
-(`AND column IN (?, …)`).
+Two helpers say once what the stores built on it repeat: `and_in` narrows a query to rows whose column is one of
+some values (`AND column IN (?, …)`), and `open_store` opens a database, makes sure of a store's schema and yields
+the store.
 """
 
 from __future__ import annotations
 
 import io
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pandas as pd
 
@@ -234,3 +236,20 @@ def _sqlite_rows(frame: pd.DataFrame) -> list[tuple]:
 def open_database(url: str, read_only: bool = False) -> Database:
     return Database(url, read_only).connect()
 
+
+class Store(Protocol):
+    """What `open_store` yields: something kept in one database that can make sure of its own tables."""
+
+    def ensure_schema(self) -> None: ...
+
+
+S = TypeVar("S", bound=Store)
+
+
+@contextmanager
+def open_store(url: str, store: Callable[[Database], S]) -> Iterator[S]:
+    """Open the database at `url` for the block and yield `store(db)`, its schema made sure of first."""
+    with Database(url) as db:
+        made = store(db)
+        made.ensure_schema()
+        yield made

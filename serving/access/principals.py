@@ -22,15 +22,15 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 import pandas as pd
 
-from features.db import Database
+from features.db import Database, open_store
 from serving.settings import ServingSettings
 
 ROLES = ("officer", "supervisor", "data_scientist", "treasury", "admin")
@@ -88,11 +88,8 @@ class PrincipalStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    @classmethod
-    def opened(cls, db: Database) -> PrincipalStore:
-        """A store on an open database, its table made sure of."""
-        db.ensure_tables(TABLES, PRIMARY_KEYS)
-        return cls(db)
+    def ensure_schema(self) -> None:
+        self.db.ensure_tables(TABLES, PRIMARY_KEYS)
 
     def add(self, name: str, role: str, patches: Sequence[str] = ()) -> str:
         """Add a principal and return its token (shown once: only its hash is kept)."""
@@ -145,7 +142,5 @@ def stored_patches(stored) -> tuple[str, ...] | None:
     return tuple(json.loads(stored)) if isinstance(stored, str) else None
 
 
-@contextmanager
-def open_principals(settings: ServingSettings) -> Iterator[PrincipalStore]:
-    with Database(settings.runs_database) as db:
-        yield PrincipalStore.opened(db)
+def open_principals(settings: ServingSettings) -> AbstractContextManager[PrincipalStore]:
+    return open_store(settings.runs_database, PrincipalStore)

@@ -21,13 +21,12 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import pandas as pd
 
-from features.db import Database
+from features.db import Database, open_store
 from serving.settings import ServingSettings
 
 TABLES: dict[str, dict[str, str]] = {
@@ -183,12 +182,8 @@ class JobLog:
         return self.db.query(sql + " ORDER BY raised_at DESC, alert_id", params)
 
 
-@contextmanager
-def open_job_log(settings: ServingSettings) -> Iterator[JobLog]:
-    with Database(settings.runs_database) as db:
-        log = JobLog(db)
-        log.ensure_schema()
-        yield log
+def open_job_log(settings: ServingSettings) -> AbstractContextManager[JobLog]:
+    return open_store(settings.runs_database, JobLog)
 
 
 def _text(value) -> str | None:

@@ -11,12 +11,12 @@ SQLite by default (the service reads while a batch job writes: WAL mode), Postgr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 import pandas as pd
 
-from features.db import Database, and_in
+from features.db import Database, and_in, open_store
 from serving.settings import ServingSettings
 
 TABLES: dict[str, dict[str, str]] = {
@@ -144,9 +144,5 @@ def _from_json(text):
     return None if text is None or (isinstance(text, float) and pd.isna(text)) else json.loads(text)
 
 
-@contextmanager
-def open_runs(settings: ServingSettings) -> Iterator[RunStore]:
-    with Database(settings.runs_database) as db:
-        store = RunStore(db)
-        store.ensure_schema()
-        yield store
+def open_runs(settings: ServingSettings) -> AbstractContextManager[RunStore]:
+    return open_store(settings.runs_database, RunStore)

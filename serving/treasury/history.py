@@ -8,13 +8,12 @@ weekly mean and P10/P50/P90 in pounds, and the number of tenancies it covered. N
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 import pandas as pd
 
-from features.db import Database, and_in
+from features.db import Database, and_in, open_store
 from serving.settings import ServingSettings
 
 TABLES: dict[str, dict[str, str]] = {
@@ -36,6 +35,9 @@ class ForecastStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    def ensure_schema(self) -> None:
+        self.db.ensure_tables(TABLES, PRIMARY_KEYS)
 
     def record(self, as_of: pd.Timestamp, model_version: str, table: pd.DataFrame, tenancies: int) -> tuple[str, bool]:
         """Append one forecast (`table`: scope, week, week_start, mean, p10, p50, p90) unless the same one is
@@ -66,8 +68,5 @@ class ForecastStore:
         return frame.assign(week_start=pd.to_datetime(frame["week_start"]))
 
 
-@contextmanager
-def open_forecasts(settings: ServingSettings) -> Iterator[ForecastStore]:
-    with Database(settings.runs_database) as db:
-        db.ensure_tables(TABLES, PRIMARY_KEYS)
-        yield ForecastStore(db)
+def open_forecasts(settings: ServingSettings) -> AbstractContextManager[ForecastStore]:
+    return open_store(settings.runs_database, ForecastStore)
