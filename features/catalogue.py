@@ -37,20 +37,20 @@ def _change(weeks: int) -> Callable[[float], str]:
     return say
 
 
-def _days_since_payment(value: float) -> str:
-    if math.isnan(value):
-        return "no payment on record"
-    if value < 1:
-        return "paid today"
-    return f"no payment for {value:.0f} days"
+def _counted(never: str, under_one: str, counted: str) -> Callable[[float], str]:
+    """A number of days or weeks in words: `never` when there is none, `under_one` below one, else `counted` with
+    the number in place of {n}."""
+    def say(value: float) -> str:
+        if math.isnan(value):
+            return never
+        return under_one if value < 1 else counted.replace("{n}", f"{value:.0f}")
+
+    return say
 
 
-def _weeks_since_clear(value: float) -> str:
-    if math.isnan(value):
-        return "account not clear at any point on record"
-    if value < 1:
-        return "account is clear now"
-    return f"account last clear {value:.0f} weeks ago"
+_days_since_payment = _counted("no payment on record", "paid today", "no payment for {n} days")
+_weeks_since_clear = _counted("account not clear at any point on record", "account is clear now",
+                              "account last clear {n} weeks ago")
 
 
 def _weeks_rent(v: float) -> str:
@@ -88,22 +88,11 @@ def _flag(yes: str, no: str) -> Callable[[float], str]:
 
 
 def _days_since(what: str, never: str) -> Callable[[float], str]:
-    def say(value: float) -> str:
-        if math.isnan(value):
-            return never
-        if value < 1:
-            return f"{what} today"
-        return f"{what} {value:.0f} days ago"
-
-    return say
+    return _counted(never, f"{what} today", f"{what} {{n}} days ago")
 
 
-def _lateness(value: float) -> str:
-    if math.isnan(value):
-        return "no rent period to judge lateness by in the last 26 weeks"
-    if value < 1:
-        return "usually pays on the day rent is due"
-    return f"usually pays {value:.0f} days after rent is due"
+_lateness = _counted("no rent period to judge lateness by in the last 26 weeks", "usually pays on the day rent is due",
+                     "usually pays {n} days after rent is due")
 
 
 def _legal_stage(value: float) -> str:
