@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from features.db import Database, open_store
+from serving.runs.schemas import Alert, JobRun, MonitoringStatus
 from serving.settings import ServingSettings
 
 TABLES: dict[str, dict[str, str]] = {
@@ -190,10 +191,8 @@ def _text(value) -> str | None:
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
-def monitoring_status(settings: ServingSettings, days: int = 30):
+def monitoring_status(settings: ServingSettings, days: int = 30) -> MonitoringStatus:
     """Each job's latest run and the alerts of the last `days` days (the service's `/monitoring_status`)."""
-    from serving.runs.schemas import Alert, JobRun, MonitoringStatus
-
     since = pd.Timestamp(_now()) - pd.Timedelta(days=max(0, int(days)))
     with open_job_log(settings) as log:
         log.break_abandoned()
