@@ -31,8 +31,8 @@ def add(
             token = store.add(name, role, patch or [])
     except ValueError as exc:
         fail(str(exc))
-    # The endpoints declare their roles where the service defines them: importing it (about a second) fills the
-    # registry, so only this verb pays for it, not every start of the CLI.
+    # Lazy on purpose: the endpoints declare their roles where the service defines them, and importing the service
+    # (BentoML and the scoring stack) fills the registry; at the top every command would pay for it, not this verb.
     import serving.api.service  # noqa: F401
 
     endpoints = ", ".join(path for path, roles in declared("endpoint").items() if role in roles)

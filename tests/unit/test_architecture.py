@@ -133,3 +133,27 @@ def test_no_function_is_over_60_lines() -> None:
                     and node.end_lineno - node.lineno + 1 > 60:
                 long.append(f"{relative}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert not long, "\n".join(long)
+
+
+def test_project_imports_stand_at_the_top() -> None:
+    """What a module depends on is in its import lines. A project import inside a function is allowed only where a
+    comment in the module says why (the CLI's start-up time; Feast rebuilding a function's source on its own)."""
+    hidden = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            text = path.read_text()
+            if "Lazy on purpose" in text or "Must stay inside" in text:
+                continue
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    for inner in ast.walk(node):
+                        if isinstance(inner, (ast.Import, ast.ImportFrom)) and any(
+                                name.split(".")[0] in PACKAGES for name in _imported(inner)):
+                            hidden.append(f"{path.relative_to(ROOT)}:{inner.lineno} in {node.name}")
+    assert not hidden, "\n".join(hidden)
+
+
+def _imported(node: ast.Import | ast.ImportFrom) -> list[str]:
+    if isinstance(node, ast.ImportFrom):
+        return [node.module] if node.module and node.level == 0 else []
+    return [alias.name for alias in node.names]
