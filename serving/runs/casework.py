@@ -16,6 +16,7 @@ from casework.drafts import ReleaseCheck
 from casework.facts import load_facts
 from casework.policy import load_policy, readiness
 from casework.store import open_casework
+from features.db import and_in
 from features.feeds.contract import RECEIPT_TYPES
 from features.ledger import Ledger, open_ledger
 from serving.access.principals import open_principals, stored_patches
@@ -31,10 +32,9 @@ def actions_for_run(settings: ServingSettings, ledger: Ledger, as_of: pd.Timesta
         oldest = db.query("SELECT MIN(happened_on) AS day FROM case_actions WHERE kind IN ('promise_to_pay', "
                           "'arrangement_agreed') AND settled_on IS NULL")["day"].iloc[0]
         if oldest is not None and not pd.isna(oldest):
-            received = ledger.query(
+            received = ledger.query(*and_in(
                 "SELECT tenancy_id, posted_date, amount_pence FROM transactions WHERE posted_date >= ? AND "
-                f"posted_date <= ? AND type IN ({', '.join('?' * len(RECEIPT_TYPES))})",
-                [pd.Timestamp(oldest).date(), pd.Timestamp(as_of).date(), *RECEIPT_TYPES])
+                "posted_date <= ?", [pd.Timestamp(oldest).date(), pd.Timestamp(as_of).date()], "type", RECEIPT_TYPES))
             received["posted_date"] = pd.to_datetime(received["posted_date"])
             cases.settle_commitments(db, log, received, as_of)
         recorded = cases.actions(db)
@@ -94,10 +94,10 @@ def release_check(settings: ServingSettings, draft: dict, recorded: pd.DataFrame
     with open_ledger(settings.ledger, read_only=True) as ledger:
         latest = ledger.query("SELECT MAX(posted_date) AS day FROM transactions")["day"].iloc[0]
         as_of = max(pd.Timestamp(latest), written_on)
-        received = ledger.query(
-            f"SELECT COALESCE(SUM(-amount_pence), 0) AS pence FROM transactions WHERE tenancy_id = ? AND type IN "
-            f"({', '.join('?' * len(RECEIPT_TYPES))}) AND posted_date > ?",
-            [tenancy_id, *RECEIPT_TYPES, written_on.date()])["pence"].iloc[0]
+        received = ledger.query(*and_in(
+            "SELECT COALESCE(SUM(-amount_pence), 0) AS pence FROM transactions WHERE tenancy_id = ? "
+            "AND posted_date > ?",
+            [tenancy_id, written_on.date()], "type", RECEIPT_TYPES))["pence"].iloc[0]
         facts = load_facts(ledger, [tenancy_id], as_of, policy, recorded)
     judged = readiness(facts, as_of, policy).iloc[0]
     return ReleaseCheck(received_since_draft=float(received) / 100, readiness_state=str(judged["readiness_state"]),

@@ -19,6 +19,7 @@ import pandas as pd
 from casework.facts import load_facts
 from casework.policy import Policy, load_policy, readiness
 from casework.store import open_audit
+from features.db import and_in
 from features.feeds.contract import RECEIPT_TYPES
 from features.ledger import Ledger, open_ledger
 from features.store.offline import live_tenancies
@@ -89,9 +90,8 @@ def explain_listable(frame: pd.DataFrame, live: pd.DataFrame, risk: registry.Cha
 
 def payments_since(ledger: Ledger, since_seq: int, tenancy_ids: set[str]) -> pd.DataFrame:
     """Receipts delivered after delivery `since_seq` (what has come in since the previous run)."""
-    found = ledger.query(
-        "SELECT tenancy_id, transaction_id, posted_date, -amount_pence / 100.0 AS amount FROM transactions "
-        f"WHERE delivery_seq > ? AND type IN ({', '.join('?' * len(RECEIPT_TYPES))})", [since_seq, *RECEIPT_TYPES])
+    found = ledger.query(*and_in("SELECT tenancy_id, transaction_id, posted_date, -amount_pence / 100.0 AS amount "
+                                "FROM transactions WHERE delivery_seq > ?", [since_seq], "type", RECEIPT_TYPES))
     found["posted_date"] = pd.to_datetime(found["posted_date"])
     return found[found["tenancy_id"].isin(tenancy_ids)]
 
