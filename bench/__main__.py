@@ -70,8 +70,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = _parser().parse_args()
-    # Only the chosen suite's module is imported, here rather than at the top: each loads its libraries with it
-    # (Feast, MLflow, BentoML, LightGBM: seconds), which the other suites and `--help` do not need.
+    # Lazy on purpose: only the chosen suite's module is imported, here rather than at the top, as each loads its
+    # libraries with it (Feast, MLflow, BentoML, LightGBM: seconds), which the other suites and `--help` do not need.
     suite = importlib.import_module(SUITES[args.suite]).suite
     results = suite(args)
     if args.json:

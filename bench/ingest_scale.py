@@ -10,9 +10,9 @@ Measures, each in a freshly spawned process (its peak RSS its own), median of `-
 - `ingest_again`: the same delivery once more into the ledger that now holds it (every row a duplicate or
   quarantined again: the re-delivery path, joined against 15M stored rows).
 
-Each measuring process imports this module, so its top imports only what `pyarrow_read` (the floor) needs: the
-ingestion code and the simulator are imported in the functions that use them, and the floor's peak memory is
-pyarrow's alone.
+Lazy on purpose: each measuring process imports this module, so its top imports only what `pyarrow_read` (the
+floor) needs; the ingestion code and the simulator are imported in the functions that use them, and the floor's
+peak memory is pyarrow's alone.
 """
 
 from __future__ import annotations

@@ -89,9 +89,9 @@ def print_table(results: list[dict]) -> None:
 
 
 def run_measurement(kind: str, workdir: str, queue: mp.Queue) -> None:
-    """One measurement of the pipeline suite (`bench/pipeline.py`). Each kind imports only what it uses, here rather
-    than at the top (the one reason this module has imports inside a function): `read_csv` is the floor the others
-    are compared with, and its peak memory should not carry LightGBM or the serving code it never runs."""
+    """One measurement of the pipeline suite (`bench/pipeline.py`). Lazy on purpose: each kind imports only what it
+    uses, here rather than at the top, because `read_csv` is the floor the others are compared with and its peak
+    memory should not carry LightGBM or the serving code it never runs."""
     import pandas as pd
 
     work = Path(workdir)
