@@ -13,7 +13,7 @@
 
 Each measurement runs in a fresh process, so its peak memory is its own; times are medians over `--repeats`, and
 ratios compare with a baseline measured in the same run. Not a test: timings on a shared machine vary, so nothing
-here asserts a speed (`tests/bench` runs every suite at a tiny size, so none of them rots).
+here asserts a speed (`tests/e2e/test_bench_smoke.py` runs every suite at a tiny size, so none of them rots).
 """
 
 from __future__ import annotations
