@@ -144,10 +144,10 @@ async def case(request: Request, principal: Principal) -> Response:
 def _forms(principal: Principal) -> dict:
     """The casework forms the case page offers this principal, and their choices."""
     return {"action": may_use(principal, BASE + "/case/action"), "draft": may_use(principal, BASE + "/case/draft"),
-            "kinds": list(cases.ACTION_KINDS), "channels": cases.CHANNELS, "outcomes": cases.OUTCOMES,
+            "kinds": list(cases.ACTION_KINDS), "channels": cases.CONTACT_CHANNELS, "outcomes": cases.OUTCOMES,
             "reasons": sorted(set(cases.HOLD_REASONS) | set(cases.DISMISS_REASONS) | set(cases.REVIEW_REASONS)),
             "referrals": cases.REFERRALS,
-            "draft_channels": drafts.CHANNELS}
+            "draft_channels": drafts.DRAFT_CHANNELS}
 
 
 def _forecast(request: Request, patch: str | None):
