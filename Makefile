@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench lint help
+.PHONY: demo test test-fast bench bench-smoke lint help
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -33,6 +33,9 @@ test-fast: $(UV)  ## The unit tier only: seconds, no servers
 
 bench: $(UV)  ## Run the benchmarks under bench/ and print their tables
 	$(RUN) python -m bench
+
+bench-smoke: $(UV) /usr/bin/chromium  ## Every bench suite at a tiny size, the heavy ones too (about 30 minutes)
+	ARREARS_BENCH_SMOKE=all OMP_WAIT_POLICY=PASSIVE $(RUN) pytest tests/e2e/test_bench_smoke.py -n 0 $(PYTEST_ARGS)
 
 lint: $(UV)  ## Static checks (ruff, configured in pyproject.toml; part of make test)
 	$(RUN) ruff check .

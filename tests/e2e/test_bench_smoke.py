@@ -4,6 +4,11 @@
 code (simulator, ledger, Feast, MLflow, `bentoml serve`, chromium, wrk): nothing is mocked. Speed is not asserted
 (a shared machine's timings vary); this only keeps the benchmarks from rotting.
 
+The six heaviest (features, worklist, throughput, ceiling, monitoring, cash backtest: each trains real models or
+starts `bentoml serve`, 2.5 to 6.5 minutes apiece on 2 cores, 28 minutes in all) run with `ARREARS_BENCH_SMOKE=all`,
+as `make bench-smoke` runs them; `make test` runs the three that take seconds to a minute (pipeline, models,
+ingest), so the suite stays well under 15 minutes.
+
 Each run is a real process in a throwaway home with its temporary files under this module's folder; a server a
 suite starts must be gone when it exits (checked after every run, and stopped if not).
 """
@@ -25,6 +30,9 @@ from tests.support.homes import isolated_home
 ROOT = Path(__file__).resolve().parents[2]
 #: Below pytest's own timeout (pyproject.toml), so a stuck run is stopped here, with its output.
 TIMEOUT = 840
+#: The heavy smokes, only when asked for (`make bench-smoke`).
+heavy = pytest.mark.skipif(os.environ.get("ARREARS_BENCH_SMOKE") != "all",
+                           reason="a heavy bench smoke: run it with `make bench-smoke` (ARREARS_BENCH_SMOKE=all)")
 #: The worklist and throughput suites' portfolio: the smallest that trains both champion models.
 PORTFOLIO = ["--tenancies", "200", "--years", "2", "--explain", "20"]
 
@@ -107,6 +115,7 @@ def test_pipeline(root: Path) -> None:
     assert "x read_csv" in rows(out)["ingest"] and "x score" in rows(out)["score_shap"]
 
 
+@heavy
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_features(root: Path) -> None:
@@ -128,6 +137,7 @@ def test_ingest(root: Path) -> None:
     assert set(rows(out)) >= {"pyarrow_read", "ingest", "ingest_again"}
 
 
+@heavy
 def test_worklist(root: Path, portfolio: Path) -> None:
     out = run(root, "bench", "--suite", "worklist", *PORTFOLIO, "--repeats", "1", "--workdir", str(portfolio))
     found = rows(out)
@@ -137,6 +147,7 @@ def test_worklist(root: Path, portfolio: Path) -> None:
     assert "x empty_http" in found["score_cold_http"] and "x empty_http" in found["score_warm_http"]
 
 
+@heavy
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="the throughput suite's load generator: apt-get install -y wrk")
 def test_throughput(root: Path, portfolio: Path) -> None:
     out = run(root, "bench", "--suite", "throughput", *PORTFOLIO, "--repeats", "1", "--workdir", str(portfolio),
@@ -144,12 +155,14 @@ def test_throughput(root: Path, portfolio: Path) -> None:
     assert set(rows(out)) >= {"empty", "score_open", "score_nocache", "score_auth", "soak"}
 
 
+@heavy
 def test_ceiling(root: Path) -> None:
     out = run(root, "bench.ceiling", "--shape", "weekly", "--tenancies", "200", "--seed", "42")
     assert "share of the achievable lift" in out and "payment date: P50 MAE" in out
     assert {"model", "highest", "ceiling"} <= {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
+@heavy
 def test_monitoring(root: Path) -> None:
     out = run(root, "bench.monitoring", "--scenario", "shift", "--tenancies", "100", "--weeks", "2",
               "--change-week", "1")
@@ -158,6 +171,7 @@ def test_monitoring(root: Path) -> None:
     assert "first drift alert from the change" in out
 
 
+@heavy
 def test_cash_backtest(root: Path) -> None:
     out = run(root, "bench.cash_backtest", "--tenancies", "100", "--origins", "1", "--weeks", "2")
     for table in ("portfolio", "patches (pooled)", "by kind of week", "common factor"):
