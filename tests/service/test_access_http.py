@@ -199,7 +199,8 @@ def test_a_token_revoked_while_the_service_runs_stops_working_within_the_cache_t
 
 def test_the_bento_holds_the_service_and_its_packages_and_is_ready_only_with_its_stores(secured) -> None:
     bento = secured["bento"]
-    assert (bento / "src" / "serving" / "api" / "service.py").exists() and (bento / "src" / "training" / "params").exists()
+    assert (bento / "src" / "serving" / "api" / "service.py").exists()
+    assert (bento / "src" / "training" / "params").exists()
     assert (bento / "src" / "casework" / "templates" / "outreach" / "first_reminder.en.letter.j2").exists()
     assert not (bento / "src" / "tests").exists() and not (bento / "src" / "mlflow" / "__init__.py").exists()
     wanted = (bento / "env" / "python" / "requirements.txt").read_text()
