@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from serving.access.declared import declared
+from serving.access.declared import declaration, declared
 from serving.settings import ServingSettings, get_settings
 
 
@@ -26,7 +26,7 @@ class OpenApiTruth:
         path = scope.get("path") if scope["type"] == "http" else None
         if path == "/docs.json":
             send = _rewriting(send, lambda status: status == 200, self._document)
-        elif path in declared("endpoint"):
+        elif (found := declaration(path)) is not None and found.kind == "endpoint":  # one lookup a request
             send = _rewriting(send, lambda status: status >= 400, _error_body)
         await self.app(scope, receive, send)
 
