@@ -33,8 +33,7 @@ TABLES: dict[str, dict[str, str]] = {
                      "happened_on": "TEXT", "actor": "TEXT", "channel": "TEXT", "outcome": "TEXT",
                      "amount_pence": "BIGINT", "due_on": "TEXT", "instalments": "BIGINT", "until_on": "TEXT",
                      "every_days": "BIGINT", "reason": "TEXT", "referral": "TEXT", "note": "TEXT",
-                     "settled_on": "TEXT",
-                     "settled_as": "TEXT"},
+                     "settled_on": "TEXT", "settled_as": "TEXT", "draft_id": "TEXT"},
 }
 PRIMARY_KEYS = {"case_owners": ("tenancy_id",), "case_actions": ("action_id",)}
 INDEXES = ("CREATE INDEX IF NOT EXISTS case_actions_tenancy ON case_actions (tenancy_id, happened_on)",
@@ -45,39 +44,56 @@ HOLD_REASONS = ("awaiting_benefit", "hospital", "bereavement", "awaiting_advice"
 DISMISS_REASONS = ("paid_elsewhere", "balance_wrong", "not_our_tenant", "duplicate", "other")
 REFERRALS = ("money_advice", "benefits_advice", "tenancy_sustainment", "safeguarding")
 REVIEW_REASONS = ("approach_agreed", "support_in_place", "advocate_involved")
+DISPUTE_REASONS = ("rent_charge", "payment_missing", "service_charge", "repairs", "benefit_deduction", "other")
+RESOLUTIONS = ("balance_corrected", "charge_confirmed", "withdrawn", "other")
 #: How long a supervisor's clearance of a vulnerable tenant's case for contact lasts before it is reviewed again.
 REVIEW_DAYS = 90
-#: Actions only a supervisor (or an admin) may record.
-SUPERVISOR_ACTIONS = ("review_cleared",)
-#: Each action kind and the fields it needs.
+#: Actions only a supervisor (or an admin) may record: clearing a vulnerable tenant's case for contact, and serving a
+#: notice of seeking possession (the protocol offers it for a supervisor to decide).
+SUPERVISOR_ACTIONS = ("review_cleared", "notice_served")
+#: Each action kind and the fields it needs. The protocol's own steps (a dispute opened or resolved, a rent statement
+#: or a warning sent, a notice served, an income and expenditure assessment, help with a benefit claim) are recorded
+#: by officers as they happen, not only read from the housing system's events feed.
 ACTION_KINDS: dict[str, tuple[str, ...]] = {
     "contact_attempted": ("channel",), "contact_made": ("channel", "outcome"),
     "promise_to_pay": ("amount", "due_on"), "arrangement_agreed": ("amount", "instalments"),
     "hold": ("until_on", "reason"), "referral": ("referral",), "note": ("note",), "dismiss": ("reason",),
-    "review_cleared": ("reason",),
+    "review_cleared": ("reason",), "dispute_opened": ("reason",), "dispute_resolved": ("reason",),
+    "rent_statement_sent": ("channel",), "notice_served": (), "warning_sent": ("channel",),
+    "income_expenditure": ("amount",), "benefit_claim_help": (),
 }
-#: The events feed's type each action is judged as (casework.facts), where it is one.
+#: The events feed's type each action is judged as (casework.facts), where it is one. An officer's notice is its own
+#: type: the feed counts legal steps, and the housing system delivering the same notice later must not count twice.
 AS_EVENT = {"contact_attempted": "contact_attempted", "contact_made": "contact_made",
-            "promise_to_pay": "arrangement_agreed", "arrangement_agreed": "arrangement_agreed"}
+            "promise_to_pay": "arrangement_agreed", "arrangement_agreed": "arrangement_agreed",
+            "dispute_opened": "dispute_opened", "dispute_resolved": "dispute_resolved",
+            "rent_statement_sent": "rent_statement_sent", "notice_served": "notice_served",
+            "warning_sent": "proceedings_warning_sent", "benefit_claim_help": "benefit_claim_made"}
+#: Each action's reason codes, where it has them.
+REASONS = {"hold": HOLD_REASONS, "dismiss": DISMISS_REASONS, "review_cleared": REVIEW_REASONS,
+           "dispute_opened": DISPUTE_REASONS, "dispute_resolved": RESOLUTIONS}
+#: How long an income and expenditure assessment's affordable amount stands before it is taken again.
+ASSESSMENT_DAYS = 180
 DISMISS_DAYS = 28
 
 
 class OfficerAction(BaseModel):
     """One thing an officer did or decided about a case."""
 
-    kind: Literal["contact_attempted", "contact_made", "promise_to_pay", "arrangement_agreed", "hold", "referral",
-                  "note", "dismiss", "review_cleared"]
+    kind: Literal[tuple(ACTION_KINDS)]  # type: ignore[valid-type]
     happened_on: date | None = Field(default=None, description="The day it happened (default: today)")
     channel: Literal[CONTACT_CHANNELS] | None = None  # type: ignore[valid-type]
     outcome: Literal[OUTCOMES] | None = None  # type: ignore[valid-type]
     amount: float | None = Field(default=None, gt=0, le=100_000, description="Pounds promised, or each instalment "
-                                 "(everything the tenant agreed to pay in it, rent included)")
+                                 "(everything the tenant agreed to pay in it, rent included), or what an income and "
+                                 "expenditure assessment found the tenant can afford a week")
     due_on: date | None = Field(default=None, description="A promise's date")
     instalments: int | None = Field(default=None, ge=1, le=520, description="An arrangement's number of payments")
     every_days: int | None = Field(default=None, ge=1, le=31, description="Days between an arrangement's payments "
                                    "(default 7); the first is due on due_on, or every_days after it was agreed")
     until_on: date | None = Field(default=None, description="A hold's last day")
-    reason: str | None = Field(default=None, description="A hold's or a dismissal's reason (a code)")
+    reason: str | None = Field(default=None, description="A hold's, a dismissal's, a dispute's or its resolution's "
+                               "reason (a code)")
     referral: Literal[REFERRALS] | None = None  # type: ignore[valid-type]
     note: str | None = Field(default=None, max_length=4000, description="Free text: kept in the case store only")
 
@@ -86,7 +102,7 @@ class OfficerAction(BaseModel):
         missing = [name for name in ACTION_KINDS[self.kind] if getattr(self, name) is None]
         if missing:
             raise ValueError(f"a {self.kind} needs {', '.join(missing)}")
-        allowed = {"hold": HOLD_REASONS, "dismiss": DISMISS_REASONS, "review_cleared": REVIEW_REASONS}.get(self.kind)
+        allowed = REASONS.get(self.kind)
         if allowed and self.reason not in allowed:
             raise ValueError(f"a {self.kind}'s reason is one of {', '.join(allowed)}")
         return self
@@ -154,17 +170,19 @@ def reassign(db: Database, log: AuditLog, tenancy_id: str, to: str, actor: str, 
     return {"tenancy_id": tenancy_id, "owner": to, "before": before}
 
 
-def record_action(db: Database, log: AuditLog, tenancy_id: str, action: OfficerAction, actor: str,
-                  role: str) -> dict:
-    """Keep an officer's action and put it in the audit trail (its note as a digest)."""
-    row = {"action_id": uuid.uuid4().hex[:16], "tenancy_id": tenancy_id, "kind": action.kind,
-           "recorded_at": _now(), "happened_on": str(action.happened_on or date.today()), "actor": actor,
-           "channel": action.channel, "outcome": action.outcome,
-           "amount_pence": None if action.amount is None else round(action.amount * 100),
-           "due_on": _text(action.due_on), "instalments": action.instalments, "every_days": action.every_days,
-           "until_on": _text(action.until_on),
-           "reason": action.reason, "referral": action.referral, "note": action.note, "settled_on": None,
-           "settled_as": None}
+class Unaffordable(ValueError):
+    """An arrangement asks more a week than the tenant's latest income and expenditure assessment found affordable."""
+
+
+def record_action(db: Database, log: AuditLog, tenancy_id: str, action: OfficerAction, actor: str, role: str,
+                  day: date | None = None) -> dict:
+    """Keep an officer's action and put it in the audit trail (its note as a digest). Undated, it happened on `day`
+    (the service's day; default today). An arrangement above the affordable amount of the latest income and
+    expenditure assessment is refused (protocol 2.2: affordable sums)."""
+    happened = action.happened_on or day or date.today()
+    if action.kind == "arrangement_agreed":
+        _check_affordable(db, tenancy_id, action, happened)
+    row = _action_row(tenancy_id, action.model_dump() | {"happened_on": happened}, actor)
     db.append("case_actions", pd.DataFrame([row]), list(TABLES["case_actions"]))
     detail = {k: v for k, v in row.items() if v is not None and k not in ("tenancy_id", "actor", "note",
                                                                             "recorded_at", "settled_on",
@@ -173,6 +191,45 @@ def record_action(db: Database, log: AuditLog, tenancy_id: str, action: OfficerA
         detail["note_sha256"] = hashlib.sha256(action.note.encode()).hexdigest()
     log.append(actor, role, "action_recorded", tenancy_id, detail)
     return row
+
+
+def _action_row(tenancy_id: str, given: dict, actor: str) -> dict:
+    amount = given.get("amount")
+    row = {"action_id": uuid.uuid4().hex[:16], "tenancy_id": tenancy_id, "recorded_at": _now(), "actor": actor,
+           "amount_pence": None if amount is None else round(amount * 100), "settled_on": None, "settled_as": None}
+    for name in ("kind", "happened_on", "channel", "outcome", "due_on", "instalments", "every_days", "until_on",
+                 "reason", "referral", "note", "draft_id"):
+        row[name] = given.get(name)
+    for name in ("happened_on", "due_on", "until_on"):
+        row[name] = _text(row[name])
+    return row
+
+
+def affordable(recorded: pd.DataFrame, as_of: date) -> float | None:
+    """Pounds a week the latest income and expenditure assessment (within `ASSESSMENT_DAYS` of `as_of`) found the
+    tenant can afford, or None without one."""
+    taken = recorded[recorded["kind"] == "income_expenditure"]
+    on = pd.to_datetime(taken["happened_on"])
+    taken = taken[(on <= pd.Timestamp(as_of)) & (on > pd.Timestamp(as_of) - pd.Timedelta(days=ASSESSMENT_DAYS))]
+    return None if taken.empty else int(taken.sort_values("happened_on")["amount_pence"].iloc[-1]) / 100
+
+
+def _check_affordable(db: Database, tenancy_id: str, action: OfficerAction, day: date) -> None:
+    weekly_cap = affordable(actions(db, [tenancy_id]), day)
+    weekly = (action.amount or 0) * 7 / (action.every_days or 7)
+    if weekly_cap is not None and weekly > weekly_cap + 0.005:
+        raise Unaffordable(f"The arrangement asks £{weekly:,.2f} a week; the income and expenditure assessment "
+                           f"found £{weekly_cap:,.2f} a week affordable: agree a lower amount, or take the "
+                           "assessment again if the tenant's circumstances have changed")
+
+
+def release_contacts(draft: dict, day: date, actor: str, carries: tuple[str, ...]) -> pd.DataFrame:
+    """The case actions a released draft is: a contact attempt by its channel, and each protocol step it `carries`
+    (a statement of arrears: `rent_statement_sent`; a warning of proceedings: `warning_sent`), dated `day`."""
+    kinds = ("contact_attempted", *carries)
+    return pd.DataFrame([_action_row(str(draft["tenancy_id"]), {
+        "kind": kind, "happened_on": day, "channel": draft["channel"], "draft_id": draft["draft_id"],
+        "reason": "draft_released"}, actor) for kind in kinds], columns=list(TABLES["case_actions"]))
 
 
 def _text(value) -> str | None:

@@ -19,26 +19,31 @@ import json
 import re
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from casework.audit import AuditLog
+from casework.cases import release_contacts
 from features.db import Database, and_in
 from features.feeds.contract import weekly_rent
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "outreach"
-STAGES = ("first_reminder", "missed_promise", "broken_arrangement", "pre_action")
+CONTENT = TEMPLATES / "content.yaml"
+STAGES = ("first_reminder", "missed_promise", "broken_arrangement", "pre_action", "warning")
 DRAFT_CHANNELS = ("letter", "sms", "email")
 #: Protocol steps whose next contact is a pre-action letter with a statement of arrears.
-PRE_ACTION_STEPS = ("statement", "warning", "notice", "notice_running", "claim", "court")
+PRE_ACTION_STEPS = ("statement", "notice", "notice_running", "claim", "court")
+#: The language a draft falls back to when the tenant's has no templates (marked for translation, never silently).
+FALLBACK_LANGUAGE = "en"
 TABLES = {
     "drafts": {"draft_id": "TEXT", "tenancy_id": "TEXT", "version": "BIGINT", "parent_id": "TEXT", "stage": "TEXT",
                "language": "TEXT", "channel": "TEXT", "template": "TEXT", "template_version": "TEXT", "text": "TEXT",
                "facts": "TEXT", "status": "TEXT", "created_by": "TEXT", "created_at": "TEXT", "decided_by": "TEXT",
-               "decided_at": "TEXT", "reason": "TEXT"},
+               "decided_at": "TEXT", "reason": "TEXT", "needs_translation": "TEXT"},
     "outbox": {"draft_id": "TEXT", "tenancy_id": "TEXT", "channel": "TEXT", "language": "TEXT", "text": "TEXT",
                "released_at": "TEXT", "released_by": "TEXT"},
 }
@@ -84,6 +89,7 @@ class ReleaseCheck:
     state_reasons: tuple[str, ...]
     contacts_recent: int
     contact_limit: int
+    limit_days: int = 7
 
 
 def ensure_schema(db: Database) -> None:
@@ -108,15 +114,74 @@ def _environment():
 
 
 def stage_for(facts: DraftFacts) -> str:
-    """Which letter a ready case needs: a missed promise's, a broken arrangement's, a pre-action letter with a
-    statement at the protocol's later steps, else a first reminder."""
+    """Which letter a ready case needs: a missed promise's, a broken arrangement's, a warning of proceedings once a
+    notice's period has run (protocol 2.9), a pre-action letter with a statement at the protocol's later steps, else
+    a first reminder."""
     if facts.promise is not None and "arrangement_broken" in facts.reasons:
         return "missed_promise"
     if {"arrangement_broken", "arrangement_not_kept"} & set(facts.reasons):
         return "broken_arrangement"
+    if facts.protocol_step == "warning":
+        return "warning"
     if facts.protocol_step in PRE_ACTION_STEPS:
         return "pre_action"
     return "first_reminder"
+
+
+@cache
+def content_rules() -> dict:
+    """What each stage's letter must and must not say (`content.yaml` beside the templates)."""
+    return yaml.safe_load(CONTENT.read_text())
+
+
+def _pattern(name: str, language: str) -> re.Pattern:
+    rule = content_rules()["patterns"][name]
+    return re.compile(rule.get("any") or rule.get(language) or rule[FALLBACK_LANGUAGE], re.IGNORECASE)
+
+
+def possession_allowed(protocol_step: str | None) -> bool:
+    """Whether a letter may mention possession: only once a notice may be served (or has been)."""
+    return protocol_step in content_rules()["possession_from_steps"]
+
+
+def check_content(stage: str, language: str, protocol_step: str | None, text: str) -> list[str]:
+    """What is wrong with a draft's text for its stage: each required item missing, each forbidden one found
+    (possession wording before a notice may be served, a placeholder, a zero or negative amount owed). Empty: it
+    may go for approval."""
+    rules, says = content_rules()["stages"][stage], content_rules()["patterns"]
+    problems = [f"missing: {says[name]['says']}" for name in rules["requires"]
+                if not _pattern(name, language).search(text)]
+    forbidden = list(content_rules()["forbidden"])
+    if "possession" not in rules["requires"] and not possession_allowed(protocol_step):
+        forbidden.append("possession")
+    for name in forbidden:
+        found = _pattern(name, language).search(text)
+        if found:
+            problems.append(f"not allowed: {says[name]['says']} ({found.group(0)!r})"
+                            + (" before a notice may be served" if name == "possession" else ""))
+    return problems
+
+
+def refusal(facts: DraftFacts, stage: str, channel: str) -> str | None:
+    """Why no draft may be written for the case (None: one may): not ready, nothing owed or in credit, no arrears
+    step, arrears under the stage's threshold, or a channel the stage cannot use."""
+    if facts.readiness_state != "ready":
+        why = f" ({', '.join(facts.reasons)})" if facts.reasons else ""
+        return (f"The case is {facts.readiness_state.replace('_', ' ')}{why}, not ready: drafts are written only for "
+                "ready cases")
+    if facts.balance <= 0:
+        owed = "owes nothing" if facts.balance == 0 else f"is £{-facts.balance:,.2f} in credit"
+        return f"The account {owed} on {facts.as_of}: there are no arrears to write about"
+    if facts.protocol_step in (None, "none"):
+        return ("The case is at protocol step none (under a week's arrears): no arrears letter until the arrears "
+                "reach the protocol's threshold")
+    rules = content_rules()["stages"][stage]
+    if facts.arrears_weeks < rules["min_arrears_weeks"]:
+        return (f"The arrears are {facts.arrears_weeks:.1f} weeks' rent, under the {rules['min_arrears_weeks']:g} a "
+                f"{stage.replace('_', ' ')} letter needs")
+    if channel not in rules["channels"]:
+        return f"A {stage.replace('_', ' ')} goes by {' or '.join(rules['channels'])}, not {channel}"
+    return None
 
 
 def template_for(stage: str, language: str, channel: str, vulnerable: bool) -> Path:
@@ -136,48 +201,79 @@ def template_version(path: Path) -> str:
     return f"{found.group(1) if found else 'unversioned'}+{_digest(text)[:8]}"
 
 
+#: Month names where strftime's (English) will not do.
+MONTHS = {"cy": ("Ionawr", "Chwefror", "Mawrth", "Ebrill", "Mai", "Mehefin", "Gorffennaf", "Awst", "Medi", "Hydref",
+                 "Tachwedd", "Rhagfyr")}
+
+
+def day_text(day, language: str) -> str:
+    """A date as a letter in `language` writes it: 31 October 2026, 31 Hydref 2026."""
+    day = pd.Timestamp(day)
+    month = MONTHS[language][day.month - 1] if language in MONTHS else day.strftime("%B")
+    return f"{day.day} {month} {day.year}"
+
+
 def render(path: Path, facts: DraftFacts) -> str:
-    """The template filled with the facts (money to the penny, days in words)."""
+    """The template filled with the facts (money to the penny, days in words in the template's language)."""
+    language = path.name.split(".")[1]
     values = asdict(facts)
     values |= {"balance": f"{facts.balance:,.2f}", "arrears_weeks": f"{facts.arrears_weeks:.1f}",
-               "as_of_text": pd.Timestamp(facts.as_of).strftime("%-d %B %Y")}
+               "as_of_text": day_text(facts.as_of, language),
+               "possession_allowed": possession_allowed(facts.protocol_step)}
     if facts.promise:
         values |= {"promised": f"{facts.promise['amount']:,.2f}",
-                   "promise_made_text": pd.Timestamp(facts.promise["made"]).strftime("%-d %B %Y"),
-                   "promise_due_text": pd.Timestamp(facts.promise["due"]).strftime("%-d %B %Y")}
+                   "promise_made_text": day_text(facts.promise["made"], language),
+                   "promise_due_text": day_text(facts.promise["due"], language)}
     return _environment().from_string(path.read_text()).render(**values).strip() + "\n"
+
+
+def has_language(language: str) -> bool:
+    """Whether any template is written in `language`."""
+    return any(TEMPLATES.glob(f"*.{language}.*.j2"))
 
 
 def generate(db: Database, log: AuditLog, facts: DraftFacts, channel: str, language: str, actor: str,
              role: str) -> dict:
-    """Write a draft for a ready case and put it in the approval queue. Refused for a case not ready, or with a
-    draft already waiting."""
-    if facts.readiness_state != "ready":
-        raise DraftRefused(f"The case is {facts.readiness_state.replace('_', ' ')}, not ready: drafts are written "
-                           "only for ready cases")
-    if channel not in DRAFT_CHANNELS:
-        raise DraftRefused(f"Unknown channel {channel!r}: one of {', '.join(DRAFT_CHANNELS)}")
+    """Write a draft for a ready case with arrears and put it in the approval queue. Refused (`refusal`) for a case
+    not ready, owing nothing, at no arrears step, under the stage's threshold, or with a draft already waiting. A
+    language without templates gets an English draft marked `needs_translation` (the language asked for). The text
+    is checked against its stage's content rules (`check_content`) before anyone sees it."""
     stage = stage_for(facts)
+    refused = refusal(facts, stage, channel) if channel in DRAFT_CHANNELS else (
+        f"Unknown channel {channel!r}: one of {', '.join(DRAFT_CHANNELS)}")
+    if refused:
+        raise DraftRefused(refused)
+    wanted, language = language, language if has_language(language) else FALLBACK_LANGUAGE
     path = template_for(stage, language, channel, facts.vulnerable)
     text = render(path, facts)
-    with db.transaction():
-        waiting = db.query("SELECT draft_id FROM drafts WHERE tenancy_id = ? AND status IN ('pending', 'approved')",
-                           [facts.tenancy_id])
-        if len(waiting):
-            raise DraftRefused(f"The case already has draft {waiting['draft_id'].iloc[0]} waiting: approve, reject or "
-                               "release it first")
-        row = {"draft_id": uuid.uuid4().hex[:16], "tenancy_id": facts.tenancy_id, "version": 1, "parent_id": None,
-               "stage": stage, "language": language, "channel": channel, "template": path.name,
-               "template_version": template_version(path), "text": text,
-               "facts": json.dumps(asdict(facts), default=str), "status": "pending", "created_by": actor,
-               "created_at": _now(), "decided_by": None, "decided_at": None, "reason": None}
-        db.append("drafts", pd.DataFrame([row]), list(TABLES["drafts"]))
+    problems = check_content(stage, language, facts.protocol_step, text)
+    if problems:
+        raise DraftRefused(f"Template {path.name} does not meet its stage's content rules for this case: "
+                           f"{'; '.join(problems)} (fix the template)")
+    row = {"draft_id": uuid.uuid4().hex[:16], "tenancy_id": facts.tenancy_id, "version": 1, "parent_id": None,
+           "stage": stage, "language": language, "channel": channel, "template": path.name,
+           "template_version": template_version(path), "text": text,
+           "facts": json.dumps(asdict(facts), default=str), "status": "pending", "created_by": actor,
+           "created_at": _now(), "decided_by": None, "decided_at": None, "reason": None,
+           "needs_translation": None if wanted == language else wanted}
+    _write_new(db, row)
     log.append(actor, role, "draft_generated", facts.tenancy_id, {
         "draft_id": row["draft_id"], "stage": stage, "language": language, "channel": channel,
         "template": path.name, "template_version": row["template_version"], "as_of": facts.as_of,
         "balance": facts.balance, "policy_version": facts.policy_version, "run_id": facts.run_id,
-        "text_sha256": _digest(text)})
+        "text_sha256": _digest(text)} | ({"needs_translation": wanted} if wanted != language else {}))
     return row
+
+
+def _write_new(db: Database, row: dict) -> None:
+    """Keep a new draft, unless the case has one waiting."""
+    with db.transaction():
+        waiting = db.query("SELECT draft_id FROM drafts WHERE tenancy_id = ? AND status IN ('pending', 'approved')",
+                           [row["tenancy_id"]])
+        if len(waiting):
+            raise DraftRefused(f"The case already has draft {waiting['draft_id'].iloc[0]} waiting: approve, reject or "
+                               "release it first")
+        db.append("drafts", pd.DataFrame([row]), list(TABLES["drafts"]))
 
 
 def draft(db: Database, draft_id: str) -> dict:
@@ -211,6 +307,7 @@ def approve(db: Database, log: AuditLog, draft_id: str, actor: str, role: str, t
         original = _decide(db, draft_id, "pending", actor)
         approved = dict(original)
         if text is not None and text.strip() and text.strip() != original["text"].strip():
+            _check_edit(original, text)
             db.execute("UPDATE drafts SET status = 'edited', decided_by = ?, decided_at = ? WHERE draft_id = ?",
                        [actor, _now(), draft_id])
             approved |= {"draft_id": uuid.uuid4().hex[:16], "version": int(original["version"]) + 1,
@@ -229,6 +326,16 @@ def approve(db: Database, log: AuditLog, draft_id: str, actor: str, role: str, t
         "draft_id": approved["draft_id"], "version": int(approved["version"]),
         "text_sha256": _digest(approved["text"])})
     return approved
+
+
+def _check_edit(original: dict, text: str) -> None:
+    """An edit keeps what its stage requires and adds nothing it forbids, judged at the protocol step the draft was
+    written at; else approval is refused, naming each problem."""
+    step = json.loads(original["facts"]).get("protocol_step")
+    problems = check_content(str(original["stage"]), str(original["language"]), step, text)
+    if problems:
+        raise DraftRefused(f"The edited {str(original['stage']).replace('_', ' ')} cannot be approved: "
+                           f"{'; '.join(problems)}. Put it right and approve again, or approve the draft as written")
 
 
 def reject(db: Database, log: AuditLog, draft_id: str, actor: str, role: str, reason: str) -> dict:
@@ -250,13 +357,22 @@ def suppression(check: ReleaseCheck) -> str | None:
         return (f"state_changed: the case is now {check.readiness_state.replace('_', ' ')}"
                 + (f" ({', '.join(check.state_reasons)})" if check.state_reasons else ""))
     if check.contacts_recent >= check.contact_limit:
-        return f"contact_limit: {check.contacts_recent} contact attempts already in the limit's window"
+        return (f"contact_limit: {check.contacts_recent} contacts already in the last {check.limit_days} days (letters "
+                "released, officers' contacts and the housing system's): no more until the oldest is older")
     return None
 
 
-def release(db: Database, log: AuditLog, draft_id: str, actor: str, role: str, check: ReleaseCheck) -> dict:
+def records_of(draft: dict) -> tuple[str, ...]:
+    """The protocol steps a released draft is, beyond a contact: a statement of arrears sent, a warning sent."""
+    return tuple(content_rules()["stages"].get(str(draft["stage"]), {}).get("records", ()))
+
+
+def release(db: Database, log: AuditLog, draft_id: str, actor: str, role: str, check: ReleaseCheck,
+            day: date | None = None) -> dict:
     """Release an approved draft to the outbox, unless the case has changed since (then it is suppressed, with
-    the reason). Either way the decision is final and in the audit trail."""
+    the reason). A release is a contact on `day` (default today) by the draft's channel, and each protocol step the
+    draft carries (`records_of`), kept as case actions in the same transaction as the outbox row, so the contact
+    limit at the next release and the next run count it. Either way the decision is final and in the audit trail."""
     reason = suppression(check)
     with db.transaction():
         found = draft(db, draft_id)
@@ -268,12 +384,16 @@ def release(db: Database, log: AuditLog, draft_id: str, actor: str, role: str, c
             out = {"draft_id": draft_id, "tenancy_id": found["tenancy_id"], "channel": found["channel"],
                    "language": found["language"], "text": found["text"], "released_at": _now(), "released_by": actor}
             db.append("outbox", pd.DataFrame([out]), list(TABLES["outbox"]))
+            contacts = release_contacts(found, day or date.today(), actor, records_of(found))
+            db.append("case_actions", contacts, list(contacts.columns))
     detail = {"draft_id": draft_id, "channel": found["channel"]}
     if reason:
         log.append(actor, role, "draft_suppressed", found["tenancy_id"], detail | {"reason": reason.split(":")[0],
                                                                                     "why": reason})
     else:
-        log.append(actor, role, "draft_released", found["tenancy_id"], detail | {"text_sha256": _digest(found["text"])})
+        log.append(actor, role, "draft_released", found["tenancy_id"], detail | {
+            "text_sha256": _digest(found["text"]), "day": str(day or date.today()),
+            "recorded": ["contact_attempted", *records_of(found)]})
     return found | {"status": status, "reason": reason}
 
 

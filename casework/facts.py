@@ -30,7 +30,11 @@ DATED = {"dispute_opened": "last_dispute_opened", "dispute_resolved": "last_disp
          "proceedings_warning_sent": "last_warning", "breathing_space_ended": "breathing_space_ended",
          "crisis_treatment_ended": "crisis_treatment_ended"}
 CONTACTS = ("contact_made", "contact_attempted")
+#: A notice of seeking possession an officer recorded as served (`casework.cases.AS_EVENT`).
+OFFICER_NOTICE = "notice_served"
 ODD_ALLOCATIONS = ("unallocated", "deposit")
+#: Up to this many tenancies, their facts are read with their ids in the query (a case page, a release).
+FEW = 200
 
 FACT_COLUMNS: tuple[str, ...] = (
     "tenancy_id", "vulnerable", "rent_period_pence", "weekly_rent_pence", "balance_pence", "arrears_weeks",
@@ -74,8 +78,24 @@ def _event_facts(events: pd.DataFrame, as_of: pd.Timestamp, policy: Policy) -> p
                .reindex(columns=list(COUNTED), fill_value=0).rename(columns=COUNTED))
     dated = (events[events["type"].isin(DATED)].groupby(["tenancy_id", "type"])["event_date"].max().unstack()
              .reindex(columns=list(DATED)).rename(columns=DATED))
-    return counted.join(dated, how="outer").join(_breathing_space(events), how="outer").join(
+    facts = counted.join(dated, how="outer").join(_breathing_space(events), how="outer").join(
         _contact_limit(events, as_of, policy), how="outer")
+    return _officers_notices(facts, events)
+
+
+def _officers_notices(facts: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """A notice an officer recorded as served (`OFFICER_NOTICE`): at least the notice stage, its period running from
+    the latest notice. Not one more legal step: the housing system's feed delivering the same notice later must not
+    move the case on to proceedings."""
+    served = events[events["type"] == OFFICER_NOTICE].groupby("tenancy_id")["event_date"].max()
+    if served.empty:
+        return facts
+    facts = facts.reindex(facts.index.union(served.index))
+    stage = facts["legal_stage"].fillna(0)
+    facts["legal_stage"] = stage.where(~facts.index.isin(served.index), stage.clip(lower=1))
+    step = pd.to_datetime(facts["last_legal_step"])
+    facts["last_legal_step"] = pd.concat([step, served.reindex(facts.index)], axis=1).max(axis=1)
+    return facts
 
 
 def circumstance_facts(register: pd.DataFrame, balances: pd.DataFrame, receipts: pd.DataFrame,
@@ -118,10 +138,12 @@ def load_facts(ledger: Ledger, tenancy_ids: Sequence[str], as_of: pd.Timestamp, 
     as_of = pd.Timestamp(as_of).normalize()
     register = ledger.read_for_tenancies("tenancy_register", tenancy_ids)
     since = as_of - pd.Timedelta(days=policy.lookback_days)
-    receipts = ledger.query(*and_in(
+    few = list(tenancy_ids) if len(tenancy_ids) <= FEW else None  # one case's facts read one case's rows
+    receipts = ledger.query(*and_in(*and_in(
         "SELECT tenancy_id, posted_date, amount_pence, allocation FROM transactions WHERE posted_date > ? "
-        "AND posted_date <= ?", [since.date(), as_of.date()], "type", RECEIPT_TYPES))
-    events = ledger.query("SELECT tenancy_id, event_date, type FROM events WHERE event_date <= ?", [as_of.date()])
+        "AND posted_date <= ?", [since.date(), as_of.date()], "type", RECEIPT_TYPES), "tenancy_id", few))
+    events = ledger.query(*and_in("SELECT tenancy_id, event_date, type FROM events WHERE event_date <= ?",
+                                  [as_of.date()], "tenancy_id", few))
     for frame, column in ((receipts, "posted_date"), (events, "event_date")):
         frame[column] = pd.to_datetime(frame[column])
     wanted = set(tenancy_ids)
@@ -129,19 +151,20 @@ def load_facts(ledger: Ledger, tenancy_ids: Sequence[str], as_of: pd.Timestamp, 
     if actions is not None and len(actions):
         events = pd.concat([events, as_events(actions)], ignore_index=True)
         held, cleared = holds(actions, as_of), reviews(actions, as_of)
-    return circumstance_facts(register, _balances(ledger, as_of), receipts[receipts["tenancy_id"].isin(wanted)],
+    return circumstance_facts(register, _balances(ledger, as_of, few), receipts[receipts["tenancy_id"].isin(wanted)],
                               events[events["tenancy_id"].isin(wanted)], as_of, policy, held, cleared)
 
 
-def _balances(ledger: Ledger, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Each tenancy's balance on `as_of`, and how far the housing system's reported balance is from the ledger's
-    balance on the date it was reported (NaN where none was reported)."""
-    balances = ledger.query("SELECT tenancy_id, CAST(SUM(amount_pence) AS BIGINT) AS balance_pence FROM transactions "
-                            "WHERE posted_date <= ? GROUP BY tenancy_id", [as_of.date()])
-    gaps = ledger.query(
+def _balances(ledger: Ledger, as_of: pd.Timestamp, few: list[str] | None = None) -> pd.DataFrame:
+    """Each tenancy's (of `few`, or all) balance on `as_of`, and how far the housing system's reported balance is
+    from the ledger's balance on the date it was reported (NaN where none was reported)."""
+    sql, params = and_in("SELECT tenancy_id, CAST(SUM(amount_pence) AS BIGINT) AS balance_pence FROM transactions "
+                         "WHERE posted_date <= ?", [as_of.date()], "tenancy_id", few)
+    balances = ledger.query(sql + " GROUP BY tenancy_id", params)
+    sql, params = and_in(
         "SELECT r.tenancy_id, r.reported_balance_pence - COALESCE(SUM(t.amount_pence), 0) AS reported_gap_pence "
         "FROM tenancy_register r LEFT JOIN transactions t ON t.tenancy_id = r.tenancy_id "
         "AND t.posted_date <= r.reported_balance_date WHERE r.reported_balance_pence IS NOT NULL "
-        "AND r.reported_balance_date IS NOT NULL "
-        "GROUP BY r.tenancy_id, r.reported_balance_pence")
+        "AND r.reported_balance_date IS NOT NULL", [], "r.tenancy_id", few)
+    gaps = ledger.query(sql + " GROUP BY r.tenancy_id, r.reported_balance_pence", params)
     return balances.merge(gaps, on="tenancy_id", how="left")

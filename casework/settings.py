@@ -4,6 +4,7 @@ default, the `casework` schema of the ledger's Postgres database in the producti
 
 from __future__ import annotations
 
+from datetime import date
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field
@@ -46,6 +47,12 @@ def schema_of(url: str) -> str | None:
             if part.startswith("-csearch_path="):
                 return part.removeprefix("-csearch_path=").split(",")[0].strip() or None
     return None
+
+
+def service_day(settings: FeatureSettings) -> date:
+    """The day casework acts on: an officer's action recorded without a date, a release (a contact), "due today".
+    `ARREARS_TODAY` when set (a replay, or a demo whose simulated history ends before today), else today."""
+    return settings.today or date.today()
 
 
 def get_settings() -> CaseworkSettings:
