@@ -92,6 +92,15 @@ class ReleaseCheck:
     limit_days: int = 7
 
 
+def check_of(judged: pd.Series, facts: pd.Series, received_since_draft: float, contact_limit: dict) -> ReleaseCheck:
+    """The release check of a case from its readiness row and facts row judged now (with every contact: the feed's,
+    the officers', the releases before), what was received since the draft, and the policy's contact limit."""
+    return ReleaseCheck(received_since_draft=received_since_draft, readiness_state=str(judged["readiness_state"]),
+                        state_reasons=tuple(rule for rule, _ in judged["state_reasons"]),
+                        contacts_recent=int(facts["attempts_recent"]), contact_limit=int(contact_limit["attempts"]),
+                        limit_days=int(contact_limit["days"]))
+
+
 def ensure_schema(db: Database) -> None:
     db.ensure_tables(TABLES, PRIMARY_KEYS, INDEXES)
 
