@@ -236,9 +236,15 @@ def render(path: Path, facts: DraftFacts) -> str:
     return _environment().from_string(path.read_text()).render(**values).strip() + "\n"
 
 
+@cache
+def languages() -> tuple[str, ...]:
+    """The languages templates are written in."""
+    return tuple(sorted({path.name.split(".")[1] for path in TEMPLATES.glob("*.j2")}))
+
+
 def has_language(language: str) -> bool:
     """Whether any template is written in `language`."""
-    return any(TEMPLATES.glob(f"*.{language}.*.j2"))
+    return language in languages()
 
 
 def generate(db: Database, log: AuditLog, facts: DraftFacts, channel: str, language: str, actor: str,
