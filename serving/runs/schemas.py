@@ -68,6 +68,7 @@ class WorklistRow(ScoredCase):
     hold_until: str | None = Field(description="For a hold or blocked case: the date it ends, when known")
     policy_version: str
     expected_payment: ExpectedPayment | None = Field(description="From the payment-date model, when there is one")
+    owner: str | None = Field(default=None, description="Who owns the case's next action (null: nobody yet)")
 
 
 class ScoreResponse(BaseModel):

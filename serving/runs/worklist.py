@@ -21,7 +21,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from casework import cases
 from casework.policy import STATES
+from casework.store import open_casework
 from features.store.feast import online_features, online_plan, open_store
 from features.store.offline import live_path
 from serving.runs.changes import changes
@@ -71,8 +73,9 @@ def _expected(row: pd.Series, as_of: pd.Timestamp) -> ExpectedPayment | None:
                            p50_date=None if p50 is None else str((as_of + pd.Timedelta(days=round(p50))).date()))
 
 
-def worklist_row(row: pd.Series, rank: int, as_of: pd.Timestamp, policy_version: str) -> WorklistRow:
-    """A recorded run's row as the service answers it."""
+def worklist_row(row: pd.Series, rank: int, as_of: pd.Timestamp, policy_version: str,
+                 owner: str | None = None) -> WorklistRow:
+    """A recorded run's row as the service answers it, with the case's owner."""
     return WorklistRow(
         rank=rank, tenancy_id=str(row["tenancy_id"]), patch=_text(row["patch"]),
         risk_score=float(row["risk_score"]), raw_score=float(row["raw_score"]),
@@ -80,7 +83,21 @@ def worklist_row(row: pd.Series, rank: int, as_of: pd.Timestamp, policy_version:
         reasons=[Reason(**r) for r in row["reasons"]], readiness_state=str(row["readiness_state"]),
         state_reasons=[StateReason(rule=rule, text=text) for rule, text in row["state_reasons"]],
         next_action=str(row["next_action"]), protocol_step=_text(row["protocol_step"]),
-        hold_until=_date(row["hold_until"]), policy_version=policy_version, expected_payment=_expected(row, as_of))
+        hold_until=_date(row["hold_until"]), policy_version=policy_version, expected_payment=_expected(row, as_of),
+        owner=owner)
+
+
+#: Beyond this many rows, a list's owners are read whole rather than by a list of ids (a query's parameters).
+OWNERS_BY_ID = 1000
+
+
+def owners_of(settings: ServingSettings, tenancy_ids: list[str]) -> dict[str, str]:
+    """The owner of each of `tenancy_ids` that has one: one query of the case store for a whole list."""
+    if not tenancy_ids:
+        return {}
+    with open_casework(settings) as db:
+        held = cases.owners(db, tenancy_ids if len(tenancy_ids) <= OWNERS_BY_ID else None)
+    return dict(zip(held["tenancy_id"].astype(str), held["owner"].astype(str), strict=True))
 
 
 def worklist_frame(rows: list[WorklistRow]) -> pd.DataFrame:
@@ -89,7 +106,7 @@ def worklist_frame(rows: list[WorklistRow]) -> pd.DataFrame:
     for row in rows:
         record = {"rank": row.rank, "tenancy_id": row.tenancy_id, "patch": row.patch,
                   "risk_score": round(row.risk_score, 4), "state": row.readiness_state,
-                  "next_action": row.next_action}
+                  "next_action": row.next_action, "owner": row.owner}
         for k, reason in enumerate(row.reasons, start=1):
             record[f"reason_{k}"] = reason.text
         records.append(record)
@@ -280,6 +297,7 @@ class Worklister:
             rows = store.rows(run["run_id"], states, patch, capacity=capacity, top=max(0, top))
             sizes = store.queue_sizes(run["run_id"], patch)
         as_of = pd.Timestamp(run["as_of"])
+        owned = owners_of(self.settings, rows["tenancy_id"].astype(str).tolist())
         listed = sizes[sizes["readiness_state"].isin(states)].groupby("patch")["n"].sum()
         counts = sizes.groupby("readiness_state")["n"].sum()
         return WorklistResponse(
@@ -289,8 +307,8 @@ class Worklister:
             state_counts={state: int(counts.get(state, 0)) for state in STATES},
             waiting={str(p): int(n - capacity) for p, n in listed.items() if n > capacity},
             generation_seconds=None if pd.isna(run.get("generation_seconds")) else float(run["generation_seconds"]),
-            rows=[worklist_row(row, i + 1, as_of, str(run["policy_version"])) for i, (_, row) in
-                  enumerate(rows.iterrows())])
+            rows=[worklist_row(row, i + 1, as_of, str(run["policy_version"]), owned.get(str(row["tenancy_id"])))
+                  for i, (_, row) in enumerate(rows.iterrows())])
 
     def changes(self, patch: str | Sequence[str] | None = None) -> ChangesResponse:
         """What changed between the latest run and the one before (optionally for one patch or some)."""
