@@ -1,6 +1,6 @@
-"""Casework from the command line, as the service does it (`serving.runs.casefile`): `case show`, `case act`,
-`case draft`, `case approve`, `case reject`, `case release`, `case outbox`. The operator acts under their login
-name (role `cli`), seeing every patch; every step goes in the audit trail like the web app's."""
+"""Casework from the command line, as the service does it (`serving.runs.casefile`, `serving.runs.mycases`): `case
+show`, `case mine`, `case act`, `case draft`, `case approve`, `case reject`, `case release`, `case outbox`. The operator
+acts under their login name (role `cli`), seeing every patch; every step goes in the audit trail like the web app's."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import typer
 from arrears.render import console, fail, out, print_json, table
 from casework.cases import OfficerAction
 from serving.access.principals import Principal
-from serving.runs import casefile
+from serving.runs import casefile, mycases
 from serving.runs.answers import words
 from serving.runs.schemas import ActionKind, ContactChannel, ContactOutcome, DraftChannel, Referral, RejectReason
 from serving.settings import get_settings
@@ -50,6 +50,22 @@ def show(tenancy: Annotated[str, typer.Argument(help="The tenancy id.")],
           [[d.draft_id, str(d.version), d.stage, d.channel, d.status, d.reason or ""] for d in found.drafts])
     table("Decisions", ["seq", "at (UTC)", "who", "decision"],
           [[str(e.seq), e.at[:19], f"{e.actor} ({e.role})", e.action] for e in found.audit], right=("seq",))
+
+
+@case_app.command("mine")
+def mine(officer: Annotated[str, typer.Option(help="The officer whose cases to list (their principal's name).")],
+         as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """An officer's cases that want something today: ready ones, ones a missed promise or instalment returned, and
+    promises and instalments due today (ARREARS_TODAY, else the system date), each with why and the amount due."""
+    found = _do(lambda _: mycases.my_cases(get_settings(), _me(), officer))
+    if as_json:
+        print_json(found.model_dump())
+        return
+    columns = ["tenancy", "patch", "state", "step", "why", "due"]
+    table(f"{officer}'s cases on {found.day} (run of {found.as_of})", columns,
+          [[c.tenancy_id, c.patch or "", c.readiness_state or "", c.protocol_step or "",
+            "; ".join(w.text for w in c.why), "" if c.amount_due is None else f"£{c.amount_due:,.2f}"]
+           for c in found.cases], right=("due",))
 
 
 @case_app.command("act")

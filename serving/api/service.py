@@ -28,7 +28,7 @@ from serving.access.declared import PAGE_ROOT, endpoint
 from serving.access.door import AccessGuard
 from serving.access.principals import ADMIN, AGGREGATES, CASEWORK, MODELLING, SUPERVISING, Principal
 from serving.api.openapi import OpenApiTruth
-from serving.runs import casefile
+from serving.runs import casefile, mycases
 from serving.runs.answers import status_of
 from serving.runs.jobs import monitoring_status
 from serving.runs.schemas import (
@@ -42,6 +42,7 @@ from serving.runs.schemas import (
     Draft,
     DraftChannel,
     MonitoringStatus,
+    MyCases,
     Outbox,
     ReadinessState,
     Referral,
@@ -240,6 +241,16 @@ class ArrearsWorklist:
                  "reason": reason, "referral": referral, "note": note}
         return _answer(lambda: casefile.record_action(self.worklister.settings, _principal(ctx), tenancy_id,
                                                        OfficerAction(**given)))
+
+    @bentoml.api
+    @endpoint(*CASEWORK)
+    def my_cases(self, ctx: bentoml.Context, officer: Annotated[str | None, Field(
+            min_length=1, max_length=100, description="Another officer's list (supervisors and admins only)")]
+            = None) -> MyCases:
+        """The caller's own cases that want something today, in their patches: ready ones, ones a missed promise or
+        instalment returned, and promises and instalments due on the service's day (ARREARS_TODAY, else the
+        system date); each with why, the amount due and its state and protocol step in the latest run."""
+        return _answer(lambda: mycases.my_cases(self.worklister.settings, _principal(ctx), officer))
 
     @bentoml.api
     @endpoint(*SUPERVISING)

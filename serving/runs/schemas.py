@@ -221,3 +221,33 @@ class ApprovalQueue(BaseModel):
 class Outbox(BaseModel):
     messages: list[dict] = Field(description="Released drafts for the landlord's sending system: draft_id, "
                                  "tenancy_id, channel, language, text, released_at, released_by")
+
+
+# -- an officer's day: my cases (serving/runs/mycases.py) -----------------------------------------------------------
+MyCaseCode = Literal["returned", "promise_due", "instalment_due", "ready"]
+
+
+class MyCaseReason(BaseModel):
+    code: MyCaseCode = Field(description="returned (a missed promise or instalment put it back), promise_due or "
+                             "instalment_due (due on the service's day), ready (ready in the latest run)")
+    text: str = Field(description="Why it is on the list, in words")
+    due_on: str | None = Field(default=None, description="The day the payment was (or is) due")
+    amount_due: float | None = Field(default=None, description="Pounds due (a shortfall, a promise, an instalment)")
+
+
+class MyCase(BaseModel):
+    tenancy_id: str
+    patch: str | None
+    readiness_state: ReadinessState | None = Field(description="In the latest worklist run (null: not in it)")
+    protocol_step: str | None = Field(description="Its pre-action protocol step in the latest run")
+    why: list[MyCaseReason] = Field(description="Every reason it is on the list, the most pressing first")
+    amount_due: float | None = Field(description="The most pressing reason's amount, where there is one")
+
+
+class MyCases(BaseModel):
+    officer: str = Field(description="Whose cases these are")
+    day: str = Field(description="The service's day (ARREARS_TODAY, else the system date): what 'today' means")
+    run_id: str = Field(description="The latest worklist run, that the states and steps come from")
+    as_of: str = Field(description="The run's data date")
+    cases: list[MyCase] = Field(description="Returned cases first, then payments due today, then ready cases "
+                                "(highest risk first)")

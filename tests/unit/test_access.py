@@ -55,7 +55,7 @@ def test_a_principal_sees_only_its_patches_and_endpoints() -> None:
     assert Principal("a", "admin").patch_scope(None) is None
     endpoints = declared("endpoint")
     mine = {p for p in endpoints if may_use(officer, p)}
-    assert mine == {"/score", "/worklist", "/worklist_changes", "/case_file", "/case_action", "/draft"}
+    assert mine == {"/score", "/worklist", "/worklist_changes", "/case_file", "/case_action", "/draft", "/my_cases"}
     supervisor = Principal("s", "supervisor", ("North-1", "North-2"))
     assert {p for p in endpoints if may_use(supervisor, p)} - mine \
         == {"/case_reassign", "/approval_queue", "/draft_decision", "/draft_release"}  # a second person decides
