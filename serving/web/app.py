@@ -135,9 +135,10 @@ async def case(request: Request, principal: Principal) -> Response:
         log.exception("case file not read")
         found = None
     chart = charts.statement_chart(found.transactions, found.start, found.end) if found is not None else None
+    section = web_casework.case_section(request, principal, tenancy_id)
     return kit.page(request, "case.html", principal, case=answer.scores[0], as_of=answer.as_of,
                  model_version=answer.model_version, found=found, chart=chart, forms=_forms(principal),
-                 casefile=web_casework.case_section(request, principal, tenancy_id),
+                 casefile=section, reassign=web_casework.reassign_choices(request, principal, section),
                  latest=found.history.iloc[0].to_dict() if found is not None and len(found.history) else None)
 
 

@@ -1,4 +1,5 @@
-"""The web app's casework: an officer records what they did and writes a draft from the case page; a supervisor
+"""The web app's casework: an officer lands on their day's cases (my cases), records what they did and writes a
+draft from the case page; a supervisor reassigns a case to another officer of its patch from the case page, and
 approves (as written or edited), rejects or releases drafts on the approvals page. The same work as the casework
 endpoints (`serving.runs.casefile`) under the same roles; forms post back to the app, which answers with the page to
 look at next. A form posted from another site is refused (the sign-in cookie is SameSite=Strict, and the Origin
@@ -15,10 +16,15 @@ from starlette.routing import Route
 from casework.cases import OfficerAction
 from casework.drafts import REJECT_REASONS
 from serving.access.declared import PAGE_ROOT as BASE
+from serving.access.declared import may_use
 from serving.access.principals import CASEWORK, SUPERVISING, Principal
-from serving.runs import casefile
+from serving.runs import casefile, mycases
+from serving.runs.casework import roster
 from serving.runs.store import NoRun
 from serving.web import kit
+
+#: Why a supervisor gives a case to another officer: the reason code the audit trail records with the reassignment.
+REASSIGN_REASONS = ("workload", "absence", "continuity", "specialism", "other")
 
 
 def case_section(request: Request, principal: Principal, tenancy_id: str):
@@ -27,6 +33,33 @@ def case_section(request: Request, principal: Principal, tenancy_id: str):
         return casefile.case_file(kit.worklister(request).settings, principal, tenancy_id)
     except (casefile.NotVisible, NoRun):
         return None
+
+
+def reassign_choices(request: Request, principal: Principal, section) -> dict | None:
+    """The case page's reassignment form, for a principal the page `/case/reassign` lets in: the officers of the
+    case's patch and the reasons (None: not theirs to offer, or no case file to offer it on)."""
+    if section is None or not may_use(principal, BASE + "/case/reassign"):
+        return None
+    officers = roster(kit.worklister(request).settings).get(section.patch or "", [])
+    return {"officers": sorted(officers), "reasons": REASSIGN_REASONS}
+
+
+@kit.page_for("/my-cases", *CASEWORK)
+async def my_cases(request: Request, principal: Principal) -> Response:
+    """An officer's day (their landing page): the cases they own that want something today, the most pressing
+    first, each with why and the amount due. A supervisor or an admin may look at an officer's (`?officer=NAME`)."""
+    officer = request.query_params.get("officer") or None
+    settings = kit.worklister(request).settings
+    try:
+        answer = mycases.my_cases(settings, principal, officer)
+    except (LookupError, PermissionError) as exc:  # another officer's list (403), no run yet (503)
+        return kit.refusal(request, principal, exc)
+    officers = None
+    if principal.role in SUPERVISING:
+        seen = {o for patch, names in roster(settings).items() if principal.patches is None or patch in
+                principal.patches for o in names}
+        officers = sorted(seen)
+    return kit.page(request, "my_cases.html", principal, answer=answer, officers=officers)
 
 
 def _to_case(tenancy_id: str) -> str:
@@ -53,6 +86,18 @@ async def record_action(request: Request, principal: Principal) -> Response:
         tenancy_id = form.pop("tenancy", "")
         casefile.record_action(settings, principal, tenancy_id, OfficerAction(**form))
         return _to_case(tenancy_id)
+
+    return await _act(request, principal, work)
+
+
+@kit.page_for("/case/reassign", *SUPERVISING)
+async def reassign(request: Request, principal: Principal) -> Response:
+    def work(settings, principal, form):
+        reason = form.get("reason", "")
+        if reason not in REASSIGN_REASONS:
+            raise ValueError(f"A reassignment's reason is one of {', '.join(REASSIGN_REASONS)}")
+        casefile.reassign(settings, principal, form.get("tenancy", ""), form.get("to", ""), reason)
+        return _to_case(form.get("tenancy", ""))
 
     return await _act(request, principal, work)
 
@@ -95,7 +140,9 @@ async def release(request: Request, principal: Principal) -> Response:
 
 
 ROUTES = [
+    Route("/my-cases", my_cases),
     Route("/case/action", record_action, methods=["POST"]),
+    Route("/case/reassign", reassign, methods=["POST"]),
     Route("/case/draft", write_draft, methods=["POST"]),
     Route("/approvals", approvals),
     Route("/approvals/decide", decide, methods=["POST"]),

@@ -28,10 +28,10 @@ templates.env.filters |= {"pounds": lambda v, places=0: "–" if missing(v) else
                           "percent": lambda v, places=0: "–" if missing(v) else f"{v * 100:.{places}f}%",
                           "figure": lambda v: "–" if missing(v) else f"{v:.1f}" if abs(v) >= 10 else f"{v:.3f}"}
 #: The pages a person can reach from the top bar: (label, path); each shows to the roles its page declares.
-NAV = (("Worklist", "/worklist"), ("Approvals", "/approvals"), ("Treasury", "/treasury"),
+NAV = (("My cases", "/my-cases"), ("Worklist", "/worklist"), ("Approvals", "/approvals"), ("Treasury", "/treasury"),
        ("Models and monitoring", "/models"))
 #: Where signing in takes each role.
-HOME = {"officer": "/worklist", "supervisor": "/worklist", "admin": "/worklist", "treasury": "/treasury",
+HOME = {"officer": "/my-cases", "supervisor": "/worklist", "admin": "/worklist", "treasury": "/treasury",
         "data_scientist": "/models"}
 
 
