@@ -7,7 +7,7 @@ together (which is why they live here, in the composition root); the monitoring 
 
 from __future__ import annotations
 
-from arrears.decisions import promote_recorded
+from arrears.decisions import hold_recorded, promote_recorded
 from arrears.schedule import Schedule
 from features.store.refresh import refresh as refresh_features
 from monitoring import jobs as monitoring_jobs
@@ -54,9 +54,10 @@ def performance(settings: ServingSettings, schedule: Schedule) -> JobResult:
 
 
 def retrain(settings: ServingSettings, schedule: Schedule) -> JobResult:
-    """Monthly: train challengers on the latest data and promote each only through its gates. A refused
-    promotion is an alert for a data scientist to read (the gates name why), not a failed job; a payment-date
-    model that cannot be trained leaves the risk model's retraining standing."""
+    """Monthly: train challengers on the latest data and put each through its gates. A challenger that passes waits
+    for a data scientist's approval (`arrears promote --approve`, or the models page); with ARREARS_RETRAIN_PROMOTES
+    it is promoted at once. A refusal by the gates is an alert for a data scientist to read (the gates name why),
+    not a failed job; a payment-date model that cannot be trained leaves the risk model's retraining standing."""
     outputs, breaches = {}, []
     risk = train_risk_model(settings)
     outputs["arrears_risk"] = {"version": risk.version, "auc": risk.metrics.get("auc")}
@@ -69,10 +70,16 @@ def retrain(settings: ServingSettings, schedule: Schedule) -> JobResult:
     for model in GATES:
         if "version" not in outputs[model]:  # not trained this time: its champion stays as it is
             continue
-        decision = promote_recorded(settings, model, actor="scheduler", role="system")
-        outputs.setdefault(model, {})["promoted"] = decision.promoted
+        decide = promote_recorded if settings.retrain_promotes else hold_recorded
+        decision = decide(settings, model, actor="scheduler", role="system")
+        outputs[model] |= {"promoted": decision.promoted, "waiting_for_approval": decision.waiting,
+                           "gates": "failed: " + "; ".join(decision.failed_gates) if decision.failed_gates
+                           else "passed"}
+        if decision.waiting:
+            outputs[model]["next"] = (f"a data scientist approves or refuses it: arrears promote --model {model} "
+                                      "--approve (or --refuse --reason WHY), or the models page")
         promoted |= decision.promoted
-        if not decision.promoted:
+        if decision.failed_gates:
             breaches.append(Breach("promotion_refused", f"{model} version {decision.version} was not promoted: "
                                    + "; ".join(decision.failed_gates)))
     if promoted:

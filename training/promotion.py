@@ -1,7 +1,9 @@
 """Quality gates and promotion: a version registered as `challenger` becomes `champion` only when its gates pass.
 
 Every decision, promoted or refused, is tagged on the version and recorded as a run of its own in the `promotions`
-experiment (which model and version, the previous champion, who decided, which gates failed).
+experiment (which model and version, the previous champion, who decided, which gates failed, a person's reason).
+`hold` runs the gates without moving `champion`: a challenger that passes them waits for a person's approval
+(`training.approval`), one that fails is refused as `promote` refuses it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from training.settings import TrainingSettings
 # mlflow (5-6 s to import) is imported where a decision is recorded: `arrears promote`'s module imports this one
 # (for GATES) at start-up, like every other command.
 
+#: The `promotion` tag of a challenger that passed its gates and waits for a person's approval.
+WAITING = "waiting for approval"
+#: The `promotion` tag of a challenger a person refused begins with this (then who, and why).
+REFUSED_BY = "refused by "
+
 
 @dataclass(frozen=True)
 class PromotionDecision:
@@ -26,6 +33,7 @@ class PromotionDecision:
     promoted: bool
     failed_gates: list[str]
     metrics: dict[str, float]
+    waiting: bool = False  #: passed its gates and waits for a person's approval (`hold`)
 
 
 def risk_gates(metrics: dict[str, float], gates: dict) -> list[str]:
@@ -80,7 +88,7 @@ GATES: dict[str, tuple[str, Callable[[dict[str, float], dict], list[str]]]] = {
 
 
 def record_promotion(settings: TrainingSettings, model: str, version: str, previous: str | None, promoted: bool,
-                     failed: list[str]) -> str:
+                     failed: list[str], decided_by: str | None = None, reason: str = "") -> str:
     """Every promotion decision becomes a run of its own in the `promotions` experiment (who, what, why)."""
     import mlflow  # see the note at the imports
 
@@ -88,8 +96,9 @@ def record_promotion(settings: TrainingSettings, model: str, version: str, previ
     with mlflow.start_run(experiment_id=registry.experiment(settings, registry.PROMOTIONS),
                           run_name=f"{model} v{version}") as run:
         mlflow.set_tags({"model": model, "version": version, "previous_champion": previous or "",
-                         "decision": "promoted" if promoted else "refused", "decided_by": getpass.getuser(),
-                         "failed_gates": "; ".join(failed)})
+                         "decision": "promoted" if promoted else "refused",
+                         "decided_by": decided_by or getpass.getuser(), "failed_gates": "; ".join(failed),
+                         "reason": reason})
         crash_point("promote:recording")
     return run.info.run_id
 
@@ -106,12 +115,8 @@ def _recorded_promotion(settings: TrainingSettings, model: str, version: str) ->
     return any(run.info.status == "FINISHED" for run in runs)
 
 
-def promote(settings: TrainingSettings, model: str, params: dict | None = None) -> PromotionDecision:
-    """Move `champion` of `model` to its challenger if its gates name no failure; record the decision (a tag on the
-    version and a run in the `promotions` experiment) either way.
-
-    Safe to run again, also after a crash part-way: a challenger that is already champion is not decided again; its
-    promotion is recorded once, with the champion before it (kept on the version before the alias moved)."""
+def _judged(settings: TrainingSettings, model: str, params: dict | None):
+    """The client, the challenger, its test metrics, the champion now (None: none yet) and the gates it fails."""
     params_file, gates = GATES[model]
     params = params or load_params(params_file)
     client = registry.configure(settings)
@@ -121,17 +126,60 @@ def promote(settings: TrainingSettings, model: str, params: dict | None = None) 
         previous = registry.model_by_alias(settings, model, registry.CHAMPION).version
     except registry.NoChampion:
         previous = None
+    return client, challenger, metrics, previous, gates(metrics, params["gates"])
+
+
+def promote(settings: TrainingSettings, model: str, params: dict | None = None, decided_by: str | None = None,
+            reason: str = "", version: str | None = None) -> PromotionDecision:
+    """Move `champion` of `model` to its challenger if its gates name no failure; record the decision (a tag on the
+    version and a run in the `promotions` experiment) either way. A challenger a person refused stays refused.
+
+    Safe to run again, also after a crash part-way: a challenger that is already champion is not decided again; its
+    promotion is recorded once, with the champion before it (kept on the version before the alias moved). With
+    `version`, only that version is decided: a LookupError if another has become the challenger meanwhile."""
+    client, challenger, metrics, previous, failed = _judged(settings, model, params)
+    if version is not None and challenger.version != str(version):
+        raise LookupError(f"{model} version {version} is no longer the challenger (version {challenger.version} is)")
+    if challenger.tags.get("promotion", "").startswith(REFUSED_BY):  # a person's refusal is not the gates' to undo
+        return PromotionDecision(model, challenger.version, False, [challenger.tags["promotion"]], dict(metrics))
     if previous == challenger.version:  # promoted already (by an earlier run, perhaps one killed before recording)
         previous, failed = challenger.tags.get("previous_champion") or None, []
-    else:
-        failed = gates(metrics, params["gates"])
-        if not failed:
-            client.set_model_version_tag(model, challenger.version, "previous_champion", previous or "")
-            crash_point("promote:tagged")
-            client.set_registered_model_alias(model, registry.CHAMPION, challenger.version)
-            crash_point("promote:aliased")
+    elif not failed:
+        client.set_model_version_tag(model, challenger.version, "previous_champion", previous or "")
+        crash_point("promote:tagged")
+        client.set_registered_model_alias(model, registry.CHAMPION, challenger.version)
+        crash_point("promote:aliased")
     client.set_model_version_tag(model, challenger.version, "promotion",
                                  "refused: " + "; ".join(failed) if failed else "promoted")
     if failed or not _recorded_promotion(settings, model, challenger.version):
-        record_promotion(settings, model, challenger.version, previous, not failed, failed)
+        record_promotion(settings, model, challenger.version, previous, not failed, failed, decided_by, reason)
     return PromotionDecision(model, challenger.version, not failed, failed, dict(metrics))
+
+
+def hold(settings: TrainingSettings, model: str, params: dict | None = None,
+         decided_by: str | None = None) -> PromotionDecision:
+    """Run the challenger's gates without moving `champion`: one that passes waits for a person's approval (tagged
+    `WAITING`); one that fails is refused and recorded as `promote` refuses it. A challenger that is already
+    champion, or already decided by a person, is left as it is."""
+    client, challenger, metrics, previous, failed = _judged(settings, model, params)
+    tag = challenger.tags.get("promotion", "")
+    if previous == challenger.version or tag.startswith(REFUSED_BY):
+        return PromotionDecision(model, challenger.version, previous == challenger.version,
+                                 [] if previous == challenger.version else [tag], dict(metrics))
+    client.set_model_version_tag(model, challenger.version, "promotion",
+                                 "refused: " + "; ".join(failed) if failed else WAITING)
+    if failed:
+        record_promotion(settings, model, challenger.version, previous, False, failed, decided_by)
+    return PromotionDecision(model, challenger.version, False, failed, dict(metrics), waiting=not failed)
+
+
+def refuse(settings: TrainingSettings, model: str, version: str, decided_by: str, reason: str) -> None:
+    """A person refuses challenger `version` of `model`: tagged on the version (so no later `promote` or approval
+    moves `champion` to it) and recorded in the `promotions` experiment with the reason."""
+    client = registry.configure(settings)
+    try:
+        previous = registry.model_by_alias(settings, model, registry.CHAMPION).version
+    except registry.NoChampion:
+        previous = None
+    client.set_model_version_tag(model, version, "promotion", f"{REFUSED_BY}{decided_by}: {reason}")
+    record_promotion(settings, model, version, previous, False, [], decided_by, reason)
