@@ -1,4 +1,5 @@
-"""Verbs for the models: `train` and `promote`."""
+"""Verbs for the models: `train` and `promote` (the gates alone, or a person's approval or refusal of a waiting
+challenger)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 import typer
 
 from arrears.cli.serving import record_worklist_run
-from arrears.decisions import promote_recorded
+from arrears.decisions import approve_recorded, promote_recorded, refuse_recorded
 from arrears.render import console, fail, metrics_table, out
 from features.store.offline import FeatureStageError
 from serving.settings import get_settings
@@ -60,14 +61,35 @@ def train(
         metrics_table(f"{registered} version {result.version} (challenger)", result.metrics)
 
 
-def promote() -> None:
-    """Move each model's `champion` to its `challenger` if the gates pass (quality floors, the baselines, no
-    regression against the champion on the same test weeks, bias); otherwise name the failing gate. Exits 1 if any
-    model was refused. Every decision is recorded in MLflow (experiment `promotions`)."""
+def promote(
+    model: Annotated[str | None, typer.Option(help="Only this model (arrears_risk or payment_date); needed with "
+                                                   "--approve and --refuse.")] = None,
+    approve: Annotated[bool, typer.Option("--approve", help="Approve the model's challenger that waits for a "
+                                                            "person (the monthly retrain leaves each one waiting): "
+                                                            "it becomes champion if its gates pass too.")] = False,
+    refuse: Annotated[bool, typer.Option("--refuse", help="Refuse the model's waiting challenger (needs --reason): "
+                                                          "the champion stays, and the version is never "
+                                                          "promoted.")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why: recorded with the decision in MLflow and the audit "
+                                                    "trail (required with --refuse).")] = None,
+    version: Annotated[str | None, typer.Option(help="The challenger version you looked at: the decision is "
+                                                     "refused if another version waits instead.")] = None,
+) -> None:
+    """Decide on each model's `challenger`. Without --approve or --refuse: move `champion` to it if the gates pass
+    (quality floors, the baselines, no regression against the champion on the same test weeks, bias), otherwise
+    name the failing gate; exits 1 if any model was refused. With --approve or --refuse: your decision on the
+    challenger the monthly retrain left waiting (`arrears schedule`; the models page shows it too); approving still
+    runs the gates. Every decision is recorded in MLflow (experiment `promotions`) and in the audit trail, with who
+    decided (you, at this shell) and why."""
+    if model is not None and model not in GATES:
+        fail(f"--model must be one of {', '.join(GATES)}, not {model!r}")
+    if approve or refuse:
+        _decide(model, approve, refuse, reason, version)
+        return
     refused = []
-    for model in GATES:
+    for name in [model] if model else GATES:
         try:
-            decision = promote_recorded(get_settings(), model)
+            decision = promote_recorded(get_settings(), name)
         except NoChampion as exc:
             fail(str(exc))
         if decision.promoted:
@@ -78,3 +100,25 @@ def promote() -> None:
     record_worklist_run(get_settings())  # a new champion ranks differently: the served list follows it
     if refused:
         fail("\n".join(refused), 1)
+
+
+def _decide(model: str | None, approve: bool, refuse: bool, reason: str | None, version: str | None) -> None:
+    """`promote --approve` or `--refuse`: a person's decision on the waiting challenger of one model."""
+    if approve == refuse:
+        fail("--approve or --refuse, not both")
+    if model is None:
+        fail(f"--model is needed with --{'approve' if approve else 'refuse'}: one of {', '.join(GATES)}")
+    settings = get_settings()
+    try:
+        if refuse:
+            refused = refuse_recorded(settings, model, reason or "", version)
+            out.print(f"{model} version {refused} refused: the champion stays.")
+            return
+        decision = approve_recorded(settings, model, version, reason or "")
+    except (LookupError, ValueError) as exc:
+        fail(str(exc))
+    if not decision.promoted:
+        fail(f"{model} version {decision.version} approved but not promoted, its gates failed: "
+             + "; ".join(decision.failed_gates), 1)
+    out.print(f"{model} version {decision.version} approved: it is now champion.")
+    record_worklist_run(settings)  # a new champion ranks differently: the served list follows it
