@@ -34,6 +34,7 @@ from serving.treasury.forecast import served_forecast
 from serving.treasury.kpis import kpis_now
 from serving.web import casework as web_casework
 from serving.web import charts, kit, pages
+from serving.web import models as web_models
 
 HERE = kit.HERE
 
@@ -194,8 +195,8 @@ async def models(request: Request, principal: Principal) -> Response:
     settings = kit.worklister(request).settings
     monitoring = monitoring_status(settings, 30)
     return kit.page(request, "models.html", principal, models=pages.models_view(settings),
-                 promotions=pages.promotions(settings), monitoring=monitoring,
-                 reports=pages.reports(monitoring.latest_runs))
+                 promotions=pages.promotions(settings), decisions=pages.model_decisions(settings),
+                 monitoring=monitoring, reports=pages.reports(monitoring.latest_runs))
 
 
 @kit.page_for("/report", *MODELLING)
@@ -222,6 +223,7 @@ ROUTES = [
     Route("/models", models),
     Route("/report", report),
     *web_casework.ROUTES,
+    *web_models.ROUTES,
     Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
 ]
 

@@ -1,19 +1,23 @@
 """What the web app's pages show, gathered from the stores the API answers from (no Starlette here): a tenancy's
 statement, events and run history; the treasury's forecast, per-patch table and KPIs; the models' champion and
-challenger against their baselines, the promotion decisions and the monitoring jobs' reports and alerts.
+challenger against their baselines (and whether the challenger waits for a person's approval), the promotion
+decisions (MLflow's and the audit trail's) and the monitoring jobs' reports and alerts.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from casework import audit
+from casework.store import open_audit
 from features.ledger import open_ledger
 from serving.runs.store import open_runs
 from serving.settings import ServingSettings
-from training import registry
+from training import approval, registry
 
 #: Each registered model's measures as the models page lists them: (label, metric, better) and its baselines
 #: (column label, metric suffix). `better` says which way is good, for the words beside a figure.
@@ -60,7 +64,10 @@ def models_view(settings: ServingSettings) -> list[ModelView]:
                 continue
             view.versions[alias] = {"version": ref.version, "run_id": ref.run_id,
                                     "promotion": ref.tags.get("promotion", ""),
-                                    "metrics": dict(client.get_run(ref.run_id).data.metrics)}
+                                    "metrics": dict(client.get_run(ref.run_id).data.metrics),
+                                    # the champion is read first: a challenger waits for a person, offered Approve
+                                    "waiting": alias == registry.CHALLENGER and approval.is_waiting(
+                                        ref, view.versions.get(registry.CHAMPION, {}).get("version"))}
         champion, challenger = (view.versions.get(a, {}).get("version") for a in (registry.CHAMPION,
                                                                                      registry.CHALLENGER))
         if champion is not None and champion == challenger:  # no newer version waits: one column says it
@@ -87,6 +94,26 @@ def promotions(settings: ServingSettings, limit: int = 20) -> list[dict]:
              "decision": run.data.tags.get("decision", ""), "previous": run.data.tags.get("previous_champion", ""),
              "decided_by": run.data.tags.get("decided_by", ""), "failed": run.data.tags.get("failed_gates", "")}
             for run in runs]
+
+
+def model_decisions(settings: ServingSettings, limit: int = 20) -> list[dict]:
+    """The latest decisions on models in the audit trail, newest first: who (and in which role) promoted, approved
+    or refused which version, and why."""
+    with open_audit(settings) as log:
+        found = log.db.query(f"SELECT seq, at, actor, role, action, detail FROM {audit.TABLE} WHERE action IN (?, ?) "
+                             f"ORDER BY seq DESC LIMIT {int(limit)}", ["model_promoted", "promotion_refused"])
+    decisions = []
+    for row in found.to_dict("records"):
+        detail = json.loads(row["detail"])
+        person = detail.get("approved_by_person") or detail.get("refused_by_person")
+        decision = {"model_promoted": "approved, promoted" if person else "promoted",
+                    "promotion_refused": "refused" if detail.get("refused_by_person") else
+                    "approved, refused by its gates" if person else "refused by its gates"}[row["action"]]
+        decisions.append({"seq": int(row["seq"]), "when": str(row["at"])[:16].replace("T", " "),
+                          "actor": row["actor"], "role": row["role"], "model": detail.get("model", ""),
+                          "version": detail.get("version", ""), "decision": decision,
+                          "reason": detail.get("reason") or "; ".join(detail.get("failed_gates") or [])})
+    return decisions
 
 
 def reports(latest_runs) -> list[dict]:
