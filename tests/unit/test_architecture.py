@@ -24,7 +24,9 @@ ALLOWED = {
     "monitoring": {"features", "training", "casework", "serving"},
     "arrears": {"features", "simulator", "training", "casework", "serving", "monitoring"},
 }
-#: Training's run-time modules: serving and monitoring use the registry and the pure models, never these.
+#: Training's run-time modules: serving and monitoring use the registry and the pure models, never these. A person's
+#: decision on a waiting challenger (the models page) goes through `training.approval`, which runs the gates: light
+#: (registry and parameters), and the one way the service reaches promotion.
 TRAINING_RUNS = {"training.train", "training.dataset", "training.promotion"}
 
 
