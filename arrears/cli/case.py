@@ -5,7 +5,6 @@ acts under their login name (role `cli`), seeing every patch; every step goes in
 from __future__ import annotations
 
 import getpass
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -72,35 +71,46 @@ def mine(officer: Annotated[str, typer.Option(help="The officer whose cases to l
 def act(
     tenancy: Annotated[str, typer.Argument(help="The tenancy id.")],
     kind: Annotated[ActionKind, typer.Option(help="What was done or decided (docs/casework.md).")],
-    happened_on: Annotated[str | None, typer.Option(help="The day (YYYY-MM-DD; default today).")] = None,
+    happened_on: Annotated[str | None, typer.Option(
+        help="The day (YYYY-MM-DD; default the service's day: ARREARS_TODAY, else today).")] = None,
     channel: Annotated[ContactChannel | None, typer.Option(help="A contact's channel.")] = None,
     outcome: Annotated[ContactOutcome | None, typer.Option(help="A contact's outcome.")] = None,
-    amount: Annotated[float | None, typer.Option(help="Pounds promised, or per instalment.")] = None,
+    amount: Annotated[float | None, typer.Option(
+        help="Pounds promised, or per instalment; for income_expenditure, what the tenant can afford a week.")] = None,
     due_on: Annotated[str | None, typer.Option(help="A promise's day.")] = None,
     instalments: Annotated[int | None, typer.Option(help="An arrangement's number of payments.")] = None,
     every_days: Annotated[int | None, typer.Option(help="Days between an arrangement's payments (default 7).")]
     = None,
     until_on: Annotated[str | None, typer.Option(help="A hold's last day.")] = None,
-    reason: Annotated[str | None, typer.Option(help="A hold's or a dismissal's reason code.")] = None,
+    reason: Annotated[str | None, typer.Option(
+        help="A reason code: a hold's, a dismissal's, a dispute's (dispute_opened) or its resolution's.")] = None,
     referral: Annotated[Referral | None, typer.Option(help="Where the tenant was referred.")] = None,
     note: Annotated[str | None, typer.Option(help="Free text (kept in the case store only).")] = None,
 ) -> None:
-    """Record what was done or decided about a case; the next worklist run judges it."""
+    """Record what was done or decided about a case, the protocol's own steps included (dispute_opened,
+    dispute_resolved, rent_statement_sent, warning_sent, income_expenditure, benefit_claim_help; notice_served and
+    review_cleared are a supervisor's). `arrears case show` then shows what it implies now; the next run records it."""
     given = {k: v for k, v in {"kind": kind, "happened_on": happened_on, "channel": channel, "outcome": outcome,
                                "amount": amount, "due_on": due_on, "instalments": instalments, "every_days": every_days,
                                "until_on": until_on, "reason": reason, "referral": referral,
                                "note": note}.items() if v is not None}
     recorded = _do(lambda api: api.record_action(get_settings(), _me(), tenancy, OfficerAction(**given)))
-    console.print(f"Recorded {recorded.kind} ({recorded.action_id}) on {recorded.happened_on or date.today()}.")
+    console.print(f"Recorded {recorded.kind} ({recorded.action_id}) on {recorded.happened_on}.")
 
 
 @case_app.command("draft")
 def draft(tenancy: Annotated[str, typer.Argument(help="The tenancy id (a ready case).")],
-          channel: Annotated[DraftChannel, typer.Option(help="How it would be sent.")] = "letter",
-          language: Annotated[str, typer.Option(help="A language of the templates.")] = "en") -> None:
+          channel: Annotated[DraftChannel | None, typer.Option(
+              help="How it would be sent. Default: the tenant's preferred channel (the register's), else letter.")]
+          = None,
+          language: Annotated[str | None, typer.Option(
+              help="A language of the templates (en, cy). Default: the tenant's (the register's); one without "
+              "templates gives an English draft marked needs_translation.")] = None) -> None:
     """Write a draft for a ready case; it waits for someone else's approval."""
     written = _do(lambda api: api.write_draft(get_settings(), _me(), tenancy, channel, language))
-    console.print(f"Draft {written.draft_id} ({written.stage}, {written.channel}) waits for approval:")
+    translate = f" and translation into {written.needs_translation}" if written.needs_translation else ""
+    console.print(f"Draft {written.draft_id} ({written.stage}, {written.channel}, {written.language}) waits for "
+                  f"approval{translate}:")
     typer.echo(written.text)
 
 

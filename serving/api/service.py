@@ -233,9 +233,12 @@ class ArrearsWorklist:
                     reason: ReasonCode | None = None, referral: Referral | None = None,
                     note: Annotated[str | None, Field(max_length=4000)] = None) -> CaseAction:
         """Record what an officer did or decided: a contact (channel, outcome), a promise to pay (amount, due_on),
-        an arrangement (amount of each instalment, instalments, every_days, first due_on), a hold (until_on,
-        reason), a referral, a note, a dismissal (reason), or, a supervisor's, clearing a vulnerable tenant's case for
-        contact (reason). The next worklist run judges it (docs/casework.md)."""
+        an arrangement (amount of each instalment, instalments, every_days, first due_on; no more a week than the
+        latest income and expenditure found affordable), a hold (until_on, reason), a referral, a note, a dismissal
+        (reason); the protocol's steps: a dispute opened or resolved (reason), a rent statement or a warning sent
+        (channel), income and expenditure taken (amount: affordable pounds a week), help with a benefit claim; or, a
+        supervisor's, clearing a vulnerable tenant's case for contact (reason) or a notice served. The case file
+        shows at once what it implies; the next worklist run records the same (docs/casework.md)."""
         given = {"kind": kind, "happened_on": happened_on, "channel": channel, "outcome": outcome, "amount": amount,
                  "due_on": due_on, "instalments": instalments, "every_days": every_days, "until_on": until_on,
                  "reason": reason, "referral": referral, "note": note}
@@ -261,9 +264,12 @@ class ArrearsWorklist:
 
     @bentoml.api
     @endpoint(*CASEWORK)
-    def draft(self, ctx: bentoml.Context, tenancy_id: TenancyId, channel: DraftChannel = "letter",
-              language: Language = "en") -> Draft:
-        """Write an outreach draft for a ready case, from the template of its stage; it waits for approval."""
+    def draft(self, ctx: bentoml.Context, tenancy_id: TenancyId, channel: DraftChannel | None = None,
+              language: Language | None = None) -> Draft:
+        """Write an outreach draft for a ready case with arrears, from the template of its stage, by the tenant's
+        preferred channel and in their language unless others are given (a language without templates: an English
+        draft marked `needs_translation`); it waits for approval. Refused, with the reason, for a case not ready, in
+        credit, at no arrears step or under the stage's threshold."""
         return _answer(lambda: casefile.write_draft(self.worklister.settings, _principal(ctx), tenancy_id, channel,
                                                      language))
 

@@ -11,10 +11,11 @@ import pandas as pd
 
 from casework import cases, drafts
 from casework.audit import AuditLog
+from casework.settings import service_day
 from casework.store import open_casework
 from serving.access.principals import Forbidden, Principal
-from serving.runs.casework import draft_from_run, latest_row, release_draft, roster
-from serving.runs.schemas import ApprovalQueue, AuditEntry, CaseAction, CaseFile, Draft, Outbox
+from serving.runs.casework import draft_from_run, judge_now, latest_row, release_draft, roster
+from serving.runs.schemas import ApprovalQueue, AuditEntry, CaseAction, CaseFile, CaseNow, Draft, Outbox
 from serving.runs.store import NoRun, open_runs
 from serving.settings import ServingSettings
 
@@ -64,20 +65,35 @@ def case_file(settings: ServingSettings, principal: Principal, tenancy_id: str) 
     note = (f"{who} owns the next action" if who else "Nobody yet: a case gets an owner when it is ready and an "
             f"officer of patch {row['patch']} has room (ARREARS_OFFICER_CAPACITY)")
     return CaseFile(tenancy_id=tenancy_id, patch=row["patch"], readiness_state=row["readiness_state"], owner=who,
-                    owner_note=note, actions=[_action(r) for r in recorded.to_dict("records")],
+                    owner_note=note, now=_now(settings, tenancy_id, recorded),
+                    actions=[_action(r) for r in recorded.to_dict("records")],
                     drafts=[_draft(r) for r in written.to_dict("records")],
                     audit=[AuditEntry(**{k: e[k] for k in AuditEntry.model_fields}) for e in
                            trail.to_dict("records")])
 
 
+def _now(settings: ServingSettings, tenancy_id: str, recorded: pd.DataFrame) -> CaseNow | None:
+    """The case judged now (`judge_now`), or None when the ledger cannot say (a tenancy no longer live)."""
+    try:
+        judged, facts, as_of = judge_now(settings, tenancy_id, recorded)
+    except (LookupError, IndexError, KeyError):
+        return None
+    return CaseNow(as_of=str(as_of.date()), readiness_state=judged["readiness_state"],
+                   protocol_step=judged["protocol_step"], next_action=str(judged["next_action"]),
+                   reasons=[text for _, text in judged["state_reasons"]],
+                   contacts_recent=int(facts["attempts_recent"].iloc[0]))
+
+
 def record_action(settings: ServingSettings, principal: Principal, tenancy_id: str,
                   action: cases.OfficerAction) -> CaseAction:
+    """Record an officer's action (undated: on the service's day); a supervisor's kinds only by a supervisor."""
     _row(settings, tenancy_id, principal.patches)
     if action.kind in cases.SUPERVISOR_ACTIONS and principal.role not in ("supervisor", "admin", "cli"):
-        raise Forbidden(f"{principal.role} may not record {action.kind}: a supervisor decides how a vulnerable "
-                        "tenant is approached")
+        raise Forbidden(f"{principal.role} may not record {action.kind}: a supervisor decides it (clearing a "
+                        "vulnerable tenant's case for contact, serving a notice)")
     with open_casework(settings) as db:
-        return _action(cases.record_action(db, AuditLog(db), tenancy_id, action, principal.name, principal.role))
+        return _action(cases.record_action(db, AuditLog(db), tenancy_id, action, principal.name, principal.role,
+                                           service_day(settings)))
 
 
 def reassign(settings: ServingSettings, principal: Principal, tenancy_id: str, to: str, reason: str) -> CaseFile:
@@ -91,8 +107,9 @@ def reassign(settings: ServingSettings, principal: Principal, tenancy_id: str, t
     return case_file(settings, principal, tenancy_id)
 
 
-def write_draft(settings: ServingSettings, principal: Principal, tenancy_id: str, channel: str,
-                language: str) -> Draft:
+def write_draft(settings: ServingSettings, principal: Principal, tenancy_id: str, channel: str | None,
+                language: str | None) -> Draft:
+    """A draft for the case (by the register's channel and language unless others are asked for)."""
 
     _row(settings, tenancy_id, principal.patches)
     return _draft(draft_from_run(settings, tenancy_id, channel, language, principal.name, principal.role))

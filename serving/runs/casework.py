@@ -15,6 +15,7 @@ from casework.audit import AuditLog
 from casework.drafts import ReleaseCheck
 from casework.facts import load_facts
 from casework.policy import load_policy, readiness
+from casework.settings import service_day
 from casework.store import open_casework
 from features.db import and_in
 from features.feeds.contract import RECEIPT_TYPES
@@ -75,40 +76,66 @@ def latest_row(settings: ServingSettings, tenancy_id: str) -> dict:
                                       "as_of": pd.Timestamp(run["as_of"])}
 
 
-def draft_from_run(settings: ServingSettings, tenancy_id: str, channel: str, language: str, actor: str,
-                role: str) -> dict:
-    """A draft for a ready case of the latest run, from the ledger's facts on that run's date."""
+def draft_from_run(settings: ServingSettings, tenancy_id: str, channel: str | None, language: str | None,
+                   actor: str, role: str) -> dict:
+    """A draft for a case ready now (judged with every action and release since the run: `judge_now`), from the
+    ledger's facts on the latest run's date, by the tenant's preferred channel and in their language (the
+    register's) unless others are asked for."""
     case = latest_row(settings, tenancy_id)
     with open_casework(settings) as db:
         recorded = cases.actions(db, [tenancy_id])
+        judged, _, _ = judge_now(settings, tenancy_id, recorded)
+        case |= {name: judged[name] for name in ("readiness_state", "state_reasons", "protocol_step")}
         with open_ledger(settings.ledger, read_only=True) as ledger:
             facts = drafts.facts_for_draft(ledger, case, case["as_of"], recorded)
+            channel, language = _preferences(ledger, tenancy_id, channel, language)
         return drafts.generate(db, AuditLog(db), facts, channel, language, actor, role)
 
 
-def release_check(settings: ServingSettings, draft: dict, recorded: pd.DataFrame) -> ReleaseCheck:
-    """The case now, for releasing `draft`: what was received since its as_of, its readiness judged afresh from the
-    ledger's latest date and the officers' `recorded` actions, and its contacts against the policy's limit."""
-    policy, tenancy_id = load_policy(), str(draft["tenancy_id"])
-    written_on = pd.Timestamp(json_loads(draft["facts"])["as_of"])
+def _preferences(ledger: Ledger, tenancy_id: str, channel: str | None, language: str | None) -> tuple[str, str]:
+    """The channel and language asked for, else the register's (a channel drafts cannot use, such as phone, is a
+    letter; no language recorded is English)."""
+    register = ledger.read_for_tenancies("tenancy_register", [tenancy_id])
+    def known(column: str) -> str | None:
+        value = register[column].iloc[0] if column in register and len(register) else None
+        return None if value is None or pd.isna(value) or not str(value).strip() else str(value).strip().lower()
+    preferred = known("preferred_channel")
+    return (channel or (preferred if preferred in drafts.DRAFT_CHANNELS else "letter"),
+            language or known("language") or drafts.FALLBACK_LANGUAGE)
+
+
+def judge_now(settings: ServingSettings, tenancy_id: str, recorded: pd.DataFrame,
+              not_before: pd.Timestamp | None = None) -> tuple[pd.Series, pd.DataFrame, pd.Timestamp]:
+    """The case as the policy judges it now, with the officers' `recorded` actions and the releases: on the later of
+    the ledger's latest day, the service's day and `not_before`. Returns its readiness row, its facts and the day."""
+    policy = load_policy()
     with open_ledger(settings.ledger, read_only=True) as ledger:
         latest = ledger.query("SELECT MAX(posted_date) AS day FROM transactions")["day"].iloc[0]
-        as_of = max(pd.Timestamp(latest), written_on)
+        days = [pd.Timestamp(day) for day in (latest, service_day(settings), not_before) if day is not None]
+        as_of = max(days).normalize()
+        facts = load_facts(ledger, [tenancy_id], as_of, policy, recorded)
+    return readiness(facts, as_of, policy).iloc[0], facts, as_of
+
+
+def release_check(settings: ServingSettings, draft: dict, recorded: pd.DataFrame) -> ReleaseCheck:
+    """The case now, for releasing `draft`: what was received since its as_of, its readiness judged afresh
+    (`judge_now`) with the officers' `recorded` actions and the letters released before it (the same day's too),
+    and every contact in the limit's window."""
+    policy, tenancy_id = load_policy(), str(draft["tenancy_id"])
+    written_on = pd.Timestamp(json_loads(draft["facts"])["as_of"])
+    judged, facts, _ = judge_now(settings, tenancy_id, recorded, written_on)
+    with open_ledger(settings.ledger, read_only=True) as ledger:
         received = ledger.query(*and_in(
             "SELECT COALESCE(SUM(-amount_pence), 0) AS pence FROM transactions WHERE tenancy_id = ? "
             "AND posted_date > ?",
             [tenancy_id, written_on.date()], "type", RECEIPT_TYPES))["pence"].iloc[0]
-        facts = load_facts(ledger, [tenancy_id], as_of, policy, recorded)
-    judged = readiness(facts, as_of, policy).iloc[0]
-    return ReleaseCheck(received_since_draft=float(received) / 100, readiness_state=str(judged["readiness_state"]),
-                        state_reasons=tuple(rule for rule, _ in judged["state_reasons"]),
-                        contacts_recent=int(facts["attempts_recent"].iloc[0]),
-                        contact_limit=int(policy.contact_limit["attempts"]))
+    return drafts.check_of(judged, facts.iloc[0], float(received) / 100, policy.contact_limit)
 
 
 def release_draft(settings: ServingSettings, draft_id: str, actor: str, role: str) -> dict:
-    """Release an approved draft to the outbox, or suppress it, as the case stands now."""
+    """Release an approved draft to the outbox (a contact on the service's day), or suppress it, as the case stands
+    now."""
     with open_casework(settings) as db:
         found = drafts.draft(db, draft_id)
         check = release_check(settings, found, cases.actions(db, [str(found["tenancy_id"])]))
-        return drafts.release(db, AuditLog(db), draft_id, actor, role, check)
+        return drafts.release(db, AuditLog(db), draft_id, actor, role, check, service_day(settings))

@@ -173,6 +173,7 @@ class CaseAction(BaseModel):
     referral: Referral | None = None
     note: str | None = None
     settled_as: str | None = Field(default=None, description="A promise: kept or missed, once settled")
+    draft_id: str | None = Field(default=None, description="The released draft this contact (or step) is")
 
 
 class Draft(BaseModel):
@@ -191,6 +192,8 @@ class Draft(BaseModel):
     created_at: str
     decided_by: str | None = None
     reason: str | None = Field(default=None, description="Why it was rejected or suppressed")
+    needs_translation: str | None = Field(default=None, description="The tenant's language, when it has no "
+                                          "templates: the text is English and must be translated before it goes")
 
 
 class AuditEntry(BaseModel):
@@ -203,12 +206,23 @@ class AuditEntry(BaseModel):
     detail: dict
 
 
+class CaseNow(BaseModel):
+    as_of: str = Field(description="The day it is judged on: the later of the ledger's latest day and today")
+    readiness_state: ReadinessState
+    protocol_step: str | None = Field(description="A ready case's next step of the pre-action protocol")
+    next_action: str
+    reasons: list[str] = Field(description="Every rule that fired, in words")
+    contacts_recent: int = Field(description="Contacts in the contact limit's window (releases included)")
+
+
 class CaseFile(BaseModel):
     tenancy_id: str
     patch: str | None
     readiness_state: ReadinessState | None = Field(description="In the latest worklist run")
     owner: str | None = Field(description="Who owns the next action (null: nobody yet; see owner_note)")
     owner_note: str
+    now: CaseNow | None = Field(default=None, description="The case as the policy judges it now, with every action "
+                                "recorded and every letter released since the run (the next run records the same)")
     actions: list[CaseAction]
     drafts: list[Draft]
     audit: list[AuditEntry] = Field(description="Every decision about this case, oldest first")

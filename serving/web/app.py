@@ -26,7 +26,7 @@ from casework.policy import QUEUES
 from serving.access.declared import PAGE_ROOT as BASE
 from serving.access.declared import SESSION_COOKIE as COOKIE
 from serving.access.declared import may_use
-from serving.access.principals import AGGREGATES, CASEWORK, MODELLING, Principal, open_principals
+from serving.access.principals import AGGREGATES, CASEWORK, MODELLING, SUPERVISING, Principal, open_principals
 from serving.runs.jobs import monitoring_status
 from serving.settings import get_settings
 from serving.treasury.forecast import forecast_csv as as_csv
@@ -146,10 +146,11 @@ async def case(request: Request, principal: Principal) -> Response:
 def _forms(principal: Principal) -> dict:
     """The casework forms the case page offers this principal, and their choices."""
     return {"action": may_use(principal, BASE + "/case/action"), "draft": may_use(principal, BASE + "/case/draft"),
-            "kinds": list(cases.ACTION_KINDS), "channels": cases.CONTACT_CHANNELS, "outcomes": cases.OUTCOMES,
-            "reasons": sorted(set(cases.HOLD_REASONS) | set(cases.DISMISS_REASONS) | set(cases.REVIEW_REASONS)),
-            "referrals": cases.REFERRALS,
-            "draft_channels": drafts.DRAFT_CHANNELS}
+            "kinds": [kind for kind in cases.ACTION_KINDS
+                      if kind not in cases.SUPERVISOR_ACTIONS or principal.role in SUPERVISING],
+            "channels": cases.CONTACT_CHANNELS, "outcomes": cases.OUTCOMES,
+            "reasons": sorted({code for codes in cases.REASONS.values() for code in codes}),
+            "referrals": cases.REFERRALS, "draft_channels": drafts.DRAFT_CHANNELS, "languages": drafts.languages()}
 
 
 def _forecast(request: Request, patch: str | None):

@@ -105,8 +105,7 @@ async def reassign(request: Request, principal: Principal) -> Response:
 @kit.page_for("/case/draft", *CASEWORK)
 async def write_draft(request: Request, principal: Principal) -> Response:
     def work(settings, principal, form):
-        casefile.write_draft(settings, principal, form.get("tenancy", ""), form.get("channel", "letter"),
-                             form.get("language", "en"))
+        casefile.write_draft(settings, principal, form.get("tenancy", ""), form.get("channel"), form.get("language"))
         return _to_case(form.get("tenancy", ""))
 
     return await _act(request, principal, work)

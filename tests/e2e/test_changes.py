@@ -206,8 +206,8 @@ def _lives_over_http(served: Path) -> dict:
     with isolated_home(served / "home", ARREARS_AUTH="required", ARREARS_AUTH_CACHE_SECONDS="0"):
         listed = json.loads(ok("worklist", "--top", "400", "--json").stdout)
         as_of = pd.Timestamp(listed["as_of"])
-        plain = [r for r in listed["rows"] if not r["state_reasons"]]
-        patch = plain[-1]["patch"]
+        plain = [r for r in listed["rows"] if not r["state_reasons"] and r["protocol_step"] not in (None, "none")]
+        patch = plain[-1]["patch"]  # a case with arrears to write about (under a week's: no letter)
         drafted, promiser = [r["tenancy_id"] for r in plain if r["patch"] == patch][-2:]
         officer, supervisor = _token("lc-officer", "officer", patch), _token("lc-supervisor", "supervisor", patch)
         day = lambda n: str((as_of + pd.Timedelta(days=n)).date())  # noqa: E731
@@ -249,3 +249,49 @@ def _lives_over_http(served: Path) -> dict:
 
 def _token(name: str, role: str, patch: str) -> str:
     return ok("users", "add", name, "--role", role, "--patch", patch).stdout.strip().splitlines()[-1]
+
+
+def test_letters_released_are_contacts_the_fourth_in_a_day_is_refused_and_the_next_run_agrees(served) -> None:
+    """The issue's reproduction over a real `bentoml serve` with auth required: draft, approve and release, again
+    and again, for one tenancy on one day. Each release is a contact: the limit's three go out, the fourth draft is
+    refused with the reason, the case page says so at once, and the next run judges the case as the page did."""
+    import httpx
+
+    from serving.api.process import running_server
+    from serving.settings import get_settings
+
+    with isolated_home(served / "home"):
+        listed = json.loads(ok("worklist", "--top", "400", "--json").stdout)
+    plain = [r for r in listed["rows"] if not r["state_reasons"] and r["protocol_step"] in ("contact", "arrangement")]
+    tenancy, patch = plain[0]["tenancy_id"], plain[0]["patch"]
+    # the service's day is the data's last day: the run made on it sees what people did "today"
+    with isolated_home(served / "home", ARREARS_AUTH="required", ARREARS_AUTH_CACHE_SECONDS="0",
+                       ARREARS_TODAY=listed["as_of"][:10]):
+        officer, supervisor = _token("lt-officer", "officer", patch), _token("lt-supervisor", "supervisor", patch)
+        with running_server(get_settings()) as url, httpx.Client(base_url=url, timeout=120) as client:
+            def post(token: str, path: str, **body) -> httpx.Response:
+                return client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+
+            before = post(officer, "/case_file", tenancy_id=tenancy).json()["now"]["contacts_recent"]
+            released, refused = [], None
+            for _ in range(4):
+                written = post(officer, "/draft", tenancy_id=tenancy, channel="letter")
+                if written.status_code != 200:
+                    refused = written
+                    break
+                post(supervisor, "/draft_decision", draft_id=written.json()["draft_id"], decision="approve")
+                released.append(post(supervisor, "/draft_release", draft_id=written.json()["draft_id"]).json())
+            now = post(officer, "/case_file", tenancy_id=tenancy).json()
+            outbox = json.loads(ok("case", "outbox").stdout)
+        ok("worklist", "--refresh")
+        after = {r["tenancy_id"]: r for r in json.loads(ok("worklist", "--top", "400", "--json", "--state", "hold")
+                                                         .stdout)["rows"]}
+    assert before < 3 and [r["status"] for r in released] == ["released"] * (3 - before)
+    assert refused is not None and refused.status_code == 409
+    assert "hold (contact_limit), not ready" in refused.json()["error"]
+    assert (now["now"]["readiness_state"], now["now"]["contacts_recent"]) == ("hold", 3)
+    assert [a["kind"] for a in now["actions"] if a["draft_id"]] == ["contact_attempted"] * len(released)
+    assert sorted(m["draft_id"] for m in outbox if m["tenancy_id"] == tenancy) == sorted(
+        r["draft_id"] for r in released)
+    assert after[tenancy]["readiness_state"] == now["now"]["readiness_state"]
+    assert [r["rule"] for r in after[tenancy]["state_reasons"]] == ["contact_limit"]
