@@ -20,6 +20,7 @@ from serving.access.declared import declared
 from serving.access.principals import PATCH_ROLES, ROLES
 from serving.api import service  # noqa: F401 - its endpoints declare their roles
 from serving.api.process import PROJECT_ROOT, running_server
+from serving.runs.worklist import owners_of
 from serving.settings import get_settings
 from tests.support.browser import browse
 from tests.support.cli import ok
@@ -47,6 +48,7 @@ BODIES = {
     "/draft_decision": lambda _, target: {"draft_id": target["draft"], "decision": "approve"},
     "/draft_release": lambda _, target: {"draft_id": target["draft"]},
     "/outbox": lambda _, target: {},
+    "/my_cases": lambda _, target: {},
 }
 PATCHED = ("/worklist", "/worklist_changes", "/cash_forecast", "/cash_forecast_csv", "/collection_kpis",
            "/collection_kpis_csv", "/approval_queue")
@@ -91,10 +93,25 @@ def _targets(pipeline: dict, own: str, other: str) -> dict[str, dict]:
     for kind, patch in (("own", own), ("other", other)):
         mine = [r["tenancy_id"] for r in ready if r["patch"] == patch]
         officer = f"test-officer-{kind}"
-        _token(officer, "officer", [patch])
-        written = draft_from_run(get_settings(), mine[1], "letter", "en", "matrix-officer", "officer")
-        targets[kind] = {"tenancy": mine[0], "draft": written["draft_id"], "officer": officer}
+        token = _token(officer, "officer", [patch])
+        written = _first_draft(mine[1:], lambda tenancy: draft_from_run(get_settings(), tenancy, "letter", "en",
+                                                                         "matrix-officer", "officer"))
+        targets[kind] = {"tenancy": mine[0], "draft": written["draft_id"], "officer": officer, "token": token}
     return targets
+
+
+def _first_draft(tenancies: list[str], write) -> dict:
+    """A draft `write` writes for the first of `tenancies` that can take one (a ready case under the protocol's
+    arrears threshold is refused one, with its reason)."""
+    from casework.drafts import DraftRefused
+
+    refused = []
+    for tenancy in tenancies:
+        try:
+            return write(tenancy)
+        except DraftRefused as exc:
+            refused.append(str(exc))
+    raise AssertionError(f"no ready case could take a draft: {refused[:3]}")
 
 
 def _champion_metrics(settings) -> dict[str, float]:
@@ -148,7 +165,9 @@ def secured(pipeline: dict) -> dict:
             logged = (settings.logs_dir / "serve.log").stat().st_size
             web_revoked = _token("test-revoked-web", "data_scientist", [])
             web = browse(url, tokens, other_case=ids[1], other_patch=other, revocable=(web_revoked, lambda: (
-                ok("users", "revoke", "test-revoked-web"), time.sleep(settings.auth_cache_seconds + 0.5))))
+                ok("users", "revoke", "test-revoked-web"), time.sleep(settings.auth_cache_seconds + 0.5))),
+                reassign=(_spare_ready(pipeline, own, 2), "test-officer"))
+            web["my_cases_http"] = _my_cases_over_http(client, callers, targets, _spare_ready(pipeline, own, 3))
             web["api_forecast"] = client.post("/cash_forecast", json={"weeks": 13},
                                               headers=callers["treasury"]).json()
             web["champion_metrics"] = _champion_metrics(settings)
@@ -228,6 +247,8 @@ def test_no_answer_holds_another_patchs_tenancy(secured) -> None:
             seen = {body.get("tenancy_id")} - {None}  # a recorded action names no tenancy
         elif answer["path"] == "/approval_queue":
             seen = {d["tenancy_id"] for d in body["drafts"]}
+        elif answer["path"] == "/my_cases":
+            seen = {c["tenancy_id"] for c in body["cases"]}
         elif answer["path"] == "/worklist_changes":
             seen = set(body["entered"]) | set(body["left"]) | {c["tenancy_id"] for c in body["state_changes"]} | {
                 m["tenancy_id"] for m in body["score_moves"]} | {p["tenancy_id"] for p in body["payments"]}
@@ -365,3 +386,87 @@ def test_every_other_roles_page_has_no_serious_accessibility_violation(secured) 
     checked = {**web["supervisor"]["axe"], **web["treasury"]["axe"], **web["data_scientist"]["axe"]}
     assert set(checked) == {"supervisor_worklist", "approvals", "case_casework", "treasury", "models"}
     assert all(not rules for rules in checked.values()), checked
+
+
+# -- an officer's day: my cases, and a supervisor's reassignment (issue 27 item 5) ---------------------------------
+def _spare_ready(pipeline: dict, patch: str, n: int) -> str:
+    """The `n`th ready case of `patch` (the matrix's targets are the first two)."""
+    return [r["tenancy_id"] for r in pipeline["everyone"]["rows"] if r["readiness_state"] == "ready"
+            and r["patch"] == patch][n]
+
+
+def _my_cases_over_http(client: httpx.Client, callers: dict, targets: dict, stray: str) -> dict:
+    """`/my_cases` for each officer, after the matrix gave each target's case to its patch's officer and the browser
+    journey gave a case to test-officer; `stray`, a case of test-officer's patch, is given to the other patch's
+    officer straight in the case store (as if their patches had changed since): it must stay off their list."""
+    from casework import cases
+    from casework.audit import AuditLog
+    from casework.store import open_casework
+
+    with open_casework(get_settings()) as db:
+        cases.reassign(db, AuditLog(db), stray, targets["other"]["officer"], "test", "cli", "other")
+    bearer = {kind: {"Authorization": f"Bearer {t['token']}"} for kind, t in targets.items()}
+    ask = {"officer": (callers["officer"], {}), "own": (bearer["own"], {}), "other": (bearer["other"], {}),
+           "supervisor_for_officer": (callers["supervisor"], {"officer": "test-officer"}),
+           "officer_for_other": (callers["officer"], {"officer": targets["own"]["officer"]})}
+    found = {"stray": stray}
+    for name, (headers, body) in ask.items():
+        response = client.post("/my_cases", json=body, headers=headers)
+        found[name] = {"status": response.status_code, "body": response.json() if response.is_success else
+                       response.text}
+    started = time.perf_counter()
+    for _ in range(5):
+        client.post("/worklist", json={"top": 300}, headers=callers["supervisor"]).raise_for_status()
+    found["worklist_seconds"] = (time.perf_counter() - started) / 5
+    found["worklist"] = client.post("/worklist", json={"top": 10_000}, headers=callers["admin"]).json()
+    ids = [r["tenancy_id"] for r in found["worklist"]["rows"]]
+    started = time.perf_counter()
+    for _ in range(5):
+        owners_of(get_settings(), ids)  # what naming the owners adds to each list: one query of the case store
+    found["owners_seconds"], found["listed"] = (time.perf_counter() - started) / 5, len(ids)
+    return found
+
+
+def test_my_cases_over_http_hold_only_the_callers_own_cases_of_their_patches(secured) -> None:
+    mine, patch_of = secured["web"]["my_cases_http"], secured["patch_of"]
+    own_patch, other_patch = secured["principals"]["officer"][0], secured["other"]
+    reassigned = secured["web"]["reassign"]["url"].split("tenancy=")[1].split("#")[0]
+    listed = {name: [c["tenancy_id"] for c in mine[name]["body"]["cases"]] for name in ("officer", "own", "other")}
+    assert reassigned in listed["officer"] and mine["officer"]["body"]["officer"] == "test-officer"
+    assert {patch_of[t] for t in listed["officer"] + listed["own"]} == {own_patch}
+    assert listed["other"] and {patch_of[t] for t in listed["other"]} == {other_patch}  # not vacuous, and scoped
+    assert mine["stray"] not in listed["other"] and not set(listed["other"]) & set(listed["officer"] + listed["own"])
+    assert not set(listed["officer"]) & set(listed["own"])  # each officer sees their own cases only
+    assert mine["supervisor_for_officer"]["status"] == 200
+    assert [c["tenancy_id"] for c in mine["supervisor_for_officer"]["body"]["cases"]] == listed["officer"]
+    assert mine["officer_for_other"]["status"] == 403  # another officer's list is not an officer's to read
+    case = next(c for c in mine["officer"]["body"]["cases"] if c["tenancy_id"] == reassigned)
+    assert case["readiness_state"] == "ready" and case["why"][0]["code"] == "ready" and case["protocol_step"]
+
+
+def test_the_worklist_names_each_cases_owner_and_stays_quick(secured) -> None:
+    mine = secured["web"]["my_cases_http"]
+    owners = {r["tenancy_id"]: r["owner"] for r in mine["worklist"]["rows"]}
+    reassigned = secured["web"]["reassign"]["url"].split("tenancy=")[1].split("#")[0]
+    assert owners[reassigned] == "test-officer"
+    print(f"/worklist (top 300, supervisor): {mine['worklist_seconds'] * 1000:.0f} ms; its owners, read for "
+          f"{mine['listed']} rows: {mine['owners_seconds'] * 1000:.1f} ms")
+    assert mine["owners_seconds"] < 0.05 and mine["worklist_seconds"] < 2.0, mine
+
+
+def test_a_supervisor_reassigns_a_case_on_its_page_and_the_page_names_the_new_owner(secured) -> None:
+    reassign = secured["web"]["reassign"]
+    assert {"test-officer", "test-officer-own"} <= set(o.split(" (")[0] for o in reassign["choices"])
+    assert reassign["status"] == 200 and reassign["url"].endswith("#casework")
+    assert reassign["after"].startswith("Owner: test-officer owns the next action")
+    assert reassign["decisions"][-1] == "case reassigned" and not reassign["axe"]["case_reassign_form"]
+
+
+def test_an_officer_signs_in_to_my_cases_and_finds_the_case_given_to_them(secured) -> None:
+    landed = secured["web"]["my_cases"]
+    reassigned = secured["web"]["reassign"]["url"].split("tenancy=")[1].split("#")[0]
+    assert landed["status"] == 200 and landed["url"].endswith("/app/my-cases")
+    assert landed["heading"].startswith("My cases on ") and landed["current"] == ["My cases"]
+    assert reassigned in landed["cases"]
+    assert landed["why"][landed["cases"].index(reassigned)].startswith("Ready: ")
+    assert not landed["axe"]["my_cases"] and not landed["tablet_overflow"]

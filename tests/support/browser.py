@@ -56,6 +56,7 @@ def officer_journey(browser, url: str, token: str, other_case: str, other_patch:
     found["sign_in_page"] = page.url.endswith("/app/signin")
     _axe(page, "signin", found)
     found["signed_in_status"] = _sign_in(page, url, token)
+    page.goto(f"{url}/app/worklist")  # an officer lands on my cases (my_cases_journey); the worklist is a click on
     found["heading"] = page.get_by_role("heading", level=1).inner_text()
     rows = page.locator("table.cases tbody tr")
     found["rows"] = rows.count()
@@ -199,8 +200,10 @@ def refused_journeys(browser, url: str, token: str, revoke) -> dict:
     return found
 
 
-def browse(url: str, tokens: dict[str, str], other_case: str, other_patch: str, revocable: tuple) -> dict:
-    """Every role's journey; `revocable` is a token and the function that revokes it."""
+def browse(url: str, tokens: dict[str, str], other_case: str, other_patch: str, revocable: tuple,
+           reassign: tuple[str, str] | None = None) -> dict:
+    """Every role's journey; `revocable` is a token and the function that revokes it; `reassign` a case of the
+    supervisor's area and the officer (the signed-in one) the supervisor gives it to."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -210,6 +213,52 @@ def browse(url: str, tokens: dict[str, str], other_case: str, other_patch: str, 
                     "supervisor": supervisor_journey(browser, url, tokens["supervisor"]),
                     "treasury": treasury_journey(browser, url, tokens["treasury"]),
                     "data_scientist": data_scientist_journey(browser, url, tokens["data_scientist"]),
-                    "refused": refused_journeys(browser, url, *revocable)}
+                    "refused": refused_journeys(browser, url, *revocable),
+                    **(officers_day(browser, url, tokens, *reassign) if reassign else {})}
         finally:
             browser.close()
+
+
+# -- an officer's day: my cases, and a supervisor's reassignment (issue 27 item 5) ---------------------------------
+def reassign_journey(browser, url: str, token: str, tenancy: str, to: str) -> dict:
+    """A supervisor opens a case of their area and gives it to another officer of its patch, with a reason, from the
+    case page; the case page then names the new owner, and its decisions hold the reassignment."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    _sign_in(page, url, token)
+    page.goto(f"{url}/app/case?tenancy={tenancy}#casework")
+    owner = page.locator("#casework p").first
+    found: dict = {"before": owner.inner_text(), "choices": page.locator("#reassign-to option").all_inner_texts()}
+    _axe(page, "case_reassign_form", found)
+    page.get_by_label("Give to").select_option(to)
+    page.locator("#reassign-reason").select_option("workload")
+    with page.expect_navigation() as navigation:
+        page.get_by_role("button", name="Reassign").click()
+    found["status"], found["url"] = navigation.value.status, page.url
+    found["after"] = page.locator("#casework p").first.inner_text()
+    found["decisions"] = page.locator("table.audit tbody td:nth-child(4)").all_inner_texts()
+    found["shots"] = [_shot(page, "supervisor_case_reassigned")]
+    page.close()
+    return found
+
+
+def my_cases_journey(browser, url: str, token: str) -> dict:
+    """An officer signs in and lands on my cases: the cases they own that want something today, each with why; the
+    top bar marks the page; it works at tablet width."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    found: dict = {"status": _sign_in(page, url, token)}
+    found["url"], found["heading"] = page.url, page.get_by_role("heading", level=1).inner_text()
+    found["current"] = page.locator("header nav a[aria-current=page]").all_inner_texts()
+    found["cases"] = page.locator("table.mine td[data-label=Tenancy]").all_inner_texts()
+    found["why"] = page.locator("table.mine td[data-label=Why]").all_inner_texts()
+    found["shots"] = [_shot(page, "officer_my_cases")]
+    _axe(page, "my_cases", found)
+    found["tablet_overflow"] = _overflows_tablet(page)
+    page.close()
+    return found
+
+
+def officers_day(browser, url: str, tokens: dict[str, str], tenancy: str, officer: str) -> dict:
+    """The supervisor gives `tenancy` to `officer` (the officer whose token is `tokens["officer"]`), who then signs
+    in and finds it on their list."""
+    return {"reassign": reassign_journey(browser, url, tokens["supervisor"], tenancy, officer),
+            "my_cases": my_cases_journey(browser, url, tokens["officer"])}
