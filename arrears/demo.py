@@ -137,6 +137,7 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
                      lambda: _monitor(settings), _monitored)
     reports = {name: record.get("outputs", {}) for name, record in monitored.items()}
     return {
+        "data as of": str(response.as_of)[:10],
         "worklist (CSV)": worklist_files.csv,
         "worklist (JSON)": worklist_files.json,
         "MLflow store": settings.tracking_uri,

@@ -80,6 +80,9 @@ def demo(
     table("Where everything is", ["what", "where"], [[key, str(value)] for key, value in result.items()])
     out.print("\n[bold]The web app[/]: `uv run arrears serve`, then open http://127.0.0.1:3000/app/ (auth is open in "
               "the demo: it opens as admin). To sign in as each role, serve with ARREARS_AUTH=required and use a token "
-              "below (made for the simulated portfolio; `arrears users revoke NAME` ends one):")
+              "below (made for the simulated portfolio; `arrears users revoke NAME` ends one). The simulated history "
+              f"ends on {result['data as of']}: serve with ARREARS_TODAY={result['data as of']} too, so what you "
+              "record is dated on that day and the next run (`arrears worklist --refresh`) judges it "
+              "(docs/casework.md):")
     for role, name, patches, token in sign_ins:  # one line each, never wrapped: a token is copied whole
         out.print(f"  {role:<15} {name:<20} {patches:<22} {token}", soft_wrap=True, highlight=False)
