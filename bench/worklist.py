@@ -21,6 +21,9 @@ measures serving, not training). Then, each group in a fresh process:
   worker's score cache (`ARREARS_SCORE_CACHE`), as every request after the first is until the features change.
 - `worklist_http` (vs `pure_ranking`): `POST /worklist {"top": --explain}`, request to response, served from the
   recorded run; median of `--repeats` after one warm-up request.
+- `owners_lookup` (vs `worklist_http`): what naming each row's owner adds to a worklist answer
+  (`serving.runs.worklist.owners_of` for the rows `worklist_http` returned: one query of the case store); median of
+  `--repeats` after WARM_UP untimed calls.
 - `web_page`: the web app's worklist page (`GET /app/worklist?queue=ready`, up to 200 cases, auth open) loaded in
   Debian's chromium through Playwright, navigation start to the load event, median of `--repeats` after one warm-up.
 - `web_case`, `web_treasury`, `web_models`: the same for the top case's page (statement chart, events, history),
@@ -61,7 +64,7 @@ from features.store.offline import live_path, live_tenancies
 from features.store.refresh import refresh
 from serving.api.process import SERVICE, free_port, wait_ready
 from serving.runs.record import record_run
-from serving.runs.worklist import Worklister, top_cases
+from serving.runs.worklist import Worklister, owners_of, top_cases
 from serving.settings import get_settings
 from simulator import simulate_portfolio, write_portfolio
 from training import registry
@@ -79,8 +82,8 @@ SERIAL, WARM_UP = 300, 20
 #: What each group of rows measures, in the order the suite runs them: each group in one fresh process.
 GROUPS = {"pure_ranking": ("pure_ranking",), "record_run": ("record_run",),
           "score_inprocess": ("score_cold_inprocess", "score_warm_inprocess"), "empty_http": ("empty_http",),
-          "service": ("score_cold_http", "score_warm_http", "worklist_http", "web_page", "web_case", "web_treasury",
-                      "web_models")}
+          "service": ("score_cold_http", "score_warm_http", "worklist_http", "owners_lookup", "web_page", "web_case",
+                      "web_treasury", "web_models")}
 #: How long a page may take to load before it counts as failed (the first load of the treasury page computes the
 #: collection KPIs from every transaction: tens of seconds at 100k tenancies).
 PAGE_TIMEOUT_MS = 600_000
@@ -204,6 +207,8 @@ def _service(settings, work: Path, explain: int, repeats: int) -> dict[str, tupl
             times.append(time.perf_counter() - start)
             rows = len(answer.raise_for_status().json()["rows"])
         out["worklist_http"] = statistics.median(times[1:]), rows
+        ids = [row["tenancy_id"] for row in answer.json()["rows"]]
+        out["owners_lookup"] = _median_ms([lambda: owners_of(settings, ids)] * (WARM_UP + repeats)) / 1000, len(ids)
         out |= _page_loads(url, repeats)
     return out
 
@@ -282,7 +287,8 @@ def portfolio(args, stack: contextlib.ExitStack) -> Path:
 #: The rows of the table, in order, each with its baseline (measured in the same run).
 BASELINES = {"pure_ranking": None, "record_run": "pure_ranking", "score_cold_inprocess": None,
              "score_warm_inprocess": "score_cold_inprocess", "empty_http": None, "score_cold_http": "empty_http",
-             "score_warm_http": "empty_http", "worklist_http": "pure_ranking", "web_page": None, "web_case": None,
+             "score_warm_http": "empty_http", "worklist_http": "pure_ranking",
+             "owners_lookup": "worklist_http", "web_page": None, "web_case": None,
              "web_treasury": None, "web_models": None}
 
 

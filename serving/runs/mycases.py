@@ -2,7 +2,8 @@
 caller's patches like every case list. A case is on the list when it is ready in the latest worklist run, when a
 missed promise or instalment returned it (`casework.cases.settle_commitments` wrote `case_returned`) and nobody
 has acted on it since, or when a promise or an arrangement's instalment falls due on the service's day
-(`service_day`). Shared by the `/my_cases` endpoint, the page `/app/my-cases` and `arrears case mine`."""
+(`casework.settings.service_day`).
+Shared by the `/my_cases` endpoint, the page `/app/my-cases` and `arrears case mine`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pandas as pd
 
 from casework import cases
 from casework.audit import TABLE as AUDIT_TABLE
+from casework.settings import service_day
 from casework.store import open_casework
 from features.db import Database, and_in
 from serving.access.principals import Forbidden, Principal
@@ -26,12 +28,6 @@ PRIORITY = {"returned": 0, "promise_due": 1, "instalment_due": 2, "ready": 3}
 RUN_COLUMNS = ("tenancy_id", "patch", "readiness_state", "protocol_step", "next_action", "risk_rank")
 #: Actions that are not dealing with a returned case (a note alone leaves it on the list).
 NOT_ACTING = ("note",)
-
-
-def service_day(settings: ServingSettings) -> date:
-    """The service's day: ARREARS_TODAY (`FeatureSettings.today`, to replay a backfill or a demo), else the
-    system date."""
-    return settings.today or date.today()
 
 
 def _pounds(pence) -> float | None:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from casework import cases
 from casework.audit import AuditLog
+from casework.settings import service_day
 from casework.store import open_casework
 from serving.runs import mycases
 from tests.support.homes import isolated_home
@@ -24,11 +25,11 @@ def test_the_service_day_is_arrears_today_else_the_system_date(tmp_path) -> None
     with isolated_home(tmp_path / "home", ARREARS_TODAY="2026-11-10"):
         from serving.settings import get_settings
 
-        assert mycases.service_day(get_settings()) == DAY
+        assert service_day(get_settings()) == DAY
     with isolated_home(tmp_path / "other"):
         from serving.settings import get_settings
 
-        assert mycases.service_day(get_settings()) == date.today()
+        assert service_day(get_settings()) == date.today()
 
 
 def test_due_today_and_returned_cases_on_a_small_case_store(tmp_path) -> None:

@@ -20,7 +20,6 @@ from serving.access.declared import declared
 from serving.access.principals import PATCH_ROLES, ROLES
 from serving.api import service  # noqa: F401 - its endpoints declare their roles
 from serving.api.process import PROJECT_ROOT, running_server
-from serving.runs.worklist import owners_of
 from serving.settings import get_settings
 from tests.support.browser import browse
 from tests.support.cli import ok
@@ -414,16 +413,7 @@ def _my_cases_over_http(client: httpx.Client, callers: dict, targets: dict, stra
         response = client.post("/my_cases", json=body, headers=headers)
         found[name] = {"status": response.status_code, "body": response.json() if response.is_success else
                        response.text}
-    started = time.perf_counter()
-    for _ in range(5):
-        client.post("/worklist", json={"top": 300}, headers=callers["supervisor"]).raise_for_status()
-    found["worklist_seconds"] = (time.perf_counter() - started) / 5
     found["worklist"] = client.post("/worklist", json={"top": 10_000}, headers=callers["admin"]).json()
-    ids = [r["tenancy_id"] for r in found["worklist"]["rows"]]
-    started = time.perf_counter()
-    for _ in range(5):
-        owners_of(get_settings(), ids)  # what naming the owners adds to each list: one query of the case store
-    found["owners_seconds"], found["listed"] = (time.perf_counter() - started) / 5, len(ids)
     return found
 
 
@@ -444,14 +434,13 @@ def test_my_cases_over_http_hold_only_the_callers_own_cases_of_their_patches(sec
     assert case["readiness_state"] == "ready" and case["why"][0]["code"] == "ready" and case["protocol_step"]
 
 
-def test_the_worklist_names_each_cases_owner_and_stays_quick(secured) -> None:
+def test_the_worklist_names_each_cases_owner(secured) -> None:
+    """What naming the owners costs is measured in bench/worklist.py (owners), not here."""
     mine = secured["web"]["my_cases_http"]
     owners = {r["tenancy_id"]: r["owner"] for r in mine["worklist"]["rows"]}
     reassigned = secured["web"]["reassign"]["url"].split("tenancy=")[1].split("#")[0]
     assert owners[reassigned] == "test-officer"
-    print(f"/worklist (top 300, supervisor): {mine['worklist_seconds'] * 1000:.0f} ms; its owners, read for "
-          f"{mine['listed']} rows: {mine['owners_seconds'] * 1000:.1f} ms")
-    assert mine["owners_seconds"] < 0.05 and mine["worklist_seconds"] < 2.0, mine
+    assert set(owners.values()) - {None}  # owners are named, not only the one reassigned
 
 
 def test_a_supervisor_reassigns_a_case_on_its_page_and_the_page_names_the_new_owner(secured) -> None:
