@@ -130,8 +130,9 @@ def secured(pipeline: dict) -> dict:
     patches = sorted(set(patch_of.values()))
     own, area, other = patches[0], patches[:2], patches[-1]
     tag, bento = _build_bento(pipeline["root"] / "bentoml")
+    # the service's day is the data's last day: what people record is judged on the run's date (docs/casework.md)
     with isolated_home(pipeline["home"], ARREARS_AUTH="required", BENTOML_HOME=str(pipeline["root"] / "bentoml"),
-                       ARREARS_AUTH_CACHE_SECONDS="2"):
+                       ARREARS_AUTH_CACHE_SECONDS="2", ARREARS_TODAY=pipeline["payload"]["as_of"][:10]):
         principals = {"officer": [own], "supervisor": area, "data_scientist": [], "treasury": [], "admin": []}
         tokens = {role: _token(f"test-{role}", role, mine) for role, mine in principals.items()}
         revoked = _token("test-revoked", "admin", [])
@@ -165,7 +166,7 @@ def secured(pipeline: dict) -> dict:
             web_revoked = _token("test-revoked-web", "data_scientist", [])
             web = browse(url, tokens, other_case=ids[1], other_patch=other, revocable=(web_revoked, lambda: (
                 ok("users", "revoke", "test-revoked-web"), time.sleep(settings.auth_cache_seconds + 0.5))),
-                reassign=(_spare_ready(pipeline, own, 2), "test-officer"))
+                reassign=(_spare_ready(pipeline, own, 2), "test-officer"), protocol=_at_statement(pipeline, own))
             web["my_cases_http"] = _my_cases_over_http(client, callers, targets, _spare_ready(pipeline, own, 3))
             web["api_forecast"] = client.post("/cash_forecast", json={"weeks": 13},
                                               headers=callers["treasury"]).json()
@@ -388,6 +389,13 @@ def test_every_other_roles_page_has_no_serious_accessibility_violation(secured) 
 
 
 # -- an officer's day: my cases, and a supervisor's reassignment (issue 27 item 5) ---------------------------------
+def _at_statement(pipeline: dict, patch: str) -> str:
+    """The last ready case of `patch` whose next step is a rent statement: none of the matrix's or the officer's
+    day's cases."""
+    ready = [r for r in pipeline["everyone"]["rows"] if r["readiness_state"] == "ready" and r["patch"] == patch]
+    return [r for r in ready if r["protocol_step"] == "statement"][-1]["tenancy_id"]
+
+
 def _spare_ready(pipeline: dict, patch: str, n: int) -> str:
     """The `n`th ready case of `patch` (the matrix's targets are the first two)."""
     return [r["tenancy_id"] for r in pipeline["everyone"]["rows"] if r["readiness_state"] == "ready"
@@ -459,3 +467,18 @@ def test_an_officer_signs_in_to_my_cases_and_finds_the_case_given_to_them(secure
     assert reassigned in landed["cases"]
     assert landed["why"][landed["cases"].index(reassigned)].startswith("Ready: ")
     assert not landed["axe"]["my_cases"] and not landed["tablet_overflow"]
+
+
+def test_an_officer_records_a_rent_statement_and_a_supervisor_a_notice_and_the_page_judges_each_at_once(
+        secured) -> None:
+    """Issue 27: the protocol's steps recorded on the case page are judged at once, without waiting for a run."""
+    found = secured["web"]["protocol"]
+    assert found["landed"][0] == 200 and found["landed"][1].endswith("/app/my-cases")
+    assert "notice served" not in found["officer_kinds"]  # a supervisor's decision
+    statement, notice = found["statement"], found["notice"]
+    assert statement["status"] == 200 and "rent statement sent" in statement["actions"]
+    assert found["before"] == "statement"  # judged now as the run judged it: the service's day is the run's
+    assert statement["step"] not in ("statement", None)  # a current statement moves the case on along the protocol
+    assert (notice["status"], notice["state"], notice["step"]) == (200, "ready", "notice_running")
+    assert "next step notice running" in " ".join(notice["said"].split())
+    assert "notice served" in notice["actions"] and not found["axe"]["case_judged_now"]

@@ -201,9 +201,10 @@ def refused_journeys(browser, url: str, token: str, revoke) -> dict:
 
 
 def browse(url: str, tokens: dict[str, str], other_case: str, other_patch: str, revocable: tuple,
-           reassign: tuple[str, str] | None = None) -> dict:
+           reassign: tuple[str, str] | None = None, protocol: str | None = None) -> dict:
     """Every role's journey; `revocable` is a token and the function that revokes it; `reassign` a case of the
-    supervisor's area and the officer (the signed-in one) the supervisor gives it to."""
+    supervisor's area and the officer (the signed-in one) the supervisor gives it to; `protocol` a ready case of the
+    officer's patch to record the protocol's steps on."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -214,7 +215,8 @@ def browse(url: str, tokens: dict[str, str], other_case: str, other_patch: str, 
                     "treasury": treasury_journey(browser, url, tokens["treasury"]),
                     "data_scientist": data_scientist_journey(browser, url, tokens["data_scientist"]),
                     "refused": refused_journeys(browser, url, *revocable),
-                    **(officers_day(browser, url, tokens, *reassign) if reassign else {})}
+                    **(officers_day(browser, url, tokens, *reassign) if reassign else {}),
+                    **({"protocol": protocol_journey(browser, url, tokens, protocol)} if protocol else {})}
         finally:
             browser.close()
 
@@ -262,3 +264,39 @@ def officers_day(browser, url: str, tokens: dict[str, str], tenancy: str, office
     in and finds it on their list."""
     return {"reassign": reassign_journey(browser, url, tokens["supervisor"], tenancy, officer),
             "my_cases": my_cases_journey(browser, url, tokens["officer"])}
+
+
+# -- the protocol's own steps, recorded on the case page and judged at once (issue 27 item 3) ----------------------
+def _record(page, kind: str, channel: str | None = None) -> dict:
+    """Record an action of `kind` with the case page's form; the page it lands on: the case judged now."""
+    form = page.locator("form.casework-form")
+    form.get_by_label("Action").select_option(kind)
+    if channel:
+        form.get_by_label("Channel").select_option(channel)
+    with page.expect_navigation() as navigation:
+        form.get_by_role("button", name="Record").click()
+    now = page.locator("#case-now")
+    return {"status": navigation.value.status, "state": now.get_attribute("data-state"),
+            "step": now.get_attribute("data-step"), "said": now.inner_text(),
+            "actions": page.locator("table.actions tbody td:nth-child(2)").all_inner_texts()}
+
+
+def protocol_journey(browser, url: str, tokens: dict[str, str], tenancy: str) -> dict:
+    """An officer lands on my cases, opens a ready case and records a rent statement sent; a supervisor records a
+    notice served. Each time the case page shows at once the state and next step the action implies."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    found: dict = {"landed": (_sign_in(page, url, tokens["officer"]), page.url)}
+    page.goto(f"{url}/app/case?tenancy={tenancy}#casework")
+    found["before"] = page.locator("#case-now").get_attribute("data-step")
+    found["officer_kinds"] = page.locator("form.casework-form select[name=kind] option").all_inner_texts()
+    found["statement"] = _record(page, "rent_statement_sent", "letter")
+    found["shots"] = [_shot(page, "officer_rent_statement_sent")]
+    page.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    _sign_in(page, url, tokens["supervisor"])
+    page.goto(f"{url}/app/case?tenancy={tenancy}#casework")
+    found["notice"] = _record(page, "notice_served")
+    found["shots"].append(_shot(page, "supervisor_notice_served"))
+    _axe(page, "case_judged_now", found)
+    page.close()
+    return found
