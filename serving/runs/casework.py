@@ -88,19 +88,20 @@ def draft_from_run(settings: ServingSettings, tenancy_id: str, channel: str | No
         case |= {name: judged[name] for name in ("readiness_state", "state_reasons", "protocol_step")}
         with open_ledger(settings.ledger, read_only=True) as ledger:
             facts = drafts.facts_for_draft(ledger, case, case["as_of"], recorded)
-            channel, language = _preferences(ledger, tenancy_id, channel, language)
+            register = ledger.read_for_tenancies("tenancy_register", [tenancy_id])
+        channel, language = preferences(register, drafts.stage_for(facts), channel, language)
         return drafts.generate(db, AuditLog(db), facts, channel, language, actor, role)
 
 
-def _preferences(ledger: Ledger, tenancy_id: str, channel: str | None, language: str | None) -> tuple[str, str]:
-    """The channel and language asked for, else the register's (a channel drafts cannot use, such as phone, is a
-    letter; no language recorded is English)."""
-    register = ledger.read_for_tenancies("tenancy_register", [tenancy_id])
+def preferences(register: pd.DataFrame, stage: str, channel: str | None, language: str | None) -> tuple[str, str]:
+    """The channel and language asked for, else the tenant's in the `register` row: their preferred channel where
+    the stage can use it (phone, a visit, or an SMS for a statement: a letter), and their language (none recorded:
+    English)."""
     def known(column: str) -> str | None:
         value = register[column].iloc[0] if column in register and len(register) else None
         return None if value is None or pd.isna(value) or not str(value).strip() else str(value).strip().lower()
-    preferred = known("preferred_channel")
-    return (channel or (preferred if preferred in drafts.DRAFT_CHANNELS else "letter"),
+    preferred, usable = known("preferred_channel"), drafts.content_rules()["stages"][stage]["channels"]
+    return (channel or (preferred if preferred in usable else "letter"),
             language or known("language") or drafts.FALLBACK_LANGUAGE)
 
 
