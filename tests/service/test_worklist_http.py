@@ -65,12 +65,17 @@ def test_patch_filter_returns_only_that_patch(pipeline) -> None:
     assert len(rows) < len(pipeline["payload"]["rows"])
 
 
+def _no_owner(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "owner"} for row in rows]
+
+
 def test_the_cli_worklist_is_the_served_worklist(in_pipeline_home) -> None:
     """`arrears worklist` computes the list from the champion and the online features, as POST /worklist does."""
     pipeline = in_pipeline_home
     for top, patch, served in ((10_000, None, pipeline["payload"]), (25, pipeline["patch"], pipeline["patch_payload"])):
         printed = json.loads(ok("worklist", "--top", str(top), "--json", *(["--patch", patch] if patch else [])).stdout)
-        assert printed["rows"] == served["rows"][:top]
+        # owners are read live from the case store: other tests of this pipeline assign and reassign cases since
+        assert _no_owner(printed["rows"]) == _no_owner(served["rows"][:top])
         same = ("run_id", "as_of", "population", "model_version", "state_counts", "waiting")
         assert {k: printed[k] for k in same} == {k: served[k] for k in same}
 
