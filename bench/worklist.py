@@ -11,6 +11,9 @@ measures serving, not training). Then, each group in a fresh process:
   at random, fixed seed) not scored before by this `Worklister`: a Feast online read, the recency features, the
   champion's prediction and its exact reasons. Median of up to 300 calls after 20 warm-up calls (on other tenancies).
 - `score_warm_inprocess` (vs `score_cold_inprocess`): the same tenancy again and again: the score cache's answer.
+- `case_now` (vs `score_cold_inprocess`): `serving.runs.casework.judge_now` for one tenancy: the case judged now,
+  as the case page, a draft and a release do it (its facts read from the ledger by its id, the policy); median over
+  the same tenancies as `score_cold_inprocess`.
 - `empty_http`: an empty BentoML endpoint (`bench/empty_service.py`): median of 300 serial single requests after
   20 warm-up ones. The floor of BentoML itself, for the two rows after it.
 - `score_cold_http` (vs `empty_http`): `POST /score` for one tenancy through a real `bentoml serve`, each request a
@@ -57,12 +60,14 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
 from bench.runner import peak_mb, spawn_result, summary
+from casework import cases
 from features.feeds.ingest import ingest_delivery
 from features.ledger import open_ledger
 from features.settings import load_settings
 from features.store.offline import live_path, live_tenancies
 from features.store.refresh import refresh
 from serving.api.process import SERVICE, free_port, wait_ready
+from serving.runs.casework import judge_now
 from serving.runs.record import record_run
 from serving.runs.worklist import Worklister, owners_of, top_cases
 from serving.settings import get_settings
@@ -81,7 +86,8 @@ MIN_YEARS = 1.5
 SERIAL, WARM_UP = 300, 20
 #: What each group of rows measures, in the order the suite runs them: each group in one fresh process.
 GROUPS = {"pure_ranking": ("pure_ranking",), "record_run": ("record_run",),
-          "score_inprocess": ("score_cold_inprocess", "score_warm_inprocess"), "empty_http": ("empty_http",),
+          "score_inprocess": ("score_cold_inprocess", "score_warm_inprocess", "case_now"),
+          "empty_http": ("empty_http",),
           "service": ("score_cold_http", "score_warm_http", "worklist_http", "owners_lookup", "web_page", "web_case",
                       "web_treasury", "web_models")}
 #: How long a page may take to load before it counts as failed (the first load of the treasury page computes the
@@ -178,7 +184,10 @@ def _in_process(kind: str, settings, explain: int) -> dict[str, tuple[float, int
     ids = _fresh_ids(settings)
     cold = _median_ms([lambda t=t: worklister.score([t]) for t in ids])
     warm = _median_ms([lambda: worklister.score(ids[:1])] * (WARM_UP + SERIAL))
-    return {"score_cold_inprocess": (cold / 1000, len(ids) - WARM_UP), "score_warm_inprocess": (warm / 1000, SERIAL)}
+    empty = pd.DataFrame(columns=list(cases.TABLES["case_actions"]))
+    now = _median_ms([lambda t=t: judge_now(settings, t, empty) for t in ids])
+    return {"score_cold_inprocess": (cold / 1000, len(ids) - WARM_UP), "score_warm_inprocess": (warm / 1000, SERIAL),
+            "case_now": (now / 1000, len(ids) - WARM_UP)}
 
 
 def _empty_http(settings, work: Path) -> dict[str, tuple[float, int]]:
@@ -286,10 +295,10 @@ def portfolio(args, stack: contextlib.ExitStack) -> Path:
 
 #: The rows of the table, in order, each with its baseline (measured in the same run).
 BASELINES = {"pure_ranking": None, "record_run": "pure_ranking", "score_cold_inprocess": None,
-             "score_warm_inprocess": "score_cold_inprocess", "empty_http": None, "score_cold_http": "empty_http",
-             "score_warm_http": "empty_http", "worklist_http": "pure_ranking",
-             "owners_lookup": "worklist_http", "web_page": None, "web_case": None,
-             "web_treasury": None, "web_models": None}
+             "score_warm_inprocess": "score_cold_inprocess", "case_now": "score_cold_inprocess", "empty_http": None,
+             "score_cold_http": "empty_http", "score_warm_http": "empty_http", "worklist_http": "pure_ranking",
+             "owners_lookup": "worklist_http", "web_page": None, "web_case": None, "web_treasury": None,
+             "web_models": None}
 
 
 def suite(args) -> list[dict]:

@@ -141,9 +141,9 @@ def test_ingest(root: Path) -> None:
 def test_worklist(root: Path, portfolio: Path) -> None:
     out = run(root, "bench", "--suite", "worklist", *PORTFOLIO, "--repeats", "1", "--workdir", str(portfolio))
     found = rows(out)
-    assert set(found) >= {"pure_ranking", "record_run", "score_cold_inprocess", "score_warm_inprocess", "empty_http",
-                          "score_cold_http", "score_warm_http", "worklist_http", "owners_lookup", "web_page",
-                          "web_case", "web_treasury", "web_models"}
+    assert set(found) >= {"pure_ranking", "record_run", "score_cold_inprocess", "score_warm_inprocess", "case_now",
+                          "empty_http", "score_cold_http", "score_warm_http", "worklist_http", "owners_lookup",
+                          "web_page", "web_case", "web_treasury", "web_models"}
     assert "x empty_http" in found["score_cold_http"] and "x empty_http" in found["score_warm_http"]
 
 
