@@ -42,7 +42,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -66,7 +65,7 @@ from features.ledger import open_ledger
 from features.settings import load_settings
 from features.store.offline import live_path, live_tenancies
 from features.store.refresh import refresh
-from serving.api.process import SERVICE, free_port, wait_ready
+from serving.api.process import SERVICE, free_port, stop_group, wait_ready
 from serving.runs.casework import judge_now
 from serving.runs.record import record_run
 from serving.runs.worklist import Worklister, owners_of, top_cases
@@ -160,12 +159,7 @@ def served(target: str, env: dict[str, str], log: Path) -> Iterator[str]:
         wait_ready(url, process)
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process, timeout=30)
 
 
 def _in_process(kind: str, settings, explain: int) -> dict[str, tuple[float, int]]:

@@ -72,13 +72,19 @@ def running_server(settings: ServingSettings, port: int | None = None, log_path:
             raise ServerError(f"{exc}; see {log_path}") from exc
         yield url
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_group(process)
+
+
+def stop_group(process: subprocess.Popen, timeout: float = 20) -> None:
+    """Stop a process started in a session of its own, with its children: SIGTERM to the group, SIGKILL after
+    `timeout` seconds."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def fetch_worklist(url: str, top: int, patch: str | None = None, states: list[str] | None = None) -> dict:

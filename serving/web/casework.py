@@ -7,10 +7,10 @@ must be this service's)."""
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from casework.cases import OfficerAction
@@ -66,20 +66,6 @@ def _to_case(tenancy_id: str) -> str:
     return f"{BASE}/case?tenancy={quote(tenancy_id)}#casework"
 
 
-async def _act(request: Request, principal: Principal, work) -> Response:
-    """A casework form, posted by a principal its page lets in: `work(settings, principal, form)` does it and names
-    the page to look at next; a refusal is a page that says why. A form from another site is refused."""
-    origin = request.headers.get("origin")
-    if origin and urlsplit(origin).netloc != request.headers.get("host"):
-        return kit.message(request, principal, 403, "Refused", "A form from another site cannot act here.")
-    form = {k: str(v).strip() for k, v in (await request.form()).items() if str(v).strip()}
-    try:
-        then = work(kit.worklister(request).settings, principal, form)
-    except (LookupError, ValueError, PermissionError) as exc:
-        return kit.refusal(request, principal, exc)
-    return RedirectResponse(then, status_code=303)
-
-
 @kit.page_for("/case/action", *CASEWORK)
 async def record_action(request: Request, principal: Principal) -> Response:
     def work(settings, principal, form):
@@ -87,7 +73,7 @@ async def record_action(request: Request, principal: Principal) -> Response:
         casefile.record_action(settings, principal, tenancy_id, OfficerAction(**form))
         return _to_case(tenancy_id)
 
-    return await _act(request, principal, work)
+    return await kit.act(request, principal, work)
 
 
 @kit.page_for("/case/reassign", *SUPERVISING)
@@ -99,7 +85,7 @@ async def reassign(request: Request, principal: Principal) -> Response:
         casefile.reassign(settings, principal, form.get("tenancy", ""), form.get("to", ""), reason)
         return _to_case(form.get("tenancy", ""))
 
-    return await _act(request, principal, work)
+    return await kit.act(request, principal, work)
 
 
 @kit.page_for("/case/draft", *CASEWORK)
@@ -108,7 +94,7 @@ async def write_draft(request: Request, principal: Principal) -> Response:
         casefile.write_draft(settings, principal, form.get("tenancy", ""), form.get("channel"), form.get("language"))
         return _to_case(form.get("tenancy", ""))
 
-    return await _act(request, principal, work)
+    return await kit.act(request, principal, work)
 
 
 @kit.page_for("/approvals", *SUPERVISING)
@@ -127,7 +113,7 @@ async def decide(request: Request, principal: Principal) -> Response:
                         form.get("reason"))
         return f"{BASE}/approvals"
 
-    return await _act(request, principal, work)
+    return await kit.act(request, principal, work)
 
 
 @kit.page_for("/approvals/release", *SUPERVISING)
@@ -135,7 +121,7 @@ async def release(request: Request, principal: Principal) -> Response:
     def work(settings, principal, form):
         return _to_case(casefile.release(settings, principal, form.get("draft_id", "")).tenancy_id)
 
-    return await _act(request, principal, work)
+    return await kit.act(request, principal, work)
 
 
 ROUTES = [

@@ -8,6 +8,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import bentoml
 import pandas as pd
@@ -118,3 +119,18 @@ def refusal(request: Request, principal: Principal, exc: Exception) -> HTMLRespo
     if status in (HTTPStatus.BAD_REQUEST, HTTPStatus.CONFLICT):
         said += ". Go back, change it and try again."
     return message(request, principal, status, TITLES[status], said)
+
+
+async def act(request: Request, principal: Principal, work: Callable[[object, Principal, dict], str]) -> Response:
+    """A form posted by a principal its page lets in: `work(settings, principal, form)` does it and names the page to
+    look at next; a refusal is a page that says why. A form from another site is refused (the sign-in cookie is
+    SameSite=Strict, and the Origin must be this service's)."""
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host"):
+        return message(request, principal, 403, "Refused", "A form from another site cannot act here.")
+    form = {k: str(v).strip() for k, v in (await request.form()).items() if str(v).strip()}
+    try:
+        then = work(worklister(request).settings, principal, form)
+    except (LookupError, ValueError, PermissionError) as exc:
+        return refusal(request, principal, exc)
+    return RedirectResponse(then, status_code=303)

@@ -6,10 +6,10 @@ site is refused (the sign-in cookie is SameSite=Strict, and the Origin must be t
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from casework.store import open_audit
@@ -23,20 +23,6 @@ def _to_model(model: str) -> str:
     return f"{BASE}/models#model-{quote(model)}"
 
 
-async def _act(request: Request, principal: Principal, work) -> Response:
-    """A model decision, posted by a principal the page lets in: `work(settings, principal, form)` does it and names
-    the page to look at next; a refusal is a page that says why. A form from another site is refused."""
-    origin = request.headers.get("origin")
-    if origin and urlsplit(origin).netloc != request.headers.get("host"):
-        return kit.message(request, principal, 403, "Refused", "A form from another site cannot act here.")
-    form = {k: str(v).strip() for k, v in (await request.form()).items() if str(v).strip()}
-    try:
-        then = work(kit.worklister(request).settings, principal, form)
-    except (LookupError, ValueError, PermissionError) as exc:
-        return kit.refusal(request, principal, exc)
-    return RedirectResponse(then, status_code=303)
-
-
 @kit.page_for("/models/approve", *MODELLING)
 async def approve(request: Request, principal: Principal) -> Response:
     """Approve the waiting challenger (the version the page showed): champion if its gates pass too; if they do
@@ -47,7 +33,7 @@ async def approve(request: Request, principal: Principal) -> Response:
                              form.get("version"), form.get("reason", ""))
         return _to_model(form.get("model", ""))
 
-    return await _act(request, principal, work)
+    return await kit.act(request, principal, work)
 
 
 @kit.page_for("/models/refuse", *MODELLING)
@@ -59,7 +45,7 @@ async def refuse(request: Request, principal: Principal) -> Response:
                             form.get("reason", ""), form.get("version"))
         return _to_model(form.get("model", ""))
 
-    return await _act(request, principal, work)
+    return await kit.act(request, principal, work)
 
 
 ROUTES = [
