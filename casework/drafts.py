@@ -45,10 +45,13 @@ TABLES = {
                "facts": "TEXT", "status": "TEXT", "created_by": "TEXT", "created_at": "TEXT", "decided_by": "TEXT",
                "decided_at": "TEXT", "reason": "TEXT", "needs_translation": "TEXT"},
     "outbox": {"draft_id": "TEXT", "tenancy_id": "TEXT", "channel": "TEXT", "language": "TEXT", "text": "TEXT",
-               "released_at": "TEXT", "released_by": "TEXT"},
+               "released_at": "TEXT", "released_by": "TEXT", "seq": "BIGINT"},
 }
 PRIMARY_KEYS = {"drafts": ("draft_id",), "outbox": ("draft_id",)}
-INDEXES = ("CREATE INDEX IF NOT EXISTS drafts_tenancy ON drafts (tenancy_id, status)",)
+INDEXES = ("CREATE INDEX IF NOT EXISTS drafts_tenancy ON drafts (tenancy_id, status)",
+           "CREATE UNIQUE INDEX IF NOT EXISTS outbox_seq ON outbox (seq)")
+#: The most messages one read of the outbox returns.
+OUTBOX_PAGE = 1000
 REJECT_REASONS = ("wrong_stage", "wrong_facts", "tone", "not_now", "other")
 
 
@@ -102,7 +105,31 @@ def check_of(judged: pd.Series, facts: pd.Series, received_since_draft: float, c
 
 
 def ensure_schema(db: Database) -> None:
-    db.ensure_tables(TABLES, PRIMARY_KEYS, INDEXES)
+    db.ensure_tables(TABLES, PRIMARY_KEYS, INDEXES[:1])
+    _number_unsequenced(db)
+    for statement in INDEXES[1:]:
+        db.execute(statement)
+
+
+def _number_unsequenced(db: Database) -> None:
+    """Give messages released before the outbox had sequence numbers theirs, in the order they were released (after
+    any numbered ones): a store made by an earlier version keeps every message readable by sequence."""
+    with db.transaction():
+        waiting = db.query("SELECT draft_id FROM outbox WHERE seq IS NULL ORDER BY released_at, draft_id")
+        if waiting.empty:
+            return
+        first = int(db.query("SELECT COALESCE(MAX(seq), 0) AS seq FROM outbox")["seq"].iloc[0]) + 1
+        for seq, draft_id in enumerate(waiting["draft_id"], start=first):
+            db.execute("UPDATE outbox SET seq = ? WHERE draft_id = ?", [seq, draft_id])
+
+
+def _next_seq(db: Database) -> int:
+    """The next message's sequence number, read inside the releasing transaction with writers serialised (SQLite:
+    the transaction's write lock; Postgres: a table lock), so messages commit in sequence order and a consumer that
+    keeps the last sequence it read never skips one committed late."""
+    if db.backend == "postgres":
+        db.execute("LOCK TABLE outbox IN SHARE ROW EXCLUSIVE MODE")
+    return int(db.query("SELECT COALESCE(MAX(seq), 0) AS seq FROM outbox")["seq"].iloc[0]) + 1
 
 
 def _now() -> str:
@@ -397,7 +424,8 @@ def release(db: Database, log: AuditLog, draft_id: str, actor: str, role: str, c
         db.execute("UPDATE drafts SET status = ?, reason = ? WHERE draft_id = ?", [status, reason, draft_id])
         if reason is None:
             out = {"draft_id": draft_id, "tenancy_id": found["tenancy_id"], "channel": found["channel"],
-                   "language": found["language"], "text": found["text"], "released_at": _now(), "released_by": actor}
+                   "language": found["language"], "text": found["text"], "released_at": _now(), "released_by": actor,
+                   "seq": _next_seq(db)}
             db.append("outbox", pd.DataFrame([out]), list(TABLES["outbox"]))
             contacts = release_contacts(found, day or date.today(), actor, records_of(found))
             db.append("case_actions", contacts, list(contacts.columns))
@@ -412,12 +440,11 @@ def release(db: Database, log: AuditLog, draft_id: str, actor: str, role: str, c
     return found | {"status": status, "reason": reason}
 
 
-def outbox(db: Database, since: str | None = None) -> pd.DataFrame:
-    """What the landlord's sending system is to send (released after `since`, an ISO time), oldest first."""
-    sql, params = "SELECT * FROM outbox", []
-    if since:
-        sql, params = sql + " WHERE released_at > ?", [since]
-    return db.query(sql + " ORDER BY released_at, draft_id", params)
+def outbox(db: Database, after_seq: int = 0, limit: int = OUTBOX_PAGE) -> pd.DataFrame:
+    """What the landlord's sending system is to send: the messages after sequence number `after_seq`, in sequence
+    order, at most `limit`. A consumer keeps the last `seq` it read and asks for what follows: it never misses a
+    message nor reads one twice (a message's `draft_id` is its stable id, for dropping a repeat delivery)."""
+    return db.query(f"SELECT * FROM outbox WHERE seq > ? ORDER BY seq LIMIT {int(limit)}", [int(after_seq)])
 
 
 def facts_for_draft(ledger, case: dict, as_of: pd.Timestamp, actions: pd.DataFrame, rows: int = 12) -> DraftFacts:

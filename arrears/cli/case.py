@@ -142,6 +142,7 @@ def release(draft_id: Annotated[str, typer.Argument(help="An approved draft's id
 
 
 @case_app.command("outbox")
-def outbox(since: Annotated[str | None, typer.Option(help="Released after this time (ISO).")] = None) -> None:
+def outbox(after_seq: Annotated[int, typer.Option(
+        help="The last sequence number read: print the messages after it (0: from the first).")] = 0) -> None:
     """The released messages for the landlord's own sending system, as JSON (nothing here sends them)."""
-    print_json(_do(lambda api: api.outbox(get_settings(), since)).model_dump()["messages"])
+    print_json(_do(lambda api: api.outbox(get_settings(), after_seq)).model_dump()["messages"])

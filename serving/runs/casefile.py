@@ -15,7 +15,7 @@ from casework.settings import service_day
 from casework.store import open_casework
 from serving.access.principals import Forbidden, Principal
 from serving.runs.casework import draft_from_run, judge_now, latest_row, release_draft, roster
-from serving.runs.schemas import ApprovalQueue, AuditEntry, CaseAction, CaseFile, CaseNow, Draft, Outbox
+from serving.runs.schemas import ApprovalQueue, AuditEntry, CaseAction, CaseFile, CaseNow, Draft, Outbox, OutboxMessage
 from serving.runs.store import NoRun, open_runs
 from serving.settings import ServingSettings
 
@@ -155,7 +155,10 @@ def release(settings: ServingSettings, principal: Principal, draft_id: str) -> D
     return _draft(release_draft(settings, draft_id, principal.name, principal.role))
 
 
-def outbox(settings: ServingSettings, since: str | None) -> Outbox:
+def outbox(settings: ServingSettings, after_seq: int = 0, limit: int = drafts.OUTBOX_PAGE) -> Outbox:
+    """The messages after sequence number `after_seq`, in order (docs/casework.md)."""
     with open_casework(settings) as db:
-        messages = drafts.outbox(db, since)
-    return Outbox(messages=[_clean(m) for m in messages.to_dict("records")])
+        messages = drafts.outbox(db, after_seq, limit)
+    found = [OutboxMessage(**_clean(m) | {"seq": int(m["seq"]), "message_id": str(m["draft_id"])})
+             for m in messages.to_dict("records")]
+    return Outbox(messages=found, next_after_seq=found[-1].seq if found else after_seq)

@@ -232,9 +232,23 @@ class ApprovalQueue(BaseModel):
     drafts: list[Draft] = Field(description="Drafts waiting for a decision (pending) or for release (approved)")
 
 
+class OutboxMessage(BaseModel):
+    seq: int = Field(description="The message's sequence number: ask for what follows the last one read")
+    message_id: str = Field(description="Stable across every delivery of it: drop a repeat by this id")
+    draft_id: str
+    tenancy_id: str
+    channel: DraftChannel
+    language: str
+    text: str
+    released_at: str
+    released_by: str
+
+
 class Outbox(BaseModel):
-    messages: list[dict] = Field(description="Released drafts for the landlord's sending system: draft_id, "
-                                 "tenancy_id, channel, language, text, released_at, released_by")
+    messages: list[OutboxMessage] = Field(description="Released drafts for the landlord's sending system, in sequence "
+                                          "order")
+    next_after_seq: int = Field(description="The after_seq to ask with next (the last message's seq, or the one "
+                                "asked with when there is nothing new)")
 
 
 # -- an officer's day: my cases (serving/runs/mycases.py) -----------------------------------------------------------
