@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from arrears.cli import audit, case, data, home, models, monitor, schedule, serving, users
+from arrears.cli import audit, case, data, home, models, monitor, relay, schedule, serving, users
 
 app = typer.Typer(
     help="Arrears risk-scoring and prioritisation: feeds → ledger → Feast features → MLflow models → a BentoML "
@@ -20,7 +20,7 @@ app = typer.Typer(
 )
 app.callback()(home.main_options)
 for verb in (data.simulate, data.ingest, models.train, models.promote, serving.forecast, serving.kpis, serving.serve,
-             serving.worklist, home.info, home.demo):
+             serving.worklist, relay.relay, home.info, home.demo):
     app.command()(verb)
 app.add_typer(data.features_app, name="features")
 app.add_typer(monitor.monitor_app, name="monitor")
