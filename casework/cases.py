@@ -60,15 +60,19 @@ ACTION_KINDS: dict[str, tuple[str, ...]] = {
     "hold": ("until_on", "reason"), "referral": ("referral",), "note": ("note",), "dismiss": ("reason",),
     "review_cleared": ("reason",), "dispute_opened": ("reason",), "dispute_resolved": ("reason",),
     "rent_statement_sent": ("channel",), "notice_served": (), "warning_sent": ("channel",),
-    "income_expenditure": ("amount",), "benefit_claim_help": (),
+    "income_expenditure": ("amount",), "benefit_claim_help": (), "contact_details_checked": (),
 }
+#: Kinds the service records itself, never an officer: a message the sending system could not deliver
+#: (`casework.receipts`).
+SYSTEM_KINDS = ("delivery_failed",)
 #: The events feed's type each action is judged as (casework.facts), where it is one. An officer's notice is its own
 #: type: the feed counts legal steps, and the housing system delivering the same notice later must not count twice.
 AS_EVENT = {"contact_attempted": "contact_attempted", "contact_made": "contact_made",
             "promise_to_pay": "arrangement_agreed", "arrangement_agreed": "arrangement_agreed",
             "dispute_opened": "dispute_opened", "dispute_resolved": "dispute_resolved",
             "rent_statement_sent": "rent_statement_sent", "notice_served": "notice_served",
-            "warning_sent": "proceedings_warning_sent", "benefit_claim_help": "benefit_claim_made"}
+            "warning_sent": "proceedings_warning_sent", "benefit_claim_help": "benefit_claim_made",
+            "delivery_failed": "contact_undelivered", "contact_details_checked": "contact_details_checked"}
 #: Each action's reason codes, where it has them.
 REASONS = {"hold": HOLD_REASONS, "dismiss": DISMISS_REASONS, "review_cleared": REVIEW_REASONS,
            "dispute_opened": DISPUTE_REASONS, "dispute_resolved": RESOLUTIONS}
@@ -245,10 +249,10 @@ def as_events(recorded: pd.DataFrame) -> pd.DataFrame:
     """Officer actions as the events the readiness policy reads (tenancy_id, event_date, type): contacts, promises
     and arrangements as they are; a settled promise as its arrangement completed (kept) or broken (missed) on the
     day it was settled."""
-    judged = recorded[recorded["kind"].isin(AS_EVENT)]
+    judged = recorded[recorded["kind"].isin(AS_EVENT) & (recorded["settled_as"] != "undelivered")]
     events = pd.DataFrame({"tenancy_id": judged["tenancy_id"], "event_date": pd.to_datetime(judged["happened_on"]),
                            "type": judged["kind"].map(AS_EVENT)})
-    settled = recorded[recorded["settled_on"].notna()]
+    settled = recorded[recorded["settled_on"].notna() & recorded["settled_as"].isin(["kept", "missed"])]
     ends = pd.DataFrame({"tenancy_id": settled["tenancy_id"], "event_date": pd.to_datetime(settled["settled_on"]),
                          "type": settled["settled_as"].map({"kept": "arrangement_completed",
                                                             "missed": "arrangement_broken"})})

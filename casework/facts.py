@@ -28,7 +28,8 @@ DATED = {"dispute_opened": "last_dispute_opened", "dispute_resolved": "last_disp
          "arrangement_completed": "last_completed", "contact_made": "last_contact",
          "rent_statement_sent": "last_statement", "legal_stage": "last_legal_step",
          "proceedings_warning_sent": "last_warning", "breathing_space_ended": "breathing_space_ended",
-         "crisis_treatment_ended": "crisis_treatment_ended"}
+         "crisis_treatment_ended": "crisis_treatment_ended", "contact_undelivered": "last_undelivered",
+         "contact_details_checked": "last_details_checked"}
 CONTACTS = ("contact_made", "contact_attempted")
 #: A notice of seeking possession an officer recorded as served (`casework.cases.AS_EVENT`).
 OFFICER_NOTICE = "notice_served"

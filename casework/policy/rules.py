@@ -36,7 +36,7 @@ STATE_ACTIONS: dict[str, str] = {
     "hold": "Wait: no arrears contact until the hold ends",
     "payment_plan": "Monitor the arrangement; no other arrears contact",
     "recent_payment": "No contact: the period due has been paid",
-    "review": "A supervisor reviews the case before any contact (vulnerable tenant)",
+    "review": "A person reviews the case before any contact (a vulnerable tenant, or contact details to check)",
 }
 
 
@@ -163,6 +163,10 @@ RULES: tuple[Rule, ...] = (
          lambda d: d.facts["attempts_recent"] >= d.policy.contact_limit["attempts"],
          lambda d: (_whole(d.facts["attempts_recent"]) + " contact attempts in the last "
                     + str(d.policy.contact_limit["days"]) + " days: no more until " + _day(d.contact_hold_until))),
+    Rule("contact_details_unverified", "review",
+         lambda d: latest_is(d.facts, "last_undelivered", "last_details_checked"),
+         lambda d: ("A message sent on " + _day(d.facts["last_undelivered"]) + " did not reach the tenant (failed or "
+                    "returned): check the contact details before anyone writes again")),
     Rule("vulnerable", "review", lambda d: d.vulnerable & pd.to_datetime(d.facts["reviewed_on"]).isna(),
          _const("The tenant is recorded as vulnerable: a person decides how to approach them")),
     # Reasons on a ready case: they fire without changing its state.

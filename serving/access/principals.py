@@ -33,7 +33,7 @@ import pandas as pd
 from features.db import Database, open_store
 from serving.settings import ServingSettings
 
-ROLES = ("officer", "supervisor", "data_scientist", "treasury", "admin")
+ROLES = ("officer", "supervisor", "data_scientist", "treasury", "admin", "sender")
 Role = Literal[ROLES]  # type: ignore[valid-type]
 #: Roles that see only their patches, and so must be given at least one.
 PATCH_ROLES = ("officer", "supervisor")
@@ -45,8 +45,10 @@ SUPERVISING = ("supervisor", "admin")
 AGGREGATES = ("treasury", "data_scientist", "admin")
 #: The roles that see the models and their monitoring.
 MODELLING = ("data_scientist", "admin")
-#: The landlord's sending system reads the outbox with an admin token.
+#: Admins only.
 ADMIN = ("admin",)
+#: The landlord's sending system (least privilege: the outbox and delivery receipts, nothing else), and admins.
+SENDING = ("sender", "admin")
 TABLES = {"principals": {"token_hash": "TEXT", "name": "TEXT", "role": "TEXT", "patches": "TEXT",
                          "created_at": "TEXT", "revoked_at": "TEXT"}}
 PRIMARY_KEYS = {"principals": ("token_hash",)}

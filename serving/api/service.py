@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
@@ -26,7 +26,7 @@ from casework.policy import QUEUES
 from serving.access import observe
 from serving.access.declared import PAGE_ROOT, endpoint
 from serving.access.door import AccessGuard
-from serving.access.principals import ADMIN, AGGREGATES, CASEWORK, MODELLING, SUPERVISING, Principal
+from serving.access.principals import AGGREGATES, CASEWORK, MODELLING, SENDING, SUPERVISING, Principal
 from serving.api.openapi import OpenApiTruth
 from serving.runs import casefile, mycases
 from serving.runs.answers import status_of
@@ -39,6 +39,8 @@ from serving.runs.schemas import (
     ChangesResponse,
     ContactChannel,
     ContactOutcome,
+    DeliveryReceipt,
+    DeliveryStatus,
     Draft,
     DraftChannel,
     MonitoringStatus,
@@ -296,13 +298,25 @@ class ArrearsWorklist:
         return _answer(lambda: casefile.release(self.worklister.settings, _principal(ctx), draft_id))
 
     @bentoml.api
-    @endpoint(*ADMIN)
+    @endpoint(*SENDING)
     def outbox(self, after_seq: Annotated[int, Field(ge=0, description="The last sequence number read (0: from "
                                                      "the first message)")] = 0,
                limit: Annotated[int, Field(ge=1, le=1000, description="At most this many messages")] = 1000) -> Outbox:
         """The released messages after `after_seq`, in sequence order, for the landlord's own sending system
         (nothing here sends them): keep `next_after_seq` and ask with it next; drop a repeat by `message_id`."""
         return _answer(lambda: casefile.outbox(self.worklister.settings, after_seq, limit))
+
+    @bentoml.api
+    @endpoint(*SENDING)
+    def delivery_receipt(self, ctx: bentoml.Context, message_id: DraftId, status: DeliveryStatus,
+                         reported_at: datetime | None = None,
+                         reason: Annotated[str | None, Field(max_length=40, description="The sending system's code")]
+                         = None) -> DeliveryReceipt:
+        """The sending system reports what became of a message: sent, failed, bounced or returned. Idempotent: a
+        repeat is answered with the receipt kept before. A message that failed, bounced or came back was no
+        contact: its case goes to review until its contact details are checked (docs/delivery.md)."""
+        return _answer(lambda: casefile.delivery_receipt(self.worklister.settings, _principal(ctx), message_id,
+                                                          status, reported_at, reason))
 
 
 # BentoML wraps the app in the middlewares in the order added: the door first (outermost), so nothing it refuses

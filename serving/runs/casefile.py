@@ -9,13 +9,23 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from casework import cases, drafts
+from casework import cases, drafts, receipts
 from casework.audit import AuditLog
 from casework.settings import service_day
 from casework.store import open_casework
 from serving.access.principals import Forbidden, Principal
 from serving.runs.casework import draft_from_run, judge_now, latest_row, release_draft, roster
-from serving.runs.schemas import ApprovalQueue, AuditEntry, CaseAction, CaseFile, CaseNow, Draft, Outbox, OutboxMessage
+from serving.runs.schemas import (
+    ApprovalQueue,
+    AuditEntry,
+    CaseAction,
+    CaseFile,
+    CaseNow,
+    DeliveryReceipt,
+    Draft,
+    Outbox,
+    OutboxMessage,
+)
 from serving.runs.store import NoRun, open_runs
 from serving.settings import ServingSettings
 
@@ -49,9 +59,10 @@ def _action(row: dict) -> CaseAction:
                       amount=amount, **counts)
 
 
-def _draft(row: dict) -> Draft:
+def _draft(row: dict, delivery: list[str] | None = None) -> Draft:
     row = _clean(row)
-    return Draft(**{k: row[k] for k in Draft.model_fields} | {"version": int(row["version"])})
+    return Draft(**{k: row[k] for k in Draft.model_fields if k in row} | {"version": int(row["version"]),
+                                                                          "delivery": delivery or []})
 
 
 def case_file(settings: ServingSettings, principal: Principal, tenancy_id: str) -> CaseFile:
@@ -60,6 +71,7 @@ def case_file(settings: ServingSettings, principal: Principal, tenancy_id: str) 
         owner = cases.owners(db, [tenancy_id])
         recorded = cases.actions(db, [tenancy_id])
         written = drafts.drafts(db, [tenancy_id])
+        delivered = receipts.receipts(db, [tenancy_id]).groupby("message_id")["status"].agg(list).to_dict()
         trail = AuditLog(db).entries(tenancy_id=tenancy_id)
     who = None if owner.empty else str(owner["owner"].iloc[0])
     note = (f"{who} owns the next action" if who else "Nobody yet: a case gets an owner when it is ready and an "
@@ -67,7 +79,7 @@ def case_file(settings: ServingSettings, principal: Principal, tenancy_id: str) 
     return CaseFile(tenancy_id=tenancy_id, patch=row["patch"], readiness_state=row["readiness_state"], owner=who,
                     owner_note=note, now=_now(settings, tenancy_id, recorded),
                     actions=[_action(r) for r in recorded.to_dict("records")],
-                    drafts=[_draft(r) for r in written.to_dict("records")],
+                    drafts=[_draft(r, delivered.get(r["draft_id"])) for r in written.to_dict("records")],
                     audit=[AuditEntry(**{k: e[k] for k in AuditEntry.model_fields}) for e in
                            trail.to_dict("records")])
 
@@ -162,3 +174,16 @@ def outbox(settings: ServingSettings, after_seq: int = 0, limit: int = drafts.OU
     found = [OutboxMessage(**_clean(m) | {"seq": int(m["seq"]), "message_id": str(m["draft_id"])})
              for m in messages.to_dict("records")]
     return Outbox(messages=found, next_after_seq=found[-1].seq if found else after_seq)
+
+
+def delivery_receipt(settings: ServingSettings, principal: Principal, message_id: str, status: str,
+                     reported_at=None, reason: str | None = None) -> DeliveryReceipt:
+    """Keep the sending system's receipt for a released message, once (docs/delivery.md); a message that did not
+    arrive is no contact, and its case waits for its contact details to be checked."""
+    with open_casework(settings) as db:
+        try:
+            kept = receipts.record(db, AuditLog(db), message_id, status, principal.name, principal.role,
+                                   reported_at, reason, service_day(settings))
+        except LookupError as exc:
+            raise NotVisible("No such message in the outbox") from exc
+    return DeliveryReceipt(**_clean(kept))

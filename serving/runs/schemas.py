@@ -8,12 +8,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from casework.cases import ACTION_KINDS, CONTACT_CHANNELS, OUTCOMES, REFERRALS
+from casework.cases import ACTION_KINDS, CONTACT_CHANNELS, OUTCOMES, REFERRALS, SYSTEM_KINDS
 from casework.drafts import DRAFT_CHANNELS, REJECT_REASONS, STAGES
 from casework.policy import QUEUES
+from casework.receipts import STATUSES
 
 ReadinessState = Literal[QUEUES]  # type: ignore[valid-type]
 ActionKind = Literal[tuple(ACTION_KINDS)]  # type: ignore[valid-type]
+RecordedKind = Literal[(*ACTION_KINDS, *SYSTEM_KINDS)]  # type: ignore[valid-type]
+DeliveryStatus = Literal[STATUSES]  # type: ignore[valid-type]
 ContactChannel = Literal[CONTACT_CHANNELS]  # type: ignore[valid-type]
 ContactOutcome = Literal[OUTCOMES]  # type: ignore[valid-type]
 Referral = Literal[REFERRALS]  # type: ignore[valid-type]
@@ -159,7 +162,7 @@ class MonitoringStatus(BaseModel):
 # -- casework (docs/casework.md) -----------------------------------------------------------------------------------
 class CaseAction(BaseModel):
     action_id: str
-    kind: ActionKind = Field(description="What was done or decided (docs/casework.md)")
+    kind: RecordedKind = Field(description="What was done or decided (docs/casework.md)")
     happened_on: str
     actor: str
     channel: ContactChannel | None = None
@@ -172,7 +175,8 @@ class CaseAction(BaseModel):
     reason: str | None = None
     referral: Referral | None = None
     note: str | None = None
-    settled_as: str | None = Field(default=None, description="A promise: kept or missed, once settled")
+    settled_as: str | None = Field(default=None, description="A promise: kept or missed, once settled; a release's "
+                                   "contact: undelivered, once a receipt said it did not arrive")
     draft_id: str | None = Field(default=None, description="The released draft this contact (or step) is")
 
 
@@ -194,6 +198,8 @@ class Draft(BaseModel):
     reason: str | None = Field(default=None, description="Why it was rejected or suppressed")
     needs_translation: str | None = Field(default=None, description="The tenant's language, when it has no "
                                           "templates: the text is English and must be translated before it goes")
+    delivery: list[DeliveryStatus] = Field(default_factory=list, description="A released draft's delivery receipts, "
+                                           "in the order they came (sent, failed, bounced, returned)")
 
 
 class AuditEntry(BaseModel):
@@ -279,3 +285,14 @@ class MyCases(BaseModel):
     as_of: str = Field(description="The run's data date")
     cases: list[MyCase] = Field(description="Returned cases first, then payments due today, then ready cases "
                                 "(highest risk first)")
+
+
+class DeliveryReceipt(BaseModel):
+    message_id: str
+    status: DeliveryStatus
+    tenancy_id: str
+    channel: str
+    reported_at: str
+    received_at: str
+    reason: str | None = None
+    repeat: bool = Field(description="True: this receipt was kept before; nothing changed")

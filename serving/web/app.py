@@ -59,6 +59,9 @@ async def signin(request: Request) -> Response:
     if principal is None:
         return kit.page(request, "signin.html", None, status=401,
                      error="That token is not valid (or was revoked). Ask an admin for one: arrears users add.")
+    if principal.role not in kit.HOME:  # a sending system's token: the outbox API, no pages
+        return kit.page(request, "signin.html", None, status=403,
+                        error=f"A {principal.role} token is for the service's API, not the web app.")
     response = RedirectResponse(BASE + kit.HOME[principal.role], status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path=BASE)
     return response
@@ -73,7 +76,7 @@ async def signout(request: Request) -> Response:
 async def home(request: Request) -> Response:
     """Each role's first page."""
     principal = kit.signed_in(request)
-    if principal is None:
+    if principal is None or principal.role not in kit.HOME:
         return RedirectResponse(f"{BASE}/signin", status_code=303)
     return RedirectResponse(BASE + kit.HOME[principal.role], status_code=303)
 

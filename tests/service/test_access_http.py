@@ -47,6 +47,7 @@ BODIES = {
     "/draft_decision": lambda _, target: {"draft_id": target["draft"], "decision": "approve"},
     "/draft_release": lambda _, target: {"draft_id": target["draft"]},
     "/outbox": lambda _, target: {},
+    "/delivery_receipt": lambda _, target: {"message_id": "no-such-message", "status": "sent"},
     "/my_cases": lambda _, target: {},
 }
 PATCHED = ("/worklist", "/worklist_changes", "/cash_forecast", "/cash_forecast_csv", "/collection_kpis",
@@ -133,7 +134,8 @@ def secured(pipeline: dict) -> dict:
     # the service's day is the data's last day: what people record is judged on the run's date (docs/casework.md)
     with isolated_home(pipeline["home"], ARREARS_AUTH="required", BENTOML_HOME=str(pipeline["root"] / "bentoml"),
                        ARREARS_AUTH_CACHE_SECONDS="2", ARREARS_TODAY=pipeline["payload"]["as_of"][:10]):
-        principals = {"officer": [own], "supervisor": area, "data_scientist": [], "treasury": [], "admin": []}
+        principals = {"officer": [own], "supervisor": area, "data_scientist": [], "treasury": [], "admin": [],
+                      "sender": []}
         tokens = {role: _token(f"test-{role}", role, mine) for role, mine in principals.items()}
         revoked = _token("test-revoked", "admin", [])
         ok("users", "revoke", "test-revoked")
@@ -194,6 +196,8 @@ def _expected(caller: str, path: str, patch: str) -> set[int]:
         return {403}
     if patch == "other" and caller in PATCH_ROLES:
         return {404} if path in TARGETED else {403}  # another patch's case is not found, like one that does not exist
+    if path == "/delivery_receipt":
+        return {404}  # let in, and told the message is not in the outbox
     return {200, 409} if path in CHANGING else {200}
 
 
@@ -482,3 +486,11 @@ def test_an_officer_records_a_rent_statement_and_a_supervisor_a_notice_and_the_p
     assert (notice["status"], notice["state"], notice["step"]) == (200, "ready", "notice_running")
     assert "next step notice running" in " ".join(notice["said"].split())
     assert "notice served" in notice["actions"] and not found["axe"]["case_judged_now"]
+
+
+def test_a_sender_token_reads_the_outbox_and_posts_receipts_and_is_refused_everything_else(secured) -> None:
+    """Least privilege for the landlord's sending system (issue 28)."""
+    mine = {(a["path"], a["status"]) for a in secured["answers"] if a["caller"] == "sender"}
+    allowed = {path for path, status in mine if status not in (401, 403)}
+    assert allowed == {"/outbox", "/delivery_receipt"}
+    assert {status for path, status in mine if path not in allowed} == {403}

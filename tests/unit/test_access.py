@@ -61,5 +61,7 @@ def test_a_principal_sees_only_its_patches_and_endpoints() -> None:
         == {"/case_reassign", "/approval_queue", "/draft_decision", "/draft_release"}  # a second person decides
     assert [r for r in ("officer", "supervisor", "treasury", "data_scientist") if may_use(Principal("x", r),
                                                                                           "/outbox")] == []
+    sender = Principal("mail-house", "sender")  # the sending system: the outbox and receipts, nothing else
+    assert {p for p in endpoints if may_use(sender, p)} == {"/outbox", "/delivery_receipt"}
     assert not may_use(Principal("t", "treasury"), "/score") and may_use(Principal("a", "admin"), "/score")
     assert not may_use(Principal("a", "admin"), "/not_declared")  # closed by default, whoever asks

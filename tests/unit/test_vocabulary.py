@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from arrears.cli import app
-from casework.cases import ACTION_KINDS, CONTACT_CHANNELS, OUTCOMES, REFERRALS
+from casework.cases import ACTION_KINDS, CONTACT_CHANNELS, OUTCOMES, REFERRALS, SYSTEM_KINDS
 from casework.drafts import DRAFT_CHANNELS, REJECT_REASONS, STAGES
 from casework.policy import QUEUES, STATES
 from serving.access.principals import ROLES
@@ -33,7 +33,7 @@ def test_the_queues_are_the_states_in_another_order() -> None:
 
 def test_the_http_schemas_take_their_words_from_the_vocabulary() -> None:
     assert _enum(WorklistRow, "readiness_state") == list(QUEUES)
-    assert _enum(CaseAction, "kind") == list(ACTION_KINDS)
+    assert _enum(CaseAction, "kind") == [*ACTION_KINDS, *SYSTEM_KINDS]  # what was recorded, the service's too
     assert _enum(CaseAction, "channel") == list(CONTACT_CHANNELS)
     assert _enum(CaseAction, "outcome") == list(OUTCOMES)
     assert _enum(CaseAction, "referral") == list(REFERRALS)
