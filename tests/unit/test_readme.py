@@ -65,7 +65,7 @@ def test_layout_in_the_readme_matches_the_tree() -> None:
     assert not (ROOT / "mlflow" / "__init__.py").exists()
     named = layout_files()
     assert sorted(name for name in named if not (ROOT / name).is_file()) == [], "named in the layout, not in the tree"
-    packages = ("features", "simulator", "training", "casework", "serving", "monitoring", "arrears", "bench")
+    packages = ("features", "simulator", "training", "casework", "relay", "serving", "monitoring", "arrears", "bench")
     tracked = subprocess.run(["git", "ls-files", *(f"{p}/*.py" for p in packages)], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.split()
     modules = {path for path in tracked if not path.endswith("__init__.py")}
