@@ -134,8 +134,7 @@ def secured(pipeline: dict) -> dict:
     # the service's day is the data's last day: what people record is judged on the run's date (docs/casework.md)
     with isolated_home(pipeline["home"], ARREARS_AUTH="required", BENTOML_HOME=str(pipeline["root"] / "bentoml"),
                        ARREARS_AUTH_CACHE_SECONDS="2", ARREARS_TODAY=pipeline["payload"]["as_of"][:10]):
-        principals = {"officer": [own], "supervisor": area, "data_scientist": [], "treasury": [], "admin": [],
-                      "sender": []}
+        principals = {"officer": [own], "supervisor": area} | {r: [] for r in ROLES if r not in PATCH_ROLES}
         tokens = {role: _token(f"test-{role}", role, mine) for role, mine in principals.items()}
         revoked = _token("test-revoked", "admin", [])
         ok("users", "revoke", "test-revoked")
