@@ -200,7 +200,8 @@ async def models(request: Request, principal: Principal) -> Response:
     monitoring = monitoring_status(settings, 30)
     return kit.page(request, "models.html", principal, models=pages.models_view(settings),
                  promotions=pages.promotions(settings), decisions=pages.model_decisions(settings),
-                 monitoring=monitoring, reports=pages.reports(monitoring.latest_runs))
+                 monitoring=monitoring, reports=pages.reports(monitoring.latest_runs),
+                 delivery=pages.delivery(settings))
 
 
 @kit.page_for("/report", *MODELLING)

@@ -15,6 +15,10 @@ import pandas as pd
 from casework import audit
 from casework.store import open_audit
 from features.ledger import open_ledger
+from features.settings import load_settings
+from relay.observe import alerts_firing, delivery_stats
+from relay.settings import RelaySettings
+from relay.store import open_relay_store
 from serving.runs.store import open_runs
 from serving.settings import ServingSettings
 from training import approval, registry
@@ -171,3 +175,11 @@ def treasury_view(rows: pd.DataFrame, kpis: pd.DataFrame) -> dict:
     latest = kpis[kpis["month"] == kpis["month"].max()] if len(kpis) else kpis
     return {"scopes_table": per_scope.reset_index().to_dict("records"), "kpis": latest.to_dict("records"),
             "kpi_month": str(kpis["month"].max()) if len(kpis) else None}
+
+
+def delivery(settings: ServingSettings) -> dict:
+    """The relay's destinations (what waits, the oldest waiting, deliveries, failures, dead letters) and the alerts
+    they fire (docs/delivery.md): an operator's view beside the monitoring jobs'."""
+    with open_relay_store(settings) as db:
+        stats = delivery_stats(db)
+    return {"destinations": stats.to_dict("records"), "alerts": alerts_firing(stats, load_settings(RelaySettings))}

@@ -34,6 +34,7 @@ from relay.observe import LAGGING, alerts_firing, delivery_stats
 from relay.settings import get_settings
 from relay.store import DEAD_LETTERING, alerts, dead_letters, open_relay_store
 from serving.api.process import free_port, stop_group
+from serving.web import pages
 from tests.support.homes import isolated_home
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -224,6 +225,9 @@ def test_an_always_failing_receiver_dead_letters_and_alerts_and_the_relay_moves_
     assert raised["kind"].tolist() == [DEAD_LETTERING] * 2 and set(raised["destination"]) == {"hook"}
     assert (DEAD_LETTERING, "hook") in [(a, d) for a, d, _ in alerts_firing(stats, get_settings())]
     assert stats.set_index("destination").loc["hook", "cursor"] == 2  # moved on past them
+    shown = pages.delivery(get_settings())  # the models page's view for operators
+    assert ("hook", 2) in {(d["destination"], d["dead_letters"]) for d in shown["destinations"]}
+    assert (DEAD_LETTERING, "hook") in [(a, d) for a, d, _ in shown["alerts"]]
 
 
 def test_the_receiver_helper_refuses_tampered_stale_and_future_requests() -> None:

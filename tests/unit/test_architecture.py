@@ -21,8 +21,8 @@ ALLOWED = {
     "training": {"features"},
     "casework": {"features"},
     "relay": {"features", "casework"},
-    "serving": {"features", "training", "casework"},
-    "monitoring": {"features", "training", "casework", "serving"},
+    "serving": {"features", "training", "casework", "relay"},
+    "monitoring": {"features", "training", "casework", "relay", "serving"},
     "arrears": {"features", "simulator", "training", "casework", "relay", "serving", "monitoring"},
 }
 #: Training's run-time modules: serving and monitoring use the registry and the pure models, never these. A person's
