@@ -12,15 +12,14 @@ to send)."""
 from __future__ import annotations
 
 import json
-import logging
 import random
-import sys
 import threading
 from collections.abc import Callable
 
 from casework import drafts
 from features.crash import crash_point
 from features.db import Database
+from features.logs import line_logger
 from relay import store, webhook
 from relay.amqp import Publisher
 from relay.destinations import Destination, load_destinations
@@ -30,18 +29,9 @@ from relay.webhook import DeliveryFailed
 
 Send = Callable[[bytes, dict], None]
 
-_log = logging.getLogger("arrears.relay")
-
-
 def _say(**fields) -> None:
     """One JSON log line (ids, sequence numbers and counts: never a tenant's details)."""
-    if not _log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        _log.addHandler(handler)
-        _log.setLevel(logging.INFO)
-        _log.propagate = False
-    _log.info(json.dumps(fields))
+    line_logger("arrears.relay").info(json.dumps(fields))
 
 
 def backoff(attempt: int, settings: RelaySettings, rng: random.Random) -> float:

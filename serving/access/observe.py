@@ -7,12 +7,12 @@ protected characteristic: counts, timings, endpoint, status, model version and t
 from __future__ import annotations
 
 import json
-import logging
-import sys
 import time
 import uuid
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from features.logs import line_logger
 
 REQUESTS = Counter("arrears_requests", "Data-endpoint requests, by endpoint and status", ["endpoint", "status"])
 SECONDS = Histogram("arrears_request_seconds", "Time to answer a data request (worklist generation from the "
@@ -27,13 +27,6 @@ GENERATION = Gauge("arrears_worklist_generation_seconds", "Seconds the worklist 
 POPULATION = Gauge("arrears_worklist_run_population", "Live tenancies in the worklist run served last",
                    multiprocess_mode="livemax")
 
-_log = logging.getLogger("arrears.requests")
-if not _log.handlers:
-    _handler = logging.StreamHandler(sys.stderr)
-    _handler.setFormatter(logging.Formatter("%(message)s"))
-    _log.addHandler(_handler)
-    _log.setLevel(logging.INFO)
-    _log.propagate = False
 
 
 def request_id(headers: dict[bytes, bytes]) -> str:
@@ -47,8 +40,9 @@ def log_request(rid: str, endpoint: str, status: int, started: float, principal:
     seconds = time.perf_counter() - started
     REQUESTS.labels(endpoint, str(status)).inc()
     SECONDS.labels(endpoint).observe(seconds)
-    _log.info(json.dumps({"ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "request_id": rid, "endpoint": endpoint,
-                          "status": status, "ms": round(seconds * 1000, 1), "principal": principal, "role": role}))
+    line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "request_id": rid, "endpoint": endpoint, "status": status,
+            "ms": round(seconds * 1000, 1), "principal": principal, "role": role}
+    line_logger("arrears.requests").info(json.dumps(line))
 
 
 def served(endpoint: str, cases: int, unscored: int = 0) -> None:
