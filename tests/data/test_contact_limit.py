@@ -17,22 +17,14 @@ from hypothesis import strategies as st
 
 from casework import cases, drafts
 from casework.audit import AuditLog
-from casework.facts import circumstance_facts
-from casework.policy import load_policy, readiness
+from casework.policy import load_policy
 from casework.store import open_casework
+from tests.support import casefacts
 from tests.support.homes import isolated_home
 
 POLICY = load_policy()
 LIMIT, WINDOW = POLICY.contact_limit["attempts"], POLICY.contact_limit["days"]
 START = date(2026, 10, 1)
-WEEKLY_PENCE = 10_000
-REGISTER = pd.DataFrame({"tenancy_id": ["T1"], "rent_amount_pence": [WEEKLY_PENCE], "rent_frequency": ["weekly"],
-                         "vulnerable": [False]})
-BALANCES = pd.DataFrame({"tenancy_id": ["T1"], "balance_pence": [6 * WEEKLY_PENCE],
-                         "reported_gap_pence": [float("nan")]})
-RECEIPTS = pd.DataFrame({"tenancy_id": pd.Series(dtype=str), "posted_date": pd.Series(dtype="datetime64[ns]"),
-                         "amount_pence": pd.Series(dtype="int64"), "allocation": pd.Series(dtype=str)})
-
 #: One thing that happens on a day: the feed reports a contact, an officer records one, or a letter is drafted,
 #: approved and released (the release perhaps a few days after the draft).
 step = st.tuples(st.integers(0, 2), st.sampled_from(["feed_contact", "officer_contact", "letter"]), st.integers(0, 3))
@@ -40,14 +32,7 @@ step = st.tuples(st.integers(0, 2), st.sampled_from(["feed_contact", "officer_co
 
 def judge(db, feed: list[date], day: date) -> tuple[pd.Series, pd.Series]:
     """The case on `day`, with the feed's contacts and every action in the case store (releases included)."""
-    events = pd.DataFrame({"tenancy_id": "T1", "event_date": pd.to_datetime(pd.Series(feed, dtype=object)),
-                           "type": "contact_attempted"})
-    recorded = cases.actions(db, ["T1"])
-    if len(recorded):
-        events = pd.concat([events, cases.as_events(recorded)], ignore_index=True)
-    facts = circumstance_facts(REGISTER, BALANCES, RECEIPTS, events, pd.Timestamp(day), POLICY,
-                               cases.holds(recorded, pd.Timestamp(day)), cases.reviews(recorded, pd.Timestamp(day)))
-    return readiness(facts, pd.Timestamp(day), POLICY).iloc[0], facts.iloc[0]
+    return casefacts.judge(db, day, [(d, "contact_attempted") for d in feed])
 
 
 def contacts_in_window(feed: list[date], db, day: date) -> int:

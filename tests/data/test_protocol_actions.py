@@ -13,20 +13,13 @@ import pytest
 
 from casework import cases
 from casework.audit import AuditLog
-from casework.facts import circumstance_facts
-from casework.policy import load_policy, readiness
+from casework.policy import load_policy
 from casework.store import open_casework
+from tests.support import casefacts
 from tests.support.homes import isolated_home
 
 POLICY = load_policy()
 TODAY = date(2026, 10, 31)
-WEEKLY_PENCE = 10_000
-REGISTER = pd.DataFrame({"tenancy_id": ["T1"], "rent_amount_pence": [WEEKLY_PENCE], "rent_frequency": ["weekly"],
-                         "vulnerable": [False]})
-BALANCES = pd.DataFrame({"tenancy_id": ["T1"], "balance_pence": [8 * WEEKLY_PENCE],
-                         "reported_gap_pence": [float("nan")]})
-RECEIPTS = pd.DataFrame({"tenancy_id": pd.Series(dtype=str), "posted_date": pd.Series(dtype="datetime64[ns]"),
-                         "amount_pence": pd.Series(dtype="int64"), "allocation": pd.Series(dtype=str)})
 #: The housing system's feed: contact made three weeks ago (eight weeks' arrears, no statement yet).
 FEED = [(TODAY - timedelta(days=21), "contact_made")]
 
@@ -42,12 +35,7 @@ def store(tmp_path):
 
 def judged(db, feed=FEED, day: date = TODAY) -> pd.Series:
     """The case on `day` as the service judges it: the feed's events and the case store's actions as events."""
-    events = pd.DataFrame([{"tenancy_id": "T1", "event_date": pd.Timestamp(d), "type": t} for d, t in feed])
-    recorded = cases.actions(db, ["T1"])
-    events = pd.concat([events, cases.as_events(recorded)], ignore_index=True)
-    facts = circumstance_facts(REGISTER, BALANCES, RECEIPTS, events, pd.Timestamp(day), POLICY,
-                               cases.holds(recorded, pd.Timestamp(day)), cases.reviews(recorded, pd.Timestamp(day)))
-    return readiness(facts, pd.Timestamp(day), POLICY).iloc[0]
+    return casefacts.judge(db, day, feed, arrears_weeks=8.0)[0]
 
 
 def act(db, kind: str, day: date = TODAY, role: str = "officer", **given) -> dict:

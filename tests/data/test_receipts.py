@@ -11,24 +11,17 @@ import pytest
 
 from casework import cases, drafts, receipts
 from casework.audit import AuditLog
-from casework.facts import circumstance_facts
-from casework.policy import load_policy, readiness
 from casework.store import open_casework
+from tests.support import casefacts
 from tests.support.homes import isolated_home
 
-POLICY = load_policy()
 DAY = date(2026, 10, 31)
 FACTS = drafts.DraftFacts(
     tenancy_id="T1", as_of=str(DAY), readiness_state="ready", protocol_step="statement", policy_version="p",
     run_id="r1", balance=800.0, arrears_weeks=8.0,
     statement=({"date": "26/10/2026", "item": "rent", "amount": "100.00", "balance": "800.00"},))
 OK = drafts.ReleaseCheck(0.0, "ready", (), 0, 3)
-REGISTER = pd.DataFrame({"tenancy_id": ["T1"], "rent_amount_pence": [10_000], "rent_frequency": ["weekly"],
-                         "vulnerable": [False]})
-BALANCES = pd.DataFrame({"tenancy_id": ["T1"], "balance_pence": [80_000], "reported_gap_pence": [float("nan")]})
-RECEIPTS = pd.DataFrame({"tenancy_id": pd.Series(dtype=str), "posted_date": pd.Series(dtype="datetime64[ns]"),
-                         "amount_pence": pd.Series(dtype="int64"), "allocation": pd.Series(dtype=str)})
-FEED = pd.DataFrame({"tenancy_id": ["T1"], "event_date": [pd.Timestamp("2026-10-10")], "type": ["contact_made"]})
+FEED = [(date(2026, 10, 10), "contact_made")]
 
 
 @pytest.fixture()
@@ -41,11 +34,8 @@ def store(tmp_path):
 
 
 def judged(db) -> pd.Series:
-    recorded = cases.actions(db, ["T1"])
-    events = pd.concat([FEED, cases.as_events(recorded)], ignore_index=True)
-    facts = circumstance_facts(REGISTER, BALANCES, RECEIPTS, events, pd.Timestamp(DAY), POLICY)
-    judgement = readiness(facts, pd.Timestamp(DAY), POLICY).iloc[0]
-    return pd.concat([judgement, facts.iloc[0][["attempts_recent", "last_statement"]]])
+    judgement, facts = casefacts.judge(db, DAY, FEED, arrears_weeks=8.0)
+    return pd.concat([judgement, facts[["attempts_recent", "last_statement"]]])
 
 
 def released(db) -> str:
