@@ -84,9 +84,9 @@ def draft_from_run(settings: ServingSettings, tenancy_id: str, channel: str | No
     case = latest_row(settings, tenancy_id)
     with open_casework(settings) as db:
         recorded = cases.actions(db, [tenancy_id])
-        judged, _, _ = judge_now(settings, tenancy_id, recorded)
-        case |= {name: judged[name] for name in ("readiness_state", "state_reasons", "protocol_step")}
         with open_ledger(settings.ledger, read_only=True) as ledger:
+            judged, _, _ = judge_now(settings, tenancy_id, recorded, ledger=ledger)
+            case |= {name: judged[name] for name in ("readiness_state", "state_reasons", "protocol_step")}
             facts = drafts.facts_for_draft(ledger, case, case["as_of"], recorded)
             register = ledger.read_for_tenancies("tenancy_register", [tenancy_id])
         channel, language = preferences(register, drafts.stage_for(facts), channel, language)
@@ -106,15 +106,19 @@ def preferences(register: pd.DataFrame, stage: str, channel: str | None, languag
 
 
 def judge_now(settings: ServingSettings, tenancy_id: str, recorded: pd.DataFrame,
-              not_before: pd.Timestamp | None = None) -> tuple[pd.Series, pd.DataFrame, pd.Timestamp]:
+              not_before: pd.Timestamp | None = None,
+              ledger: Ledger | None = None) -> tuple[pd.Series, pd.DataFrame, pd.Timestamp]:
     """The case as the policy judges it now, with the officers' `recorded` actions and the releases: on the later of
-    the ledger's latest day, the service's day and `not_before`. Returns its readiness row, its facts and the day."""
+    the ledger's latest day, the service's day and `not_before`. Returns its readiness row, its facts and the day.
+    Reads the `ledger` given (a caller that reads more of it opens it once), else opens it."""
+    if ledger is None:
+        with open_ledger(settings.ledger, read_only=True) as opened:
+            return judge_now(settings, tenancy_id, recorded, not_before, opened)
     policy = load_policy()
-    with open_ledger(settings.ledger, read_only=True) as ledger:
-        latest = ledger.query("SELECT MAX(posted_date) AS day FROM transactions")["day"].iloc[0]
-        days = [pd.Timestamp(day) for day in (latest, service_day(settings), not_before) if day is not None]
-        as_of = max(days).normalize()
-        facts = load_facts(ledger, [tenancy_id], as_of, policy, recorded)
+    latest = ledger.query("SELECT MAX(posted_date) AS day FROM transactions")["day"].iloc[0]
+    days = [pd.Timestamp(day) for day in (latest, service_day(settings), not_before) if day is not None]
+    as_of = max(days).normalize()
+    facts = load_facts(ledger, [tenancy_id], as_of, policy, recorded)
     return readiness(facts, as_of, policy).iloc[0], facts, as_of
 
 
@@ -124,8 +128,8 @@ def release_check(settings: ServingSettings, draft: dict, recorded: pd.DataFrame
     and every contact in the limit's window."""
     policy, tenancy_id = load_policy(), str(draft["tenancy_id"])
     written_on = pd.Timestamp(json_loads(draft["facts"])["as_of"])
-    judged, facts, _ = judge_now(settings, tenancy_id, recorded, written_on)
     with open_ledger(settings.ledger, read_only=True) as ledger:
+        judged, facts, _ = judge_now(settings, tenancy_id, recorded, written_on, ledger)
         received = ledger.query(*and_in(
             "SELECT COALESCE(SUM(-amount_pence), 0) AS pence FROM transactions WHERE tenancy_id = ? "
             "AND posted_date > ?",
