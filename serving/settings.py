@@ -34,6 +34,9 @@ class ServingSettings(TrainingSettings, CaseworkSettings):
         "a feature lookup until the features or the champion change (0: none).")
     score_move: float = Field(
         default=0.10, gt=0, description="A change in risk score this large between two runs is reported as a move.")
+    experiments: Path | None = Field(
+        default=None, description="The randomised-holdout experiments file (docs/experiments.md). Default: "
+        "serving/runs/experiments.yaml shipped with the service (one example, disabled).")
     retrain_promotes: bool = Field(
         default=False, description="true: the scheduled `retrain` promotes each challenger that passes its gates, "
         "with no person's sign-off. false (the default): each challenger that passes waits for a data scientist to "

@@ -2,7 +2,8 @@
 
 A run is recorded when features or the champion change (`serving.runs.record.record_run`): its id, as_of, model and
 policy versions, and one row per live tenancy (score, rank, readiness state and reasons, next action, expected
-payment), plus the payments that arrived since the run before. The service serves the latest run; monitoring will
+payment, experiment arm), plus the payments that arrived since the run before, and each tenancy's first assignment
+to an experiment's arm (`serving.runs.experiments`). The service serves the latest run; monitoring will
 judge recorded runs against what happened next. Nothing here updates or deletes a row.
 
 SQLite by default (the service reads while a batch job writes: WAL mode), Postgres in the production profile.
@@ -32,13 +33,22 @@ TABLES: dict[str, dict[str, str]] = {
         "state_reasons": "TEXT", "next_action": "TEXT", "protocol_step": "TEXT", "hold_until": "DATE",
         "balance": "DOUBLE PRECISION", "base_value": "DOUBLE PRECISION", "other_contribution": "DOUBLE PRECISION",
         "reasons": "TEXT", "payment_p10": "DOUBLE PRECISION", "payment_p50": "DOUBLE PRECISION",
-        "payment_p90": "DOUBLE PRECISION",
+        "payment_p90": "DOUBLE PRECISION", "experiment": "TEXT", "arm": "TEXT",
     },
     "worklist_payments": {"run_id": "TEXT", "tenancy_id": "TEXT", "transaction_id": "TEXT", "posted_date": "DATE",
                           "amount": "DOUBLE PRECISION"},
+    # A tenancy's first assignment to an experiment's arm, kept once (serving.runs.experiments).
+    "experiment_assignments": {
+        "experiment": "TEXT", "tenancy_id": "TEXT", "arm": "TEXT", "draw": "DOUBLE PRECISION",
+        "holdout_share": "DOUBLE PRECISION", "stratum": "TEXT", "patch": "TEXT", "risk_band": "TEXT",
+        "assigned_on": "DATE", "run_id": "TEXT", "balance_at_assignment": "DOUBLE PRECISION",
+        "arrears_weeks_at_assignment": "DOUBLE PRECISION", "risk_score": "DOUBLE PRECISION",
+    },
 }
 PRIMARY_KEYS = {"worklist_runs": ("run_id",), "worklist_rows": ("run_id", "tenancy_id"),
-                "worklist_payments": ("run_id", "transaction_id")}
+                "worklist_payments": ("run_id", "transaction_id"),
+                "experiment_assignments": ("experiment", "tenancy_id")}
+ASSIGNMENT_COLUMNS = tuple(TABLES["experiment_assignments"])
 INDEXES = ("CREATE INDEX IF NOT EXISTS worklist_rows_queue ON worklist_rows (run_id, readiness_state, patch, "
            "queue_rank)", "CREATE UNIQUE INDEX IF NOT EXISTS worklist_runs_seq ON worklist_runs (run_seq)")
 #: Columns stored as JSON text.
@@ -58,8 +68,10 @@ class RunStore:
     def ensure_schema(self) -> None:
         self.db.ensure_tables(TABLES, PRIMARY_KEYS, INDEXES)
 
-    def record(self, run: dict, rows: pd.DataFrame, payments: pd.DataFrame) -> dict:
-        """Append one run (numbered after the last), all its rows and its payments, all or nothing."""
+    def record(self, run: dict, rows: pd.DataFrame, payments: pd.DataFrame,
+               assigned: pd.DataFrame | None = None) -> dict:
+        """Append one run (numbered after the last), all its rows and its payments, and the experiment assignments
+        it made first (one already kept is never written again), all or nothing."""
         stored = rows.assign(**{c: rows[c].map(_to_json) for c in JSON_COLUMNS})
         with self.db.transaction():
             last = self.db.query("SELECT COALESCE(MAX(run_seq), 0) AS n FROM worklist_runs")["n"].iloc[0]
@@ -68,7 +80,19 @@ class RunStore:
             self.db.append("worklist_rows", stored.assign(run_id=run["run_id"]), list(TABLES["worklist_rows"]))
             self.db.append("worklist_payments", payments.assign(run_id=run["run_id"]),
                            list(TABLES["worklist_payments"]))
+            self.db.append("experiment_assignments", self._first_assignments(assigned), list(ASSIGNMENT_COLUMNS))
         return run
+
+    def _first_assignments(self, assigned: pd.DataFrame | None) -> pd.DataFrame:
+        """The assignments not kept yet (read inside the recording transaction)."""
+        if assigned is None or assigned.empty:
+            return pd.DataFrame(columns=list(ASSIGNMENT_COLUMNS))
+        kept = set()
+        for experiment in assigned["experiment"].unique():
+            found = self.db.query("SELECT tenancy_id FROM experiment_assignments WHERE experiment = ?", [experiment])
+            kept |= {(experiment, t) for t in found["tenancy_id"].astype(str)}
+        fresh = [(e, str(t)) not in kept for e, t in zip(assigned["experiment"], assigned["tenancy_id"], strict=True)]
+        return assigned[fresh].drop_duplicates(["experiment", "tenancy_id"]).reset_index(drop=True)
 
     def runs(self) -> pd.DataFrame:
         return self.db.query("SELECT * FROM worklist_runs ORDER BY run_seq")
