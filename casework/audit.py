@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,7 +30,7 @@ from features.feeds.contract import MONITORING_ONLY_COLUMNS, PERSONAL_COLUMNS
 #: Every kind of decision the trail records.
 ACTIONS = ("case_assigned", "case_reassigned", "action_recorded", "draft_generated", "draft_edited", "draft_approved",
            "draft_rejected", "draft_released", "draft_suppressed", "case_returned", "model_promoted",
-           "promotion_refused", "policy_changed", "delivery_receipt")
+           "promotion_refused", "policy_changed", "delivery_receipt", "experiment_assigned")
 GENESIS = "0" * 64
 TABLE = "audit_log"
 COLUMNS = {"seq": "BIGINT", "at": "TEXT", "actor": "TEXT", "role": "TEXT", "action": "TEXT", "tenancy_id": "TEXT",
@@ -115,21 +116,33 @@ class AuditLog:
                detail: dict | None = None, at: datetime | None = None) -> dict:
         """Append one decision and return the entry as stored. Appends are serialised (the next seq and the hash
         it chains to are read inside the writing transaction)."""
+        return self.append_many(actor, role, action, [(tenancy_id, detail or {})], at)[0]
+
+    def append_many(self, actor: str, role: str, action: str, items: Sequence[tuple[str | None, dict]],
+                    at: datetime | None = None) -> list[dict]:
+        """Append several decisions of one kind, in order, in one transaction (a run's thousands of experiment
+        assignments): the entries `append` would write one by one."""
         if action not in ACTIONS:
             raise ValueError(f"Unknown audit action {action!r}: one of {', '.join(ACTIONS)}")
-        detail = detail or {}
-        _check_detail(detail)
+        for _, detail in items:
+            _check_detail(detail)
         when = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
+        if not items:
+            return []
         with self.db.transaction():
             if self.db.backend == "postgres":
                 self.db.execute(f"LOCK TABLE {TABLE} IN SHARE ROW EXCLUSIVE MODE")
             last = self.db.query(f"SELECT seq, hash FROM {TABLE} ORDER BY seq DESC LIMIT 1")
-            seq, prev = (int(last["seq"].iloc[0]) + 1, str(last["hash"].iloc[0])) if len(last) else (1, GENESIS)
-            entry = {"seq": seq, "at": when, "actor": actor, "role": role, "action": action, "tenancy_id": tenancy_id,
-                     "detail": canonical(detail), "prev_hash": prev}
-            entry["hash"] = entry_hash(prev, entry)
-            self.db.append(TABLE, pd.DataFrame([entry]), list(COLUMNS))
-        return entry
+            seq, prev = (int(last["seq"].iloc[0]), str(last["hash"].iloc[0])) if len(last) else (0, GENESIS)
+            entries = []
+            for tenancy_id, detail in items:
+                seq += 1
+                entry = {"seq": seq, "at": when, "actor": actor, "role": role, "action": action,
+                         "tenancy_id": tenancy_id, "detail": canonical(detail), "prev_hash": prev}
+                entry["hash"] = prev = entry_hash(prev, entry)
+                entries.append(entry)
+            self.db.append(TABLE, pd.DataFrame(entries), list(COLUMNS))
+        return entries
 
     def entries(self, tenancy_id: str | None = None, since_seq: int = 0, limit: int | None = None) -> pd.DataFrame:
         """Entries in order (of one tenancy, or all), with `detail` parsed."""
