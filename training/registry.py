@@ -23,6 +23,8 @@ from training.settings import TrainingSettings
 
 RISK_MODEL = "arrears_risk"
 PAYMENT_MODEL = "payment_date"
+#: The contact-uplift model (`training.uplift`: its fitting, registration and loader).
+UPLIFT_MODEL = "contact_uplift"
 EXPERIMENT = "arrears"
 PROMOTIONS = "promotions"
 CHAMPION = "champion"
