@@ -80,10 +80,27 @@ def payment_gates(metrics: dict[str, float], gates: dict) -> list[str]:
     return failed
 
 
+def uplift_gates(metrics: dict[str, float], gates: dict) -> list[str]:
+    """The contact-uplift model's gates, on held-out randomised rows (`training.uplift.holdout_metrics`): a Qini
+    coefficient clear of zero by a margin, and more incremental pounds at capacity than the risk-like order and than
+    random targeting."""
+    failed = []
+    if metrics["qini_coefficient"] < gates["min_qini_coefficient"]:
+        failed.append(f"quality floor: qini coefficient £{metrics['qini_coefficient']:.1f} per treated tenancy is "
+                      f"below £{gates['min_qini_coefficient']}")
+    for baseline in ("risk_order", "random"):
+        gain = metrics["incremental_at_capacity"] - metrics[f"incremental_at_capacity_{baseline}"]
+        if gain <= gates[f"min_gain_over_{baseline}"]:
+            failed.append(f"baseline: incremental_at_capacity does not beat the {baseline.replace('_', ' ')} "
+                          f"(£{gain:+,.0f})")
+    return failed
+
+
 #: Each registered model: its parameters file and its gates.
 GATES: dict[str, tuple[str, Callable[[dict[str, float], dict], list[str]]]] = {
     registry.RISK_MODEL: ("arrears_risk", risk_gates),
     registry.PAYMENT_MODEL: ("payment_date", payment_gates),
+    registry.UPLIFT_MODEL: ("contact_uplift", uplift_gates),
 }
 
 
