@@ -144,11 +144,14 @@ class AuditLog:
             self.db.append(TABLE, pd.DataFrame(entries), list(COLUMNS))
         return entries
 
-    def entries(self, tenancy_id: str | None = None, since_seq: int = 0, limit: int | None = None) -> pd.DataFrame:
-        """Entries in order (of one tenancy, or all), with `detail` parsed."""
+    def entries(self, tenancy_id: str | None = None, since_seq: int = 0, limit: int | None = None,
+                action: str | None = None) -> pd.DataFrame:
+        """Entries in order (of one tenancy, or all; of one action, or all), with `detail` parsed."""
         sql, params = f"SELECT * FROM {TABLE} WHERE seq > ?", [since_seq]
         if tenancy_id is not None:
             sql, params = sql + " AND tenancy_id = ?", [*params, tenancy_id]
+        if action is not None:
+            sql, params = sql + " AND action = ?", [*params, action]
         frame = self.db.query(sql + " ORDER BY seq" + (f" LIMIT {int(limit)}" if limit else ""), params)
         frame["detail"] = frame["detail"].map(json.loads)
         return frame

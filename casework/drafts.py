@@ -81,6 +81,8 @@ class DraftFacts:
     promise: dict | None = None  #: the last missed promise: made, due, amount
     statement: tuple[dict, ...] = ()  #: date, item, amount, balance (latest postings, oldest first)
     extra: dict = field(default_factory=dict)
+    #: The randomised holdout the case is in (experiment, action: the stage held out, note), if any.
+    held_out: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class ReleaseCheck:
     contacts_recent: int
     contact_limit: int
     limit_days: int = 7
+    held_out: dict | None = None  #: the randomised holdout the case is in now (as DraftFacts.held_out)
 
 
 def check_of(judged: pd.Series, facts: pd.Series, received_since_draft: float, contact_limit: dict) -> ReleaseCheck:
@@ -205,6 +208,9 @@ def refusal(facts: DraftFacts, stage: str, channel: str) -> str | None:
         why = f" ({', '.join(facts.reasons)})" if facts.reasons else ""
         return (f"The case is {facts.readiness_state.replace('_', ' ')}{why}, not ready: drafts are written only for "
                 "ready cases")
+    held = held_out_reason(facts.held_out, stage)
+    if held:
+        return held
     if facts.balance <= 0:
         owed = "owes nothing" if facts.balance == 0 else f"is £{-facts.balance:,.2f} in credit"
         return f"The account {owed} on {facts.as_of}: there are no arrears to write about"
@@ -218,6 +224,15 @@ def refusal(facts: DraftFacts, stage: str, channel: str) -> str | None:
     if channel not in rules["channels"]:
         return f"A {stage.replace('_', ' ')} goes by {' or '.join(rules['channels'])}, not {channel}"
     return None
+
+
+def held_out_reason(held_out: dict | None, stage: str) -> str | None:
+    """Why a held-out case gets no draft of `stage` (None: the stage is not the one its experiment holds out; a
+    statutory step never is)."""
+    if not held_out or stage != held_out.get("action"):
+        return None
+    return (f"{held_out['note'][0].upper()}{held_out['note'][1:]}: the case is in the experiment's holdout, which "
+            f"gets no {stage.replace('_', ' ')}; its statutory steps (a pre-action letter, a warning) still go ahead")
 
 
 def template_for(stage: str, language: str, channel: str, vulnerable: bool) -> Path:
@@ -411,15 +426,18 @@ def records_of(draft: dict) -> tuple[str, ...]:
 
 def release(db: Database, log: AuditLog, draft_id: str, actor: str, role: str, check: ReleaseCheck,
             day: date | None = None) -> dict:
-    """Release an approved draft to the outbox, unless the case has changed since (then it is suppressed, with
-    the reason). A release is a contact on `day` (default today) by the draft's channel, and each protocol step the
-    draft carries (`records_of`), kept as case actions in the same transaction as the outbox row, so the contact
-    limit at the next release and the next run count it. Either way the decision is final and in the audit trail."""
+    """Release an approved draft to the outbox, unless the case has changed since or an experiment now holds out
+    its stage (then it is suppressed, with the reason). A release is a contact on `day` (default today) by the
+    draft's channel, and each protocol step the draft carries (`records_of`), kept as case actions in the same
+    transaction as the outbox row, so the contact limit at the next release and the next run count it. Either way
+    the decision is final and in the audit trail."""
     reason = suppression(check)
     with db.transaction():
         found = draft(db, draft_id)
         if found["status"] != "approved":
             raise DraftRefused(f"Draft {draft_id} is {found['status']}: only an approved draft is released")
+        held = held_out_reason(check.held_out, str(found["stage"]))
+        reason = reason or (f"held_out: {held}" if held else None)
         status = "suppressed" if reason else "released"
         db.execute("UPDATE drafts SET status = ?, reason = ? WHERE draft_id = ?", [status, reason, draft_id])
         if reason is None:

@@ -15,6 +15,7 @@ from casework.settings import service_day
 from casework.store import open_casework
 from serving.access.principals import Forbidden, Principal
 from serving.runs.casework import draft_from_run, judge_now, latest_row, release_draft, roster
+from serving.runs.experiments import experiment_fields
 from serving.runs.schemas import (
     ApprovalQueue,
     AuditEntry,
@@ -77,7 +78,7 @@ def case_file(settings: ServingSettings, principal: Principal, tenancy_id: str) 
     note = (f"{who} owns the next action" if who else "Nobody yet: a case gets an owner when it is ready and an "
             f"officer of patch {row['patch']} has room (ARREARS_OFFICER_CAPACITY)")
     return CaseFile(tenancy_id=tenancy_id, patch=row["patch"], readiness_state=row["readiness_state"], owner=who,
-                    owner_note=note, now=_now(settings, tenancy_id, recorded),
+                    owner_note=note, now=_now(settings, tenancy_id, recorded), **experiment_fields(row),
                     actions=[_action(r) for r in recorded.to_dict("records")],
                     drafts=[_draft(r, delivered.get(r["draft_id"])) for r in written.to_dict("records")],
                     audit=[AuditEntry(**{k: e[k] for k in AuditEntry.model_fields}) for e in

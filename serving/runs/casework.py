@@ -6,6 +6,7 @@ released only after the case is judged afresh."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from json import loads as json_loads
 
 import pandas as pd
@@ -21,6 +22,7 @@ from features.db import and_in
 from features.feeds.contract import RECEIPT_TYPES
 from features.ledger import Ledger, open_ledger
 from serving.access.principals import open_principals, stored_patches
+from serving.runs import experiments
 from serving.runs.store import open_runs
 from serving.settings import ServingSettings
 
@@ -56,20 +58,23 @@ def roster(settings: ServingSettings) -> dict[str, list[str]]:
 
 
 def assign_owners(settings: ServingSettings, run: dict, frame: pd.DataFrame) -> pd.DataFrame:
-    """Owners for the run's listable ready cases (highest risk first) that have none yet."""
-    listable = frame[(frame["readiness_state"] == "ready") & (frame["queue_rank"] <= settings.patch_capacity)]
+    """Owners for the run's listable ready cases (highest risk first) that have none yet; a case an experiment holds
+    out gets none (it is not one of the officers' proactive contacts)."""
+    held_out = frame["arm"].eq(experiments.HOLDOUT) if "arm" in frame else pd.Series(False, index=frame.index)
+    listable = frame[(frame["readiness_state"] == "ready") & (frame["queue_rank"] <= settings.patch_capacity)
+                     & ~held_out]
     with open_casework(settings) as db:
         return cases.assign(db, AuditLog(db), listable.sort_values("risk_rank")[["tenancy_id", "patch"]],
                             roster(settings), settings.officer_capacity, str(run["run_id"]))
 
 
 def latest_row(settings: ServingSettings, tenancy_id: str) -> dict:
-    """The tenancy's row in the latest recorded run (its patch, readiness and protocol step), with the run's id,
-    policy version and as_of. LookupError when the run does not hold it."""
+    """The tenancy's row in the latest recorded run (its patch, readiness, protocol step and experiment arm), with
+    the run's id, policy version and as_of. LookupError when the run does not hold it."""
     with open_runs(settings) as store:
         run = store.latest()
         found = store.rows(run["run_id"], columns=("tenancy_id", "patch", "readiness_state", "state_reasons",
-                                                   "protocol_step"), tenancy_ids=[tenancy_id])
+                                                   "protocol_step", "experiment", "arm"), tenancy_ids=[tenancy_id])
     if found.empty:
         raise LookupError("The case is not in the latest worklist run (not live on its date)")
     return found.iloc[0].to_dict() | {"run_id": run["run_id"], "policy_version": run["policy_version"],
@@ -87,10 +92,20 @@ def draft_from_run(settings: ServingSettings, tenancy_id: str, channel: str | No
         with open_ledger(settings.ledger, read_only=True) as ledger:
             judged, _, _ = judge_now(settings, tenancy_id, recorded, ledger=ledger)
             case |= {name: judged[name] for name in ("readiness_state", "state_reasons", "protocol_step")}
-            facts = drafts.facts_for_draft(ledger, case, case["as_of"], recorded)
+            facts = replace(drafts.facts_for_draft(ledger, case, case["as_of"], recorded),
+                            held_out=holdout_of(settings, case))
             register = ledger.read_for_tenancies("tenancy_register", [tenancy_id])
         channel, language = preferences(register, drafts.stage_for(facts), channel, language)
         return drafts.generate(db, AuditLog(db), facts, channel, language, actor, role)
+
+
+def holdout_of(settings: ServingSettings, case: dict) -> dict | None:
+    """The experiment holding the case out (from its row in the latest run, while the experiment is still enabled):
+    what a draft and a release check carry, for `casework.drafts` to refuse the held-out stage."""
+    if case.get("arm") != experiments.HOLDOUT:
+        return None
+    found = experiments.held_out(experiments.load_experiments(settings), case.get("experiment"), case.get("arm"))
+    return experiments.held_out_detail(found)
 
 
 def preferences(register: pd.DataFrame, stage: str, channel: str | None, language: str | None) -> tuple[str, str]:
@@ -125,7 +140,7 @@ def judge_now(settings: ServingSettings, tenancy_id: str, recorded: pd.DataFrame
 def release_check(settings: ServingSettings, draft: dict, recorded: pd.DataFrame) -> ReleaseCheck:
     """The case now, for releasing `draft`: what was received since its as_of, its readiness judged afresh
     (`judge_now`) with the officers' `recorded` actions and the letters released before it (the same day's too),
-    and every contact in the limit's window."""
+    every contact in the limit's window, and the experiment holding it out (in the latest run), if any."""
     policy, tenancy_id = load_policy(), str(draft["tenancy_id"])
     written_on = pd.Timestamp(json_loads(draft["facts"])["as_of"])
     with open_ledger(settings.ledger, read_only=True) as ledger:
@@ -134,7 +149,12 @@ def release_check(settings: ServingSettings, draft: dict, recorded: pd.DataFrame
             "SELECT COALESCE(SUM(-amount_pence), 0) AS pence FROM transactions WHERE tenancy_id = ? "
             "AND posted_date > ?",
             [tenancy_id, written_on.date()], "type", RECEIPT_TYPES))["pence"].iloc[0]
-    return drafts.check_of(judged, facts.iloc[0], float(received) / 100, policy.contact_limit)
+    try:
+        held_out = holdout_of(settings, latest_row(settings, tenancy_id))
+    except LookupError:  # no run yet, or not live in it: no experiment holds it out
+        held_out = None
+    return replace(drafts.check_of(judged, facts.iloc[0], float(received) / 100, policy.contact_limit),
+                   held_out=held_out)
 
 
 def release_draft(settings: ServingSettings, draft_id: str, actor: str, role: str) -> dict:

@@ -379,6 +379,15 @@ def held_out_detail(experiment: Experiment | None) -> dict | None:
                                             "note": experiment.note}
 
 
+def experiment_fields(row) -> dict:
+    """A run's row's experiment and arm (None where it has none), and the note an officer reads on a held-out case."""
+    def text(value):
+        return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+    experiment, arm = text(row.get("experiment")), text(row.get("arm"))
+    return {"experiment": experiment, "arm": arm,
+            "experiment_note": NOTE.format(name=experiment) if arm == HOLDOUT and experiment else None}
+
+
 # -- what was assigned -----------------------------------------------------------------------------------------------
 def assignments(source, experiment: str | None = None) -> pd.DataFrame:
     """Every first assignment (of one experiment, or all), oldest first: experiment, tenancy_id, arm, draw,

@@ -1,5 +1,6 @@
-"""The worklist in batch: every live tenancy scored, judged by the readiness policy, ranked, and every case that can
-be listed explained, then recorded as a run (`serving.runs.store`) the service serves from.
+"""The worklist in batch: every live tenancy scored, judged by the readiness policy, ranked, its ready cases given
+their arm while an experiment runs (`serving.runs.experiments`), and every case that can be listed explained, then
+recorded as a run (`serving.runs.store`) the service serves from.
 
 Run when features or the champion change (`arrears features`, `arrears ingest`, `arrears promote`, or
 `arrears worklist --refresh`). Scores come from the live file: the same current snapshot the online store holds,
@@ -23,6 +24,7 @@ from features.db import and_in
 from features.feeds.contract import RECEIPT_TYPES
 from features.ledger import Ledger, open_ledger
 from features.store.offline import live_tenancies
+from serving.runs import experiments
 from serving.runs.casework import actions_for_run, assign_owners
 from serving.runs.explain import raw_scores, score_cases
 from serving.runs.store import NoRun, RunStore, open_runs
@@ -108,34 +110,54 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
     champions and policy (then that one is returned)."""
     started = time.perf_counter()
     policy = load_policy()
+    trials = experiments.load_experiments(settings)  # a file that breaks a guardrail stops the run here
     risk_ref, payment_ref = _champion_refs(settings)
     live = live_tenancies(settings)
     as_of = pd.Timestamp(live["event_timestamp"].max()).tz_localize(None).normalize()
+    trial = experiments.active(trials, as_of)
     with open_ledger(settings.ledger) as ledger, open_runs(settings) as store:
         actions, casework_mark = actions_for_run(settings, ledger, as_of)
         run = {"as_of": as_of.date(), "model_version": risk_ref.version, "feature_service": risk_ref.feature_service,
                "payment_model_version": payment_ref.version if payment_ref else None, "policy_version": policy.version,
                "ledger_seq": ledger.last_delivery_seq(), "population": len(live),
-               "patch_capacity": settings.patch_capacity, "casework_mark": casework_mark}
+               "patch_capacity": settings.patch_capacity, "casework_mark": casework_mark,
+               "experiment": trial.name if trial else None}
         previous = _latest(store)
         if previous is not None and not force and all(str(previous[k]) == str(v) for k, v in run.items()):
             _audit_policy(settings, previous)
+            _audit_assignments(settings, store)
             assign_owners(settings, previous, store.rows(previous["run_id"], ["ready"], columns=(
-                "tenancy_id", "patch", "readiness_state", "queue_rank", "risk_rank")))  # officers added since
+                "tenancy_id", "patch", "readiness_state", "queue_rank", "risk_rank", "arm")))  # officers added since
             return RunSummary(previous, False, _counts(store, previous["run_id"]))
         risk = registry.load_version(settings, risk_ref)
         payment = registry.load_version(settings, payment_ref) if payment_ref else None
-        frame = judge(ranked(live, risk), ledger, as_of, policy, actions)
+        run_id = uuid.uuid4().hex[:16]
+        frame, assigned = arms(judge(ranked(live, risk), ledger, as_of, policy, actions), live, as_of, run_id,
+                               trials, store)
         frame = explain_listable(frame, live, risk, payment, settings.patch_capacity)
         paid = (payments_since(ledger, int(previous["ledger_seq"]), set(frame["tenancy_id"])) if previous
                 else pd.DataFrame(columns=["tenancy_id", "transaction_id", "posted_date", "amount"]))
-        run |= {"run_id": uuid.uuid4().hex[:16], "recorded_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
+        run |= {"run_id": run_id, "recorded_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
                 "explained": int(frame["reasons"].notna().sum()),
                 "generation_seconds": round(time.perf_counter() - started, 3)}
-        run = store.record(run, frame, paid)
+        run = store.record(run, frame, paid, assigned)
         _audit_policy(settings, run)
+        _audit_assignments(settings, store)
         assign_owners(settings, run, frame)
         return RunSummary(run, True, _counts(store, run["run_id"]))
+
+
+def arms(frame: pd.DataFrame, live: pd.DataFrame, as_of: pd.Timestamp, run_id: str,
+         trials: tuple[experiments.Experiment, ...], store: RunStore) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The judged rows with their experiment and arm (ready rows on a day an enabled experiment runs; a tenancy
+    assigned before keeps its first arm) and their queues re-ranked so that held-out cases take no capacity; and the
+    first assignments this run makes, with each tenancy's arrears then (from the live features)."""
+    trial = experiments.active(trials, as_of)
+    known = experiments.assignments(store, trial.name) if trial else None
+    weeks = frame["tenancy_id"].map(live.set_index("tenancy_id")["arrears_weeks"])
+    rows, assigned = experiments.assign(frame.assign(arrears_weeks=weeks.to_numpy()), trials, as_of, run_id, known)
+    rows = rows.drop(columns="arrears_weeks")
+    return rows.assign(queue_rank=experiments.queue_ranks(rows)), assigned
 
 
 def _audit_policy(settings: ServingSettings, run: dict) -> None:
@@ -147,6 +169,23 @@ def _audit_policy(settings: ServingSettings, run: dict) -> None:
             log.append("arrears", "system", "policy_changed", detail={
                 "from": last.get("to") if last else None, "to": str(run["policy_version"]),
                 "first_run": str(run["run_id"]), "as_of": str(run["as_of"])})
+
+
+def _audit_assignments(settings: ServingSettings, store: RunStore) -> None:
+    """Each first assignment kept in the runs store is in the audit trail once (`experiment_assigned`): the run's
+    new ones, and any a crash after the run was recorded left out."""
+    kept = experiments.assignments(store)
+    if kept.empty:
+        return
+    with open_audit(settings) as log:
+        logged = log.entries(action="experiment_assigned")
+        done = {(str(d.get("experiment")), str(t)) for t, d in zip(logged["tenancy_id"], logged["detail"], strict=True)}
+        missing = [row for row in kept.to_dict("records") if (row["experiment"], row["tenancy_id"]) not in done]
+        log.append_many("arrears", "system", "experiment_assigned", [(row["tenancy_id"], {
+            "experiment": row["experiment"], "arm": row["arm"], "stratum": row["stratum"],
+            "risk_band": row["risk_band"], "draw": round(float(row["draw"]), 6),
+            "holdout_share": float(row["holdout_share"]), "assigned_on": str(row["assigned_on"]),
+            "run_id": row["run_id"]}) for row in missing])
 
 
 def _counts(store: RunStore, run_id: str) -> dict[str, int]:

@@ -12,6 +12,7 @@ from casework.cases import ACTION_KINDS, CONTACT_CHANNELS, OUTCOMES, REFERRALS, 
 from casework.drafts import DRAFT_CHANNELS, REJECT_REASONS, STAGES
 from casework.policy import QUEUES
 from casework.receipts import STATUSES
+from serving.runs.experiments import ARMS
 
 ReadinessState = Literal[QUEUES]  # type: ignore[valid-type]
 ActionKind = Literal[tuple(ACTION_KINDS)]  # type: ignore[valid-type]
@@ -23,6 +24,7 @@ Referral = Literal[REFERRALS]  # type: ignore[valid-type]
 DraftChannel = Literal[DRAFT_CHANNELS]  # type: ignore[valid-type]
 Stage = Literal[STAGES]  # type: ignore[valid-type]
 RejectReason = Literal[REJECT_REASONS]  # type: ignore[valid-type]
+Arm = Literal[ARMS]  # type: ignore[valid-type]
 
 
 class ReasonFeature(BaseModel):
@@ -72,6 +74,12 @@ class WorklistRow(ScoredCase):
     policy_version: str
     expected_payment: ExpectedPayment | None = Field(description="From the payment-date model, when there is one")
     owner: str | None = Field(default=None, description="Who owns the case's next action (null: nobody yet)")
+    experiment: str | None = Field(default=None, description="The experiment this run assigned the case to "
+                                   "(docs/experiments.md; null: none)")
+    arm: Arm | None = Field(default=None, description="Its arm: treatment, or holdout (no proactive contact of the "
+                            "held-out kind; statutory steps go ahead)")
+    experiment_note: str | None = Field(default=None, description="What an officer reads on a held-out case: "
+                                        "'no proactive contact this week (experiment ...)'")
 
 
 class ScoreResponse(BaseModel):
@@ -229,6 +237,11 @@ class CaseFile(BaseModel):
     owner_note: str
     now: CaseNow | None = Field(default=None, description="The case as the policy judges it now, with every action "
                                 "recorded and every letter released since the run (the next run records the same)")
+    experiment: str | None = Field(default=None, description="The experiment the latest run assigned it to (null: "
+                                   "none)")
+    arm: Arm | None = Field(default=None, description="Its arm in the latest run: treatment or holdout")
+    experiment_note: str | None = Field(default=None, description="A held-out case: 'no proactive contact this week "
+                                        "(experiment ...)'; its statutory steps still go ahead")
     actions: list[CaseAction]
     drafts: list[Draft]
     audit: list[AuditEntry] = Field(description="Every decision about this case, oldest first")

@@ -25,7 +25,7 @@ TABLES: dict[str, dict[str, str]] = {
         "run_id": "TEXT", "run_seq": "BIGINT", "recorded_at": "TIMESTAMP", "as_of": "DATE", "model_version": "TEXT",
         "feature_service": "TEXT", "payment_model_version": "TEXT", "policy_version": "TEXT",
         "ledger_seq": "BIGINT", "population": "BIGINT", "patch_capacity": "BIGINT", "explained": "BIGINT",
-        "generation_seconds": "DOUBLE PRECISION", "casework_mark": "TEXT",
+        "generation_seconds": "DOUBLE PRECISION", "casework_mark": "TEXT", "experiment": "TEXT",
     },
     "worklist_rows": {
         "run_id": "TEXT", "tenancy_id": "TEXT", "patch": "TEXT", "risk_rank": "BIGINT", "queue_rank": "BIGINT",
@@ -112,9 +112,9 @@ class RunStore:
     def rows(self, run_id: str, states: Sequence[str] | None = None, patch: str | Sequence[str] | None = None,
              capacity: int | None = None, top: int | None = None, columns: Sequence[str] | None = None,
              tenancy_ids: Sequence[str] | None = None) -> pd.DataFrame:
-        """A run's rows, highest risk first: of some states, one patch or some, within each patch's capacity, of
-        some tenancies; every column, or the given ones (reading only those is much quicker than parsing every
-        row's reasons)."""
+        """A run's rows, highest risk first: of some states, one patch or some, within each patch's capacity (held-out
+        cases queue apart: the patch's capacity, and as many of them besides), of some tenancies; every column, or
+        the given ones (reading only those is much quicker than parsing every row's reasons)."""
         wanted = ", ".join(columns) if columns else "*"
         sql, params = f"SELECT {wanted} FROM worklist_rows WHERE run_id = ?", [run_id]
         sql, params = and_in(sql, params, "tenancy_id", tenancy_ids)
@@ -139,16 +139,19 @@ class RunStore:
         return dict(zip(found["tenancy_id"].astype(str), found["patch"].astype(str), strict=True))
 
     def queue_sizes(self, run_id: str, patch: str | Sequence[str] | None = None) -> pd.DataFrame:
-        """How many cases each (state, patch) queue holds."""
-        sql, params = and_in("SELECT readiness_state, patch, COUNT(*) AS n FROM worklist_rows WHERE run_id = ?",
-                             [run_id], "patch", patch)
+        """How many cases each (state, patch) queue holds (`n`), and how many of them an experiment holds out
+        (`held_out`: they queue apart, taking none of the patch's capacity)."""
+        sql, params = and_in("SELECT readiness_state, patch, COUNT(*) AS n, SUM(CASE WHEN arm = 'holdout' THEN 1 "
+                             "ELSE 0 END) AS held_out FROM worklist_rows WHERE run_id = ?", [run_id], "patch", patch)
         return self.db.query(sql + " GROUP BY readiness_state, patch", params)
 
     def history(self, tenancy_id: str, limit: int = 20) -> pd.DataFrame:
-        """One tenancy in the latest `limit` runs that hold it, newest first: the run, its score, rank and state."""
+        """One tenancy in the latest `limit` runs that hold it, newest first: the run, its score, rank, state and
+        experiment arm."""
         frame = self.db.query(
             "SELECT r.run_id, r.run_seq, r.as_of, r.model_version, r.policy_version, w.patch, w.risk_score, "
-            "w.risk_rank, w.queue_rank, w.readiness_state, w.state_reasons, w.next_action, w.balance "
+            "w.risk_rank, w.queue_rank, w.readiness_state, w.state_reasons, w.next_action, w.balance, w.experiment, "
+            "w.arm "
             "FROM worklist_rows w JOIN worklist_runs r ON r.run_id = w.run_id WHERE w.tenancy_id = ? "
             f"ORDER BY r.run_seq DESC LIMIT {int(limit)}", [tenancy_id])
         frame["state_reasons"] = frame["state_reasons"].map(

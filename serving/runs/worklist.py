@@ -27,6 +27,7 @@ from casework.store import open_casework
 from features.store.feast import online_features, online_plan, open_store
 from features.store.offline import live_path
 from serving.runs.changes import changes
+from serving.runs.experiments import experiment_fields
 from serving.runs.explain import raw_scores, score_cases
 from serving.runs.schemas import (
     ChangesResponse,
@@ -75,8 +76,8 @@ def _expected(row: pd.Series, as_of: pd.Timestamp) -> ExpectedPayment | None:
 
 def worklist_row(row: pd.Series, rank: int, as_of: pd.Timestamp, policy_version: str,
                  owner: str | None = None) -> WorklistRow:
-    """A recorded run's row as the service answers it, with the case's owner."""
-    return WorklistRow(
+    """A recorded run's row as the service answers it, with the case's owner and its experiment arm."""
+    return WorklistRow(**experiment_fields(row),
         rank=rank, tenancy_id=str(row["tenancy_id"]), patch=_text(row["patch"]),
         risk_score=float(row["risk_score"]), raw_score=float(row["raw_score"]),
         base_value=float(row["base_value"]), other_contribution=float(row["other_contribution"]),
@@ -298,7 +299,8 @@ class Worklister:
             sizes = store.queue_sizes(run["run_id"], patch)
         as_of = pd.Timestamp(run["as_of"])
         owned = owners_of(self.settings, rows["tenancy_id"].astype(str).tolist())
-        listed = sizes[sizes["readiness_state"].isin(states)].groupby("patch")["n"].sum()
+        shown = sizes[sizes["readiness_state"].isin(states)]
+        listed = (shown["n"] - shown["held_out"].fillna(0)).groupby(shown["patch"]).sum()
         counts = sizes.groupby("readiness_state")["n"].sum()
         return WorklistResponse(
             run_id=str(run["run_id"]), model_version=str(run["model_version"]),
