@@ -11,6 +11,7 @@ from arrears.decisions import hold_recorded, promote_recorded
 from arrears.schedule import Schedule
 from features.store.refresh import refresh as refresh_features
 from monitoring import jobs as monitoring_jobs
+from monitoring.experiment_reports import experiments_job
 from monitoring.findings import Breach, JobResult
 from serving.runs.record import record_run
 from serving.settings import ServingSettings
@@ -51,6 +52,11 @@ def bias(settings: ServingSettings, schedule: Schedule) -> JobResult:
 
 def performance(settings: ServingSettings, schedule: Schedule) -> JobResult:
     return monitoring_jobs.performance_job(settings, schedule.thresholds)
+
+
+def experiments(settings: ServingSettings, schedule: Schedule) -> JobResult:
+    """Weekly: each experiment's report written for the experiments page (its effect only from its fixed horizon)."""
+    return experiments_job(settings)
 
 
 def retrain(settings: ServingSettings, schedule: Schedule) -> JobResult:

@@ -289,27 +289,30 @@ class Plan:
     n_holdout: int
     n_treatment: int
     weeks: int
+    already: int = 0  #: tenancies counted before the weekly entrants (the first run's ready cases, or assigned so far)
 
     def to_dict(self) -> dict[str, Any]:
         return json_safe(asdict(self))
 
 
 def plan(mde: float, sd: float, holdout_share: float, entrants_per_week: float, r_squared: float = 0.0, *,
-         power: float = 0.8, alpha: float = 0.05) -> Plan:
+         power: float = 0.8, alpha: float = 0.05, already: int = 0) -> Plan:
     """Sample size and weeks of enrolment for a two-arm comparison of means (normal approximation):
 
         n = (z(1 - alpha/2) + z(power))² × sd² × (1 - R²) / (p (1 - p) × mde²)
 
     tenancies in all, p the holdout share (n·p held out), R² the share of the outcome's variance the pre-period
-    covariates explain (the adjustment's variance reduction); weeks = ceil(n / eligible entrants per week). The
-    effect is read after those weeks plus the outcome window (the fixed horizon)."""
+    covariates explain (the adjustment's variance reduction); weeks = ceil((n - already) / eligible entrants per
+    week), at least 1, where `already` counts tenancies in before the weekly flow (the first run assigns every case
+    ready then). The effect is read after those weeks plus the outcome window (the fixed horizon)."""
     if not (mde > 0 and sd > 0 and 0 < holdout_share < 1 and entrants_per_week > 0 and 0 <= r_squared < 1):
         raise ValueError("plan needs mde > 0, sd > 0, 0 < holdout_share < 1, entrants_per_week > 0, 0 <= R² < 1")
     z = NormalDist().inv_cdf(1 - alpha / 2) + NormalDist().inv_cdf(power)
     n = math.ceil(z**2 * sd**2 * (1 - r_squared) / (holdout_share * (1 - holdout_share) * mde**2))
     n_holdout = math.ceil(n * holdout_share)
+    weeks = max(1, math.ceil(max(n - already, 0) / entrants_per_week))
     return Plan(mde, sd, r_squared, holdout_share, entrants_per_week, power, alpha, n, n_holdout, n - n_holdout,
-                math.ceil(n / entrants_per_week))
+                weeks, already)
 
 
 # -- the fixed horizon ---------------------------------------------------------------------------------------------
@@ -363,10 +366,12 @@ def _cumulative_at(ledger: pd.DataFrame, value: str, units: pd.DataFrame, day: p
     running = running.assign(_total=running.groupby("tenancy_id")[value].cumsum())
     running = running.drop_duplicates(["tenancy_id", "posted_date"], keep="last")
     asked = pd.DataFrame({"tenancy_id": units["tenancy_id"].astype(str).to_numpy(),
-                          "posted_date": pd.to_datetime(day).to_numpy(), "_row": np.arange(len(units))})
-    found = pd.merge_asof(asked.sort_values("posted_date"),
-                          running[["tenancy_id", "posted_date", "_total"]].astype({"tenancy_id": str})
-                          .sort_values("posted_date"), on="posted_date", by="tenancy_id", direction="backward")
+                          "posted_date": pd.to_datetime(day).to_numpy().astype("datetime64[ns]"),
+                          "_row": np.arange(len(units))})
+    running = running[["tenancy_id", "posted_date", "_total"]].astype({"tenancy_id": str,
+                                                                       "posted_date": "datetime64[ns]"})
+    found = pd.merge_asof(asked.sort_values("posted_date"), running.sort_values("posted_date"), on="posted_date",
+                          by="tenancy_id", direction="backward")
     return found.sort_values("_row")["_total"].fillna(0).to_numpy(dtype=float)
 
 
@@ -432,6 +437,8 @@ class Definition:
     holdout_share: float
     outcome: Outcome
     minimum_detectable_effect: float | None = None
+    alpha: float = 0.05  #: the interval is 1 - alpha (95% by default)
+    power: float = 0.8
 
     @property
     def horizon(self) -> date:
@@ -487,6 +494,7 @@ class ExperimentReport:
             "experiment": d.name, "start": str(d.start), "end": str(d.end), "holdout_share": d.holdout_share,
             "outcome": {"kind": d.outcome.kind, "days": d.outcome.days, "winsorise": d.outcome.winsorise,
                         "unit": d.outcome.unit}, "minimum_detectable_effect": d.minimum_detectable_effect,
+            "level": 1 - d.alpha,
             "horizon": str(d.horizon), "data_end": str(self.data_end), "final": self.final, "status": self.status,
             "rule": "fixed horizon: the effect is computed once, when the data reach the experiment's end plus the "
                     "outcome window; before, only accrual and balance are shown",
@@ -511,9 +519,10 @@ def experiment_report(definition: Definition, units: pd.DataFrame, data_end: dat
                 for feature, smd in common["balance"].loc[common["balance"]["flagged"], ["feature", "smd"]].values]
     if not effect_readable(definition.end, definition.outcome.days, data_end):
         return ExperimentReport(**common, problems=problems)
+    level = 1 - definition.alpha
     try:
-        overall = estimate(units, "outcome")
-        strata = by_stratum(units, "outcome")
+        overall = estimate(units, "outcome", level=level)
+        strata = by_stratum(units, "outcome", level=level)
     except ValueError as exc:
         return ExperimentReport(**common, problems=[*problems, f"no effect estimated: {exc}"])
     return ExperimentReport(**common, effect=overall, by_stratum=strata, problems=problems)

@@ -62,6 +62,12 @@ class ServingSettings(TrainingSettings, CaseworkSettings):
         return self.home / "reports"
 
     @property
+    def experiment_reports_dir(self) -> Path:
+        """Each experiment's latest report as JSON (`monitoring.experiment_reports` writes it; the experiments page
+        reads it): `<name>.json`."""
+        return self.reports_dir / "experiments"
+
+    @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
 

@@ -27,6 +27,7 @@ from serving.access.declared import PAGE_ROOT as BASE
 from serving.access.declared import SESSION_COOKIE as COOKIE
 from serving.access.declared import may_use
 from serving.access.principals import AGGREGATES, CASEWORK, MODELLING, SUPERVISING, Principal, open_principals
+from serving.runs.experiments import ExperimentConfigError
 from serving.runs.jobs import monitoring_status
 from serving.settings import get_settings
 from serving.treasury.forecast import forecast_csv as as_csv
@@ -204,6 +205,20 @@ async def models(request: Request, principal: Principal) -> Response:
                  delivery=pages.delivery(settings))
 
 
+@kit.page_for("/experiments", *MODELLING)
+async def experiments(request: Request, principal: Principal) -> Response:
+    """Each randomised-holdout experiment: accrual by arm and stratum and balance on pre-period features; per-arm
+    means, the effect with its interval and the effect per stratum (charted) only once its fixed horizon has passed,
+    from the latest report `arrears experiment report` or the weekly `experiments` job wrote."""
+    try:
+        shown = pages.experiments_view(kit.worklister(request).settings)
+    except ExperimentConfigError as exc:
+        return kit.message(request, principal, 503, "The experiments file cannot be read", str(exc))
+    charts_by_name = {e["name"]: charts.interval_chart(e["effect"]["strata"], e["unit"])
+                      for e in shown if e["effect"] is not None}
+    return kit.page(request, "experiments.html", principal, experiments=shown, charts=charts_by_name)
+
+
 @kit.page_for("/report", *MODELLING)
 async def report(request: Request, principal: Principal) -> Response:
     """A monitoring job's latest report (the Evidently or bias HTML it wrote)."""
@@ -226,6 +241,7 @@ ROUTES = [
     Route("/treasury", treasury),
     Route("/treasury/forecast.csv", forecast_csv),
     Route("/models", models),
+    Route("/experiments", experiments),
     Route("/report", report),
     *web_casework.ROUTES,
     *web_models.ROUTES,

@@ -136,3 +136,53 @@ def _receipt_bars(transactions: pd.DataFrame, start: pd.Timestamp, end: pd.Times
         bars.append({"x": left, "y": round(strip_bottom - height, 1), "width": max(2.0, round(x(7.0) - x(0.0) - 1, 1)),
                      "height": height, "title": f"week of {week.start_time:%-d %b %Y}: £{amount:,.2f} received"})
     return bars
+
+
+@dataclass
+class IntervalChart:
+    """Estimates with their intervals, one row each (a forest plot): `rows` hold label, y, low, high and point
+    pixels and a title in words; `zero` is the pixel of no effect on the x axis."""
+
+    width: int = WIDTH
+    height: int = HEIGHT
+    label_right: int = 200  #: row labels end here (right-aligned), the plot starts after
+    rows: list[dict] = field(default_factory=list)
+    x_ticks: list[tuple[float, str]] = field(default_factory=list)
+    zero: float | None = None
+
+
+def effect_words(value: float, unit: str) -> str:
+    """An effect in its unit: pounds (+£12.30), or a difference in shares as percentage points (+3.1 points)."""
+    if unit == "pounds":
+        return f"{'+' if value >= 0 else '-'}£{abs(value):,.2f}"
+    return f"{value * 100:+.1f} points"
+
+
+def interval_chart(estimates: list[dict], unit: str) -> IntervalChart:
+    """Each estimate (label, effect, low, high; the overall last, marked `overall`) as a dot on its interval's
+    line, against a vertical line at zero (no effect), on one x axis in the outcome's unit."""
+    shown = [e for e in estimates if e.get("low") is not None and e.get("high") is not None]
+    chart = IntervalChart(height=TOP + 30 * max(len(shown), 1) + BOTTOM)
+    if not shown:
+        return chart
+    lo = min(0.0, *(float(e["low"]) for e in shown))
+    hi = max(0.0, *(float(e["high"]) for e in shown))
+    step = nice_step((hi - lo) / 4 or 1.0)
+    x = Axis(math.floor(lo / step) * step, math.ceil(hi / step) * step or step, chart.label_right + 10,
+             WIDTH - RIGHT)
+    for i, e in enumerate(shown):
+        words = (f"{e['label']}: {effect_words(float(e['effect']), unit)}, interval "
+                 f"{effect_words(float(e['low']), unit)} to {effect_words(float(e['high']), unit)}")
+        chart.rows.append({"label": e["label"], "y": TOP + 30 * i + 15, "low": x(float(e["low"])),
+                           "high": x(float(e["high"])), "point": x(float(e["effect"])),
+                           "overall": bool(e.get("overall")), "title": words})
+    chart.zero = x(0.0)
+    chart.x_ticks = [(x(t), "0" if t == 0 else effect_words(t, unit).replace(" points", "")) for t in x.ticks()]
+    return chart
+
+
+def level_words(value: float | None, unit: str) -> str:
+    """A mean in its unit: pounds (£-12.30: a fall in arrears is negative), or a share as a percentage."""
+    if value is None:
+        return "–"
+    return f"£{value:,.2f}" if unit == "pounds" else f"{value:.1%}"

@@ -19,8 +19,10 @@ from features.settings import load_settings
 from relay.observe import alerts_firing, delivery_stats
 from relay.settings import RelaySettings
 from relay.store import open_relay_store
+from serving.runs.experiments import load_experiments
 from serving.runs.store import open_runs
 from serving.settings import ServingSettings
+from serving.web.charts import effect_words, level_words
 from training import approval, registry
 
 #: Each registered model's measures as the models page lists them: (label, metric, better) and its baselines
@@ -183,3 +185,72 @@ def delivery(settings: ServingSettings) -> dict:
     with open_relay_store(settings) as db:
         stats = delivery_stats(db)
     return {"destinations": stats.to_dict("records"), "alerts": alerts_firing(stats, load_settings(RelaySettings))}
+
+
+def experiment_reports(settings: ServingSettings) -> dict[str, dict]:
+    """Each experiment's latest report, by name, as `monitoring.experiment_reports` wrote it (JSON, read by name);
+    a file that cannot be read is left out."""
+    found = {}
+    folder = settings.experiment_reports_dir
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            found[path.stem] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _estimate_row(label: str, estimate: dict, unit: str, overall: bool = False, weight: float | None = None) -> dict:
+    return {"label": label, "effect": estimate["effect"], "low": estimate["low"], "high": estimate["high"],
+            "overall": overall, "weight": weight, "n_treatment": estimate["n_treatment"],
+            "n_holdout": estimate["n_holdout"], "method": estimate["method"],
+            "effect_text": effect_words(estimate["effect"], unit),
+            "interval_text": f"{effect_words(estimate['low'], unit)} to {effect_words(estimate['high'], unit)}"}
+
+
+def _effect_view(report: dict) -> dict:
+    """What the page shows of a final report's effect: per-arm means, the effect and the unadjusted difference with
+    their intervals, and each stratum with the size-weighted overall last (the chart's rows too)."""
+    unit, effect = report["outcome"]["unit"], report["effect"]
+    strata = report["by_stratum"] or {"strata": [], "overall": None, "skipped": []}
+    rows = [_estimate_row(s["stratum"], s, unit, weight=s["weight"]) for s in strata["strata"]]
+    if strata["overall"]:
+        rows.append(_estimate_row("Overall (size-weighted)", strata["overall"], unit, overall=True, weight=1.0))
+    return {
+        "mean_treatment": level_words(effect["mean_treatment"], unit),
+        "mean_holdout": level_words(effect["mean_holdout"], unit), "n_treatment": effect["n_treatment"],
+        "n_holdout": effect["n_holdout"], "level": f"{report.get('level', 0.95):.0%}",
+        "main": _estimate_row("All assigned tenancies", effect, unit),
+        "unadjusted": {"effect_text": effect_words(effect["unadjusted_effect"], unit),
+                       "interval_text": f"{effect_words(effect['unadjusted_low'], unit)} to "
+                                        f"{effect_words(effect['unadjusted_high'], unit)}"},
+        "variance_reduction": effect["variance_reduction"], "method": effect["method"],
+        "covariates": effect["covariates"], "strata": rows, "skipped": strata["skipped"],
+    }
+
+
+def experiments_view(settings: ServingSettings) -> list[dict]:
+    """Each configured experiment beside its latest report, then any report of an experiment no longer configured.
+    The effect is shown only from a final report whose data reach its horizon (the fixed horizon, checked again
+    here): before, accrual and balance only, and the words saying until when the effect is withheld."""
+    configured = {e.name: e for e in load_experiments(settings)}
+    reports = experiment_reports(settings)
+    views = []
+    for name in [*configured, *(n for n in reports if n not in configured)]:
+        experiment, report = configured.get(name), reports.get(name)
+        final = bool(report and report.get("final") and report.get("effect")
+                     and str(report["data_end"]) >= str(report["horizon"]))
+        views.append({
+            "name": name, "configured": experiment is not None,
+            "enabled": bool(experiment and experiment.enabled),
+            "description": experiment.description if experiment else "",
+            "held_out_action": experiment.held_out_action if experiment else None,
+            "start": str(experiment.start if experiment else report["start"]),
+            "end": str(experiment.end if experiment else report["end"]),
+            "holdout_share": experiment.holdout_share if experiment else report["holdout_share"],
+            "outcome": (f"{experiment.outcome.kind}, {experiment.outcome.days} days" if experiment else
+                        f"{report['outcome']['kind']}, {report['outcome']['days']} days"),
+            "mde": experiment.minimum_detectable_effect if experiment else report["minimum_detectable_effect"],
+            "report": report, "final": final, "effect": _effect_view(report) if final else None,
+            "unit": report["outcome"]["unit"] if report else None})
+    return views

@@ -11,7 +11,7 @@ from tests.support.deliveries import TENANCIES, TRANSACTIONS, write_delivery
 
 VERBS = [["simulate"], ["ingest"], ["features"], ["features", "build"], ["features", "apply"],
          ["features", "materialize"], ["train"], ["promote"], ["serve"], ["worklist"], ["monitor", "drift"],
-         ["demo"], ["info"]]
+         ["demo"], ["info"], ["experiment", "plan"], ["experiment", "report"]]
 
 
 @pytest.mark.parametrize("verb", VERBS, ids=[" ".join(v) for v in VERBS])

@@ -176,6 +176,10 @@ def test_plan_weeks_grow_as_the_effect_to_detect_shrinks_and_follow_the_formula(
         weeks.append(found.weeks)
     assert weeks == sorted(weeks) and weeks[0] < weeks[-1]
     assert plan(0.03, sd, share, per_week, 0.5).weeks < plan(0.03, sd, share, per_week, 0.0).weeks
+    # the first run's ready cases count before the weekly flow; a plan already met still takes the first week
+    n = plan(0.03, sd, share, per_week, r2).n_total
+    assert plan(0.03, sd, share, per_week, r2, already=1000).weeks == math.ceil((n - 1000) / per_week)
+    assert plan(0.03, sd, share, per_week, r2, already=n + 1).weeks == 1
 
 
 def test_plan_refuses_what_cannot_be_planned() -> None:
