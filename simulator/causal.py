@@ -13,8 +13,9 @@ policy...). Payments then depend on that choice, tenant by tenant, through effec
 * **lost causes** hardly pay whatever is done (an arrangement, rarely agreed, is soon broken);
 * **sleeping dogs**, a small group, pay *less* for a few weeks after a contact (pressure makes things worse).
 
-Which tenant is which depends on their archetype (reliable, habitual_late, irregular, shock_prone, chronic), so it
-can be learnt only partly from what the ledger shows, as in life. Shocks (job loss, a cut in hours) come and go and
+Which tenant is which depends on their archetype (reliable, habitual_late, irregular, shock_prone, chronic) and on
+a hidden engagement (how much they try: part-payments and catching up show it in the ledger, and the engaged are
+likelier to be persuadable), so it can be learnt only partly from what the ledger shows, as in life. Shocks (job loss, a cut in hours) come and go and
 hide the difference between a lost cause and a tenant in a bad month.
 
 **Potential outcomes.** Every random number the world will use is drawn when it is made, one per tenancy, week
@@ -86,6 +87,9 @@ class WorldSpec:
     contact_weeks: int = 4
     #: How many weeks of history `observe` can look back.
     history_weeks: int = 26
+    #: Multiplies every effect of a contact (the lifts and the chance of an arrangement): 1 is the module's world;
+    #: larger values ask what changes when contacts matter more (`arrears.impact.retrain_study`).
+    effect_scale: float = 1.0
 
 
 class CausalWorld:
@@ -100,13 +104,20 @@ class CausalWorld:
         self.tenancy_id = np.array([f"W{seed:03d}-{i:06d}" for i in range(n)], dtype=object)
         self.patch = np.array([f"Patch-{k + 1}" for k in rng.integers(0, spec.patches, n)], dtype=object)
         self.archetype = rng.choice(len(ARCHETYPES), size=n, p=_ARCHETYPE_SHARE)
-        self.kind = np.array([rng.choice(len(KINDS), p=_KIND_GIVEN_ARCHETYPE[a]) for a in self.archetype])
+        # Engagement: how much a tenant tries (part-payments, catching up). It shows in the ledger and makes a
+        # contact more likely to work, so persuadability can be learnt in part, never read off.
+        self.engagement = rng.beta(2.0, 2.0, n)
+        e = self.engagement
+        weights = _KIND_GIVEN_ARCHETYPE[self.archetype] * np.column_stack(
+            [0.3 + 1.4 * e, np.ones(n), 1.7 - 1.4 * e, np.ones(n)])
+        cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
+        self.kind = np.minimum((rng.random(n)[:, None] > cumulative).sum(axis=1), len(KINDS) - 1)
         self.rent = np.round(rng.uniform(80.0, 250.0, n), 2)
         a = self.archetype
         self.p_pay = np.clip(_P_PAY[a] + rng.normal(0, 0.03, n), 0.3, 0.995)
-        self.p_partial = np.clip(rng.uniform(0.2, 0.7, n) * (1 - self.p_pay) * 2, 0, 0.8)
+        self.p_partial = np.clip(rng.uniform(0.2, 0.7, n) * (1 - self.p_pay) * 2 * (0.5 + e), 0, 0.8)
         self.partial_share = rng.uniform(0.3, 0.8, n)
-        self.p_catchup = _P_CATCHUP[a] * rng.uniform(0.6, 1.4, n)
+        self.p_catchup = _P_CATCHUP[a] * rng.uniform(0.6, 1.4, n) * (0.6 + 0.8 * e)
         self.catchup_share = rng.uniform(0.25, 0.9, n)
         self.shock_hazard = _SHOCK_HAZARD[a]
         self.vulnerable = rng.random(n) < 0.04
@@ -117,6 +128,8 @@ class CausalWorld:
         self.p_catchup = np.where(sure, np.maximum(self.p_catchup * 2.5, 0.25), self.p_catchup)
         self.p_catchup = np.where(lost, self.p_catchup * 0.5, self.p_catchup)
         self.p_agree = np.where(persuadable, 0.35, np.where(lost, 0.08, 0.0))
+        self.tau, self.catchup_lift = self.tau * spec.effect_scale, self.catchup_lift * spec.effect_scale
+        self.p_agree = np.minimum(self.p_agree * spec.effect_scale, 0.95)
         self.p_keep = np.where(persuadable, rng.uniform(0.8, 0.97, n), np.where(lost, 0.4, 0.9))
         # One uniform per purpose, week and tenancy: the future is a function of the contacts alone.
         self._u = {name: rng.random((total, n), dtype=np.float32) for name in _UNIFORMS}
