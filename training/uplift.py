@@ -15,13 +15,13 @@ randomly assigned with a known probability) + collected (pounds over the next 4 
 * ``learner="t"``, the T-learner: ``mu1(x) - mu0(x)``.
 
 Kept: the X-learner, measured against the T-learner on the causal simulator (`docs/experiments.md`, "Uplift"):
-their shares of the uplift ceiling tie (0.435 and 0.436 over 6 held-out worlds; within 0.01 of each other with 12
-or 24 training worlds and with 20% or 80% of the rows treated, where the spread over worlds is ±0.03), and the
-X-learner's Qini coefficient and AUUC on the held-out randomised rows are higher (£20.2 against £17.7 per treated
-tenancy; 81.1 against 79.0). Its second stage fits the effect itself, a smaller and smoother target than the whole
-outcome (rent, catch-ups, arrangements: a standard deviation of ~£360 against a mean effect of ~£110), and weighting
-the two effect models by the known propensity suits a holdout's unbalanced arms (10-20% held out) without a
-propensity model.
+their shares of the uplift ceiling tie (within 0.006 of each other over 16 held-out worlds with 3 to 24 training
+worlds, and with 20% or 80% of the rows treated; the spread over worlds is ±0.04), and the X-learner's Qini
+coefficient on the held-out randomised rows is as high or higher in every comparison (£17.2 against £16.5 per
+treated tenancy with 8 training worlds, £16.6 against £14.7 with 3). Its second stage fits the effect itself, a
+smaller and smoother target than the whole outcome (rent, catch-ups, arrangements: a standard deviation of ~£390
+against a mean effect of ~£110), and weighting the two effect models by the known propensity suits a holdout's
+unbalanced arms (10-20% held out) without a propensity model.
 
 Outcomes are modelled **per pound at stake** (``scale="arrears"``: collected / max(balance, weekly_rent), the
 prediction multiplied back; ``"rent"``: per week of rent; None: pounds): a contact's effect is a share of the
