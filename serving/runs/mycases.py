@@ -18,6 +18,7 @@ from casework.settings import service_day
 from casework.store import open_casework
 from features.db import Database, and_in
 from serving.access.principals import Forbidden, Principal
+from serving.runs.experiments import experiment_fields
 from serving.runs.schemas import MyCase, MyCaseReason, MyCases
 from serving.runs.store import open_runs
 from serving.settings import ServingSettings
@@ -25,7 +26,8 @@ from serving.settings import ServingSettings
 #: The order reasons (and so cases) come in: what slipped first, then what is due today, then the ready list.
 PRIORITY = {"returned": 0, "promise_due": 1, "instalment_due": 2, "ready": 3}
 #: What the latest run says of each case on the list.
-RUN_COLUMNS = ("tenancy_id", "patch", "readiness_state", "protocol_step", "next_action", "risk_rank")
+RUN_COLUMNS = ("tenancy_id", "patch", "readiness_state", "protocol_step", "next_action", "risk_rank", "experiment",
+               "arm")
 #: Actions that are not dealing with a returned case (a note alone leaves it on the list).
 NOT_ACTING = ("note",)
 
@@ -127,7 +129,9 @@ def my_cases(settings: ServingSettings, principal: Principal, officer: str | Non
             continue
         why = list(pending.get(tenancy_id, []))
         if row.get("readiness_state") == "ready":
-            why.append(MyCaseReason(code="ready", text=f"Ready: {row['next_action']}"))
+            note = experiment_fields(row)["experiment_note"]  # a held-out case says so
+            why.append(MyCaseReason(code="ready", text=f"Ready: {row['next_action']}"
+                                    + (f" ({note}: its statutory steps still go ahead)" if note else "")))
         if why:
             listed.append((_case(tenancy_id, patch, row, why), row.get("risk_rank")))
     listed.sort(key=lambda c: (PRIORITY[c[0].why[0].code], c[1] if c[1] is not None and not pd.isna(c[1])

@@ -102,12 +102,13 @@ def owners_of(settings: ServingSettings, tenancy_ids: list[str]) -> dict[str, st
 
 
 def worklist_frame(rows: list[WorklistRow]) -> pd.DataFrame:
-    """Flat table for CSV: one row per case with its state, next action and reasons as text columns."""
+    """Flat table for CSV: one row per case with its state, next action, experiment note (a held-out case's "no
+    proactive contact this week") and reasons as text columns."""
     records = []
     for row in rows:
         record = {"rank": row.rank, "tenancy_id": row.tenancy_id, "patch": row.patch,
                   "risk_score": round(row.risk_score, 4), "state": row.readiness_state,
-                  "next_action": row.next_action, "owner": row.owner}
+                  "next_action": row.next_action, "owner": row.owner, "experiment_note": row.experiment_note}
         for k, reason in enumerate(row.reasons, start=1):
             record[f"reason_{k}"] = reason.text
         records.append(record)

@@ -34,6 +34,13 @@ def test_worklist_is_the_ready_cases_sorted_and_every_row_is_explained(pipeline)
     assert 0 < payload["generation_seconds"] < 600  # how long the run took to make, measured when recorded
 
 
+def test_every_row_says_its_experiment_arm_and_none_runs_in_the_shipped_configuration(pipeline) -> None:
+    # docs/experiments.md: the shipped example is disabled, so no row is assigned (tests/data/test_experiment_runs.py
+    # records runs with one enabled)
+    for row in pipeline["everyone"]["rows"]:
+        assert (row["experiment"], row["arm"], row["experiment_note"]) == (None, None, None)
+
+
 def test_every_state_is_a_queue_and_none_of_them_is_on_the_ready_list(pipeline) -> None:
     everyone = pipeline["everyone"]
     assert len(everyone["rows"]) == everyone["population"]  # capacity is not reached in this portfolio
