@@ -55,11 +55,14 @@ def ingest_table(summary) -> None:
 
 
 def worklist_table(response) -> None:
-    rows = [[str(row.rank), row.tenancy_id, row.patch or "", f"{row.risk_score:.2f}", row.readiness_state,
-             row.next_action, "; ".join(r.text for r in row.reasons)] for row in response.rows]
-    table(f"Worklist ({', '.join(response.states)}) as of {response.as_of}: model v{response.model_version}, "
+    gain = response.order == "gain" or any(row.expected_gain is not None for row in response.rows)
+    rows = [[str(row.rank), row.tenancy_id, row.patch or "", f"{row.risk_score:.2f}"]
+            + ([f"£{row.expected_gain:,.0f}" if row.expected_gain is not None else "-"] if gain else [])
+            + [row.readiness_state, row.next_action, "; ".join(r.text for r in row.reasons)] for row in response.rows]
+    by = " by expected gain" if response.order == "gain" else ""
+    table(f"Worklist ({', '.join(response.states)}){by} as of {response.as_of}: model v{response.model_version}, "
           f"policy {response.policy_version}, {response.population:,} live tenancies",
-          ["rank", "tenancy", "patch", "risk", "state", "next action", "why"], rows)
+          ["rank", "tenancy", "patch", "risk"] + (["gain"] if gain else []) + ["state", "next action", "why"], rows)
     counts = ", ".join(f"{state} {n:,}" for state, n in response.state_counts.items() if n)
     console.print(f"Readiness: {counts}.")
     if response.waiting:

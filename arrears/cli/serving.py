@@ -63,6 +63,8 @@ def worklist(
                                           "features, champion, policy and officers' actions.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, as POST /worklist answers.")] = False,
     csv: Annotated[Path | None, typer.Option(help="Also write the list to this CSV file.")] = None,
+    order: Annotated[str, typer.Option(help="risk: ready cases highest risk first; gain: highest expected gain "
+                                       "first (needs an uplift champion).")] = "risk",
 ) -> None:
     """The ranked worklist from the latest recorded run: ready cases highest risk first (or other readiness queues),
     each with its reasons, readiness and next action; the same rows as POST /worklist. Runs are recorded by
@@ -77,8 +79,8 @@ def worklist(
         if refresh:
             record_worklist_run(settings)
         worklister = Worklister(settings)
-        response = worklister.changes(patch) if since_last else worklister.worklist(top, patch, states)
-    except (NoChampion, FeatureStageError, NoRun) as exc:
+        response = worklister.changes(patch) if since_last else worklister.worklist(top, patch, states, order)
+    except (NoChampion, FeatureStageError, NoRun, ValueError) as exc:
         fail(str(exc))
     if since_last:
         print_json(response.model_dump()) if as_json else changes_table(response)

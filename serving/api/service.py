@@ -74,6 +74,9 @@ ReasonCode = Annotated[str, Field(min_length=1, max_length=40, description="A re
 DraftText = Annotated[str, Field(min_length=1, max_length=20_000, description="The approver's edited text")]
 States = Annotated[list[ReadinessState], Field(min_length=1, max_length=len(QUEUES),
                                                description="Readiness states to list")]
+Order = Annotated[Literal["risk", "gain"], Field(
+    description="risk (default): ready cases highest risk first; gain: ready cases highest expected gain first (£ a "
+    "contact brings in over 4 weeks, from the uplift champion), each patch's list still capped at its capacity")]
 T = TypeVar("T")
 
 
@@ -142,12 +145,12 @@ class ArrearsWorklist:
     @bentoml.api
     @endpoint(*CASEWORK)
     def worklist(self, ctx: bentoml.Context, top: Top = 50, patch: Patch = None,
-                 states: States = ["ready"]) -> WorklistResponse:  # noqa: B006 (a request default)
+                 states: States = ["ready"], order: Order = "risk") -> WorklistResponse:  # noqa: B006 (a request default)
         """The `top` highest-risk cases in the given readiness states (default: ready), of one patch or of every
         patch the caller sees, each patch capped at its capacity, with reasons, readiness and next action; from
         the latest recorded run."""
         scope = _scope(ctx, patch)
-        answer = _answer(lambda: self.worklister.worklist(top, patch if patch else scope, states))
+        answer = _answer(lambda: self.worklister.worklist(top, patch if patch else scope, states, order))
         observe.served("/worklist", len(answer.rows))
         observe.POPULATION.set(answer.population)
         if answer.generation_seconds is not None:

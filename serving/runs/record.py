@@ -10,6 +10,7 @@ rows each patch's list can hold are explained.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ from serving.runs.store import NoRun, RunStore, open_runs
 from serving.settings import ServingSettings
 from training import registry
 from training.payment_date import Interval, predict_quantiles
+from training.uplift import UpliftChampion, load_uplift
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,38 @@ def _champion_refs(settings: ServingSettings) -> tuple[registry.ModelRef, regist
     except registry.NoChampion:
         payment = None  # the list still works; it just says nothing about when the tenant will pay
     return risk, payment
+
+
+def _uplift_ref(settings: ServingSettings) -> registry.ModelRef | None:
+    """The uplift champion's version, if one is (without one a run records no expected gains)."""
+    try:
+        return registry.model_by_alias(settings, registry.UPLIFT_MODEL, registry.CHAMPION)
+    except registry.NoChampion:
+        return None
+
+
+def with_gains(frame: pd.DataFrame, live: pd.DataFrame,
+               uplift: UpliftChampion | None) -> tuple[pd.DataFrame, int | None]:
+    """The judged rows with each ready case's expected gain (£ a contact brings in over 4 weeks, from the uplift
+    champion, on the same live features the risk model scored) and its rank by it within its patch, held-out cases
+    queued apart as in risk order; and how many got one (None: no uplift champion, or its features are not all in
+    the live file, which is logged)."""
+    frame = frame.assign(expected_gain=np.nan, gain_rank=pd.array([pd.NA] * len(frame), dtype="Int64"))
+    if uplift is None:
+        return frame, None
+    needed = [str(name) for name in uplift.model.feature_names_in_]
+    if missing := [name for name in needed if name not in live.columns]:
+        log.warning("No expected gains recorded: the uplift model v%s reads features the live file does not hold: %s",
+                    uplift.ref.version, ", ".join(missing))
+        return frame, None
+    ready = frame["readiness_state"].eq("ready").to_numpy()
+    features = live.set_index("tenancy_id").loc[frame.loc[ready, "tenancy_id"], needed].reset_index(drop=True)
+    if len(features):
+        frame.loc[ready, "expected_gain"] = np.asarray(uplift.predict(features), dtype=float)
+    gained = frame[ready & frame["expected_gain"].notna().to_numpy()]
+    gained = gained.sort_values(["expected_gain", "tenancy_id"], ascending=[False, True], kind="stable")
+    frame.loc[gained.index, "gain_rank"] = experiments.queue_ranks(gained).to_numpy()
+    return frame, int(len(gained))
 
 
 def ranked(live: pd.DataFrame, risk: registry.Champion) -> pd.DataFrame:
@@ -73,6 +109,8 @@ def explain_listable(frame: pd.DataFrame, live: pd.DataFrame, risk: registry.Cha
                      payment: registry.Champion | None, capacity: int) -> pd.DataFrame:
     """Reasons (and the expected payment) of every row a patch's list can hold."""
     listable = frame["queue_rank"] <= capacity
+    if "gain_rank" in frame:  # a patch's list by expected gain holds other cases too
+        listable |= (frame["gain_rank"] <= capacity).fillna(False).to_numpy(dtype=bool)
     features = live.set_index("tenancy_id").loc[frame.loc[listable, "tenancy_id"]].reset_index()
     cases = pd.DataFrame([{"tenancy_id": c.tenancy_id, "reasons": [r.model_dump() for r in c.reasons],
                            "base_value": c.base_value, "other_contribution": c.other_contribution}
@@ -112,6 +150,7 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
     policy = load_policy()
     trials = experiments.load_experiments(settings)  # a file that breaks a guardrail stops the run here
     risk_ref, payment_ref = _champion_refs(settings)
+    uplift_ref = _uplift_ref(settings)
     live = live_tenancies(settings)
     as_of = pd.Timestamp(live["event_timestamp"].max()).tz_localize(None).normalize()
     trial = experiments.active(trials, as_of)
@@ -121,7 +160,8 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
                "payment_model_version": payment_ref.version if payment_ref else None, "policy_version": policy.version,
                "ledger_seq": ledger.last_delivery_seq(), "population": len(live),
                "patch_capacity": settings.patch_capacity, "casework_mark": casework_mark,
-               "experiment": trial.name if trial else None}
+               "experiment": trial.name if trial else None,
+               "uplift_model_version": uplift_ref.version if uplift_ref else None}
         previous = _latest(store)
         if previous is not None and not force and all(str(previous[k]) == str(v) for k, v in run.items()):
             _audit_policy(settings, previous)
@@ -134,11 +174,12 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
         run_id = uuid.uuid4().hex[:16]
         frame, assigned = arms(judge(ranked(live, risk), ledger, as_of, policy, actions), live, as_of, run_id,
                                trials, store)
+        frame, gains = with_gains(frame, live, load_uplift(settings) if uplift_ref else None)
         frame = explain_listable(frame, live, risk, payment, settings.patch_capacity)
         paid = (payments_since(ledger, int(previous["ledger_seq"]), set(frame["tenancy_id"])) if previous
                 else pd.DataFrame(columns=["tenancy_id", "transaction_id", "posted_date", "amount"]))
         run |= {"run_id": run_id, "recorded_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
-                "explained": int(frame["reasons"].notna().sum()),
+                "explained": int(frame["reasons"].notna().sum()), "expected_gains": gains,
                 "generation_seconds": round(time.perf_counter() - started, 3)}
         run = store.record(run, frame, paid, assigned)
         _audit_policy(settings, run)

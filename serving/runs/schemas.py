@@ -80,6 +80,8 @@ class WorklistRow(ScoredCase):
                             "held-out kind; statutory steps go ahead)")
     experiment_note: str | None = Field(default=None, description="What an officer reads on a held-out case: "
                                         "'no proactive contact this week (experiment ...)'")
+    expected_gain: float | None = Field(default=None, description="For a ready case, when an uplift model is "
+                                        "champion: the pounds a contact is expected to bring in over 4 weeks")
 
 
 class ScoreResponse(BaseModel):
@@ -98,6 +100,7 @@ class WorklistResponse(BaseModel):
     as_of: str = Field(description="Date the features are as of: the ledger's latest posting date")
     population: int = Field(description="Live tenancies considered (after the patch filter)")
     states: list[str] = Field(description="The readiness states listed")
+    order: str = Field(default="risk", description="risk: highest risk first; gain: highest expected gain first")
     state_counts: dict[str, int] = Field(description="Cases in every readiness state (after the patch filter)")
     waiting: dict[str, int] = Field(description="Per patch: cases in the listed states beyond its capacity")
     generation_seconds: float | None = Field(

@@ -26,6 +26,9 @@ TABLES: dict[str, dict[str, str]] = {
         "feature_service": "TEXT", "payment_model_version": "TEXT", "policy_version": "TEXT",
         "ledger_seq": "BIGINT", "population": "BIGINT", "patch_capacity": "BIGINT", "explained": "BIGINT",
         "generation_seconds": "DOUBLE PRECISION", "casework_mark": "TEXT", "experiment": "TEXT",
+        # The uplift champion when the run was recorded, and how many ready rows got an expected gain from it (null:
+        # none computed, the model's features missing from the live file).
+        "uplift_model_version": "TEXT", "expected_gains": "BIGINT",
     },
     "worklist_rows": {
         "run_id": "TEXT", "tenancy_id": "TEXT", "patch": "TEXT", "risk_rank": "BIGINT", "queue_rank": "BIGINT",
@@ -34,6 +37,9 @@ TABLES: dict[str, dict[str, str]] = {
         "balance": "DOUBLE PRECISION", "base_value": "DOUBLE PRECISION", "other_contribution": "DOUBLE PRECISION",
         "reasons": "TEXT", "payment_p10": "DOUBLE PRECISION", "payment_p50": "DOUBLE PRECISION",
         "payment_p90": "DOUBLE PRECISION", "experiment": "TEXT", "arm": "TEXT",
+        # A ready case's expected gain (£ a contact brings in over 4 weeks, from the uplift champion) and its rank by
+        # it within its patch (held-out cases queued apart), when an uplift model is champion.
+        "expected_gain": "DOUBLE PRECISION", "gain_rank": "BIGINT",
     },
     "worklist_payments": {"run_id": "TEXT", "tenancy_id": "TEXT", "transaction_id": "TEXT", "posted_date": "DATE",
                           "amount": "DOUBLE PRECISION"},
@@ -111,19 +117,23 @@ class RunStore:
 
     def rows(self, run_id: str, states: Sequence[str] | None = None, patch: str | Sequence[str] | None = None,
              capacity: int | None = None, top: int | None = None, columns: Sequence[str] | None = None,
-             tenancy_ids: Sequence[str] | None = None) -> pd.DataFrame:
+             tenancy_ids: Sequence[str] | None = None, order: str = "risk") -> pd.DataFrame:
         """A run's rows, highest risk first: of some states, one patch or some, within each patch's capacity (held-out
         cases queue apart: the patch's capacity, and as many of them besides), of some tenancies; every column, or
-        the given ones (reading only those is much quicker than parsing every row's reasons)."""
+        the given ones (reading only those is much quicker than parsing every row's reasons). With `order="gain"`,
+        highest expected gain first, and a patch's capacity is its first cases by expected gain (`gain_rank`)."""
+        if order not in ("risk", "gain"):
+            raise ValueError(f"Unknown order {order!r}: use risk or gain")
         wanted = ", ".join(columns) if columns else "*"
         sql, params = f"SELECT {wanted} FROM worklist_rows WHERE run_id = ?", [run_id]
         sql, params = and_in(sql, params, "tenancy_id", tenancy_ids)
         sql, params = and_in(sql, params, "readiness_state", states or None)
         sql, params = and_in(sql, params, "patch", patch)
         if capacity is not None:
-            sql += " AND queue_rank <= ?"
+            sql += f" AND {'gain_rank' if order == 'gain' else 'queue_rank'} <= ?"
             params.append(int(capacity))
-        sql += " ORDER BY risk_rank" + (f" LIMIT {int(top)}" if top is not None else "")
+        sql += (" ORDER BY expected_gain IS NULL, expected_gain DESC, tenancy_id" if order == "gain"
+                else " ORDER BY risk_rank") + (f" LIMIT {int(top)}" if top is not None else "")
         frame = self.db.query(sql, params)
         for column in JSON_COLUMNS:
             if column in frame:

@@ -85,7 +85,27 @@ def worklist_row(row: pd.Series, rank: int, as_of: pd.Timestamp, policy_version:
         state_reasons=[StateReason(rule=rule, text=text) for rule, text in row["state_reasons"]],
         next_action=str(row["next_action"]), protocol_step=_text(row["protocol_step"]),
         hold_until=_date(row["hold_until"]), policy_version=policy_version, expected_payment=_expected(row, as_of),
-        owner=owner)
+        owner=owner, expected_gain=None if pd.isna(row.get("expected_gain")) else float(row["expected_gain"]))
+
+
+#: The orders a list can be in: highest risk first (the default), or highest expected gain first.
+ORDERS = ("risk", "gain")
+
+
+class NoUplift(ValueError):
+    """A list by expected gain was asked for, but the latest run holds no expected gains; the message says why."""
+
+
+def _gains_recorded(run: dict) -> None:
+    """Raise `NoUplift` unless the run recorded expected gains."""
+    version, gains = run.get("uplift_model_version"), run.get("expected_gains")
+    if _text(version) is None:
+        raise NoUplift("no uplift model is champion yet: run a randomised pilot and `register_uplift` its model "
+                       "(training/uplift.py), `arrears promote --model contact_uplift`, then `arrears worklist "
+                       "--refresh` (docs/experiments.md, 'Uplift')")
+    if gains is None or pd.isna(gains):
+        raise NoUplift(f"run {run['run_id']} holds no expected gains: the features uplift model v{version} reads "
+                       "are not all in the live features (the run's log names them)")
 
 
 #: Beyond this many rows, a list's owners are read whole rather than by a list of ids (a query's parameters).
@@ -108,7 +128,8 @@ def worklist_frame(rows: list[WorklistRow]) -> pd.DataFrame:
     for row in rows:
         record = {"rank": row.rank, "tenancy_id": row.tenancy_id, "patch": row.patch,
                   "risk_score": round(row.risk_score, 4), "state": row.readiness_state,
-                  "next_action": row.next_action, "owner": row.owner, "experiment_note": row.experiment_note}
+                  "next_action": row.next_action, "owner": row.owner, "experiment_note": row.experiment_note,
+                  "expected_gain": row.expected_gain}
         for k, reason in enumerate(row.reasons, start=1):
             record[f"reason_{k}"] = reason.text
         records.append(record)
@@ -289,14 +310,22 @@ class Worklister:
             self._cache.put(key, tenancy_id, case)
 
     def worklist(self, top: int = 50, patch: str | Sequence[str] | None = None,
-                 states: Sequence[str] = ("ready",)) -> WorklistResponse:
+                 states: Sequence[str] = ("ready",), order: str = "risk") -> WorklistResponse:
         """The `top` highest-risk cases in the given readiness states (optionally of one patch or some), each
-        patch's list capped at its capacity, from the latest recorded run. LookupError for an unknown patch."""
+        patch's list capped at its capacity, from the latest recorded run. LookupError for an unknown patch. With
+        `order="gain"`, the ready cases highest expected gain first, each patch's list its first cases by expected
+        gain (`NoUplift` when the run holds no expected gains)."""
+        if order not in ORDERS:
+            raise ValueError(f"Unknown order {order!r}: use {' or '.join(ORDERS)}")
+        if order == "gain" and list(states) != ["ready"]:
+            raise ValueError("A list by expected gain holds ready cases only: ask for the ready state")
         with open_runs(self.settings) as store:
             run = store.latest()
             _known(store, run, patch)
+            if order == "gain":
+                _gains_recorded(run)
             capacity = int(run["patch_capacity"])
-            rows = store.rows(run["run_id"], states, patch, capacity=capacity, top=max(0, top))
+            rows = store.rows(run["run_id"], states, patch, capacity=capacity, top=max(0, top), order=order)
             sizes = store.queue_sizes(run["run_id"], patch)
         as_of = pd.Timestamp(run["as_of"])
         owned = owners_of(self.settings, rows["tenancy_id"].astype(str).tolist())
@@ -306,7 +335,7 @@ class Worklister:
         return WorklistResponse(
             run_id=str(run["run_id"]), model_version=str(run["model_version"]),
             feature_service=str(run["feature_service"]), policy_version=str(run["policy_version"]),
-            as_of=str(as_of.date()), population=int(sizes["n"].sum()), states=list(states),
+            as_of=str(as_of.date()), population=int(sizes["n"].sum()), states=list(states), order=order,
             state_counts={state: int(counts.get(state, 0)) for state in STATES},
             waiting={str(p): int(n - capacity) for p, n in listed.items() if n > capacity},
             generation_seconds=None if pd.isna(run.get("generation_seconds")) else float(run["generation_seconds"]),

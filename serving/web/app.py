@@ -44,7 +44,9 @@ PAGE_ROWS = 200
 SORTS = {"risk": ("Risk, highest first", lambda r: r.risk_score, True),
          "payment": ("Expected payment, latest first",
                      lambda r: (r.expected_payment and r.expected_payment.p50_days) or 999.0, True),
-         "tenancy": ("Tenancy", lambda r: r.tenancy_id, False)}
+         "tenancy": ("Tenancy", lambda r: r.tenancy_id, False),
+         # Not a re-sort of the risk list: each patch's list is its ready cases of highest expected gain (the run's).
+         "gain": ("Expected gain, highest first", lambda r: r.expected_gain or 0.0, True)}
 log = logging.getLogger("arrears.web")
 
 
@@ -93,16 +95,18 @@ async def worklist(request: Request, principal: Principal) -> Response:
                         f"Choose a queue of {', '.join(QUEUES)} and an order of {', '.join(SORTS)}.")
     try:
         scope = principal.patch_scope(patch)
-        answer = kit.worklister(request).worklist(PAGE_ROWS, scope, [queue])
+        answer = kit.worklister(request).worklist(PAGE_ROWS, scope, [queue], "gain" if sort == "gain" else "risk")
         changed = kit.worklister(request).changes(scope)
     except (LookupError, PermissionError) as exc:  # another patch (403), no run yet (503)
         return kit.refusal(request, principal, exc)
+    except ValueError as exc:  # by expected gain: no uplift champion yet, or not the ready queue
+        return kit.message(request, principal, 400, "No list by expected gain", str(exc))
     _, key, descending = SORTS[sort]
-    rows = sorted(answer.rows, key=key, reverse=descending) if sort != "risk" else answer.rows
+    rows = sorted(answer.rows, key=key, reverse=descending) if sort not in ("risk", "gain") else answer.rows
     patches = principal.patches or sorted({r.patch for r in answer.rows if r.patch})
     return kit.page(request, "worklist.html", principal, answer=answer, rows=rows, queue=queue, queues=QUEUES,
                  patch=patch, patches=patches, sort=sort, sorts={k: v[0] for k, v in SORTS.items()},
-                 marks=_marks(changed), changed=changed)
+                 marks=_marks(changed), changed=changed, gains=any(r.expected_gain is not None for r in rows))
 
 
 def _marks(changed) -> dict[str, list[str]]:
