@@ -28,6 +28,7 @@ from monitoring.experiments import (
     ExperimentReport,
     Outcome,
     Plan,
+    effect_readable,
     experiment_report,
     first_assignments,
     outcome_values,
@@ -96,7 +97,7 @@ def measure(settings: ServingSettings, name: str, data_end: date | None = None) 
     effect only from the fixed horizon on."""
     definition = definition_of(find_experiment(settings, name))
     data_end = data_end or ledger_end(settings)
-    final = data_end >= definition.horizon
+    final = effect_readable(definition.end, definition.outcome.days, data_end)
     units, problems = measured_units(settings, definition, with_outcomes=final)
     return experiment_report(definition, units, data_end, problems)
 
