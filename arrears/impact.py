@@ -28,14 +28,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.metrics import roc_auc_score
 
+from monitoring.experiments import balance, estimate
 from serving.runs.experiments import draw
 from simulator.causal import CausalWorld, WorldSpec, growth_labels
 from training import risk
+from training.calibration import Calibration
 from training.config import load_params
+from training.uplift import ContactUplift
 
 #: The features the world shows, named as in `features.catalogue`.
 WORLD_FEATURES: tuple[str, ...] = (
@@ -96,9 +101,6 @@ def fit_risk(rows: pd.DataFrame, weights: np.ndarray | None = None, seed: int = 
     if weights is None:
         booster, calibration = risk.fit_and_calibrate(train, valid, names, params)
     else:
-        import lightgbm as lgb
-
-        from training.calibration import Calibration
         rounds, stopping = params.pop("num_boost_round"), params.pop("early_stopping_rounds")
         dtrain = lgb.Dataset(train[names], label=train["label"], weight=weights[~in_valid], feature_name=names)
         dvalid = lgb.Dataset(valid[names], label=valid["label"], weight=weights[in_valid], reference=dtrain)
@@ -172,8 +174,6 @@ def experiment_once(seed: int, tenancies: int = 10_000, share: float = 0.5, outc
     the `winsorise` and 1 - `winsorise` quantiles, as the report does). The truth comes from two forks of the same
     world: every assigned tenancy contacted, and none. Returns the estimate, the true effect, whether the interval
     covers it, and the largest standardised difference between the arms on any pre-period feature."""
-    from monitoring.experiments import balance, estimate
-
     world = CausalWorld(WorldSpec(tenancies=tenancies, weeks=26 + outcome_weeks + 1), seed=seed)
     observe_weeks(world, 26)
     seen = world.observe()
@@ -211,8 +211,6 @@ def coverage_study(seeds: Sequence[int] = tuple(range(20)), **kwargs) -> pd.Data
 
 def train_uplift(pilot_seeds: Sequence[int] = (1001, 1002, 1003), tenancies: int = 4000):
     """The uplift model (`training.uplift`) fitted on randomised pilots in other portfolios of the same kind."""
-    from training.uplift import ContactUplift
-
     pilot = pd.concat([randomised_pilot(seed, tenancies) for seed in pilot_seeds], ignore_index=True)
     return ContactUplift().fit(pilot[list(WORLD_FEATURES)], pilot["collected"], pilot["treated"])
 
@@ -247,8 +245,8 @@ def policy_once(seed: int, uplift, tenancies: int = 6000, weeks: int = 12, capac
         twin = world.fork()
         agreed_before = twin.arrangements_agreed.sum()
         rng = np.random.default_rng(seed)
-        observe_weeks(twin, weeks, lambda seen, p=policy, w=twin: work_the_list(
-            seen, _scores(p, seen, model, uplift, rng, w), capacity))
+        observe_weeks(twin, weeks, lambda seen, p=policy, w=twin, r=rng: work_the_list(
+            seen, _scores(p, seen, model, uplift, r, w), capacity))
         rows.append({"seed": seed, "policy": policy, "incremental_pounds": float(twin.collected(weeks=weeks).sum()
                                                                                  - base),
                      "arrangements": int(twin.arrangements_agreed.sum() - agreed_before),
@@ -264,8 +262,6 @@ def policy_study(seeds: Sequence[int] = tuple(range(10)), uplift=None, **kwargs)
 
 def paired_interval(study: pd.DataFrame, better: str, than: str, column: str = "incremental_pounds") -> dict:
     """The mean per-seed difference `better` - `than` with a 95% t interval over seeds."""
-    from scipy import stats
-
     wide = study.pivot(index="seed", columns="policy", values=column)
     diff = (wide[better] - wide[than]).to_numpy()
     half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))

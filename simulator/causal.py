@@ -15,8 +15,8 @@ policy...). Payments then depend on that choice, tenant by tenant, through effec
 
 Which tenant is which depends on their archetype (reliable, habitual_late, irregular, shock_prone, chronic) and on
 a hidden engagement (how much they try: part-payments and catching up show it in the ledger, and the engaged are
-likelier to be persuadable), so it can be learnt only partly from what the ledger shows, as in life. Shocks (job loss, a cut in hours) come and go and
-hide the difference between a lost cause and a tenant in a bad month.
+likelier to be persuadable), so it can be learnt only partly from what the ledger shows, as in life. Shocks (job
+loss, a cut in hours) come and go and hide the difference between a lost cause and a tenant in a bad month.
 
 **Potential outcomes.** Every random number the world will use is drawn when it is made, one per tenancy, week
 and purpose. A world's future is therefore a function of the contacts alone: `fork` copies the state, and two
@@ -95,7 +95,8 @@ class WorldSpec:
 class CausalWorld:
     """A portfolio moving week by week, its payments depending on who was contacted. See the module docstring."""
 
-    def __init__(self, spec: WorldSpec = WorldSpec(), seed: int = 0) -> None:
+    def __init__(self, spec: WorldSpec | None = None, seed: int = 0) -> None:
+        spec = spec if spec is not None else WorldSpec()
         self.spec = spec
         self.seed = seed
         n = spec.tenancies
@@ -133,7 +134,14 @@ class CausalWorld:
         self.p_keep = np.where(persuadable, rng.uniform(0.8, 0.97, n), np.where(lost, 0.4, 0.9))
         # One uniform per purpose, week and tenancy: the future is a function of the contacts alone.
         self._u = {name: rng.random((total, n), dtype=np.float32) for name in _UNIFORMS}
-        # State.
+        self._begin(rng, total)
+        for _ in range(spec.burn_in_weeks):
+            self._step(np.zeros(n, dtype=bool))
+
+    def _begin(self, rng: np.random.Generator, total: int) -> None:
+        """The state at week 0: opening arrears (chronic and irregular payers start some weeks behind), no shock,
+        no circumstance, no arrangement, no contact, and the history's matrices."""
+        n, a = self.spec.tenancies, self.archetype
         self.t = 0  # weeks since the world began (the burn-in included)
         self.balance = np.where(a == 4, self.rent * rng.uniform(0, 6, n), 0.0) + np.where(
             a == 2, self.rent * rng.uniform(0, 2, n), 0.0)
@@ -153,8 +161,6 @@ class CausalWorld:
         self.balances[0] = self.balance
         self.contacted = np.zeros((total, n), dtype=bool)
         self._index = pd.Index(self.tenancy_id)
-        for _ in range(spec.burn_in_weeks):
-            self._step(np.zeros(n, dtype=bool))
 
     # -- what the caller can ask -------------------------------------------------------------------------------
 
@@ -213,8 +219,8 @@ class CausalWorld:
             "peak_arrears_weeks_26w": np.maximum(bal[max(t - 26, 0):t + 1].max(axis=0), 0) / rent,
             "weeks_since_clear": np.minimum(t - self.last_clear, 52).astype(float),
             "days_since_last_payment": np.minimum(7.0 * (t - self.last_payment), 365.0),
-            "payments_4w": window(self.paid, 4),
-            "payments_13w": window(self.paid, 13),
+            "payments_4w": window(self.paid > 0, 4).astype(float),
+            "payments_13w": window(self.paid > 0, 13).astype(float),
             "paid_to_charged_4w": window(self.paid, 4) / np.maximum(window(self.charged, 4), 1.0),
             "paid_to_charged_13w": window(self.paid, 13) / np.maximum(window(self.charged, 13), 1.0),
             "missed_periods_26w": (paid < 0.5 * np.maximum(charged, 1.0)).sum(axis=0).astype(float),
@@ -342,5 +348,6 @@ def growth_labels(world: CausalWorld, week: int, horizon_weeks: int = 8, growth_
     now = world.balances[start]
     future = world.balances[start + 1:start + horizon_weeks + 1].max(axis=0)
     rent = world.rent
-    label = (future - now >= growth_weeks * rent) | ((now / rent < threshold_weeks) & (future / rent >= threshold_weeks))
+    crosses = (now / rent < threshold_weeks) & (future / rent >= threshold_weeks)
+    label = (future - now >= growth_weeks * rent) | crosses
     return pd.Series(label.astype(int), index=world._index, name="label")
