@@ -25,7 +25,7 @@ from serving.settings import ServingSettings
 from serving.treasury.forecast import forecast_now, record_forecast, write_forecast
 from serving.treasury.kpis import kpis_now
 from simulator import simulate_portfolio, write_portfolio
-from training.promotion import GATES
+from training.promotion import TRAINED
 from training.train import train_payment_model, train_risk_model
 
 Result = TypeVar("Result")
@@ -61,7 +61,7 @@ def _trained(results) -> str:
 
 
 def _promote_all(settings: ServingSettings) -> list:
-    decisions = [promote_recorded(settings, model) for model in GATES]
+    decisions = [promote_recorded(settings, model) for model in TRAINED]
     refused = [d for d in decisions if not d.promoted]
     if refused:
         raise RuntimeError("; ".join(f"{d.model} v{d.version} failed its gates: {'; '.join(d.failed_gates)}"

@@ -17,7 +17,7 @@ from serving.runs.record import record_run
 from serving.settings import ServingSettings
 from serving.treasury.forecast import forecast_now, record_forecast
 from training.dataset import MissingFeatures
-from training.promotion import GATES
+from training.promotion import TRAINED
 from training.registry import NoChampion
 from training.train import train_payment_model, train_risk_model
 
@@ -73,7 +73,7 @@ def retrain(settings: ServingSettings, schedule: Schedule) -> JobResult:
     except (MissingFeatures, ValueError) as exc:
         outputs["payment_date"] = {"not_trained": str(exc)}
     promoted = False
-    for model in GATES:
+    for model in TRAINED:
         if "version" not in outputs[model]:  # not trained this time: its champion stays as it is
             continue
         decide = promote_recorded if settings.retrain_promotes else hold_recorded

@@ -102,6 +102,9 @@ GATES: dict[str, tuple[str, Callable[[dict[str, float], dict], list[str]]]] = {
     registry.PAYMENT_MODEL: ("payment_date", payment_gates),
     registry.UPLIFT_MODEL: ("contact_uplift", uplift_gates),
 }
+#: The models `arrears train` and the `retrain` job make, promoted together when no model is named. The uplift
+#: model is learnt from a randomised pilot, not from the ledger's outcomes, and is promoted by name.
+TRAINED: tuple[str, ...] = (registry.RISK_MODEL, registry.PAYMENT_MODEL)
 
 
 def record_promotion(settings: TrainingSettings, model: str, version: str, previous: str | None, promoted: bool,

@@ -15,7 +15,7 @@ from features.store.offline import FeatureStageError
 from serving.settings import get_settings
 from training.dataset import MissingFeatures
 from training.labels import read_outcomes
-from training.promotion import GATES
+from training.promotion import GATES, TRAINED
 from training.registry import NoChampion
 
 # Lazy on purpose: `train` imports training.train inside. At the top (LightGBM, scikit-learn, SciPy, holidays) it
@@ -87,7 +87,7 @@ def promote(
         _decide(model, approve, refuse, reason, version)
         return
     refused = []
-    for name in [model] if model else GATES:
+    for name in [model] if model else TRAINED:
         try:
             decision = promote_recorded(get_settings(), name)
         except NoChampion as exc:
