@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -38,8 +37,8 @@ from monitoring.experiments import balance, estimate
 from serving.runs.experiments import draw
 from simulator.causal import CausalWorld, WorldSpec, growth_labels
 from training import risk
-from training.calibration import Calibration
 from training.config import load_params
+from training.treatment import Interventions, treatment_weights
 from training.uplift import ContactUplift
 
 #: The features the world shows, named as in `features.catalogue`.
@@ -91,24 +90,15 @@ class RiskModel:
 
 
 def fit_risk(rows: pd.DataFrame, weights: np.ndarray | None = None, seed: int = 0) -> RiskModel:
-    """Fit on `rows` (features and `label`), 20% of the tenancies kept for early stopping and calibration."""
+    """Fit on `rows` (features and `label`), weighted as `training.risk` weighs them, 20% of the tenancies kept
+    for early stopping and calibration."""
     names = list(WORLD_FEATURES)
+    if weights is not None:
+        rows = rows.assign(**{risk.WEIGHT: weights})
     valid_ids = holdout_mask(rows["tenancy_id"].unique(), f"validation-{seed}", 0.2)
     valid_set = set(rows["tenancy_id"].unique()[valid_ids])
     in_valid = rows["tenancy_id"].isin(valid_set).to_numpy()
-    train, valid = rows[~in_valid], rows[in_valid]
-    params = risk_params()
-    if weights is None:
-        booster, calibration = risk.fit_and_calibrate(train, valid, names, params)
-    else:
-        rounds, stopping = params.pop("num_boost_round"), params.pop("early_stopping_rounds")
-        dtrain = lgb.Dataset(train[names], label=train["label"], weight=weights[~in_valid], feature_name=names)
-        dvalid = lgb.Dataset(valid[names], label=valid["label"], weight=weights[in_valid], reference=dtrain)
-        booster = lgb.train(params, dtrain, num_boost_round=rounds, valid_sets=[dvalid],
-                            callbacks=[lgb.early_stopping(stopping, verbose=False)])
-        raw = risk.score(booster, valid, names, Calibration())["risk_raw"].to_numpy()
-        calibration = Calibration.fit(raw, valid["label"].to_numpy())
-    return RiskModel(booster, calibration)
+    return RiskModel(*risk.fit_and_calibrate(rows[~in_valid], rows[in_valid], names, risk_params()))
 
 
 def observe_weeks(world: CausalWorld, weeks: int, choose: Callable[[pd.DataFrame], list] | None = None
@@ -280,14 +270,39 @@ def _training_rows(world: CausalWorld, frames: Sequence[pd.DataFrame], now: int,
     return labelled(world, recent)
 
 
+#: The replay's calendar: week 0 of a world is this Sunday (the treatment weights work in days).
+_DAY_ZERO = pd.Timestamp("2026-01-04")
+
+
+def _dated(frame: pd.DataFrame, week: np.ndarray, offset_days: int = 0) -> pd.DataFrame:
+    return frame.assign(day=_DAY_ZERO + pd.to_timedelta(7 * np.asarray(week) + offset_days, unit="D"))
+
+
+def aware_weights(rows: pd.DataFrame, twin: CausalWorld, listed_held: list[tuple[int, list]], share: float,
+                  horizon_weeks: int) -> np.ndarray:
+    """`training.treatment.treatment_weights` on a replay: the fork's contacts, and the weeks each held-out tenancy
+    stood within capacity in its own queue. A row is dated its week's Sunday, a contact the Wednesday after."""
+    burn = twin.spec.burn_in_weeks
+    t_idx, who = np.nonzero(twin.contacted[:twin.t])
+    contacts = _dated(pd.DataFrame({"tenancy_id": twin.tenancy_id[who]}), t_idx - burn, 3)
+    shadow = pd.DataFrame([(t, week) for week, ids in listed_held for t in ids], columns=["tenancy_id", "week"])
+    shadow = _dated(shadow, shadow["week"].to_numpy(dtype=int), 3).assign(holdout_share=share)
+    dated = _dated(rows[["tenancy_id"]], rows["week"].to_numpy()).rename(columns={"day": "event_timestamp"})
+    weights, _ = treatment_weights(dated, Interventions(contacts[["tenancy_id", "day"]],
+                                                        shadow[["tenancy_id", "day", "holdout_share"]]),
+                                   horizon_weeks)
+    return weights
+
+
 def retrain_once(seed: int, tenancies: int = 6000, weeks: int = 26, every: int = 4, capacity: int = 40,
                  share: float = 0.2, window: int = 26, horizon_weeks: int = 8,
                  experiment: str = "retrain-holdout", effect_scale: float = 1.0) -> pd.DataFrame:
     """26 quiet weeks (the pre-service record) train the first model; then the service works its own list for
     `weeks` weeks and retrains every `every` weeks on the last `window` weeks of matured outcomes, in forks of the
     same world: *naive* (no holdout; every outcome, the contacted included) and *aware* (`share` of tenancies held
-    out by the service's assignment; only outcomes no contact of the service can have touched: the held-out
-    tenancies', weighted 1/`share`, and those whose label window closed before the service began).
+    out by the service's assignment; rows weighted by `training.treatment.treatment_weights`, as the `retrain` job
+    weights them: a row a contact touched left out, a held-out row the list would have contacted weighted
+    1/`share`, the rest kept).
 
     A third fork where nobody is ever contacted is the yardstick: when the replay ends, every model either mode
     put in service (the first included) scores that fork's ready cases and is judged on the outcomes they go on to
@@ -303,23 +318,23 @@ def retrain_once(seed: int, tenancies: int = 6000, weeks: int = 26, every: int =
     untreated = world.fork()
     models = {mode: start for mode in forks}
     frames = {mode: list(before) for mode in forks}
+    listed_held: list[tuple[int, list]] = []
     in_service = [("naive", 0, start), ("aware", 0, start)]
     for week in range(weeks):
         now = service_start + week
         for mode, twin in forks.items():
             if week and week % every == 0:
                 rows = _training_rows(twin, frames[mode], now, window, True)
-                weights = np.ones(len(rows))
-                if mode == "aware":
-                    held_row = holdout_mask(rows["tenancy_id"].tolist(), experiment, share)
-                    untouched = (rows["week"].to_numpy() + horizon_weeks) <= service_start
-                    keep = held_row | untouched
-                    rows, weights = rows[keep], np.where(held_row[keep] & ~untouched[keep], 1 / share, 1.0)
-                models[mode] = fit_risk(rows, weights, seed=seed)
+                weights = (aware_weights(rows, twin, listed_held, share, horizon_weeks) if mode == "aware"
+                           else np.ones(len(rows)))
+                models[mode] = fit_risk(rows[weights > 0], weights[weights > 0], seed=seed)
                 in_service.append((mode, week, models[mode]))
             seen = twin.observe()
             frames[mode].append(seen)
-            twin.step(work_the_list(seen, models[mode](seen), capacity, held if mode == "aware" else None))
+            score = models[mode](seen)
+            if mode == "aware":  # the held-out queue, ranked apart as the service ranks it
+                listed_held.append((now, work_the_list(seen, score, capacity, ~held)))
+            twin.step(work_the_list(seen, score, capacity, held if mode == "aware" else None))
         untreated.step([])
     judged = untreated.observe()
     for _ in range(horizon_weeks):

@@ -13,6 +13,7 @@ from features.store.refresh import refresh as refresh_features
 from monitoring import jobs as monitoring_jobs
 from monitoring.experiment_reports import experiments_job
 from monitoring.findings import Breach, JobResult
+from serving.runs.interventions import interventions
 from serving.runs.record import record_run
 from serving.settings import ServingSettings
 from serving.treasury.forecast import forecast_now, record_forecast
@@ -65,7 +66,7 @@ def retrain(settings: ServingSettings, schedule: Schedule) -> JobResult:
     it is promoted at once. A refusal by the gates is an alert for a data scientist to read (the gates name why),
     not a failed job; a payment-date model that cannot be trained leaves the risk model's retraining standing."""
     outputs, breaches = {}, []
-    risk = train_risk_model(settings)
+    risk = train_risk_model(settings, interventions=interventions(settings))
     outputs["arrears_risk"] = {"version": risk.version, "auc": risk.metrics.get("auc")}
     try:
         payment = train_payment_model(settings)

@@ -9,14 +9,23 @@ import pandas as pd
 
 from training.calibration import Calibration
 
+#: A training row's weight, when it has one (`training.treatment`: rows standing for the contacted count more).
+WEIGHT = "training_weight"
+
+
+def _weight(frame: pd.DataFrame):
+    return frame[WEIGHT].to_numpy(dtype=float) if WEIGHT in frame else None
+
 
 def fit_booster(train: pd.DataFrame, valid: pd.DataFrame, names: list[str], lgb_params: dict) -> lgb.Booster:
-    """LightGBM on `names` → `label`, stopping early on the validation rows."""
+    """LightGBM on `names` → `label`, stopping early on the validation rows; rows weighted by a `training_weight`
+    column when the frames have one."""
     params = dict(lgb_params)
     rounds = params.pop("num_boost_round")
     stopping = params.pop("early_stopping_rounds")
-    dtrain = lgb.Dataset(train[names], label=train["label"], feature_name=names, free_raw_data=False)
-    dvalid = lgb.Dataset(valid[names], label=valid["label"], reference=dtrain)
+    dtrain = lgb.Dataset(train[names], label=train["label"], weight=_weight(train), feature_name=names,
+                         free_raw_data=False)
+    dvalid = lgb.Dataset(valid[names], label=valid["label"], weight=_weight(valid), reference=dtrain)
     return lgb.train(params, dtrain, num_boost_round=rounds, valid_sets=[dvalid],
                      callbacks=[lgb.early_stopping(stopping, verbose=False)])
 

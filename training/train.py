@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import lightgbm as lgb
@@ -48,8 +48,9 @@ from training.labels import (
     payment_date_labels,
     qualifying_payment_days,
 )
-from training.risk import fit_and_calibrate, score
+from training.risk import WEIGHT, fit_and_calibrate, score
 from training.settings import TrainingSettings
+from training.treatment import Interventions, treatment_weights
 
 CHAMPION_METRICS = ("auc", "pr_auc", "brier", "precision_at_capacity", "captured_at_capacity")
 
@@ -176,14 +177,33 @@ def reason_shares(booster: lgb.Booster, test: pd.DataFrame, names: list[str], ro
     return {"reason_share_top3_concepts": shares["concepts"], "reason_share_top3_features": shares["features"]}
 
 
+def _treatment_aware(frame: pd.DataFrame, interventions: Interventions | None, horizon_weeks: int
+                     ) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The training rows without those the service's contacts touched, the held-out rows standing for them
+    weighted (`training.treatment`); unchanged, with no weight column, when nothing was done."""
+    if interventions is None:
+        return frame, {}
+    weights, summary = treatment_weights(frame, interventions, horizon_weeks)
+    if summary.left_out == 0 and summary.reweighted == 0:
+        return frame, summary.as_metrics()
+    return frame.assign(**{WEIGHT: weights})[weights > 0], summary.as_metrics()
+
+
 def train_risk_model(settings: TrainingSettings, params: dict | None = None,
-                     outcomes: pd.DataFrame | None = None, truth: Path | None = None) -> TrainingResult:
+                     outcomes: pd.DataFrame | None = None, truth: Path | None = None,
+                     interventions: Interventions | None = None) -> TrainingResult:
     """Train, evaluate against the baselines (and, given a simulator's `truth` folder, against the ceiling), log
-    and register the arrears-risk model as `challenger`."""
+    and register the arrears-risk model as `challenger`. Given the service's `interventions`, it learns only from
+    outcomes its contacts did not cause (`training.treatment`); its test rows stay as they came, so the champion is
+    compared on the same rows."""
     params = params or load_params("arrears_risk")
     data = risk_training_set(settings, params, outcomes)
     names = data.names
     split, notes = _risk_split(data.frame, params)
+    horizon = params["label"]["horizon_weeks"]
+    train_rows, treatment = _treatment_aware(split.train, interventions, horizon)
+    valid_rows, _ = _treatment_aware(split.valid, interventions, horizon)
+    split = replace(split, train=train_rows, valid=valid_rows)
     coverage, coverage_notes = coverage_record(data.coverage)
     notes = coverage_notes + notes
     booster, calibration = fit_and_calibrate(split.train, split.valid, names, params["lightgbm"])
@@ -194,7 +214,7 @@ def train_risk_model(settings: TrainingSettings, params: dict | None = None,
     if not groups.empty:
         metrics |= bias_metrics(groups, metrics["auc"])
     metrics |= champion_on_same_window(settings, test, params["feature_service"], params["capacity"])
-    metrics |= reason_shares(booster, test, names) | coverage
+    metrics |= reason_shares(booster, test, names) | coverage | treatment
     if truth is not None:
         metrics |= risk_ceiling(Truth(truth), split, test, names, params["lightgbm"], params["capacity"], metrics)
     registered = log_and_register(
@@ -204,7 +224,8 @@ def train_risk_model(settings: TrainingSettings, params: dict | None = None,
                 **_split_params(split, params["lightgbm"], params["label"])},
         metrics=metrics,
         tags={"label_source": "outcomes_file" if outcomes is not None else "ledger",
-              "split": "held_out_tenancies" if notes else "time", **calibration.tags()},
+              "split": "held_out_tenancies" if notes else "time", **calibration.tags(),
+              "treatment_aware": str(interventions is not None).lower()},
         version_tags={"feature_service": params["feature_service"], **calibration.tags()},
         evidence_in=lambda folder: evidence.risk_evidence(folder, booster, split, test, names, metrics, groups,
                                                           params, notes),

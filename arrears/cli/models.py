@@ -34,7 +34,10 @@ def train(
                                                     "a model knowing that truth reaches.")] = None,
 ) -> None:
     """Train the arrears-risk and payment-date models through their FeatureServices, evaluate them against the
-    baselines (and backtest the cash forecast), log everything to MLflow and register each as `challenger`."""
+    baselines (and backtest the cash forecast), log everything to MLflow and register each as `challenger`. The
+    risk model learns only from outcomes the service's own contacts did not cause (held-out tenancies stand for
+    the contacted: docs/experiments.md)."""
+    from serving.runs.interventions import interventions
     from training.train import train_payment_model, train_risk_model
 
     if model not in MODELS:
@@ -42,7 +45,8 @@ def train(
     settings = get_settings()
     steps = {"risk": ("arrears_risk", "Training the arrears-risk model…",
                       lambda: train_risk_model(settings, outcomes=read_outcomes(outcomes) if outcomes else None,
-                                               truth=truth)),
+                                               truth=truth,
+                                               interventions=None if outcomes else interventions(settings))),
              "payment_date": ("payment_date", "Training the payment-date model and backtesting the cash forecast…",
                               lambda: train_payment_model(settings, truth=truth))}
     for name, (registered, status, run) in steps.items():

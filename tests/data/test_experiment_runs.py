@@ -17,11 +17,15 @@ from casework.audit import AuditLog
 from casework.store import open_audit, open_casework
 from serving.access.principals import Principal
 from serving.runs import casefile, experiments
+from serving.runs.interventions import held_out_within_capacity
 from serving.runs.record import record_run
 from serving.runs.store import open_runs
 from simulator import simulate_portfolio, write_portfolio
 from tests.support.cli import ok
 from tests.support.homes import isolated_home
+from training.registry import configure
+from training.train import train_risk_model
+from training.treatment import Interventions
 
 END = pd.Timestamp("2026-10-31")
 CAPACITY = 5
@@ -187,3 +191,39 @@ def test_an_approved_reminder_is_suppressed_at_release_once_its_case_is_held_out
             assert drafts.outbox(db)["tenancy_id"].tolist() == ["T2"]
             suppressed = log.entries(tenancy_id="T1", action="draft_suppressed")["detail"].iloc[0]
             assert suppressed["reason"] == "held_out" and "experiment reminders-test" in suppressed["why"]
+
+
+def test_the_retrain_reads_the_held_out_queue_within_capacity(runs) -> None:
+    """serving.runs.interventions: the days a held-out ready case stood within its patch's capacity, with the
+    experiment's share (what stands for the contacted in a treatment-aware retrain)."""
+    shadow = held_out_within_capacity(runs["settings"])
+    expected = set()
+    for run in (runs["first"], runs["second"]):
+        rows = runs["rows"][run["run_id"]]
+        within = rows[(rows["arm"] == "holdout") & (rows["readiness_state"] == "ready")
+                      & (rows["queue_rank"] <= CAPACITY)]
+        expected |= {(t, pd.Timestamp(run["as_of"])) for t in within["tenancy_id"]}
+    assert expected, "the experiment should hold some ready cases out within capacity"
+    assert set(zip(shadow["tenancy_id"], pd.to_datetime(shadow["day"]), strict=True)) == expected
+    assert (shadow["holdout_share"] == 0.5).all()
+
+
+def test_a_treatment_aware_retrain_leaves_out_what_contacts_touched(runs) -> None:
+    """train_risk_model with the service's interventions: rows a contact touched are left out of training (counted
+    in the run's metrics) and the version says it was trained treatment-aware; the same contacts after every
+    label window leave nothing out."""
+    settings = runs["settings"]
+    with open_runs(settings) as store:
+        ready = store.rows(runs["first"]["run_id"], states=["ready"])["tenancy_id"].tolist()[:40]
+    # Contacted every fortnight of the year before the run: every labelled row of these tenancies is touched.
+    days = pd.date_range(END - pd.Timedelta(days=365), END, freq="14D")
+    contacts = pd.DataFrame([(t, d) for t in ready for d in days], columns=["tenancy_id", "day"])
+    shadow = pd.DataFrame(columns=["tenancy_id", "day", "holdout_share"])
+    trained = train_risk_model(settings, interventions=Interventions(contacts, shadow))
+    assert trained.metrics["treatment_rows_left_out"] > 0
+    assert trained.metrics["treatment_rows_reweighted"] == 0
+    run = configure(settings).get_run(trained.run_id)
+    assert run.data.tags["treatment_aware"] == "true"
+    later = contacts.assign(day=END + pd.Timedelta(days=1))
+    untouched = train_risk_model(settings, interventions=Interventions(later, shadow))
+    assert untouched.metrics["treatment_rows_left_out"] == 0
