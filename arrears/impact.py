@@ -349,3 +349,20 @@ def retrain_once(seed: int, tenancies: int = 6000, weeks: int = 26, every: int =
 def retrain_study(seeds: Sequence[int] = (0, 1, 2), **kwargs) -> pd.DataFrame:
     """`retrain_once` on each seed: a row per seed, mode and retrain."""
     return pd.concat([retrain_once(seed, **kwargs) for seed in seeds], ignore_index=True)
+
+
+def policy_summary(study: pd.DataFrame, against: str = "risk") -> pd.DataFrame:
+    """Per policy: mean incremental pounds with a 95% t interval over seeds, the paired difference from `against`
+    with its interval, mean arrangements agreed and contacts made."""
+    rows = []
+    for policy, group in study.groupby("policy", sort=False):
+        pounds = group["incremental_pounds"].to_numpy()
+        half = stats.t.ppf(0.975, len(pounds) - 1) * pounds.std(ddof=1) / np.sqrt(len(pounds)) if len(pounds) > 1 \
+            else np.nan
+        versus = paired_interval(study, policy, against) if policy != against and against in set(study["policy"]) \
+            else {"difference": 0.0, "low": np.nan, "high": np.nan}
+        rows.append({"policy": policy, "incremental_pounds": pounds.mean(), "low": pounds.mean() - half,
+                     "high": pounds.mean() + half, f"vs_{against}": versus["difference"],
+                     f"vs_{against}_low": versus["low"], f"vs_{against}_high": versus["high"],
+                     "arrangements": group["arrangements"].mean(), "contacts": group["contacts"].mean()})
+    return pd.DataFrame(rows)
