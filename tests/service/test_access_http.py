@@ -311,7 +311,7 @@ def test_an_officer_cannot_open_another_patchs_case_by_its_url(secured) -> None:
 
 def test_an_officer_cannot_open_another_patchs_list_or_another_roles_pages(secured) -> None:
     refused = secured["web"]["officer"]["refused"]
-    assert set(refused.values()) == {403} and len(refused) == 5, refused
+    assert set(refused.values()) == {403} and len(refused) == 6, refused
 
 
 def test_every_page_an_officer_visits_has_no_serious_accessibility_violation(secured) -> None:
@@ -382,12 +382,16 @@ def test_a_data_scientist_sees_the_champions_metrics_against_the_baselines(secur
     assert seen["metrics"]["AUC"][-1] == f"{champion['auc_rule_baseline']:.3f}"
     assert seen["metrics"]["Precision at capacity"][0] == f"{champion['precision_at_capacity']:.3f}"
     assert seen["report_status"] == 200 and seen["report_type"].startswith("text/html") and seen["report_is_drift"]
+    # the experiments page, from the top bar: the shipped example experiment, with no report yet
+    assert seen["experiments_status"] == 200 and seen["experiments_heading"] == "Experiments"
+    assert "reminder-holdout-example (not enabled)" in seen["experiments_text"]
+    assert "No report yet: arrears experiment report reminder-holdout-example" in seen["experiments_text"]
 
 
 def test_every_other_roles_page_has_no_serious_accessibility_violation(secured) -> None:
     web = secured["web"]
     checked = {**web["supervisor"]["axe"], **web["treasury"]["axe"], **web["data_scientist"]["axe"]}
-    assert set(checked) == {"supervisor_worklist", "approvals", "case_casework", "treasury", "models"}
+    assert set(checked) == {"supervisor_worklist", "approvals", "case_casework", "treasury", "models", "experiments"}
     assert all(not rules for rules in checked.values()), checked
 
 

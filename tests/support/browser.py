@@ -80,7 +80,7 @@ def officer_journey(browser, url: str, token: str, other_case: str, other_patch:
     found["shots"].append(_shot(page, "officer_other_patch_case"))
     _axe(page, "not_found", found)
     others = (f"/worklist?patch={other_patch}", "/treasury", "/models", "/treasury/forecast.csv",
-              "/report?job=drift&name=html")
+              "/report?job=drift&name=html", "/experiments")
     found["refused"] = {path: page.goto(f"{url}/app{path}").status for path in others}
     page.set_viewport_size({"width": 768, "height": 1024})
     page.goto(f"{url}/app/worklist")
@@ -179,6 +179,14 @@ def data_scientist_journey(browser, url: str, token: str) -> dict:
         page.get_by_role("link", name="drift: report").click()
     found["report_status"], found["report_type"] = report.value.status, report.value.headers.get("content-type", "")
     found["report_is_drift"] = "Dataset Drift" in page.content()  # Evidently's drift metric, in the page's data
+    page.goto(f"{url}/app/models")
+    with page.expect_navigation() as experiments:
+        page.get_by_role("link", name="Experiments", exact=True).click()
+    found["experiments_status"] = experiments.value.status
+    found["experiments_heading"] = page.get_by_role("heading", level=1).inner_text()
+    found["experiments_text"] = page.locator("main").inner_text()
+    found["shots"].append(_shot(page, "data_scientist_experiments"))
+    _axe(page, "experiments", found)
     page.close()
     return found
 
