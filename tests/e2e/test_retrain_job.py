@@ -20,7 +20,7 @@ from serving.web.app import build_app
 from tests.support.homes import isolated_home
 from tests.support.portfolios import featurised_portfolio
 from training import approval, config, promotion, registry
-from training.promotion import GATES
+from training.promotion import TRAINED
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_retrain_leaves_challengers_waiting_for_a_person_who_approves_or_refuses
         record = run_job(settings, schedule, "retrain")
         assert record["status"] == "succeeded", record
         outputs = record["outputs"]
-        for model in GATES:  # each challenger passed its gates and waits; no champion appeared
+        for model in TRAINED:  # each challenger passed its gates and waits; no champion appeared
             assert outputs[model]["gates"] == "passed" and outputs[model]["waiting_for_approval"], outputs
             assert outputs[model]["promoted"] is False and "--approve" in outputs[model]["next"]
             assert _champion(settings, model) is None
