@@ -7,23 +7,36 @@ date and records a worklist run, then `drift`, `bias` and `performance` run, eac
 exactly as the scheduler runs them: recorded, and every breach an alert. What each week found is returned as a
 table (one row a week), so alert rates can be counted against a known truth (`simulator` can inject a change).
 
+With `Officers`, the replay closes the loop the service will close in production: each week officers contact the
+cases the recorded run lists (held-out cases left alone), each contact is recorded in the case store, and the tenants
+answer in the deliveries that follow (`simulator.response`: a catch-up from the persuadable, a skipped payment from
+the few for whom pressure backfires), so later runs, the contact limit and the retrain all see what the list caused.
+
 Used by `bench/monitoring.py` (26 weeks, with and without injected changes) and the e2e tests (a few weeks).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
+from arrears.decisions import approve_recorded
 from arrears.schedule import Schedule, run_job
+from casework import cases
+from casework.audit import AuditLog
+from casework.store import open_casework
 from features.feeds.ingest import Clock, ingest_delivery
 from features.ledger import open_ledger
+from serving.runs.experiments import HOLDOUT
+from serving.runs.store import open_runs
 from serving.settings import ServingSettings
 from simulator import write_portfolio
 from simulator.model import Portfolio
+from simulator.response import contact_kinds, respond
+from training.promotion import TRAINED
 
 WEEKLY_JOBS: tuple[str, ...] = ("drift", "bias", "performance")
 
@@ -46,6 +59,33 @@ def exported(portfolio: Portfolio, cutoff: pd.Timestamp, since: pd.Timestamp | N
         history = history[posted[posted <= cutoff] > since]
         events = events[dated[dated <= cutoff] > since]
     return replace(portfolio, tenancies=tenancies, transactions=history, events=events)
+
+
+@dataclass(frozen=True)
+class Officers:
+    """Officers working the service's own list: each week, after the `refresh` job records a run, they contact
+    every case it lists (each patch's ready cases within capacity; a case an experiment holds out is not
+    contacted), record each contact in the case store (so the contact limit, the next run and the retrain see it),
+    and the tenants answer as `simulator.response` says, in the deliveries that follow."""
+
+    seed: int = 0
+    actor: str = "replay-officer"
+
+
+def work_the_list(settings: ServingSettings, today: pd.Timestamp, officers: Officers) -> list[str]:
+    """Contact the latest run's listed cases (held-out ones left alone); their tenancy ids."""
+    with open_runs(settings) as runs:
+        run = runs.latest()
+        listed = runs.rows(run["run_id"], states=["ready"], capacity=int(run["patch_capacity"]),
+                           columns=("tenancy_id", "arm"))
+    contacted = listed.loc[listed["arm"].fillna("") != HOLDOUT, "tenancy_id"].astype(str).tolist()
+    contact = cases.OfficerAction(kind="contact_made", channel="phone", outcome="spoke_to_tenant",
+                                  happened_on=pd.Timestamp(today).date())
+    with open_casework(settings) as db:
+        log = AuditLog(db)
+        for tenancy_id in contacted:
+            cases.record_action(db, log, tenancy_id, contact, officers.actor, "officer")
+    return contacted
 
 
 def deliver(settings: ServingSettings, portfolio: Portfolio, folder: Path, today: pd.Timestamp) -> None:
@@ -74,21 +114,37 @@ def _week_row(week: int, as_of: pd.Timestamp, records: dict[str, dict]) -> dict:
 
 def replay(settings: ServingSettings, schedule: Schedule, portfolio: Portfolio, root: Path, start: pd.Timestamp,
            weeks: int, jobs: Sequence[str] = WEEKLY_JOBS,
-           progress: Callable[[int, dict], None] | None = None) -> pd.DataFrame:
+           progress: Callable[[int, dict], None] | None = None, officers: Officers | None = None) -> pd.DataFrame:
     """Deliver the portfolio up to `start`, retrain, then `weeks` weekly deliveries each followed by `refresh` and
-    `jobs`; returns one row a week (see the module docstring). Every job runs through `run_job`."""
+    `jobs`; returns one row a week (see the module docstring). Every job runs through `run_job`. With `officers`,
+    each week's list is worked and what the contacts caused reaches the following deliveries (`Officers`)."""
+    kinds = contact_kinds(portfolio.ground_truth["tenancies"], officers.seed) if officers else None
     start = pd.Timestamp(start).normalize()
     deliver(settings, exported(portfolio, start), root / "delivery_000", start)
     for name in ("refresh", "retrain"):
         record = run_job(settings, schedule, name)
         if record["status"] != "succeeded":
             raise RuntimeError(f"replay: the initial {name} job {record['status']}: {record.get('error')}")
+    if not settings.retrain_promotes:  # the challengers wait for a person: the replay stands for one who approves
+        for model in TRAINED:
+            try:
+                approve_recorded(settings, model, reason="replay: the first models", actor="replay",
+                                 role="data_scientist")
+            except (LookupError, ValueError):  # not trained, or refused by its gates: the replay goes on without it
+                continue
     rows = []
     for week in range(1, weeks + 1):
         today, before = start + pd.Timedelta(weeks=week), start + pd.Timedelta(weeks=week - 1)
         deliver(settings, exported(portfolio, today, since=before), root / f"delivery_{week:03d}", today)
         records = {name: run_job(settings, schedule, name) for name in ("refresh", *jobs)}
         row = _week_row(week, today, records)
+        if officers is not None:
+            contacted = work_the_list(settings, today, officers)
+            transactions, caused = respond(portfolio.transactions, kinds, contacted, today, officers.seed)
+            portfolio = replace(portfolio, transactions=transactions)
+            row |= {"contacted": len(contacted), "catch_ups": int((caused["change"] == "catch_up").sum()),
+                    "caught_up_pounds": float(caused.loc[caused["change"] == "catch_up", "amount"].sum()),
+                    "skipped_payments": int((caused["change"] == "skipped").sum())}
         rows.append(row)
         if progress is not None:
             progress(week, row)
