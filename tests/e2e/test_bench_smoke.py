@@ -1,13 +1,13 @@
 """Every benchmark, run at a tiny size the way bench/README.md runs it: `python -m bench --suite X` for each suite
-`bench/__main__.py` knows, and the separate entries `python -m bench.ceiling`, `bench.monitoring` and
-`bench.cash_backtest`. Each must exit 0 and print its table with the rows bench/README.md names, through the real
-code (simulator, ledger, Feast, MLflow, `bentoml serve`, chromium, wrk): nothing is mocked. Speed is not asserted
-(a shared machine's timings vary); this only keeps the benchmarks from rotting.
+`bench/__main__.py` knows, and the separate entries `python -m bench.ceiling`, `bench.monitoring`,
+`bench.cash_backtest` and `bench.experiments`. Each must exit 0 and print its table with the rows bench/README.md
+names, through the real code (simulator, ledger, Feast, MLflow, `bentoml serve`, chromium, wrk): nothing is mocked.
+Speed is not asserted (a shared machine's timings vary); this only keeps the benchmarks from rotting.
 
-The six heaviest (features, worklist, throughput, ceiling, monitoring, cash backtest: each trains real models or
-starts `bentoml serve`, 2.5 to 6.5 minutes apiece on 2 cores, 28 minutes in all) run with `ARREARS_BENCH_SMOKE=all`,
-as `make bench-smoke` runs them; `make test` runs the three that take seconds to a minute (pipeline, models,
-ingest), so the suite stays well under 15 minutes.
+The seven heaviest (features, worklist, throughput, ceiling, monitoring, cash backtest, experiments: each trains
+real models or starts `bentoml serve`, 2.5 to 6.5 minutes apiece on 2 cores, about 30 minutes in all) run with
+`ARREARS_BENCH_SMOKE=all`, as `make bench-smoke` runs them; `make test` runs the three that take seconds to a minute
+(pipeline, models, ingest), so the suite stays well under 15 minutes.
 
 Each run is a real process in a throwaway home with its temporary files under this module's folder; a server a
 suite starts must be gone when it exits (checked after every run, and stopped if not).
@@ -106,7 +106,7 @@ def portfolio(root: Path) -> Path:
 def test_every_suite_is_smoked() -> None:
     """A suite added to bench/__main__.py needs its test here."""
     assert set(SUITES) == {name.removeprefix("test_") for name in globals() if name.startswith("test_")} - {
-        "every_suite_is_smoked", "ceiling", "monitoring", "cash_backtest"}
+        "every_suite_is_smoked", "ceiling", "monitoring", "cash_backtest", "experiments"}
 
 
 def test_pipeline(root: Path) -> None:
@@ -176,3 +176,10 @@ def test_cash_backtest(root: Path) -> None:
     out = run(root, "bench.cash_backtest", "--tenancies", "100", "--origins", "1", "--weeks", "2")
     for table in ("portfolio", "patches (pooled)", "by kind of week", "common factor"):
         assert table in out
+
+
+@heavy
+def test_experiments(root: Path) -> None:
+    out = run(root, "bench.experiments", "--tiny")
+    assert "interval covers the true effect in" in out and "expected-gain minus risk order" in out
+    assert "AUC on untreated outcomes, first model to last retrain" in out
