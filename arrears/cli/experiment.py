@@ -174,3 +174,40 @@ def simulate_verb(
           right=("£", "vs risk", "arrangements", "contacts"))
     out.print(f"{seeds} simulated portfolios of {tenancies:,} tenancies, {capacity} contacts a patch a week for "
               f"{weeks} weeks; 'ceiling' ranks by the true effect no model can see.", highlight=False)
+
+
+@experiment_app.command("uplift")
+def uplift_verb(
+    name: Annotated[str, typer.Argument(help="The experiment whose arms the uplift model learns from.")],
+    days: Annotated[int, typer.Option(help="Days after assignment whose payments are the outcome.")] = 28,
+    capacity: Annotated[float, typer.Option(help="The share of judged rows a week's capacity contacts (the gates "
+                                            "compare orders there).")] = 0.15,
+) -> None:
+    """Train the uplift model (what a contact brings in, per tenancy) on an experiment's randomised arms: features
+    as of each first assignment (the risk model's FeatureService), pounds paid in the next DAYS (only windows
+    already closed), judged on a quarter of the tenancies, registered as the `contact_uplift` challenger. Then
+    `arrears promote --model contact_uplift` runs its gates; once champion, runs predict each ready case's expected
+    gain and `arrears worklist --order gain` lists by it."""
+    # Lazy on purpose: LightGBM, MLflow and the feature store load only for this verb.
+    from serving.runs.experiments import assignments
+    from training.uplift_rows import train_uplift_from_experiment
+
+    settings = get_settings()
+    units = assignments(settings, name)
+    if units.empty:
+        fail(f"No tenancy has been assigned to {name!r} yet: enable it in the experiments file and record runs "
+             "(`arrears worklist --refresh`) while it is on")
+    try:
+        with console.status(f"Training the uplift model on {len(units):,} assignments of {name}…"):
+            ref, metrics = train_uplift_from_experiment(settings, units, name, days=days, capacity=capacity)
+    except ValueError as exc:
+        fail(str(exc))
+    table(f"contact_uplift version {ref.version} (challenger), judged on held-out tenancies of {name}",
+          ["measure", "model", "risk order", "random"],
+          [["Qini coefficient (£ per treated tenancy)", f"{metrics['qini_coefficient']:,.2f}", "",
+            f"{metrics['qini_coefficient_random']:,.2f}"],
+           ["incremental £ at capacity", f"{metrics['incremental_at_capacity']:,.0f}",
+            f"{metrics['incremental_at_capacity_risk_order']:,.0f}",
+            f"{metrics['incremental_at_capacity_random']:,.0f}"]])
+    out.print("Next: `arrears promote --model contact_uplift` (its gates decide), then `arrears worklist --refresh`.",
+              highlight=False)

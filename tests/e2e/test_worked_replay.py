@@ -2,7 +2,9 @@
 exactly the cases the recorded run lists (never a held-out case, never one not ready), each contact is in the case
 store and the audit trail, the tenants answer in the next delivery (`simulator.response`: a catch-up payment from
 the persuadable, only from contacted tenants), and after the `refresh` job the next run and the retrain's reader
-see those contacts. (The full `replay` adds only the loop over weeks and an initial retrain: too slow for the suite.)"""
+see those contacts; and the uplift model trains on the experiment's arms once their outcomes have matured (`arrears
+experiment uplift`), its gates deciding. (The full `replay` adds only the loop over weeks and an initial retrain:
+too slow for the suite.)"""
 
 from __future__ import annotations
 
@@ -21,11 +23,13 @@ from serving.runs.record import record_run
 from serving.runs.store import open_runs
 from simulator import simulate_portfolio
 from simulator.response import REFERENCE, contact_kinds, respond
-from tests.support.cli import ok
+from tests.support.cli import invoke, ok, words
 from tests.support.homes import isolated_home
+from training.registry import UPLIFT_MODEL, configure, model_by_alias
 
 END = pd.Timestamp("2026-10-31")
-START = END - pd.Timedelta(weeks=1)
+#: Five weeks before the ledger ends: the experiment's 28-day outcomes have closed by END (the uplift verb reads them).
+START = END - pd.Timedelta(weeks=5)
 CAPACITY = 8
 TRIAL = """version: 1
 experiments:
@@ -44,7 +48,8 @@ experiments:
 @pytest.fixture(scope="module")
 def worked(tmp_path_factory) -> dict:
     """A 400-tenancy portfolio delivered up to START, its risk model trained and promoted, a run recorded with an
-    experiment on; officers work that run's list; the next week's delivery carries what they caused; refresh."""
+    experiment on; officers work that run's list; the next delivery (five weeks, to END) carries what they caused;
+    refresh."""
     root = tmp_path_factory.mktemp("worked_week")
     (root / "experiments.yaml").write_text(TRIAL)
     portfolio = simulate_portfolio(n_tenancies=400, years=2.0, seed=5, end_date=END.date())
@@ -75,7 +80,8 @@ def worked(tmp_path_factory) -> dict:
         with open_ledger(settings.ledger) as ledger:
             in_ledger = ledger.query("SELECT tenancy_id, posted_date, amount_pence FROM transactions "
                                      "WHERE reference = ?", [REFERENCE])
-        yield {"first": first, "second": second, "listed": listed, "contacted": contacted, "caused": caused,
+        yield {"settings": settings, "first": first, "second": second, "listed": listed, "contacted": contacted,
+               "caused": caused,
                "kinds": kinds.set_index("tenancy_id")["kind"], "recorded": recorded, "audited": audited,
                "in_ledger": in_ledger, "next_rows": next_rows, "seen_by_retrain": contacts(settings)}
 
@@ -113,3 +119,25 @@ def test_the_next_run_and_the_retrain_see_the_contacts(worked) -> None:
     assert (before["protocol_step"] == "contact").any(), "the list should hold cases due a first contact"
     # The protocol's contact step is done once the tenant has been spoken to: the next run knows.
     assert not (after["protocol_step"] == "contact").any(), after["protocol_step"].value_counts()
+
+
+def test_the_uplift_model_learns_from_the_experiments_arms(worked) -> None:
+    """`arrears experiment uplift NAME`: the arms' 28-day outcomes have closed, a contact_uplift challenger is
+    registered with the gates' inputs, and `arrears promote --model contact_uplift` decides on it (promoted or
+    refused, the gates named): a person never promotes a model by hand."""
+    trained = ok("experiment", "uplift", "replay-trial")
+    assert "contact_uplift version" in trained.output and "Qini coefficient" in trained.output
+    settings = worked["settings"]
+    ref = model_by_alias(settings, UPLIFT_MODEL, "challenger")
+    metrics = configure(settings).get_run(ref.run_id).data.metrics
+    assert metrics["holdout_rows"] >= 10 and 0 < metrics["holdout_treated_share"] < 1
+    assert metrics["training_rows"] >= 3 * metrics["holdout_rows"] - 3
+    decided = invoke("promote", "--model", UPLIFT_MODEL)
+    told = words(decided)
+    if "is now champion" in told:  # its gates passed: the run promote records predicts each ready case's gain
+        with open_runs(settings) as runs:
+            run = runs.latest()
+            ready = runs.rows(run["run_id"], states=["ready"])
+        assert run["uplift_model_version"] == ref.version and ready["expected_gain"].notna().all(), run
+    else:
+        assert decided.exit_code != 0 and UPLIFT_MODEL in told and "gate" in told.lower(), told
