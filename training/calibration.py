@@ -28,12 +28,14 @@ class Calibration:
         return 1.0 / (1.0 + np.exp(-(self.slope * np.asarray(raw, dtype=float) + self.intercept)))
 
     @classmethod
-    def fit(cls, raw: np.ndarray, label: np.ndarray) -> Calibration:
+    def fit(cls, raw: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None) -> Calibration:
+        """Fitted by logistic regression of the label on the raw score (rows weighted when `weight` is given)."""
         from sklearn.linear_model import LogisticRegression  # see the module's docstring: only training fits
 
         if len(np.unique(label)) < 2:
             return cls()
-        model = LogisticRegression(C=1e6).fit(np.asarray(raw, dtype=float).reshape(-1, 1), label)
+        model = LogisticRegression(C=1e6).fit(np.asarray(raw, dtype=float).reshape(-1, 1), label,
+                                              sample_weight=weight)
         return cls(float(model.coef_[0, 0]), float(model.intercept_[0]))
 
     def tags(self) -> dict[str, str]:

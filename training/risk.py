@@ -39,7 +39,7 @@ def score(booster: lgb.Booster, frame: pd.DataFrame, names: list[str], calibrati
 
 def fit_and_calibrate(train: pd.DataFrame, valid: pd.DataFrame, names: list[str],
                       lgb_params: dict) -> tuple[lgb.Booster, Calibration]:
-    """Fit on the training rows, then calibrate the raw score on the validation rows."""
+    """Fit on the training rows, then calibrate the raw score on the validation rows (weighted as they were)."""
     booster = fit_booster(train, valid, names, lgb_params)
     valid_raw = score(booster, valid, names, Calibration())["risk_raw"]
-    return booster, Calibration.fit(valid_raw.to_numpy(), valid["label"].to_numpy())
+    return booster, Calibration.fit(valid_raw.to_numpy(), valid["label"].to_numpy(), _weight(valid))

@@ -5,8 +5,9 @@ contacted. A retrain that learns from those outcomes learns that high scores pay
 the contacted as safe. The risk model is meant to say what happens *without* a contact (who needs one), so each
 training row is weighted by how its outcome came about:
 
-* a row whose label window (the day after its date to `horizon_weeks` later) holds a contact by the service (a
-  released letter, an officer's recorded contact) is **left out** (weight 0): its outcome is treated;
+* a row whose label window (its date, when the run that listed it was worked, to `horizon_weeks` later) holds a
+  contact by the service (a released letter, an officer's recorded contact) is **left out** (weight 0): its outcome
+  is treated;
 * a row of a tenancy an experiment **held out**, on a date the list *would* have contacted it (its place in the
   held-out queue was within capacity) and untouched in its window, stands for the contacted rows like it that were
   left out: weight 1 / holdout share (its known assignment probability);
@@ -56,7 +57,7 @@ def _days(values: pd.Series) -> np.ndarray:
 
 
 def _hits(rows: pd.DataFrame, events: pd.DataFrame, horizon_days: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each row, whether an event of its tenancy falls in (date, date + horizon], and the largest
+    """For each row, whether an event of its tenancy falls in [date, date + horizon], and the largest
     `holdout_share` among them (NaN where none)."""
     hit = np.zeros(len(rows), dtype=bool)
     share = np.full(len(rows), np.nan)
@@ -66,7 +67,8 @@ def _hits(rows: pd.DataFrame, events: pd.DataFrame, horizon_days: int) -> tuple[
                          "start": _days(rows["event_timestamp"])})
     right = events.assign(day=_days(events["day"]))
     joined = left.merge(right, on="tenancy_id")
-    inside = (joined["day"] > joined["start"]) & (joined["day"] <= joined["start"] + pd.Timedelta(days=horizon_days))
+    # The row's own day counts: a run is dated the day of its snapshot and officers work it that day.
+    inside = (joined["day"] >= joined["start"]) & (joined["day"] <= joined["start"] + pd.Timedelta(days=horizon_days))
     joined = joined[inside]
     hit[joined["row"].to_numpy()] = True
     if "holdout_share" in joined:

@@ -24,10 +24,10 @@ def test_touched_rows_go_held_out_rows_stand_for_them_and_the_rest_stay() -> Non
     weights, summary = treatment_weights(_rows(), Interventions(contacts, shadow), horizon_weeks=8)
     # T1's March row: contacted three days in (left out); its May row: the contact is long before (kept).
     # T2: contacted on day 57, one day past an 8-week window (kept). T3: held out and within capacity inside its
-    # window (1 / 0.2). T4: within capacity only after its window (1). T5: contacted on the row's own day, before
-    # the window opens (the row's features already saw it: kept).
-    np.testing.assert_allclose(weights, [0.0, 1.0, 1.0, 5.0, 1.0, 1.0])
-    assert (summary.rows, summary.left_out, summary.reweighted) == (6, 1, 1)
+    # window (1 / 0.2). T4: within capacity only after its window (1). T5: contacted on the row's own day, the day
+    # the run that listed it was worked (left out).
+    np.testing.assert_allclose(weights, [0.0, 1.0, 1.0, 5.0, 1.0, 0.0])
+    assert (summary.rows, summary.left_out, summary.reweighted) == (6, 2, 1)
 
 
 def test_nothing_done_changes_nothing() -> None:
