@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +84,12 @@ class Experiment:
     def active_on(self, day) -> bool:
         """Whether a run dated `day` assigns arms for this experiment."""
         return self.enabled and self.start <= pd.Timestamp(day).date() <= self.end
+
+    def following_on(self, day) -> bool:
+        """Whether `day` falls after enrolment ended but before the last outcome window closes (end + the outcome's
+        days): the tenancies already assigned keep their arms (a held-out case still gets no held-out contact),
+        and nobody new is assigned."""
+        return self.enabled and self.end < pd.Timestamp(day).date() <= self.end + timedelta(days=self.outcome.days)
 
     @property
     def note(self) -> str:
@@ -321,6 +327,12 @@ def active(experiments: Sequence[Experiment], day) -> Experiment | None:
     return next((e for e in experiments if e.active_on(day)), None)
 
 
+def in_force(experiments: Sequence[Experiment], day) -> Experiment | None:
+    """The experiment whose arms a run dated `day` carries: the one enrolling, else one whose outcome windows are
+    still open (`Experiment.following_on`)."""
+    return active(experiments, day) or next((e for e in experiments if e.following_on(day)), None)
+
+
 def assign(frame: pd.DataFrame, experiments: Sequence[Experiment], as_of, run_id: str,
            known: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The run's rows with `experiment` and `arm` (None where not assigned), and the first assignments this run
@@ -328,16 +340,18 @@ def assign(frame: pd.DataFrame, experiments: Sequence[Experiment], as_of, run_id
     tenancy assigned before (`known`: its experiment, tenancy_id and arm) keeps the arm it was first given.
     `frame`: tenancy_id, patch, readiness_state, risk_score, balance, arrears_weeks. Inputs are not changed."""
     rows = frame.assign(experiment=None, arm=None).astype({"experiment": object, "arm": object})
-    experiment = active(experiments, as_of)
+    experiment = in_force(experiments, as_of)
     if experiment is None:
         return rows, pd.DataFrame(columns=list(ASSIGNMENT_COLUMNS))
-    eligible = rows["readiness_state"].isin(experiment.eligible_states).to_numpy()
-    ids = rows.loc[eligible, "tenancy_id"].astype(str)
-    draws = ids.map(lambda t: draw(experiment.name, t))
-    arms = pd.Series(np.where(draws < experiment.holdout_share, HOLDOUT, TREATMENT), index=ids.index, dtype=object)
     before = {} if known is None or known.empty else dict(zip(
         known.loc[known["experiment"] == experiment.name, "tenancy_id"].astype(str),
         known.loc[known["experiment"] == experiment.name, "arm"].astype(str), strict=True))
+    eligible = rows["readiness_state"].isin(experiment.eligible_states).to_numpy()
+    if not experiment.active_on(as_of):  # enrolment over, outcomes still open: the assigned keep their arms
+        eligible &= rows["tenancy_id"].astype(str).isin(before).to_numpy()
+    ids = rows.loc[eligible, "tenancy_id"].astype(str)
+    draws = ids.map(lambda t: draw(experiment.name, t))
+    arms = pd.Series(np.where(draws < experiment.holdout_share, HOLDOUT, TREATMENT), index=ids.index, dtype=object)
     arms = arms.where(~ids.isin(before), ids.map(before))
     rows.loc[eligible, "experiment"] = experiment.name
     rows.loc[eligible, "arm"] = arms

@@ -193,7 +193,7 @@ def arms(frame: pd.DataFrame, live: pd.DataFrame, as_of: pd.Timestamp, run_id: s
     """The judged rows with their experiment and arm (ready rows on a day an enabled experiment runs; a tenancy
     assigned before keeps its first arm) and their queues re-ranked so that held-out cases take no capacity; and the
     first assignments this run makes, with each tenancy's arrears then (from the live features)."""
-    trial = experiments.active(trials, as_of)
+    trial = experiments.in_force(trials, as_of)
     known = experiments.assignments(store, trial.name) if trial else None
     weeks = frame["tenancy_id"].map(live.set_index("tenancy_id")["arrears_weeks"])
     rows, assigned = experiments.assign(frame.assign(arrears_weeks=weeks.to_numpy()), trials, as_of, run_id, known)

@@ -185,6 +185,21 @@ def test_a_tenancy_keeps_its_first_arm_and_its_first_assignment_records_the_pre_
     assert later["tenancy_id"].tolist() == ["T00040"]  # only the newcomer is a first assignment
 
 
+def test_after_enrolment_the_assigned_keep_their_arms_until_the_last_outcome_window_closes() -> None:
+    """A held-out case assigned on the last enrolment day is still held out while its outcome is measured (end +
+    28 days here), and nobody new is assigned; after that, no row carries the experiment."""
+    (trial,) = parse(GOOD)
+    rows = run_frame(["ready"] * 40, ["North", "South"] * 20)
+    first_rows, first = experiments.assign(rows, [trial], pd.Timestamp("2026-12-31"), "run-1")
+    assert (first_rows["arm"] == "holdout").any()
+    newcomer = run_frame(["ready"] * 41, ["North", "South"] * 20 + ["East"])
+    during, assigned = experiments.assign(newcomer, [trial], pd.Timestamp("2027-01-28"), "run-2", first)
+    assert during["arm"].iloc[:40].tolist() == first_rows["arm"].tolist() and during["arm"].iloc[40] is None
+    assert assigned.empty
+    after, _ = experiments.assign(newcomer, [trial], pd.Timestamp("2027-01-29"), "run-3", first)
+    assert after["arm"].isna().all() and after["experiment"].isna().all()
+
+
 def test_experiment_fields_say_what_an_officer_reads() -> None:
     held = experiments.experiment_fields({"experiment": "reminders-1", "arm": "holdout"})
     assert held["experiment_note"] == "no proactive contact this week (experiment reminders-1)"
