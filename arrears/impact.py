@@ -250,13 +250,21 @@ def policy_study(seeds: Sequence[int] = tuple(range(10)), uplift=None, **kwargs)
     return pd.DataFrame([row for seed in seeds for row in policy_once(seed, uplift, **kwargs)])
 
 
+def t_interval(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and 95% t interval over seeds (NaN bounds with a single seed)."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, np.nan, np.nan
+    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
 def paired_interval(study: pd.DataFrame, better: str, than: str, column: str = "incremental_pounds") -> dict:
     """The mean per-seed difference `better` - `than` with a 95% t interval over seeds."""
     wide = study.pivot(index="seed", columns="policy", values=column)
-    diff = (wide[better] - wide[than]).to_numpy()
-    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
-    return {"difference": float(diff.mean()), "low": float(diff.mean() - half), "high": float(diff.mean() + half),
-            "seeds": len(diff)}
+    difference, low, high = t_interval((wide[better] - wide[than]).to_numpy())
+    return {"difference": difference, "low": low, "high": high, "seeds": len(wide)}
 
 
 # -- 3. does retraining learn from its own interventions? --------------------------------------------------------
@@ -356,13 +364,11 @@ def policy_summary(study: pd.DataFrame, against: str = "risk") -> pd.DataFrame:
     with its interval, mean arrangements agreed and contacts made."""
     rows = []
     for policy, group in study.groupby("policy", sort=False):
-        pounds = group["incremental_pounds"].to_numpy()
-        half = stats.t.ppf(0.975, len(pounds) - 1) * pounds.std(ddof=1) / np.sqrt(len(pounds)) if len(pounds) > 1 \
-            else np.nan
+        mean, low, high = t_interval(group["incremental_pounds"].to_numpy())
         versus = paired_interval(study, policy, against) if policy != against and against in set(study["policy"]) \
             else {"difference": 0.0, "low": np.nan, "high": np.nan}
-        rows.append({"policy": policy, "incremental_pounds": pounds.mean(), "low": pounds.mean() - half,
-                     "high": pounds.mean() + half, f"vs_{against}": versus["difference"],
+        rows.append({"policy": policy, "incremental_pounds": mean, "low": low, "high": high,
+                     f"vs_{against}": versus["difference"],
                      f"vs_{against}_low": versus["low"], f"vs_{against}_high": versus["high"],
                      "arrangements": group["arrangements"].mean(), "contacts": group["contacts"].mean()})
     return pd.DataFrame(rows)

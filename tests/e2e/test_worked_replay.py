@@ -23,7 +23,7 @@ from serving.runs.record import record_run
 from serving.runs.store import open_runs
 from simulator import simulate_portfolio
 from simulator.response import REFERENCE, contact_kinds, respond
-from tests.support.cli import invoke, ok, words
+from tests.support.cli import ok, words
 from tests.support.homes import isolated_home
 from training.registry import UPLIFT_MODEL, configure, model_by_alias
 
@@ -123,8 +123,8 @@ def test_the_next_run_and_the_retrain_see_the_contacts(worked) -> None:
 
 def test_the_uplift_model_learns_from_the_experiments_arms(worked) -> None:
     """`arrears experiment uplift NAME`: the arms' 28-day outcomes have closed, a contact_uplift challenger is
-    registered with the gates' inputs, and `arrears promote --model contact_uplift` decides on it (promoted or
-    refused, the gates named): a person never promotes a model by hand."""
+    registered with the gates' inputs, and `arrears promote --model contact_uplift` promotes it through its gates;
+    the run that follows predicts every ready case's expected gain from it."""
     trained = ok("experiment", "uplift", "replay-trial")
     assert "contact_uplift version" in trained.output and "Qini coefficient" in trained.output
     settings = worked["settings"]
@@ -132,12 +132,12 @@ def test_the_uplift_model_learns_from_the_experiments_arms(worked) -> None:
     metrics = configure(settings).get_run(ref.run_id).data.metrics
     assert metrics["holdout_rows"] >= 10 and 0 < metrics["holdout_treated_share"] < 1
     assert metrics["training_rows"] >= 3 * metrics["holdout_rows"] - 3
-    decided = invoke("promote", "--model", UPLIFT_MODEL)
-    told = words(decided)
-    if "is now champion" in told:  # its gates passed: the run promote records predicts each ready case's gain
-        with open_runs(settings) as runs:
-            run = runs.latest()
-            ready = runs.rows(run["run_id"], states=["ready"])
-        assert run["uplift_model_version"] == ref.version and ready["expected_gain"].notna().all(), run
-    else:
-        assert decided.exit_code != 0 and UPLIFT_MODEL in told and "gate" in told.lower(), told
+    # On these seeds its gates pass (a fixed seed, one LightGBM thread: the same on every machine), and the run
+    # promote records predicts each ready case's expected gain from it.
+    decided = ok("promote", "--model", UPLIFT_MODEL)
+    assert f"{UPLIFT_MODEL} version {ref.version} is now champion" in words(decided), words(decided)
+    with open_runs(settings) as runs:
+        run = runs.latest()
+        ready = runs.rows(run["run_id"], states=["ready"])
+    assert run["uplift_model_version"] == ref.version and ready["expected_gain"].notna().all(), run
+    assert ready["expected_gain"].nunique() > 1, "every ready case got the same expected gain"
