@@ -48,10 +48,9 @@ import numpy as np
 import pandas as pd
 
 from features.feeds.contract import RECEIPT_TYPES
+from serving.runs.experiments import ARMS, HOLDOUT, TREATMENT
 from training.labels import without_reversed
 
-TREATMENT, HOLDOUT = "treatment", "holdout"
-ARMS = (TREATMENT, HOLDOUT)
 #: |standardised mean difference| at or above this flags a pre-period feature as imbalanced.
 BALANCE_THRESHOLD = 0.1
 #: Below this many tenancies in an arm, the effect is estimated without covariates.
