@@ -13,13 +13,19 @@ exactly as a bearer token is (same cache, so a revocation stops pages and API al
 the principal, or None for nobody signed in, rides in the request's state, and each page's own check (declared with
 the page, `serving.web.kit.page`) answers with the sign-in page or a refusal a person can read.
 
-With auth open (the embedded default) every caller is `OPEN`, and the size limit still holds. Keeping the answers
-true to the OpenAPI document is another middleware's work (`serving.api.openapi`).
+A body is judged before anything parses it: one that is not JSON (a `Content-Type` other than `application/json`
+or `…+json`, a multipart form without its boundary included) is refused 415, and one nested deeper than
+`MAX_JSON_DEPTH` is refused 400 (Python's JSON parser recurses: brackets nested 1,000 deep raised RecursionError,
+which nothing caught, and the request was never answered).
+
+With auth open (the embedded default) every caller is `OPEN`, and the size and shape limits still hold. Keeping the
+answers true to the OpenAPI document is another middleware's work (`serving.api.openapi`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from http.cookies import CookieError, SimpleCookie
 
@@ -27,6 +33,29 @@ from serving.access import observe
 from serving.access.declared import SESSION_COOKIE, STATIC_PREFIX, declaration, is_page, is_public
 from serving.access.principals import OPEN, Forbidden, Principal, open_principals, token_hash
 from serving.settings import ServingSettings, get_settings
+
+#: No request of this service nests deeper than a few levels; a body nested deeper is refused before it is parsed.
+MAX_JSON_DEPTH = 32
+_STRINGS = re.compile(rb'"(?:\\.|[^"\\])*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a JSON text nests arrays and objects deeper than `limit` (strings skipped; a loop, no recursion,
+    stopping at the first bracket past the limit)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    depth = 0
+    for bracket in _BRACKETS.finditer(_STRINGS.sub(b"", body)):
+        depth += 1 if bracket.group() in (b"[", b"{") else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def _media_type(scope) -> str | None:
+    raw = dict(scope.get("headers") or []).get(b"content-type")
+    return None if raw is None else raw.decode("latin-1").partition(";")[0].strip().lower()
 
 
 async def _reply(send, status: int, message: str, headers: tuple = ()) -> None:
@@ -72,7 +101,7 @@ class AccessGuard:
         try:
             body = await self._body(receive)
             principal = self._principal(scope)
-            self._authorise(principal, path, body)
+            self._authorise(principal, path, body, scope)
         except Refused as refused:
             extra = ((b"www-authenticate", b'Bearer realm="arrears"'),) if refused.status == 401 else ()
             await _reply(send, refused.status, refused.message, extra)
@@ -156,7 +185,7 @@ class AccessGuard:
         self._known[key] = (now, principal)
         return principal
 
-    def _authorise(self, principal: Principal, path: str, body: bytes) -> None:
+    def _authorise(self, principal: Principal, path: str, body: bytes, scope) -> None:
         declared = declaration(path)
         if declared is None or declared.kind != "endpoint":
             raise Refused(403, f"{path} is not an endpoint of this service that anyone may use: every endpoint "
@@ -164,9 +193,18 @@ class AccessGuard:
         if principal.role not in declared.roles:
             raise Refused(403, f"{principal.name} ({principal.role}) may not use {path}: it is for "
                                f"{', '.join(declared.roles)}")
+        if not body.strip():
+            return
+        media = _media_type(scope)
+        if media is not None and media != "application/json" and not media.endswith("+json"):
+            raise Refused(415, f"This service reads JSON: send the body as `Content-Type: application/json`, not "
+                               f"{media or 'an empty type'}")
+        if too_deep(body):
+            raise Refused(400, f"The request body nests arrays or objects deeper than {MAX_JSON_DEPTH} levels: no "
+                               "request of this service needs more than three")
         try:
-            patch = json.loads(body or b"{}").get("patch") if body.strip() else None
-        except (ValueError, AttributeError):
+            patch = json.loads(body).get("patch")
+        except (ValueError, AttributeError, RecursionError):
             return  # not a JSON object: the endpoint's own validation answers 400
         if isinstance(patch, str):
             try:

@@ -4,7 +4,8 @@ schemathesis): an ASGI middleware, apart from the door's authentication (`servin
 - An error body of a declared endpoint is one object `{"error": text, "detail": text}` (BentoML sends a one-element
   list for 4xx, and pydantic's error list as `detail`).
 - The document (`/docs.json`) marks optional inputs nullable (BentoML drops the null of `str | None`), puts back
-  the nulls of inlined response models, and declares the door's 401, 403 and 413 answers and the bearer scheme.
+  the nulls of inlined response models, and declares the door's 401, 403, 413 and 415 answers and the bearer
+  scheme.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class OpenApiTruth:
                 _nullable_defaults(operation)
                 for status, what in (("401", "No token, or an unknown or revoked one"),
                                      ("403", "The role or patch is not the caller's"),
-                                     ("413", "The request body is too large")):
+                                     ("413", "The request body is too large"),
+                                     ("415", "The request body is not JSON")):
                     operation.setdefault("responses", {})[status] = {"description": what, **error}
                 if self.settings.auth_required:
                     operation["security"] = [{"bearer": []}]

@@ -67,3 +67,27 @@ def test_declared_endpoints_keep_their_roles_and_public_paths_stay_open(door) ->
     assert client.get("/livez").status_code == 200 and client.get("/docs.json").status_code == 200
     assert client.get("/app/signin").status_code == 200
     assert client.get("/app/no_such_page").status_code == 401  # an undeclared page is closed too
+
+
+@pytest.mark.parametrize("depth", [33, 1_000, 100_000])
+def test_a_body_nested_too_deep_is_refused_before_anything_parses_it(door, depth) -> None:
+    """Brackets nested 1,000 deep once raised RecursionError in the door's parser and the request was never
+    answered; now any depth past the bound is a 400 that says why, and a string holding brackets is not nesting."""
+    client, tokens = door
+    officer = {"Authorization": f"Bearer {tokens['officer']}", "Content-Type": "application/json"}
+    answer = client.post("/worklist", content=b"[" * depth + b"]" * depth, headers=officer)
+    assert answer.status_code == 400 and "deeper than 32 levels" in answer.json()["error"], answer.text
+    quoted = b'{"patch": "North-1", "note": "' + b"[" * depth + b'"}'
+    passed = client.post("/worklist", content=quoted, headers=officer)
+    assert "deeper than" not in passed.text and passed.status_code != 415
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_json_is_refused_415(door, content_type) -> None:
+    client, tokens = door
+    answer = client.post("/worklist", content=b'{"top": 5}', headers={
+        "Authorization": f"Bearer {tokens['officer']}", "Content-Type": content_type})
+    assert answer.status_code == 415 and "application/json" in answer.json()["error"], answer.text
+    json_with_charset = client.post("/worklist", content=b'{"top": 5}', headers={
+        "Authorization": f"Bearer {tokens['officer']}", "Content-Type": "application/json; charset=utf-8"})
+    assert json_with_charset.status_code != 415
