@@ -29,6 +29,9 @@ class ServingSettings(TrainingSettings, CaseworkSettings):
         default=10.0, ge=0, description="How long the service trusts a token it has checked before it checks it "
         "again: a revoked token stops working within this time (0: check every request).")
     max_body_bytes: int = Field(default=1_000_000, gt=0, description="Largest request body the service reads.")
+    body_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long the service waits for a request's whole body: a client that stops "
+        "sending part-way is answered 408 instead of holding a worker (and its shutdown) for ever.")
     score_cache: int = Field(
         default=100_000, ge=0, description="Scored tenancies each service worker keeps in memory, answered without "
         "a feature lookup until the features or the champion change (0: none).")

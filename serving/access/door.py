@@ -13,10 +13,11 @@ exactly as a bearer token is (same cache, so a revocation stops pages and API al
 the principal, or None for nobody signed in, rides in the request's state, and each page's own check (declared with
 the page, `serving.web.kit.page`) answers with the sign-in page or a refusal a person can read.
 
-A body is judged before anything parses it: one that is not JSON (a `Content-Type` other than `application/json`
-or `…+json`, a multipart form without its boundary included) is refused 415, and one nested deeper than
-`MAX_JSON_DEPTH` is refused 400 (Python's JSON parser recurses: brackets nested 1,000 deep raised RecursionError,
-which nothing caught, and the request was never answered).
+A body must arrive whole within `body_timeout_seconds` (else 408: a client that stops part-way no longer holds a
+worker, and the service's shutdown, for ever). It is judged before anything parses it: one that is not JSON (a
+`Content-Type` other than `application/json` or `…+json`, a multipart form without its boundary included) is
+refused 415, and one nested deeper than `MAX_JSON_DEPTH` is refused 400 (Python's JSON parser recurses: brackets
+nested 1,000 deep raised RecursionError, which nothing caught, and the request was never answered).
 
 With auth open (the embedded default) every caller is `OPEN`, and the size and shape limits still hold. Keeping the
 answers true to the OpenAPI document is another middleware's work (`serving.api.openapi`).
@@ -24,6 +25,7 @@ answers true to the OpenAPI document is another middleware's work (`serving.api.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -125,8 +127,13 @@ class AccessGuard:
 
     async def _body(self, receive) -> bytes:
         chunks, size, more = [], 0, True
+        deadline = time.monotonic() + self.settings.body_timeout_seconds
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(deadline - time.monotonic(), 0.0))
+            except TimeoutError as exc:
+                raise Refused(408, f"The request body did not arrive within {self.settings.body_timeout_seconds:g} "
+                                   "seconds: send it whole, at once") from exc
             if message["type"] == "http.disconnect":
                 raise Refused(400, "The client went away before its request was read")
             chunk = message.get("body", b"")

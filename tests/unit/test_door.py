@@ -5,10 +5,13 @@ declared endpoints keep their roles."""
 
 from __future__ import annotations
 
+import asyncio
+
 import bentoml
 import pytest
 from starlette.testclient import TestClient
 
+from serving.access.door import AccessGuard
 from serving.access.principals import open_principals
 from serving.api.service import ArrearsWorklist
 from serving.settings import get_settings
@@ -91,3 +94,32 @@ def test_a_body_that_is_not_json_is_refused_415(door, content_type) -> None:
     json_with_charset = client.post("/worklist", content=b'{"top": 5}', headers={
         "Authorization": f"Bearer {tokens['officer']}", "Content-Type": "application/json; charset=utf-8"})
     assert json_with_charset.status_code != 415
+
+
+def test_a_body_that_stops_arriving_is_answered_408(tmp_path) -> None:
+    """A client that sends part of a body and then nothing: the door answers 408 once the body timeout passes,
+    instead of waiting for ever (the request held a worker, and the service's shutdown, until the client gave up)."""
+    reached = []
+
+    async def behind(scope, receive, send) -> None:  # the service behind the door: must never be reached
+        reached.append(scope["path"])
+
+    async def stalled_client():
+        yield {"type": "http.request", "body": b'{"top": ', "more_body": True}
+        await asyncio.sleep(3600)
+
+    with isolated_home(tmp_path / "home", ARREARS_BODY_TIMEOUT_SECONDS="0.5"):
+        guard = AccessGuard(behind, get_settings())
+        stream, sent = stalled_client(), []
+
+        async def receive():
+            return await stream.__anext__()
+
+        async def send(message) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "path": "/worklist", "method": "POST", "headers": [
+            (b"content-type", b"application/json")]}
+        asyncio.run(asyncio.wait_for(guard(scope, receive, send), timeout=30))
+    assert sent[0]["status"] == 408 and b"did not arrive within 0.5 seconds" in sent[1]["body"]
+    assert reached == []
