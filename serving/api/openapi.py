@@ -4,7 +4,7 @@ schemathesis): an ASGI middleware, apart from the door's authentication (`servin
 - An error body of a declared endpoint is one object `{"error": text, "detail": text}` (BentoML sends a one-element
   list for 4xx, and pydantic's error list as `detail`).
 - The document (`/docs.json`) marks optional inputs nullable (BentoML drops the null of `str | None`), puts back
-  the nulls of inlined response models, and declares the door's 401, 403, 413 and 415 answers and the bearer
+  the nulls of inlined response models, and declares the door's 401, 403, 408, 413 and 415 answers and the bearer
   scheme.
 """
 
@@ -50,6 +50,7 @@ class OpenApiTruth:
                 _nullable_defaults(operation)
                 for status, what in (("401", "No token, or an unknown or revoked one"),
                                      ("403", "The role or patch is not the caller's"),
+                                     ("408", "The request body did not arrive in time"),
                                      ("413", "The request body is too large"),
                                      ("415", "The request body is not JSON")):
                     operation.setdefault("responses", {})[status] = {"description": what, **error}
