@@ -34,7 +34,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from monitoring.experiments import balance, estimate
-from serving.runs.experiments import draw
+from serving.runs.experiments import HOLDOUT, arm_for, draw
 from simulator.causal import CausalWorld, WorldSpec, growth_labels
 from training import risk
 from training.config import load_params
@@ -71,7 +71,7 @@ def work_the_list(seen: pd.DataFrame, score: np.ndarray, capacity: int, held_out
 
 def holdout_mask(tenancy_ids: Sequence[str], experiment: str, share: float) -> np.ndarray:
     """True for the tenancies the service's assignment puts in the holdout arm of `experiment`."""
-    return np.fromiter((draw(experiment, t) < share for t in tenancy_ids), dtype=bool, count=len(tenancy_ids))
+    return arm_for([draw(experiment, t) for t in tenancy_ids], share) == HOLDOUT
 
 
 def risk_params() -> dict:

@@ -156,6 +156,10 @@ class AuditLog:
         frame["detail"] = frame["detail"].map(json.loads)
         return frame
 
+    def count(self, action: str) -> int:
+        """How many entries of one action the trail holds."""
+        return int(self.db.query(f"SELECT COUNT(*) AS n FROM {TABLE} WHERE action = ?", [action])["n"].iloc[0])
+
     def latest(self, action: str, **match) -> dict | None:
         """The detail of the latest `action` entry whose detail holds every `match` value (None: there is none)."""
         found = self.db.query(f"SELECT detail FROM {TABLE} WHERE action = ? ORDER BY seq DESC", [action])

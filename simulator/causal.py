@@ -62,7 +62,7 @@ _P_CATCHUP = np.array([0.16, 0.07, 0.06, 0.10, 0.02])
 #: Chance of falling into a shock in a given week (a shock lasts about eight weeks).
 _SHOCK_HAZARD = np.array([0.002, 0.004, 0.006, 0.02, 0.008])
 #: P(kind | archetype): rows follow ARCHETYPES, columns KINDS.
-_KIND_GIVEN_ARCHETYPE = np.array([
+KIND_GIVEN_ARCHETYPE = np.array([
     [0.22, 0.63, 0.10, 0.05],
     [0.55, 0.20, 0.20, 0.05],
     [0.45, 0.10, 0.38, 0.07],
@@ -109,7 +109,7 @@ class CausalWorld:
         # contact more likely to work, so persuadability can be learnt in part, never read off.
         self.engagement = rng.beta(2.0, 2.0, n)
         e = self.engagement
-        weights = _KIND_GIVEN_ARCHETYPE[self.archetype] * np.column_stack(
+        weights = KIND_GIVEN_ARCHETYPE[self.archetype] * np.column_stack(
             [0.3 + 1.4 * e, np.ones(n), 1.7 - 1.4 * e, np.ones(n)])
         cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
         self.kind = np.minimum((rng.random(n)[:, None] > cumulative).sum(axis=1), len(KINDS) - 1)

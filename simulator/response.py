@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from simulator.causal import _KIND_GIVEN_ARCHETYPE, ARCHETYPES, KINDS
+from simulator.causal import ARCHETYPES, KIND_GIVEN_ARCHETYPE, KINDS
 
 #: Days after the contact the catch-up is posted.
 CATCHUP_AFTER_DAYS = 3
@@ -43,7 +43,7 @@ def contact_kinds(truth_tenancies: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     archetype = truth_tenancies["archetype"].map({a: i for i, a in enumerate(ARCHETYPES)}).to_numpy()
     ids = truth_tenancies["tenancy_id"].astype(str).to_numpy()
     draw = np.array([_uniform(seed, "kind", t) for t in ids])
-    kind = (draw[:, None] > np.cumsum(_KIND_GIVEN_ARCHETYPE[archetype], axis=1)).sum(axis=1).clip(0, len(KINDS) - 1)
+    kind = (draw[:, None] > np.cumsum(KIND_GIVEN_ARCHETYPE[archetype], axis=1)).sum(axis=1).clip(0, len(KINDS) - 1)
     lift = np.array([0.25 + 0.4 * _uniform(seed, "lift", t) for t in ids])
     return pd.DataFrame({"tenancy_id": ids, "kind": np.array(KINDS, dtype=object)[kind],
                          "catchup_lift": np.where(kind == 0, lift, 0.0),

@@ -318,8 +318,13 @@ def draw(experiment: str, tenancy_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def arm_for(drawn, holdout_share: float):
+    """The arm of a draw (or an array of draws): held out below the share."""
+    return np.where(np.asarray(drawn, dtype=float) < holdout_share, HOLDOUT, TREATMENT)
+
+
 def arm_of(experiment: Experiment, tenancy_id: str) -> str:
-    return HOLDOUT if draw(experiment.name, tenancy_id) < experiment.holdout_share else TREATMENT
+    return str(arm_for(draw(experiment.name, tenancy_id), experiment.holdout_share))
 
 
 def active(experiments: Sequence[Experiment], day) -> Experiment | None:
@@ -351,7 +356,7 @@ def assign(frame: pd.DataFrame, experiments: Sequence[Experiment], as_of, run_id
         eligible &= rows["tenancy_id"].astype(str).isin(before).to_numpy()
     ids = rows.loc[eligible, "tenancy_id"].astype(str)
     draws = ids.map(lambda t: draw(experiment.name, t))
-    arms = pd.Series(np.where(draws < experiment.holdout_share, HOLDOUT, TREATMENT), index=ids.index, dtype=object)
+    arms = pd.Series(arm_for(draws, experiment.holdout_share), index=ids.index, dtype=object)
     arms = arms.where(~ids.isin(before), ids.map(before))
     rows.loc[eligible, "experiment"] = experiment.name
     rows.loc[eligible, "arm"] = arms

@@ -11,9 +11,13 @@ import pandas as pd
 import pytest
 
 from casework.audit import AuditLog
+from casework.store import open_audit
 from features.db import open_store
 from serving.runs import experiments
+from serving.runs.record import _audit_assignments
 from serving.runs.store import RunStore
+from serving.settings import get_settings
+from tests.support.homes import isolated_home
 from tests.support.postgres import create_schema, drop_schema
 
 TRIAL = experiments.parse({"version": 1, "experiments": [{
@@ -82,3 +86,23 @@ def test_append_many_chains_as_appends_one_by_one(store_url) -> None:
         assert [e["seq"] for e in written] == [2, 3, 4, 5, 6]
         assert log.verify().ok and log.verify().checked == 7
         assert log.entries(action="experiment_assigned")["tenancy_id"].tolist() == [f"T{i}" for i in range(5)]
+
+
+def test_a_run_writes_the_assignment_events_a_crash_left_out_and_no_more(tmp_path) -> None:
+    """After each run, every kept first assignment is in the audit trail exactly once: the run's own, and any a
+    crash between recording a run and auditing it left out (found by counting; written by the next run)."""
+    with isolated_home(tmp_path / "home"), open_store(f"sqlite:///{tmp_path / 'runs.sqlite'}", RunStore) as store:
+        settings = get_settings()
+        record(store, judged(40), "2026-09-07", "run-1")
+        _audit_assignments(settings, store)
+        record(store, judged(50), "2026-09-14", "run-2")  # six more first assignments, then a crash: not audited
+        with open_audit(settings) as log:
+            assert log.count("experiment_assigned") == 24
+        _audit_assignments(settings, store)
+        _audit_assignments(settings, store)  # nothing left to write
+        with open_audit(settings) as log:
+            events = log.entries(action="experiment_assigned")
+            verdict = log.verify()
+    assert len(events) == 30 and events["tenancy_id"].is_unique
+    assert events.tail(6)["detail"].map(lambda d: d["run_id"]).eq("run-2").all()
+    assert verdict.ok
