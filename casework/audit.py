@@ -3,7 +3,10 @@ without it showing.
 
 Each entry holds its position (`seq`, from 1 with no gaps), when, who (a staff name and role, never a tenant's
 name), what (`action`, one of `ACTIONS`), which tenancy (an id) and a detail object of ids, figures and reasons,
-plus `prev_hash` (the entry before's hash) and `hash` = SHA-256 of `prev_hash` and the entry's canonical JSON. So an
+plus `prev_hash` (the entry before's hash) and `hash` = SHA-256 of `prev_hash` and the entry's canonical JSON. The
+tenancy enters the hash only as its `subject`, a keyed pseudonym (`casework.subjects`): erasure may overwrite the id
+beside it with that pseudonym, the one change the table allows, and the chain still holds (entries written before
+subjects existed hash the id itself, and keep it; docs/privacy.md). So an
 entry edited, deleted, inserted or moved breaks the chain at or after it, and `verify` names the first entry that
 does not hold. The chain cannot tell a forged entry appended by someone who recomputes the hashes from a real
 one, nor a cut-off tail: the head (`head()`, printed by `arrears audit head`) kept elsewhere is the anchor for that
@@ -24,6 +27,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from casework.subjects import pseudonym
 from features.db import Database
 from features.feeds.contract import MONITORING_ONLY_COLUMNS, PERSONAL_COLUMNS
 
@@ -34,14 +38,25 @@ ACTIONS = ("case_assigned", "case_reassigned", "action_recorded", "draft_generat
 GENESIS = "0" * 64
 TABLE = "audit_log"
 COLUMNS = {"seq": "BIGINT", "at": "TEXT", "actor": "TEXT", "role": "TEXT", "action": "TEXT", "tenancy_id": "TEXT",
-           "detail": "TEXT", "prev_hash": "TEXT", "hash": "TEXT"}
+           "detail": "TEXT", "prev_hash": "TEXT", "hash": "TEXT", "subject": "TEXT"}
 #: Keys a detail may never hold: tenants' personal data and protected characteristics.
 FORBIDDEN_KEYS = {*PERSONAL_COLUMNS, *MONITORING_ONLY_COLUMNS, "name", "tenant", "contact", "text", "body"}
-_SQLITE_GUARDS = tuple(
-    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_no_{op.lower()} BEFORE {op} ON {TABLE} "
-    f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: {op} refused'); END" for op in ("UPDATE", "DELETE"))
+#: The columns an erasure's update must leave as they are (it may only set `tenancy_id` to the entry's subject).
+_KEPT = ("seq", "at", "actor", "role", "action", "detail", "prev_hash", "hash", "subject")
+_SQLITE_GUARDS = (
+    f"DROP TRIGGER IF EXISTS {TABLE}_no_update",  # made again: before subjects, it refused every UPDATE
+    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE} "
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: DELETE refused'); END",
+    f"CREATE TRIGGER {TABLE}_no_update BEFORE UPDATE ON {TABLE} WHEN NOT ("
+    "OLD.subject IS NOT NULL AND NEW.tenancy_id IS OLD.subject AND "
+    + " AND ".join(f"NEW.{c} IS OLD.{c}" for c in _KEPT)
+    + ") BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: UPDATE refused'); END",
+)
 _POSTGRES_GUARDS = (
     f"CREATE OR REPLACE FUNCTION {TABLE}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "IF TG_OP = 'UPDATE' AND OLD.subject IS NOT NULL AND NEW.tenancy_id IS NOT DISTINCT FROM OLD.subject AND "
+    f"({', '.join(f'NEW.{c}' for c in _KEPT)}) IS NOT DISTINCT FROM ({', '.join(f'OLD.{c}' for c in _KEPT)}) "
+    "THEN RETURN NEW; END IF; "
     f"RAISE EXCEPTION 'the audit log is append-only: % refused', TG_OP; END $$",
     f"CREATE OR REPLACE TRIGGER {TABLE}_no_change BEFORE UPDATE OR DELETE ON {TABLE} FOR EACH ROW "
     f"EXECUTE FUNCTION {TABLE}_append_only()",
@@ -59,8 +74,13 @@ def canonical(value) -> str:
 
 
 def entry_hash(prev_hash: str, entry: dict) -> str:
-    """The hash an entry must carry: SHA-256 over the previous hash and the entry's fields (detail as its JSON)."""
-    fields = {k: entry[k] for k in ("seq", "at", "actor", "role", "action", "tenancy_id", "detail")}
+    """The hash an entry must carry: SHA-256 over the previous hash and the entry's fields (detail as its JSON);
+    the tenancy as its subject (pseudonym) where the entry has one, else (entries before subjects) as its id."""
+    subject = entry.get("subject")
+    if isinstance(subject, str):
+        fields = {k: entry[k] for k in ("seq", "at", "actor", "role", "action", "detail")} | {"subject": subject}
+    else:
+        fields = {k: entry[k] for k in ("seq", "at", "actor", "role", "action", "tenancy_id", "detail")}
     return hashlib.sha256(f"{prev_hash}\n{canonical(fields)}".encode()).hexdigest()
 
 
@@ -102,12 +122,16 @@ class AuditLog:
         """The table and its append-only triggers (made once; a second process finds them there)."""
         self.db.ensure_tables({TABLE: COLUMNS}, {TABLE: ("seq",)})
         if self.db.backend != "postgres":
-            for statement in _SQLITE_GUARDS:
-                self.db.execute(statement)
+            with self.db.transaction():
+                for statement in _SQLITE_GUARDS:
+                    self.db.execute(statement)
             return
         found = self.db.query("SELECT COUNT(*) AS n FROM pg_trigger WHERE tgrelid = to_regclass(?) AND tgname LIKE ?",
                               [TABLE, f"{TABLE}_no_%"])
-        if int(found["n"].iloc[0]) < 2:
+        current = self.db.query(
+            "SELECT COUNT(*) AS n FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace WHERE p.proname = ? "
+            "AND s.nspname = current_schema() AND p.prosrc LIKE ?", [f"{TABLE}_append_only", "%subject%"])
+        if int(found["n"].iloc[0]) < 2 or not int(current["n"].iloc[0]):
             with self.db.transaction():
                 for statement in _POSTGRES_GUARDS:
                     self.db.execute(statement)
@@ -138,7 +162,8 @@ class AuditLog:
             for tenancy_id, detail in items:
                 seq += 1
                 entry = {"seq": seq, "at": when, "actor": actor, "role": role, "action": action,
-                         "tenancy_id": tenancy_id, "detail": canonical(detail), "prev_hash": prev}
+                         "tenancy_id": tenancy_id, "detail": canonical(detail), "prev_hash": prev,
+                         "subject": pseudonym(tenancy_id) if tenancy_id else None}
                 entry["hash"] = prev = entry_hash(prev, entry)
                 entries.append(entry)
             self.db.append(TABLE, pd.DataFrame(entries), list(COLUMNS))
@@ -210,4 +235,7 @@ def _problem(row: dict, expected: int, prev: str) -> tuple[int, str] | None:
                      "was inserted, deleted, moved or edited with its hash recomputed)")
     if entry_hash(prev, row) != row["hash"]:
         return seq, f"entry {seq} was changed after it was written: its content does not match its hash"
+    subject, tenancy_id = row.get("subject"), row.get("tenancy_id")
+    if isinstance(subject, str) and isinstance(tenancy_id, str) and pseudonym(tenancy_id) != subject:
+        return seq, f"entry {seq} was moved to another tenancy: its tenancy id is not the one its subject stands for"
     return None
