@@ -34,7 +34,9 @@ from features.feeds.contract import MONITORING_ONLY_COLUMNS, PERSONAL_COLUMNS
 #: Every kind of decision the trail records.
 ACTIONS = ("case_assigned", "case_reassigned", "action_recorded", "draft_generated", "draft_edited", "draft_approved",
            "draft_rejected", "draft_released", "draft_suppressed", "case_returned", "model_promoted",
-           "promotion_refused", "policy_changed", "delivery_receipt", "experiment_assigned")
+           "promotion_refused", "policy_changed", "delivery_receipt", "experiment_assigned",
+           # who may use the service: `arrears users add/rotate/revoke` (serving.access.principals), by whom
+           "principal_added", "token_rotated", "principal_revoked")
 GENESIS = "0" * 64
 TABLE = "audit_log"
 COLUMNS = {"seq": "BIGINT", "at": "TEXT", "actor": "TEXT", "role": "TEXT", "action": "TEXT", "tenancy_id": "TEXT",
