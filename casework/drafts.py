@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from casework import restrictions
 from casework.audit import AuditLog
 from casework.cases import release_contacts
 from features.db import Database, and_in
@@ -295,6 +296,9 @@ def generate(db: Database, log: AuditLog, facts: DraftFacts, channel: str, langu
     not ready, owing nothing, at no arrears step, under the stage's threshold, or with a draft already waiting. A
     language without templates gets an English draft marked `needs_translation` (the language asked for). The text
     is checked against its stage's content rules (`check_content`) before anyone sees it."""
+    if restrictions.restricted(db, [facts.tenancy_id]):
+        raise DraftRefused(f"Processing of {facts.tenancy_id} is restricted (a data-protection request): no drafts "
+                           "until an admin lifts it (`arrears privacy restrict TENANCY --lift`)")
     stage = stage_for(facts)
     refused = refusal(facts, stage, channel) if channel in DRAFT_CHANNELS else (
         f"Unknown channel {channel!r}: one of {', '.join(DRAFT_CHANNELS)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from casework import cases, drafts, receipts
+from casework import cases, drafts, receipts, restrictions
 from casework.audit import AuditLog
 from casework.settings import CaseworkSettings, schema_of
 from features.db import Database, open_store
@@ -33,6 +33,7 @@ class _CaseStore:
         cases.ensure_schema(self.db)
         drafts.ensure_schema(self.db)
         receipts.ensure_schema(self.db)
+        restrictions.ensure_schema(self.db)
         _READY.add(url)
 
 

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from casework import restrictions
 from casework.facts import load_facts
 from casework.policy import Policy, load_policy, readiness
-from casework.store import open_audit
+from casework.store import open_audit, open_casework
 from features.db import and_in
 from features.feeds.contract import RECEIPT_TYPES
 from features.ledger import Ledger, open_ledger
@@ -154,8 +155,10 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
     live = live_tenancies(settings)
     as_of = pd.Timestamp(live["event_timestamp"].max()).tz_localize(None).normalize()
     trial = experiments.active(trials, as_of)
+    live, restricted_mark = _unrestricted(settings, live)
     with open_ledger(settings.ledger) as ledger, open_runs(settings) as store:
         actions, casework_mark = actions_for_run(settings, ledger, as_of)
+        casework_mark += restricted_mark
         run = {"as_of": as_of.date(), "model_version": risk_ref.version, "feature_service": risk_ref.feature_service,
                "payment_model_version": payment_ref.version if payment_ref else None, "policy_version": policy.version,
                "ledger_seq": ledger.last_delivery_seq(), "population": len(live),
@@ -186,6 +189,16 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
         _audit_assignments(settings, store)
         assign_owners(settings, run, frame)
         return RunSummary(run, True, _counts(store, run["run_id"]))
+
+
+def _unrestricted(settings: ServingSettings, live: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The live tenancies whose processing is not restricted (docs/privacy.md: a restricted tenancy is neither
+    scored nor listed), and a mark that changes with every restriction made or lifted (a run is then recomputed)."""
+    with open_casework(settings) as db:
+        held = restrictions.restricted(db)
+        made = db.query("SELECT COUNT(*) AS n, COUNT(lifted_at) AS lifted FROM privacy_restrictions").iloc[0]
+    mark = f":restrictions {int(made['n'])}/{int(made['lifted'])}" if int(made["n"]) else ""
+    return live[~live["tenancy_id"].isin(held)].reset_index(drop=True), mark
 
 
 def arms(frame: pd.DataFrame, live: pd.DataFrame, as_of: pd.Timestamp, run_id: str,
