@@ -36,7 +36,11 @@ ACTIONS = ("case_assigned", "case_reassigned", "action_recorded", "draft_generat
            "draft_rejected", "draft_released", "draft_suppressed", "case_returned", "model_promoted",
            "promotion_refused", "policy_changed", "delivery_receipt", "experiment_assigned",
            # who may use the service: `arrears users add/rotate/revoke` (serving.access.principals), by whom
-           "principal_added", "token_rotated", "principal_revoked")
+           "principal_added", "token_rotated", "principal_revoked",
+           # privacy rights (serving.privacy): an erasure, a restriction made or lifted, a subject access export, a
+           # retention run; each with counts per store and table, never the id erased
+           "tenancy_erased", "processing_restricted", "restriction_lifted", "subject_access_export",
+           "retention_applied")
 GENESIS = "0" * 64
 TABLE = "audit_log"
 COLUMNS = {"seq": "BIGINT", "at": "TEXT", "actor": "TEXT", "role": "TEXT", "action": "TEXT", "tenancy_id": "TEXT",
