@@ -28,6 +28,23 @@ class ServingSettings(TrainingSettings, CaseworkSettings):
     auth_cache_seconds: float = Field(
         default=10.0, ge=0, description="How long the service trusts a token it has checked before it checks it "
         "again: a revoked token stops working within this time (0: check every request).")
+    session_idle_seconds: float = Field(
+        default=1800.0, gt=0, description="A web app session not used for this long ends (the person signs in again).")
+    session_absolute_seconds: float = Field(
+        default=43_200.0, gt=0, description="A web app session ends this long after it started, however much it is "
+        "used (12 hours: a working day).")
+    cookie_secure: bool | None = Field(
+        default=None, description="true: the session cookie is sent only over HTTPS; false: never marked so. Default: "
+        "marked Secure when the request came over HTTPS (or a trusted proxy says so).")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Addresses of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto "
+        "the service believes (JSON list). Behind an untrusted proxy every caller has the proxy's address.")
+    auth_failures_free: int = Field(
+        default=10, ge=1, description="Wrong tokens or sign-ins an address (or a principal) may present before each "
+        "further one blocks it, for 1 s, then 2 s, 4 s… (answered 429 with Retry-After).")
+    auth_lockout_seconds: float = Field(
+        default=900.0, gt=0, description="The longest block after failed sign-ins or tokens (the lockout); failures "
+        "are forgotten this long after the last.")
     max_body_bytes: int = Field(default=1_000_000, gt=0, description="Largest request body the service reads.")
     body_timeout_seconds: float = Field(
         default=10.0, gt=0, description="How long the service waits for a request's whole body: a client that stops "

@@ -8,10 +8,14 @@ Every declared endpoint's request is read whole (up to `max_body_bytes`, else 41
 (403), each refusal with a message saying what to do; the principal then rides in the request's state for the
 endpoint to narrow its answer (`serving.access.principals`).
 
-The web app's pages (`/app`, `serving.web.app`) pass the same door: their sign-in cookie holds a token, checked here
-exactly as a bearer token is (same cache, so a revocation stops pages and API alike within `auth_cache_seconds`);
-the principal, or None for nobody signed in, rides in the request's state, and each page's own check (declared with
-the page, `serving.web.kit.page`) answers with the sign-in page or a refusal a person can read.
+The web app's pages (`/app`, `serving.web.app`) pass the same door: their cookie holds a server-side session's id
+(`serving.access.sessions`: never the token; idle and absolute timeouts; a revoked token ends its sessions), looked
+up here on every page; the principal, or None for nobody signed in (and why, for the sign-in page to say), rides in
+the request's state, and each page's own check (declared with the page, `serving.web.kit.page`) answers with the
+sign-in page or a refusal a person can read.
+
+Wrong tokens are slowed, then locked out, per address and per principal (`serving.access.limits`): a blocked caller
+is answered 429 with `Retry-After` before its token is even looked at.
 
 A body must arrive whole within `body_timeout_seconds` (else 408: a client that stops part-way no longer holds a
 worker, and the service's shutdown, for ever). It is judged before anything parses it: one that is not JSON (a
@@ -33,7 +37,9 @@ from http.cookies import CookieError, SimpleCookie
 
 from serving.access import observe
 from serving.access.declared import SESSION_COOKIE, STATIC_PREFIX, declaration, is_page, is_public
+from serving.access.limits import Limiter, address_key, principal_key, too_many
 from serving.access.principals import OPEN, Forbidden, Principal, open_principals, token_hash
+from serving.access.sessions import open_sessions
 from serving.settings import ServingSettings, get_settings
 
 #: No request of this service nests deeper than a few levels; a body nested deeper is refused before it is parsed.
@@ -69,9 +75,9 @@ async def _reply(send, status: int, message: str, headers: tuple = ()) -> None:
 
 
 class Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int = 0) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.retry_after = status, message, retry_after
 
 
 class AccessGuard:
@@ -81,13 +87,16 @@ class AccessGuard:
         self.app = app
         self.settings = settings or get_settings()
         self._known: dict[str, tuple[float, Principal]] = {}  # token hash → (checked at, principal)
+        self.limiter = Limiter.from_settings(self.settings)  # shared with the sign-in page (the scope's state)
 
     async def __call__(self, scope, receive, send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http":
             await self.app(scope, receive, send)
         elif is_page(path) and not path.startswith(STATIC_PREFIX) and (is_public(path) or declaration(path)):
-            scope.setdefault("state", {})["principal"] = self._page_principal(scope)
+            state = scope.setdefault("state", {})
+            state["principal"], state["signed_out_why"] = self._page_principal(scope)
+            state["limiter"] = self.limiter
             await self.app(scope, receive, send)
         elif is_public(path):
             await self.app(scope, receive, send)
@@ -106,6 +115,8 @@ class AccessGuard:
             self._authorise(principal, path, body, scope)
         except Refused as refused:
             extra = ((b"www-authenticate", b'Bearer realm="arrears"'),) if refused.status == 401 else ()
+            if refused.retry_after:
+                extra = (*extra, (b"retry-after", str(refused.retry_after).encode()))
             await _reply(send, refused.status, refused.message, extra)
             observe.log_request(rid, path, refused.status, started, principal and principal.name,
                                 principal and principal.role)
@@ -154,24 +165,42 @@ class AccessGuard:
         if scheme.lower() != "bearer" or not token.strip():
             raise Refused(401, "This service needs a token: send `Authorization: Bearer <token>` (an administrator "
                                "makes one with `arrears users add NAME --role ROLE`)")
-        return self._authenticated(token.strip())
+        address = address_key(scope, self.settings)
+        wait = self.limiter.retry_after(address)
+        if wait:
+            raise Refused(429, too_many(wait), wait)
+        try:
+            principal = self._authenticated(token.strip())
+        except Refused as refused:
+            self.limiter.failed(address, *self._holder_keys(token.strip()))
+            raise refused
+        wait = self.limiter.retry_after(principal_key(principal.name))
+        if wait:
+            raise Refused(429, too_many(wait), wait)
+        self.limiter.succeeded(principal_key(principal.name))
+        return principal
 
-    def _page_principal(self, scope) -> Principal | None:
-        """Who is signed in to the web app (its cookie's token), or None."""
+    def _holder_keys(self, token: str) -> tuple[str, ...]:
+        """The principal a wrong token names, if it is one of theirs (revoked or expired), as a limiter key."""
+        with open_principals(self.settings) as store:
+            found = store.db.query("SELECT DISTINCT name FROM principals WHERE token_hash = ?", [token_hash(token)])
+        return tuple(principal_key(str(name)) for name in found["name"])
+
+    def _page_principal(self, scope) -> tuple[Principal | None, str]:
+        """Who is signed in to the web app (its cookie's session), or None and why not ("" when nobody was)."""
         if not self.settings.auth_required:
-            return OPEN
+            return OPEN, ""
         cookies = SimpleCookie()
         try:
             cookies.load(dict(scope.get("headers") or []).get(b"cookie", b"").decode("latin-1"))
         except CookieError:
-            return None
-        token = cookies[SESSION_COOKIE].value.strip() if SESSION_COOKIE in cookies else ""
-        if not token:
-            return None
-        try:
-            return self._authenticated(token)
-        except Refused:
-            return None
+            return None, ""
+        session_id = cookies[SESSION_COOKIE].value.strip() if SESSION_COOKIE in cookies else ""
+        if not session_id:
+            return None, ""
+        with open_sessions(self.settings) as sessions:
+            found = sessions.find(session_id)
+        return found.principal, found.why
 
     def _authenticated(self, token: str) -> Principal:
         """The token's principal. A known token is checked against the database again after

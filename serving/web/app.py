@@ -3,11 +3,13 @@ code (`serving.runs.worklist.Worklister`, the forecast, KPI and monitoring funct
 each page declares the roles that may open it (`serving.access.declared`), and a case list holds only the
 principal's patches.
 
-Sign-in takes a token made by `arrears users add`; the page keeps it in an HttpOnly, SameSite=Strict cookie, and the
-service's door (`serving.access.door.AccessGuard`) checks it on every page as it checks a bearer token, so a revoked
-token stops working within the auth cache time. With auth open (the embedded demo) everyone is `access.OPEN`, and every
-page says so. Pages are server-rendered HTML (Jinja2, autoescaped) with SVG charts drawn on the server and no
-JavaScript; filters and sorting live in the URL, so a view can be bookmarked and shared.
+Sign-in takes a token made by `arrears users add` and starts a server-side session (`serving.access.sessions`): the
+HttpOnly, SameSite=Strict cookie holds the session's id, never the token, and the service's door
+(`serving.access.door.AccessGuard`) looks the session up on every page, so a revoked token, an idle or old session
+or a sign-out (which ends the person's sessions everywhere) stops the pages at once. With auth open (the embedded
+demo) everyone is `access.OPEN`, and every page says so. Pages are server-rendered HTML (Jinja2, autoescaped) with
+SVG charts drawn on the server and no JavaScript; filters and sorting live in the URL, so a view can be bookmarked
+and shared.
 """
 
 from __future__ import annotations
@@ -23,10 +25,20 @@ from starlette.staticfiles import StaticFiles
 
 from casework import cases, drafts
 from casework.policy import QUEUES
+from serving.access import limits, sessions
 from serving.access.declared import PAGE_ROOT as BASE
 from serving.access.declared import SESSION_COOKIE as COOKIE
 from serving.access.declared import may_use
-from serving.access.principals import AGGREGATES, CASEWORK, MODELLING, SUPERVISING, Principal, open_principals
+from serving.access.limits import Limiter
+from serving.access.principals import (
+    AGGREGATES,
+    CASEWORK,
+    MODELLING,
+    SUPERVISING,
+    Principal,
+    open_principals,
+    token_hash,
+)
 from serving.runs.experiments import ExperimentConfigError
 from serving.runs.jobs import monitoring_status
 from serving.settings import get_settings
@@ -51,28 +63,67 @@ log = logging.getLogger("arrears.web")
 
 
 async def signin_form(request: Request) -> Response:
-    return kit.page(request, "signin.html", None)
+    why = sessions.ended(request.query_params.get("ended", ""), get_settings())
+    return kit.page(request, "signin.html", None, notice=why)
+
+
+#: The limiter of an app served without the service's door (which otherwise shares its own through the request).
+_OWN_LIMITER: Limiter | None = None
+
+
+def _limiter(request: Request) -> Limiter:
+    global _OWN_LIMITER
+    found = getattr(request.state, "limiter", None)
+    if found is None:
+        _OWN_LIMITER = found = _OWN_LIMITER or Limiter.from_settings(get_settings())
+    return found
+
+
+def _too_many(request: Request, wait: int) -> Response:
+    response = kit.page(request, "signin.html", None, status=429, error=limits.too_many(wait))
+    response.headers["Retry-After"] = str(wait)
+    return response
 
 
 async def signin(request: Request) -> Response:
+    """Sign in with a token: a session starts (its id, not the token, in the cookie). Wrong tokens count against
+    the address (`serving.access.limits`): after a few, each waits longer, answered 429."""
+    settings, limiter = get_settings(), _limiter(request)
+    address = limits.address_key(request.scope, settings)
+    wait = limiter.retry_after(address)
+    if wait:
+        return _too_many(request, wait)
     form = await request.form()
     token = str(form.get("token", "")).strip()
-    with open_principals(get_settings()) as store:
+    with open_principals(settings) as store:
         principal = store.authenticate(token) if token else None
     if principal is None:
+        limiter.failed(address)
         return kit.page(request, "signin.html", None, status=401,
                      error="That token is not valid (or was revoked). Ask an admin for one: arrears users add.")
     if principal.role not in kit.HOME:  # a sending system's token: the outbox API, no pages
         return kit.page(request, "signin.html", None, status=403,
                         error=f"A {principal.role} token is for the service's API, not the web app.")
+    wait = limiter.retry_after(limits.principal_key(principal.name))
+    if wait:
+        return _too_many(request, wait)
+    limiter.succeeded(limits.principal_key(principal.name))
+    with sessions.open_sessions(settings) as store:
+        session_id = store.start(principal, via="token", token_hash=token_hash(token))
     response = RedirectResponse(BASE + kit.HOME[principal.role], status_code=303)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path=BASE)
+    sessions.set_session_cookie(response, request, session_id, settings)
     return response
 
 
 async def signout(request: Request) -> Response:
-    response = RedirectResponse(f"{BASE}/signin", status_code=303)
-    response.delete_cookie(COOKIE, path=BASE)
+    """Sign out: every session of the person ends (on every device), and the cookie goes."""
+    session_id = request.cookies.get(COOKIE, "")
+    if session_id:
+        with sessions.open_sessions(get_settings()) as store:
+            store.end_everywhere(session_id)
+    response = RedirectResponse(f"{BASE}/signin?ended=signed_out" if session_id else f"{BASE}/signin",
+                                status_code=303)
+    sessions.clear_session_cookie(response)
     return response
 
 

@@ -76,7 +76,8 @@ def allowed(request: Request, path: str) -> Principal | Response:
     answer instead: sign-in, or a refusal saying which pages are the principal's."""
     principal = signed_in(request)
     if principal is None:
-        return RedirectResponse(f"{BASE}/signin", status_code=303)
+        why = getattr(request.state, "signed_out_why", "")
+        return RedirectResponse(f"{BASE}/signin" + (f"?ended={why}" if why else ""), status_code=303)
     if not may_use(principal, BASE + path):
         mine = ", ".join(label for label, _ in nav(principal)) or "none"
         return message(request, principal, 403, "Not a page for your role",

@@ -325,7 +325,7 @@ def test_every_page_an_officer_visits_has_no_serious_accessibility_violation(sec
 def test_the_web_app_refuses_a_bad_token_and_a_revoked_one(secured) -> None:
     refused = secured["web"]["refused"]
     assert refused["bad_token_status"] == 401 and "not valid" in refused["bad_token_text"]
-    assert refused["before_revocation"] == 200 and refused["after_revocation_url"].endswith("/app/signin")
+    assert refused["before_revocation"] == 200 and refused["after_revocation_url"].endswith("/app/signin?ended=revoked")
 
 
 def test_an_officers_case_page_shows_the_statement_state_and_run_history(secured) -> None:
