@@ -38,7 +38,7 @@ from http.cookies import CookieError, SimpleCookie
 from serving.access import observe
 from serving.access.declared import SESSION_COOKIE, STATIC_PREFIX, declaration, is_page, is_public
 from serving.access.limits import Limiter, address_key, principal_key, too_many
-from serving.access.principals import OPEN, Forbidden, Principal, open_principals, token_hash
+from serving.access.principals import OPEN, Forbidden, NotAuthenticated, Principal, open_principals, token_hash
 from serving.access.sessions import open_sessions
 from serving.settings import ServingSettings, get_settings
 
@@ -211,11 +211,12 @@ class AccessGuard:
         known = self._known.get(key)
         if known is not None and now - known[0] < self.settings.auth_cache_seconds:
             return known[1]
-        with open_principals(self.settings) as store:
-            principal = store.authenticate(token)
-        if principal is None:
+        try:
+            with open_principals(self.settings) as store:
+                principal = store.verify(token)
+        except NotAuthenticated as exc:  # not known, revoked, or expired: the message says which and what to do
             self._known.pop(key, None)
-            raise Refused(401, "The token is not known or was revoked: ask an administrator for a new one")
+            raise Refused(401, str(exc)) from exc
         if len(self._known) > 10_000:  # tokens are few; never let the map grow without bound
             self._known.clear()
         self._known[key] = (now, principal)

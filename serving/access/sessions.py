@@ -26,7 +26,7 @@ from typing import Literal
 
 from features.db import Database, open_store
 from serving.access.declared import PAGE_ROOT, SESSION_COOKIE
-from serving.access.principals import Principal, stored_patches
+from serving.access.principals import Principal, stamp, stored_patches
 from serving.settings import ServingSettings
 
 TABLES = {"sessions": {"session_hash": "TEXT", "name": "TEXT", "role": "TEXT", "patches": "TEXT", "via": "TEXT",
@@ -88,8 +88,8 @@ class SessionStore:
     def find(self, session_id: str) -> Found:
         """The session's principal if it is live (and its last use noted), else None and why."""
         found = self.db.query("SELECT s.name, s.role, s.patches, s.via, s.token_hash, s.started_at, s.last_seen_at, "
-                              "s.ended_at, p.revoked_at, p.token_hash AS known_token FROM sessions s LEFT JOIN "
-                              "principals p ON p.token_hash = s.token_hash WHERE s.session_hash = ?",
+                              "s.ended_at, p.revoked_at, p.expires_at, p.token_hash AS known_token FROM sessions s "
+                              "LEFT JOIN principals p ON p.token_hash = s.token_hash WHERE s.session_hash = ?",
                               [_hash(session_id)])
         if found.empty:
             return Found(None, "")
@@ -98,7 +98,9 @@ class SessionStore:
             return Found(None, "signed_out")
         why = ""
         age, idle = now - datetime.fromisoformat(row["started_at"]), now - datetime.fromisoformat(row["last_seen_at"])
-        if row["via"] == "token" and (not isinstance(row["known_token"], str) or isinstance(row["revoked_at"], str)):
+        token_gone = (not isinstance(row["known_token"], str) or isinstance(row["revoked_at"], str)
+                      or (isinstance(row["expires_at"], str) and row["expires_at"] <= stamp(now)))
+        if row["via"] == "token" and token_gone:
             why = "revoked"
         elif age > timedelta(seconds=self.settings.session_absolute_seconds):
             why = "absolute"

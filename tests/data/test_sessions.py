@@ -128,6 +128,10 @@ def test_sign_out_ends_every_session_of_the_person_and_revocation_ends_theirs(se
             store.revoke("Olu Officer")
         assert tablet.get("/app/worklist").headers["location"] == "/app/signin?ended=revoked"
         assert _signed_in(admin)
+        with Database(settings.runs_database) as db:  # the admin's token reaches its expiry (a rotation's overlap)
+            db.execute("UPDATE principals SET expires_at = ? WHERE name = ?", ["2000-01-01T00:00:00+00:00",
+                                                                            "Ada Admin"])
+        assert admin.get("/app/worklist").headers["location"] == "/app/signin?ended=revoked"
 
 
 def test_wrong_tokens_back_off_per_address_then_the_right_one_waits_too(service) -> None:
