@@ -13,6 +13,7 @@ from features.store.refresh import refresh as refresh_features
 from monitoring import jobs as monitoring_jobs
 from monitoring.experiment_reports import experiments_job
 from monitoring.findings import Breach, JobResult
+from serving.privacy.retention import apply_retention
 from serving.runs.interventions import interventions
 from serving.runs.record import record_run
 from serving.settings import ServingSettings
@@ -92,3 +93,10 @@ def retrain(settings: ServingSettings, schedule: Schedule) -> JobResult:
     if promoted:
         outputs["worklist_run"] = record_run(settings).run["run_id"]
     return JobResult(outputs, breaches)
+
+
+def retention(settings: ServingSettings, schedule: Schedule) -> JobResult:
+    """Weekly: apply the retention schedule (serving/privacy/retention.yaml): ended tenancies past their time
+    pseudonymised, old worklist runs, unsent drafts, access-log entries and log files deleted; the rows changed per
+    store and table are the job's outputs and an entry in the audit trail."""
+    return JobResult(apply_retention(settings))

@@ -41,7 +41,7 @@ from serving.settings import ServingSettings
 SCHEDULE_FILE = Path(__file__).resolve().with_name("schedule.yaml")
 #: What each named job runs (a job in the file may name its own `call: module:function` instead).
 JOB_CALLS = {name: f"arrears.jobs:{name}"
-             for name in ("refresh", "drift", "bias", "performance", "experiments", "retrain")}
+             for name in ("refresh", "drift", "bias", "performance", "experiments", "retrain", "retention")}
 
 
 class ScheduleSettings(ServingSettings):

@@ -9,7 +9,20 @@ import sys
 
 import typer
 
-from arrears.cli import audit, case, data, experiment, home, models, monitor, relay, schedule, serving, users
+from arrears.cli import (
+    audit,
+    case,
+    data,
+    experiment,
+    home,
+    models,
+    monitor,
+    privacy,
+    relay,
+    schedule,
+    serving,
+    users,
+)
 
 app = typer.Typer(
     help="Arrears risk-scoring and prioritisation: feeds → ledger → Feast features → MLflow models → a BentoML "
@@ -29,6 +42,7 @@ app.add_typer(users.users_app, name="users")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(case.case_app, name="case")
 app.add_typer(experiment.experiment_app, name="experiment")
+app.add_typer(privacy.privacy_app, name="privacy")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -93,8 +93,9 @@ ROOMS = {
     "access": set(),
     "treasury": set(),
     "runs": {"access"},
-    "web": {"access", "runs", "treasury"},
-    "api": {"access", "runs", "treasury", "web"},
+    "privacy": {"access", "runs"},
+    "web": {"access", "runs", "treasury", "privacy"},
+    "api": {"access", "runs", "treasury", "web", "privacy"},
 }
 
 
