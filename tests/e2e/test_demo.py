@@ -30,7 +30,7 @@ def test_demo_runs_twice_then_worklist_and_info_work(tmp_path) -> None:
     status = subprocess.run([arrears, "monitor", "status", "--json"], env=env, capture_output=True, text=True)
     latest = {j["job"]: (j["last_run"] or {}).get("status") for j in json.loads(status.stdout)["jobs"]}
     assert latest == {"refresh": None, "drift": "succeeded", "bias": "succeeded", "performance": "succeeded",
-                      "experiments": None, "retrain": None}, latest
+                      "experiments": None, "retrain": None, "retention": None}, latest
     _the_printed_sign_ins_work(done.stdout, env)
     with open_ledger(info["ledger"]) as ledger:
         assert ledger.counts()["deliveries"] == 1  # the second run found the same files already ingested
