@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The Feast repository (declarations only) shipped with the code.
@@ -131,6 +131,8 @@ class FeatureSettings(BaseSettings):
         env = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
+            if isinstance(value, SecretStr):  # a secret as itself (str() of one is asterisks)
+                value = value.get_secret_value()
             if value is not None:
                 env[f"ARREARS_{name.upper()}"] = str(value)
         return env

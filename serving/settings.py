@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from casework.settings import CaseworkSettings
 from features.db import is_postgres
@@ -45,6 +45,23 @@ class ServingSettings(TrainingSettings, CaseworkSettings):
     auth_lockout_seconds: float = Field(
         default=900.0, gt=0, description="The longest block after failed sign-ins or tokens (the lockout); failures "
         "are forgotten this long after the last.")
+    oidc_issuer: str | None = Field(
+        default=None, description="Single sign-on: the OpenID Connect provider's issuer URL, exactly as its discovery "
+        "document says (docs/access.md). Unset: no single sign-on, tokens only.")
+    oidc_client_id: str | None = Field(default=None, description="This service's client id at the provider.")
+    oidc_client_secret: SecretStr | None = Field(default=None, description="This service's client secret.")
+    oidc_audience: str | None = Field(
+        default=None, description="The audience the provider's API access tokens (JWTs) name. Default: the client id.")
+    oidc_scopes: str = Field(default="openid profile email", description="Scopes the sign-in asks for (add the one "
+                             "that releases the groups claim, if the provider has one: `groups` on Okta, Keycloak).")
+    oidc_redirect_base: str | None = Field(
+        default=None, description="The service's public address, e.g. https://arrears.example.org: the provider sends "
+        "people back to <this>/app/sso/callback. Default: the address the request came to.")
+    oidc_groups: Path | None = Field(
+        default=None, description="The groups → role and patches mapping. Default: serving/access/oidc.yaml.")
+    oidc_provider_name: str = Field(default="single sign-on", description="The provider's name on the sign-in page.")
+    oidc_leeway_seconds: float = Field(
+        default=30.0, ge=0, description="Clock difference allowed when judging a provider token's expiry.")
     max_body_bytes: int = Field(default=1_000_000, gt=0, description="Largest request body the service reads.")
     body_timeout_seconds: float = Field(
         default=10.0, gt=0, description="How long the service waits for a request's whole body: a client that stops "
