@@ -183,7 +183,7 @@ class PrincipalStore:
         params: list[object] = [stamp(_now(now))]
         if name is not None:
             sql, params = sql + " AND name = ?", [*params, name]
-        return self.db.query(sql + " ORDER BY name, created_at DESC", params)
+        return self.db.query(sql + " ORDER BY name, rotated_at IS NOT NULL, created_at DESC", params)
 
     def active(self, name: str | None = None, now: datetime | None = None) -> pd.DataFrame:
         """The principals with a token that works now, one row each (its newest token's: role, patches, since,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from simulator import simulate_portfolio, write_portfolio
-from tests.support.cli import invoke, ok
+from tests.support.cli import cli_admin, invoke, ok
 from tests.support.deliveries import write_delivery
 from tests.support.homes import isolated_home
 
@@ -203,7 +203,8 @@ def _lives_over_http(served: Path) -> dict:
     from serving.settings import get_settings
 
     seen: dict = {}
-    with isolated_home(served / "home", ARREARS_AUTH="required", ARREARS_AUTH_CACHE_SECONDS="0"):
+    with isolated_home(served / "home", ARREARS_AUTH="required", ARREARS_AUTH_CACHE_SECONDS="0",
+                       ARREARS_CLI_PRINCIPALS=cli_admin()):
         listed = json.loads(ok("worklist", "--top", "400", "--json").stdout)
         as_of = pd.Timestamp(listed["as_of"])
         plain = [r for r in listed["rows"] if not r["state_reasons"] and r["protocol_step"] not in (None, "none")]
@@ -266,7 +267,7 @@ def test_letters_released_are_contacts_the_fourth_in_a_day_is_refused_and_the_ne
     tenancy, patch = plain[0]["tenancy_id"], plain[0]["patch"]
     # the service's day is the data's last day: the run made on it sees what people did "today"
     with isolated_home(served / "home", ARREARS_AUTH="required", ARREARS_AUTH_CACHE_SECONDS="0",
-                       ARREARS_TODAY=listed["as_of"][:10]):
+                       ARREARS_TODAY=listed["as_of"][:10], ARREARS_CLI_PRINCIPALS=cli_admin()):
         officer, supervisor = _token("lt-officer", "officer", patch), _token("lt-supervisor", "supervisor", patch)
         with running_server(get_settings()) as url, httpx.Client(base_url=url, timeout=120) as client:
             def post(token: str, path: str, **body) -> httpx.Response:

@@ -22,7 +22,7 @@ from serving.api import service  # noqa: F401 - its endpoints declare their role
 from serving.api.process import PROJECT_ROOT, running_server
 from serving.settings import get_settings
 from tests.support.browser import browse
-from tests.support.cli import ok
+from tests.support.cli import cli_admin, ok
 from tests.support.fuzz import fuzz_openapi
 from tests.support.homes import isolated_home
 
@@ -133,7 +133,8 @@ def secured(pipeline: dict) -> dict:
     tag, bento = _build_bento(pipeline["root"] / "bentoml")
     # the service's day is the data's last day: what people record is judged on the run's date (docs/casework.md)
     with isolated_home(pipeline["home"], ARREARS_AUTH="required", BENTOML_HOME=str(pipeline["root"] / "bentoml"),
-                       ARREARS_AUTH_CACHE_SECONDS="2", ARREARS_TODAY=pipeline["payload"]["as_of"][:10]):
+                       ARREARS_AUTH_CACHE_SECONDS="2", ARREARS_TODAY=pipeline["payload"]["as_of"][:10],
+                       ARREARS_CLI_PRINCIPALS=cli_admin()):
         principals = {"officer": [own], "supervisor": area} | {r: [] for r in ROLES if r not in PATCH_ROLES}
         tokens = {role: _token(f"test-{role}", role, mine) for role, mine in principals.items()}
         revoked = _token("test-revoked", "admin", [])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
+import json
+
 from click.testing import Result
 from typer.testing import CliRunner
 
@@ -24,3 +27,9 @@ def ok(*args: str) -> Result:
 def words(result: Result) -> str:
     """The output as one line (the console wraps long lines)."""
     return " ".join(result.output.split())
+
+
+def cli_admin(name: str = "test-operator") -> str:
+    """An `ARREARS_CLI_PRINCIPALS` mapping this login to an admin: with auth required the CLI acts as a named
+    principal, and a test's operator is this one (serving.access.cli_principal)."""
+    return json.dumps({getpass.getuser(): {"name": name, "role": "admin"}})
