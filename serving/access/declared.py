@@ -20,8 +20,9 @@ PAGE_ROOT, SESSION_COOKIE = "/app", "arrears_session"
 #: BentoML's own routes (health, metrics, the OpenAPI document and its viewer), open to anyone.
 SYSTEM_PATHS = frozenset({"/", "/docs.json", "/schema.json", "/livez", "/healthz", "/readyz", "/metrics"})
 SYSTEM_PREFIXES = ("/static_content/", "/assets/")
-#: The web app's pages open to anyone (signing in and out) and its static files.
-PUBLIC_PAGES = frozenset({PAGE_ROOT, PAGE_ROOT + "/", PAGE_ROOT + "/signin", PAGE_ROOT + "/signout"})
+#: The web app's pages open to anyone (signing in and out, single sign-on's start and return) and its static files.
+PUBLIC_PAGES = frozenset({PAGE_ROOT, PAGE_ROOT + "/", PAGE_ROOT + "/signin", PAGE_ROOT + "/signout",
+                          PAGE_ROOT + "/sso/login", PAGE_ROOT + "/sso/callback"})
 STATIC_PREFIX = PAGE_ROOT + "/static/"
 
 Kind = Literal["endpoint", "page"]

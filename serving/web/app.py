@@ -46,7 +46,7 @@ from serving.treasury.forecast import forecast_csv as as_csv
 from serving.treasury.forecast import served_forecast
 from serving.treasury.kpis import kpis_now
 from serving.web import casework as web_casework
-from serving.web import charts, kit, pages
+from serving.web import charts, kit, pages, sso
 from serving.web import models as web_models
 
 HERE = kit.HERE
@@ -64,7 +64,7 @@ log = logging.getLogger("arrears.web")
 
 async def signin_form(request: Request) -> Response:
     why = sessions.ended(request.query_params.get("ended", ""), get_settings())
-    return kit.page(request, "signin.html", None, notice=why)
+    return kit.page(request, "signin.html", None, notice=why, sso=sso.sso_name(get_settings()))
 
 
 #: The limiter of an app served without the service's door (which otherwise shares its own through the request).
@@ -298,6 +298,7 @@ ROUTES = [
     Route("/models", models),
     Route("/experiments", experiments),
     Route("/report", report),
+    *sso.ROUTES,
     *web_casework.ROUTES,
     *web_models.ROUTES,
     Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
