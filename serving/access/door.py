@@ -35,7 +35,7 @@ import re
 import time
 from http.cookies import CookieError, SimpleCookie
 
-from serving.access import observe
+from serving.access import observe, oidc
 from serving.access.declared import SESSION_COOKIE, STATIC_PREFIX, declaration, is_page, is_public
 from serving.access.limits import Limiter, address_key, principal_key, too_many
 from serving.access.principals import OPEN, Forbidden, NotAuthenticated, Principal, open_principals, token_hash
@@ -207,6 +207,11 @@ class AccessGuard:
         `auth_cache_seconds` (so a revocation takes effect within that time); an unknown one every time. The
         database is opened per check: a connection kept open between requests hung the service when an endpoint
         wrote to the same database."""
+        if oidc.configured(self.settings) and oidc.looks_like_jwt(token):
+            try:  # the identity provider's token: checked against its published keys each time, never cached
+                return oidc.principal_from_jwt(token, self.settings)
+            except oidc.InvalidToken as exc:
+                raise Refused(401, str(exc)) from exc
         key, now = token_hash(token), time.monotonic()
         known = self._known.get(key)
         if known is not None and now - known[0] < self.settings.auth_cache_seconds:
