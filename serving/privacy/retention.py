@@ -77,7 +77,7 @@ def _delete(db: Database, table: str, column: str, keys: list, dry_run: bool) ->
 def apply_retention(settings: ServingSettings, schedule: Retention | None = None, dry_run: bool = False,
                     now: datetime | None = None, actor: str = "scheduler", role: str = "system") -> dict:
     """Apply the schedule; what it did (or, dry, would do): rows per `store/table`, ended tenancies erased."""
-    schedule = schedule or load_retention(getattr(settings, "retention_file", None))
+    schedule = schedule or load_retention()
     now = (now or datetime.now(UTC)).astimezone(UTC)
     today = settings.today or now.date()
     counts: dict[str, int] = {}

@@ -18,6 +18,7 @@ from casework.drafts import REJECT_REASONS
 from serving.access.declared import PAGE_ROOT as BASE
 from serving.access.declared import may_use
 from serving.access.principals import CASEWORK, SUPERVISING, Principal
+from serving.privacy.access_log import record_reads
 from serving.runs import casefile, mycases
 from serving.runs.casework import roster
 from serving.runs.store import NoRun
@@ -28,11 +29,15 @@ REASSIGN_REASONS = ("workload", "absence", "continuity", "specialism", "other")
 
 
 def case_section(request: Request, principal: Principal, tenancy_id: str):
-    """The case page's casework (owner, actions, drafts, decisions), or None when it cannot be read."""
+    """The case page's casework (owner, actions, drafts, decisions), or None when it cannot be read. A read is
+    recorded in the access log (docs/privacy.md: who looked)."""
+    settings = kit.worklister(request).settings
     try:
-        return casefile.case_file(kit.worklister(request).settings, principal, tenancy_id)
+        section = casefile.case_file(settings, principal, tenancy_id)
     except (casefile.NotVisible, NoRun):
         return None
+    record_reads(settings, principal, [tenancy_id], "case_page")
+    return section
 
 
 def reassign_choices(request: Request, principal: Principal, section) -> dict | None:

@@ -204,7 +204,6 @@ def test_the_retention_schedule_removes_exactly_what_it_says(portfolio) -> None:
     settings, _ = portfolio
     schedule = Retention("test", ended_after_years=6, runs_after_days=400, keep_latest_runs=2,
                          drafts_after_days=730, access_after_days=730, logs_after_days=90)
-    hour = timedelta(hours=1)
     with open_ledger(settings.ledger) as ledger:
         register = ledger.query("SELECT tenancy_id, end_date FROM tenancy_register WHERE end_date IS NOT NULL")
     register = register[~register["tenancy_id"].map(is_pseudonym)]
@@ -214,28 +213,7 @@ def test_the_retention_schedule_removes_exactly_what_it_says(portfolio) -> None:
     today = (pd.Timestamp(limit) + pd.DateOffset(years=6)).date()
     expected_erased = set(register.loc[register["end_date"] < limit, "tenancy_id"])
 
-    stamp = {"inside": NOW - timedelta(days=400) + hour, "outside": NOW - timedelta(days=400) - hour}
-    with open_runs(settings) as store:
-        for seq, (name, at) in enumerate([("old_out", stamp["outside"]), ("old_in", stamp["inside"]),
-                                          ("latest_1", NOW - hour), ("latest_2", NOW)], start=10):
-            store.db.insert("worklist_runs", {"run_id": name, "run_seq": seq,
-                                              "recorded_at": at.replace(tzinfo=None).isoformat()})
-            store.db.insert("worklist_rows", {"run_id": name, "tenancy_id": "T-any", "patch": "p"})
-    with open_casework(settings) as db:
-        for draft_id, status, at in [("rej_out", "rejected", NOW - timedelta(days=730) - hour),
-                                     ("rej_in", "rejected", NOW - timedelta(days=730) + hour),
-                                     ("sent_out", "released", NOW - timedelta(days=730) - hour)]:
-            db.insert("drafts", {"draft_id": draft_id, "tenancy_id": "T-any", "status": status,
-                                 "created_at": at.isoformat()})
-    with open_access_log(settings) as log:
-        log.record("A", "officer", ["T-out"], "score", at=NOW - timedelta(days=730) - hour)
-        log.record("A", "officer", ["T-in"], "score", at=NOW - timedelta(days=730) + hour)
-    settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    for name, age in (("out.log", timedelta(days=90) + hour), ("in.log", timedelta(days=90) - hour)):
-        path = settings.logs_dir / name
-        path.write_text("{}\n")
-        os.utime(path, (time.time(), (NOW - age).timestamp()))
-
+    _aged_records(settings)
     settings = settings.model_copy(update={"today": today})
     dry = apply_retention(settings, schedule, dry_run=True, now=NOW)
     done = apply_retention(settings, schedule, now=NOW)
@@ -261,3 +239,33 @@ def test_the_retention_schedule_removes_exactly_what_it_says(portfolio) -> None:
     with open_audit(settings) as log:
         assert log.latest("retention_applied")["counts"] == counts
         assert log.verify().ok
+
+
+def _aged_records(settings) -> None:
+    """Runs, drafts, access-log reads and log files each just inside and just outside their limit."""
+    from casework.store import open_casework
+    from serving.privacy.access_log import open_access_log
+    from serving.runs.store import open_runs
+
+    hour = timedelta(hours=1)
+    stamp = {"inside": NOW - timedelta(days=400) + hour, "outside": NOW - timedelta(days=400) - hour}
+    with open_runs(settings) as store:
+        for seq, (name, at) in enumerate([("old_out", stamp["outside"]), ("old_in", stamp["inside"]),
+                                          ("latest_1", NOW - hour), ("latest_2", NOW)], start=10):
+            store.db.insert("worklist_runs", {"run_id": name, "run_seq": seq,
+                                              "recorded_at": at.replace(tzinfo=None).isoformat()})
+            store.db.insert("worklist_rows", {"run_id": name, "tenancy_id": "T-any", "patch": "p"})
+    with open_casework(settings) as db:
+        for draft_id, status, at in [("rej_out", "rejected", NOW - timedelta(days=730) - hour),
+                                     ("rej_in", "rejected", NOW - timedelta(days=730) + hour),
+                                     ("sent_out", "released", NOW - timedelta(days=730) - hour)]:
+            db.insert("drafts", {"draft_id": draft_id, "tenancy_id": "T-any", "status": status,
+                                 "created_at": at.isoformat()})
+    with open_access_log(settings) as log:
+        log.record("A", "officer", ["T-out"], "score", at=NOW - timedelta(days=730) - hour)
+        log.record("A", "officer", ["T-in"], "score", at=NOW - timedelta(days=730) + hour)
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    for name, age in (("out.log", timedelta(days=90) + hour), ("in.log", timedelta(days=90) - hour)):
+        path = settings.logs_dir / name
+        path.write_text("{}\n")
+        os.utime(path, (time.time(), (NOW - age).timestamp()))
