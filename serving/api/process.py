@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from serving.api.errors import GRACEFUL_SECONDS
 from serving.settings import ServingSettings
 
 SERVICE = "serving.api.service:ArrearsWorklist"
@@ -31,11 +32,13 @@ def free_port() -> int:
 
 
 def serve_command(port: int, host: str = "127.0.0.1", target: str = SERVICE) -> list[str]:
-    """`bentoml serve` of the service in this repo, or of `target` (a built Bento's tag)."""
+    """`bentoml serve` of the service in this repo, or of `target` (a built Bento's tag). On SIGTERM its requests in
+    flight get `GRACEFUL_SECONDS` to finish; a worker still running `STOP_SECONDS` after the signal ends itself
+    (`serving.api.errors`), so the whole process group is gone within 10 seconds."""
     bentoml = Path(sys.executable).with_name("bentoml")
     where = ["--working-dir", str(PROJECT_ROOT)] if target == SERVICE else []
     return [str(bentoml) if bentoml.exists() else "bentoml", "serve", target, "--host", host, "--port", str(port),
-            *where]
+            "--timeout-graceful-shutdown", str(GRACEFUL_SECONDS), *where]
 
 
 def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180.0) -> None:

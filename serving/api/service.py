@@ -27,6 +27,7 @@ from serving.access import observe
 from serving.access.declared import PAGE_ROOT, endpoint
 from serving.access.door import AccessGuard
 from serving.access.principals import AGGREGATES, CASEWORK, MODELLING, SENDING, SUPERVISING, Principal
+from serving.api.errors import FaultAnswer
 from serving.api.openapi import OpenApiTruth
 from serving.runs import casefile, mycases
 from serving.runs.answers import status_of
@@ -324,6 +325,7 @@ class ArrearsWorklist:
 
 # BentoML wraps the app in the middlewares in the order added: the door first (outermost), so nothing it refuses
 # reaches the document and error-body rewriting, nor the endpoints and pages behind them.
+ArrearsWorklist.add_asgi_middleware(FaultAnswer)  # outermost: a request id, a 500 for any fault, a bounded stop
 ArrearsWorklist.add_asgi_middleware(AccessGuard)
 ArrearsWorklist.add_asgi_middleware(OpenApiTruth)
 ArrearsWorklist.mount_asgi_app(web_app, path=PAGE_ROOT)  # the pages people use (serving/web/app.py)
