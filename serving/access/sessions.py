@@ -26,7 +26,7 @@ from typing import Literal
 
 from features.db import Database, open_store
 from serving.access.declared import PAGE_ROOT, SESSION_COOKIE
-from serving.access.principals import Principal, stamp, stored_patches
+from serving.access.principals import Principal, PrincipalStore, stamp, stored_patches
 from serving.settings import ServingSettings
 
 TABLES = {"sessions": {"session_hash": "TEXT", "name": "TEXT", "role": "TEXT", "patches": "TEXT", "via": "TEXT",
@@ -157,8 +157,6 @@ def _span(seconds: float) -> str:
 
 def open_sessions(settings: ServingSettings) -> AbstractContextManager[SessionStore]:
     # The principals table is joined on every lookup: make sure it exists too (a service with no users yet).
-    from serving.access.principals import PrincipalStore
-
     def both(db: Database) -> SessionStore:
         PrincipalStore(db).ensure_schema()
         return SessionStore(db, settings)
