@@ -22,7 +22,11 @@ from serving.runs.schemas import ActionKind, ContactChannel, ContactOutcome, Dra
 from serving.settings import get_settings
 
 case_app = typer.Typer(help="Casework: a case's owner, actions, drafts and decisions; officers' actions; drafts, "
-                       "approvals and release to the outbox (docs/casework.md).", no_args_is_help=True)
+                       "approvals and release to the outbox (docs/casework.md). Each verb acts as a named principal, "
+                       "held to its role and patches and named in the audit trail: your token (ARREARS_TOKEN, or "
+                       "--token), else your login mapped to a principal in ARREARS_CLI_PRINCIPALS. With "
+                       "ARREARS_AUTH=required one of them is needed; with auth open your login acts on every patch.",
+                       no_args_is_help=True)
 
 
 TokenOption = Annotated[str | None, typer.Option(

@@ -150,10 +150,14 @@ def require(principal: Principal, roles: Sequence[str], doing: str) -> Principal
 def administrator(settings: ServingSettings, token: str | None = None) -> Principal:
     """Who administers principals now: an admin by token or mapping; or, with auth open and nobody named, the
     login (as today); or, before any admin has a working token, the login (the bootstrap: it adds the first
-    admin). Anyone else is refused, saying what to do."""
+    admin). Anyone else is refused, saying what to do; a token given that does not work is refused, never passed
+    over for the bootstrap."""
+    given = (token or os.environ.get("ARREARS_TOKEN") or "").strip()
     try:
         principal = cli_principal(settings, token)
     except NotSignedIn:
+        if given:
+            raise
         with open_principals(settings) as store:
             if store.has_admin():
                 raise

@@ -68,6 +68,7 @@ def required(tmp_path: Path):
 
 def test_user_administration_needs_an_admin_after_the_first_and_names_who_did_it(required) -> None:
     login = getpass.getuser()
+    wrong = invoke("users", "add", "Ops admin", "--role", "admin", "--token", "arr_not-a-token")
     admin = _token("Ops admin", "--role", "admin")  # the bootstrap: no admin yet
     refused = invoke("users", "add", "Mail house", "--role", "sender")
     officer = _token("A. Officer", "--role", "officer", "--patch", "North-1", "--token", admin)
@@ -84,7 +85,8 @@ def test_user_administration_needs_an_admin_after_the_first_and_names_who_did_it
     assert refused.exit_code == 2 and f"the login {login!r} is not one" in words(refused)
     assert "ARREARS_TOKEN" in words(refused) and "users add NAME --role ROLE" in words(refused)
     assert by_officer.exit_code == 1 and "A. Officer (officer) may not administer principals" in words(by_officer)
-    assert bad.exit_code == 2 and "not known or was revoked" in words(bad)
+    for refusal in (wrong, bad):  # a token that does not work is refused, even before any admin exists
+        assert refusal.exit_code == 2 and "not known or was revoked" in words(refusal)
     new = rotated.stdout.strip().splitlines()[-1]
     assert new.startswith("arr_") and new != sender and "the old one works until" in words(rotated)
     assert [(p["name"], p["role"], p["patches"], p["last_used_at"] is None) for p in listed] == [
