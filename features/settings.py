@@ -16,7 +16,7 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Literal, TypeVar
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlencode, urlparse, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +33,12 @@ class FeatureSettings(BaseSettings):
         default=None,
         description="Ledger database. Default: an embedded DuckDB file under home. "
         "Production: postgresql://user@host:5432/db",
+    )
+    protected_url: str | None = Field(
+        default=None,
+        description="Database of the protected characteristics (bias monitoring only; features.protected). "
+        "Default: protected.sqlite beside an embedded ledger (owner-only), or the `<schema>_protected` schema of a "
+        "Postgres ledger's database. Production: a database or role only the bias job and admins hold.",
     )
     feast_profile: Literal["local", "production"] = Field(
         default="local",
@@ -76,6 +82,10 @@ class FeatureSettings(BaseSettings):
     @property
     def ledger(self) -> str:
         return self.ledger_url or f"duckdb:///{self.home / 'ledger.duckdb'}"
+
+    @property
+    def protected_database(self) -> str:
+        return self.protected_url or default_protected_url(self.ledger)
 
     @property
     def quarantine_dir(self) -> Path:
@@ -140,6 +150,20 @@ class FeatureSettings(BaseSettings):
     def child_process_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The whole environment of a child process: this one's, these settings (`child_env`), then `extra`."""
         return {**os.environ, **self.child_env(), **(extra or {})}
+
+
+def default_protected_url(ledger_url: str) -> str:
+    """Where the store is unless `ARREARS_PROTECTED_URL` says: an SQLite file beside an embedded ledger, a schema
+    of its own (the ledger's schema + `_protected`, else `protected`) in a Postgres ledger's database."""
+    if ledger_url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(ledger_url)
+        query = parse_qs(parts.query)
+        options = unquote(query.pop("options", [""])[0])
+        path = options.split("search_path=", 1)[1].split(",")[0].strip() if "search_path=" in options else ""
+        query["options"] = [f"-csearch_path={path}_protected" if path else "-csearch_path=protected"]
+        return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+    path = Path(ledger_url.split(":///", 1)[1])
+    return f"sqlite:///{path.parent / 'protected.sqlite'}"
 
 
 def _postgres_variables(url: str) -> dict[str, str]:
