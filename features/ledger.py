@@ -8,7 +8,8 @@ type come from its `Column`, so a new feed column needs no edit here. Money is s
 (`amount_pence`) so that a balance is an exact sum, never a float drift. Tenancies are a versioned register: a
 re-delivered tenancy whose content changed (a move-out date, a rent change) is kept as a new version, never
 overwritten; `tenancy_register` is the latest version of each. Transactions and events are immutable: the same id
-with different content is a conflict, decided by ingestion.
+with different content is a conflict, decided by ingestion. The register's protected characteristics
+(`MONITORING_ONLY_COLUMNS`) are never ledger columns: they are kept apart (`features.protected`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from collections.abc import Sequence
 import pandas as pd
 
 from features.db import Database
-from features.feeds.contract import FEEDS, FeedSpec
+from features.feeds.contract import FEEDS, MONITORING_ONLY_COLUMNS, FeedSpec
 from features.feeds.rules import content_hash
 
 
 def feed_table(spec: FeedSpec) -> dict[str, str]:
-    """A feed's ledger table: its key, the row's content hash and delivery, then every other column (SQL types)."""
-    columns = {c.ledger_name: c.sql_type for c in spec.schema}
+    """A feed's ledger table: its key, the row's content hash and delivery, then every other column (SQL types)
+    except the protected characteristics, which are kept apart (`features.protected`)."""
+    columns = {c.ledger_name: c.sql_type for c in spec.schema if c.name not in MONITORING_ONLY_COLUMNS}
     table = {name: columns[name] for name in spec.key}
     table |= {"content_hash": "TEXT", "delivery_seq": "BIGINT"}
     return table | {name: sql for name, sql in columns.items() if name not in table}
@@ -48,8 +50,10 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 #: How rows' content hashes are computed (`features.feeds.rules.content_hash`); a ledger holding an older format
-#: has its hashes recomputed from its rows when it is first opened for writing. Format 1 hashed in pandas.
-HASH_FORMAT = "2"
+#: has its hashes recomputed from its rows when it is first opened for writing. Format 1 hashed in pandas; format 3
+#: leaves the protected characteristics out (a digest over them and the register's other columns would tell them to
+#: anyone who can read the register and try the few values each has).
+HASH_FORMAT = "3"
 
 #: The identity of a row within its feed (what makes two rows "the same row").
 ROW_IDENTITY: dict[str, tuple[str, ...]] = {name: spec.key for name, spec in FEEDS.items()}
@@ -120,6 +124,11 @@ class Ledger(Database):
                 for index in ("transactions_tenancy", "events_tenancy"):
                     self.execute(f"DROP INDEX IF EXISTS {index}")
             for name, spec in FEEDS.items():
+                if spec.versioned:  # versions that differed only in what the hash no longer reads: the latest stays
+                    key = ", ".join(spec.key)
+                    self.execute(f"DELETE FROM {name} WHERE ({key}, delivery_seq) IN (SELECT {key}, delivery_seq FROM "
+                                 f"(SELECT {key}, delivery_seq, row_number() OVER (PARTITION BY {key}, "
+                                 f"{content_hash(spec)} ORDER BY delivery_seq DESC) AS k FROM {name}) v WHERE k > 1)")
                 if self.backend == "duckdb":
                     self.execute(f"CREATE TABLE _rehashed AS SELECT * REPLACE ({content_hash(spec)} AS content_hash) "
                                  f"FROM {name}")
@@ -130,6 +139,28 @@ class Ledger(Database):
             self.execute(_REGISTER_VIEW)
             self.execute("DELETE FROM ledger_meta WHERE name = 'hash_format'")
             self.execute("INSERT INTO ledger_meta VALUES ('hash_format', ?)", [HASH_FORMAT])
+
+    def protected_columns(self) -> list[str]:
+        """The protected characteristics a ledger made before they were kept apart still holds as register columns
+        (`features.protected.move_from_ledger` moves them out)."""
+        held = self.columns_of("tenancies")
+        return [c for c in MONITORING_ONLY_COLUMNS if c in held]
+
+    def drop_protected_columns(self) -> None:
+        """Drop those columns (on DuckDB the table is rebuilt without them), the register view following."""
+        held = self.protected_columns()
+        if not held:
+            return
+        with self.transaction():
+            self.execute("DROP VIEW IF EXISTS tenancy_register")
+            if self.backend == "duckdb":
+                self.execute(f"CREATE TABLE _kept AS SELECT * EXCLUDE ({', '.join(held)}) FROM tenancies")
+                self.execute("DROP TABLE tenancies")
+                self.execute("ALTER TABLE _kept RENAME TO tenancies")
+            else:
+                for column in held:
+                    self.execute(f"ALTER TABLE tenancies DROP COLUMN {column}")
+            self.execute(_REGISTER_VIEW)
 
     def duckdb_connection(self):
         """The DuckDB connection itself, for ingestion's SQL over a whole delivery (embedded ledgers only)."""
@@ -227,8 +258,9 @@ def open_ledger(url: str, read_only: bool = False) -> Ledger:
 
 
 def register_attributes(url: str, tenancy_ids: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
-    """tenancy_id and those of `columns` the tenancy register holds with any value, for the given tenancies: the
-    groups bias checks cut by (the training bias gate, the served-bias report). Never a model's input."""
+    """tenancy_id and those of `columns` the tenancy register holds with any value, for the given tenancies. The
+    groups bias checks cut by come through `features.protected.monitoring_attributes`, which adds the protected
+    characteristics (never register columns). Never a model's input."""
     with open_ledger(url, read_only=True) as ledger:
         register = ledger.read_table("tenancy_register")
     present = [c for c in columns if c in register and register[c].notna().any()]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.ledger import register_attributes
+from features.protected import monitoring_attributes
 from monitoring.bias import ATTRIBUTES, served_bias, write_bias_report
 from monitoring.cash import accuracy_by_horizon, forecast_accuracy, write_cash_report
 from monitoring.datasets import DriftInputs, champion_drift_inputs, like_with_like_inputs
@@ -49,7 +49,7 @@ def _segment_drift(settings: ServingSettings, inputs: DriftInputs, thresholds: T
     added to the Evidently workspace: its local form reloads every kept report each time it is opened (5 MB a
     report: ten groups a week made opening it take minutes within months); their figures stay in the job log."""
     ids = sorted(set(inputs.current["tenancy_id"]) | set(inputs.reference["tenancy_id"]))
-    groups = register_attributes(settings.ledger, ids, thresholds.drift_segments).set_index("tenancy_id")
+    groups = monitoring_attributes(settings, ids, thresholds.drift_segments).set_index("tenancy_id")
     summaries, breaches = [], []
     for attribute in groups.columns:
         current_group = inputs.current["tenancy_id"].map(groups[attribute])
@@ -122,7 +122,7 @@ def bias_job(settings: ServingSettings, thresholds: Thresholds) -> JobResult:
         rows = store.rows(latest["run_id"])
         matured = _latest_matured_run(settings, store)
     every = set(rows["tenancy_id"]) | (set(matured[1]["tenancy_id"]) if matured else set())
-    groups = register_attributes(settings.ledger, sorted(every), ATTRIBUTES)  # one read for both reports
+    groups = monitoring_attributes(settings, sorted(every), ATTRIBUTES)  # one read for both reports
     capacity = int(latest["patch_capacity"])
     out = report_dir(settings, "bias", pd.Timestamp(latest["as_of"]))
     served = served_bias(rows, groups[groups["tenancy_id"].isin(rows["tenancy_id"])], capacity)

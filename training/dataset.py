@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.feeds.contract import MONITORING_ONLY_COLUMNS
-from features.ledger import register_attributes
+from features.protected import monitoring_attributes
 from features.settings import FeatureSettings
 from features.store.exact import Coverage, day_stamps, exact_snapshots
 from features.store.feast import historical_features, open_store, service_feature_names
@@ -101,7 +101,7 @@ def thin_weeks(labels: pd.DataFrame, as_of: pd.DatetimeIndex, every_weeks: int) 
 
 def monitoring_groups(settings: FeatureSettings, tenancy_ids: pd.Series) -> pd.DataFrame:
     """The monitoring-only attributes of the tenancies (never features): the bias gate's input. May be empty."""
-    return register_attributes(settings.ledger, tenancy_ids, MONITORING_ONLY_COLUMNS)
+    return monitoring_attributes(settings, tenancy_ids, MONITORING_ONLY_COLUMNS)
 
 
 @dataclass(frozen=True)

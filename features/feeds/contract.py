@@ -132,7 +132,8 @@ class FeedSpec:
     is_required_feed: bool = False
     versioned: bool = False
     #: The column order a row's content hash is computed in, when it is not the schema's: ledgers already hold
-    #: hashes computed in this order, so it never changes (new columns are `since` > 1 and hash separately).
+    #: hashes computed in this order, so it never changes (new columns are `since` > 1 and hash separately). The
+    #: protected characteristics are never hashed (`features.ledger.HASH_FORMAT` 3): they are kept apart.
     hash_order: tuple[str, ...] = ()
 
     @property
@@ -193,8 +194,7 @@ TENANCIES = FeedSpec(
     is_required_feed=True,
     versioned=True,
     hash_order=("tenancy_id", "patch", "start_date", "end_date", "rent_amount", "rent_frequency", "benefit_type",
-                "vulnerable", "property_id", "tenure_type", "payment_method", "preferred_channel", "language",
-                *MONITORING_ONLY_COLUMNS),
+                "vulnerable", "property_id", "tenure_type", "payment_method", "preferred_channel", "language"),
 )
 
 TRANSACTIONS = FeedSpec(

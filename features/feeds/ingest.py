@@ -7,6 +7,11 @@ value). `read == accepted + duplicate + quarantined` for every feed, every time.
 A delivery that cannot be read at all (unknown file, missing required column, wrong delimiter, empty file) is
 refused whole with `DeliveryRefused`, and nothing is written. Everything else happens in one database
 transaction, so a crash part-way leaves the ledger as it was.
+
+The register's protected characteristics (`contract.MONITORING_ONLY_COLUMNS`) never enter the ledger: each
+tenancy's values, from the rows that are its current register version, go to their own store
+(`features.protected`), written just before the ledger commits (a delivery that fails after leaves its values there,
+the same ones it writes when it is run again). A ledger that still holds them as columns has them moved out first.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import pyarrow as pa
 from features.crash import crash_point
 from features.feeds import contract, rules
 from features.ledger import TABLES, Ledger
-from features.settings import FeatureSettings
+from features.protected import move_from_ledger, open_protected
+from features.settings import FeatureSettings, default_protected_url
 
 # DuckDB (0.3 s to import) is imported where a delivery is read: the CLI imports this module for every command.
 
@@ -339,6 +345,7 @@ class _Staged:
     width: int  #: its columns
     first_line: int
     summary: FeedSummary
+    protected: tuple[str, ...] = ()  #: the protected characteristics the file carries
 
 
 def _stage(ws: _Workspace, feed: str, path: Path, clock: Clock) -> _Staged:
@@ -359,7 +366,8 @@ def _stage(ws: _Workspace, feed: str, path: Path, clock: Clock) -> _Staged:
             f"{path.name} cannot be read as UTF-8 CSV ({detail}); re-export it as UTF-8 CSV.") from exc
     summary = FeedSummary(feed=feed, file=path.name, read=ws.scalar(f"SELECT count(*) FROM {table}"),
                           ignored_columns=ignored)
-    return _Staged(feed, path, table, source, len(names), first_line, summary)
+    carried = tuple(c for c in contract.MONITORING_ONLY_COLUMNS if c in columns and not columns[c].startswith("CAST"))
+    return _Staged(feed, path, table, source, len(names), first_line, summary, carried)
 
 
 # -- deciding each clean row against the delivery and the ledger -------------------------------------------------
@@ -394,11 +402,15 @@ def _drop_repeats(ws: _Workspace, feed: str, remaining: str, drops: str) -> None
     with different content is untrustworthy. Keys seen more than once are found first (usually none)."""
     spec = contract.FEEDS[feed]
     keys = ", ".join(spec.key)
+    # The protected characteristics are not in the ledger's hash, but two rows differing in them are still variants.
+    variant = "concat_ws(chr(31), content_hash, " + ", ".join(
+        f"coalesce({c}, '')" for c in contract.MONITORING_ONLY_COLUMNS) + ")" if feed == "tenancies" else \
+        "content_hash"
     repeated = ws.temp_table(f"_repeated_{feed}",
                              f"SELECT {keys} FROM {remaining} GROUP BY {keys} HAVING count(*) > 1")
     if not ws.scalar(f"SELECT count(*) FROM {repeated}"):
         return
-    ws.run(f"INSERT INTO {drops} WITH g AS (SELECT {keys}, min(content_hash) <> max(content_hash) AS variant, "
+    ws.run(f"INSERT INTO {drops} WITH g AS (SELECT {keys}, min({variant}) <> max({variant}) AS variant, "
            f"min(rid) AS first FROM {remaining} SEMI JOIN {repeated} USING ({keys}) GROUP BY {keys}) "
            f"SELECT r.rid, CASE WHEN g.variant THEN 'quarantine' ELSE 'duplicate' END, "
            f"CASE WHEN g.variant THEN '{spec.key[0]}' END, CASE WHEN g.variant THEN {rules.lit(_VARIANTS)} END "
@@ -463,7 +475,8 @@ def _lines(ws: _Workspace, staged: _Staged, found: str) -> str:
 
 
 def ingest_delivery(ledger: Ledger, delivery_dir: Path, quarantine_dir: Path,
-                    clock: Clock | None = None, memory_limit: str = "2GB") -> IngestSummary:
+                    clock: Clock | None = None, memory_limit: str = "2GB",
+                    protected_url: str | None = None) -> IngestSummary:
     """Load one delivery into the ledger. Raises DeliveryRefused (writing nothing) if it cannot be read.
 
     Postings and events dated after `clock.today` (default: the system date) by more than its tolerance are
@@ -474,10 +487,14 @@ def ingest_delivery(ledger: Ledger, delivery_dir: Path, quarantine_dir: Path,
     ingest killed after its commit and run again, nothing new is recorded and that delivery's summary is returned
     (`already_ingested`), its quarantine files written if they are missing. A delivery re-sent after others is
     ingested again: its rows are duplicates, and rows quarantined for an unknown tenancy may now be accepted.
+
+    `protected_url`: the protected characteristics' store (default `ARREARS_PROTECTED_URL`, else beside the ledger).
     """
     delivery_dir = Path(delivery_dir)
     clock = clock or Clock(date.today())
     files = discover_feeds(delivery_dir)
+    protected_url = protected_url or FeatureSettings().protected_url or default_protected_url(ledger.url)
+    move_from_ledger(ledger, protected_url)
     fingerprint = delivery_fingerprint(files, clock)
     last = ledger.latest_delivery()
     if last is not None and last.get("fingerprint") == fingerprint:
@@ -487,7 +504,7 @@ def ingest_delivery(ledger: Ledger, delivery_dir: Path, quarantine_dir: Path,
     ws = _Workspace(ledger, memory_limit, Path(quarantine_dir).parent / ".ingest_spill")
     try:
         staged = {feed: _stage(ws, feed, files[feed], clock) for feed in contract.LOAD_ORDER if feed in files}
-        summary = _load(ledger, ws, staged, delivery_dir, quarantine_dir, fingerprint)
+        summary = _load(ledger, ws, staged, delivery_dir, quarantine_dir, fingerprint, protected_url)
     finally:
         ws.close()
     crash_point("ingest:committed")
@@ -496,8 +513,9 @@ def ingest_delivery(ledger: Ledger, delivery_dir: Path, quarantine_dir: Path,
 
 
 def _load(ledger: Ledger, ws: _Workspace, staged: dict[str, _Staged], delivery_dir: Path, quarantine_dir: Path,
-          fingerprint: str) -> IngestSummary:
-    """Everything the ledger records about one delivery, in one transaction."""
+          fingerprint: str, protected_url: str) -> IngestSummary:
+    """Everything the ledger records about one delivery, in one transaction (the protected characteristics, in their
+    own store, just before it commits)."""
     with ledger.transaction():
         seq = ledger.next_delivery_seq()
         for feed, stage in staged.items():
@@ -509,12 +527,30 @@ def _load(ledger: Ledger, ws: _Workspace, staged: dict[str, _Staged], delivery_d
                 stage.summary.quarantine_file = str(_quarantine_path(quarantine_dir, seq, delivery_dir, feed))
         summary = IngestSummary(str(delivery_dir), seq, {f: s.summary for f, s in staged.items()})
         crash_point("ingest:writing")  # rows written, not committed
+        if "tenancies" in staged and staged["tenancies"].protected:
+            with open_protected(protected_url) as store:
+                store.record(_protected_rows(ledger, ws, staged["tenancies"]), seq, staged["tenancies"].protected)
         ledger.insert("deliveries", pd.DataFrame([{
             "delivery_seq": seq, "delivery_id": delivery_dir.name, "source": str(delivery_dir.resolve()),
             "ingested_at": datetime.now(UTC).replace(tzinfo=None),
             "summary_json": json.dumps(summary.to_dict()), "fingerprint": fingerprint,
         }]))
     return summary
+
+
+def _protected_rows(ledger: Ledger, ws: _Workspace, staged: _Staged) -> pd.DataFrame:
+    """The protected characteristics of the delivery's tenancy rows that are now their tenancy's current register
+    version (accepted, or a re-sent copy of it): a re-sent older version changes nothing, as in the register."""
+    columns = ", ".join(contract.MONITORING_ONLY_COLUMNS)
+    rows = ws.con.execute(
+        f"SELECT DISTINCT tenancy_id, content_hash, {columns} FROM (SELECT rowid AS rid, * FROM {staged.table} "
+        f"WHERE problems IS NULL) s ANTI JOIN (SELECT rid FROM _drop_tenancies WHERE kind = 'quarantine') d "
+        "ON d.rid = s.rid").df()
+    if rows.empty:
+        return rows
+    current = ledger.read_for_tenancies("tenancy_register", rows["tenancy_id"].unique().tolist())
+    current = current[["tenancy_id", "content_hash"]]
+    return rows.merge(current, on=["tenancy_id", "content_hash"]).drop(columns="content_hash")
 
 
 def _write_quarantine_files(ledger: Ledger, summary: IngestSummary, quarantine_dir: Path, delivery_dir: Path) -> None:

@@ -378,3 +378,76 @@ def test_quarantine_lines_are_the_files_lines_in_a_delivery_read_in_parallel(tmp
     expected = sorted([*(i + 2 for i in bad), 7 + 2, n + 1])  # line 1 is the header
     assert quarantine["line"].tolist() == expected
     assert set(quarantine.loc[quarantine["column_name"] == "amount", "value"]) == {"abc"}
+
+
+def _protected(ledger_url: str) -> pd.DataFrame:
+    from features.protected import TABLE, open_protected
+    from features.settings import default_protected_url as default_url
+
+    with open_protected(default_url(ledger_url)) as store:
+        return store.db.query(f"SELECT * FROM {TABLE} ORDER BY tenancy_id").set_index("tenancy_id")
+
+
+def test_protected_characteristics_are_kept_apart_from_the_ledger(ledger_url: str, tmp_path: Path) -> None:
+    """They go to their own store (an owner-only file beside an embedded ledger), never a ledger column or a digest
+    the register keeps; a change only in them updates that store, a re-sent older version changes nothing."""
+    import stat
+
+    from features.feeds.contract import MONITORING_ONLY_COLUMNS
+    from features.settings import default_protected_url as default_url
+
+    delivery = write_delivery(tmp_path / "d1", **V1_DELIVERY)
+    first, _, _, _ = ingest(ledger_url, delivery, tmp_path)
+    with open_ledger(ledger_url) as ledger:
+        for table in ("tenancies", "tenancy_register"):
+            assert not set(MONITORING_ONLY_COLUMNS) & set(ledger.read_table(table).columns), table
+    held = _protected(ledger_url)
+    assert held.loc["T1", "age_band"] == "25-34" and held.loc["T2", "age_band"] is None
+    assert held["delivery_seq"].tolist() == [1, 1]
+    if ledger_url.startswith("duckdb"):
+        path = Path(default_url(ledger_url).removeprefix("sqlite:///"))
+        assert path.parent == Path(ledger_url.removeprefix("duckdb:///")).parent
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert ingest(ledger_url, delivery, tmp_path)[0].already_ingested
+    pd.testing.assert_frame_equal(_protected(ledger_url), held)
+
+    older = V1_DELIVERY["tenancies"].replace("true,25-34", "true,35-44")
+    summary, _, _, _ = ingest(ledger_url, write_delivery(tmp_path / "d2", tenancies=older), tmp_path)
+    assert (summary.feeds["tenancies"].accepted, summary.feeds["tenancies"].duplicate) == (0, 2)
+    assert _protected(ledger_url).loc["T1", "age_band"] == "35-44"
+    moved = older.replace("T1,North,2024-01-01,,", "T1,North,2024-01-01,2024-09-30,").replace("35-44", "45-54")
+    summary, _, _, _ = ingest(ledger_url, write_delivery(tmp_path / "d3", tenancies=moved), tmp_path)
+    assert summary.feeds["tenancies"].accepted == 1 and _protected(ledger_url).loc["T1", "age_band"] == "45-54"
+    resent, _, _, _ = ingest(ledger_url, write_delivery(tmp_path / "d4", **V1_DELIVERY), tmp_path)
+    assert resent.feeds["tenancies"].duplicate == 2 and all(f.reconciles for f in resent.feeds.values())
+    assert _protected(ledger_url).loc["T1", "age_band"] == "45-54"  # an older version re-sent: as in the register
+    variants = older + "T1,North,2024-01-01,,100.00,weekly,P1,housing_benefit,true,55-64\n"
+    summary, _, _, _ = ingest(ledger_url, write_delivery(tmp_path / "d5", tenancies=variants), tmp_path)
+    assert summary.feeds["tenancies"].quarantined == 2 and summary.feeds["tenancies"].reconciles
+
+
+def test_a_ledger_holding_protected_columns_has_them_moved_out_at_the_next_ingest(ledger_url: str,
+                                                                                  tmp_path: Path) -> None:
+    from features.protected import TABLE, open_protected
+    from features.settings import default_protected_url as default_url
+
+    delivery = write_delivery(tmp_path / "d1", **V1_DELIVERY)
+    with open_ledger(ledger_url) as ledger:  # made the way a ledger was before: the columns in the register
+        ingest_delivery(ledger, delivery, tmp_path / "q")
+        ledger.execute("DROP VIEW tenancy_register")
+        for column in ("age_band", "sex"):
+            ledger.execute(f"ALTER TABLE tenancies ADD COLUMN {column} TEXT")
+        ledger.execute("UPDATE tenancies SET age_band = '25-34', sex = 'F' WHERE tenancy_id = 'T1'")
+        ledger.execute(_REGISTER_VIEW)
+        ledger.execute("UPDATE ledger_meta SET value = '2' WHERE name = 'hash_format'")
+    with open_protected(default_url(ledger_url)) as store:
+        store.db.execute(f"DELETE FROM {TABLE}")
+    with open_ledger(ledger_url) as ledger:
+        assert ledger.protected_columns() == ["age_band", "sex"]
+        other = "transaction_id,tenancy_id,posted_date,type,amount\nX9,T1,2024-01-10,payment,-1.00\n"
+        ingest_delivery(ledger, write_delivery(tmp_path / "other", transactions=other), tmp_path / "q")
+        assert ledger.protected_columns() == [] and "age_band" not in ledger.read_table("tenancy_register")
+        resent = ingest_delivery(ledger, delivery, tmp_path / "q")
+    assert resent.feeds["tenancies"].duplicate == 2
+    held = _protected(ledger_url)
+    assert (held.loc["T1", "age_band"], held.loc["T1", "sex"]) == ("25-34", "F")

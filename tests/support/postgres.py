@@ -31,3 +31,4 @@ def drop_schema(schema: str | None) -> None:
 
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as con:
             con.execute(f"DROP SCHEMA {schema} CASCADE")
+            con.execute(f"DROP SCHEMA IF EXISTS {schema}_protected CASCADE")  # features.protected's, beside it
