@@ -3,8 +3,10 @@ erasure pseudonymises (docs/privacy.md lists the same stores and says why each i
 
 Stores: the ledger (`ARREARS_LEDGER_URL`: the feeds' rows and quarantine), the runs database (recorded worklist rows,
 payments seen, experiment assignments, the access log), the case store (owners, officers' actions, drafts and
-letters, the outbox, delivery receipts, restrictions, dead letters, the audit trail) and the offline feature store
-(weekly snapshots, and the live file the worklist ranks). Erasure replaces the tenancy id by its keyed pseudonym
+letters, the outbox, delivery receipts, restrictions, dead letters, the audit trail), the offline feature store
+(weekly snapshots, and the live file the worklist ranks) and the protected characteristics' own store
+(`ARREARS_PROTECTED_URL`, `features.protected`: read here for the export and pseudonymised by erasure, never
+otherwise by serving). Erasure replaces the tenancy id by its keyed pseudonym
 (`casework.subjects`) in every one of them, texts that quote it included; the audit trail is chained over that
 pseudonym already, so it still verifies. Each store is changed in its own transaction: an erasure cut short is
 finished by running it again (what was done before no longer matches the old id).
@@ -32,6 +34,8 @@ from casework.store import open_audit, open_casework
 from casework.subjects import pseudonym
 from features.db import Database
 from features.ledger import open_ledger
+from features.protected import TABLE as PROTECTED_TABLE
+from features.protected import open_protected
 from features.store.offline import SNAPSHOT_TABLE, live_path, snapshot_path
 from serving.privacy.access_log import open_access_log
 from serving.runs.store import open_runs
@@ -64,6 +68,7 @@ HOLDINGS: tuple[Holding, ...] = (
     Holding("casework", "outbox", texts=("text",), key="draft_id"),
     Holding("casework", "delivery_receipts"), Holding("casework", "privacy_restrictions"),
     Holding("casework", "audit_log"),
+    Holding("protected", PROTECTED_TABLE),
 )
 #: Held elsewhere, and not by this service's stores: what the export's manifest says of them.
 NOT_HERE = {
@@ -78,8 +83,8 @@ NOT_HERE = {
 def opened(settings: ServingSettings) -> Iterator[dict[str, Database]]:
     """Each store's database, its schema made sure of."""
     with open_ledger(settings.ledger) as ledger, open_runs(settings) as runs, open_casework(settings) as casework, \
-            open_access_log(settings):
-        yield {"ledger": ledger, "runs": runs.db, "casework": casework}
+            open_access_log(settings), open_protected(settings.protected_database) as protected:
+        yield {"ledger": ledger, "runs": runs.db, "casework": casework, "protected": protected.db}
 
 
 def _has(db: Database, table: str) -> bool:

@@ -1,7 +1,9 @@
 """Privacy rights on real stores, on both profiles (embedded: DuckDB ledger, SQLite runs and case store; production:
 all on Postgres): the subject access export holds every row each store returns for the tenancy, erasure leaves no
 store returning the old id while the audit trail verifies, a restriction stops drafts and scoring, and the
-retention schedule removes exactly what it says (a record just inside its limit stays, just outside goes).
+retention schedule removes exactly what it says (a record just inside its limit stays, just outside goes). The
+protected characteristics' own store (an owner-only SQLite file beside the ledger; on Postgres the URL set apart) is
+one of the stores, and the features, the worklist rows and the case file never carry them.
 
 The direct queries here are written apart from `serving.privacy.holdings`, table by table, so the export and the
 erasure are checked against the stores, not against themselves."""
@@ -29,6 +31,7 @@ RUNS = {"worklist_rows": "run_id", "worklist_payments": "transaction_id", "exper
         "access_log": "access_id"}
 CASEWORK = {"case_owners": "owner", "case_actions": "action_id", "drafts": "draft_id", "outbox": "draft_id",
             "delivery_receipts": "message_id", "privacy_restrictions": "restricted_at", "audit_log": "seq"}
+PROTECTED = {"protected_characteristics": "delivery_seq"}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -37,8 +40,10 @@ def profile(request, tmp_path_factory):
     if request.param == "postgres":
         ledger_url, schema = create_schema("privacy")
         case_url, case_schema = create_schema("privacy_case")
-        schemas += [schema, case_schema]
-        variables = {"ARREARS_LEDGER_URL": ledger_url, "ARREARS_CASEWORK_URL": case_url}
+        protected_url, protected_schema = create_schema("privacy_protected")
+        schemas += [schema, case_schema, protected_schema]
+        variables = {"ARREARS_LEDGER_URL": ledger_url, "ARREARS_CASEWORK_URL": case_url,
+                     "ARREARS_PROTECTED_URL": protected_url}
     root = tmp_path_factory.mktemp(f"privacy_{request.param}")
     with isolated_home(root / "home", ARREARS_AUTH="open", **variables):
         yield request.param, root
@@ -91,10 +96,13 @@ def _case_and_run_rows(settings, target: str) -> None:
         store.db.insert("experiment_assignments", {"experiment": "trial", "tenancy_id": target, "arm": "holdout"})
     with open_casework(settings) as db:
         db.insert("case_owners", {"tenancy_id": target, "patch": "North-1", "owner": "A. Officer"})
-        db.insert("case_actions", {"action_id": "a1", "tenancy_id": target, "kind": "note", "note": "rang"})
+        db.insert("case_actions", {"action_id": "a1", "tenancy_id": target, "kind": "note", "note": "rang",
+                                   "happened_on": "2026-10-30", "actor": "A. Officer"})
         db.insert("drafts", {"draft_id": "d1", "tenancy_id": target, "version": 1, "status": "released",
                              "text": f"Your rent account {target}: please call (not {target}0).",
-                             "facts": f"{{\"tenancy_id\": \"{target}\"}}"})
+                             "facts": f"{{\"tenancy_id\": \"{target}\"}}", "stage": "first_reminder", "language": "en",
+                             "channel": "letter", "template": "first_reminder", "template_version": "1",
+                             "created_by": "A. Officer", "created_at": "2026-10-30T10:00:00"})
         db.insert("outbox", {"draft_id": "d1", "tenancy_id": target, "text": f"Your rent account {target}.",
                              "seq": 1})
         db.insert("delivery_receipts", {"message_id": "d1", "status": "sent", "tenancy_id": target})
@@ -110,7 +118,8 @@ def _direct(settings, target: str) -> dict[str, pd.DataFrame]:
     """Each store's rows of the tenancy, asked of the store directly."""
     found = {}
     for store, url, tables in (("ledger", settings.ledger, LEDGER), ("runs", settings.runs_database, RUNS),
-                               ("casework", settings.casework_database, CASEWORK)):
+                               ("casework", settings.casework_database, CASEWORK),
+                               ("protected", settings.protected_database, PROTECTED)):
         with Database(url) as db:
             for table in tables:
                 found[f"{store}/{table}"] = db.query(f"SELECT * FROM {table} WHERE tenancy_id = ?", [target])
@@ -127,7 +136,8 @@ def _direct(settings, target: str) -> dict[str, pd.DataFrame]:
 
 
 KEYS = {**{f"ledger/{t}": k for t, k in LEDGER.items()}, **{f"runs/{t}": k for t, k in RUNS.items()},
-        **{f"casework/{t}": k for t, k in CASEWORK.items()}, "ledger/quarantine": "column_name",
+        **{f"casework/{t}": k for t, k in CASEWORK.items()}, **{f"protected/{t}": k for t, k in PROTECTED.items()},
+        "ledger/quarantine": "column_name",
         "features/offline_snapshots": "event_timestamp", "features/live": "event_timestamp"}
 
 
@@ -147,6 +157,55 @@ def test_the_export_holds_every_row_each_store_returns_for_the_tenancy(portfolio
             " 00:00:00", "") if key != "event_timestamp" else rows[key].astype(str)), name
     assert len(direct["ledger/transactions"]) > 10 and len(direct["ledger/quarantine"]) == 2
     assert len(direct["features/offline_snapshots"]) > 40 and len(direct["runs/worklist_rows"]) == 1
+    assert len(direct["protected/protected_characteristics"]) == 1
+    assert exported["protected/protected_characteristics"]["ethnicity"].iloc[0] == str(
+        direct["protected/protected_characteristics"]["ethnicity"].iloc[0])
+
+
+def test_protected_characteristics_stay_in_their_own_store(portfolio) -> None:
+    """Held apart (an owner-only file on the embedded profile, the URL set apart on Postgres), and never in the
+    ledger's register, the features (offline snapshots, the live file), the worklist rows or the case file."""
+    import stat
+
+    from features.feeds.contract import MONITORING_ONLY_COLUMNS
+    from features.protected import TABLE
+    from serving.access.principals import Principal
+    from serving.runs.casefile import case_file
+
+    settings, target = portfolio
+    protected = set(MONITORING_ONLY_COLUMNS)
+    with Database(settings.protected_database) as db:
+        held = db.query(f"SELECT * FROM {TABLE}")
+    assert len(held) >= 35 and held[list(MONITORING_ONLY_COLUMNS)].notna().all(axis=None)
+    if settings.protected_database.startswith("sqlite:///"):
+        path = settings.protected_database.removeprefix("sqlite:///")
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    else:
+        assert settings.protected_database not in (settings.ledger, settings.casework_database)
+    with Database(settings.ledger) as db:
+        assert not protected & set(db.columns_of("tenancies"))
+    with Database(settings.runs_database) as db:
+        assert not protected & set(db.columns_of("worklist_rows"))
+    for name in ("tenancy_snapshots.parquet", "live_tenancies.parquet"):
+        assert not protected & set(pd.read_parquet(settings.offline_dir / name).columns), name
+    found = case_file(settings, Principal("An Admin", "admin"), target).model_dump(mode="json")
+    keys, values = set(), set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            keys.update(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+        else:
+            values.add(str(node))
+
+    walk(found)
+    assert found["tenancy_id"] == target and not protected & keys
+    mine = held.loc[held["tenancy_id"] == target, ["ethnicity", "age_band"]].iloc[0]
+    assert not {v for v in mine if len(str(v)) > 4} & values
 
 
 def test_restriction_stops_drafts_and_scoring_until_lifted(portfolio) -> None:
@@ -190,6 +249,7 @@ def test_after_erasure_no_store_returns_the_old_id_and_the_audit_trail_verifies(
                     assert all(f"{target}0" in v for v in found[column]), (table, column)  # another id, kept
     with Database(settings.ledger) as db:
         assert db.query("SELECT * FROM quarantine WHERE value = ?", [target]).empty
+    assert after["protected/protected_characteristics"] == before["protected/protected_characteristics"] == 1
     verified = run_cli("audit", "verify")
     assert verified.exit_code == 0, verified.output
 
@@ -226,6 +286,10 @@ def test_the_retention_schedule_removes_exactly_what_it_says(portfolio) -> None:
     assert not expected_erased & left
     assert {pseudonym(t) for t in expected_erased} <= left
     assert set(register.loc[register["end_date"] >= limit, "tenancy_id"]) <= left
+    with Database(settings.protected_database) as db:  # treated like the ledger's ended tenancies
+        protected = set(db.query("SELECT tenancy_id FROM protected_characteristics")["tenancy_id"])
+    assert not expected_erased & protected and {pseudonym(t) for t in expected_erased} <= protected
+    assert counts["protected/protected_characteristics"] == len(expected_erased)
     with open_runs(settings) as store:
         assert set(store.db.query("SELECT run_id FROM worklist_runs WHERE run_seq >= 10")["run_id"]) == {
             "old_in", "latest_1", "latest_2"}
