@@ -161,3 +161,39 @@ def _imported(node: ast.Import | ast.ImportFrom) -> list[str]:
     if isinstance(node, ast.ImportFrom):
         return [node.module] if node.module and node.level == 0 else []
     return [alias.name for alias in node.names]
+
+
+#: Who may import the protected characteristics' store (`features.protected`): ingestion writes it, the bias gate
+#: and the bias and drift jobs read it through its one reader, and in serving only the privacy room (admins' subject
+#: access export and erasure), never through the reader.
+PROTECTED_READERS = {"training.dataset", "monitoring.jobs"}
+PROTECTED_IMPORTERS = {"features.feeds.ingest", "serving.privacy.holdings", *PROTECTED_READERS}
+
+
+def test_protected_characteristics_stay_out_of_serving_and_the_features() -> None:
+    """No serving module and no feature definition (features/repo, the catalogue) imports the protected store's
+    reader or names a protected characteristic (a column name, or the contract's list of them)."""
+    from features.feeds.contract import MONITORING_ONLY_COLUMNS
+
+    names = {*MONITORING_ONLY_COLUMNS, "MONITORING_ONLY_COLUMNS"}
+    broken, readers = [], set()
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            module = module_name(path)
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                        n == "features.protected" for n in _imported(node)):
+                    if module not in PROTECTED_IMPORTERS:
+                        broken.append(f"{module} imports features.protected")
+                    if isinstance(node, ast.ImportFrom) and "monitoring_attributes" in {a.name for a in node.names}:
+                        readers.add(module)
+            if module.startswith(("serving.", "features.repo.")) or module == "features.catalogue":
+                for node in ast.walk(tree):
+                    named = (node.value if isinstance(node, ast.Constant) else node.id if isinstance(node, ast.Name)
+                             else node.attr if isinstance(node, ast.Attribute)
+                             else node.name.split(".")[-1] if isinstance(node, ast.alias) else None)
+                    if named in names:
+                        broken.append(f"{module}:{node.lineno if hasattr(node, 'lineno') else ''} names {named}")
+    assert not broken, "\n".join(sorted(broken))
+    assert readers == PROTECTED_READERS
