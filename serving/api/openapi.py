@@ -4,8 +4,9 @@ schemathesis): an ASGI middleware, apart from the door's authentication (`servin
 - An error body of a declared endpoint is one object `{"error": text, "detail": text}` (BentoML sends a one-element
   list for 4xx, and pydantic's error list as `detail`).
 - The document (`/docs.json`) marks optional inputs nullable (BentoML drops the null of `str | None`), puts back
-  the nulls of inlined response models, and declares the door's 401, 403, 408, 413 and 415 answers and the bearer
-  scheme.
+  the nulls of inlined response models, and declares the door's 401, 403, 408, 413, 415 and 429 answers, the 409
+  of a draft's state, the 503 of a service not yet ready, the 500 of a fault (`serving.api.errors`: an error and
+  the request id) and the bearer scheme.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import json
 
 from serving.access.declared import declaration, declared
 from serving.settings import ServingSettings, get_settings
+
+#: Endpoints that change a draft: one already decided, released or refused by its case's state is a 409.
+CONFLICTING = ("/draft", "/draft_decision", "/draft_release")
 
 
 class OpenApiTruth:
@@ -37,6 +41,10 @@ class OpenApiTruth:
         error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/AccessError"}}}}
         spec.setdefault("components", {}).setdefault("schemas", {})["AccessError"] = {
             "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+        fault = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Fault"}}}}
+        spec["components"]["schemas"]["Fault"] = {  # serving.api.errors: what to do, and the id the log is under
+            "type": "object", "required": ["error", "request_id"],
+            "properties": {"error": {"type": "string"}, "request_id": {"type": "string"}}}
         for schema in spec["components"]["schemas"].values():  # BentoML's error schemas: detail is text
             if "detail" in schema.get("properties", {}):
                 schema["properties"]["detail"] = {"type": "string", "title": "Error Detail"}
@@ -52,8 +60,15 @@ class OpenApiTruth:
                                      ("403", "The role or patch is not the caller's"),
                                      ("408", "The request body did not arrive in time"),
                                      ("413", "The request body is too large"),
-                                     ("415", "The request body is not JSON")):
+                                     ("415", "The request body is not JSON"),
+                                     ("429", "Too many wrong tokens from this address or for this principal: wait "
+                                             "the Retry-After seconds"),
+                                     ("503", "Not ready: no worklist run recorded or no model promoted yet"),
+                                     *((("409", "The case's or draft's state forbids it now"),)
+                                       if path in CONFLICTING else ())):
                     operation.setdefault("responses", {})[status] = {"description": what, **error}
+                operation["responses"]["500"] = {"description": "A fault of the service's own: try again; if it "
+                                                 "fails again, give the administrator the request id", **fault}
                 if self.settings.auth_required:
                     operation["security"] = [{"bearer": []}]
         return json.dumps(spec).encode()

@@ -7,7 +7,7 @@ here touches no other test):
 - a real fault (the runs database corrupted under the running service) is a 500 with a JSON body that says what to
   do and names the request id, and holds nothing of the exception or of any tenant;
 - SIGTERM to `arrears serve` while a request is stuck in flight (its handler blocked on the case database's write
-  lock, which the test holds): every process of its group is gone within 10 seconds.
+  lock, which the test holds): it and every process it started are gone within 10 seconds.
 """
 
 from __future__ import annotations
@@ -55,13 +55,13 @@ def _nested(depth: int, kind: str) -> bytes:
     return b'{"top": ' + b'{"a":' * depth + b"1" + b"}" * depth + b"}"
 
 
-def _group_alive(pgid: int) -> list[int]:
+def _alive(processes: list[psutil.Process]) -> list[int]:
     alive = []
-    for process in psutil.process_iter(["pid"]):
+    for process in processes:
         try:
-            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
                 alive.append(process.pid)
-        except (ProcessLookupError, psutil.Error):
+        except psutil.NoSuchProcess:
             continue
     return alive
 
@@ -89,10 +89,10 @@ def answers(pipeline: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
         with open(log_path, "ab") as log:
             server = subprocess.Popen([str(arrears), "serve", "--port", str(port)], env=settings.child_process_env(),
                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
+        url, family = f"http://127.0.0.1:{port}", [psutil.Process(server.pid)]
         try:
             wait_ready(url, server)
-            found["ready"] = True
+            family = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
             callers = {"token": {"Authorization": f"Bearer {token}"}, "none": {},
                        "wrong": {"Authorization": "Bearer arr_not-a-token"}}
             with httpx.Client(base_url=url, timeout=30) as client:
@@ -124,6 +124,8 @@ def answers(pipeline: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
                                               callers["token"], tenancy)
         finally:
             stop_group(server, timeout=5)
+            for pid in _alive(family):  # never leave a worker behind
+                os.kill(pid, signal.SIGKILL)
         found["log"] = log_path.read_text(errors="replace")
     return found
 
@@ -152,8 +154,8 @@ def _fault(client: httpx.Client, runs: Path, caller: dict, uncached: dict, tenan
 
 def _stop_while_stuck(server: subprocess.Popen, url: str, casework: Path, caller: dict, tenancy: str) -> dict:
     """Hold the case database's write lock, send an officer's note (its handler waits on the lock: up to 30 s, the
-    store's busy timeout), then SIGTERM to `arrears serve` (the process `bentoml serve` runs as): how long until no
-    process of its group is left."""
+    store's busy timeout), then SIGTERM to `arrears serve` (the process `bentoml serve` runs as): how long until
+    neither it nor any process it started is left."""
     holder = sqlite3.connect(casework, timeout=1, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     stuck: dict = {}
@@ -171,14 +173,16 @@ def _stop_while_stuck(server: subprocess.Popen, url: str, casework: Path, caller
         request.start()
         time.sleep(2.0)  # the request is in its handler, waiting on the lock
         in_flight = request.is_alive()
-        group = _group_alive(server.pid)
+        # `bentoml serve`'s arbiter starts each worker in a session of its own: its descendants, not its group
+        family = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+        group = [p.pid for p in family]
         started = time.monotonic()
         os.kill(server.pid, signal.SIGTERM)
         alive = group
         while alive and time.monotonic() - started < 30:
             time.sleep(0.1)
             server.poll()
-            alive = _group_alive(server.pid)
+            alive = _alive(family)
         gone_after = time.monotonic() - started
         request.join(timeout=5)
     finally:
@@ -232,9 +236,9 @@ def test_a_fault_is_a_500_with_a_json_body_naming_the_request_and_nothing_else(a
     assert "fault-0001" in answers["log"]  # the log holds what went wrong under that id
 
 
-def test_sigterm_with_a_request_stuck_in_flight_ends_every_process_of_the_group_within_10_seconds(answers) -> None:
+def test_sigterm_with_a_request_stuck_in_flight_ends_every_process_of_the_service_within_10_seconds(answers) -> None:
     stop = answers["stop"]
     assert stop["in_flight"], stop  # really stuck: no answer 2 s after it was sent
-    assert stop["group"], stop
+    assert len(stop["group"]) >= 2, stop  # bentoml serve's arbiter and its worker
     assert not stop["left"], stop
     assert stop["seconds"] < 10, stop
