@@ -207,6 +207,15 @@ def test_protected_characteristics_stay_in_their_own_store(portfolio) -> None:
     mine = held.loc[held["tenancy_id"] == target, ["ethnicity", "age_band"]].iloc[0]
     assert not {v for v in mine if len(str(v)) > 4} & values
 
+    # The one reader (the bias gate's and the bias and drift jobs'): the protected columns beside the register's.
+    from features.protected import monitoring_attributes
+    from monitoring.bias import ATTRIBUTES
+
+    ids = list(dict.fromkeys([target, *held["tenancy_id"].head(9)]))
+    groups = monitoring_attributes(settings, ids, ATTRIBUTES).set_index("tenancy_id")
+    assert sorted(groups.index) == sorted(ids) and protected | {"benefit_type"} <= set(groups.columns)
+    assert groups.loc[target, "ethnicity"] == mine["ethnicity"]
+
 
 def test_restriction_stops_drafts_and_scoring_until_lifted(portfolio) -> None:
     from casework import restrictions
