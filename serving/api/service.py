@@ -26,13 +26,17 @@ from casework.policy import QUEUES
 from serving.access import observe
 from serving.access.declared import PAGE_ROOT, endpoint
 from serving.access.door import AccessGuard
-from serving.access.principals import AGGREGATES, CASEWORK, MODELLING, SENDING, SUPERVISING, Principal
+from serving.access.principals import ADMIN, AGGREGATES, CASEWORK, MODELLING, SENDING, SUPERVISING, Principal
 from serving.api.errors import FaultAnswer
 from serving.api.openapi import OpenApiTruth
+from serving.privacy.access_log import open_access_log, record_reads
+from serving.privacy.holdings import archive
 from serving.runs import casefile, mycases
 from serving.runs.answers import status_of
 from serving.runs.jobs import monitoring_status
 from serving.runs.schemas import (
+    AccessLogAnswer,
+    AccessRead,
     ActionKind,
     ApprovalQueue,
     CaseAction,
@@ -139,8 +143,10 @@ class ArrearsWorklist:
         (another patch's) is listed as unknown, like one that does not exist."""
         if self.worklister.reload_if_promoted(every_seconds=60):
             observe.serving_model(self.worklister.model.version)
-        answer = self.worklister.score(tenancy_ids, _principal(ctx).patches)
+        principal = _principal(ctx)
+        answer = self.worklister.score(tenancy_ids, principal.patches)
         observe.served("/score", len(answer.scores), len(answer.unknown))
+        record_reads(self.worklister.settings, principal, [s.tenancy_id for s in answer.scores], "score")
         return answer
 
     @bentoml.api
@@ -226,7 +232,42 @@ class ArrearsWorklist:
     def case_file(self, ctx: bentoml.Context, tenancy_id: TenancyId) -> CaseFile:
         """A case's file: who owns its next action, the officers' actions, its drafts (every version) and every
         decision about it in the audit trail."""
-        return _answer(lambda: casefile.case_file(self.worklister.settings, _principal(ctx), tenancy_id))
+        principal = _principal(ctx)
+        found = _answer(lambda: casefile.case_file(self.worklister.settings, principal, tenancy_id))
+        record_reads(self.worklister.settings, principal, [found.tenancy_id], "case_file")
+        return found
+
+    # -- privacy (docs/privacy.md; the work is serving.privacy's) ------------------------------------------------------
+    @bentoml.api
+    @endpoint(*ADMIN)
+    def subject_access(self, ctx: bentoml.Context, tenancy_id: TenancyId) -> Annotated[Path, ContentType(
+            "application/zip")]:
+        """A subject access export: everything held about one tenancy in every store (ledger rows, events,
+        quarantine, features, each recorded run's scores and reasons, readiness, drafts and letters, officers'
+        actions, delivery receipts, audit entries) as one zip of CSV files with `manifest.json` saying what each
+        holds. Admins only; recorded in the audit trail and the access log."""
+        principal = _principal(ctx)
+        data, manifest = _answer(lambda: archive(self.worklister.settings, tenancy_id, principal.name,
+                                                 principal.role))
+        if not any(entry["rows"] for entry in manifest["files"].values()):
+            raise bentoml.exceptions.BentoMLException(
+                f"Nothing is held about tenancy {tenancy_id!r} (check the id; an erased tenancy is held under its "
+                "pseudonym)", error_code=HTTPStatus.NOT_FOUND)
+        path = Path(ctx.temp_dir) / f"subject_access_{manifest['made_at'][:10]}.zip"
+        path.write_bytes(data)
+        return path
+
+    @bentoml.api
+    @endpoint(*ADMIN)
+    def access_log(self, ctx: bentoml.Context, tenancy_id: TenancyId) -> AccessLogAnswer:
+        """Who looked at one tenancy's data: every read of its case page, case file, score or export, with who,
+        their role, what and when (admins only; itself a read, recorded)."""
+        principal = _principal(ctx)
+        with open_access_log(self.worklister.settings) as log:
+            rows = log.entries(tenancy_id)
+            log.record(principal.name, principal.role, [tenancy_id], "access_log")
+        return AccessLogAnswer(tenancy_id=tenancy_id, reads=[AccessRead(**r) for r in rows.drop(
+            columns="tenancy_id").to_dict("records")])
 
     @bentoml.api
     @endpoint(*CASEWORK)

@@ -312,3 +312,15 @@ class DeliveryReceipt(BaseModel):
     received_at: str
     reason: str | None = None
     repeat: bool = Field(description="True: this receipt was kept before; nothing changed")
+
+
+class AccessRead(BaseModel):
+    at: str = Field(description="When (UTC)")
+    principal: str = Field(description="Who read it (a member of staff or a system; never a tenant)")
+    role: str
+    what: str = Field(description="What was read: case_page, case_file, score, export or access_log")
+
+
+class AccessLogAnswer(BaseModel):
+    tenancy_id: str
+    reads: list[AccessRead] = Field(description="Every recorded read of this tenancy's data, oldest first")

@@ -6,6 +6,7 @@ readiness follows the feature store."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,11 +50,14 @@ BODIES = {
     "/outbox": lambda _, target: {},
     "/delivery_receipt": lambda _, target: {"message_id": "no-such-message", "status": "sent"},
     "/my_cases": lambda _, target: {},
+    "/subject_access": lambda _, target: {"tenancy_id": target["tenancy"]},
+    "/access_log": lambda _, target: {"tenancy_id": target["tenancy"]},
 }
 PATCHED = ("/worklist", "/worklist_changes", "/cash_forecast", "/cash_forecast_csv", "/collection_kpis",
            "/collection_kpis_csv", "/approval_queue")
 #: Endpoints that act on one case (a tenancy, or a draft): tried on the caller's own patch's and another's.
-TARGETED = ("/case_file", "/case_action", "/case_reassign", "/draft", "/draft_decision", "/draft_release")
+TARGETED = ("/case_file", "/case_action", "/case_reassign", "/draft", "/draft_decision", "/draft_release",
+            "/subject_access", "/access_log")
 #: Endpoints that change a case: a second allowed caller may find it already changed (409), which is not a denial.
 CHANGING = ("/draft", "/draft_decision", "/draft_release")
 
@@ -125,6 +129,8 @@ def _patches_of(pipeline: dict) -> dict[str, str]:
     return {r["tenancy_id"]: r["patch"] for r in pipeline["everyone"]["rows"]}
 
 
+# No back-off on wrong tokens here: the matrix's bad and revoked tokens call every endpoint from one address (the
+# back-off and lockout are tests/data/test_sessions.py's).
 @pytest.fixture(scope="module")
 def secured(pipeline: dict) -> dict:
     patch_of = _patches_of(pipeline)
@@ -134,14 +140,13 @@ def secured(pipeline: dict) -> dict:
     # the service's day is the data's last day: what people record is judged on the run's date (docs/casework.md)
     with isolated_home(pipeline["home"], ARREARS_AUTH="required", BENTOML_HOME=str(pipeline["root"] / "bentoml"),
                        ARREARS_AUTH_CACHE_SECONDS="2", ARREARS_TODAY=pipeline["payload"]["as_of"][:10],
-                       ARREARS_CLI_PRINCIPALS=cli_admin()):
+                       ARREARS_CLI_PRINCIPALS=cli_admin(), ARREARS_AUTH_FAILURES_FREE="1000000"):
         principals = {"officer": [own], "supervisor": area} | {r: [] for r in ROLES if r not in PATCH_ROLES}
         tokens = {role: _token(f"test-{role}", role, mine) for role, mine in principals.items()}
         revoked = _token("test-revoked", "admin", [])
         ok("users", "revoke", "test-revoked")
         revoked_live = {"Authorization": f"Bearer {_token('test-revoked-live', 'admin', [])}"}
-        settings = get_settings()
-        assert settings.auth_required
+        assert (settings := get_settings()).auth_required
         answers = []
         ids = [next(t for t, p in patch_of.items() if p == own), next(t for t, p in patch_of.items() if p == other)]
         targets = _targets(pipeline, own, other)
@@ -214,6 +219,22 @@ def test_every_role_endpoint_and_patch_is_answered_as_the_matrix_says(secured) -
     # every refusal says what to do
     assert all("error" in a["body"] and len(a["body"]) > 40 for a in denied)
     assert secured["health"][0] == 200  # health needs no token
+
+
+def test_who_looked_at_a_case_is_recorded_and_only_admins_read_it_or_export_it(secured) -> None:
+    """The matrix's own calls, in its order (officers first, admins later): the admin's access log of the officer's
+    own-patch target holds the officer's case-file read; the admin's export of it is a zip; nobody else gets
+    either (403, in the matrix)."""
+    def answer(caller: str, path: str) -> dict:
+        return next(a for a in secured["answers"] if (a["caller"], a["path"], a["patch"]) == (caller, path, "own"))
+
+    reads = json.loads(answer("admin", "/access_log")["body"])["reads"]
+    assert {("test-officer", "officer", "case_file"), ("test-supervisor", "supervisor", "case_file")} <= {
+        (r["principal"], r["role"], r["what"]) for r in reads}
+    export = answer("admin", "/subject_access")
+    assert export["status"] == 200 and export["body"][:2] == "PK"  # a zip
+    for caller in ("officer", "supervisor", "data_scientist", "treasury", "sender"):
+        assert answer(caller, "/access_log")["status"] == answer(caller, "/subject_access")["status"] == 403
 
 
 def test_a_token_revoked_while_the_service_runs_stops_working_within_the_cache_time(secured) -> None:
