@@ -72,7 +72,7 @@ def answers(pipeline: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     runs = _copy(home / "serving.sqlite", own / "serving.sqlite")
     casework = _copy(home / "casework.sqlite", own / "casework.sqlite")
     tenancy = pipeline["payload"]["rows"][0]["tenancy_id"]
-    found: dict = {"nested": [], "odd": []}
+    found: dict = {}
     stores = {"ARREARS_RUNS_URL": runs, "ARREARS_CASEWORK_URL": casework}
     with isolated_home(home, **stores):  # the administrator's own login makes the tokens
         token, spare = (ok("users", "add", name, "--role", "admin").stdout.strip().splitlines()[-1]
@@ -96,28 +96,7 @@ def answers(pipeline: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
             callers = {"token": {"Authorization": f"Bearer {token}"}, "none": {},
                        "wrong": {"Authorization": "Bearer arr_not-a-token"}}
             with httpx.Client(base_url=url, timeout=30) as client:
-                found["plain"] = client.post("/worklist", json={"top": 1}, headers=callers["token"]).status_code
-                for depth in DEPTHS:
-                    for kind in ("array", "object"):
-                        body = _nested(depth, kind)
-                        for path in ENDPOINTS:
-                            for caller, headers in callers.items():
-                                started = time.perf_counter()
-                                response = client.post(path, content=body, headers={
-                                    **headers, "Content-Type": "application/json"})
-                                found["nested"].append((depth, kind, path, caller, response.status_code,
-                                                        time.perf_counter() - started, response.text[:200]))
-                deep = _nested(100_000, "array")
-                odd = [(f"content-type {kind[:40]!r}", {**callers["token"], "Content-Type": kind})
-                       for kind in CONTENT_TYPES]
-                odd += [(f"header {name} ({len(value)} chars)", {**callers["token"], "Content-Type":
-                                                                  "application/json", name: value})
-                        for header in ODD_HEADERS for name, value in header.items()]
-                for label, headers in odd:
-                    for size, body in (("flat", b'{"top": 1}'), ("deep", deep)):
-                        started = time.perf_counter()
-                        response = client.post("/worklist", content=body, headers=headers)
-                        found["odd"].append((f"{label}, {size}", response.status_code, time.perf_counter() - started))
+                found |= _probe(client, callers)
                 found["fault"] = _fault(client, Path(runs.removeprefix("sqlite:///")), callers["token"],
                                         {"Authorization": f"Bearer {spare}"}, tenancy)
             found["stop"] = _stop_while_stuck(server, url, Path(casework.removeprefix("sqlite:///")),
@@ -127,6 +106,35 @@ def answers(pipeline: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
             for pid in _alive(family):  # never leave a worker behind
                 os.kill(pid, signal.SIGKILL)
         found["log"] = log_path.read_text(errors="replace")
+    return found
+
+
+def _probe(client: httpx.Client, callers: dict[str, dict]) -> dict:
+    """Nested bodies to every endpoint of ENDPOINTS by each caller, then odd content types and headers: each
+    answer's status and how long it took."""
+    found: dict = {"nested": [], "odd": []}
+    found["plain"] = client.post("/worklist", json={"top": 1}, headers=callers["token"]).status_code
+    for depth in DEPTHS:
+        for kind in ("array", "object"):
+            body = _nested(depth, kind)
+            for path in ENDPOINTS:
+                for caller, headers in callers.items():
+                    started = time.perf_counter()
+                    response = client.post(path, content=body, headers={
+                        **headers, "Content-Type": "application/json"})
+                    found["nested"].append((depth, kind, path, caller, response.status_code,
+                                            time.perf_counter() - started, response.text[:200]))
+    deep = _nested(100_000, "array")
+    odd = [(f"content-type {kind[:40]!r}", {**callers["token"], "Content-Type": kind})
+           for kind in CONTENT_TYPES]
+    odd += [(f"header {name} ({len(value)} chars)", {**callers["token"], "Content-Type":
+                                                      "application/json", name: value})
+            for header in ODD_HEADERS for name, value in header.items()]
+    for label, headers in odd:
+        for size, body in (("flat", b'{"top": 1}'), ("deep", deep)):
+            started = time.perf_counter()
+            response = client.post("/worklist", content=body, headers=headers)
+            found["odd"].append((f"{label}, {size}", response.status_code, time.perf_counter() - started))
     return found
 
 
