@@ -344,9 +344,10 @@ class ArrearsWorklist:
 
     @bentoml.api
     @endpoint(*SENDING)
-    def outbox(self, after_seq: Annotated[int, Field(ge=0, description="The last sequence number read (0: from "
-                                                     "the first message)")] = 0,
-               limit: Annotated[int, Field(ge=1, le=1000, description="At most this many messages")] = 1000) -> Outbox:
+    def outbox(self, after_seq: Annotated[int, Field(strict=True, ge=0, description="The last sequence number read "
+                                                     "(0: from the first message)")] = 0,
+               limit: Annotated[int, Field(strict=True, ge=1, le=1000, description="At most this many messages")]
+               = 1000) -> Outbox:
         """The released messages after `after_seq`, in sequence order, for the landlord's own sending system
         (nothing here sends them): keep `next_after_seq` and ask with it next; drop a repeat by `message_id`."""
         return _answer(lambda: casefile.outbox(self.worklister.settings, after_seq, limit))
