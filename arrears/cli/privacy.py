@@ -1,11 +1,11 @@
 """Tenants' privacy rights (docs/privacy.md): `privacy export` (subject access), `privacy erase` (pseudonymise a
 tenancy everywhere), `privacy restrict` (stop processing and listing; `--lift`), `privacy access-log` (who read a
-tenancy's data) and `privacy retention` (apply the retention schedule). Administrators' verbs: each is recorded in
-the audit trail under the login that ran it."""
+tenancy's data) and `privacy retention` (apply the retention schedule). Administrators' verbs: each acts as a named
+admin (a token, `--token` or ARREARS_TOKEN, or the login mapped in ARREARS_CLI_PRINCIPALS; with auth open, the login)
+and is recorded in the audit trail under that name."""
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +15,8 @@ from arrears.render import fail, out, print_json, table
 from casework import restrictions
 from casework.store import open_audit, open_casework
 from casework.subjects import is_pseudonym, pseudonym
+from serving.access.cli_principal import NotSignedIn, cli_principal, require
+from serving.access.principals import ADMIN, Forbidden, Principal
 from serving.privacy.access_log import open_access_log
 from serving.privacy.holdings import archive, erase
 from serving.privacy.retention import RetentionError, apply_retention, load_retention
@@ -22,12 +24,18 @@ from serving.settings import get_settings
 
 privacy_app = typer.Typer(help="Tenants' privacy rights: subject access export, erasure, restriction, who looked, "
                           "and the retention schedule (docs/privacy.md).", no_args_is_help=True)
-#: The role the CLI's privacy verbs are recorded under (whoever can run them can read the stores directly).
-ROLE = "cli"
+TokenOption = Annotated[str | None, typer.Option(
+    "--token", help="Act as the admin holding this token (default: ARREARS_TOKEN, else your login's mapping in "
+    "ARREARS_CLI_PRINCIPALS).", show_default=False)]
 
 
-def _who() -> str:
-    return getpass.getuser()
+def _admin(token: str | None, doing: str) -> Principal:
+    """The admin acting (by token or mapped login; with auth open, the login); else an error saying what to do."""
+    try:
+        return require(cli_principal(get_settings(), token), ADMIN, doing)
+    except (Forbidden, NotSignedIn, ValueError) as exc:
+        fail(str(exc))
+    raise AssertionError  # fail exits
 
 
 @privacy_app.command("export")
@@ -35,9 +43,11 @@ def export(
     tenancy: Annotated[str, typer.Argument(help="The tenancy whose data to export.")],
     out_file: Annotated[Path, typer.Option("--out", help="The zip to write (a CSV per store and table, "
                                                          "manifest.json).")],
+    token: TokenOption = None,
 ) -> None:
     """Everything held about one tenancy across every store, as one zip with a manifest."""
-    data, manifest = archive(get_settings(), tenancy, _who(), ROLE)
+    me = _admin(token, "export a tenancy's data")
+    data, manifest = archive(get_settings(), tenancy, me.name, me.role)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_bytes(data)
     rows = sum(f["rows"] for f in manifest["files"].values())
@@ -48,12 +58,14 @@ def export(
 def erase_verb(
     tenancy: Annotated[str, typer.Argument(help="The tenancy to erase.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows changed as JSON.")] = False,
+    token: TokenOption = None,
 ) -> None:
     """Replace the tenancy's id by its keyed pseudonym in every store (the rows stay, naming nobody); the audit
     trail still verifies. Ask the housing system not to deliver the tenancy again, or it comes back."""
+    me = _admin(token, "erase a tenancy")
     if is_pseudonym(tenancy):
         fail(f"{tenancy} is a pseudonym already: nothing to erase")
-    counts = erase(get_settings(), tenancy, _who(), ROLE)
+    counts = erase(get_settings(), tenancy, me.name, me.role)
     if as_json:
         print_json({"pseudonym": pseudonym(tenancy), "rows": counts})
         return
@@ -66,16 +78,17 @@ def restrict(
     tenancy: Annotated[str, typer.Argument(help="The tenancy whose processing to restrict.")],
     reason: Annotated[str, typer.Option(help="Why (a request's reference, never the tenant's words).")] = "request",
     lift: Annotated[bool, typer.Option("--lift", help="Lift the restriction instead.")] = False,
+    token: TokenOption = None,
 ) -> None:
     """Stop processing the tenancy: not scored into the next worklist run, no drafts, in no list; `--lift` ends it.
     Lists drop it at the next run (`arrears worklist --refresh`)."""
-    settings = get_settings()
+    settings, me = get_settings(), _admin(token, "restrict a tenancy's processing")
     with open_casework(settings) as db:
-        done = (restrictions.lift(db, tenancy, _who()) if lift
-                else restrictions.restrict(db, tenancy, _who(), reason[:200]))
+        done = (restrictions.lift(db, tenancy, me.name) if lift
+                else restrictions.restrict(db, tenancy, me.name, reason[:200]))
     if done:
         with open_audit(settings) as log:
-            log.append(_who(), ROLE, "restriction_lifted" if lift else "processing_restricted", tenancy,
+            log.append(me.name, me.role, "restriction_lifted" if lift else "processing_restricted", tenancy,
                        {} if lift else {"reason": reason[:200]})
     state = "lifted" if lift else "restricted"
     out.print(f"{tenancy}: processing {state}" + ("" if done else " already") + ".")
@@ -85,10 +98,13 @@ def restrict(
 def access_log(
     tenancy: Annotated[str, typer.Argument(help="The tenancy whose reads to show.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    token: TokenOption = None,
 ) -> None:
     """Who read the tenancy's data (case page, /case_file, /score, exports): when, who, their role, what."""
+    me = _admin(token, "read the access log")
     with open_access_log(get_settings()) as log:
         entries = log.entries(tenancy)
+        log.record(me.name, me.role, [tenancy], "access_log")
     if as_json:
         print_json(entries.to_dict("records"))
         return
@@ -102,6 +118,7 @@ def retention(
     schedule_file: Annotated[Path | None, typer.Option(help="A retention schedule (default: "
                                                              "serving/privacy/retention.yaml).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    token: TokenOption = None,
 ) -> None:
     """Apply the retention schedule: ended tenancies past their time pseudonymised, old worklist runs, unsent
     drafts, access-log entries and log files deleted; what was done recorded in the audit trail."""
@@ -109,7 +126,8 @@ def retention(
         schedule = load_retention(schedule_file)
     except (RetentionError, OSError) as exc:
         fail(str(exc))
-    done = apply_retention(get_settings(), schedule, dry_run=dry_run, actor=_who(), role=ROLE)
+    me = _admin(token, "apply the retention schedule")
+    done = apply_retention(get_settings(), schedule, dry_run=dry_run, actor=me.name, role=me.role)
     if as_json:
         print_json(done)
         return

@@ -197,3 +197,22 @@ def test_with_auth_open_the_cli_acts_as_before_under_the_login(tmp_path: Path) -
         ok("case", "outbox")
         trail = _trail()
     assert set(zip(trail["actor"], trail["role"], strict=True)) == {(login, "cli")}
+
+
+def test_privacy_verbs_are_an_admins_and_name_the_admin_in_the_audit_trail(required, tmp_path: Path) -> None:
+    admin = _token("Ops admin", "--role", "admin")  # the bootstrap
+    officer = _token("A. Officer", "--role", "officer", "--patch", "North-1", "--token", admin)
+    nobody = invoke("privacy", "export", "N1", "--out", str(tmp_path / "n1.zip"))
+    by_officer = invoke("privacy", "export", "N1", "--out", str(tmp_path / "n1.zip"), "--token", officer)
+    log_by_officer = invoke("privacy", "access-log", "N1", "--token", officer)
+    assert nobody.exit_code == 2 and "ARREARS_TOKEN" in words(nobody)
+    assert by_officer.exit_code == 2 and "A. Officer (officer) may not export a tenancy's data" in words(by_officer)
+    assert log_by_officer.exit_code == 2 and not (tmp_path / "n1.zip").exists()
+    ok("privacy", "export", "N1", "--out", str(tmp_path / "n1.zip"), "--token", admin)
+    ok("privacy", "restrict", "N1", "--reason", "REQ-7", "--token", admin)
+    reads = json.loads(ok("privacy", "access-log", "N1", "--json", "--token", admin).stdout)
+    assert [(r["principal"], r["role"], r["what"]) for r in reads] == [("Ops admin", "admin", "export")]
+    trail = _trail()
+    mine = trail[trail["action"].isin(["subject_access_export", "processing_restricted"])]
+    assert set(zip(mine["actor"], mine["role"], mine["action"], strict=True)) == {
+        ("Ops admin", "admin", "subject_access_export"), ("Ops admin", "admin", "processing_restricted")}
