@@ -160,7 +160,10 @@ class Database:
             cols = ", ".join(f"{name} {sqltype}" for name, sqltype in columns.items())
             self.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({', '.join(primary_keys[table])}))")
             for name in [c for c in columns if c not in self.columns_of(table)]:
-                self.execute(f"ALTER TABLE {table} ADD COLUMN {name} {columns[name]}")
+                # IF NOT EXISTS where the database has it: two processes upgrading one old table at once both pass
+                # the check above, and the second's plain ADD COLUMN would fail (SQLite's writes are serialised)
+                guard = "" if self.backend == "sqlite" else "IF NOT EXISTS "
+                self.execute(f"ALTER TABLE {table} ADD COLUMN {guard}{name} {columns[name]}")
         for statement in indexes:
             self.execute(statement)
 
