@@ -11,6 +11,7 @@ point the whole application at a temporary folder. The production profile swaps 
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import date
 from functools import cache
@@ -143,6 +144,8 @@ class FeatureSettings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr):  # a secret as itself (str() of one is asterisks)
                 value = value.get_secret_value()
+            if isinstance(value, list | tuple | dict):  # read back as JSON (str() of a list is Python's text)
+                value = json.dumps(list(value) if isinstance(value, tuple) else value)
             if value is not None:
                 env[f"ARREARS_{name.upper()}"] = str(value)
         return env

@@ -34,6 +34,17 @@ def test_a_child_process_gets_every_layers_settings(home: Path, monkeypatch: pyt
         "http://tracking:5000"
 
 
+def test_a_child_process_reads_back_a_list_setting_as_the_parent_had_it(home: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARREARS_TRUSTED_PROXIES", '["10.0.0.1", "10.0.0.2"]')
+    load_settings.cache_clear()
+    env = serving_settings().child_env()
+    for name, value in env.items():  # the child reads its environment exactly as the parent did
+        monkeypatch.setenv(name, value)
+    load_settings.cache_clear()
+    assert serving_settings().trusted_proxies == ["10.0.0.1", "10.0.0.2"]
+
+
 def test_production_feast_variables_come_from_the_urls(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARREARS_FEAST_PROFILE", "production")
     monkeypatch.setenv("ARREARS_FEAST_POSTGRES_URL",
