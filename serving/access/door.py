@@ -35,6 +35,8 @@ import re
 import time
 from http.cookies import CookieError, SimpleCookie
 
+import anyio.to_thread
+
 from serving.access import observe, oidc
 from serving.access.declared import SESSION_COOKIE, STATIC_PREFIX, declaration, is_page, is_public
 from serving.access.limits import Limiter, address_key, principal_key, too_many
@@ -95,7 +97,8 @@ class AccessGuard:
             await self.app(scope, receive, send)
         elif is_page(path) and not path.startswith(STATIC_PREFIX) and (is_public(path) or declaration(path)):
             state = scope.setdefault("state", {})
-            state["principal"], state["signed_out_why"] = self._page_principal(scope)
+            state["principal"], state["signed_out_why"] = ((OPEN, "") if not self.settings.auth_required else
+                                                           await _off_loop(self._page_principal, scope))
             state["limiter"] = self.limiter
             await self.app(scope, receive, send)
         elif is_public(path):
@@ -111,7 +114,7 @@ class AccessGuard:
         principal = None
         try:
             body = await self._body(receive)
-            principal = self._principal(scope)
+            principal = OPEN if not self.settings.auth_required else await _off_loop(self._principal, scope)
             self._authorise(principal, path, body, scope)
         except Refused as refused:
             extra = ((b"www-authenticate", b'Bearer realm="arrears"'),) if refused.status == 401 else ()
@@ -253,6 +256,12 @@ class AccessGuard:
                 principal.patch_scope(patch)
             except Forbidden as exc:
                 raise Refused(403, str(exc)) from exc
+
+
+async def _off_loop(check, scope):
+    """A check that may wait on a database or the identity provider, run in a worker thread: a locked database
+    then holds one request, not the event loop (and with it every other request, and the shutdown's signals)."""
+    return await anyio.to_thread.run_sync(check, scope)
 
 
 def _tagged(send, rid: str, seen: dict):
