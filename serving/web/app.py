@@ -29,7 +29,6 @@ from serving.access import limits, sessions
 from serving.access.declared import PAGE_ROOT as BASE
 from serving.access.declared import SESSION_COOKIE as COOKIE
 from serving.access.declared import may_use
-from serving.access.limits import Limiter
 from serving.access.principals import (
     AGGREGATES,
     CASEWORK,
@@ -67,32 +66,14 @@ async def signin_form(request: Request) -> Response:
     return kit.page(request, "signin.html", None, notice=why, sso=sso.sso_name(get_settings()))
 
 
-#: The limiter of an app served without the service's door (which otherwise shares its own through the request).
-_OWN_LIMITER: Limiter | None = None
-
-
-def _limiter(request: Request) -> Limiter:
-    global _OWN_LIMITER
-    found = getattr(request.state, "limiter", None)
-    if found is None:
-        _OWN_LIMITER = found = _OWN_LIMITER or Limiter.from_settings(get_settings())
-    return found
-
-
-def _too_many(request: Request, wait: int) -> Response:
-    response = kit.page(request, "signin.html", None, status=429, error=limits.too_many(wait))
-    response.headers["Retry-After"] = str(wait)
-    return response
-
-
 async def signin(request: Request) -> Response:
     """Sign in with a token: a session starts (its id, not the token, in the cookie). Wrong tokens count against
     the address (`serving.access.limits`): after a few, each waits longer, answered 429."""
-    settings, limiter = get_settings(), _limiter(request)
+    settings, limiter = get_settings(), kit.limiter(request)
     address = limits.address_key(request.scope, settings)
     wait = limiter.retry_after(address)
     if wait:
-        return _too_many(request, wait)
+        return kit.too_many(request, wait)
     form = await request.form()
     token = str(form.get("token", "")).strip()
     with open_principals(settings) as store:
@@ -106,7 +87,7 @@ async def signin(request: Request) -> Response:
                         error=f"A {principal.role} token is for the service's API, not the web app.")
     wait = limiter.retry_after(limits.principal_key(principal.name))
     if wait:
-        return _too_many(request, wait)
+        return kit.too_many(request, wait)
     limiter.succeeded(limits.principal_key(principal.name))
     with sessions.open_sessions(settings) as store:
         session_id = store.start(principal, via="token", token_hash=token_hash(token))

@@ -16,9 +16,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from serving.access import declared
+from serving.access import declared, limits
 from serving.access.declared import PAGE_ROOT as BASE
 from serving.access.declared import may_use
+from serving.access.limits import Limiter
 from serving.access.principals import OPEN, Principal
 from serving.runs.answers import status_of, words
 from serving.settings import get_settings
@@ -135,3 +136,24 @@ async def act(request: Request, principal: Principal, work: Callable[[object, Pr
     except (LookupError, ValueError, PermissionError) as exc:
         return refusal(request, principal, exc)
     return RedirectResponse(then, status_code=303)
+
+
+#: The limiter of an app served without the service's door (which otherwise shares its own through the request).
+_OWN_LIMITER: list[Limiter] = []
+
+
+def limiter(request: Request) -> Limiter:
+    """The door's back-off on wrong credentials (`serving.access.limits`), for the sign-in pages to count theirs."""
+    found = getattr(request.state, "limiter", None)
+    if found is None:
+        if not _OWN_LIMITER:
+            _OWN_LIMITER.append(Limiter.from_settings(get_settings()))
+        found = _OWN_LIMITER[0]
+    return found
+
+
+def too_many(request: Request, wait: int) -> Response:
+    """The sign-in page, answered 429 with Retry-After: this address (or person) has to wait."""
+    response = page(request, "signin.html", None, status=429, error=limits.too_many(wait))
+    response.headers["Retry-After"] = str(wait)
+    return response

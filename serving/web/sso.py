@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from serving.access import oidc, sessions
+from serving.access import limits, oidc, sessions
 from serving.access.declared import PAGE_ROOT as BASE
 from serving.settings import ServingSettings, get_settings
 from serving.web import kit
@@ -105,9 +105,14 @@ async def callback(request: Request) -> Response:
     if not oidc.configured(settings):
         return kit.message(request, None, 404, "Single sign-on is not set up",
                            "This service has no identity provider configured: sign in with a token.")
+    counter, address = kit.limiter(request), limits.address_key(request.scope, settings)
+    wait = counter.retry_after(address)
+    if wait:
+        return kit.too_many(request, wait)
     pending = _pending(request, settings)
     given = request.query_params
     if pending is None or not given.get("state") or given.get("state") != pending["state"]:
+        counter.failed(address)
         return _refused(request, 400, "That sign-in was not started here, or took longer than ten minutes: start "
                                       "again")
     if given.get("error"):
@@ -120,9 +125,11 @@ async def callback(request: Request) -> Response:
         principal = oidc.mapping(settings).principal(claims)
     except oidc.NotMapped as exc:
         return _refused(request, 403, str(exc))
-    except oidc.InvalidToken as exc:
+    except oidc.InvalidToken as exc:  # a forged or replayed answer: counted like a wrong token
+        counter.failed(address)
         return _refused(request, 401, f"The sign-in could not be checked: {exc}")
-    except Exception as exc:  # the provider refused the code, or could not be reached
+    except Exception as exc:  # the provider refused the code (a forged or replayed one is counted), or is down
+        counter.failed(address)
         log.warning("single sign-on: the code exchange failed: %s", type(exc).__name__)
         return _refused(request, 401, f"{settings.oidc_provider_name} did not confirm the sign-in: start again")
     if principal.role not in kit.HOME:

@@ -171,3 +171,25 @@ def test_a_principal_whose_old_token_is_replayed_is_locked_from_every_address(se
         answer = client.post("/worklist", json={},
                              headers={"X-Forwarded-For": "10.2.0.1", "Authorization": f"Bearer {new}"})
         assert answer.status_code == 429
+
+
+def test_forged_single_sign_on_answers_count_like_wrong_tokens(tmp_path) -> None:
+    """Callbacks the service never started (no pending sign-in, or another state) are refused and counted against
+    the address; past the free ones, even a real sign-in's answer from there waits (no provider is needed to see
+    it: the state is checked before anything is sent to one)."""
+    env = {"ARREARS_AUTH": "required", "ARREARS_AUTH_FAILURES_FREE": str(FREE), "ARREARS_OIDC_ISSUER":
+           "https://login.example.org/tenant", "ARREARS_OIDC_CLIENT_ID": "arrears", "ARREARS_TRUSTED_PROXIES":
+           '["testclient"]'}
+    with isolated_home(tmp_path / "home", **env):
+        settings = get_settings()
+        settings.home.mkdir(parents=True, exist_ok=True)
+        with _client(settings) as client:
+            forged = [client.get("/app/sso/callback", params={"state": f"s{n}", "code": "c"},
+                                 headers={"X-Forwarded-For": "10.3.0.1"}) for n in range(FREE + 1)]
+            assert [a.status_code for a in forged] == [400] * (FREE + 1)
+            blocked = client.get("/app/sso/callback", params={"state": "s", "code": "c"},
+                                 headers={"X-Forwarded-For": "10.3.0.1"})
+            assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
+            elsewhere = client.get("/app/sso/callback", params={"state": "s", "code": "c"},
+                                   headers={"X-Forwarded-For": "10.3.0.2"})
+            assert elsewhere.status_code == 400
