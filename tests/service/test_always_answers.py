@@ -81,15 +81,8 @@ def answers(pipeline: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     # apart): every answer below is the service's judgement of the request, not of the address
     with isolated_home(home, ARREARS_AUTH="required", ARREARS_AUTH_CACHE_SECONDS="600",
                        ARREARS_AUTH_FAILURES_FREE="100000", **stores):
-        settings = get_settings()
-        port = free_port()
-        log_path = settings.logs_dir / "always-answers.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        arrears = Path(sys.executable).with_name("arrears")
-        with open(log_path, "ab") as log:
-            server = subprocess.Popen([str(arrears), "serve", "--port", str(port)], env=settings.child_process_env(),
-                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url, family = f"http://127.0.0.1:{port}", [psutil.Process(server.pid)]
+        server, url, log_path = _arrears_serve(get_settings())
+        family = [psutil.Process(server.pid)]
         try:
             wait_ready(url, server)
             family = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
@@ -107,6 +100,18 @@ def answers(pipeline: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
                 os.kill(pid, signal.SIGKILL)
         found["log"] = log_path.read_text(errors="replace")
     return found
+
+
+def _arrears_serve(settings) -> tuple[subprocess.Popen, str, Path]:
+    """`arrears serve` as a person starts it, in a session of its own: (the process, its URL, its log)."""
+    port = free_port()
+    log_path = settings.logs_dir / "always-answers.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    arrears = Path(sys.executable).with_name("arrears")
+    with open(log_path, "ab") as log:
+        server = subprocess.Popen([str(arrears), "serve", "--port", str(port)], env=settings.child_process_env(),
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return server, f"http://127.0.0.1:{port}", log_path
 
 
 def _probe(client: httpx.Client, callers: dict[str, dict]) -> dict:
