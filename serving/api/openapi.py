@@ -46,8 +46,9 @@ class OpenApiTruth:
             "type": "object", "required": ["error", "request_id"],
             "properties": {"error": {"type": "string"}, "request_id": {"type": "string"}}}
         for schema in spec["components"]["schemas"].values():  # BentoML's error schemas: detail is text
-            if "detail" in schema.get("properties", {}):
-                schema["properties"]["detail"] = {"type": "string", "title": "Error Detail"}
+            detail = schema.get("properties", {}).get("detail")
+            if detail is not None and detail.get("title") == "Error Detail":  # not a model's own `detail` (an
+                schema["properties"]["detail"] = {"type": "string", "title": "Error Detail"}  # audit entry's)
         spec = _nullable_unions(spec)
         if self.settings.auth_required:
             spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
