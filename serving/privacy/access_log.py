@@ -5,6 +5,7 @@ retention schedule's `access_log` period (serving/privacy/retention.yaml)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -41,9 +42,12 @@ class AccessLog:
         if not ids:
             return 0
         when = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
-        rows = pd.DataFrame({"access_id": [_access_id() for _ in ids], "at": when, "principal": principal,
-                             "role": role, "tenancy_id": ids, "what": what})
-        return self.db.append(TABLE, rows, list(TABLES[TABLE]))
+        # One statement and one commit, without a DataFrame: `/score` records every read, and a frame's conversion
+        # cost 5 ms a request (a commit a row: 230 ms for 1,000 ids).
+        values = [value for tenancy_id in ids for value in (uuid.uuid4().hex, when, principal, role, tenancy_id, what)]
+        marks = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(ids))
+        self.db.execute(f"INSERT INTO {TABLE} ({', '.join(TABLES[TABLE])}) VALUES {marks}", values)
+        return len(ids)
 
     def entries(self, tenancy_id: str | None = None) -> pd.DataFrame:
         """Reads, oldest first (of one tenancy, or all)."""
@@ -57,15 +61,20 @@ def open_access_log(settings: ServingSettings) -> AbstractContextManager[AccessL
     return open_store(settings.runs_database, AccessLog)
 
 
+#: Databases whose access log this process has made sure of: `/score` records every read, so its schema is checked
+#: once, not on every request (with the check each time, one read cost 8 ms; without, about 1).
+_MADE: set[str] = set()
+
+
 def record_reads(settings: ServingSettings, principal, tenancy_ids: Iterable[str], what: str) -> None:
     """Record that `principal` (anything with a name and a role) read these tenancies' data."""
     ids = list(tenancy_ids)
-    if ids:
-        with open_access_log(settings) as log:
-            log.record(principal.name, principal.role, ids, what)
-
-
-def _access_id() -> str:
-    import uuid
-
-    return uuid.uuid4().hex
+    if not ids:
+        return
+    url = settings.runs_database
+    with Database(url) as db:
+        log = AccessLog(db)
+        if url not in _MADE:
+            log.ensure_schema()
+            _MADE.add(url)
+        log.record(principal.name, principal.role, ids, what)
