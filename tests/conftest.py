@@ -22,18 +22,11 @@ from tests.support.pipeline import build_pipeline
 from tests.support.postgres import create_schema, drop_schema
 
 TIERS = ("unit", "data", "model", "service", "e2e")
-#: The order the workers are handed the groups in: the costliest first (the shared pipeline's group, then the model
-#: and e2e tiers, whose modules take a minute or more each), the quick unit tier last, so the last group a worker
-#: starts is a short one and neither waits long for the other (`--no-loadscope-reorder` keeps this order; xdist's
-#: own puts the groups with the most tests first, and the pipeline's once started last on a worker: 985 s of tests
-#: on one worker, 755 on the other).
-COSTLIEST_FIRST = ("pipeline", "model", "e2e", "service", "data", "unit")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     root = Path(__file__).resolve().parent
-    rank = {}
     for item in items:
         tier = item.path.resolve().relative_to(root).parts[0]
         if tier not in TIERS:
@@ -41,8 +34,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(getattr(pytest.mark, tier))
         group = "pipeline" if "pipeline" in getattr(item, "fixturenames", ()) else item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
-        rank[item.nodeid] = COSTLIEST_FIRST.index("pipeline" if group == "pipeline" else tier)
-    items.sort(key=lambda item: rank[item.nodeid])  # stable: a module's tests keep their order
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
