@@ -249,10 +249,19 @@ class Store(Protocol):
 S = TypeVar("S", bound=Store)
 
 
+#: (database, store) pairs whose schema this process has made sure of, for `open_store(..., once=True)`.
+_SCHEMAS_MADE: set[tuple[str, str]] = set()
+
+
 @contextmanager
-def open_store(url: str, store: Callable[[Database], S]) -> Iterator[S]:
-    """Open the database at `url` for the block and yield `store(db)`, its schema made sure of first."""
+def open_store(url: str, store: Callable[[Database], S], once: bool = False) -> Iterator[S]:
+    """Open the database at `url` for the block and yield `store(db)`, its schema made sure of first: every time,
+    or with `once` the first time in this process (for a store opened on every request: the door's sessions, the
+    access log; the check is a few statements each time)."""
+    key = (url, getattr(store, "__qualname__", repr(store)))
     with Database(url) as db:
         made = store(db)
-        made.ensure_schema()
+        if not once or key not in _SCHEMAS_MADE:
+            made.ensure_schema()
+            _SCHEMAS_MADE.add(key)
         yield made

@@ -161,7 +161,7 @@ def open_sessions(settings: ServingSettings) -> AbstractContextManager[SessionSt
         PrincipalStore(db).ensure_schema()
         return SessionStore(db, settings)
 
-    return open_store(settings.runs_database, both)
+    return open_store(settings.runs_database, both, once=True)  # the door opens it on every page
 
 
 def served_over_https(scope, settings: ServingSettings) -> bool:

@@ -61,20 +61,11 @@ def open_access_log(settings: ServingSettings) -> AbstractContextManager[AccessL
     return open_store(settings.runs_database, AccessLog)
 
 
-#: Databases whose access log this process has made sure of: `/score` records every read, so its schema is checked
-#: once, not on every request (with the check each time, one read cost 8 ms; without, about 1).
-_MADE: set[str] = set()
-
-
 def record_reads(settings: ServingSettings, principal, tenancy_ids: Iterable[str], what: str) -> None:
     """Record that `principal` (anything with a name and a role) read these tenancies' data."""
     ids = list(tenancy_ids)
     if not ids:
         return
-    url = settings.runs_database
-    with Database(url) as db:
-        log = AccessLog(db)
-        if url not in _MADE:
-            log.ensure_schema()
-            _MADE.add(url)
+    # its schema made sure of once a process: /score records every read
+    with open_store(settings.runs_database, AccessLog, once=True) as log:
         log.record(principal.name, principal.role, ids, what)
