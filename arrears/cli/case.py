@@ -11,9 +11,10 @@ from typing import Annotated
 
 import typer
 
+from arrears.cli.users import TokenOption, act_as
 from arrears.render import console, fail, out, print_json, table
 from casework.cases import OfficerAction
-from serving.access.cli_principal import NotSignedIn, cli_principal, require
+from serving.access.cli_principal import cli_principal, require
 from serving.access.principals import CASEWORK, SENDING, SUPERVISING, Forbidden, Principal
 from serving.runs import casefile, mycases
 from serving.runs.answers import words
@@ -29,21 +30,9 @@ case_app = typer.Typer(help="Casework: a case's owner, actions, drafts and decis
                        no_args_is_help=True)
 
 
-TokenOption = Annotated[str | None, typer.Option(
-    "--token", help="Act as the principal holding this token (default: ARREARS_TOKEN, else your login's mapping in "
-    "ARREARS_CLI_PRINCIPALS; with ARREARS_AUTH=required one of them is needed). Prefer ARREARS_TOKEN: a command "
-    "line is seen by other users of the machine.", show_default=False)]
-
-
 def _me(token: str | None, roles: tuple[str, ...], doing: str) -> Principal:
     """Who acts, if their role may do this; else an error saying what to do."""
-    try:
-        return require(cli_principal(get_settings(), token), roles, doing)
-    except Forbidden as exc:
-        fail(str(exc), code=1)
-    except (NotSignedIn, ValueError) as exc:
-        fail(str(exc))
-    raise AssertionError  # fail exits
+    return act_as(lambda: require(cli_principal(get_settings(), token), roles, doing))
 
 
 def _do(work, me: Principal | None = None):

@@ -11,12 +11,13 @@ from typing import Annotated
 
 import typer
 
+from arrears.cli.users import TokenOption, act_as
 from arrears.render import fail, out, print_json, table
 from casework import restrictions
 from casework.store import open_audit, open_casework
 from casework.subjects import is_pseudonym, pseudonym
-from serving.access.cli_principal import NotSignedIn, cli_principal, require
-from serving.access.principals import ADMIN, Forbidden, Principal
+from serving.access.cli_principal import cli_principal, require
+from serving.access.principals import ADMIN, Principal
 from serving.privacy.access_log import open_access_log
 from serving.privacy.holdings import archive, erase
 from serving.privacy.retention import RetentionError, apply_retention, load_retention
@@ -24,18 +25,9 @@ from serving.settings import get_settings
 
 privacy_app = typer.Typer(help="Tenants' privacy rights: subject access export, erasure, restriction, who looked, "
                           "and the retention schedule (docs/privacy.md).", no_args_is_help=True)
-TokenOption = Annotated[str | None, typer.Option(
-    "--token", help="Act as the admin holding this token (default: ARREARS_TOKEN, else your login's mapping in "
-    "ARREARS_CLI_PRINCIPALS).", show_default=False)]
-
-
 def _admin(token: str | None, doing: str) -> Principal:
     """The admin acting (by token or mapped login; with auth open, the login); else an error saying what to do."""
-    try:
-        return require(cli_principal(get_settings(), token), ADMIN, doing)
-    except (Forbidden, NotSignedIn, ValueError) as exc:
-        fail(str(exc))
-    raise AssertionError  # fail exits
+    return act_as(lambda: require(cli_principal(get_settings(), token), ADMIN, doing))
 
 
 @privacy_app.command("export")

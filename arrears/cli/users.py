@@ -5,6 +5,7 @@ login; before any admin exists, the login adds the first), and each goes in the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -26,21 +27,28 @@ users_app = typer.Typer(
     "running the CLI may add principals. Each change goes in the audit trail.",
     no_args_is_help=True)
 
+#: The option every verb that acts as a named principal takes (casework, users, privacy).
 TokenOption = Annotated[str | None, typer.Option(
-    "--token", help="Act as the principal holding this token (default: ARREARS_TOKEN, else your login's mapping "
-    "in ARREARS_CLI_PRINCIPALS). Prefer ARREARS_TOKEN: a command line is seen by other users of the machine.",
-    show_default=False)]
+    "--token", help="Act as the principal holding this token (default: ARREARS_TOKEN, else your login's mapping in "
+    "ARREARS_CLI_PRINCIPALS; with ARREARS_AUTH=required one of them is needed). Prefer ARREARS_TOKEN: a command "
+    "line is seen by other users of the machine.", show_default=False)]
 
 
-def _admin(token: str | None) -> Principal:
-    """The admin acting, or an error saying what to do."""
+def act_as(find: Callable[[], Principal]) -> Principal:
+    """The principal `find` names (`serving.access.cli_principal`), or an error saying what to do: exit 1 for a
+    principal whose role may not do this, 2 for nobody signed in or a token that does not work."""
     try:
-        return administrator(get_settings(), token)
+        return find()
     except Forbidden as exc:
         fail(str(exc), code=1)
     except (NotSignedIn, ValueError) as exc:
         fail(str(exc))
     raise AssertionError  # fail exits
+
+
+def _admin(token: str | None) -> Principal:
+    """The admin acting, or an error saying what to do."""
+    return act_as(lambda: administrator(get_settings(), token))
 
 
 def _audit(by: Principal, action: str, name: str, **detail: object) -> None:
