@@ -7,7 +7,8 @@ The feed tables are derived from the feed contract (`features.feeds.contract`): 
 type come from its `Column`, so a new feed column needs no edit here. Money is stored as integer pence
 (`amount_pence`) so that a balance is an exact sum, never a float drift. Tenancies are a versioned register: a
 re-delivered tenancy whose content changed (a move-out date, a rent change) is kept as a new version, never
-overwritten; `tenancy_register` is the latest version of each. Transactions and events are immutable: the same id
+overwritten; `tenancy_register` is the latest version of each (receipts in suspense likewise: `suspense_register`,
+each receipt open or as cleared). Transactions and events are immutable: the same id
 with different content is a conflict, decided by ingestion. The register's protected characteristics
 (`MONITORING_ONLY_COLUMNS`) are never ledger columns: they are kept apart (`features.protected`).
 """
@@ -63,12 +64,21 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS events_tenancy ON events (tenancy_id, event_date)",
 )
 
-_REGISTER_VIEW = """
-CREATE VIEW tenancy_register AS
-SELECT t.* FROM tenancies t
-JOIN (SELECT tenancy_id, MAX(delivery_seq) AS delivery_seq FROM tenancies GROUP BY tenancy_id) latest
-  ON t.tenancy_id = latest.tenancy_id AND t.delivery_seq = latest.delivery_seq
-"""
+
+def current_view(view: str, spec: FeedSpec) -> str:
+    """The SQL creating `view`: the latest-delivered version of each row of a versioned feed."""
+    key = ", ".join(spec.key)
+    on = " AND ".join(f"t.{k} = latest.{k}" for k in (*spec.key, "delivery_seq"))
+    return (f"CREATE VIEW {view} AS\nSELECT t.* FROM {spec.name} t\n"
+            f"JOIN (SELECT {key}, MAX(delivery_seq) AS delivery_seq FROM {spec.name} GROUP BY {key}) latest\n"
+            f"  ON {on}\n")
+
+
+#: The current version of each versioned feed's rows: the tenancy register (each tenancy as last delivered) and the
+#: receipts in suspense as last delivered (open, or cleared to a tenancy). View name → feed.
+CURRENT_VIEWS: dict[str, str] = {"tenancy_register": "tenancies", "suspense_register": "suspense"}
+_VIEW_SQL = {view: current_view(view, FEEDS[feed]) for view, feed in CURRENT_VIEWS.items()}
+_REGISTER_VIEW = _VIEW_SQL["tenancy_register"]
 
 class Ledger(Database):
     """The ledger database. Use `open_ledger(url)` to get one; its tables are created on first write access."""
@@ -94,10 +104,11 @@ class Ledger(Database):
         if self.backend != "duckdb":
             for statement in _INDEXES:
                 self.execute(statement)
-        if added and self.view_exists("tenancy_register"):
-            self.execute("DROP VIEW tenancy_register")
-        if not self.view_exists("tenancy_register"):
-            self.execute(_REGISTER_VIEW)
+        for view, sql in _VIEW_SQL.items():
+            if added and self.view_exists(view):
+                self.execute(f"DROP VIEW {view}")
+            if not self.view_exists(view):
+                self.execute(sql)
         if new:
             self.execute("INSERT INTO ledger_meta VALUES ('hash_format', ?)", [HASH_FORMAT])
         elif self._meta("hash_format") != HASH_FORMAT:
@@ -119,7 +130,8 @@ class Ledger(Database):
         typed values a hash is computed from), so re-sent rows are still recognised. On DuckDB each feed table is
         rebuilt (which also drops the keys' indexes a ledger made before carried)."""
         with self.transaction():
-            self.execute("DROP VIEW IF EXISTS tenancy_register")
+            for view in _VIEW_SQL:
+                self.execute(f"DROP VIEW IF EXISTS {view}")
             if self.backend == "duckdb":
                 for index in ("transactions_tenancy", "events_tenancy"):
                     self.execute(f"DROP INDEX IF EXISTS {index}")
@@ -136,7 +148,8 @@ class Ledger(Database):
                     self.execute(f"ALTER TABLE _rehashed RENAME TO {name}")
                 else:
                     self.execute(f"UPDATE {name} SET content_hash = {content_hash(spec)}")
-            self.execute(_REGISTER_VIEW)
+            for sql in _VIEW_SQL.values():
+                self.execute(sql)
             self.execute("DELETE FROM ledger_meta WHERE name = 'hash_format'")
             self.execute("INSERT INTO ledger_meta VALUES ('hash_format', ?)", [HASH_FORMAT])
 
@@ -210,7 +223,7 @@ class Ledger(Database):
         """A whole table (or the rows of deliveries after `since_seq`), with dates as pandas timestamps."""
         sql = f"SELECT * FROM {table}"
         params: list[object] = []
-        if since_seq is not None and table != "tenancy_register":
+        if since_seq is not None and table not in CURRENT_VIEWS:
             sql += " WHERE delivery_seq > ?"
             params.append(since_seq)
         return self._with_dates(table, self.query(sql, params))
@@ -234,7 +247,7 @@ class Ledger(Database):
 
     @staticmethod
     def _with_dates(table: str, frame: pd.DataFrame) -> pd.DataFrame:
-        for column, sqltype in TABLES.get(table if table != "tenancy_register" else "tenancies", {}).items():
+        for column, sqltype in TABLES.get(CURRENT_VIEWS.get(table, table), {}).items():
             if sqltype == "DATE" and column in frame:
                 frame[column] = pd.to_datetime(frame[column])
         return frame

@@ -69,6 +69,14 @@ ALLOCATIONS: tuple[str, ...] = ("rent", "unallocated", "deposit")
 MONITORING_ONLY_COLUMNS: tuple[str, ...] = ("age_band", "sex", "ethnicity", "disability")
 #: Columns that identify or contact a person. They never reach logs, metrics or model artefacts.
 PERSONAL_COLUMNS: tuple[str, ...] = ("tenant_name", "address", "email", "phone")
+#: Columns the ledger keeps because the work needs them, but which may name a person (a bank credit's payer text):
+#: read for matching and shown to the income team, never written to logs, metrics or model artefacts.
+NAMING_COLUMNS: tuple[str, ...] = ("payer",)
+
+#: Where a receipt in suspense came from.
+SUSPENSE_SOURCES: tuple[str, ...] = ("bank", "payment_provider", "dwp")
+#: The DWP schemes whose payments to landlords come with a schedule of lines.
+SCHEDULE_SCHEMES: tuple[str, ...] = ("universal_credit", "housing_benefit")
 
 
 #: How a column's text is read (`features.feeds.normalise`) and stored in the ledger (its SQL type).
@@ -235,9 +243,57 @@ OUTCOMES = FeedSpec(
     ),
 )
 
-FEEDS: dict[str, FeedSpec] = {spec.name: spec for spec in (TENANCIES, TRANSACTIONS, EVENTS, OUTCOMES)}
+#: Receipts in suspense (contract version 4): bank or payment-provider credits the landlord could not match to a
+#: tenancy. Money received is positive. A receipt the landlord's own team has since cleared at source carries the
+#: tenancy it went to and the day (`cleared_tenancy_id`, `cleared_date`): that history is what matching learns from.
+#: Versioned like the tenancy register: a receipt is first delivered open and later again, cleared; the ledger keeps
+#: both and its `suspense_register` view is the latest delivered version of each receipt.
+SUSPENSE = FeedSpec(
+    name="suspense",
+    key=("receipt_id",),
+    schema=(
+        Column("receipt_id", required=True),
+        Column("received_date", "date", required=True),
+        Column("amount", "money", required=True),
+        Column("reference"),
+        Column("payer"),
+        Column("source", "vocabulary", required=True, vocabulary=SUSPENSE_SOURCES),
+        Column("cleared_tenancy_id"),
+        Column("cleared_date", "date"),
+    ),
+    versioned=True,
+)
+
+#: The DWP's payment schedules (contract version 4): one row per line of a schedule. A settlement is one bank
+#: payment covering many tenants (Universal Credit managed payments and deductions every 28 days in arrears;
+#: Housing Benefit on 4-weekly runs); each line is one claimant's amount for a period. `tenancy_reference` is the
+#: landlord's tenancy id when the DWP was given it (often missing).
+DWP_SCHEDULES = FeedSpec(
+    name="dwp_schedules",
+    key=("settlement_number", "line_reference"),
+    schema=(
+        Column("settlement_number", required=True),
+        Column("line_reference", required=True),
+        Column("payment_date", "date", required=True),
+        Column("amount", "money", required=True),
+        Column("tenancy_reference"),
+        Column("scheme", "vocabulary", vocabulary=SCHEDULE_SCHEMES),
+        Column("period_start", "date"),
+        Column("period_end", "date"),
+    ),
+)
+
+FEEDS: dict[str, FeedSpec] = {spec.name: spec for spec in (TENANCIES, TRANSACTIONS, EVENTS, OUTCOMES, SUSPENSE,
+                                                           DWP_SCHEDULES)}
 #: The order feeds are loaded in: transactions and events refer to tenancies.
-LOAD_ORDER: tuple[str, ...] = ("tenancies", "transactions", "events", "outcomes")
+LOAD_ORDER: tuple[str, ...] = ("tenancies", "transactions", "events", "outcomes", "suspense", "dwp_schedules")
+#: Feeds whose rows belong to a tenancy that must already be known (`tenancy_id`, a foreign key).
+TENANCY_FEEDS: tuple[str, ...] = ("transactions", "events", "outcomes")
+#: The column of each feed that names a tenancy the ledger must know: every row's `tenancy_id` in the tenancy feeds;
+#: a suspense receipt's `cleared_tenancy_id` only where it is set (an open receipt names none). The DWP's
+#: `tenancy_reference` is not one: it is the DWP's free text, kept as delivered and matched softly.
+TENANCY_REFERENCE: dict[str, str] = {**{feed: "tenancy_id" for feed in TENANCY_FEEDS},
+                                     "suspense": "cleared_tenancy_id"}
 
 
 def marked(transactions: pd.DataFrame, pattern: str) -> np.ndarray:

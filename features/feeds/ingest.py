@@ -321,7 +321,7 @@ def _stage_sql(feed: str, spec: contract.FeedSpec, source: str, columns: dict[st
     if future:
         reasons.append(f"{future} AS e__future")
     by_ledger_name = {c.ledger_name: f"v_{c.name}" for c in spec.schema}
-    quoted = sorted({spec.key[0], "tenancy_id"})
+    quoted = sorted({spec.key[0], contract.TENANCY_REFERENCE.get(feed, spec.key[0])})
     final = ["n__raw AS raw_hash", *(f"v_{c.name} AS {c.ledger_name}" for c in spec.schema)]
     final.append(f"{rules.content_hash(spec, by_ledger_name.__getitem__)} AS content_hash")
     final += [f"CASE WHEN r_{c} IS DISTINCT FROM v_{c} THEN r_{c} END AS raw_{c}" for c in quoted]
@@ -373,6 +373,10 @@ def _stage(ws: _Workspace, feed: str, path: Path, clock: Clock) -> _Staged:
 # -- deciding each clean row against the delivery and the ledger -------------------------------------------------
 
 _UNKNOWN = "unknown tenancy_id: no such tenancy in the ledger or this delivery; send its tenancies row first"
+_UNKNOWN_CLEARED = ("unknown cleared_tenancy_id: the receipt was cleared to a tenancy that is in neither the ledger "
+                    "nor this delivery; send that tenancy's register row first, or correct the tenancy the receipt was "
+                    "cleared to at source (leave cleared_tenancy_id and cleared_date blank while it is open)")
+_UNKNOWN_REASON = {"tenancy_id": _UNKNOWN, "cleared_tenancy_id": _UNKNOWN_CLEARED}
 _VARIANTS = "the same id appears more than once in this delivery with different content; send one corrected row"
 _CONFLICT = ("already in the ledger with different content: ledger rows are never overwritten; "
              "correct it at source with a new row (e.g. an adjustment)")
@@ -386,10 +390,13 @@ def _resolve(ws: _Workspace, staged: _Staged, seq: int) -> None:
                                            "'' AS reason WHERE false")
     clean = f"(SELECT rowid AS rid, * FROM {table} WHERE problems IS NULL)"
     remaining = f"(SELECT c.* FROM {clean} c ANTI JOIN {drops} d ON d.rid = c.rid)"  # (NOT EXISTS: 100x slower)
-    # References to tenancies must resolve to the ledger (this delivery's tenancies are already in it).
-    if feed != "tenancies":
-        ws.run(f"INSERT INTO {drops} SELECT rid, 'quarantine', 'tenancy_id', {rules.lit(_UNKNOWN)} "
-               f"FROM {clean} c ANTI JOIN {ws.known_tenancies()} k ON k.tenancy_id = c.tenancy_id")
+    # References to tenancies must resolve to the ledger (this delivery's tenancies are already in it); an optional
+    # reference only where it is set.
+    reference = contract.TENANCY_REFERENCE.get(feed)
+    if reference:
+        ws.run(f"INSERT INTO {drops} SELECT rid, 'quarantine', {rules.lit(reference)}, "
+               f"{rules.lit(_UNKNOWN_REASON[reference])} FROM {clean} c ANTI JOIN {ws.known_tenancies()} k "
+               f"ON k.tenancy_id = c.{reference} WHERE c.{reference} IS NOT NULL")
     _drop_repeats(ws, feed, remaining, drops)
     _drop_stored(ws, feed, remaining, drops)
     columns = [c for c in TABLES[feed] if c != "delivery_seq"]
@@ -434,13 +441,21 @@ def _drop_stored(ws: _Workspace, feed: str, remaining: str, drops: str) -> None:
 def _record_quarantine(ws: _Workspace, staged: _Staged, drops: str, seq: int) -> None:
     """Count the duplicates and quarantined rows, and write one quarantine row per problem, with its line."""
     feed, table, summary = staged.feed, staged.table, staged.summary
-    key = contract.FEEDS[feed].key[0]
+    spec = contract.FEEDS[feed]
+    key = spec.key[0]
     summary.duplicate = ws.scalar(f"SELECT count(*) FROM {drops} WHERE kind = 'duplicate'")
+    # A dropped row's value: the tenancy it names, or its key as delivered (a key of several columns, joined by /).
+    value = f"coalesce(s.raw_{key}, CAST(s.{key} AS VARCHAR))"
+    if len(spec.key) > 1:
+        value = f"concat_ws(' / ', {value}, {', '.join(f'CAST(s.{k} AS VARCHAR)' for k in spec.key[1:])})"
+    reference = contract.TENANCY_REFERENCE.get(feed)
+    if reference:
+        value = (f"CASE d.column_name WHEN {rules.lit(reference)} THEN coalesce(s.raw_{reference}, s.{reference}) "
+                 f"ELSE {value} END")
     problems = (
         f"SELECT rid, raw_hash, p.column_name AS column_name, p.value AS value, p.reason AS reason FROM "
         f"(SELECT rowid AS rid, raw_hash, unnest(problems) AS p FROM {table} WHERE problems IS NOT NULL) "
-        f"UNION ALL SELECT d.rid, s.raw_hash, d.column_name, coalesce(CASE d.column_name WHEN 'tenancy_id' THEN "
-        f"coalesce(s.raw_tenancy_id, s.tenancy_id) ELSE coalesce(s.raw_{key}, CAST(s.{key} AS VARCHAR)) END, ''), "
+        f"UNION ALL SELECT d.rid, s.raw_hash, d.column_name, coalesce({value}, ''), "
         f"d.reason FROM {drops} d JOIN (SELECT rowid AS rid, * FROM {table}) s ON s.rid = d.rid "
         "WHERE d.kind = 'quarantine'")
     found = ws.temp_table(f"_quarantine_{feed}", problems)

@@ -107,7 +107,8 @@ def reason(column: Column) -> str:
 
 
 #: The date column of each feed of things that happened: none of them can have happened after today.
-HAPPENED_ON: dict[str, str] = {"transactions": "posted_date", "events": "event_date"}
+HAPPENED_ON: dict[str, str] = {"transactions": "posted_date", "events": "event_date", "suspense": "received_date",
+                                "dwp_schedules": "payment_date"}
 
 
 def future_reason(feed: str, latest: str, today: str, tolerance_days: int) -> str | None:
@@ -135,6 +136,18 @@ DOMAIN_RULES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "transactions": (
         ("amount", f"v_amount = 0 OR (v_type IN {_in(_RAISES)} AND v_amount < 0) "
                    f"OR (v_type IN {_in(_LOWERS)} AND v_amount > 0)", _SIGN),
+    ),
+    "suspense": (
+        ("amount", "v_amount <= 0", "amount must be more than zero: a receipt in suspense is money received (send a "
+                                    "returned or reversed credit as an adjustment on the tenancy it was cleared to)"),
+        ("cleared_date", "v_cleared_date < v_received_date", "cleared_date is before received_date"),
+        ("cleared_tenancy_id", "(v_cleared_tenancy_id IS NULL) <> (v_cleared_date IS NULL)",
+         "cleared_tenancy_id and cleared_date go together: both blank while the receipt is open, both set once it "
+         "is cleared"),
+    ),
+    "dwp_schedules": (
+        ("amount", "v_amount <= 0", "amount must be more than zero: a schedule line is money paid to the landlord"),
+        ("period_end", "v_period_end < v_period_start", "period_end is before period_start"),
     ),
 }
 

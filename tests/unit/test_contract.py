@@ -98,3 +98,18 @@ def test_a_column_added_later_changes_the_hash_only_where_it_is_set(tmp_path) ->
     # it now says where the money went
     assert stored["X2"] == md5("X2", "T1", "2024-01-03", "payment", "-10000", "card", "Card payment",
                                added="\x1eallocation=unallocated")
+
+
+def test_every_versioned_feed_has_a_current_view_and_every_tenancy_reference_its_column() -> None:
+    from features.feeds.rules import DOMAIN_RULES, HAPPENED_ON
+    from features.ledger import CURRENT_VIEWS
+
+    assert sorted(CURRENT_VIEWS.values()) == sorted(name for name, spec in contract.FEEDS.items() if spec.versioned)
+    assert set(contract.TENANCY_FEEDS) <= set(contract.TENANCY_REFERENCE)
+    for feed, column in contract.TENANCY_REFERENCE.items():
+        assert column in contract.FEEDS[feed].columns
+    assert "tenancy_reference" not in contract.TENANCY_REFERENCE.values()  # the DWP's free text, matched softly
+    for feed in ("suspense", "dwp_schedules"):
+        assert HAPPENED_ON[feed] in contract.FEEDS[feed].columns
+        assert {column for column, _, _ in DOMAIN_RULES[feed]} <= set(contract.FEEDS[feed].columns)
+    assert set(contract.LOAD_ORDER) == set(contract.FEEDS)
