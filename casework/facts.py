@@ -39,8 +39,8 @@ FEW = 200
 
 FACT_COLUMNS: tuple[str, ...] = (
     "tenancy_id", "vulnerable", "rent_period_pence", "weekly_rent_pence", "balance_pence", "arrears_weeks",
-    "received_window_pence", "last_receipt", "odd_receipts", "reported_gap_pence", "breathing_space_start",
-    "breathing_space_kind", *COUNTED.values(), *DATED.values(), "attempts_recent", "limit_attempt",
+    "received_window_pence", "last_receipt", "odd_receipts", "suspense_receipts", "reported_gap_pence",
+    "breathing_space_start", "breathing_space_kind", *COUNTED.values(), *DATED.values(), "attempts_recent", "limit_attempt",
     "officer_hold_until", "officer_hold_reason", "reviewed_on")
 
 
@@ -101,7 +101,8 @@ def _officers_notices(facts: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame
 
 def circumstance_facts(register: pd.DataFrame, balances: pd.DataFrame, receipts: pd.DataFrame,
                        events: pd.DataFrame, as_of: pd.Timestamp, policy: Policy,
-                       holds: pd.DataFrame | None = None, reviewed: pd.DataFrame | None = None) -> pd.DataFrame:
+                       holds: pd.DataFrame | None = None, reviewed: pd.DataFrame | None = None,
+                       suspense: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row of facts (FACT_COLUMNS) per tenancy of `register`, as of `as_of`.
 
     register: tenancy_id, rent_amount_pence, rent_frequency, vulnerable; balances: tenancy_id, balance_pence,
@@ -109,7 +110,8 @@ def circumstance_facts(register: pd.DataFrame, balances: pd.DataFrame, receipts:
     policy's look-back; events: tenancy_id, event_date, type, up to as_of (the feed's and the officers' actions as
     events, `casework.cases.as_events`); holds: tenancy_id, until, reason, the officers' holds in force
     (`casework.cases.holds`); reviewed: tenancy_id, reviewed_on, supervisors' clearances of a vulnerable tenant's
-    case for contact (`casework.cases.reviews`). Nothing dated after as_of is used.
+    case for contact (`casework.cases.reviews`); suspense: tenancy_id, receipt_id, received_date, the receipts in
+    suspense whose most likely tenancy (income management's matching) this is. Nothing dated after as_of is used.
     """
     as_of = pd.Timestamp(as_of).normalize()
     receipts = receipts[receipts["posted_date"] <= as_of]
@@ -125,6 +127,9 @@ def circumstance_facts(register: pd.DataFrame, balances: pd.DataFrame, receipts:
     facts = facts.join(held[["officer_hold_until", "officer_hold_reason"]])
     cleared = reviewed if reviewed is not None else pd.DataFrame(columns=["tenancy_id", "reviewed_on"])
     facts = facts.join(cleared.set_index("tenancy_id")[["reviewed_on"]])
+    waiting = suspense if suspense is not None else pd.DataFrame(columns=["tenancy_id", "received_date"])
+    waiting = waiting[pd.to_datetime(waiting["received_date"]) <= as_of]
+    facts["suspense_receipts"] = waiting.groupby("tenancy_id").size().reindex(facts.index).fillna(0)
     facts["arrears_weeks"] = facts["balance_pence"].fillna(0).clip(lower=0) / facts["weekly_rent_pence"]
     for column in ("received_window_pence", "odd_receipts", "attempts_recent", "balance_pence", *COUNTED.values()):
         facts[column] = facts[column].fillna(0)
@@ -133,9 +138,9 @@ def circumstance_facts(register: pd.DataFrame, balances: pd.DataFrame, receipts:
 
 # -- reading them from the ledger ----------------------------------------------------------------------------------
 def load_facts(ledger: Ledger, tenancy_ids: Sequence[str], as_of: pd.Timestamp, policy: Policy,
-               actions: pd.DataFrame | None = None) -> pd.DataFrame:
+               actions: pd.DataFrame | None = None, suspense: pd.DataFrame | None = None) -> pd.DataFrame:
     """The facts of the given tenancies as of `as_of`, read from the ledger, with the officers' recorded `actions`
-    (`casework.cases.actions`) where given."""
+    (`casework.cases.actions`) and the receipts in `suspense` matched to them (`circumstance_facts`) where given."""
     as_of = pd.Timestamp(as_of).normalize()
     register = ledger.read_for_tenancies("tenancy_register", tenancy_ids)
     since = as_of - pd.Timedelta(days=policy.lookback_days)
@@ -153,7 +158,7 @@ def load_facts(ledger: Ledger, tenancy_ids: Sequence[str], as_of: pd.Timestamp, 
         events = pd.concat([events, as_events(actions)], ignore_index=True)
         held, cleared = holds(actions, as_of), reviews(actions, as_of)
     return circumstance_facts(register, _balances(ledger, as_of, few), receipts[receipts["tenancy_id"].isin(wanted)],
-                              events[events["tenancy_id"].isin(wanted)], as_of, policy, held, cleared)
+                              events[events["tenancy_id"].isin(wanted)], as_of, policy, held, cleared, suspense)
 
 
 def _balances(ledger: Ledger, as_of: pd.Timestamp, few: list[str] | None = None) -> pd.DataFrame:

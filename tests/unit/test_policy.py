@@ -73,6 +73,7 @@ SCENARIOS = [
      {"credit_balance"}),
     ("a week ahead: not ambiguous", {"balance_pence": -10_000.0, "arrears_weeks": 0.0}, "ready", set()),
     ("unallocated receipt", {"odd_receipts": 1}, "ambiguous_balance", {"unallocated_receipt"}),
+    ("receipt in suspense", {"suspense_receipts": 1}, "ambiguous_balance", {"receipt_in_suspense"}),
     ("housing system reports another balance", {"reported_gap_pence": 5_000.0}, "ambiguous_balance",
      {"unexplained_balance"}),
     ("benefit claim pending", {"last_claim_made": ago(10)}, "hold", {"benefit_claim_pending"}),
