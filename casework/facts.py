@@ -40,8 +40,8 @@ FEW = 200
 FACT_COLUMNS: tuple[str, ...] = (
     "tenancy_id", "vulnerable", "rent_period_pence", "weekly_rent_pence", "balance_pence", "arrears_weeks",
     "received_window_pence", "last_receipt", "odd_receipts", "suspense_receipts", "reported_gap_pence",
-    "breathing_space_start", "breathing_space_kind", *COUNTED.values(), *DATED.values(), "attempts_recent", "limit_attempt",
-    "officer_hold_until", "officer_hold_reason", "reviewed_on")
+    "breathing_space_start", "breathing_space_kind", *COUNTED.values(), *DATED.values(), "attempts_recent",
+    "limit_attempt", "officer_hold_until", "officer_hold_reason", "reviewed_on")
 
 
 def _receipt_facts(receipts: pd.DataFrame, as_of: pd.Timestamp, policy: Policy) -> pd.DataFrame:

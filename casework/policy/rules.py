@@ -143,7 +143,8 @@ RULES: tuple[Rule, ...] = (
          lambda d: (_whole(d.facts["odd_receipts"]) + " receipt(s) in the last "
                     + str(d.policy.ambiguous_balance["receipt_lookback_days"])
                     + " days not allocated to rent, or held like a deposit")),
-    Rule("receipt_in_suspense", "ambiguous_balance", lambda d: pd.to_numeric(d.facts["suspense_receipts"]).fillna(0) > 0,
+    Rule("receipt_in_suspense", "ambiguous_balance",
+         lambda d: pd.to_numeric(d.facts["suspense_receipts"]).fillna(0) > 0,
          lambda d: (_whole(d.facts["suspense_receipts"]) + " receipt(s) in suspense are most likely this "
                     "tenancy's: allocate or reject them first (the income team's suspense queue)")),
     Rule("unexplained_balance", "ambiguous_balance",
