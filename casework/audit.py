@@ -40,7 +40,9 @@ ACTIONS = ("case_assigned", "case_reassigned", "action_recorded", "draft_generat
            # privacy rights (serving.privacy): an erasure, a restriction made or lifted, a subject access export, a
            # retention run; each with counts per store and table, never the id erased
            "tenancy_erased", "processing_restricted", "restriction_lifted", "subject_access_export",
-           "retention_applied")
+           "retention_applied",
+           # cash application (serving.income): a receipt in suspense allocated to a tenancy, or a match rejected
+           "suspense_allocated", "suspense_rejected")
 GENESIS = "0" * 64
 TABLE = "audit_log"
 COLUMNS = {"seq": "BIGINT", "at": "TEXT", "actor": "TEXT", "role": "TEXT", "action": "TEXT", "tenancy_id": "TEXT",

@@ -26,6 +26,7 @@ from features.db import and_in
 from features.feeds.contract import RECEIPT_TYPES
 from features.ledger import Ledger, open_ledger
 from features.store.offline import live_tenancies
+from serving.income.store import held_by_suspense, open_decisions
 from serving.runs import experiments
 from serving.runs.casework import actions_for_run, assign_owners
 from serving.runs.explain import raw_scores, score_cases
@@ -96,10 +97,10 @@ def ranked(live: pd.DataFrame, risk: registry.Champion) -> pd.DataFrame:
 
 
 def judge(frame: pd.DataFrame, ledger: Ledger, as_of: pd.Timestamp, policy: Policy,
-          actions: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Readiness of every row (from the ledger's facts and the officers' `actions`), and its rank within its
-    (state, patch) queue."""
-    facts = load_facts(ledger, frame["tenancy_id"].tolist(), as_of, policy, actions)
+          actions: pd.DataFrame | None = None, suspense: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Readiness of every row (from the ledger's facts, the officers' `actions` and the receipts in `suspense`
+    matched to a tenancy), and its rank within its (state, patch) queue."""
+    facts = load_facts(ledger, frame["tenancy_id"].tolist(), as_of, policy, actions, suspense)
     states = readiness(facts, as_of, policy)
     frame = frame.merge(states.drop(columns="policy_version"), on="tenancy_id", how="left")
     frame["queue_rank"] = frame.groupby(["readiness_state", "patch"], sort=False).cumcount() + 1
@@ -158,7 +159,7 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
     live, restricted_mark = _unrestricted(settings, live)
     with open_ledger(settings.ledger) as ledger, open_runs(settings) as store:
         actions, casework_mark = actions_for_run(settings, ledger, as_of)
-        casework_mark += restricted_mark
+        casework_mark += restricted_mark + _suspense_mark(settings)
         run = {"as_of": as_of.date(), "model_version": risk_ref.version, "feature_service": risk_ref.feature_service,
                "payment_model_version": payment_ref.version if payment_ref else None, "policy_version": policy.version,
                "ledger_seq": ledger.last_delivery_seq(), "population": len(live),
@@ -175,8 +176,9 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
         risk = registry.load_version(settings, risk_ref)
         payment = registry.load_version(settings, payment_ref) if payment_ref else None
         run_id = uuid.uuid4().hex[:16]
-        frame, assigned = arms(judge(ranked(live, risk), ledger, as_of, policy, actions), live, as_of, run_id,
-                               trials, store)
+        suspense = held_by_suspense(settings, ledger)
+        frame, assigned = arms(judge(ranked(live, risk), ledger, as_of, policy, actions, suspense), live, as_of,
+                               run_id, trials, store)
         frame, gains = with_gains(frame, live, load_uplift(settings) if uplift_ref else None)
         frame = explain_listable(frame, live, risk, payment, settings.patch_capacity)
         paid = (payments_since(ledger, int(previous["ledger_seq"]), set(frame["tenancy_id"])) if previous
@@ -189,6 +191,14 @@ def record_run(settings: ServingSettings, force: bool = False) -> RunSummary:
         _audit_assignments(settings, store)
         assign_owners(settings, run, frame)
         return RunSummary(run, True, _counts(store, run["run_id"]))
+
+
+def _suspense_mark(settings: ServingSettings) -> str:
+    """A mark that changes with every match the income team rejects (an approval is a delivery: the ledger's
+    sequence moves), so a run is recomputed when the receipts in suspense point elsewhere."""
+    with open_decisions(settings) as decisions:
+        rejected = len(decisions.rejected())
+    return f":suspense_rejected {rejected}" if rejected else ""
 
 
 def _unrestricted(settings: ServingSettings, live: pd.DataFrame) -> tuple[pd.DataFrame, str]:

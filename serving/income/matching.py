@@ -1,0 +1,440 @@
+"""Cash application, pure: for each receipt in suspense, the tenancies it may belong to, each with a match
+probability and the reasons in plain words.
+
+Candidates come from blocking (cheap rules that keep the true tenancy and few others): the reference a character
+or two from a tenancy id, the payer text like the payer text of a tenancy's cleared receipts, the amount the usual
+payment (or a few of them) of a tenancy whose payment around that day is missing from the ledger, and a DWP
+schedule line naming a tenancy for that amount. Each (receipt, tenancy) pair is then compared (`FEATURES`: edit
+distance of the reference, payer similarity, amount ratio, days from the expected payment day, whether the usual
+payment is missing, schedule agreement, and how much better than the receipt's other candidates it is) and given a
+probability by a calibrated classifier trained on the ledger's own history: receipts the landlord's team cleared
+at source (`cleared_tenancy_id`) are labelled pairs, the true tenancy against the other candidates blocking found.
+
+Everything is as of the receipt's day: a tenancy's habits from its payments before it, payer texts from receipts
+cleared before it (never the receipt's own). A payment that is itself a cleared receipt's allocation is not the
+tenancy's own habit evidence for that receipt. Payer text is compared here and nowhere else: only similarity
+scores leave this module (never into logs, metrics or model artefacts).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
+from rapidfuzz.utils import default_process
+
+#: The comparison features a pair is scored on, in order.
+FEATURES: tuple[str, ...] = (
+    "ref_distance", "has_reference", "ref_margin", "payer_similarity", "payer_known", "payer_margin",
+    "has_habit", "amount_log_ratio", "amount_equal", "amount_multiple", "days_from_expected", "usual_missing",
+    "schedule_agrees", "candidates")
+#: A reference this many edits or fewer from a tenancy id makes it a candidate.
+MAX_REF_DISTANCE = 2
+#: Of those, the nearest (and those one edit further), at most this many per receipt.
+MAX_REF_CANDIDATES = 10
+#: A payer text at least this similar (0-100, token order ignored) to one on a tenancy's cleared receipts.
+PAYER_CUTOFF = 80
+#: An amount within this share of a tenancy's past payment (or 2-4 times it) makes it a candidate, if its payment
+#: around the receipt's day is missing; at most this many such candidates per receipt, nearest expected day first.
+AMOUNT_TOLERANCE = 0.02
+MAX_AMOUNT_CANDIDATES = 8
+MULTIPLES = (1, 2, 3, 4)
+#: Payments this many days back tell a tenancy's habit (usual amount and gap).
+HABIT_DAYS = 182
+HABIT_PAYMENTS = 6
+
+
+@dataclass(frozen=True)
+class Books:
+    """What matching reads. tenancy_ids: the tenancies receipts may go to; payments: tenancy_id, posted_date,
+    amount_pence (money received, positive); suspense: receipt_id, received_date, amount_pence, reference, payer,
+    source, cleared_tenancy_id, cleared_date; schedules: DWP schedule lines (settlement_number, line_reference,
+    payment_date, amount_pence, tenancy_reference)."""
+
+    tenancy_ids: np.ndarray
+    payments: pd.DataFrame
+    suspense: pd.DataFrame
+    schedules: pd.DataFrame
+
+    @property
+    def cleared(self) -> pd.DataFrame:
+        return self.suspense[self.suspense["cleared_tenancy_id"].notna()]
+
+    @property
+    def open(self) -> pd.DataFrame:
+        return self.suspense[self.suspense["cleared_tenancy_id"].isna()]
+
+
+# -- a tenancy's habits, as of any day ------------------------------------------------------------------------------
+def own_payments(payments: pd.DataFrame, suspense: pd.DataFrame) -> pd.DataFrame:
+    """The tenancies' payments that were not a cleared receipt's allocation (the same tenancy and amount, posted
+    from the day it was received to 3 days after it was cleared), sorted, with each one's habit so far:
+    `usual_amount` (median of the last payments) and `usual_gap` (median of the gaps between them, days)."""
+    paid = payments[["tenancy_id", "posted_date", "amount_pence"]].copy()
+    paid["posted_date"] = pd.to_datetime(paid["posted_date"])
+    cleared = suspense[suspense["cleared_tenancy_id"].notna()]
+    if len(cleared):
+        both = paid.reset_index().merge(cleared.rename(columns={"cleared_tenancy_id": "tenancy_id"})[
+            ["tenancy_id", "amount_pence", "received_date", "cleared_date"]], on=["tenancy_id", "amount_pence"])
+        until = pd.to_datetime(both["cleared_date"]).fillna(pd.to_datetime(both["received_date"]))
+        allocated = both[(both["posted_date"] >= pd.to_datetime(both["received_date"]))
+                         & (both["posted_date"] <= until + pd.Timedelta(days=3))]["index"]
+        paid = paid.drop(index=allocated.unique())
+    paid = paid.sort_values(["tenancy_id", "posted_date"], kind="stable").reset_index(drop=True)
+    by = paid.groupby("tenancy_id", sort=False)
+    paid["usual_amount"] = by["amount_pence"].transform(
+        lambda a: a.rolling(HABIT_PAYMENTS, min_periods=1).median())
+    gaps = by["posted_date"].diff().dt.days
+    paid["usual_gap"] = gaps.groupby(paid["tenancy_id"]).transform(
+        lambda g: g.rolling(HABIT_PAYMENTS, min_periods=1).median())
+    return paid
+
+
+def habits_at(pairs: pd.DataFrame, paid: pd.DataFrame) -> pd.DataFrame:
+    """Each pair's tenancy's habit as of the day before the receipt: last_paid, usual_amount, usual_gap (NaN
+    where it has paid nothing in the habit window)."""
+    left = pairs.assign(_day=pd.to_datetime(pairs["received_date"]) - pd.Timedelta(days=1)).reset_index()
+    right = paid.rename(columns={"posted_date": "_day"})[["tenancy_id", "_day", "usual_amount", "usual_gap"]]
+    right = right.assign(last_paid=right["_day"])
+    found = pd.merge_asof(left.sort_values("_day", kind="stable"), right.sort_values("_day", kind="stable"),
+                          on="_day", by="tenancy_id", direction="backward").set_index("index").sort_index()
+    stale = (found["_day"] - found["last_paid"]).dt.days > HABIT_DAYS
+    for column in ("last_paid", "usual_amount", "usual_gap"):
+        found.loc[stale, column] = np.nan if column != "last_paid" else pd.NaT
+    return found[["last_paid", "usual_amount", "usual_gap"]].set_index(pairs.index)
+
+
+def _paid_near(pairs: pd.DataFrame, paid: pd.DataFrame, window: np.ndarray) -> np.ndarray:
+    """How many of the tenancy's own payments lie within `window` days either side of each pair's receipt day."""
+    codes = {t: i for i, t in enumerate(pd.unique(pd.concat([paid["tenancy_id"], pairs["tenancy_id"]])))}
+    day = lambda s: pd.to_datetime(s).to_numpy(dtype="datetime64[D]").astype(np.int64)  # noqa: E731
+    keys = np.sort(paid["tenancy_id"].map(codes).to_numpy(np.int64) * 1_000_000 + day(paid["posted_date"]))
+    base = pairs["tenancy_id"].map(codes).to_numpy(np.int64) * 1_000_000 + day(pairs["received_date"])
+    return np.searchsorted(keys, base + window, side="right") - np.searchsorted(keys, base - window, side="left")
+
+
+# -- blocking -------------------------------------------------------------------------------------------------------
+def _id_shape(tenancy_ids: np.ndarray) -> tuple[str, int]:
+    """The tenancy ids' usual letters and number of digits (T000917: "T", 6)."""
+    found = pd.Series(tenancy_ids).astype(str).str.extract(r"^([A-Za-z]*)(\d+)$").dropna()
+    if found.empty:
+        return "", 0
+    return str(found[0].str.upper().mode().iloc[0]), int(found[1].str.len().mode().iloc[0])
+
+
+def reference_tokens(reference: pd.Series, shape: tuple[str, int]) -> pd.DataFrame:
+    """The id-like tokens of each reference (letters then digits), written like the ids: a missing prefix added,
+    dropped leading zeros put back. One row per (receipt position, token)."""
+    prefix, width = shape
+    rows = []
+    for position, text in enumerate(reference.fillna("").astype(str).str.upper()):
+        for token in re.findall(r"[A-Z]*\d[A-Z\d]*", text):
+            letters, digits = re.match(r"([A-Z]*)(.*)", token).groups()
+            if digits.isdigit() and len(digits) <= width:
+                token = (letters or prefix) + digits.zfill(width)
+            rows.append((position, token))
+    return pd.DataFrame(rows, columns=["position", "token"])
+
+
+def _reference_hits(receipts: pd.DataFrame, tenancy_ids: np.ndarray) -> pd.DataFrame:
+    tokens = reference_tokens(receipts["reference"], _id_shape(tenancy_ids))
+    if tokens.empty or not len(tenancy_ids):
+        return pd.DataFrame(columns=["receipt_id", "tenancy_id", "ref_distance"])
+    ids = pd.Series(tenancy_ids).astype(str).str.upper().tolist()
+    distance = process.cdist(tokens["token"].tolist(), ids, scorer=Levenshtein.distance,
+                             score_cutoff=MAX_REF_DISTANCE, dtype=np.int32, workers=1)
+    row, column = np.nonzero(distance <= MAX_REF_DISTANCE)
+    hits = pd.DataFrame({"receipt_id": receipts["receipt_id"].to_numpy()[tokens["position"].to_numpy()[row]],
+                         "tenancy_id": np.asarray(tenancy_ids)[column], "ref_distance": distance[row, column]})
+    hits = hits.groupby(["receipt_id", "tenancy_id"], as_index=False)["ref_distance"].min()
+    nearest = hits.groupby("receipt_id")["ref_distance"].transform("min")
+    hits = hits[hits["ref_distance"] <= nearest + 1].sort_values(["receipt_id", "ref_distance", "tenancy_id"])
+    return hits.groupby("receipt_id").head(MAX_REF_CANDIDATES)
+
+
+def _payer_hits(receipts: pd.DataFrame, cleared: pd.DataFrame) -> pd.DataFrame:
+    """Pairs whose payer text is like one on the tenancy's receipts cleared before this one (best similarity)."""
+    empty = pd.DataFrame(columns=["receipt_id", "tenancy_id", "payer_similarity"])
+    texts, known = receipts["payer"].fillna("").astype(str), cleared[cleared["payer"].fillna("").astype(str) != ""]
+    if known.empty or not texts.str.len().any():
+        return empty
+    mine, theirs = pd.unique(texts), pd.unique(known["payer"].astype(str))
+    score = process.cdist(mine, theirs, scorer=fuzz.token_sort_ratio, processor=default_process,
+                          score_cutoff=PAYER_CUTOFF, dtype=np.uint8, workers=1)
+    row, column = np.nonzero(score)
+    close = pd.DataFrame({"payer": mine[row], "known_payer": theirs[column], "payer_similarity": score[row, column]})
+    close = close[close["payer"] != ""]
+    pairs = (receipts[["receipt_id", "received_date", "payer"]].merge(close, on="payer")
+             .merge(known.rename(columns={"receipt_id": "known_id", "payer": "known_payer",
+                                          "received_date": "known_date", "cleared_tenancy_id": "tenancy_id"})[
+                 ["known_id", "known_payer", "known_date", "tenancy_id"]], on="known_payer"))
+    pairs = pairs[(pairs["known_id"] != pairs["receipt_id"])
+                  & (pd.to_datetime(pairs["known_date"]) < pd.to_datetime(pairs["received_date"]))]
+    if pairs.empty:
+        return empty
+    return pairs.groupby(["receipt_id", "tenancy_id"], as_index=False)["payer_similarity"].max()
+
+
+def _amount_hits(receipts: pd.DataFrame, paid: pd.DataFrame) -> pd.DataFrame:
+    """Tenancies that paid about this amount (or a half, third, quarter of it) in the habit window before the
+    receipt's day: candidates to be narrowed to those whose payment is missing (`_narrow_amounts`)."""
+    ordered = paid.sort_values("amount_pence", kind="stable")
+    amounts, days = ordered["amount_pence"].to_numpy(float), ordered["posted_date"].to_numpy("datetime64[D]")
+    tenancies = ordered["tenancy_id"].to_numpy()
+    found = []
+    for receipt_id, day, amount in zip(receipts["receipt_id"], pd.to_datetime(receipts["received_date"]),
+                                       receipts["amount_pence"].astype(float), strict=True):
+        start = np.datetime64(day.date()) - np.timedelta64(HABIT_DAYS, "D")
+        for k in MULTIPLES:
+            low, high = np.searchsorted(amounts, [amount / k * (1 - AMOUNT_TOLERANCE),
+                                                  amount / k * (1 + AMOUNT_TOLERANCE)], side="left")
+            window = (days[low:high] >= start) & (days[low:high] < np.datetime64(day.date()))
+            found.extend((receipt_id, t) for t in np.unique(tenancies[low:high][window]))
+    return pd.DataFrame(found, columns=["receipt_id", "tenancy_id"]).drop_duplicates()
+
+
+def _schedule_hits(receipts: pd.DataFrame, schedules: pd.DataFrame) -> pd.DataFrame:
+    """Pairs a DWP schedule line agrees with: it names the tenancy, for the receipt's amount, within 7 days."""
+    lines = schedules[schedules["tenancy_reference"].notna()]
+    if lines.empty:
+        return pd.DataFrame(columns=["receipt_id", "tenancy_id", "schedule_agrees"])
+    both = receipts[["receipt_id", "received_date", "amount_pence"]].merge(
+        lines[["tenancy_reference", "amount_pence", "payment_date"]], on="amount_pence")
+    near = (pd.to_datetime(both["received_date"]) - pd.to_datetime(both["payment_date"])).dt.days.abs() <= 7
+    hits = both[near].rename(columns={"tenancy_reference": "tenancy_id"})[["receipt_id", "tenancy_id"]]
+    return hits.drop_duplicates().assign(schedule_agrees=1)
+
+
+# -- candidates and their comparison --------------------------------------------------------------------------------
+def candidates(receipts: pd.DataFrame, books: Books, paid: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every (receipt, candidate tenancy) pair blocking finds for `receipts`, compared (`FEATURES`), with the
+    receipt's own columns and the habit the comparison used."""
+    paid = own_payments(books.payments, books.suspense) if paid is None else paid
+    known = set(np.asarray(books.tenancy_ids))
+    refs = _reference_hits(receipts, books.tenancy_ids)
+    payers = _payer_hits(receipts, books.cleared)
+    schedules = _schedule_hits(receipts, books.schedules)
+    amounts = _narrow_amounts(_amount_hits(receipts, paid), receipts, paid)
+    pairs = pd.concat([refs[["receipt_id", "tenancy_id"]], payers[["receipt_id", "tenancy_id"]],
+                       schedules[["receipt_id", "tenancy_id"]], amounts], ignore_index=True).drop_duplicates()
+    pairs = pairs[pairs["tenancy_id"].isin(known)]
+    pairs = pairs.merge(receipts, on="receipt_id").reset_index(drop=True)
+    for found, column, missing in ((refs, "ref_distance", MAX_REF_DISTANCE + 1), (payers, "payer_similarity", 0),
+                                   (schedules, "schedule_agrees", 0)):
+        pairs = pairs.merge(found, on=["receipt_id", "tenancy_id"], how="left")
+        pairs[column] = pd.to_numeric(pairs[column]).fillna(missing)
+    return compare(pairs, books, paid)
+
+
+def _narrow_amounts(hits: pd.DataFrame, receipts: pd.DataFrame, paid: pd.DataFrame) -> pd.DataFrame:
+    """Of the amount-alike tenancies, those whose own payment around the receipt's day is missing, nearest expected
+    payment day first, at most MAX_AMOUNT_CANDIDATES per receipt."""
+    if hits.empty:
+        return hits
+    pairs = hits.merge(receipts[["receipt_id", "received_date"]], on="receipt_id")
+    pairs = pd.concat([pairs, _expected(pairs, paid)], axis=1)
+    pairs = pairs[pairs["usual_missing"] == 1].sort_values(["receipt_id", "days_from_expected", "tenancy_id"])
+    return pairs.groupby("receipt_id").head(MAX_AMOUNT_CANDIDATES)[["receipt_id", "tenancy_id"]]
+
+
+def _expected(pairs: pd.DataFrame, paid: pd.DataFrame) -> pd.DataFrame:
+    """Each pair's habit, days from its expected payment day and whether its usual payment is missing."""
+    habit = habits_at(pairs, paid)
+    gap = habit["usual_gap"].fillna(7.0).clip(1, 35)
+    since = (pd.to_datetime(pairs["received_date"]) - habit["last_paid"]).dt.days
+    periods = (since / gap).round().clip(lower=1)
+    off = (since - periods * gap).abs().clip(upper=28).fillna(28.0)
+    window = (gap / 2).clip(3, 14).round().astype(np.int64).to_numpy()
+    missing = (_paid_near(pairs, paid, window) == 0) & habit["last_paid"].notna().to_numpy()
+    expected_on = habit["last_paid"] + pd.to_timedelta(periods * gap, unit="D")
+    return habit.assign(days_from_expected=off, usual_missing=missing.astype(int), expected_on=expected_on)
+
+
+def compare(pairs: pd.DataFrame, books: Books, paid: pd.DataFrame) -> pd.DataFrame:
+    """The comparison features (`FEATURES`) of pairs holding receipt columns, ref_distance, payer_similarity and
+    schedule_agrees."""
+    pairs = pd.concat([pairs, _expected(pairs, paid)], axis=1)
+    ratio = pairs["amount_pence"].astype(float) / pairs["usual_amount"]
+    pairs["has_habit"] = pairs["usual_amount"].notna().astype(int)
+    pairs["amount_log_ratio"] = np.log(ratio).abs().clip(upper=3).fillna(3.0)
+    pairs["amount_equal"] = ((ratio - 1).abs() <= 0.005).astype(int)
+    times = ratio.round()
+    pairs["amount_multiple"] = ((times >= 2) & (times <= 6) & ((ratio - times).abs() <= 0.01 * times)).astype(int)
+    pairs["has_reference"] = pairs["reference"].fillna("").astype(str).str.contains(r"\d").astype(int)
+    cleared = books.cleared
+    first_known = cleared.groupby("cleared_tenancy_id")["received_date"].min()
+    pairs["payer_known"] = (pd.to_datetime(pairs["tenancy_id"].map(first_known))
+                            < pd.to_datetime(pairs["received_date"])).astype(int)
+    pairs["payer_similarity"] = pairs["payer_similarity"] / 100.0
+    pairs["ref_margin"] = _margin(pairs, "ref_distance", best="min").clip(-3, 3)
+    pairs["payer_margin"] = _margin(pairs, "payer_similarity", best="max").clip(-1, 1)
+    pairs["candidates"] = np.log1p(pairs.groupby("receipt_id")["tenancy_id"].transform("size"))
+    return pairs
+
+
+def _margin(pairs: pd.DataFrame, column: str, best: str) -> pd.Series:
+    """How much better a pair's `column` is than the best of its receipt's other candidates (0 when alone)."""
+    sign = 1.0 if best == "max" else -1.0
+    value = sign * pairs[column].astype(float)
+    group = pairs["receipt_id"]
+    first = value.groupby(group).transform("max")
+    ties = value.eq(first).groupby(group).transform("sum")
+    second = value.where(value < first).groupby(group).transform("max")
+    others = np.where(value.eq(first) & ties.eq(1), second.fillna(value), first)
+    alone = pairs.groupby("receipt_id")[column].transform("size").eq(1)
+    return pd.Series(np.where(alone, 0.0, value - others), index=pairs.index)
+
+
+def labelled_pairs(books: Books, paid: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The ledger's own history as labelled pairs: each receipt cleared at source against the candidates blocking
+    finds for it (`label` 1 for the tenancy it was cleared to). A receipt whose tenancy blocking misses has only
+    negatives; `blocking_recall` says how often that happens."""
+    cleared = books.cleared.drop(columns=["cleared_tenancy_id", "cleared_date"]).merge(
+        books.cleared[["receipt_id", "cleared_tenancy_id"]], on="receipt_id")
+    pairs = candidates(cleared.drop(columns="cleared_tenancy_id"), books, paid)
+    truth = cleared.set_index("receipt_id")["cleared_tenancy_id"]
+    return pairs.assign(label=(pairs["tenancy_id"] == pairs["receipt_id"].map(truth)).astype(int))
+
+
+def blocking_recall(pairs: pd.DataFrame, receipts: int) -> float:
+    """Share of labelled receipts whose true tenancy is among their candidates."""
+    return float(pairs.loc[pairs["label"] == 1, "receipt_id"].nunique() / receipts) if receipts else float("nan")
+
+
+# -- the model ------------------------------------------------------------------------------------------------------
+#: Fewer cleared receipts than this (with their tenancy among the candidates) is too little history to learn from.
+MIN_LABELLED = 30
+KINDS = ("logistic", "lightgbm")
+
+
+class NotEnoughHistory(ValueError):
+    """The ledger holds too few receipts cleared at source to learn matching from; the message says how many."""
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """A calibrated classifier over `FEATURES`, and what it was trained on (counts only)."""
+
+    kind: str
+    estimator: object
+    receipts: int
+    pairs: int
+    blocking_recall: float
+
+    def probability(self, pairs: pd.DataFrame) -> np.ndarray:
+        if pairs.empty:
+            return np.zeros(0)
+        return self.estimator.predict_proba(pairs[list(FEATURES)].to_numpy(float))[:, 1]
+
+
+def _estimator(kind: str):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if kind == "logistic":
+        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+    if kind == "lightgbm":
+        from lightgbm import LGBMClassifier
+
+        return LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=20,
+                              subsample=0.8, subsample_freq=1, random_state=0, n_jobs=1, verbose=-1)
+    raise ValueError(f"Unknown matcher {kind!r}: one of {', '.join(KINDS)}")
+
+
+def fit_matcher(labelled: pd.DataFrame, kind: str = "logistic", cleared: int | None = None) -> Matcher:
+    """A classifier of `kind` fitted on labelled pairs (`labelled_pairs`) and calibrated (isotonic, on folds that
+    keep each receipt's pairs together)."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.model_selection import GroupKFold
+
+    receipts = labelled["receipt_id"].nunique()
+    positives = int(labelled["label"].sum()) if len(labelled) else 0
+    if positives < MIN_LABELLED or positives == len(labelled):
+        raise NotEnoughHistory(f"{positives} receipt(s) cleared at source with their tenancy among the candidates: "
+                               f"matching learns from at least {MIN_LABELLED}")
+    x, y = labelled[list(FEATURES)].to_numpy(float), labelled["label"].to_numpy(int)
+    folds = list(GroupKFold(n_splits=3).split(x, y, groups=labelled["receipt_id"]))
+    model = CalibratedClassifierCV(_estimator(kind), method="isotonic", cv=folds).fit(x, y)
+    return Matcher(kind, model, receipts, len(labelled), blocking_recall(labelled, cleared or receipts))
+
+
+# -- decisions ------------------------------------------------------------------------------------------------------
+def scored(pairs: pd.DataFrame, matcher: Matcher) -> pd.DataFrame:
+    """Pairs with their match `probability` and `rank` within their receipt (1: the most likely; ties by id)."""
+    out = pairs.assign(probability=matcher.probability(pairs) if len(pairs) else np.zeros(0))
+    out = out.sort_values(["receipt_id", "probability", "tenancy_id"], ascending=[True, False, True], kind="stable")
+    return out.assign(rank=out.groupby("receipt_id").cumcount() + 1).reset_index(drop=True)
+
+
+def decide(receipts: pd.DataFrame, ranked: pd.DataFrame, propose_at: float) -> pd.DataFrame:
+    """One row per receipt: its top candidate and probability, the runner-up's, and the decision: `proposed` for
+    one-click approval when the top candidate reaches `propose_at` and no other is above 1 - propose_at, else
+    `queued` (a receipt without candidates too)."""
+    top = ranked[ranked["rank"] == 1].set_index("receipt_id")
+    second = ranked[ranked["rank"] == 2].set_index("receipt_id")["probability"]
+    out = receipts[["receipt_id", "received_date", "amount_pence", "reference", "payer", "source"]].copy()
+    out["tenancy_id"] = out["receipt_id"].map(top["tenancy_id"])
+    out["probability"] = out["receipt_id"].map(top["probability"]).fillna(0.0)
+    out["runner_up"] = out["receipt_id"].map(second).fillna(0.0)
+    sure = (out["probability"] >= propose_at) & (out["runner_up"] <= 1 - propose_at)
+    out["decision"] = np.where(sure, "proposed", "queued")
+    out["candidates"] = out["receipt_id"].map(ranked.groupby("receipt_id").size()).fillna(0).astype(int)
+    order = out.assign(_first=out["decision"] != "proposed").sort_values(
+        ["_first", "probability", "received_date", "receipt_id"], ascending=[True, False, True, True])
+    return order.drop(columns="_first").reset_index(drop=True)
+
+
+def _pounds(pence: float) -> str:
+    return f"£{pence / 100:,.2f}"
+
+
+def reasons(row: dict) -> list[str]:
+    """The plain-words reasons a candidate is one (payer text itself is never repeated: a similarity only)."""
+    said = []
+    distance = int(row["ref_distance"])
+    if row["has_reference"] and distance <= MAX_REF_DISTANCE:
+        said.append(f"reference names {row['tenancy_id']}" if distance == 0 else
+                    f"reference {distance} character{'s' if distance > 1 else ''} from {row['tenancy_id']}")
+    if row["payer_similarity"] >= PAYER_CUTOFF / 100:
+        said.append(f"payer text {row['payer_similarity']:.0%} like this tenancy's earlier receipts")
+    if row["amount_equal"]:
+        said.append(f"{_pounds(row['amount_pence'])} = usual payment")
+    elif row["amount_multiple"]:
+        times = round(row["amount_pence"] / row["usual_amount"])
+        said.append(f"{_pounds(row['amount_pence'])} = {times} × usual payment ({_pounds(row['usual_amount'])})")
+    elif row["has_habit"] and row["amount_log_ratio"] <= 0.1:
+        said.append(f"{_pounds(row['amount_pence'])} close to the usual payment ({_pounds(row['usual_amount'])})")
+    if row["usual_missing"] and pd.notna(row["expected_on"]):
+        said.append(f"expected payment on {pd.Timestamp(row['expected_on']):%-d %b} not received")
+    if row["schedule_agrees"]:
+        said.append(f"a DWP schedule line for {_pounds(row['amount_pence'])} names this tenancy")
+    return said or ["nothing in common but the blocking rule that found it"]
+
+
+def queue(books: Books, matcher: Matcher, propose_at: float, rejected: pd.DataFrame | None = None,
+          top: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The suspense queue: every open receipt's decision (`decide`), and its `top` candidates with probability,
+    rank and reasons. Matches a person `rejected` (receipt_id, tenancy_id) are no longer candidates."""
+    receipts = books.open.drop(columns=["cleared_tenancy_id", "cleared_date"])
+    pairs = candidates(receipts, books) if len(receipts) else pd.DataFrame(
+        columns=["receipt_id", "tenancy_id", *FEATURES])
+    if rejected is not None and len(rejected) and len(pairs):
+        gone = pd.MultiIndex.from_frame(rejected[["receipt_id", "tenancy_id"]])
+        pairs = pairs[~pd.MultiIndex.from_frame(pairs[["receipt_id", "tenancy_id"]]).isin(gone)]
+    ranked = scored(pairs, matcher)
+    shown = ranked[ranked["rank"] <= top].copy()
+    shown["reasons"] = [reasons(row) for row in shown.to_dict("records")]
+    return decide(receipts, ranked, propose_at), shown.reindex(
+        columns=["receipt_id", "rank", "tenancy_id", "probability", "reasons"]).reset_index(drop=True)
+
+
+def held(decisions: pd.DataFrame, queue_at: float) -> pd.DataFrame:
+    """The tenancies a receipt in suspense may belong to, for the readiness policy: each open receipt's top
+    candidate at `queue_at` or above (receipt_id, tenancy_id, received_date, amount_pence)."""
+    sure = decisions[decisions["tenancy_id"].notna() & (decisions["probability"] >= queue_at)]
+    return sure[["receipt_id", "tenancy_id", "received_date", "amount_pence"]].reset_index(drop=True)
