@@ -36,6 +36,7 @@ from serving.settings import ServingSettings
 from simulator import write_portfolio
 from simulator.model import Portfolio
 from simulator.response import contact_kinds, respond
+from simulator.suspense import income_feeds_as_of
 from training.promotion import TRAINED
 
 WEEKLY_JOBS: tuple[str, ...] = ("drift", "bias", "performance")
@@ -43,7 +44,9 @@ WEEKLY_JOBS: tuple[str, ...] = ("drift", "bias", "performance")
 
 def exported(portfolio: Portfolio, cutoff: pd.Timestamp, since: pd.Timestamp | None = None) -> Portfolio:
     """The portfolio as its housing system exports it on `cutoff`: tenancies started by then (a later move-out not
-    yet known), the balance it reports that day; with `since`, only the postings and events after `since`."""
+    yet known), the balance it reports that day, receipts in suspense as they stood (open if cleared later) and
+    the DWP's schedules paid by then; with `since`, only the postings, events, schedule lines and receipts received
+    or cleared after `since`."""
     tenancies = portfolio.tenancies
     start, end = pd.to_datetime(tenancies["start_date"]), pd.to_datetime(tenancies["end_date"])
     tenancies = tenancies[start <= cutoff].copy()
@@ -58,7 +61,8 @@ def exported(portfolio: Portfolio, cutoff: pd.Timestamp, since: pd.Timestamp | N
     if since is not None:
         history = history[posted[posted <= cutoff] > since]
         events = events[dated[dated <= cutoff] > since]
-    return replace(portfolio, tenancies=tenancies, transactions=history, events=events)
+    return replace(portfolio, tenancies=tenancies, transactions=history, events=events,
+                   **income_feeds_as_of(portfolio, cutoff, since))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ See `simulator.portfolio` for what the portfolio contains, `simulator.behaviour`
 `simulator.statement` for the monthly-statement shape, `simulator.faults` for the injected export faults,
 `simulator.changes` for changes injected from a date (a benefit delay, a rent rise, an economic shock, a group's
 payments dropping), `simulator.causal` for a world whose payments answer to contacts (the causal truth experiments
-and uplift are measured against), `simulator.write` for the files and `simulator.plausibility` for the summary
+and uplift are measured against), `simulator.suspense` for the receipts in suspense and the DWP's payment
+schedules (with their hidden truth), `simulator.write` for the files and `simulator.plausibility` for the summary
 figures used to check it looks like a real rent ledger.
 """
 

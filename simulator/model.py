@@ -1,4 +1,4 @@
-"""The `Portfolio` a simulation returns: the three feeds a housing provider would export and the hidden truth.
+"""The `Portfolio` a simulation returns: the feeds a housing provider would export and the hidden truth.
 
 It lives on its own so that everything that reads or writes a portfolio (`simulator.write`, `simulator.faults`)
 can import it without importing the simulation (`simulator.portfolio`), which uses both.
@@ -37,15 +37,23 @@ class Portfolio:
     window_end: date | None = None  #: last day of the observation window (the end_date argument)
     dirty: bool = False
     shape: str = "weekly"  #: one of SHAPES
+    #: Receipts in suspense and the DWP's payment schedules (`simulator.suspense`); None: not simulated.
+    suspense: pd.DataFrame | None = None
+    dwp_schedules: pd.DataFrame | None = None
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """The three feed frames by name (``events`` empty for a shape without an events feed)."""
         return {"tenancies": self.tenancies, "transactions": self.transactions, "events": self.events}
 
+    def income_feeds(self) -> dict[str, pd.DataFrame]:
+        """The income team's feeds the portfolio holds: receipts in suspense and the DWP's schedules."""
+        return {name: frame for name, frame in (("suspense", self.suspense), ("dwp_schedules", self.dwp_schedules))
+                if frame is not None}
+
     def feeds(self) -> dict[str, pd.DataFrame]:
         """The feeds exported, by name, in the order they are written: tenancies, transactions and, unless the
-        shape has no events feed, events."""
+        shape has no events feed, events; then suspense and dwp_schedules where simulated."""
         frames = self.frames()
         if self.shape in WITHOUT_EVENTS_FEED:
             del frames["events"]
-        return frames
+        return frames | self.income_feeds()

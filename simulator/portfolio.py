@@ -175,6 +175,7 @@ from simulator.population import (
     draw_population,
 )
 from simulator.statement import HABITS, PaymentHabits, draw_payment_habits, to_monthly_statement
+from simulator.suspense import add_income_feeds
 
 #: Tenancies simulated together in one block (each block has its own random stream, so memory stays bounded).
 BLOCK_SIZE = 50_000
@@ -204,6 +205,7 @@ def simulate_portfolio(
     dirty: bool = False,
     shape: str = "weekly",
     changes: Sequence[Change] = (),
+    income: bool = True,
 ) -> Portfolio:
     """Simulate ``n_tenancies`` rent accounts over the window ``[end_date - years, end_date]``.
 
@@ -213,9 +215,10 @@ def simulate_portfolio(
     recorded one per row in ``ground_truth["dirty_faults"]``. ``changes`` (`simulator.changes.Change`, each
     starting inside the window) act on a group of tenancies from a date: a benefit delay, a rent rise, an economic
     shock, a group's payments dropping; recorded in ``ground_truth["changes"]`` and ``["change_tenancies"]``.
-    Without changes the portfolio is the same as before there were any.
+    Without changes the portfolio is the same as before there were any. ``income`` adds the income team's feeds,
+    receipts in suspense and the DWP's schedules, moving the postings they imply (`simulator.suspense`).
     """
-    return _simulate(n_tenancies, years, seed, end_date, dirty, shape=shape, changes=changes)
+    return _simulate(n_tenancies, years, seed, end_date, dirty, shape=shape, changes=changes, income=income)
 
 
 def _simulate(
@@ -227,6 +230,7 @@ def _simulate(
     monitoring_seed: int | None = None,
     shape: str = "weekly",
     changes: Sequence[Change] = (),
+    income: bool = True,
 ) -> Portfolio:
     """`simulate_portfolio`, with the monitoring-only attributes optionally drawn from another seed (for tests
     showing those attributes do not reach behaviour)."""
@@ -264,6 +268,8 @@ def _simulate(
         events = events.iloc[:0].copy()
     portfolio = Portfolio(tenancies, transactions, events, truth, window_start=window_start, window_end=end_date,
                           shape=shape)
+    if income:
+        portfolio = add_income_feeds(portfolio, seed)
     if dirty:
         portfolio = make_dirty(portfolio, np.random.default_rng([seed, 4]))
     return portfolio

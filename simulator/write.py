@@ -64,13 +64,13 @@ def _write_table(table: pa.Table, path: Path, fmt: str) -> None:
 def write_portfolio(
     portfolio: Portfolio, out_dir: Path, truth_dir: Path | None = None, fmt: str = "csv"
 ) -> dict[str, Path]:
-    """Write the feeds to ``out_dir`` (tenancies, transactions and, unless the portfolio's shape has none,
-    events, as ``fmt``: "csv" or "parquet") and the ground truth to ``truth_dir`` (default: a sibling folder
-    ``<out_dir name>_truth``), never inside out_dir, since ingestion treats every file in the delivery folder as a
-    feed.
+    """Write the feeds to ``out_dir`` (tenancies, transactions, unless the portfolio's shape has none events, and
+    where simulated suspense and dwp_schedules, as ``fmt``: "csv" or "parquet") and the ground truth to
+    ``truth_dir`` (default: a sibling folder ``<out_dir name>_truth``), never inside out_dir, since ingestion treats
+    every file in the delivery folder as a feed.
 
-    Folders are created; this function's own files are overwritten (and an events file of ``fmt`` left by an
-    earlier portfolio removed, when this one has no events feed). Returns feed name → path, and
+    Folders are created; this function's own files are overwritten (and an events, suspense or schedules file of
+    ``fmt`` left by an earlier portfolio removed, when this one has no such feed). Returns feed name → path, and
     ``"truth/<table>"`` → path for the truth tables. CSV: UTF-8, comma-separated, header row, ISO dates, money
     with 2 dp, empty for missing. Dirty portfolios are written as text exactly as held.
     """
@@ -84,7 +84,9 @@ def write_portfolio(
     out_dir.mkdir(parents=True, exist_ok=True)
     truth_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    for name in portfolio.frames().keys() - portfolio.feeds().keys():
+    for name in (*portfolio.frames(), "suspense", "dwp_schedules"):
+        if name in portfolio.feeds():
+            continue
         (out_dir / f"{name}.{fmt}").unlink(missing_ok=True)
     for name, frame in portfolio.feeds().items():
         path = out_dir / f"{name}.{fmt}"

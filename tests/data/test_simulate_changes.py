@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from features.feeds import contract
-from simulator import Portfolio, simulate_portfolio, write_portfolio
+from simulator import Portfolio, write_portfolio
+from simulator import simulate_portfolio as simulate
 from simulator.changes import KINDS, SPEC_FORM, Change, check_window, parse_change
 from tests.data.test_simulate import PINNED_WEEKLY, _written_digest
 from tests.support.cli import invoke, ok, words
@@ -18,6 +19,12 @@ from tests.support.cli import invoke, ok, words
 END = date(2026, 10, 31)
 START = date(2026, 5, 1)
 N, SEED = 1200, 21
+
+
+def simulate_portfolio(*args, **kwargs) -> Portfolio:
+    """The simulation alone, without the income feeds (`simulator.suspense`): they pick receipts from whatever
+    payments a portfolio has, so a changed twin's would differ everywhere, not only where the change acts."""
+    return simulate(*args, income=False, **kwargs)
 
 
 @pytest.fixture(scope="module")

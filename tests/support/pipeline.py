@@ -17,6 +17,7 @@ from casework.policy import STATES
 from serving.api.process import fetch_worklist, running_server
 from serving.settings import get_settings
 from simulator import simulate_portfolio, write_portfolio
+from simulator.suspense import income_feeds_as_of
 from tests.support.cli import ok
 from tests.support.homes import isolated_home
 
@@ -36,7 +37,8 @@ def truncate(portfolio, cutoff: pd.Timestamp):
     balance = tx.groupby("tenancy_id")["amount"].sum()
     tenancies["reported_balance"] = tenancies["tenancy_id"].map(balance).fillna(0.0).round(2).to_numpy()
     tenancies["reported_balance_date"] = cutoff
-    return replace(portfolio, tenancies=tenancies, transactions=tx, events=events)
+    return replace(portfolio, tenancies=tenancies, transactions=tx, events=events,
+                   **income_feeds_as_of(portfolio, cutoff))
 
 
 def build_pipeline(root: Path) -> dict:
