@@ -31,17 +31,17 @@ from rapidfuzz.utils import default_process
 FEATURES: tuple[str, ...] = (
     "ref_distance", "has_reference", "ref_margin", "payer_similarity", "payer_known", "payer_margin",
     "has_habit", "amount_log_ratio", "amount_equal", "amount_multiple", "days_from_expected", "usual_missing",
-    "schedule_agrees", "candidates")
+    "schedule_agrees", "schedule_line", "candidates")
 #: A reference this many edits or fewer from a tenancy id makes it a candidate.
 MAX_REF_DISTANCE = 2
 #: Of those, the nearest (and those one edit further), at most this many per receipt.
-MAX_REF_CANDIDATES = 10
+MAX_REF_CANDIDATES = 40
 #: A payer text at least this similar (0-100, token order ignored) to one on a tenancy's cleared receipts.
 PAYER_CUTOFF = 80
 #: An amount within this share of a tenancy's past payment (or 2-4 times it) makes it a candidate, if its payment
 #: around the receipt's day is missing; at most this many such candidates per receipt, nearest expected day first.
-AMOUNT_TOLERANCE = 0.02
-MAX_AMOUNT_CANDIDATES = 8
+AMOUNT_TOLERANCE = 0.15
+MAX_AMOUNT_CANDIDATES = 10
 MULTIPLES = (1, 2, 3, 4)
 #: Payments this many days back tell a tenancy's habit (usual amount and gap).
 HABIT_DAYS = 182
@@ -69,13 +69,18 @@ class Books:
         return self.suspense[self.suspense["cleared_tenancy_id"].isna()]
 
 
+def _ns(days: pd.Series) -> pd.Series:
+    """Dates as datetime64[ns] whatever the reader gave (DuckDB: microseconds), so they join."""
+    return pd.to_datetime(days).astype("datetime64[ns]")
+
+
 # -- a tenancy's habits, as of any day ------------------------------------------------------------------------------
 def own_payments(payments: pd.DataFrame, suspense: pd.DataFrame) -> pd.DataFrame:
     """The tenancies' payments that were not a cleared receipt's allocation (the same tenancy and amount, posted
     from the day it was received to 3 days after it was cleared), sorted, with each one's habit so far:
     `usual_amount` (median of the last payments) and `usual_gap` (median of the gaps between them, days)."""
     paid = payments[["tenancy_id", "posted_date", "amount_pence"]].copy()
-    paid["posted_date"] = pd.to_datetime(paid["posted_date"])
+    paid["posted_date"] = _ns(paid["posted_date"])
     cleared = suspense[suspense["cleared_tenancy_id"].notna()]
     if len(cleared):
         both = paid.reset_index().merge(cleared.rename(columns={"cleared_tenancy_id": "tenancy_id"})[
@@ -97,7 +102,7 @@ def own_payments(payments: pd.DataFrame, suspense: pd.DataFrame) -> pd.DataFrame
 def habits_at(pairs: pd.DataFrame, paid: pd.DataFrame) -> pd.DataFrame:
     """Each pair's tenancy's habit as of the day before the receipt: last_paid, usual_amount, usual_gap (NaN
     where it has paid nothing in the habit window)."""
-    left = pairs.assign(_day=pd.to_datetime(pairs["received_date"]) - pd.Timedelta(days=1)).reset_index()
+    left = pairs.assign(_day=_ns(pairs["received_date"]) - pd.Timedelta(days=1)).reset_index()
     right = paid.rename(columns={"posted_date": "_day"})[["tenancy_id", "_day", "usual_amount", "usual_gap"]]
     right = right.assign(last_paid=right["_day"])
     found = pd.merge_asof(left.sort_values("_day", kind="stable"), right.sort_values("_day", kind="stable"),
@@ -127,17 +132,17 @@ def _id_shape(tenancy_ids: np.ndarray) -> tuple[str, int]:
 
 
 def reference_tokens(reference: pd.Series, shape: tuple[str, int]) -> pd.DataFrame:
-    """The id-like tokens of each reference (letters then digits), written like the ids: a missing prefix added,
-    dropped leading zeros put back. One row per (receipt position, token)."""
+    """The id-like tokens of each reference (letters then digits), as written and written like the ids (a missing
+    prefix added, dropped leading zeros put back). One row per (receipt position, token)."""
     prefix, width = shape
     rows = []
     for position, text in enumerate(reference.fillna("").astype(str).str.upper()):
         for token in re.findall(r"[A-Z]*\d[A-Z\d]*", text):
+            rows.append((position, token))
             letters, digits = re.match(r"([A-Z]*)(.*)", token).groups()
             if digits.isdigit() and len(digits) <= width:
-                token = (letters or prefix) + digits.zfill(width)
-            rows.append((position, token))
-    return pd.DataFrame(rows, columns=["position", "token"])
+                rows.append((position, (letters or prefix) + digits.zfill(width)))
+    return pd.DataFrame(rows, columns=["position", "token"]).drop_duplicates()
 
 
 def _reference_hits(receipts: pd.DataFrame, tenancy_ids: np.ndarray) -> pd.DataFrame:
@@ -156,6 +161,15 @@ def _reference_hits(receipts: pd.DataFrame, tenancy_ids: np.ndarray) -> pd.DataF
     return hits.groupby("receipt_id").head(MAX_REF_CANDIDATES)
 
 
+#: Titles a payer text may or may not carry: not part of the comparison.
+TITLES = re.compile(r"\b(MR|MRS|MISS|MS|DR|MX)\b")
+
+
+def payer_words(text: str) -> str:
+    """A payer text as compared: upper case, no punctuation, no titles."""
+    return " ".join(TITLES.sub(" ", default_process(text).upper()).split())
+
+
 def _payer_hits(receipts: pd.DataFrame, cleared: pd.DataFrame) -> pd.DataFrame:
     """Pairs whose payer text is like one on the tenancy's receipts cleared before this one (best similarity)."""
     empty = pd.DataFrame(columns=["receipt_id", "tenancy_id", "payer_similarity"])
@@ -163,7 +177,7 @@ def _payer_hits(receipts: pd.DataFrame, cleared: pd.DataFrame) -> pd.DataFrame:
     if known.empty or not texts.str.len().any():
         return empty
     mine, theirs = pd.unique(texts), pd.unique(known["payer"].astype(str))
-    score = process.cdist(mine, theirs, scorer=fuzz.token_sort_ratio, processor=default_process,
+    score = process.cdist(mine, theirs, scorer=fuzz.token_sort_ratio, processor=payer_words,
                           score_cutoff=PAYER_CUTOFF, dtype=np.uint8, workers=1)
     row, column = np.nonzero(score)
     close = pd.DataFrame({"payer": mine[row], "known_payer": theirs[column], "payer_similarity": score[row, column]})
@@ -197,6 +211,22 @@ def _amount_hits(receipts: pd.DataFrame, paid: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(found, columns=["receipt_id", "tenancy_id"]).drop_duplicates()
 
 
+def _line_hits(receipts: pd.DataFrame, schedules: pd.DataFrame) -> pd.DataFrame:
+    """Pairs whose receipt's reference names a DWP schedule line (a claimant's line reference) that other lines of
+    the schedules tie to the tenancy."""
+    known = schedules[schedules["tenancy_reference"].notna()][["line_reference", "tenancy_reference"]]
+    empty = pd.DataFrame(columns=["receipt_id", "tenancy_id", "schedule_line"])
+    if known.empty:
+        return empty
+    words = receipts[["receipt_id", "reference"]].assign(
+        line_reference=receipts["reference"].fillna("").astype(str).str.split()).explode("line_reference")
+    hits = words.merge(known.drop_duplicates(), on="line_reference")
+    if hits.empty:
+        return empty
+    hits = hits.rename(columns={"tenancy_reference": "tenancy_id"})[["receipt_id", "tenancy_id"]]
+    return hits.drop_duplicates().assign(schedule_line=1)
+
+
 def _schedule_hits(receipts: pd.DataFrame, schedules: pd.DataFrame) -> pd.DataFrame:
     """Pairs a DWP schedule line agrees with: it names the tenancy, for the receipt's amount, within 7 days."""
     lines = schedules[schedules["tenancy_reference"].notna()]
@@ -217,14 +247,15 @@ def candidates(receipts: pd.DataFrame, books: Books, paid: pd.DataFrame | None =
     known = set(np.asarray(books.tenancy_ids))
     refs = _reference_hits(receipts, books.tenancy_ids)
     payers = _payer_hits(receipts, books.cleared)
-    schedules = _schedule_hits(receipts, books.schedules)
+    schedules, lines = _schedule_hits(receipts, books.schedules), _line_hits(receipts, books.schedules)
     amounts = _narrow_amounts(_amount_hits(receipts, paid), receipts, paid)
     pairs = pd.concat([refs[["receipt_id", "tenancy_id"]], payers[["receipt_id", "tenancy_id"]],
-                       schedules[["receipt_id", "tenancy_id"]], amounts], ignore_index=True).drop_duplicates()
+                       schedules[["receipt_id", "tenancy_id"]], lines[["receipt_id", "tenancy_id"]], amounts],
+                      ignore_index=True).drop_duplicates()
     pairs = pairs[pairs["tenancy_id"].isin(known)]
     pairs = pairs.merge(receipts, on="receipt_id").reset_index(drop=True)
     for found, column, missing in ((refs, "ref_distance", MAX_REF_DISTANCE + 1), (payers, "payer_similarity", 0),
-                                   (schedules, "schedule_agrees", 0)):
+                                   (schedules, "schedule_agrees", 0), (lines, "schedule_line", 0)):
         pairs = pairs.merge(found, on=["receipt_id", "tenancy_id"], how="left")
         pairs[column] = pd.to_numeric(pairs[column]).fillna(missing)
     return compare(pairs, books, paid)
@@ -235,9 +266,12 @@ def _narrow_amounts(hits: pd.DataFrame, receipts: pd.DataFrame, paid: pd.DataFra
     payment day first, at most MAX_AMOUNT_CANDIDATES per receipt."""
     if hits.empty:
         return hits
-    pairs = hits.merge(receipts[["receipt_id", "received_date"]], on="receipt_id")
+    pairs = hits.merge(receipts[["receipt_id", "received_date", "amount_pence"]], on="receipt_id")
     pairs = pd.concat([pairs, _expected(pairs, paid)], axis=1)
-    pairs = pairs[pairs["usual_missing"] == 1].sort_values(["receipt_id", "days_from_expected", "tenancy_id"])
+    ratio = pairs["amount_pence"].astype(float) / pairs["usual_amount"]
+    off = np.log(ratio / ratio.round().clip(1, max(MULTIPLES))).abs().fillna(9.0)
+    pairs = pairs.assign(_order=off / AMOUNT_TOLERANCE + pairs["days_from_expected"] / 7)
+    pairs = pairs[pairs["usual_missing"] == 1].sort_values(["receipt_id", "_order", "tenancy_id"])
     return pairs.groupby("receipt_id").head(MAX_AMOUNT_CANDIDATES)[["receipt_id", "tenancy_id"]]
 
 
@@ -413,6 +447,8 @@ def reasons(row: dict) -> list[str]:
         said.append(f"expected payment on {pd.Timestamp(row['expected_on']):%-d %b} not received")
     if row["schedule_agrees"]:
         said.append(f"a DWP schedule line for {_pounds(row['amount_pence'])} names this tenancy")
+    if row["schedule_line"]:
+        said.append("the reference names a DWP schedule line of this tenancy's claim")
     return said or ["nothing in common but the blocking rule that found it"]
 
 

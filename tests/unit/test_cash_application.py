@@ -34,10 +34,11 @@ def weekly(tenancy: str, amount: int, weeks: int, skip: tuple[int, ...] = ()) ->
             if w not in skip] + ([] if 0 in skip else [(tenancy, str(DAY.date()), amount)])
 
 
-def test_a_reference_is_read_like_the_ids_a_missing_prefix_and_dropped_zeros_put_back() -> None:
+def test_a_reference_is_read_as_written_and_like_the_ids_a_missing_prefix_and_dropped_zeros_put_back() -> None:
     tokens = matching.reference_tokens(pd.Series(["rent t917 june", "REF 000917", "T00O917", None]), ("T", 6))
     assert tokens.groupby("position")["token"].apply(list).to_dict() == {
-        0: ["T000917"], 1: ["T000917"], 2: ["T00O917"]}  # a letter O for a zero stays a typo, one edit away
+        0: ["T917", "T000917"], 1: ["000917", "T000917"],
+        2: ["T00O917"]}  # a letter O for a zero stays a typo, one edit away
 
 
 def test_blocking_finds_a_mistyped_reference_and_the_tenancy_whose_payment_is_missing() -> None:
@@ -68,6 +69,20 @@ def test_a_lump_sum_of_several_weeks_and_a_schedule_line_are_named_in_the_reason
     assert said[0] == "reference names T000002"
     assert "£270.00 = 3 × usual payment (£90.00)" in said
     assert "a DWP schedule line for £270.00 names this tenancy" in said
+
+
+def test_a_dwp_credit_naming_a_claimants_line_finds_the_tenancy_other_lines_of_that_claim_name() -> None:
+    lines = [{"settlement_number": "HB1", "line_reference": "HB555", "payment_date": DAY - pd.Timedelta(weeks=4),
+              "amount_pence": 40_000, "tenancy_reference": "T000001"},
+             {"settlement_number": "HB2", "line_reference": "HB555", "payment_date": DAY, "amount_pence": 40_000,
+              "tenancy_reference": None}]
+    found = books([], [{"receipt_id": "R6", "received_date": DAY, "amount_pence": 40_000,
+                        "reference": "DWP HB2 HB555", "payer": "DWP", "source": "dwp"}], schedules=lines)
+    pairs = matching.candidates(found.open.drop(columns=["cleared_tenancy_id", "cleared_date"]), found)
+    row = pairs.set_index("tenancy_id").loc["T000001"]
+    assert row["schedule_line"] == 1 and row["schedule_agrees"] == 0  # the line naming it was paid 4 weeks ago
+    assert "the reference names a DWP schedule line of this tenancy's claim" in matching.reasons(
+        row.to_dict() | {"tenancy_id": "T000001"})
 
 
 def test_payer_text_is_compared_with_receipts_cleared_before_this_one_never_its_own() -> None:
