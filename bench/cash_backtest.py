@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from arrears.decisions import approve_recorded
 from arrears.replay import deliver, exported
 from arrears.schedule import run_job, schedule_settings
 from monitoring.cash import accuracy_by_horizon, receipts_of
@@ -34,12 +35,13 @@ from simulator import simulate_portfolio
 from training import registry
 from training.cash import month_start_weeks
 from training.labels import daily_receipts
+from training.promotion import TRAINED
 
 END = pd.Timestamp("2026-10-31")
 
 
-def build(home: Path, tenancies: int, seed: int, first_origin: pd.Timestamp) -> None:
-    portfolio = simulate_portfolio(n_tenancies=tenancies, years=2.0, seed=seed, end_date=END.date())
+def build(home: Path, tenancies: int, seed: int, first_origin: pd.Timestamp, years: float = 2.0) -> None:
+    portfolio = simulate_portfolio(n_tenancies=tenancies, years=years, seed=seed, end_date=END.date())
     settings, schedule = schedule_settings()
 
     def job(name: str) -> None:
@@ -50,6 +52,9 @@ def build(home: Path, tenancies: int, seed: int, first_origin: pd.Timestamp) -> 
     deliver(settings, exported(portfolio, first_origin), home.parent / "delivery_000", first_origin)
     job("refresh")
     job("retrain")
+    if not settings.retrain_promotes:  # the challengers wait for a person: the bench stands for one who approves
+        for model in TRAINED:
+            approve_recorded(settings, model, reason="bench: the first models", actor="bench", role="data_scientist")
     deliver(settings, exported(portfolio, END, since=first_origin), home.parent / "delivery_001", END)
     job("refresh")
 
@@ -96,7 +101,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--origins", type=int, default=13, help="Weekly origins, the last 13 weeks before the end.")
     parser.add_argument("--weeks", type=int, default=13)
-    parser.add_argument("--home", type=Path, default=None, help="Reuse this ARREARS_HOME (built by an earlier run).")
+    parser.add_argument("--years", type=float, default=2.0, help="Years of history the portfolio is simulated over.")
+    parser.add_argument("--home", type=Path, default=None,
+                        help="Reuse this ARREARS_HOME (built by an earlier run); built there when it does not exist.")
+    parser.add_argument("--save", type=Path, default=None, help="Write the backtest's rows to this CSV.")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     last = END - pd.Timedelta(weeks=args.weeks)
@@ -104,16 +112,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home or Path(tmp) / "home"
         os.environ["ARREARS_HOME"] = str(home)
-        if args.home is None:
-            build(home, args.tenancies, args.seed, origins[0])
+        if args.home is None or not home.exists():
+            build(home, args.tenancies, args.seed, origins[0], args.years)
         table = backtest(origins, args.weeks)
+        if args.save is not None:
+            table.to_csv(args.save, index=False)
         tags = registry.model_by_alias(get_settings(), registry.PAYMENT_MODEL, registry.CHAMPION).tags
     with pd.option_context("display.width", 200):
-        print(f"\n{len(origins)} origins {origins[0].date()}..{origins[-1].date()}, {args.tenancies} tenancies")
+        print(f"\n{len(origins)} origins {origins[0].date()}..{origins[-1].date()}, {args.tenancies} tenancies, "
+              f"{args.years:g} years, seed {args.seed}")
         print("portfolio\n" + accuracy_by_horizon(table).round(3).to_string(index=False))
         print("patches (pooled)\n" + accuracy_by_horizon(table, portfolio_only=False).round(3).to_string(index=False))
         print("by kind of week\n" + by_kind(table).round(3).fillna("").to_string(index=False))
         print(f"common factor (log-scale sd): {tags.get('cash_common_factor', 'none')}")
+        print(f"blend (weight of the simulation by week ahead): {tags.get('cash_blend', 'none')}")
 
 
 if __name__ == "__main__":
