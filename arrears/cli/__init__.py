@@ -15,6 +15,7 @@ from arrears.cli import (
     data,
     experiment,
     home,
+    income,
     models,
     monitor,
     privacy,
@@ -43,6 +44,7 @@ app.add_typer(audit.audit_app, name="audit")
 app.add_typer(case.case_app, name="case")
 app.add_typer(experiment.experiment_app, name="experiment")
 app.add_typer(privacy.privacy_app, name="privacy")
+app.add_typer(income.income_app, name="income")
 
 
 def main() -> None:  # pragma: no cover - console entry point
