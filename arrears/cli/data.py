@@ -84,7 +84,8 @@ def simulate(
 
 def ingest(
     delivery: Annotated[Path, typer.Argument(help="Folder holding one delivery: tenancies.csv, transactions.csv, "
-                                             "and optionally events.csv, outcomes.csv (or .parquet).")],
+                                             "and optionally events.csv, outcomes.csv, suspense.csv, "
+                                             "dwp_schedules.csv (or .parquet).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     refresh_online: Annotated[bool, typer.Option(
         "--refresh-online/--no-refresh-online",
