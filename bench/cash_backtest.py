@@ -67,7 +67,7 @@ def backtest(origins: list[pd.Timestamp], weeks: int) -> pd.DataFrame:
     frames = []
     for k, origin in enumerate(origins):
         started = time.perf_counter()
-        made = forecast_now(settings, weeks=weeks, as_of=origin)
+        made = forecast_now(settings, weeks=weeks, as_of=origin, months=0)
         got = receipts_of(ledger.tenancies, daily, origin, weeks)
         frames.append(made.table.drop(columns=["as_of"]).merge(got, on=["scope", "week"]).assign(
             as_of=origin, matured=True, forecast_id=str(origin.date())))

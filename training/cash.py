@@ -17,7 +17,7 @@ features.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import holidays
 import lightgbm as lgb
@@ -72,6 +72,91 @@ def tenant_habits(paid_days: pd.DataFrame, receipt_days: pd.DataFrame, as_of: pd
             counts[i] = len(d)
         amount[i] = received.get(tenancy, 0.0) / live_days[i] * gaps[i, : counts[i]].mean()
     return amount, gaps, counts
+
+
+#: A tenancy pays by the calendar when a qualifying payment came on one day of the month (or the Monday after it, when
+#: it fell on a weekend) in at least this share of the months it was live in its last 26 weeks, in three or more.
+CALENDAR_SHARE = 0.75
+CALENDAR_MIN_MONTHS = 3
+
+
+@dataclass(frozen=True)
+class CalendarPayers:
+    """Tenancies paid on a day of the month (wages, Universal Credit, a standing order): `dom` (1..28; 0 for the
+    others), the share of recent months the payment came (`share`) and its usual amount on those days (`amount`,
+    pence). A month is 28 to 31 days, so gaps between such payments drift against a week grid: simulated from its
+    gaps, a payment due on the 1st lands in the week before when the 1st is a Saturday (posted the Monday after)."""
+
+    dom: np.ndarray
+    share: np.ndarray
+    amount: np.ndarray
+    money: np.ndarray  #: pence received on those days over the window (the rest is simulated from the gaps)
+
+    @classmethod
+    def none(cls, n: int) -> CalendarPayers:
+        return cls(np.zeros(n, dtype=int), np.zeros(n), np.zeros(n), np.zeros(n))
+
+
+def rolled_due_days(dom: int, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
+    """Day `dom` of every month from `first` to `last` (inclusive), a Saturday or Sunday moved to the Monday."""
+    months = pd.period_range(first.to_period("M"), last.to_period("M"), freq="M")
+    due = pd.DatetimeIndex([m.to_timestamp() + pd.Timedelta(days=dom - 1) for m in months])
+    due = due + pd.to_timedelta(np.where(due.weekday == 5, 2, np.where(due.weekday == 6, 1, 0)), unit="D")
+    return due[(due >= first) & (due <= last)]
+
+
+def calendar_payers(paid_days: pd.DataFrame, as_of: pd.Timestamp, tenancy_ids: np.ndarray,
+                    started: np.ndarray | None = None, lookback_days: int = 182) -> CalendarPayers:
+    """Which tenancies pay on a day of the month, from their qualifying payment days in the last 26 weeks: the day
+    of month (1..28) whose dates (a weekend's moved to the Monday) met a payment in the most months, kept when it
+    did in at least `CALENDAR_SHARE` of at least `CALENDAR_MIN_MONTHS` months live."""
+    day = _day(as_of)
+    since = day - pd.Timedelta(days=lookback_days - 1)
+    window = paid_days[(paid_days["day"] <= day) & (paid_days["day"] >= since)]
+    window = window[window["tenancy_id"].isin(set(tenancy_ids))]
+    out = CalendarPayers.none(len(tenancy_ids))
+    if window.empty:
+        return out
+    due = {d: rolled_due_days(d, since, day) for d in range(1, 29)}
+    hit_rows = []
+    for d, dates in due.items():
+        hit = window[pd.to_datetime(window["day"]).isin(dates)]
+        hit_rows.append(hit.assign(dom=d))
+    hits = pd.concat(hit_rows)
+    counts = hits.groupby(["tenancy_id", "dom"]).size().rename("hits").reset_index()
+    best = counts.sort_values(["hits", "dom"], ascending=[False, True]).drop_duplicates("tenancy_id")
+    position = {t: i for i, t in enumerate(tenancy_ids)}
+    first_live = (pd.to_datetime(pd.Series(started)).to_numpy() if started is not None
+                  else np.full(len(tenancy_ids), np.datetime64("NaT")))
+    for row in best.itertuples(index=False):
+        i = position[row.tenancy_id]
+        begin = since if pd.isna(first_live[i]) else max(since, pd.Timestamp(first_live[i]))
+        months = int((due[row.dom] >= begin).sum())
+        if months >= CALENDAR_MIN_MONTHS and row.hits / months >= CALENDAR_SHARE:
+            on = hits[(hits["tenancy_id"] == row.tenancy_id) & (hits["dom"] == row.dom)]
+            out.dom[i], out.share[i] = row.dom, min(1.0, row.hits / months)
+            out.amount[i], out.money[i] = on["amount_pence"].mean(), on["amount_pence"].sum()
+    return out
+
+
+def simulate_calendar(calendar: CalendarPayers, start: pd.Timestamp, weeks: int, sims: int, seed: int = 0,
+                      posted: np.ndarray | None = None, horizon: Horizon | None = None) -> np.ndarray:
+    """Receipts (sims, tenancies, weeks, or a `horizon`'s buckets) of the calendar payers: on each of their dates
+    after `start` (posted as `posted` says), their usual amount, paid in a month with their recent months' share."""
+    rng = np.random.default_rng(seed + 1)
+    horizon = horizon or Horizon.weekly(weeks)
+    day = _day(start)
+    out = np.zeros((sims, len(calendar.dom), horizon.buckets))
+    for d in np.unique(calendar.dom[calendar.dom > 0]):
+        members = np.flatnonzero(calendar.dom == d)
+        for date in rolled_due_days(int(d), day + pd.Timedelta(days=1), day + pd.Timedelta(days=horizon.days)):
+            offset = int((date - day).days)
+            landed = posted[offset] if posted is not None and offset < len(posted) else offset
+            if landed > horizon.days or horizon.bucket[landed] < 0:
+                continue
+            paid = rng.random((sims, len(members))) < calendar.share[members][None, :]
+            out[:, members, horizon.bucket[landed]] += paid * calendar.amount[members][None, :] * horizon.scale[landed]
+    return out
 
 
 #: Bank holidays are days the bank does not post when their receipts (over the last year) were under this share of
@@ -180,10 +265,152 @@ def estimate_common_factor(backtest: pd.DataFrame) -> CommonFactor:
                         spread(~kind) if (~kind).sum() >= MIN_FACTOR_WEEKS else pooled, len(rows))
 
 
+@dataclass(frozen=True)
+class Blend:
+    """Per weeks ahead, the weight of the simulation in the forecast against the naive baseline (each tenancy's
+    average week over the last four): every simulated week becomes w·simulated + (1 − w)·baseline, so the mean is
+    w·model + (1 − w)·baseline and the band moves with it. Estimated at training time (`estimate_blend`) from the
+    backtest weeks the model had not seen; no weights (the default) is the simulation alone."""
+
+    weights: tuple[float, ...] = ()
+    origins_seen: int = 0
+
+    def weight(self, weeks: int) -> np.ndarray:
+        """Weights for weeks 1..weeks (beyond the estimated ones: the last estimated; none: 1)."""
+        if not self.weights:
+            return np.ones(weeks)
+        return np.array([self.weights[min(w, len(self.weights) - 1)] for w in range(weeks)])
+
+    def tags(self) -> dict[str, str]:
+        return {"cash_blend": json.dumps({"weights": [round(w, 3) for w in self.weights],
+                                          "origins_seen": self.origins_seen})}
+
+    @classmethod
+    def from_tags(cls, tags: dict[str, str]) -> Blend:
+        if "cash_blend" not in tags:
+            return cls()
+        found = json.loads(tags["cash_blend"])
+        return cls(tuple(found["weights"]), found["origins_seen"])
+
+    def apply(self, receipts: np.ndarray, baseline: np.ndarray, week_scale: np.ndarray | None = None) -> np.ndarray:
+        """`receipts` (sims, tenancies, weeks) blended with each tenancy's `baseline` (pence a week; times
+        `week_scale`, a scenario's, by week)."""
+        w = self.weight(receipts.shape[2])
+        naive = (1.0 - w) * (1.0 if week_scale is None else week_scale)
+        return receipts * w[None, None, :] + baseline[None, :, None] * naive[None, None, :]
+
+
+#: Weights tried for each week ahead, and the neighbouring weeks pooled with it (the backtest has few origins).
+BLEND_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)
+BLEND_POOL_WEEKS = 1
+
+
+def estimate_blend(backtest: pd.DataFrame) -> Blend:
+    """Per week ahead, the weight in `BLEND_GRID` whose blend of the simulation's mean and the baseline has the
+    least absolute error over backtest rows (week, actual, mean, baseline) of that week and its neighbours
+    (`BLEND_POOL_WEEKS` either side); ties go to the simulation. Fewer than `MIN_FACTOR_WEEKS` rows: no blend."""
+    if len(backtest) < MIN_FACTOR_WEEKS:
+        return Blend()
+    weeks = sorted(backtest["week"].unique())
+    chosen = []
+    for w in weeks:
+        part = backtest[(backtest["week"] - w).abs() <= BLEND_POOL_WEEKS]
+        errors = [np.abs(part["actual"] - g * part["mean"] - (1 - g) * part["baseline"]).sum() for g in BLEND_GRID]
+        best = min(errors)
+        chosen.append(float(max(g for g, e in zip(BLEND_GRID, errors, strict=True) if e <= best * (1 + 1e-9))))
+    return Blend(tuple(chosen), int(backtest["origin"].nunique()))
+
+
+def tenancy_baselines(daily: pd.DataFrame, as_of: pd.Timestamp, tenancy_ids: np.ndarray) -> np.ndarray:
+    """Each tenancy's naive forecast: its receipts over the four weeks to `as_of`, a week (pence)."""
+    day = _day(as_of)
+    window = daily[(daily["day"] > day - pd.Timedelta(weeks=4)) & (daily["day"] <= day)]
+    return window.groupby("tenancy_id")["amount_pence"].sum().reindex(tenancy_ids, fill_value=0.0).to_numpy() / 4
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """What a simulation counts: the money posted on each day 0..days after the origin goes to a bucket (a week,
+    a month; -1: not counted), multiplied by that day's `scale` (1, or a rent change's scenario from its day)."""
+
+    bucket: np.ndarray
+    buckets: int
+    scale: np.ndarray
+    kind: str = "week"  #: or "month"
+
+    @property
+    def days(self) -> int:
+        return len(self.bucket) - 1
+
+    @classmethod
+    def weekly(cls, weeks: int) -> Horizon:
+        """Weeks of days (origin + 7(w-1), origin + 7w]."""
+        d = np.arange(weeks * 7 + 1)
+        return cls(np.where(d == 0, -1, (d - 1) // 7), weeks, np.ones(len(d)))
+
+    @classmethod
+    def monthly(cls, origin: pd.Timestamp, months: int) -> Horizon:
+        """The rest of the origin's month (bucket 0, from the day after it) and the `months` calendar months after."""
+        day = _day(origin)
+        end = (day.to_period("M") + months).to_timestamp(how="end").normalize()
+        dates = pd.date_range(day, end)
+        index = (dates.year - day.year) * 12 + (dates.month - day.month)
+        return cls(np.where(np.arange(len(dates)) == 0, -1, index), months + 1, np.ones(len(dates)), "month")
+
+    def bucket_scale(self) -> np.ndarray:
+        """Each bucket's mean day scale (what a scenario does to money spread evenly over it)."""
+        days = self.bucket >= 0
+        return np.bincount(self.bucket[days], self.scale[days], self.buckets) / np.bincount(self.bucket[days],
+                                                                                           minlength=self.buckets)
+
+    def with_rent_change(self, origin: pd.Timestamp, percent: float) -> Horizon:
+        """Money from the first Monday of April after `origin` (the rent year's start) changed by `percent`."""
+        if not percent:
+            return self
+        start = rent_year_start_after(origin)
+        days = (start - _day(origin)).days
+        scale = self.scale.copy()
+        scale[days:] *= 1.0 + percent / 100.0
+        return replace(self, scale=scale)
+
+
+def first_monday_of_april(year: int) -> pd.Timestamp:
+    april = pd.Timestamp(year=year, month=4, day=1)
+    return april + pd.Timedelta(days=(7 - april.weekday()) % 7)
+
+
+def rent_year_start_after(origin: pd.Timestamp) -> pd.Timestamp:
+    """The first rent year (from the first Monday of April) starting after `origin`."""
+    day = _day(origin)
+    start = first_monday_of_april(day.year)
+    return start if start > day else first_monday_of_april(day.year + 1)
+
+
+def rent_years(first: pd.Timestamp, last: pd.Timestamp) -> list[dict]:
+    """The rent years (first Monday of April to the day before the next's) overlapping `first`..`last`, each with
+    its charge weeks: the Mondays in it, 53 in a year whose first Monday of April is late enough (2024/25,
+    2030/31), when weekly rents charged on Mondays are charged 53 times."""
+    first, last = _day(first), _day(last)
+    year = first.year if first >= first_monday_of_april(first.year) else first.year - 1
+    found = []
+    while first_monday_of_april(year) <= last:
+        start, end = first_monday_of_april(year), first_monday_of_april(year + 1) - pd.Timedelta(days=1)
+        found.append({"rent_year": f"{year}/{str(year + 1)[-2:]}", "starts": start.date(), "ends": end.date(),
+                      "charge_weeks": ((end - start).days + 1) // 7})
+        year += 1
+    return found
+
+
+def charge_mondays(months: pd.PeriodIndex) -> list[int]:
+    """Mondays in each calendar month: the weekly rent charges it holds (4 or 5)."""
+    return [int((pd.date_range(m.start_time, m.end_time.normalize()).weekday == 0).sum()) for m in months]
+
+
 def simulate_receipts(cdf: np.ndarray, amount: np.ndarray, gaps: np.ndarray, counts: np.ndarray, weeks: int = 13,
                       sims: int = 300, seed: int = 0, edges: tuple[int, ...] = BIN_EDGES,
-                      posted: np.ndarray | None = None) -> np.ndarray:
-    """Receipts (pence) per simulation, tenancy and week: array (sims, tenancies, weeks).
+                      posted: np.ndarray | None = None, horizon: Horizon | None = None) -> np.ndarray:
+    """Receipts (pence) per simulation, tenancy and week: array (sims, tenancies, weeks); or per bucket of a
+    `horizon` (months, a scenario's scale): (sims, tenancies, buckets).
 
     The first payment day is drawn from the tenancy's payment-date distribution (none within the horizon: draw
     again from the end of the horizon); later ones follow at gaps drawn from the tenancy's own recent gaps; each
@@ -191,10 +418,11 @@ def simulate_receipts(cdf: np.ndarray, amount: np.ndarray, gaps: np.ndarray, cou
     day d (`posting_days`; None: the day it is due).
     """
     rng = np.random.default_rng(seed)
+    horizon = horizon or Horizon.weekly(weeks)
     n = len(amount)
     e = np.asarray(edges, dtype=float)
-    horizon_days = weeks * 7
-    out = np.zeros((sims, n, weeks))
+    horizon_days = horizon.days
+    out = np.zeros((sims, n, horizon.buckets))
 
     def first_payment(size: tuple[int, int]) -> np.ndarray:
         u = rng.random(size)
@@ -221,44 +449,105 @@ def simulate_receipts(cdf: np.ndarray, amount: np.ndarray, gaps: np.ndarray, cou
             break
         landed = np.where(active, when, 1).astype(int)
         if posted is not None:
-            landed = posted[landed]
+            landed = posted[np.minimum(landed, len(posted) - 1)]
+        landed = np.minimum(landed, horizon_days + 1)
         counted = active & (landed <= horizon_days)
-        week = np.clip((landed - 1) // 7, 0, weeks - 1)
+        counted &= horizon.bucket[np.minimum(landed, horizon_days)] >= 0
         s_idx, t_idx = np.nonzero(counted)
-        np.add.at(out, (s_idx, t_idx, week[counted]), amount[t_idx])
+        days = landed[counted]
+        np.add.at(out, (s_idx, t_idx, horizon.bucket[days]), amount[t_idx] * horizon.scale[days])
         pick = (rng.random((sims, n)) * counts[None, :]).astype(int)
         gap = np.maximum(gaps[np.arange(n)[None, :], pick], 1.0)
         offset, t = when, gap
     return out
 
 
+def scheduled_receipts(lines: pd.DataFrame, tenancy_ids: np.ndarray, origin: pd.Timestamp, sims: int,
+                       horizon: Horizon, seed: int = 0, posted: np.ndarray | None = None) -> np.ndarray:
+    """(sims, tenancies, buckets): the DWP schedule lines expected for these tenancies (`lines`: tenancy_id,
+    expected_date, expected_pence, sd_pence, as `serving.income.schedules.expected_schedule_lines` gives them),
+    known lines with their own small uncertainty: each its expected value plus a normal draw of its spread
+    (lines independent), on the day expected (posted as `posted` says), times the horizon's scale."""
+    out = np.zeros((sims, len(tenancy_ids), horizon.buckets))
+    position = pd.Series(np.arange(len(tenancy_ids)), index=pd.Index(tenancy_ids).astype(str))
+    mine = lines[lines["tenancy_id"].notna()]
+    mine = mine[mine["tenancy_id"].astype(str).isin(position.index)]
+    if mine.empty:
+        return out
+    offset = (pd.to_datetime(mine["expected_date"]) - _day(origin)).dt.days.to_numpy()
+    landed = np.array([posted[d] if posted is not None and 0 <= d < len(posted) else d for d in offset])
+    keep = (landed >= 1) & (landed <= horizon.days)
+    keep[keep] &= horizon.bucket[landed[keep]] >= 0
+    rows, days = position[mine["tenancy_id"].astype(str)].to_numpy()[keep], landed[keep]
+    draws = np.random.default_rng(seed + 2).standard_normal((sims, len(rows)))
+    money = (mine["expected_pence"].to_numpy(float)[keep][None, :] + mine["sd_pence"].to_numpy(float)[keep][None, :]
+             * draws) * horizon.scale[days][None, :]
+    for k, (row, bucket) in enumerate(zip(rows, horizon.bucket[days], strict=True)):
+        out[:, row, bucket] += money[:, k]
+    return out
+
+
+def without_scheduled_benefits(transactions: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """The ledger without the benefit credits of the tenancies the DWP's schedules cover (`lines`: their expected
+    lines): their benefit is forecast from the schedules, and must not also be simulated from their habits."""
+    covered = set(lines["tenancy_id"].dropna().astype(str))
+    benefit = (transactions["type"] == "benefit") & transactions["tenancy_id"].astype(str).isin(covered)
+    return transactions[~benefit]
+
+
 def forecast_receipts(booster: lgb.Booster, features: pd.DataFrame, tenancies: pd.DataFrame, paid: pd.DataFrame,
                       daily: pd.DataFrame, origin: pd.Timestamp, weeks: int, sims: int, seed: int = 0,
-                      habits: dict | None = None) -> np.ndarray:
+                      habits: dict | None = None, blend: Blend | None = None,
+                      horizon: Horizon | None = None) -> np.ndarray:
     """Simulated receipts (sims, tenancies, weeks) for the tenancies in `features`, from `origin`.
 
     `paid`: qualifying payment days (`training.labels.qualifying_payment_days`); `daily`: money received per day
     (`training.labels.daily_receipts`); `tenancies`: the register (rent frequency). Given a dict as `habits`, it
-    is filled with what each tenancy was simulated from: `amount` (pence a payment) and `cdf` (its payment-date
-    distribution at the model's bin edges).
+    is filled with what each tenancy was simulated from: `amount` (pence a payment), `cdf` (its payment-date
+    distribution at the model's bin edges) and `calendar` (`CalendarPayers`). A tenancy paid on a day of the month
+    has that money simulated on the calendar (`simulate_calendar`), the rest of its money from its gaps. With a
+    `blend`, every simulated week is blended with the tenancy's last-4-weeks average (`Blend.apply`). With a
+    `horizon`: its buckets (weeks with a scenario's scale; months, with no blend: its weights are by week ahead).
     """
     register = tenancies.set_index("tenancy_id").loc[features["tenancy_id"]]
+    ids, started = features["tenancy_id"].to_numpy(), register["start_date"].to_numpy()
     cdf = cdf_at_edges(hazards(booster, features))
-    amount, gaps, counts = tenant_habits(paid, daily, origin, features["tenancy_id"].to_numpy(),
-                                         period_days(register.reset_index()), register["start_date"].to_numpy())
+    amount, gaps, counts = tenant_habits(paid, daily, origin, ids, period_days(register.reset_index()), started)
+    calendar = calendar_payers(paid, origin, ids, started)
+    day = _day(origin)
+    window = daily[(daily["day"] <= day) & (daily["day"] > day - pd.Timedelta(days=182))]
+    received = window.groupby("tenancy_id")["amount_pence"].sum().reindex(ids, fill_value=0.0).to_numpy()
+    rest = np.clip(1.0 - calendar.money / np.maximum(received, 1.0), 0.0, 1.0)  # what the gaps still carry
     if habits is not None:
-        habits.update(amount=amount, cdf=cdf)
-    return simulate_receipts(cdf, amount, gaps, counts, weeks=weeks, sims=sims, seed=seed,
-                             posted=posting_days(daily, origin, weeks * 7))
+        habits.update(amount=np.where(calendar.dom > 0, calendar.amount, amount), cdf=cdf, calendar=calendar)
+    counted = horizon or Horizon.weekly(weeks)
+    posted = posting_days(daily, origin, counted.days)
+    simulated = (simulate_receipts(cdf, amount * rest, gaps, counts, sims=sims, seed=seed, posted=posted,
+                                   horizon=counted)
+                 + simulate_calendar(calendar, origin, weeks, sims, seed, posted, counted))
+    if blend is None or counted.kind != "week":
+        return simulated
+    return blend.apply(simulated, tenancy_baselines(daily, origin, ids), counted.bucket_scale())
 
 
-def weekly_bands(totals: np.ndarray, scale: np.ndarray | None = None) -> pd.DataFrame:
+def blend_totals(blend: Blend, totals: np.ndarray, daily: pd.DataFrame, origin: pd.Timestamp) -> np.ndarray:
+    """A backtest origin's simulated portfolio (sims, weeks; pence) blended with its baseline, the last four weeks'
+    average of `daily` (the origin's tenancies only), as `Blend.apply` does tenancy by tenancy."""
+    baseline = tenancy_baselines(daily.assign(tenancy_id="all"), origin, np.array(["all"]))
+    return blend.apply(totals[:, None, :], baseline)[:, 0, :]
+
+
+def weekly_bands(totals: np.ndarray, scale: np.ndarray | None = None, known: np.ndarray | None = None) -> pd.DataFrame:
     """Mean, P10, P50 and P90 of each week's receipts over the simulations: `totals` is (simulations, weeks). The
-    percentiles are of `totals * scale` (the common factor, mean 1); the mean is of `totals`, the factor's
-    expectation, so means still add up across patches and tenancies exactly."""
+    percentiles are of `totals * scale` (the common factor, mean 1) plus `known` (the DWP's scheduled lines, with
+    their own spread, not scaled); the mean is of `totals` (the factor's expectation) plus `known`, so means still
+    add up across patches and tenancies exactly; `scheduled` is `known`'s mean."""
     banded = totals if scale is None else totals * scale
-    return pd.DataFrame([{"week": w + 1, "mean": totals[:, w].mean(), "p10": np.percentile(banded[:, w], 10),
-                          "p50": np.percentile(banded[:, w], 50), "p90": np.percentile(banded[:, w], 90)}
+    known = np.zeros_like(totals) if known is None else known
+    banded = banded + known
+    return pd.DataFrame([{"week": w + 1, "mean": totals[:, w].mean() + known[:, w].mean(),
+                          "p10": np.percentile(banded[:, w], 10), "p50": np.percentile(banded[:, w], 50),
+                          "p90": np.percentile(banded[:, w], 90), "scheduled": known[:, w].mean()}
                          for w in range(totals.shape[1])])
 
 
@@ -268,18 +557,51 @@ def week_starts(start: pd.Timestamp, weeks: int) -> list:
 
 
 def summarise(receipts: np.ndarray, patches: np.ndarray, start: pd.Timestamp,
-              factor: CommonFactor | None = None, seed: int = 0) -> pd.DataFrame:
+              factor: CommonFactor | None = None, seed: int = 0, known: np.ndarray | None = None) -> pd.DataFrame:
     """Weekly P10/P50/P90 and mean receipts (pounds), portfolio-wide and per patch, each simulation's week scaled by
-    the same common factor for every patch (`factor`; None: tenants' own uncertainty only)."""
+    the same common factor for every patch (`factor`; None: tenants' own uncertainty only), plus the DWP's
+    scheduled lines (`known`, like `receipts`: not scaled) and how much of the mean they are (`scheduled`)."""
     starts = week_starts(start, receipts.shape[2])
     scale = (factor or CommonFactor()).draws(starts, receipts.shape[0], seed)
     scopes = [("portfolio", np.ones(len(patches), dtype=bool))] + [
         (str(p), patches == p) for p in sorted(pd.unique(patches))]
     tables = []
     for scope, members in scopes:
-        bands = weekly_bands(receipts[:, members, :].sum(axis=1) / 100.0, scale)
+        lines = None if known is None else known[:, members, :].sum(axis=1) / 100.0
+        bands = weekly_bands(receipts[:, members, :].sum(axis=1) / 100.0, scale, lines)
         tables.append(bands.assign(scope=scope, week_start=starts))
-    return pd.concat(tables, ignore_index=True)[["scope", "week", "week_start", "mean", "p10", "p50", "p90"]]
+    return pd.concat(tables, ignore_index=True)[["scope", "week", "week_start", "mean", "p10", "p50", "p90",
+                                                 "scheduled"]]
+
+
+def summarise_months(receipts: np.ndarray, patches: np.ndarray, start: pd.Timestamp, horizon: Horizon,
+                     factor: CommonFactor | None = None, seed: int = 0, known: np.ndarray | None = None
+                     ) -> pd.DataFrame:
+    """Monthly P10/P50/P90 and mean receipts (pounds) from a `Horizon.monthly` simulation, portfolio-wide and per
+    patch: each month's band carries one draw of the common factor at the spread of weeks other than month-start
+    ones (a month holds its month start whichever week it lands in; a month's own spread is not measured), with
+    the days counted and the charge Mondays among them (weekly rents' charges; the first month is the rest of
+    `start`'s, left out when none of it is left)."""
+    day = _day(start)
+    periods = pd.period_range(day.to_period("M"), periods=horizon.buckets, freq="M")
+    counted = horizon.bucket >= 0
+    days = np.bincount(horizon.bucket[counted], minlength=horizon.buckets)
+    monday = pd.date_range(day, periods=len(horizon.bucket)).weekday.to_numpy() == 0
+    mondays = np.bincount(horizon.bucket[counted], monday[counted].astype(float), horizon.buckets).astype(int)
+    level = CommonFactor((factor or CommonFactor()).other, (factor or CommonFactor()).other)
+    scale = level.draws([p.start_time for p in periods], receipts.shape[0], seed + 7)
+    scopes = [("portfolio", np.ones(len(patches), dtype=bool))] + [
+        (str(p), patches == p) for p in sorted(pd.unique(patches))]
+    tables = []
+    for scope, members in scopes:
+        lines = None if known is None else known[:, members, :].sum(axis=1) / 100.0
+        bands = weekly_bands(receipts[:, members, :].sum(axis=1) / 100.0, scale, lines).drop(columns="week")
+        tables.append(bands.assign(scope=scope, month=[str(p) for p in periods], days=days,
+                                   month_start=[max(p.start_time, day + pd.Timedelta(days=1)).date() for p in periods],
+                                   charge_mondays=mondays))
+    table = pd.concat(tables, ignore_index=True)
+    return table[table["days"] > 0][["scope", "month", "month_start", "days", "mean", "p10", "p50", "p90",
+                                     "scheduled", "charge_mondays"]].reset_index(drop=True)
 
 
 def backtest_origin(totals: np.ndarray, daily: pd.DataFrame, origin: pd.Timestamp,

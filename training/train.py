@@ -235,13 +235,16 @@ def train_risk_model(settings: TrainingSettings, params: dict | None = None,
 
 # -- the payment-date model and the cash forecast built on it --------------------------------------------------------
 def backtest_cash(settings: TrainingSettings, store, booster: lgb.Booster, part: LedgerSlice, paid: pd.DataFrame,
-                  first_origin: pd.Timestamp, params: dict) -> tuple[pd.DataFrame, cash.CommonFactor, float]:
+                  first_origin: pd.Timestamp, params: dict
+                  ) -> tuple[pd.DataFrame, cash.CommonFactor, float, cash.Blend, pd.DataFrame]:
     """Forecast from past weekly dates in the test period and set each week against what was then received.
 
     Returns one row per (origin, week ahead): forecast mean/P10/P50/P90, the last-4-weeks-average baseline, and
     actual receipts of the tenancies live at the origin; the common factor estimated from these weeks (the bands
-    carry it, so their coverage is in-sample for its width: `bench.cash_backtest` judges later origins); and the
-    coverage the tenants' own uncertainty alone would have had.
+    carry it, so their coverage is in-sample for its width: `bench.cash_backtest` judges later origins); the
+    coverage the tenants' own uncertainty alone would have had; the blend of simulation and baseline by week ahead
+    (`cash.estimate_blend`, on these weeks: the rows are blended with it, in-sample); and the simulation's own rows
+    before the blend.
     """
     plan, weeks = params["cash"], params["cash"]["weeks"]
     offline = read_offline(settings, columns=["tenancy_id", "event_timestamp"])
@@ -251,7 +254,7 @@ def backtest_cash(settings: TrainingSettings, store, booster: lgb.Booster, part:
                    and pd.Timestamp(d).tz_localize(None) + pd.Timedelta(weeks=weeks) <= last_posting)
     origins = [pd.Timestamp(o) for o in dates[::-1][:: plan["origin_every_weeks"]][: plan["backtest_origins"]][::-1]]
     if not origins:
-        return pd.DataFrame(), cash.CommonFactor(), float("nan")
+        return pd.DataFrame(), cash.CommonFactor(), float("nan"), cash.Blend(), pd.DataFrame()
     daily = daily_receipts(part.transactions)
     seen = []
     for k, origin in enumerate(origins):
@@ -261,9 +264,13 @@ def backtest_cash(settings: TrainingSettings, store, booster: lgb.Booster, part:
                                       plan["simulations"], seed=k)
         seen.append((origin, sims.sum(axis=1), daily[daily["tenancy_id"].isin(set(features["tenancy_id"]))]))
     alone = pd.concat([cash.backtest_origin(totals, mine, origin) for origin, totals, mine in seen])
-    factor = cash.estimate_common_factor(alone)
+    blend = cash.estimate_blend(alone)
+    seen = [(origin, cash.blend_totals(blend, totals, mine, origin), mine) for origin, totals, mine in seen]
+    blended = pd.concat([cash.backtest_origin(totals, mine, origin) for origin, totals, mine in seen])
+    factor = cash.estimate_common_factor(blended)
     rows = [cash.backtest_origin(totals, mine, origin, factor, seed=k) for k, (origin, totals, mine) in enumerate(seen)]
-    return pd.concat(rows, ignore_index=True), factor, cash.cash_metrics(alone)["cash_p10_p90_coverage"]
+    return (pd.concat(rows, ignore_index=True), factor, cash.cash_metrics(blended)["cash_p10_p90_coverage"], blend,
+            alone)
 
 
 def payment_training_set(settings: TrainingSettings, params: dict,
@@ -293,12 +300,15 @@ def train_payment_model(settings: TrainingSettings, params: dict | None = None,
     metrics |= coverage
     if truth is not None:
         metrics |= payment_ceiling(Truth(truth), split, test, names, params["lightgbm"], spec.horizon_days)
-    backtest, factor, tenants_only = backtest_cash(settings, data.store, booster, part, paid, split.test_start,
-                                                   params)
+    backtest, factor, tenants_only, blend, alone = backtest_cash(settings, data.store, booster, part, paid,
+                                                                 split.test_start, params)
     metrics |= cash.cash_metrics(backtest)
     if not backtest.empty:
         metrics |= {"cash_p10_p90_coverage_tenants_only": tenants_only,
                     "cash_common_sd_month_start": factor.month_start, "cash_common_sd_other": factor.other}
+        metrics |= {f"cash_simulation_only_{k}": v for k, v in cash.cash_metrics(alone).items() if k.startswith("wape")
+                    and not k.endswith("baseline")}
+        metrics |= {f"cash_blend_weight_week{w + 1}": v for w, v in enumerate(blend.weights)}
     registered = log_and_register(
         settings, registry.PAYMENT_MODEL, booster,
         pdm.person_period(split.train.head(5), names)[[*names, *pdm.BIN_COLUMNS]],
@@ -307,8 +317,9 @@ def train_payment_model(settings: TrainingSettings, params: dict | None = None,
                 "bin_edges": ",".join(map(str, pdm.BIN_EDGES)),
                 **{f"cash_{k}": v for k, v in params["cash"].items()},
                 **_split_params(split, params["lightgbm"], params["label"])},
-        metrics=metrics, tags=interval.tags() | factor.tags(),
-        version_tags={"feature_service": params["feature_service"], **interval.tags(), **factor.tags()},
+        metrics=metrics, tags=interval.tags() | factor.tags() | blend.tags(),
+        version_tags={"feature_service": params["feature_service"], **interval.tags(), **factor.tags(),
+                      **blend.tags()},
         evidence_in=lambda folder: evidence.payment_evidence(folder, booster, split, test, names, metrics,
                                                              backtest, params))
     return TrainingResult(registered.run_id, registered.version, metrics, names, test, notes, backtest=backtest)

@@ -6,7 +6,7 @@ snapshot of every live tenancy, so it runs on a schedule without the HTTP servic
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from features.ledger import open_ledger
 from features.store.feast import exact_features, open_store
 from features.store.offline import live_tenancies, load_ledger_slice
 from features.timeline import population
+from serving.income.schedules import expected_schedule_lines, read_schedule_books
 from serving.settings import ServingSettings
 from serving.treasury.history import forecast_id, open_forecasts
 from training import cash, evidence, registry
@@ -31,6 +32,12 @@ class CashForecast:
     model_version: str
     tenancies: int  #: live tenancies the forecast covers (current tenancies only: no new lettings)
     per_tenancy: pd.DataFrame  #: each tenancy's expected payments (`_per_tenancy`)
+    #: scope, month (YYYY-MM), month_start, days (of the month counted: the first is the rest of as_of's month),
+    #: mean, p10, p50, p90 (pounds), charge_mondays; empty when not asked for
+    months: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rent_years: list = field(default_factory=list)  #: the rent years the months touch, with their charge weeks
+    blend: cash.Blend = field(default_factory=cash.Blend)  #: the simulation's weight by week ahead
+    rent_change_pct: float = 0.0  #: the scenario: payments from the first Monday of April changed by this
 
 
 @dataclass(frozen=True)
@@ -60,14 +67,72 @@ def _live_at(settings: ServingSettings, as_of: pd.Timestamp, feature_service: st
     return frame.drop(columns=["patch"], errors="ignore").merge(register[["tenancy_id", "patch"]], on="tenancy_id")
 
 
+#: The months' simulation runs a year, about four times the weeks' work a draw: it takes a third of their draws.
+MONTH_DRAWS_SHARE = 3
+
+
 def forecast_now(settings: ServingSettings, weeks: int | None = None, simulations: int | None = None,
-                 seed: int = 0, as_of: pd.Timestamp | None = None) -> CashForecast:
+                 seed: int = 0, as_of: pd.Timestamp | None = None, months: int = 12,
+                 rent_change_pct: float = 0.0) -> CashForecast:
     """Simulate receipts with the champion payment-date model from the ledger's latest date, or from an earlier
-    `as_of` (the tenancies live then, their features and habits as of then)."""
+    `as_of` (the tenancies live then, their features and habits as of then): `weeks` weeks (the simulation blended
+    with the naive baseline by the champion's weights) and `months` calendar months (the same simulation run
+    longer, 0: none); `rent_change_pct` is a scenario applied to payments from the first Monday of April."""
     params = load_params("payment_date")
     weeks = weeks or params["cash"]["weeks"]
     simulations = simulations or params["cash"]["simulations"]
     champion = registry.load_champion(settings, registry.PAYMENT_MODEL)
+    live, part = _forecast_inputs(settings, as_of, params["feature_service"])
+    as_of = pd.Timestamp(live["event_timestamp"].max())
+    day, patches = as_of.tz_localize(None).normalize(), live["patch"].astype(str).to_numpy()
+    last_day = (day.to_period("M") + months).to_timestamp(how="end") if months else day + pd.Timedelta(weeks=weeks)
+    lines = _schedule_lines(settings, day, int(np.ceil((last_day - day).days / 7)))
+    if lines is not None:  # scheduled benefit is forecast from its lines, not also from the tenants' habits
+        part = replace(part, transactions=cash.without_scheduled_benefits(part.transactions, lines))
+    paid = qualifying_payment_days(part.tenancies, part.transactions, PaymentLabelSpec(**params["label"]))
+    daily = daily_receipts(part.transactions)
+    habits: dict = {}
+    blend, factor = cash.Blend.from_tags(champion.ref.tags), cash.CommonFactor.from_tags(champion.ref.tags)
+
+    def simulate(horizon: cash.Horizon, draws: int, record: dict | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        own = cash.forecast_receipts(champion.booster, live, part.tenancies, paid, daily, as_of, weeks,
+                                     draws, seed, habits=record, blend=blend, horizon=horizon)
+        known = None if lines is None else cash.scheduled_receipts(
+            lines, live["tenancy_id"].to_numpy(), day, draws, horizon, seed,
+            cash.posting_days(daily, day, horizon.days))
+        return own, known
+
+    sims, known = simulate(cash.Horizon.weekly(weeks).with_rent_change(day, rent_change_pct), simulations, habits)
+    table = cash.summarise(sims, patches, day, factor, seed, known)
+    table.insert(0, "as_of", as_of.date())
+    by_month, years = pd.DataFrame(), []
+    if months:
+        horizon = cash.Horizon.monthly(day, months).with_rent_change(day, rent_change_pct)
+        own, scheduled = simulate(horizon, max(1, simulations // MONTH_DRAWS_SHARE))
+        by_month = cash.summarise_months(own, patches, day, horizon, factor, seed, scheduled)
+        years = cash.rent_years(day + pd.Timedelta(days=1), day + pd.Timedelta(days=horizon.days))
+    sims = sims if known is None else sims + known
+    return CashForecast(table, as_of, champion.ref.version, len(live),
+                        _per_tenancy(live, sims, habits, Interval.from_tags(champion.ref.tags), as_of),
+                        by_month, years, blend, float(rent_change_pct))
+
+
+def _schedule_lines(settings: ServingSettings, day: pd.Timestamp, weeks: int) -> pd.DataFrame | None:
+    """The DWP schedule lines expected after `day` for `weeks` (`serving.income.schedules`), from the schedules
+    and benefit postings known on `day`; None without the schedules feed (the forecast is then as before)."""
+    with open_ledger(settings.ledger, read_only=True) as ledger:
+        if not ledger.columns_of("dwp_schedules"):
+            return None
+        books = read_schedule_books(ledger)
+    if books.schedules.empty:
+        return None
+    posted = books.transactions[books.transactions["posted_date"] <= day]
+    lines = expected_schedule_lines(books.schedules, day, weeks, books.tenancies, posted)
+    return lines if not lines.empty else None
+
+
+def _forecast_inputs(settings: ServingSettings, as_of: pd.Timestamp | None, feature_service: str):
+    """The live tenancies with their features and the ledger, as of the latest data or an earlier `as_of`."""
     live = live_tenancies(settings).reset_index(drop=True)
     latest = pd.Timestamp(live["event_timestamp"].max())
     part = load_ledger_slice(settings)
@@ -78,19 +143,9 @@ def forecast_now(settings: ServingSettings, weeks: int | None = None, simulation
             raise ValueError(f"as_of {day.date()} is outside the ledger's forecastable dates: from "
                              f"{(first + pd.Timedelta(weeks=13)).date()} (13 weeks of history) to "
                              f"{latest.date()} (the latest data). Leave as_of out for today's forecast.")
-        live = _live_at(settings, day, params["feature_service"])
+        live = _live_at(settings, day, feature_service)
         part = replace(part, transactions=part.transactions[pd.to_datetime(part.transactions["posted_date"]) <= day])
-        latest = pd.Timestamp(live["event_timestamp"].max())
-    as_of = latest
-    paid = qualifying_payment_days(part.tenancies, part.transactions, PaymentLabelSpec(**params["label"]))
-    habits: dict = {}
-    sims = cash.forecast_receipts(champion.booster, live, part.tenancies, paid, daily_receipts(part.transactions),
-                                  as_of, weeks, simulations, seed, habits=habits)
-    table = cash.summarise(sims, live["patch"].astype(str).to_numpy(), as_of.tz_localize(None),
-                           cash.CommonFactor.from_tags(champion.ref.tags), seed)
-    table.insert(0, "as_of", as_of.date())
-    return CashForecast(table, as_of, champion.ref.version, len(live),
-                        _per_tenancy(live, sims, habits, Interval.from_tags(champion.ref.tags), as_of))
+    return live, part
 
 
 def _per_tenancy(live: pd.DataFrame, sims: np.ndarray, habits: dict, interval: Interval,
@@ -113,8 +168,11 @@ def _per_tenancy(live: pd.DataFrame, sims: np.ndarray, habits: dict, interval: I
 
 def record_forecast(settings: ServingSettings, forecast: CashForecast) -> tuple[str, bool]:
     """Keep the forecast in the forecast history (`serving.treasury.history`), once: (its id, whether it was new)."""
+    if forecast.rent_change_pct:
+        raise ValueError("A scenario (a rent change) is answered, never kept in the forecast history")
     with open_forecasts(settings) as store:
-        return store.record(forecast.as_of, forecast.model_version, forecast.table, forecast.tenancies)
+        return store.record(forecast.as_of, forecast.model_version, forecast.table, forecast.tenancies,
+                            forecast.months)
 
 
 def write_forecast(forecast: CashForecast, out_dir: Path) -> ForecastFiles:
@@ -137,31 +195,46 @@ def forecast_csv(rows: pd.DataFrame, header: dict) -> pd.DataFrame:
 
 
 def served_forecast(settings: ServingSettings, weeks: int = 13, patch: str | None = None,
-                    as_of: pd.Timestamp | None = None) -> tuple[pd.DataFrame, dict]:
+                    as_of: pd.Timestamp | None = None, rent_change_pct: float = 0.0) -> tuple[pd.DataFrame, dict]:
     """The forecast as the service answers it: today's comes from the forecast history when it holds the one for
     (today, champion version, weeks) (the nightly `refresh` job records it), else it is simulated now and recorded.
-    One from an earlier `as_of` is simulated on request and never recorded: made with today's model, it would
-    flatter the history's accuracy. Returns its rows (scope, week, week_start, mean, p10, p50, p90; the portfolio
-    first, then every patch or the one asked for) and its header. Raises LookupError for a patch the forecast does
+    One from an earlier `as_of`, or with a rent change scenario, is simulated on request and never recorded: made
+    with today's model, it would flatter the history's accuracy. Returns its rows (scope, week, week_start, mean,
+    p10, p50, p90; the portfolio first, then every patch or the one asked for) and its header (with its calendar
+    months, the rent years they touch and the blend's weights). Raises LookupError for a patch the forecast does
     not know, ValueError for an as_of it cannot be made from."""
     champion = registry.model_by_alias(settings, registry.PAYMENT_MODEL, registry.CHAMPION)
     today = pd.Timestamp(live_tenancies(settings)["event_timestamp"].max()).tz_localize(None).normalize()
-    if as_of is not None and pd.Timestamp(as_of).normalize() != today:
-        made = forecast_now(settings, weeks=weeks, as_of=pd.Timestamp(as_of))
-        rows = made.table.drop(columns=["as_of"])
-        key, recorded = forecast_id(made.as_of, made.model_version, weeks) + ":hindcast", False
+    if rent_change_pct or (as_of is not None and pd.Timestamp(as_of).normalize() != today):
+        made = forecast_now(settings, weeks=weeks, as_of=None if as_of is None else pd.Timestamp(as_of),
+                            rent_change_pct=rent_change_pct)
+        rows, months = made.table.drop(columns=["as_of"]), made.months
+        key = forecast_id(made.as_of, made.model_version, weeks) + (":scenario" if rent_change_pct else ":hindcast")
         run = {"as_of": made.as_of, "model_version": made.model_version, "weeks": weeks, "tenancies": made.tenancies}
+        recorded = False
     else:
         key = forecast_id(today, champion.version, weeks)
         with open_forecasts(settings) as store:
             runs = store.runs().set_index("forecast_id")
             if key not in runs.index:
                 made = forecast_now(settings, weeks=weeks)
-                key, _ = store.record(made.as_of, made.model_version, made.table, made.tenancies)
+                key, _ = store.record(made.as_of, made.model_version, made.table, made.tenancies, made.months)
                 runs = store.runs().set_index("forecast_id")
             run = runs.loc[key].to_dict()
-            rows = store.weeks([key]).drop(columns=["forecast_id"])
+            rows, months = store.weeks([key]).drop(columns=["forecast_id"]), store.months(key)
         recorded = True
+    rows, months = _in_scope(rows, patch, run), _in_scope(months, patch, run, "month")
+    header = {"forecast_id": key, "as_of": str(pd.Timestamp(run["as_of"]).date()), "recorded": recorded,
+              "model_version": str(run["model_version"]), "weeks": int(run["weeks"]),
+              "tenancies": int(run["tenancies"]), "covers": COVERS, "rent_change_pct": float(rent_change_pct),
+              **_horizons(months, cash.Blend.from_tags(champion.tags))}
+    return rows.assign(week_start=pd.to_datetime(rows["week_start"])), header
+
+
+def _in_scope(rows: pd.DataFrame, patch: str | None, run: dict, order_by: str = "week") -> pd.DataFrame:
+    """The portfolio's rows first, then every patch's, or the one asked for (LookupError: no such patch)."""
+    if rows.empty:
+        return rows
     scopes = sorted(set(rows["scope"]) - {"portfolio"})
     if patch is not None:
         if patch not in scopes:
@@ -170,8 +243,16 @@ def served_forecast(settings: ServingSettings, weeks: int = 13, patch: str | Non
         scopes = [patch]
     order = {scope: i for i, scope in enumerate(["portfolio", *scopes])}
     rows = rows[rows["scope"].isin(order)].assign(_order=lambda f: f["scope"].map(order))
-    rows = rows.sort_values(["_order", "week"]).drop(columns="_order").reset_index(drop=True)
-    header = {"forecast_id": key, "as_of": str(pd.Timestamp(run["as_of"]).date()), "recorded": recorded,
-              "model_version": str(run["model_version"]), "weeks": int(run["weeks"]),
-              "tenancies": int(run["tenancies"]), "covers": COVERS}
-    return rows.assign(week_start=pd.to_datetime(rows["week_start"])), header
+    return rows.sort_values(["_order", order_by]).drop(columns="_order").reset_index(drop=True)
+
+
+def _horizons(months: pd.DataFrame, blend: cash.Blend) -> dict:
+    """The header's calendar months (pounds to the penny), the rent years they touch and the blend's weights."""
+    years = []
+    if not months.empty:
+        first, last = months["month_start"].min(), pd.Period(months["month"].max()).end_time.normalize()
+        years = [{**y, "starts": str(y["starts"]), "ends": str(y["ends"])} for y in cash.rent_years(first, last)]
+    listed = months.assign(month_start=pd.to_datetime(months["month_start"]).dt.strftime("%Y-%m-%d")).round(2) \
+        if not months.empty else months
+    return {"months": listed.to_dict("records"), "rent_years": years,
+            "blend_weights": list(blend.weight(13)) if blend.weights else []}

@@ -1,5 +1,5 @@
 """What the treasury endpoints answer, typed, so the service's OpenAPI spec (`/docs.json`) is real and can be
-fuzzed: the cash forecast by week and the collection KPIs by month."""
+fuzzed: the cash forecast by week and by calendar month, and the collection KPIs by month."""
 
 from __future__ import annotations
 
@@ -14,6 +14,30 @@ class ForecastWeek(BaseModel):
     p10: float = Field(description="Receipts fall below this in 1 week in 10 (bands do not add up across scopes)")
     p50: float
     p90: float = Field(description="Receipts exceed this in 1 week in 10")
+    scheduled: float = Field(0.0, description="Of the mean, the DWP's scheduled lines expected in the week (known "
+                             "lines with their own small spread; 0 without the schedules feed)")
+
+
+class ForecastMonth(BaseModel):
+    scope: str = Field(description="portfolio, or a patch")
+    month: str = Field(description="Calendar month (YYYY-MM); the first is the rest of as_of's month")
+    month_start: str = Field(description="First day counted (YYYY-MM-DD): the 1st, or the day after as_of")
+    days: int = Field(description="Days of the month counted")
+    mean: float = Field(description="Expected receipts in pounds (the same simulation as the weeks, run longer; "
+                        "not blended with the baseline)")
+    p10: float
+    p50: float
+    p90: float
+    scheduled: float = Field(0.0, description="Of the mean, the DWP's scheduled lines expected in the month")
+    charge_mondays: int = Field(description="Mondays among its days: the weekly rent charges it holds")
+
+
+class RentYear(BaseModel):
+    rent_year: str = Field(description="e.g. 2030/31: from the first Monday of April")
+    starts: str
+    ends: str
+    charge_weeks: int = Field(description="Mondays in the rent year: 53 in a 53-week rent year, when weekly rents "
+                              "charged on Mondays are charged 53 times")
 
 
 class CashForecastResponse(BaseModel):
@@ -25,7 +49,15 @@ class CashForecastResponse(BaseModel):
     weeks: int
     tenancies: int = Field(description="Live tenancies on as_of that the forecast covers")
     covers: str = Field(description="What the forecast does and does not include")
+    rent_change_pct: float = Field(0.0, description="The scenario asked for: payments from the first Monday of "
+                                   "April changed by this percentage (0: none; a scenario is never recorded)")
+    blend_weights: list[float] = Field(default_factory=list, description="By week ahead, the simulation's weight "
+                                       "in the mean against the last-4-weeks baseline (1 - weight), from the "
+                                       "payment model's training backtest; empty: the simulation alone")
     rows: list[ForecastWeek]
+    months: list[ForecastMonth] = Field(default_factory=list, description="Calendar months: the rest of as_of's "
+                                        "month and the 12 after it")
+    rent_years: list[RentYear] = Field(default_factory=list, description="The rent years the months touch")
 
 
 class KpiRow(BaseModel):

@@ -6,12 +6,17 @@ import numpy as np
 import pandas as pd
 
 from training.cash import (
+    Blend,
     CommonFactor,
     bank_holidays,
+    calendar_payers,
+    estimate_blend,
     estimate_common_factor,
     month_start_weeks,
     posting_days,
+    simulate_calendar,
     simulate_receipts,
+    tenancy_baselines,
     week_starts,
 )
 
@@ -76,3 +81,54 @@ def test_the_common_factor_is_recovered_from_backtest_weeks():
 def test_too_few_weeks_give_no_common_factor():
     rows = pd.DataFrame({"week_start": week_starts(ORIGIN, 5), "mean": 1.0, "actual": 2.0, "sim_log_sd": 0.0})
     assert estimate_common_factor(rows) == CommonFactor() and CommonFactor.from_tags({}) == CommonFactor()
+
+
+def _paid(tenancy: str, days) -> pd.DataFrame:
+    return pd.DataFrame({"tenancy_id": tenancy, "day": pd.DatetimeIndex(days), "amount_pence": 50_000})
+
+
+def test_a_tenant_paid_on_the_first_of_the_month_is_found_and_paid_on_the_calendar():
+    as_of = pd.Timestamp("2026-07-25")  # a Saturday; 1 August 2026 is a Saturday too
+    # Paid on the 1st, or the Monday after when the 1st is a weekend (Feb, Mar and Jun 2026 start on a Sunday or
+    # Monday), and once two days late (in April): 5 of 6 months on the calendar.
+    monthly = ["2026-02-02", "2026-03-02", "2026-04-03", "2026-05-01", "2026-06-01", "2026-07-01"]
+    weekly = pd.date_range("2026-02-02", as_of, freq="7D")  # Mondays
+    paid = pd.concat([_paid("monthly", monthly), _paid("weekly", weekly)])
+    found = calendar_payers(paid, as_of, np.array(["monthly", "weekly"]))
+    assert found.dom.tolist() == [1, 0] and found.share[0] == 5 / 6 and found.amount[0] == 50_000
+    weeks = simulate_calendar(found, as_of, weeks=6, sims=4_000, seed=1)
+    # Week 1 runs Sunday 26 July to Saturday 1 August: the 1st is posted on Monday 3 August, in week 2; then
+    # Tuesday 1 September, in week 6. Nothing for the weekly payer (its money is simulated from its gaps).
+    assert weeks[:, 1, :].sum() == 0.0 and weeks[:, 0, [0, 2, 3, 4]].sum() == 0.0
+    assert np.allclose(weeks[:, 0, [1, 5]].mean(axis=0), 50_000 * 5 / 6, rtol=0.03)
+
+
+def test_the_blend_moves_each_week_toward_the_baseline_by_its_weight():
+    blend = Blend((1.0, 0.25), origins_seen=8)
+    receipts = np.array([[[100.0, 100.0, 100.0]], [[300.0, 300.0, 300.0]]])  # 2 simulations, 1 tenancy, 3 weeks
+    blended = blend.apply(receipts, np.array([40.0]))
+    # week 1 the simulation; week 2 and after (the last weight carries on) a quarter of it and 3/4 of the baseline
+    assert blended[:, 0, :].tolist() == [[100.0, 55.0, 55.0], [300.0, 105.0, 105.0]]
+    assert Blend.from_tags(blend.tags()) == blend and Blend.from_tags({}).weight(2).tolist() == [1.0, 1.0]
+
+
+def test_the_blend_weights_follow_the_backtest_errors():
+    rng = np.random.default_rng(5)
+    rows = []
+    for origin in range(10):
+        actual = 1_000.0 * (1 + 0.05 * rng.standard_normal(13))
+        base = 1_000.0
+        mean = actual.copy()
+        mean[:3] = actual[:3] * 1.3  # the simulation runs 30% high in weeks 1-3, exact later
+        rows.append(pd.DataFrame({"origin": origin, "week": np.arange(1, 14), "actual": actual, "mean": mean,
+                                  "baseline": base}))
+    blend = estimate_blend(pd.concat(rows))
+    assert blend.origins_seen == 10 and blend.weights[0] < 0.5 and blend.weights[-1] == 1.0
+    assert estimate_blend(pd.concat(rows).head(5)) == Blend()
+
+
+def test_a_tenancys_baseline_is_its_last_four_weeks_average():
+    daily = pd.DataFrame({"tenancy_id": ["a", "a", "a", "b"], "amount_pence": [400, 800, 1_000, 200],
+                          "day": pd.to_datetime(["2026-06-27", "2026-06-28", "2026-07-25", "2026-07-01"])})
+    # the four weeks are the 28 days to 25 July, from 28 June: the 27th is outside (as the bench's baseline)
+    assert tenancy_baselines(daily, pd.Timestamp("2026-07-25"), np.array(["a", "b", "c"])).tolist() == [450, 50, 0]
