@@ -71,6 +71,8 @@ Weeks = Annotated[int, Field(strict=True, ge=1, le=26, description="Weeks ahead 
 Patch = Annotated[str | None, Field(max_length=100, description="One patch (the portfolio is always included)")]
 Months = Annotated[int, Field(strict=True, ge=1, le=240, description="The last this many calendar months")]
 AsOf = Annotated[date | None, Field(description="Forecast from an earlier date (default: the latest data)")]
+RentChange = Annotated[float, Field(ge=-50, le=50, description="A scenario: payments from the first Monday of April "
+                                    "changed by this percentage (0: none; a scenario is never recorded)")]
 
 TenancyId = Annotated[str, Field(min_length=1, max_length=64, description="A tenancy id")]
 DraftId = Annotated[str, Field(min_length=1, max_length=64, description="A draft's id")]
@@ -181,19 +183,21 @@ class ArrearsWorklist:
 
     @bentoml.api
     @endpoint(*AGGREGATES)
-    def cash_forecast(self, weeks: Weeks = 13, patch: Patch = None, as_of: AsOf = None) -> CashForecastResponse:
+    def cash_forecast(self, weeks: Weeks = 13, patch: Patch = None, as_of: AsOf = None,
+                      rent_change_pct: RentChange = 0.0) -> CashForecastResponse:
         """Expected receipts per week for treasury: P10/P50/P90 and mean, portfolio-wide and per patch (or one
         patch), from the recorded forecast for that date and champion payment-date model (made and recorded now
-        if there is none). Covers the tenancies live on as_of only (the `covers` field says so)."""
-        rows, header = self._forecast(weeks, patch, as_of)
+        if there is none); beside them 12 calendar months, the rent years they touch, the DWP's scheduled share
+        and the blend's weights. Covers the tenancies live on as_of only (the `covers` field says so)."""
+        rows, header = self._forecast(weeks, patch, as_of, rent_change_pct)
         return CashForecastResponse(**header, rows=[ForecastWeek(**r) for r in rows.to_dict("records")])
 
     @bentoml.api
     @endpoint(*AGGREGATES)
-    def cash_forecast_csv(self, ctx: bentoml.Context, weeks: Weeks = 13, patch: Patch = None,
-                          as_of: AsOf = None) -> Annotated[Path, ContentType("text/csv")]:
+    def cash_forecast_csv(self, ctx: bentoml.Context, weeks: Weeks = 13, patch: Patch = None, as_of: AsOf = None,
+                          rent_change_pct: RentChange = 0.0) -> Annotated[Path, ContentType("text/csv")]:
         """The same forecast as CSV (one row per scope and week, with as_of and model_version on every row)."""
-        rows, header = self._forecast(weeks, patch, as_of)
+        rows, header = self._forecast(weeks, patch, as_of, rent_change_pct)
         path = Path(ctx.temp_dir) / f"cash_forecast_{header['as_of']}.csv"
         forecast_csv(rows, header).to_csv(path, index=False)
         return path
@@ -222,8 +226,9 @@ class ArrearsWorklist:
     def _kpis(self, months: int, patch: str | None):
         return _answer(lambda: kpis_now(self.worklister.settings, patch, months))
 
-    def _forecast(self, weeks: int, patch: str | None, as_of: date | None):
-        rows, header = _answer(lambda: served_forecast(self.worklister.settings, weeks, patch, as_of))
+    def _forecast(self, weeks: int, patch: str | None, as_of: date | None, rent_change_pct: float = 0.0):
+        rows, header = _answer(lambda: served_forecast(self.worklister.settings, weeks, patch, as_of,
+                                                       rent_change_pct))
         return rows.assign(week_start=rows["week_start"].dt.strftime("%Y-%m-%d")), header
 
     # -- casework (docs/casework.md; the work is serving.runs.casefile's) -------------------------------------------
