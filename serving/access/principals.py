@@ -55,6 +55,8 @@ CASEWORK = ("officer", "supervisor", "admin")
 SUPERVISING = ("supervisor", "admin")
 #: The roles that see aggregates: forecasts and KPIs.
 AGGREGATES = ("treasury", "data_scientist", "admin")
+#: The roles that work the income: the suspense queue and its matches (cash application: docs/income.md).
+INCOME = ("treasury", "admin")
 #: The roles that see the models and their monitoring.
 MODELLING = ("data_scientist", "admin")
 #: Admins only.

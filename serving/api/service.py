@@ -26,9 +26,21 @@ from casework.policy import QUEUES
 from serving.access import observe
 from serving.access.declared import PAGE_ROOT, endpoint
 from serving.access.door import AccessGuard
-from serving.access.principals import ADMIN, AGGREGATES, CASEWORK, MODELLING, SENDING, SUPERVISING, Principal
+from serving.access.principals import (
+    ADMIN,
+    AGGREGATES,
+    CASEWORK,
+    INCOME,
+    MODELLING,
+    SENDING,
+    SUPERVISING,
+    Principal,
+)
 from serving.api.errors import FaultAnswer
 from serving.api.openapi import OpenApiTruth
+from serving.income import allocation
+from serving.income.schemas import SuspenseDecision, SuspenseQueueAnswer, queue_answer
+from serving.income.store import queue_now
 from serving.privacy.access_log import open_access_log, record_reads
 from serving.privacy.holdings import archive
 from serving.runs import casefile, mycases
@@ -84,6 +96,8 @@ States = Annotated[list[ReadinessState], Field(min_length=1, max_length=len(QUEU
 Order = Annotated[Literal["risk", "gain"], Field(
     description="risk (default): ready cases highest risk first; gain: ready cases highest expected gain first (£ a "
     "contact brings in over 4 weeks, from the uplift champion), each patch's list still capped at its capacity")]
+SuspenseTop = Annotated[int, Field(strict=True, ge=1, le=10_000, description="How many receipts (1-10,000)")]
+ReceiptId = Annotated[str, Field(min_length=1, max_length=64, description="A receipt in suspense's id")]
 T = TypeVar("T")
 
 
@@ -106,6 +120,16 @@ def _answer(work: Callable[[], T]) -> T:
         if status is None:
             raise
         raise bentoml.exceptions.BentoMLException(str(exc), error_code=status) from exc
+
+
+def _probability(settings, receipt_id: str, tenancy_id: str) -> float | None:
+    """The match probability the queue showed for this match (kept with the decision), if it still shows it."""
+    try:
+        shown = queue_now(settings).candidates
+    except Exception:  # noqa: BLE001 - the decision stands without it
+        return None
+    found = shown[(shown["receipt_id"] == receipt_id) & (shown["tenancy_id"] == tenancy_id)]["probability"]
+    return float(found.iloc[0]) if len(found) else None
 
 
 def _scope(ctx: bentoml.Context, patch: str | None) -> tuple[str, ...] | None:
@@ -230,6 +254,28 @@ class ArrearsWorklist:
         rows, header = _answer(lambda: served_forecast(self.worklister.settings, weeks, patch, as_of,
                                                        rent_change_pct))
         return rows.assign(week_start=rows["week_start"].dt.strftime("%Y-%m-%d")), header
+
+    # -- income (docs/income.md; the work is serving.income's) ---------------------------------------------------------
+    @bentoml.api
+    @endpoint(*INCOME)
+    def suspense_queue(self, top: SuspenseTop = 500) -> SuspenseQueueAnswer:
+        """The receipts in suspense (credits not matched to a tenancy), proposed matches first: each with its
+        ranked candidate tenancies, their match probabilities and the reasons in plain words."""
+        settings = self.worklister.settings
+        return queue_answer(_answer(lambda: queue_now(settings)), settings.suspense_propose_at, top)
+
+    @bentoml.api
+    @endpoint(*INCOME)
+    def suspense_decide(self, ctx: bentoml.Context, receipt_id: ReceiptId, tenancy_id: TenancyId,
+                        decision: Literal["approve", "reject"]) -> SuspenseDecision:
+        """A person's decision on a match: approve allocates the receipt to the tenancy (a ledger delivery of its
+        own, in the audit trail; approving again is safe), reject takes the tenancy off the receipt's candidates.
+        The next worklist run judges the tenancy without the receipt."""
+        principal, settings = _principal(ctx), self.worklister.settings
+        work = allocation.approve if decision == "approve" else allocation.reject
+        found = _answer(lambda: work(settings, receipt_id, tenancy_id, principal.name, principal.role,
+                                     _probability(settings, receipt_id, tenancy_id)))
+        return SuspenseDecision(**found.__dict__)
 
     # -- casework (docs/casework.md; the work is serving.runs.casefile's) -------------------------------------------
     @bentoml.api

@@ -2,8 +2,10 @@
 
 Approving moves the receipt to its tenancy in the ledger the way any posting arrives: a delivery of its own,
 written to `ARREARS_HOME/deliveries/allocations/<receipt>/` and ingested (`features.feeds.ingest`), holding a
-payment on the tenancy for the receipt's amount on the day it was received (allocation `rent`, its reference naming
-the receipt) and the receipt again, now cleared to the tenancy. The audit trail records who approved
+payment on the tenancy for the receipt's amount, posted on the day it is cleared (the service's today, as a housing
+system posts a receipt cleared from suspense: a posting dated earlier would contradict the balance the housing
+system already reported), allocation `rent`, its reference naming the receipt; and the receipt again, now cleared
+to the tenancy. The audit trail records who approved
 (`suspense_allocated`), the income team's decisions keep it (`serving.income.store`). Approving again is safe: a
 receipt already cleared to that tenancy is answered as it is (its missing audit entry or decision written, after a
 crash between the steps). Rejecting a match records it (`suspense_rejected`) and takes that tenancy off the
@@ -12,6 +14,7 @@ receipt's candidates. Nothing here writes payer text anywhere but the ledger's o
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +23,12 @@ import pandas as pd
 from casework.store import open_audit
 from features.feeds.ingest import clock_for, ingest_delivery
 from features.ledger import open_ledger
+from features.store.offline import FeatureStageError
+from features.store.refresh import refresh_delivery
 from serving.income.store import open_decisions
 from serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
 
 
 class UnknownReceipt(LookupError):
@@ -60,16 +67,16 @@ def _delivery(settings: ServingSettings, receipt: dict, tenancy_id: str) -> Path
     folder = settings.home / "deliveries" / "allocations" / str(receipt["receipt_id"])
     folder.mkdir(parents=True, exist_ok=True)
     received = pd.Timestamp(receipt["received_date"]).date()
-    today = clock_for(settings).today
+    cleared = max(received, clock_for(settings).today)
     amount = f"{int(receipt['amount_pence']) / 100:.2f}"
     pd.DataFrame([{"transaction_id": transaction_id(receipt["receipt_id"]), "tenancy_id": tenancy_id,
-                   "posted_date": received, "type": "payment", "amount": f"-{amount}", "method": "suspense",
+                   "posted_date": cleared, "type": "payment", "amount": f"-{amount}", "method": "suspense",
                    "reference": f"Allocated from suspense receipt {receipt['receipt_id']}", "allocation": "rent"}]
                  ).to_csv(folder / "transactions.csv", index=False)
     pd.DataFrame([{"receipt_id": receipt["receipt_id"], "received_date": received, "amount": amount,
                    "reference": receipt.get("reference"), "payer": receipt.get("payer"),
                    "source": receipt["source"], "cleared_tenancy_id": tenancy_id,
-                   "cleared_date": max(received, today)}]).to_csv(folder / "suspense.csv", index=False)
+                   "cleared_date": cleared}]).to_csv(folder / "suspense.csv", index=False)
     return folder
 
 
@@ -93,6 +100,7 @@ def approve(settings: ServingSettings, receipt_id: str, tenancy_id: str, actor: 
             raise ValueError(f"The allocation of {receipt_id} was not accepted by the ledger ({accepted}); see the "
                              "quarantine")
         status, seq = "allocated", summary.delivery_seq
+        _refresh_online(settings, seq)
     detail = {"receipt_id": receipt_id, "amount": int(receipt["amount_pence"]) / 100,
               "received_date": str(pd.Timestamp(receipt["received_date"]).date()),
               "transaction_id": transaction_id(receipt_id), "source": str(receipt["source"]),
@@ -103,6 +111,15 @@ def approve(settings: ServingSettings, receipt_id: str, tenancy_id: str, actor: 
     with open_decisions(settings) as decisions:
         decisions.record(receipt_id, tenancy_id, "approved", actor, role, probability, seq)
     return Decided(receipt_id, tenancy_id, "approved", status, transaction_id(receipt_id), seq)
+
+
+def _refresh_online(settings: ServingSettings, seq: int) -> None:
+    """The tenancy's online features with the allocation in them, as `arrears ingest` does after a delivery (the
+    allocation stands without it: the next feature refresh catches up)."""
+    try:
+        refresh_delivery(settings, seq)
+    except FeatureStageError:
+        log.warning("online features not refreshed after allocation delivery %s", seq, exc_info=True)
 
 
 def reject(settings: ServingSettings, receipt_id: str, tenancy_id: str, actor: str, role: str,

@@ -30,8 +30,9 @@ from rapidfuzz.utils import default_process
 #: The comparison features a pair is scored on, in order.
 FEATURES: tuple[str, ...] = (
     "ref_distance", "has_reference", "ref_margin", "payer_similarity", "payer_known", "payer_margin",
-    "has_habit", "amount_log_ratio", "amount_equal", "amount_multiple", "days_from_expected", "usual_missing",
-    "schedule_agrees", "schedule_line", "candidates")
+    "has_habit", "amount_log_ratio", "amount_margin", "amount_equal", "amount_multiple", "days_from_expected",
+    "expected_margin", "usual_missing", "missing_margin", "habit_payments", "schedule_agrees", "schedule_line",
+    "candidates")
 #: A reference this many edits or fewer from a tenancy id makes it a candidate.
 MAX_REF_DISTANCE = 2
 #: Of those, the nearest (and those one edit further), at most this many per receipt.
@@ -285,7 +286,10 @@ def _expected(pairs: pd.DataFrame, paid: pd.DataFrame) -> pd.DataFrame:
     window = (gap / 2).clip(3, 14).round().astype(np.int64).to_numpy()
     missing = (_paid_near(pairs, paid, window) == 0) & habit["last_paid"].notna().to_numpy()
     expected_on = habit["last_paid"] + pd.to_timedelta(periods * gap, unit="D")
-    return habit.assign(days_from_expected=off, usual_missing=missing.astype(int), expected_on=expected_on)
+    recent = _paid_near(pairs.assign(received_date=_ns(pairs["received_date"]) - pd.Timedelta(days=HABIT_DAYS // 2)),
+                        paid, np.full(len(pairs), HABIT_DAYS // 2, dtype=np.int64))
+    return habit.assign(days_from_expected=off, usual_missing=missing.astype(int), expected_on=expected_on,
+                        habit_payments=np.log1p(recent))
 
 
 def compare(pairs: pd.DataFrame, books: Books, paid: pd.DataFrame) -> pd.DataFrame:
@@ -306,6 +310,9 @@ def compare(pairs: pd.DataFrame, books: Books, paid: pd.DataFrame) -> pd.DataFra
     pairs["payer_similarity"] = pairs["payer_similarity"] / 100.0
     pairs["ref_margin"] = _margin(pairs, "ref_distance", best="min").clip(-3, 3)
     pairs["payer_margin"] = _margin(pairs, "payer_similarity", best="max").clip(-1, 1)
+    pairs["amount_margin"] = _margin(pairs, "amount_log_ratio", best="min").clip(-3, 3)
+    pairs["expected_margin"] = _margin(pairs, "days_from_expected", best="min").clip(-28, 28) / 7
+    pairs["missing_margin"] = _margin(pairs, "usual_missing", best="max")
     pairs["candidates"] = np.log1p(pairs.groupby("receipt_id")["tenancy_id"].transform("size"))
     return pairs
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from features.db import Database, open_store
 from features.feeds.contract import RECEIPT_TYPES
-from features.ledger import Ledger
+from features.ledger import Ledger, open_ledger
 from serving.income import matching
 from serving.settings import ServingSettings
 
@@ -150,6 +150,14 @@ def _compute(settings: ServingSettings, ledger: Ledger, seq: int, rejected: pd.D
                                                                "reasons"]), None, str(exc))
     receipts, shown = matching.queue(books, matcher, settings.suspense_propose_at, rejected)
     return SuspenseQueue(seq, receipts, shown, matcher)
+
+
+def queue_now(settings: ServingSettings) -> SuspenseQueue:
+    """The suspense queue of the ledger as it is now, without the matches the income team rejected."""
+    with open_decisions(settings) as decisions:
+        rejected = decisions.rejected()
+    with open_ledger(settings.ledger, read_only=True) as ledger:
+        return suspense_queue(settings, ledger, rejected)
 
 
 def held_by_suspense(settings: ServingSettings, ledger: Ledger) -> pd.DataFrame:

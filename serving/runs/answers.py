@@ -8,6 +8,7 @@ from http import HTTPStatus
 
 from casework.drafts import DraftRefused, MissingTemplate
 from serving.access.principals import Forbidden
+from serving.income.allocation import AlreadyAllocated
 from serving.runs.casefile import NotVisible
 from serving.runs.store import NoRun
 from training.registry import NoChampion
@@ -19,6 +20,7 @@ ANSWERS: tuple[tuple[type[Exception], HTTPStatus], ...] = (
     (NotVisible, HTTPStatus.NOT_FOUND),            # another patch's case is answered like one that does not exist
     (Forbidden, HTTPStatus.FORBIDDEN),
     (DraftRefused, HTTPStatus.CONFLICT),           # the case's state forbids it (a ValueError too: before it)
+    (AlreadyAllocated, HTTPStatus.CONFLICT),       # a receipt cleared to another tenancy (a ValueError too)
     (MissingTemplate, HTTPStatus.BAD_REQUEST),     # names the template file to add (a LookupError too: before it)
     (LookupError, HTTPStatus.NOT_FOUND),
     (ValueError, HTTPStatus.BAD_REQUEST),

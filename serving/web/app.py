@@ -46,6 +46,7 @@ from serving.treasury.forecast import served_forecast
 from serving.treasury.kpis import kpis_now
 from serving.web import casework as web_casework
 from serving.web import charts, kit, pages, sso
+from serving.web import income as web_income
 from serving.web import models as web_models
 
 HERE = kit.HERE
@@ -281,6 +282,7 @@ ROUTES = [
     Route("/report", report),
     *sso.ROUTES,
     *web_casework.ROUTES,
+    *web_income.ROUTES,
     *web_models.ROUTES,
     Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
 ]

@@ -31,7 +31,7 @@ templates.env.filters |= {"pounds": lambda v, places=0: "–" if missing(v) else
                           "figure": lambda v: "–" if missing(v) else f"{v:.1f}" if abs(v) >= 10 else f"{v:.3f}"}
 #: The pages a person can reach from the top bar: (label, path); each shows to the roles its page declares.
 NAV = (("My cases", "/my-cases"), ("Worklist", "/worklist"), ("Approvals", "/approvals"), ("Treasury", "/treasury"),
-       ("Models and monitoring", "/models"), ("Experiments", "/experiments"))
+       ("Income", "/income"), ("Models and monitoring", "/models"), ("Experiments", "/experiments"))
 #: Where signing in takes each role.
 HOME = {"officer": "/my-cases", "supervisor": "/worklist", "admin": "/worklist", "treasury": "/treasury",
         "data_scientist": "/models"}

@@ -52,6 +52,9 @@ BODIES = {
     "/my_cases": lambda _, target: {},
     "/subject_access": lambda _, target: {"tenancy_id": target["tenancy"]},
     "/access_log": lambda _, target: {"tenancy_id": target["tenancy"]},
+    "/suspense_queue": lambda patch, _: {"top": 20},
+    "/suspense_decide": lambda patch, _: {"receipt_id": "NO-SUCH-RECEIPT", "tenancy_id": "T000001",
+                                          "decision": "reject"},
 }
 PATCHED = ("/worklist", "/worklist_changes", "/cash_forecast", "/cash_forecast_csv", "/collection_kpis",
            "/collection_kpis_csv", "/approval_queue")
@@ -203,6 +206,8 @@ def _expected(caller: str, path: str, patch: str) -> set[int]:
         return {404} if path in TARGETED else {403}  # another patch's case is not found, like one that does not exist
     if path == "/delivery_receipt":
         return {404}  # let in, and told the message is not in the outbox
+    if path == "/suspense_decide":
+        return {404}  # let in, and told there is no such receipt in suspense
     return {200, 409} if path in CHANGING else {200}
 
 
