@@ -27,6 +27,9 @@ from serving.income import matching
 
 THRESHOLDS = (0.8, 0.9, 0.95, 0.97, 0.99)
 DEFAULT_AT = 0.97
+#: How sure the runner-up may be for the top candidate to be proposed: the service's rule (1 - the threshold) and a
+#: looser one (less likely than not).
+RUNNER_UP = {"strict": lambda at: 1 - at, "loose": lambda at: 0.5}
 
 
 def books_of(portfolio) -> tuple[matching.Books, pd.DataFrame]:
@@ -99,12 +102,14 @@ def summary(judged: pd.DataFrame, kinds: tuple[str, ...]) -> dict:
     out = {"receipts": len(judged), "recall": float(judged["found"].mean())}
     for kind in kinds:
         right = judged[f"{kind}_top"].eq(judged["tenancy_id"])
-        out[kind] = {"top1": float(right.mean()), "thresholds": {}}
-        for at in THRESHOLDS:
-            proposed = (judged[f"{kind}_p"] >= at) & (judged[f"{kind}_p2"] <= 1 - at)
-            out[kind]["thresholds"][str(at)] = {
-                "proposed": float(proposed.mean()), "n": int(proposed.sum()),
-                "precision": float(right[proposed].mean()) if proposed.any() else float("nan")}
+        out[kind] = {"top1": float(right.mean())}
+        for rule, runner_up in RUNNER_UP.items():
+            out[kind][rule] = {}
+            for at in THRESHOLDS:
+                proposed = (judged[f"{kind}_p"] >= at) & (judged[f"{kind}_p2"] <= runner_up(at))
+                out[kind][rule][str(at)] = {
+                    "proposed": float(proposed.mean()), "n": int(proposed.sum()),
+                    "precision": float(right[proposed].mean()) if proposed.any() else float("nan")}
     return out
 
 
@@ -135,7 +140,8 @@ def run(tenancies: int, years: float, seeds: list[int], origins: int, kinds: tup
     return {"tenancies": tenancies, "years": years, "seeds": seeds, "origins": origins,
             "summary": summary(frame, kinds), "by_fault": {kind: by_fault(frame, kind, DEFAULT_AT).reset_index()
                                                            .to_dict("records") for kind in kinds},
-            "timings": timings}
+            "timings": timings, "rows": frame.drop(columns=[c for c in frame if c.endswith("_top")]).assign(
+                **{f"{k}_right": frame[f"{k}_top"].eq(frame["tenancy_id"]) for k in kinds}).to_dict("records")}
 
 
 def show(result: dict, kinds: tuple[str, ...]) -> None:
@@ -143,10 +149,11 @@ def show(result: dict, kinds: tuple[str, ...]) -> None:
     print(f"cash application: {result['tenancies']:,} tenancies x {result['years']:g} years, seeds "
           f"{result['seeds']}, {result['origins']} weekly origins; {s['receipts']:,} open receipts judged; "
           f"blocking recall {s['recall']:.3f}")
-    print(f"{'matcher':<10} {'top1':>6} " + " ".join(f"{'p>=' + str(a):>22}" for a in THRESHOLDS))
+    print(f"{'matcher':<10} {'rule':<7} {'top1':>6} " + " ".join(f"{'p>=' + str(a):>22}" for a in THRESHOLDS))
     for kind in kinds:
-        cells = [f"{t['proposed']:.3f} prop, {t['precision']:.3f} ok" for t in s[kind]["thresholds"].values()]
-        print(f"{kind:<10} {s[kind]['top1']:>6.3f} " + " ".join(f"{c:>22}" for c in cells))
+        for rule in RUNNER_UP:
+            cells = [f"{t['proposed']:.3f} prop, {t['precision']:.3f} ok" for t in s[kind][rule].values()]
+            print(f"{kind:<10} {rule:<7} {s[kind]['top1']:>6.3f} " + " ".join(f"{c:>22}" for c in cells))
     for kind in kinds:
         print(f"\nby fault ({kind}, proposals at {DEFAULT_AT}):")
         print(pd.DataFrame(result["by_fault"][kind]).round(3).to_string(index=False))

@@ -1,7 +1,7 @@
 """Every benchmark, run at a tiny size the way bench/README.md runs it: `python -m bench --suite X` for each suite
 `bench/__main__.py` knows, and the separate entries `python -m bench.ceiling`, `bench.monitoring`,
-`bench.cash_backtest` and `bench.experiments`. Each must exit 0 and print its table with the rows bench/README.md
-names, through the real code (simulator, ledger, Feast, MLflow, `bentoml serve`, chromium, wrk): nothing is mocked.
+`bench.cash_backtest`, `bench.experiments` and `bench.cash_application`. Each must exit 0 and print its table
+with the rows bench/README.md names, through the real code (simulator, ledger, Feast, MLflow, `bentoml serve`, chromium, wrk): nothing is mocked.
 Speed is not asserted (a shared machine's timings vary); this only keeps the benchmarks from rotting.
 
 The seven heaviest (features, worklist, throughput, ceiling, monitoring, cash backtest, experiments: each trains
@@ -106,7 +106,7 @@ def portfolio(root: Path) -> Path:
 def test_every_suite_is_smoked() -> None:
     """A suite added to bench/__main__.py needs its test here."""
     assert set(SUITES) == {name.removeprefix("test_") for name in globals() if name.startswith("test_")} - {
-        "every_suite_is_smoked", "ceiling", "monitoring", "cash_backtest", "experiments"}
+        "every_suite_is_smoked", "ceiling", "monitoring", "cash_backtest", "experiments", "cash_application"}
 
 
 def test_pipeline(root: Path) -> None:
@@ -176,6 +176,14 @@ def test_cash_backtest(root: Path) -> None:
     out = run(root, "bench.cash_backtest", "--tenancies", "100", "--origins", "1", "--weeks", "2")
     for table in ("portfolio", "patches (pooled)", "by kind of week", "common factor"):
         assert table in out
+
+
+@heavy
+def test_cash_application(root: Path) -> None:
+    out = run(root, "bench.cash_application", "--tenancies", "300", "--seeds", "104", "--origins", "2")
+    assert "open receipts judged; blocking recall" in out
+    for row in ("logistic   strict", "lightgbm   loose", "by fault (logistic, proposals at 0.97)"):
+        assert row in out
 
 
 @heavy
