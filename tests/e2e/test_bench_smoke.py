@@ -1,7 +1,8 @@
 """Every benchmark, run at a tiny size the way bench/README.md runs it: `python -m bench --suite X` for each suite
 `bench/__main__.py` knows, and the separate entries `python -m bench.ceiling`, `bench.monitoring`,
 `bench.cash_backtest`, `bench.experiments` and `bench.cash_application`. Each must exit 0 and print its table
-with the rows bench/README.md names, through the real code (simulator, ledger, Feast, MLflow, `bentoml serve`, chromium, wrk): nothing is mocked.
+with the rows bench/README.md names, through the real code (simulator, ledger, Feast, MLflow, `bentoml serve`,
+chromium, wrk): nothing is mocked.
 Speed is not asserted (a shared machine's timings vary); this only keeps the benchmarks from rotting.
 
 The seven heaviest (features, worklist, throughput, ceiling, monitoring, cash backtest, experiments: each trains
