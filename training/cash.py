@@ -538,13 +538,13 @@ def blend_totals(blend: Blend, totals: np.ndarray, daily: pd.DataFrame, origin: 
 
 
 def weekly_bands(totals: np.ndarray, scale: np.ndarray | None = None, known: np.ndarray | None = None) -> pd.DataFrame:
-    """Mean, P10, P50 and P90 of each week's receipts over the simulations: `totals` is (simulations, weeks). The
-    percentiles are of `totals * scale` (the common factor, mean 1) plus `known` (the DWP's scheduled lines, with
-    their own spread, not scaled); the mean is of `totals` (the factor's expectation) plus `known`, so means still
+    """Mean, P10, P50 and P90 of each week's receipts over the simulations: `totals` is (simulations, weeks), plus
+    `known` (the DWP's scheduled lines, with their own spread). The percentiles are of the sum times `scale` (the
+    common factor, mean 1: it was estimated on whole weeks' receipts, benefit runs paid late among what moves
+    them, so it moves the scheduled lines too); the mean is the sum's (the factor's expectation), so means still
     add up across patches and tenancies exactly; `scheduled` is `known`'s mean."""
-    banded = totals if scale is None else totals * scale
     known = np.zeros_like(totals) if known is None else known
-    banded = banded + known
+    banded = totals + known if scale is None else (totals + known) * scale
     return pd.DataFrame([{"week": w + 1, "mean": totals[:, w].mean() + known[:, w].mean(),
                           "p10": np.percentile(banded[:, w], 10), "p50": np.percentile(banded[:, w], 50),
                           "p90": np.percentile(banded[:, w], 90), "scheduled": known[:, w].mean()}
@@ -559,8 +559,8 @@ def week_starts(start: pd.Timestamp, weeks: int) -> list:
 def summarise(receipts: np.ndarray, patches: np.ndarray, start: pd.Timestamp,
               factor: CommonFactor | None = None, seed: int = 0, known: np.ndarray | None = None) -> pd.DataFrame:
     """Weekly P10/P50/P90 and mean receipts (pounds), portfolio-wide and per patch, each simulation's week scaled by
-    the same common factor for every patch (`factor`; None: tenants' own uncertainty only), plus the DWP's
-    scheduled lines (`known`, like `receipts`: not scaled) and how much of the mean they are (`scheduled`)."""
+    the same common factor for every patch (`factor`; None: tenants' own uncertainty only), with the DWP's
+    scheduled lines (`known`, like `receipts`) and how much of the mean they are (`scheduled`)."""
     starts = week_starts(start, receipts.shape[2])
     scale = (factor or CommonFactor()).draws(starts, receipts.shape[0], seed)
     scopes = [("portfolio", np.ones(len(patches), dtype=bool))] + [
