@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -33,6 +34,37 @@ def test_the_forecast_is_typed_and_its_patches_add_up_to_the_portfolio(treasury,
     # a band is not additive: the portfolio's is narrower than the patches' bands stacked
     stacked = patches.groupby("week")[["p10", "p90"]].sum()
     assert ((portfolio["p90"] - portfolio["p10"]) < (stacked["p90"] - stacked["p10"])).all()
+
+
+def test_the_months_beside_the_weeks_add_up_and_name_their_rent_years(treasury) -> None:
+    body = treasury["forecast"].json()
+    months = pd.DataFrame(body["months"])
+    portfolio = months[months["scope"] == "portfolio"].set_index("month")
+    assert len(portfolio) in (12, 13) and portfolio["days"].between(1, 31).all()
+    assert portfolio["charge_mondays"].between(0, 5).all() and (portfolio["p10"] <= portfolio["p90"]).all()
+    patches = months[months["scope"] != "portfolio"].groupby("month")["mean"].sum()
+    pd.testing.assert_series_equal(patches, portfolio["mean"], check_names=False, rtol=1e-6)  # pennies rounded
+    assert body["rent_years"] and all(y["charge_weeks"] in (52, 53) for y in body["rent_years"])
+    rows = pd.DataFrame(body["rows"])
+    assert (rows["scheduled"] >= 0).all() and (rows["scheduled"] <= rows["mean"] + 0.01).all()
+    assert len(body["blend_weights"]) in (0, 13) and all(0 <= w <= 1 for w in body["blend_weights"])
+
+
+def test_an_april_rent_change_scales_the_months_after_it_and_is_not_recorded(treasury) -> None:
+    answer = treasury["scenario"]
+    assert answer.status_code == 200, answer.text
+    body, today = answer.json(), treasury["forecast"].json()
+    assert body["forecast_id"].endswith(":scenario") and not body["recorded"] and body["rent_change_pct"] == 10.0
+    changes = pd.Timestamp(min(y["starts"] for y in body["rent_years"] if y["starts"] > body["as_of"]))
+    after = pd.DataFrame(body["months"]).query("scope == 'portfolio'").set_index("month")["mean"]
+    before = pd.DataFrame(today["months"]).query("scope == 'portfolio'").set_index("month")["mean"]
+    month = pd.PeriodIndex(after.index, freq="M")
+    # the same draws: months wholly before the rent year are as recorded, months wholly after it 10% up (pounds
+    # to the penny, so within two pennies)
+    assert np.allclose(after[month.end_time < changes], before[month.end_time < changes], rtol=0, atol=0.02)
+    assert np.allclose(after[month.start_time > changes], 1.1 * before[month.start_time > changes], rtol=0,
+                       atol=0.02)
+    assert (month.start_time > changes).sum() >= 3 and (month.end_time < changes).sum() >= 3  # both are tested
 
 
 def test_the_csv_is_the_same_forecast_for_one_patch(treasury, pipeline) -> None:

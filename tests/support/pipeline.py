@@ -64,7 +64,8 @@ def build_pipeline(root: Path) -> dict:
                 ("forecast", "cash_forecast", {}), ("csv", "cash_forecast_csv", {"patch": patch, "weeks": 13}),
                 ("unknown_patch", "cash_forecast", {"patch": "NoSuchPatch"}),
                 ("too_far", "cash_forecast", {"weeks": 400}), ("kpis", "collection_kpis", {"months": 240}),
-                ("kpis_csv", "collection_kpis_csv", {"months": 3, "patch": patch}))}
+                ("kpis_csv", "collection_kpis_csv", {"months": 3, "patch": patch}),
+                ("scenario", "cash_forecast", {"rent_change_pct": 10.0}))}
             treasury["openapi"] = httpx.get(f"{url}/docs.json", timeout=60)
     return {"root": root, "home": home, "settings": settings, "payload": payload, "patch": patch,
             "patch_payload": patch_payload, "everyone": everyone, "changes": changes, "portfolio": full,
