@@ -26,10 +26,10 @@ import pandas as pd
 from serving.income import matching
 
 THRESHOLDS = (0.8, 0.9, 0.95, 0.97, 0.99)
-DEFAULT_AT = 0.97
-#: How sure the runner-up may be for the top candidate to be proposed: the service's rule (1 - the threshold) and a
-#: looser one (less likely than not).
-RUNNER_UP = {"strict": lambda at: 1 - at, "loose": lambda at: 0.5}
+DEFAULT_AT = 0.95
+#: How sure the runner-up may be for the top candidate to be proposed: the service's rule (less likely than not,
+#: `matching.RUNNER_UP_AT`) and a stricter one (below 1 - the threshold).
+RUNNER_UP = {"strict": lambda at: 1 - at, "loose": lambda at: matching.RUNNER_UP_AT}
 
 
 def books_of(portfolio) -> tuple[matching.Books, pd.DataFrame]:

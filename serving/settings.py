@@ -22,16 +22,16 @@ class ServingSettings(TrainingSettings, CaseworkSettings):
         default=300, gt=0, description="Cases each patch's list holds (the rest wait; the list says how many). Every "
         "case that can be listed is explained when a run is recorded.")
     suspense_propose_at: float = Field(
-        default=0.97, gt=0, le=1, description="Cash application: a receipt in suspense whose most likely tenancy has "
-        "at least this match probability (and no other candidate above 1 minus it) is proposed for one-click "
-        "approval; below it, queued with its ranked candidates. Nothing is allocated without a person's approval "
+        default=0.95, gt=0, le=1, description="Cash application: a receipt in suspense whose most likely tenancy has "
+        "at least this match probability (and no other candidate above 0.5) is proposed for one-click approval; "
+        "below it, queued with its ranked candidates. Nothing is allocated without a person's approval "
         "(docs/income.md: chosen so that at least 99% of proposals are right on simulated portfolios).")
     suspense_queue_at: float = Field(
         default=0.5, ge=0, le=1, description="A receipt in suspense whose most likely tenancy has at least this "
         "match probability holds that tenancy as ambiguous_balance (receipt_in_suspense) until it is allocated or "
         "the match rejected.")
     suspense_matcher: Literal["logistic", "lightgbm"] = Field(
-        default="logistic", description="The classifier matching learns from the ledger's cleared receipts "
+        default="lightgbm", description="The classifier matching learns from the ledger's cleared receipts "
         "(docs/income.md compares them).")
     auth: Literal["open", "required"] | None = Field(
         default=None, description="required: every data endpoint needs a bearer token (`arrears users add`); open: "
