@@ -46,6 +46,7 @@ class ForecastFiles:
     json: Path
     plot: Path
     per_tenancy: Path
+    months: Path | None = None  #: the calendar months (when the forecast has them)
 
 
 #: What every forecast says of its scope.
@@ -176,13 +177,17 @@ def record_forecast(settings: ServingSettings, forecast: CashForecast) -> tuple[
 
 
 def write_forecast(forecast: CashForecast, out_dir: Path) -> ForecastFiles:
-    """The forecast as CSV and JSON (pounds to the penny) and a fan chart (PNG) a person can open."""
+    """The forecast as CSV and JSON (pounds to the penny), its calendar months as CSV, and a fan chart (PNG) a
+    person can open."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = ForecastFiles(out_dir / "cash_forecast.csv", out_dir / "cash_forecast.json", out_dir / "cash_forecast.png",
                           out_dir / "expected_payments.csv")
     forecast.table.round(2).to_csv(files.csv, index=False)
     forecast.table.round(2).to_json(files.json, orient="records", date_format="iso", indent=2)
     forecast.per_tenancy.to_csv(files.per_tenancy, index=False)  # for treasury's own models
+    if not forecast.months.empty:
+        files = replace(files, months=out_dir / "cash_forecast_months.csv")
+        forecast.months.round(2).to_csv(files.months, index=False)
     evidence.forecast_plot(forecast.table, files.plot,
                            title=f"Expected receipts by week from {forecast.as_of.date()} (P10–P90)")
     return files
