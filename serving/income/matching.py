@@ -42,7 +42,7 @@ PAYER_CUTOFF = 80
 #: An amount within this share of a tenancy's past payment (or 2-4 times it) makes it a candidate, if its payment
 #: around the receipt's day is missing; at most this many such candidates per receipt, nearest expected day first.
 AMOUNT_TOLERANCE = 0.15
-MAX_AMOUNT_CANDIDATES = 10
+MAX_AMOUNT_CANDIDATES = 30
 MULTIPLES = (1, 2, 3, 4)
 #: Payments this many days back tell a tenancy's habit (usual amount and gap).
 HABIT_DAYS = 182

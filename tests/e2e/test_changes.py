@@ -337,6 +337,8 @@ def test_an_approved_match_moves_the_receipt_to_its_tenancy_and_the_next_run_no_
     assert queue.status_code == 200, queue.text
     shown = next(r for r in queue.json()["receipts"] if r["receipt_id"] == "SUSP-1")
     assert shown["tenancy_id"] == tenancy and shown["candidates"][0]["reasons"][0] == f"reference names {tenancy}"
+    assert "receipt SUSP-1" in seen["page"] and f"reference names {tenancy}" in seen["page"]
+    assert f'aria-label="Allocate receipt SUSP-1 to {tenancy}"' in seen["page"]
     assert held["readiness_state"] == "ambiguous_balance"
     assert "receipt_in_suspense" in [r["rule"] for r in held["state_reasons"]]
     assert seen["refused"].status_code == 403
@@ -410,6 +412,8 @@ def _allocation_over_http(served: Path) -> dict:
                 return client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
 
             queue = post(treasury, "/suspense_queue", top=100)
+            client.post("/app/signin", data={"token": treasury})  # the income page, signed in
+            page = client.get("/app/income").text
             refused = post(officer, "/suspense_decide", receipt_id="SUSP-1", tenancy_id=tenancy, decision="approve")
             approved = post(treasury, "/suspense_decide", receipt_id="SUSP-1", tenancy_id=tenancy, decision="approve")
             again = post(treasury, "/suspense_decide", receipt_id="SUSP-1", tenancy_id=tenancy, decision="approve")
@@ -423,6 +427,6 @@ def _allocation_over_http(served: Path) -> dict:
         ok("worklist", "--refresh")
         after = {r["tenancy_id"]: r for r in json.loads(ok("worklist", "--top", "400", "--json", *states).stdout)[
             "rows"]}[tenancy]
-    return {"queue": queue, "held": held, "tenancy": tenancy, "after": after, "refused": refused,
+    return {"queue": queue, "held": held, "tenancy": tenancy, "after": after, "refused": refused, "page": page,
             "approved": approved, "again": again, "posting": posting, "cleared_on": cleared_on, "amount": amount,
             "cleared": cleared, "after_queue": after_queue, "verified": verified, "trail": trail}
