@@ -115,7 +115,7 @@ def summary(judged: pd.DataFrame, kinds: tuple[str, ...]) -> dict:
 
 def by_fault(judged: pd.DataFrame, kind: str, at: float) -> pd.DataFrame:
     right = judged[f"{kind}_top"].eq(judged["tenancy_id"])
-    proposed = (judged[f"{kind}_p"] >= at) & (judged[f"{kind}_p2"] <= 1 - at)
+    proposed = (judged[f"{kind}_p"] >= at) & (judged[f"{kind}_p2"] <= matching.RUNNER_UP_AT)
     frame = judged.assign(right=right, proposed=proposed, proposed_right=proposed & right)
     table = frame.groupby("fault").agg(receipts=("right", "size"), recall=("found", "mean"), top1=("right", "mean"),
                                        proposed=("proposed", "mean"), proposed_right=("proposed_right", "sum"),
