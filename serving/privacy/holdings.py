@@ -61,6 +61,11 @@ class Holding:
 HOLDINGS: tuple[Holding, ...] = (
     Holding("ledger", "tenancies"), Holding("ledger", "transactions"), Holding("ledger", "events"),
     Holding("ledger", "outcomes"),
+    # Receipts in suspense cleared to the tenancy (their payer text may name a person: erasure blanks it) and the
+    # DWP's schedule lines naming it; the income team's decisions on its candidate matches.
+    Holding("ledger", "suspense", column="cleared_tenancy_id"),
+    Holding("ledger", "dwp_schedules", column="tenancy_reference"),
+    Holding("runs", "suspense_decisions"),
     Holding("runs", "worklist_rows"), Holding("runs", "worklist_payments"), Holding("runs", "experiment_assignments"),
     Holding("runs", "access_log"),
     Holding("casework", "case_owners"), Holding("casework", "case_actions"),
@@ -207,6 +212,8 @@ def _erase_in(db: Database, holding: Holding, old: str, new: str) -> int:
         return _erase_audit(db, old, new)
     n = _update(db, f"UPDATE {holding.table} SET {holding.column} = ? WHERE {holding.column} = ?",
                 f"SELECT COUNT(*) AS n FROM {holding.table} WHERE {holding.column} = ?", [new, old])
+    if holding.table == "suspense" and n:  # a payer text is a name: gone with the id, not kept beside a pseudonym
+        db.execute("UPDATE suspense SET payer = NULL WHERE cleared_tenancy_id = ?", [new])
     if holding.texts and n:
         quoted = _quoting(old)
         rows = db.query(f"SELECT {holding.key}, {', '.join(holding.texts)} FROM {holding.table} "

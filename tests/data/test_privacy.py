@@ -28,7 +28,10 @@ NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 #: Each store's tables with a tenancy_id column, and a column that tells their rows apart.
 LEDGER = {"tenancies": "content_hash", "transactions": "transaction_id", "events": "event_id", "outcomes": "as_of_date"}
 RUNS = {"worklist_rows": "run_id", "worklist_payments": "transaction_id", "experiment_assignments": "experiment",
-        "access_log": "access_id"}
+        "access_log": "access_id", "suspense_decisions": "decision"}
+#: Ledger tables that name a tenancy in another column: table → (that column, a column telling rows apart).
+LEDGER_NAMED = {"suspense": ("cleared_tenancy_id", "content_hash"),
+                "dwp_schedules": ("tenancy_reference", "line_reference")}
 CASEWORK = {"case_owners": "owner", "case_actions": "action_id", "drafts": "draft_id", "outbox": "draft_id",
             "delivery_receipts": "message_id", "privacy_restrictions": "restricted_at", "audit_log": "seq"}
 PROTECTED = {"protected_characteristics": "delivery_seq"}
@@ -94,6 +97,7 @@ def _case_and_run_rows(settings, target: str) -> None:
         store.db.insert("worklist_payments", {"run_id": run_id, "tenancy_id": target, "transaction_id": "X1",
                                               "posted_date": "2026-10-30", "amount": 10.0})
         store.db.insert("experiment_assignments", {"experiment": "trial", "tenancy_id": target, "arm": "holdout"})
+    _income_rows(settings, target)
     with open_casework(settings) as db:
         db.insert("case_owners", {"tenancy_id": target, "patch": "North-1", "owner": "A. Officer"})
         db.insert("case_actions", {"action_id": "a1", "tenancy_id": target, "kind": "note", "note": "rang",
@@ -114,6 +118,24 @@ def _case_and_run_rows(settings, target: str) -> None:
         log.record("A. Officer", "officer", [target], "case_page")
 
 
+def _income_rows(settings, target: str) -> None:
+    """A receipt in suspense cleared to the tenancy (its payer text a name), a DWP schedule line naming it and the
+    income team's decision on the match."""
+    from features.ledger import open_ledger
+    from serving.income.store import open_decisions
+    with open_ledger(settings.ledger) as ledger:
+        ledger.insert("suspense", pd.DataFrame([{
+            "receipt_id": "S1", "content_hash": "h1", "delivery_seq": 1, "received_date": pd.Timestamp("2026-10-20"),
+            "amount_pence": 41250, "reference": "rent", "payer": "J SMITH", "source": "bank",
+            "cleared_tenancy_id": target, "cleared_date": pd.Timestamp("2026-10-22")}]))
+        ledger.insert("dwp_schedules", pd.DataFrame([{
+            "settlement_number": "UC1", "line_reference": "L1", "content_hash": "h2", "delivery_seq": 1,
+            "payment_date": pd.Timestamp("2026-10-20"), "amount_pence": 30000, "tenancy_reference": target,
+            "scheme": "universal_credit", "period_start": None, "period_end": None}]))
+    with open_decisions(settings) as decisions:
+        decisions.record("S1", target, "approved", "A. Income", "treasury", probability=0.97, delivery_seq=2)
+
+
 def _direct(settings, target: str) -> dict[str, pd.DataFrame]:
     """Each store's rows of the tenancy, asked of the store directly."""
     found = {}
@@ -123,6 +145,9 @@ def _direct(settings, target: str) -> dict[str, pd.DataFrame]:
         with Database(url) as db:
             for table in tables:
                 found[f"{store}/{table}"] = db.query(f"SELECT * FROM {table} WHERE tenancy_id = ?", [target])
+    with Database(settings.ledger) as db:
+        for table, (column, _) in LEDGER_NAMED.items():
+            found[f"ledger/{table}"] = db.query(f"SELECT * FROM {table} WHERE {column} = ?", [target])
     with Database(settings.ledger) as db:
         lines = db.query("SELECT delivery_seq, line FROM quarantine WHERE value = ?", [target])
         found["ledger/quarantine"] = pd.concat([db.query(
@@ -135,7 +160,8 @@ def _direct(settings, target: str) -> dict[str, pd.DataFrame]:
     return found
 
 
-KEYS = {**{f"ledger/{t}": k for t, k in LEDGER.items()}, **{f"runs/{t}": k for t, k in RUNS.items()},
+KEYS = {**{f"ledger/{t}": k for t, k in LEDGER.items()},
+        **{f"ledger/{t}": k for t, (_, k) in LEDGER_NAMED.items()}, **{f"runs/{t}": k for t, k in RUNS.items()},
         **{f"casework/{t}": k for t, k in CASEWORK.items()}, **{f"protected/{t}": k for t, k in PROTECTED.items()},
         "ledger/quarantine": "column_name",
         "features/offline_snapshots": "event_timestamp", "features/live": "event_timestamp"}
@@ -259,6 +285,10 @@ def test_after_erasure_no_store_returns_the_old_id_and_the_audit_trail_verifies(
     with Database(settings.ledger) as db:
         assert db.query("SELECT * FROM quarantine WHERE value = ?", [target]).empty
     assert after["protected/protected_characteristics"] == before["protected/protected_characteristics"] == 1
+    assert after["ledger/suspense"] == before["ledger/suspense"] == 1
+    with Database(settings.ledger) as db:  # the payer's name went with the id
+        payer = db.query("SELECT payer FROM suspense WHERE cleared_tenancy_id = ?", [pseudonym(target)])["payer"]
+        assert payer.isna().all()
     verified = run_cli("audit", "verify")
     assert verified.exit_code == 0, verified.output
 
