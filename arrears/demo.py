@@ -18,6 +18,8 @@ from features.ledger import open_ledger
 from features.store.refresh import refresh
 from serving.access.principals import open_principals
 from serving.api.process import fetch_worklist, running_server
+from serving.income.schedules import FLAGS, flagged, reconcile_now
+from serving.income.store import suspense_queue
 from serving.runs.record import RunSummary, record_run
 from serving.runs.schemas import WorklistResponse
 from serving.runs.worklist import write_worklist
@@ -99,6 +101,37 @@ def _forecast_said(forecast) -> str:
             f"P90 £{week1['p90']:,.0f})")
 
 
+def _income(settings: ServingSettings) -> dict[str, object]:
+    """The income team's morning: the suspense queue (matches proposed or queued) and the DWP's schedules
+    reconciled, each written to reports/ (no payer text: it may name a person)."""
+    with open_ledger(settings.ledger, read_only=True) as ledger:
+        queue = suspense_queue(settings, ledger)
+    receipts = queue.receipts.drop(columns=["payer"], errors="ignore")
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    queue_csv = settings.reports_dir / "suspense_queue.csv"
+    receipts.to_csv(queue_csv, index=False)
+    try:
+        lines, _ = reconcile_now(settings)
+    except LookupError:
+        lines = None
+    shown = flagged(lines) if lines is not None else None
+    flags_csv = settings.reports_dir / "schedule_flags.csv"
+    if shown is not None:
+        shown.drop(columns=["payer"], errors="ignore").to_csv(flags_csv, index=False)
+    return {"receipts": receipts, "flags": shown, "queue_csv": queue_csv, "flags_csv": flags_csv}
+
+
+def _income_said(found: dict[str, object]) -> str:
+    receipts, flags = found["receipts"], found["flags"]
+    proposed = int((receipts["decision"] == "proposed").sum()) if len(receipts) else 0
+    said = (f"{len(receipts):,} receipts in suspense: {proposed:,} matches proposed for approval, "
+            f"{len(receipts) - proposed:,} queued")
+    if flags is not None:
+        counts = ", ".join(f"{f} {int(flags[f].sum()):,}" for f in FLAGS if f in flags and flags[f].any())
+        said += f"; DWP schedule lines flagged: {len(flags):,} ({counts or 'none'})"
+    return said
+
+
 def _served_worklist(settings: ServingSettings, top: int) -> tuple[WorklistResponse, str]:
     """Start a real `bentoml serve`, ask it for the ready list over HTTP, stop it."""
     with running_server(settings) as url:
@@ -123,6 +156,8 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
                      lambda done: ", ".join(f"{d.model} v{d.version}" for d in done) + " are champions")
     step("worklist", "Scoring every live tenancy, judging readiness, explaining what can be listed…",
          lambda: record_run(settings), _recorded)
+    income = step("income", "Matching receipts in suspense, reconciling the DWP's schedules…",
+                  lambda: _income(settings), _income_said)
     forecast = step("forecast", "Simulating receipts…", lambda: forecast_now(settings), _forecast_said)
     forecast_files = write_forecast(forecast, settings.reports_dir)
     record_forecast(settings, forecast)
@@ -145,6 +180,8 @@ def run_demo(settings: ServingSettings, tenancies: int, years: float, seed: int,
         "cash forecast": forecast_files.csv,
         "expected payments": forecast_files.per_tenancy,
         "collection KPIs": kpis,
+        "suspense queue": income["queue_csv"],
+        "DWP schedule flags": income["flags_csv"],
         "drift report": reports["drift"].get("html", "not written: see `arrears monitor status`"),
         "bias report": reports["bias"].get("served_html", "not written: see `arrears monitor status`"),
         "performance report": reports["performance"].get("html", "not written: see `arrears monitor status`"),

@@ -67,8 +67,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
     top: Annotated[int, typer.Option(help="Rows of the worklist to fetch.")] = 100,
 ) -> None:
-    """The main job on the embedded default: simulate → ingest → features → train → promote → forecast → serve
-    over HTTP → worklist → drift report. Prints where everything is."""
+    """The main job on the embedded default: simulate → ingest → features → train → promote → worklist → income
+    (suspense matches, DWP schedules) → forecast → serve over HTTP → drift, bias and performance reports. Prints
+    where everything is."""
     from arrears.demo import demo_sign_ins, run_demo
 
     settings = get_settings()
