@@ -3,8 +3,9 @@ probability and the reasons in plain words.
 
 Candidates come from blocking (cheap rules that keep the true tenancy and few others): the reference a character
 or two from a tenancy id, the payer text like the payer text of a tenancy's cleared receipts, the amount the usual
-payment (or a few of them) of a tenancy whose payment around that day is missing from the ledger, and a DWP
-schedule line naming a tenancy for that amount. Each (receipt, tenancy) pair is then compared (`FEATURES`: edit
+payment (or a few of them) of a tenancy whose payment around that day is missing from the ledger (for one half of
+a split payment, the two halves' sum), a DWP schedule line naming a tenancy for that amount, and a DWP claimant's
+line whose earlier lines were posted to a tenancy. Each (receipt, tenancy) pair is then compared (`FEATURES`: edit
 distance of the reference, payer similarity, amount ratio, days from the expected payment day, whether the usual
 payment is missing, schedule agreement, and how much better than the receipt's other candidates it is) and given a
 probability by a calibrated classifier trained on the ledger's own history: receipts the landlord's team cleared
@@ -32,7 +33,7 @@ FEATURES: tuple[str, ...] = (
     "ref_distance", "has_reference", "ref_margin", "payer_similarity", "payer_known", "payer_margin",
     "has_habit", "amount_log_ratio", "amount_margin", "amount_equal", "amount_multiple", "days_from_expected",
     "expected_margin", "usual_missing", "missing_margin", "habit_payments", "schedule_agrees", "schedule_line",
-    "candidates")
+    "split_log_ratio", "candidates")
 #: A reference this many edits or fewer from a tenancy id makes it a candidate.
 MAX_REF_DISTANCE = 2
 #: Of those, the nearest (and those one edit further), at most this many per receipt.
@@ -42,11 +43,13 @@ PAYER_CUTOFF = 80
 #: An amount within this share of a tenancy's past payment (or 2-4 times it) makes it a candidate, if its payment
 #: around the receipt's day is missing; at most this many such candidates per receipt, nearest expected day first.
 AMOUNT_TOLERANCE = 0.15
-MAX_AMOUNT_CANDIDATES = 30
+MAX_AMOUNT_CANDIDATES = 60
 MULTIPLES = (1, 2, 3, 4)
 #: Payments this many days back tell a tenancy's habit (usual amount and gap).
 HABIT_DAYS = 182
 HABIT_PAYMENTS = 6
+#: A claimant's last this many DWP schedule lines tie its line reference to the tenancy they were posted to.
+CLAIM_LINES = 3
 
 
 @dataclass(frozen=True)
@@ -212,20 +215,45 @@ def _amount_hits(receipts: pd.DataFrame, paid: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(found, columns=["receipt_id", "tenancy_id"]).drop_duplicates()
 
 
-def _line_hits(receipts: pd.DataFrame, schedules: pd.DataFrame) -> pd.DataFrame:
+def _line_hits(receipts: pd.DataFrame, schedules: pd.DataFrame, paid: pd.DataFrame | None = None) -> pd.DataFrame:
     """Pairs whose receipt's reference names a DWP schedule line (a claimant's line reference) that other lines of
-    the schedules tie to the tenancy."""
+    the schedules tie to the tenancy, or whose earlier lines the ledger posted to it (`_claim_hits`)."""
     known = schedules[schedules["tenancy_reference"].notna()][["line_reference", "tenancy_reference"]]
     empty = pd.DataFrame(columns=["receipt_id", "tenancy_id", "schedule_line"])
-    if known.empty:
+    if schedules.empty:
         return empty
     words = receipts[["receipt_id", "reference"]].assign(
         line_reference=receipts["reference"].fillna("").astype(str).str.split()).explode("line_reference")
     hits = words.merge(known.drop_duplicates(), on="line_reference")
+    hits = hits.rename(columns={"tenancy_reference": "tenancy_id"})[["receipt_id", "tenancy_id"]]
+    hits = pd.concat([hits, _claim_hits(words, receipts, schedules, paid)], ignore_index=True)
     if hits.empty:
         return empty
-    hits = hits.rename(columns={"tenancy_reference": "tenancy_id"})[["receipt_id", "tenancy_id"]]
     return hits.drop_duplicates().assign(schedule_line=1)
+
+
+def _claim_hits(words: pd.DataFrame, receipts: pd.DataFrame, schedules: pd.DataFrame,
+                paid: pd.DataFrame | None) -> pd.DataFrame:
+    """Pairs whose receipt names a claimant's schedule line whose earlier lines (the last CLAIM_LINES paid before
+    the receipt) were posted to the tenancy: the same amount within 3 days of the line's payment date. The
+    tenancies posted the most of them."""
+    empty = pd.DataFrame(columns=["receipt_id", "tenancy_id"])
+    if paid is None or paid.empty or schedules.empty:
+        return empty
+    lines = words.merge(receipts[["receipt_id", "received_date"]], on="receipt_id").merge(
+        schedules[["line_reference", "payment_date", "amount_pence"]], on="line_reference")
+    lines = lines[_ns(lines["payment_date"]) < _ns(lines["received_date"])]
+    lines = lines.sort_values("payment_date").groupby("receipt_id").tail(CLAIM_LINES)
+    if lines.empty:
+        return empty
+    posted = lines.merge(paid[["tenancy_id", "posted_date", "amount_pence"]], on="amount_pence")
+    near = (_ns(posted["posted_date"]) - _ns(posted["payment_date"])).dt.days.abs() <= 3
+    count = posted[near].drop_duplicates(["receipt_id", "payment_date", "tenancy_id"]).groupby(
+        ["receipt_id", "tenancy_id"]).size().rename("n").reset_index()
+    if count.empty:
+        return empty
+    best = count[count["n"] == count.groupby("receipt_id")["n"].transform("max")]
+    return best.groupby("receipt_id").head(5)[["receipt_id", "tenancy_id"]]
 
 
 def _schedule_hits(receipts: pd.DataFrame, schedules: pd.DataFrame) -> pd.DataFrame:
@@ -248,8 +276,11 @@ def candidates(receipts: pd.DataFrame, books: Books, paid: pd.DataFrame | None =
     known = set(np.asarray(books.tenancy_ids))
     refs = _reference_hits(receipts, books.tenancy_ids)
     payers = _payer_hits(receipts, books.cleared)
-    schedules, lines = _schedule_hits(receipts, books.schedules), _line_hits(receipts, books.schedules)
+    schedules, lines = _schedule_hits(receipts, books.schedules), _line_hits(receipts, books.schedules, paid)
     amounts = _narrow_amounts(_amount_hits(receipts, paid), receipts, paid)
+    halves = split_sums(receipts, books.suspense)
+    if len(halves):
+        amounts = pd.concat([amounts, _narrow_amounts(_amount_hits(halves, paid), halves, paid)], ignore_index=True)
     pairs = pd.concat([refs[["receipt_id", "tenancy_id"]], payers[["receipt_id", "tenancy_id"]],
                        schedules[["receipt_id", "tenancy_id"]], lines[["receipt_id", "tenancy_id"]], amounts],
                       ignore_index=True).drop_duplicates()
@@ -260,6 +291,24 @@ def candidates(receipts: pd.DataFrame, books: Books, paid: pd.DataFrame | None =
         pairs = pairs.merge(found, on=["receipt_id", "tenancy_id"], how="left")
         pairs[column] = pd.to_numeric(pairs[column]).fillna(missing)
     return compare(pairs, books, paid)
+
+
+def split_sums(receipts: pd.DataFrame, suspense: pd.DataFrame) -> pd.DataFrame:
+    """Receipts that look like one payment split in two: exactly one other receipt in suspense from the same payer
+    text with the same reference (or none), a day apart at most. Each with the two amounts' sum as its amount."""
+    own = receipts[["receipt_id", "received_date", "amount_pence", "reference", "payer", "source"]]
+    own = own[own["payer"].fillna("").astype(str).ne("") & own["source"].ne("dwp")]
+    if own.empty:
+        return own
+    keys = lambda f: f.assign(_ref=f["reference"].fillna("").astype(str), _payer=f["payer"].astype(str))  # noqa: E731
+    others = keys(suspense[suspense["payer"].notna()])[["receipt_id", "received_date", "amount_pence", "_ref",
+                                                         "_payer"]]
+    both = keys(own).merge(others, on=["_ref", "_payer"], suffixes=("", "_other"))
+    both = both[(both["receipt_id"] != both["receipt_id_other"]) & (
+        (_ns(both["received_date"]) - _ns(both["received_date_other"])).dt.days.abs() <= 1)]
+    both = both[both.groupby("receipt_id")["receipt_id_other"].transform("size") == 1]
+    return both.assign(amount_pence=both["amount_pence"] + both["amount_pence_other"])[
+        ["receipt_id", "received_date", "amount_pence"]].reset_index(drop=True)
 
 
 def _narrow_amounts(hits: pd.DataFrame, receipts: pd.DataFrame, paid: pd.DataFrame) -> pd.DataFrame:
@@ -301,6 +350,9 @@ def compare(pairs: pd.DataFrame, books: Books, paid: pd.DataFrame) -> pd.DataFra
     pairs["amount_log_ratio"] = np.log(ratio).abs().clip(upper=3).fillna(3.0)
     pairs["amount_equal"] = ((ratio - 1).abs() <= 0.005).astype(int)
     times = ratio.round()
+    sums = split_sums(pairs.drop_duplicates("receipt_id"), books.suspense).set_index("receipt_id")["amount_pence"]
+    split = pairs["receipt_id"].map(sums).astype(float) / pairs["usual_amount"]
+    pairs["split_log_ratio"] = np.log(split).abs().clip(upper=3).fillna(3.0)
     pairs["amount_multiple"] = ((times >= 2) & (times <= 6) & ((ratio - times).abs() <= 0.01 * times)).astype(int)
     pairs["has_reference"] = pairs["reference"].fillna("").astype(str).str.contains(r"\d").astype(int)
     cleared = books.cleared
@@ -455,6 +507,8 @@ def reasons(row: dict) -> list[str]:
         said.append(f"{_pounds(row['amount_pence'])} = {times} × usual payment ({_pounds(row['usual_amount'])})")
     elif row["has_habit"] and row["amount_log_ratio"] <= 0.1:
         said.append(f"{_pounds(row['amount_pence'])} close to the usual payment ({_pounds(row['usual_amount'])})")
+    if row.get("split_log_ratio", 3.0) <= 0.05 and not row["amount_equal"]:
+        said.append("with the same payer's other receipt a day apart at most, the usual payment")
     if row["usual_missing"] and pd.notna(row["expected_on"]):
         said.append(f"expected payment on {pd.Timestamp(row['expected_on']):%-d %b} not received")
     if row["schedule_agrees"]:

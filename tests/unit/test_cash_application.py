@@ -85,6 +85,33 @@ def test_a_dwp_credit_naming_a_claimants_line_finds_the_tenancy_other_lines_of_t
         row.to_dict() | {"tenancy_id": "T000001"})
 
 
+def test_a_dwp_credit_whose_claim_never_named_a_tenancy_finds_the_one_its_earlier_lines_were_posted_to() -> None:
+    lines = [{"settlement_number": f"UC{k}", "line_reference": "UC777", "payment_date": DAY - pd.Timedelta(weeks=4 * k),
+              "amount_pence": 41_000 + k, "tenancy_reference": None} for k in (1, 2, 0)]
+    posted = [("T000002", str((DAY - pd.Timedelta(weeks=4 * k, days=1)).date()), 41_000 + k) for k in (1, 2)]
+    other = [("T000001", str((DAY - pd.Timedelta(weeks=4)).date()), 41_001)]  # one line's amount, not the other's
+    found = books(posted + other, [{"receipt_id": "R7", "received_date": DAY, "amount_pence": 41_000,
+                                    "reference": "DWP UC0 UC777", "payer": "DWP", "source": "dwp"}], schedules=lines)
+    pairs = matching.candidates(found.open.drop(columns=["cleared_tenancy_id", "cleared_date"]), found)
+    by = pairs.set_index("tenancy_id")["schedule_line"]
+    assert by.get("T000002") == 1 and by.get("T000001", 0) == 0
+
+
+def test_a_payment_split_in_two_is_found_by_the_two_receipts_sum() -> None:
+    same = {"payer": "MR J SMITH", "reference": None}
+    found = books(weekly("T000917", 20_000, 10, skip=(0,)) + weekly("T000002", 9_000, 10),
+                  [{"receipt_id": "R8", "received_date": DAY, "amount_pence": 8_000} | same,
+                   {"receipt_id": "R9", "received_date": DAY + pd.Timedelta(days=1), "amount_pence": 12_000} | same,
+                   {"receipt_id": "R10", "received_date": DAY, "amount_pence": 11_000, "payer": "A N OTHER"}])
+    sums = matching.split_sums(found.open, found.suspense).set_index("receipt_id")["amount_pence"].to_dict()
+    assert sums == {"R8": 20_000, "R9": 20_000}  # R10: another payer
+    pairs = matching.candidates(found.open.drop(columns=["cleared_tenancy_id", "cleared_date"]), found)
+    row = pairs.set_index(["receipt_id", "tenancy_id"]).loc[("R8", "T000917")]
+    assert row["split_log_ratio"] == 0 and row["amount_equal"] == 0
+    assert "with the same payer's other receipt a day apart at most, the usual payment" in matching.reasons(
+        row.to_dict() | {"tenancy_id": "T000917"})
+
+
 def test_payer_text_is_compared_with_receipts_cleared_before_this_one_never_its_own() -> None:
     earlier = {"receipt_id": "C1", "received_date": DAY - pd.Timedelta(weeks=4), "amount_pence": 9_000,
                "payer": "MR J OKAFOR", "cleared_tenancy_id": "T000002", "cleared_date": DAY - pd.Timedelta(weeks=3)}
