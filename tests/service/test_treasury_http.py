@@ -103,6 +103,7 @@ def test_the_collection_kpis_are_a_plain_pandas_count_of_the_same_ledger(treasur
     rows = pd.DataFrame(answer.json()["rows"])
     with open_ledger(pipeline["settings"].ledger, read_only=True) as ledger:
         register, tx = ledger.read_table("tenancy_register"), ledger.read_table("transactions")
+    tx = tx[tx["delivery_seq"] <= treasury["ledger_seq"]]  # the ledger as served (the fuzzer may approve a match)
     plain = plain_kpis(register.assign(rent=register["rent_amount_pence"] / 100),
                        tx.assign(amount=tx["amount_pence"] / 100)).set_index("month")
     served = rows[rows["scope"] == "portfolio"].set_index("month")[plain.columns]

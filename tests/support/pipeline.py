@@ -14,6 +14,7 @@ import httpx
 import pandas as pd
 
 from casework.policy import STATES
+from features.ledger import open_ledger
 from serving.api.process import fetch_worklist, running_server
 from serving.settings import get_settings
 from simulator import simulate_portfolio, write_portfolio
@@ -67,6 +68,8 @@ def build_pipeline(root: Path) -> dict:
                 ("kpis_csv", "collection_kpis_csv", {"months": 3, "patch": patch}),
                 ("scenario", "cash_forecast", {"rent_change_pct": 10.0}))}
             treasury["openapi"] = httpx.get(f"{url}/docs.json", timeout=60)
+        with open_ledger(settings.ledger, read_only=True) as ledger:  # what the answers were made from: later
+            treasury["ledger_seq"] = ledger.last_delivery_seq()  # tests may post to it (an approved match)
     return {"root": root, "home": home, "settings": settings, "payload": payload, "patch": patch,
             "patch_payload": patch_payload, "everyone": everyone, "changes": changes, "portfolio": full,
             "monitoring": monitoring, "treasury": treasury}

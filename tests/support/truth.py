@@ -39,9 +39,20 @@ def unexplained_balances(portfolio) -> set[str]:
     return set(reported.loc[~reported["explained"].astype(bool), "tenancy_id"])
 
 
-def circumstances(portfolio, day: pd.Timestamp, policy: Policy, unexplained: set[str]) -> dict[str, set[str]]:
+def open_in_suspense(portfolio, day: pd.Timestamp) -> set[str]:
+    """The tenancies whose own payment sits in suspense on `day` (received, not yet cleared), by the truth."""
+    truth = portfolio.ground_truth.get("suspense")
+    if truth is None or truth.empty:
+        return set()
+    received, cleared = pd.to_datetime(truth["received_date"]), pd.to_datetime(truth["cleared_date"])
+    return set(truth["tenancy_id"][(received <= day) & (cleared.isna() | (cleared > day))].astype(str))
+
+
+def circumstances(portfolio, day: pd.Timestamp, policy: Policy, unexplained: set[str],
+                  suspense: frozenset[str] = frozenset()) -> dict[str, set[str]]:
     """For each state a policy rule can set: the tenancies it is true of on `day`, by the simulator's truth.
-    `unexplained`: the tenancies whose reported balance the delivery cannot explain."""
+    `unexplained`: the tenancies whose reported balance the delivery cannot explain; `suspense`: those the
+    service's matcher holds as the likely owner of a receipt in suspense (a model's judgement, not a truth)."""
     truth, tx = portfolio.ground_truth, portfolio.transactions
     register = portfolio.tenancies.assign(tenancy_id=portfolio.tenancies["tenancy_id"].astype(str)).set_index(
         "tenancy_id")
@@ -66,7 +77,7 @@ def circumstances(portfolio, day: pd.Timestamp, policy: Policy, unexplained: set
         "disputed": _in_force(truth["disputes"], "opened_date", "resolved_date", day),
         "ambiguous_balance": (set(balance.index[balance < -policy.ambiguous_balance["credit_weeks"]
                                                 * weekly.reindex(balance.index)])
-                              | set(odd["tenancy_id"]) | unexplained),
+                              | set(odd["tenancy_id"]) | unexplained | set(suspense)),
         "hold": (_in_force(truth["benefit_claims"], "claim_date", "decided_date", day)
                  | set(attempts.groupby("tenancy_id").size().pipe(lambda n: n[n >= policy.contact_limit["attempts"]])
                        .index)),
@@ -77,9 +88,9 @@ def circumstances(portfolio, day: pd.Timestamp, policy: Policy, unexplained: set
 
 
 def expected_states(portfolio, live: set[str], day: pd.Timestamp, policy: Policy,
-                    unexplained: set[str]) -> dict[str, str]:
+                    unexplained: set[str], suspense: frozenset[str] = frozenset()) -> dict[str, str]:
     """The readiness state of every live tenancy on `day`, by the truth and the policy's precedence."""
-    found = circumstances(portfolio, day, policy, unexplained)
+    found = circumstances(portfolio, day, policy, unexplained, suspense)
     states = {}
     for tenancy in live:
         states[tenancy] = next((state for state in STATES[:-1] if tenancy in found[state]), "ready")
