@@ -8,7 +8,8 @@ import json
 import pandas as pd
 
 from features.ledger import open_ledger
-from serving.income.schedules import expected_schedule_lines, read_schedule_books, reconcile
+from features.schedules import expected_schedule_lines, reconcile
+from serving.income.schedules import read_schedule_books
 from simulator import simulate_portfolio, write_portfolio
 from tests.support.cli import invoke, ok, words
 from tests.support.deliveries import write_delivery

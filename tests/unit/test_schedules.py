@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from serving.income.schedules import FLAGS, expected_schedule_lines, flagged, reconcile, settlements
+from features.schedules import FLAGS, expected_schedule_lines, flagged, reconcile, settlements
 
 RUNS = pd.date_range("2024-01-08", periods=6, freq="28D")  # Housing Benefit, 4-weekly
 UC_DAYS = pd.to_datetime([f"2024-{month:02d}-15" for month in range(1, 7)])  # Universal Credit, monthly
