@@ -275,3 +275,19 @@ def _next_lines(lines: pd.DataFrame, register: pd.DataFrame, as_of: pd.Timestamp
                          "line_reference": rows["line_reference"].to_numpy()[keep],
                          "scheme": rows["scheme"].to_numpy()[keep], "expected_date": day.to_numpy()[keep],
                          "amount_pence": rows["amount_pence"].astype("int64").to_numpy()[keep]})
+
+
+def lines_known_on(schedules: pd.DataFrame, tenancies: pd.DataFrame, transactions: pd.DataFrame, day,
+                   weeks: int) -> pd.DataFrame | None:
+    """`expected_schedule_lines` after `day` for `weeks` from what was known on `day` (a backtest's origin): the
+    schedule lines paid by then, the benefit postings (`transactions` of type benefit) posted by then, and the
+    register (`tenancies`: tenancy_id, end_date, benefit_type) without the end dates still to come. None when no
+    line is expected (a forecast is then as it would be without the schedules). Inputs are not changed."""
+    day = pd.Timestamp(day)
+    day = (day.tz_localize(None) if day.tz is not None else day).normalize()
+    benefit = transactions[transactions["type"] == "benefit"]
+    posted = benefit.loc[as_days(benefit["posted_date"]) <= day, ["tenancy_id", "posted_date", "amount_pence"]]
+    ends = as_days(tenancies["end_date"])
+    register = tenancies[["tenancy_id", "benefit_type"]].assign(end_date=ends.where(ends <= day))
+    lines = expected_schedule_lines(schedules, day, weeks, register, posted)
+    return None if lines.empty else lines

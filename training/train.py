@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from features.crash import crash_point
+from features.schedules import lines_known_on
 from features.store.feast import historical_features
 from features.store.offline import LedgerSlice, load_ledger_slice, read_offline
 from features.transforms import weekly_as_of_dates
@@ -234,17 +235,65 @@ def train_risk_model(settings: TrainingSettings, params: dict | None = None,
 
 
 # -- the payment-date model and the cash forecast built on it --------------------------------------------------------
+@dataclass(frozen=True)
+class CashOrigin:
+    """One backtest origin's simulation, as the served forecast would have made it that day."""
+
+    origin: pd.Timestamp
+    totals: np.ndarray  #: the tenants' own money simulated for the portfolio (sims, weeks; pence)
+    known: np.ndarray  #: the DWP's lines expected then (sims, weeks; pence); zeros without the schedules feed
+    actual: pd.DataFrame  #: all the money the origin's tenancies received a day (what the forecast is judged on)
+    own: pd.DataFrame  #: the money a day the simulation is of: `actual` less the benefit the lines forecast
+
+
+def simulate_origin(booster: lgb.Booster, features: pd.DataFrame, part: LedgerSlice, paid: pd.DataFrame,
+                    daily: pd.DataFrame, origin: pd.Timestamp, params: dict, seed: int) -> CashOrigin:
+    """The forecast from `origin` of the tenancies in `features`, as `serving.treasury.forecast.forecast_now` makes
+    it: with the DWP's schedules in the ledger, the lines expected from what was known on the day
+    (`features.schedules.lines_known_on`) are known money, and the benefit of the tenancies they cover is taken out
+    of the ledger (up to the day) the tenants' habits are simulated from."""
+    plan, weeks = params["cash"], params["cash"]["weeks"]
+    ids, day = features["tenancy_id"].to_numpy(), pd.Timestamp(origin).tz_localize(None).normalize()
+    actual = daily[daily["tenancy_id"].isin(set(ids))]
+    lines = None if part.schedules is None else lines_known_on(part.schedules, part.tenancies, part.transactions,
+                                                               day, weeks)
+    if lines is None:
+        sims = cash.forecast_receipts(booster, features, part.tenancies, paid, daily, origin, weeks,
+                                      plan["simulations"], seed=seed)
+        return CashOrigin(origin, sims.sum(axis=1), np.zeros((plan["simulations"], weeks)), actual, actual)
+    before = part.transactions[pd.to_datetime(part.transactions["posted_date"]) <= day]
+    rest = cash.without_scheduled_benefits(before, lines)
+    own_paid = qualifying_payment_days(part.tenancies, rest, PaymentLabelSpec(**params["label"]))
+    own_daily = daily_receipts(rest)
+    sims = cash.forecast_receipts(booster, features, part.tenancies, own_paid, own_daily, origin, weeks,
+                                  plan["simulations"], seed=seed)
+    horizon = cash.Horizon.weekly(weeks)
+    known = cash.scheduled_receipts(lines, ids, day, plan["simulations"], horizon, seed,
+                                    cash.posting_days(own_daily, day, horizon.days))
+    return CashOrigin(origin, sims.sum(axis=1), known.sum(axis=1), actual,
+                      own_daily[own_daily["tenancy_id"].isin(set(ids))])
+
+
+def blend_rows(seen: CashOrigin) -> pd.DataFrame:
+    """An origin's rows as the blend is chosen on: the served forecast blends the simulation with the baseline of
+    the tenants' own money and adds the scheduled lines, so the baseline here is that of `own` plus the lines'
+    mean (without schedules, the usual last-4-weeks average), against all that came in."""
+    rows = cash.backtest_origin(seen.totals + seen.known, seen.actual, seen.origin)
+    own = cash.tenancy_baselines(seen.own.assign(tenancy_id="all"), seen.origin, np.array(["all"]))[0] / 100.0
+    return rows.assign(baseline=own + seen.known.mean(axis=0) / 100.0)
+
+
 def backtest_cash(settings: TrainingSettings, store, booster: lgb.Booster, part: LedgerSlice, paid: pd.DataFrame,
                   first_origin: pd.Timestamp, params: dict
                   ) -> tuple[pd.DataFrame, cash.CommonFactor, float, cash.Blend, pd.DataFrame]:
     """Forecast from past weekly dates in the test period and set each week against what was then received.
 
-    Returns one row per (origin, week ahead): forecast mean/P10/P50/P90, the last-4-weeks-average baseline, and
-    actual receipts of the tenancies live at the origin; the common factor estimated from these weeks (the bands
-    carry it, so their coverage is in-sample for its width: `bench.cash_backtest` judges later origins); the
-    coverage the tenants' own uncertainty alone would have had; the blend of simulation and baseline by week ahead
-    (`cash.estimate_blend`, on these weeks: the rows are blended with it, in-sample); and the simulation's own rows
-    before the blend.
+    Returns one row per (origin, week ahead): forecast mean/P10/P50/P90 (with the DWP's scheduled lines when the
+    ledger has the schedules, as served: `simulate_origin`), the last-4-weeks-average baseline, and actual receipts
+    of the tenancies live at the origin; the common factor estimated from these weeks (the bands carry it, so their
+    coverage is in-sample for its width: `bench.cash_backtest` judges later origins); the coverage the tenants' own
+    uncertainty alone would have had; the blend of simulation and baseline by week ahead (`cash.estimate_blend`,
+    on these weeks: the rows are blended with it, in-sample); and the simulation's own rows before the blend.
     """
     plan, weeks = params["cash"], params["cash"]["weeks"]
     offline = read_offline(settings, columns=["tenancy_id", "event_timestamp"])
@@ -260,15 +309,13 @@ def backtest_cash(settings: TrainingSettings, store, booster: lgb.Booster, part:
     for k, origin in enumerate(origins):
         cases = offline[offline["event_timestamp"] == origin].reset_index(drop=True)
         features = historical_features(store, cases, params["feature_service"])
-        sims = cash.forecast_receipts(booster, features, part.tenancies, paid, daily, origin, weeks,
-                                      plan["simulations"], seed=k)
-        seen.append((origin, sims.sum(axis=1), daily[daily["tenancy_id"].isin(set(features["tenancy_id"]))]))
-    alone = pd.concat([cash.backtest_origin(totals, mine, origin) for origin, totals, mine in seen])
-    blend = cash.estimate_blend(alone)
-    seen = [(origin, cash.blend_totals(blend, totals, mine, origin), mine) for origin, totals, mine in seen]
-    blended = pd.concat([cash.backtest_origin(totals, mine, origin) for origin, totals, mine in seen])
+        seen.append(simulate_origin(booster, features, part, paid, daily, origin, params, seed=k))
+    alone = pd.concat([cash.backtest_origin(o.totals + o.known, o.actual, o.origin) for o in seen])
+    blend = cash.estimate_blend(pd.concat([blend_rows(o) for o in seen]))
+    seen = [replace(o, totals=cash.blend_totals(blend, o.totals, o.own, o.origin) + o.known) for o in seen]
+    blended = pd.concat([cash.backtest_origin(o.totals, o.actual, o.origin) for o in seen])
     factor = cash.estimate_common_factor(blended)
-    rows = [cash.backtest_origin(totals, mine, origin, factor, seed=k) for k, (origin, totals, mine) in enumerate(seen)]
+    rows = [cash.backtest_origin(o.totals, o.actual, o.origin, factor, seed=k) for k, o in enumerate(seen)]
     return (pd.concat(rows, ignore_index=True), factor, cash.cash_metrics(blended)["cash_p10_p90_coverage"], blend,
             alone)
 

@@ -70,21 +70,27 @@ class LedgerSlice:
     transactions: pd.DataFrame
     events: pd.DataFrame
     versions: pd.DataFrame | None = None  #: every delivered version of the tenancies (the register in force)
+    #: the DWP's schedule lines (`features.schedules`), read with the whole ledger; None without that feed
+    schedules: pd.DataFrame | None = None
 
 
 def load_ledger_slice(settings: FeatureSettings, tenancy_ids: Sequence[str] | None = None,
                       read_only: bool = False) -> LedgerSlice:
-    """The inputs of the snapshot build: the tenancy register, transactions and events (of some tenancies)."""
+    """The inputs of the snapshot build: the tenancy register, transactions and events (of some tenancies); read
+    whole, also the DWP's schedule lines when the ledger has them (the cash forecast's backtest expects them)."""
     tables = ("tenancy_register", "transactions", "events", "tenancies")
+    schedules = None
     with open_ledger(settings.ledger, read_only=read_only) as ledger:
         if tenancy_ids is None:
             parts = [ledger.read_table(t) for t in tables]
+            if ledger.columns_of("dwp_schedules"):
+                schedules = ledger.read_table("dwp_schedules")
         else:
             parts = [ledger.read_for_tenancies(t, tenancy_ids) for t in tables]
     parts[3] = parts[3][[c for c in VERSION_COLUMNS if c in parts[3]]]
     if tenancy_ids is None and parts[0].empty:
         raise FeatureStageError("The ledger has no tenancies yet: run `arrears ingest DIR` first.")
-    return LedgerSlice(*parts)
+    return LedgerSlice(*parts, schedules=schedules if schedules is not None and not schedules.empty else None)
 
 
 def ledger_dates(settings: FeatureSettings) -> tuple[pd.Timestamp, pd.Timestamp]:
