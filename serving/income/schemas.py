@@ -70,5 +70,4 @@ def queue_answer(found, propose_at: float, top: int) -> SuspenseQueueAnswer:
     return SuspenseQueueAnswer(
         ledger_seq=found.ledger_seq, open_receipts=len(found.receipts),
         proposed=int((found.receipts["decision"] == "proposed").sum()), propose_at=propose_at,
-        matcher=found.matcher.kind if found.matcher else None,
-        trained_on=found.matcher.receipts if found.matcher else 0, note=found.why, receipts=rows)
+        matcher=found.matcher, trained_on=found.trained_on, note=found.why, receipts=rows)

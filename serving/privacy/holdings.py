@@ -62,10 +62,12 @@ HOLDINGS: tuple[Holding, ...] = (
     Holding("ledger", "tenancies"), Holding("ledger", "transactions"), Holding("ledger", "events"),
     Holding("ledger", "outcomes"),
     # Receipts in suspense cleared to the tenancy (their payer text may name a person: erasure blanks it) and the
-    # DWP's schedule lines naming it; the income team's decisions on its candidate matches.
+    # DWP's schedule lines naming it; the income team's decisions on its candidate matches;
     Holding("ledger", "suspense", column="cleared_tenancy_id"),
     Holding("ledger", "dwp_schedules", column="tenancy_reference"),
     Holding("runs", "suspense_decisions"),
+    # each delivery's scored candidates (their reasons may quote the id)
+    Holding("runs", "suspense_candidates", texts=("reasons",), key="candidate_key"),
     Holding("runs", "worklist_rows"), Holding("runs", "worklist_payments"), Holding("runs", "experiment_assignments"),
     Holding("runs", "access_log"),
     Holding("casework", "case_owners"), Holding("casework", "case_actions"),

@@ -28,7 +28,7 @@ NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 #: Each store's tables with a tenancy_id column, and a column that tells their rows apart.
 LEDGER = {"tenancies": "content_hash", "transactions": "transaction_id", "events": "event_id", "outcomes": "as_of_date"}
 RUNS = {"worklist_rows": "run_id", "worklist_payments": "transaction_id", "experiment_assignments": "experiment",
-        "access_log": "access_id", "suspense_decisions": "decision"}
+        "access_log": "access_id", "suspense_decisions": "decision", "suspense_candidates": "candidate_key"}
 #: Ledger tables that name a tenancy in another column: table → (that column, a column telling rows apart).
 LEDGER_NAMED = {"suspense": ("cleared_tenancy_id", "content_hash"),
                 "dwp_schedules": ("tenancy_reference", "line_reference")}
@@ -119,10 +119,10 @@ def _case_and_run_rows(settings, target: str) -> None:
 
 
 def _income_rows(settings, target: str) -> None:
-    """A receipt in suspense cleared to the tenancy (its payer text a name), a DWP schedule line naming it and the
-    income team's decision on the match."""
+    """A receipt in suspense cleared to the tenancy (its payer text a name), a DWP schedule line naming it, the
+    income team's decision on the match and an open receipt's scored candidate (its reason quoting the id)."""
     from features.ledger import open_ledger
-    from serving.income.store import open_decisions
+    from serving.income.store import Scoring, open_decisions
     with open_ledger(settings.ledger) as ledger:
         ledger.insert("suspense", pd.DataFrame([{
             "receipt_id": "S1", "content_hash": "h1", "delivery_seq": 1, "received_date": pd.Timestamp("2026-10-20"),
@@ -134,6 +134,9 @@ def _income_rows(settings, target: str) -> None:
             "scheme": "universal_credit", "period_start": None, "period_end": None}]))
     with open_decisions(settings) as decisions:
         decisions.record("S1", target, "approved", "A. Income", "treasury", probability=0.97, delivery_seq=2)
+        decisions.keep(Scoring(2, "lightgbm", 40, None, pd.DataFrame([{
+            "receipt_id": "S2", "tenancy_id": target, "rank": 1, "probability": 0.6,
+            "reasons": [f"reference 1 character from {target}"]}])), seconds=1.0)
 
 
 def _direct(settings, target: str) -> dict[str, pd.DataFrame]:
@@ -282,6 +285,9 @@ def test_after_erasure_no_store_returns_the_old_id_and_the_audit_trail_verifies(
                 for column in columns:
                     found = db.query(f"SELECT {column} FROM {table} WHERE {column} LIKE ?", [f"%{target}%"])
                     assert all(f"{target}0" in v for v in found[column]), (table, column)  # another id, kept
+    with Database(settings.runs_database) as db:
+        reasons = db.query("SELECT reasons FROM suspense_candidates WHERE tenancy_id = ?", [pseudonym(target)])
+        assert len(reasons) == 1 and target not in reasons["reasons"].iloc[0]
     with Database(settings.ledger) as db:
         assert db.query("SELECT * FROM quarantine WHERE value = ?", [target]).empty
     assert after["protected/protected_characteristics"] == before["protected/protected_characteristics"] == 1
