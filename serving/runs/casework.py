@@ -22,6 +22,7 @@ from features.db import and_in
 from features.feeds.contract import RECEIPT_TYPES
 from features.ledger import Ledger, open_ledger
 from serving.access.principals import open_principals, stored_patches
+from serving.income.store import held_by_suspense
 from serving.runs import experiments
 from serving.runs.store import open_runs
 from serving.settings import ServingSettings
@@ -123,8 +124,9 @@ def preferences(register: pd.DataFrame, stage: str, channel: str | None, languag
 def judge_now(settings: ServingSettings, tenancy_id: str, recorded: pd.DataFrame,
               not_before: pd.Timestamp | None = None,
               ledger: Ledger | None = None) -> tuple[pd.Series, pd.DataFrame, pd.Timestamp]:
-    """The case as the policy judges it now, with the officers' `recorded` actions and the releases: on the later of
-    the ledger's latest day, the service's day and `not_before`. Returns its readiness row, its facts and the day.
+    """The case as the policy judges it now, with the officers' `recorded` actions, the releases and the receipts in
+    suspense the matcher holds to be its own (as a run holds them): on the later of the ledger's latest day, the
+    service's day and `not_before`. Returns its readiness row, its facts and the day.
     Reads the `ledger` given (a caller that reads more of it opens it once), else opens it."""
     if ledger is None:
         with open_ledger(settings.ledger, read_only=True) as opened:
@@ -133,7 +135,8 @@ def judge_now(settings: ServingSettings, tenancy_id: str, recorded: pd.DataFrame
     latest = ledger.query("SELECT MAX(posted_date) AS day FROM transactions")["day"].iloc[0]
     days = [pd.Timestamp(day) for day in (latest, service_day(settings), not_before) if day is not None]
     as_of = max(days).normalize()
-    facts = load_facts(ledger, [tenancy_id], as_of, policy, recorded)
+    suspense = held_by_suspense(settings, ledger)  # a receipt in suspense likely its own holds it as the run does
+    facts = load_facts(ledger, [tenancy_id], as_of, policy, recorded, suspense[suspense["tenancy_id"] == tenancy_id])
     return readiness(facts, as_of, policy).iloc[0], facts, as_of
 
 

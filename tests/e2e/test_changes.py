@@ -341,6 +341,10 @@ def test_an_approved_match_moves_the_receipt_to_its_tenancy_and_the_next_run_no_
     assert f'aria-label="Allocate receipt SUSP-1 to {tenancy}"' in seen["page"]
     assert held["readiness_state"] == "ambiguous_balance"
     assert "receipt_in_suspense" in [r["rule"] for r in held["state_reasons"]]
+    # the case page judges it now as the run did, and no longer once the receipt is allocated
+    assert seen["case_before"]["readiness_state"] == "ambiguous_balance", seen["case_before"]
+    assert any("in suspense are most likely this tenancy's" in r for r in seen["case_before"]["reasons"])
+    assert not any("in suspense" in r for r in seen["case_after"]["reasons"]), seen["case_after"]
     assert seen["refused"].status_code == 403
     assert seen["approved"].status_code == 200, seen["approved"].text
     assert seen["approved"].json()["status"] == "allocated" and seen["again"].json()["status"] == "already_allocated"
@@ -414,10 +418,12 @@ def _allocation_over_http(served: Path) -> dict:
             queue = post(treasury, "/suspense_queue", top=100)
             client.post("/app/signin", data={"token": treasury})  # the income page, signed in
             page = client.get("/app/income").text
+            case_before = post(officer, "/case_file", tenancy_id=tenancy).json()["now"]
             refused = post(officer, "/suspense_decide", receipt_id="SUSP-1", tenancy_id=tenancy, decision="approve")
             approved = post(treasury, "/suspense_decide", receipt_id="SUSP-1", tenancy_id=tenancy, decision="approve")
             again = post(treasury, "/suspense_decide", receipt_id="SUSP-1", tenancy_id=tenancy, decision="approve")
             after_queue = post(treasury, "/suspense_queue", top=100).json()
+            case_after = post(officer, "/case_file", tenancy_id=tenancy).json()["now"]
         with open_ledger(get_settings().ledger, read_only=True) as ledger:
             posting = ledger.query("SELECT tenancy_id, posted_date, amount_pence, allocation FROM transactions WHERE "
                                    "transaction_id = 'ALLOC-SUSP-1'")
@@ -429,4 +435,5 @@ def _allocation_over_http(served: Path) -> dict:
             "rows"]}[tenancy]
     return {"queue": queue, "held": held, "tenancy": tenancy, "after": after, "refused": refused, "page": page,
             "approved": approved, "again": again, "posting": posting, "cleared_on": cleared_on, "amount": amount,
-            "cleared": cleared, "after_queue": after_queue, "verified": verified, "trail": trail}
+            "cleared": cleared, "after_queue": after_queue, "verified": verified, "trail": trail,
+            "case_before": case_before, "case_after": case_after}
