@@ -44,6 +44,7 @@ class Retention:
     drafts_after_days: int
     access_after_days: int
     logs_after_days: int
+    payer_after_days: int = 730
 
 
 def load_retention(path: Path | None = None) -> Retention:
@@ -55,7 +56,7 @@ def load_retention(path: Path | None = None) -> Retention:
             runs_after_days=int(raw["worklist_runs"]["after_days"]),
             keep_latest_runs=int(raw["worklist_runs"].get("keep_latest", 2)),
             drafts_after_days=int(raw["drafts"]["after_days"]), access_after_days=int(raw["access_log"]["after_days"]),
-            logs_after_days=int(raw["logs"]["after_days"]))
+            logs_after_days=int(raw["logs"]["after_days"]), payer_after_days=int(raw["suspense_payer"]["after_days"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise RetentionError(f"{path}: {exc!r} is missing or not a number (serving/privacy/retention.yaml shows "
                              "every entry)") from exc
@@ -72,6 +73,36 @@ def _delete(db: Database, table: str, column: str, keys: list, dry_run: bool) ->
         for start in range(0, len(keys), 500):
             db.execute(*and_in(f"DELETE FROM {table} WHERE 1 = 1", [], column, keys[start:start + 500]))
     return len(keys)
+
+
+def _old_runs(settings: ServingSettings, schedule: Retention, now: datetime, dry_run: bool) -> dict[str, int]:
+    """Recorded runs past their time deleted (but the latest `keep_latest_runs`), with their rows and payments."""
+    counts = {}
+    with open_runs(settings) as store, store.db.transaction():
+        runs = store.db.query("SELECT run_id, run_seq, recorded_at FROM worklist_runs ORDER BY run_seq DESC")
+        old = runs.iloc[schedule.keep_latest_runs:]
+        old = old.loc[_older(old["recorded_at"], now - timedelta(days=schedule.runs_after_days)), "run_id"]
+        old = old.astype(str).tolist()
+        for table in ("worklist_rows", "worklist_payments"):
+            sql, params = and_in(f"SELECT COUNT(*) AS n FROM {table} WHERE 1 = 1", [], "run_id", old)
+            counts[f"runs/{table}"] = int(store.db.query(sql, params)["n"].iloc[0])
+            _delete(store.db, table, "run_id", old, dry_run)
+        counts["runs/worklist_runs"] = _delete(store.db, "worklist_runs", "run_id", old, dry_run)
+    return counts
+
+
+def _old_payers(settings: ServingSettings, received_before, dry_run: bool) -> int:
+    """Payer text blanked on receipts in suspense received before the day (every version of each: an open
+    receipt names no tenancy, so erasure cannot reach its payer's name). Receipts counted, not versions."""
+    with open_ledger(settings.ledger) as ledger:
+        if not ledger.columns_of("suspense"):
+            return 0
+        where = "FROM suspense WHERE payer IS NOT NULL AND received_date < ?"
+        n = int(ledger.query(f"SELECT COUNT(DISTINCT receipt_id) AS n {where}", [received_before])["n"].iloc[0])
+        if n and not dry_run:
+            ledger.execute("UPDATE suspense SET payer = NULL WHERE payer IS NOT NULL AND received_date < ?",
+                           [received_before])
+    return n
 
 
 def apply_retention(settings: ServingSettings, schedule: Retention | None = None, dry_run: bool = False,
@@ -91,16 +122,9 @@ def apply_retention(settings: ServingSettings, schedule: Retention | None = None
         for name, n in erase(settings, tenancy_id, actor, role).items():
             counts[name] = counts.get(name, 0) + n
 
-    runs_cutoff = now - timedelta(days=schedule.runs_after_days)
-    with open_runs(settings) as store, store.db.transaction():
-        runs = store.db.query("SELECT run_id, run_seq, recorded_at FROM worklist_runs ORDER BY run_seq DESC")
-        old = runs.iloc[schedule.keep_latest_runs:]
-        old = old.loc[_older(old["recorded_at"], runs_cutoff), "run_id"].astype(str).tolist()
-        for table in ("worklist_rows", "worklist_payments"):
-            sql, params = and_in(f"SELECT COUNT(*) AS n FROM {table} WHERE 1 = 1", [], "run_id", old)
-            counts[f"runs/{table}"] = int(store.db.query(sql, params)["n"].iloc[0])
-            _delete(store.db, table, "run_id", old, dry_run)
-        counts["runs/worklist_runs"] = _delete(store.db, "worklist_runs", "run_id", old, dry_run)
+    counts |= _old_runs(settings, schedule, now, dry_run)
+    counts["ledger/suspense payer"] = _old_payers(settings, today - timedelta(days=schedule.payer_after_days),
+                                                  dry_run)
 
     with open_casework(settings) as db, db.transaction():
         drafts = db.query(*and_in("SELECT draft_id, created_at FROM drafts WHERE 1 = 1", [], "status", UNSENT))

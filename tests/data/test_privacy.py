@@ -308,7 +308,7 @@ def test_the_retention_schedule_removes_exactly_what_it_says(portfolio) -> None:
 
     settings, _ = portfolio
     schedule = Retention("test", ended_after_years=6, runs_after_days=400, keep_latest_runs=2,
-                         drafts_after_days=730, access_after_days=730, logs_after_days=90)
+                         drafts_after_days=730, access_after_days=730, logs_after_days=90, payer_after_days=730)
     with open_ledger(settings.ledger) as ledger:
         register = ledger.query("SELECT tenancy_id, end_date FROM tenancy_register WHERE end_date IS NOT NULL")
     register = register[~register["tenancy_id"].map(is_pseudonym)]
@@ -319,6 +319,7 @@ def test_the_retention_schedule_removes_exactly_what_it_says(portfolio) -> None:
     expected_erased = set(register.loc[register["end_date"] < limit, "tenancy_id"])
 
     _aged_records(settings)
+    _aged_payers(settings, today)
     settings = settings.model_copy(update={"today": today})
     dry = apply_retention(settings, schedule, dry_run=True, now=NOW)
     done = apply_retention(settings, schedule, now=NOW)
@@ -345,9 +346,25 @@ def test_the_retention_schedule_removes_exactly_what_it_says(portfolio) -> None:
     with open_access_log(settings) as log:
         assert log.entries("T-out").empty and len(log.entries("T-in")) == 1
     assert sorted(p.name for p in settings.logs_dir.iterdir()) == ["in.log"]
+    with open_ledger(settings.ledger) as ledger:  # an open receipt's payer text, past its time, is gone
+        payers = ledger.query("SELECT receipt_id, payer FROM suspense WHERE receipt_id LIKE 'AGED-%'")
+    assert payers.set_index("receipt_id")["payer"].to_dict() == {"AGED-OUT": None, "AGED-IN": "A N OTHER"}
+    assert dry["counts"]["ledger/suspense payer"] == counts["ledger/suspense payer"] >= 1
     with open_audit(settings) as log:
         assert log.latest("retention_applied")["counts"] == counts
         assert log.verify().ok
+
+
+def _aged_payers(settings, today) -> None:
+    """Two receipts still open in suspense, received just outside and just inside the payer text's limit."""
+    from features.ledger import open_ledger
+    limit = pd.Timestamp(today) - pd.Timedelta(days=730)
+    with open_ledger(settings.ledger) as ledger:
+        ledger.insert("suspense", pd.DataFrame([{
+            "receipt_id": f"AGED-{name}", "content_hash": f"aged-{name}", "delivery_seq": 1, "received_date": day,
+            "amount_pence": 5000, "reference": "rent", "payer": "A N OTHER", "source": "bank",
+            "cleared_tenancy_id": None, "cleared_date": None}
+            for name, day in (("OUT", limit - pd.Timedelta(days=1)), ("IN", limit))]))
 
 
 def _aged_records(settings) -> None:
