@@ -40,8 +40,9 @@ from training.promotion import TRAINED
 END = pd.Timestamp("2026-10-31")
 
 
-def build(home: Path, tenancies: int, seed: int, first_origin: pd.Timestamp, years: float = 2.0) -> None:
-    portfolio = simulate_portfolio(n_tenancies=tenancies, years=years, seed=seed, end_date=END.date())
+def build(home: Path, tenancies: int, seed: int, first_origin: pd.Timestamp, years: float = 2.0,
+          shape: str = "weekly") -> None:
+    portfolio = simulate_portfolio(n_tenancies=tenancies, years=years, seed=seed, end_date=END.date(), shape=shape)
     settings, schedule = schedule_settings()
 
     def job(name: str) -> None:
@@ -102,6 +103,9 @@ def main() -> None:
     parser.add_argument("--origins", type=int, default=13, help="Weekly origins, the last 13 weeks before the end.")
     parser.add_argument("--weeks", type=int, default=13)
     parser.add_argument("--years", type=float, default=2.0, help="Years of history the portfolio is simulated over.")
+    parser.add_argument("--shape", choices=("weekly", "monthly_statement"), default="weekly",
+                        help="The portfolio's shape (simulator.portfolio): a landlord's weekly feeds, or a letting "
+                             "agent's monthly statement (every rent monthly on the 1st, no events feed).")
     parser.add_argument("--home", type=Path, default=None,
                         help="Reuse this ARREARS_HOME (built by an earlier run); built there when it does not exist.")
     parser.add_argument("--save", type=Path, default=None, help="Write the backtest's rows to this CSV.")
@@ -113,14 +117,14 @@ def main() -> None:
         home = args.home or Path(tmp) / "home"
         os.environ["ARREARS_HOME"] = str(home)
         if args.home is None or not home.exists():
-            build(home, args.tenancies, args.seed, origins[0], args.years)
+            build(home, args.tenancies, args.seed, origins[0], args.years, args.shape)
         table = backtest(origins, args.weeks)
         if args.save is not None:
             table.to_csv(args.save, index=False)
         tags = registry.model_by_alias(get_settings(), registry.PAYMENT_MODEL, registry.CHAMPION).tags
     with pd.option_context("display.width", 200):
         print(f"\n{len(origins)} origins {origins[0].date()}..{origins[-1].date()}, {args.tenancies} tenancies, "
-              f"{args.years:g} years, seed {args.seed}")
+              f"{args.years:g} years, seed {args.seed}, {args.shape}")
         print("portfolio\n" + accuracy_by_horizon(table).round(3).to_string(index=False))
         print("patches (pooled)\n" + accuracy_by_horizon(table, portfolio_only=False).round(3).to_string(index=False))
         print("by kind of week\n" + by_kind(table).round(3).fillna("").to_string(index=False))
