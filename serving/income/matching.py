@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA
 from rapidfuzz.utils import default_process
 
 #: The comparison features a pair is scored on, in order.
@@ -33,18 +33,25 @@ FEATURES: tuple[str, ...] = (
     "ref_distance", "has_reference", "ref_margin", "payer_similarity", "payer_known", "payer_margin",
     "has_habit", "amount_log_ratio", "amount_margin", "amount_equal", "amount_multiple", "days_from_expected",
     "expected_margin", "usual_missing", "missing_margin", "habit_payments", "schedule_agrees", "schedule_line",
-    "split_log_ratio", "candidates")
-#: A reference this many edits or fewer from a tenancy id makes it a candidate.
+    "split_log_ratio", "candidates", "seen_log_ratio", "seen_payments", "stream_payments", "stream_days",
+    "stream_missing", "split_seen_log_ratio", "split_stream_days", "seen_margin", "stream_margin")
+#: A reference this many edits or fewer from a tenancy id makes it a candidate (an edit: a character typed wrong,
+#: dropped or added, or two neighbours swapped).
 MAX_REF_DISTANCE = 2
-#: Of those, the nearest (and those one edit further), at most this many per receipt.
-MAX_REF_CANDIDATES = 40
+#: Of those, the nearest (and those one edit further), at most this many per receipt, nearest first.
+MAX_REF_CANDIDATES = 80
 #: A payer text at least this similar (0-100, token order ignored) to one on a tenancy's cleared receipts.
 PAYER_CUTOFF = 80
 #: An amount within this share of a tenancy's past payment (or 2-4 times it) makes it a candidate, if its payment
-#: around the receipt's day is missing; at most this many such candidates per receipt, nearest expected day first.
+#: around the receipt's day is missing or it paid this very amount before; at most this many such candidates per
+#: receipt, nearest in amount and expected day first.
 AMOUNT_TOLERANCE = 0.15
-MAX_AMOUNT_CANDIDATES = 60
+MAX_AMOUNT_CANDIDATES = 100
 MULTIPLES = (1, 2, 3, 4)
+#: Amounts this near (|log ratio|, about 1%) are the same amount; past payments this near the receipt's amount
+#: (or a half, third, quarter of it) are one stream of the tenancy's payments (its own, a benefit, a top-up).
+SAME_AMOUNT = 0.01
+STREAM_TOLERANCE = 0.05
 #: Payments this many days back tell a tenancy's habit (usual amount and gap).
 HABIT_DAYS = 182
 HABIT_PAYMENTS = 6
@@ -126,6 +133,54 @@ def _paid_near(pairs: pd.DataFrame, paid: pd.DataFrame, window: np.ndarray) -> n
     return np.searchsorted(keys, base + window, side="right") - np.searchsorted(keys, base - window, side="left")
 
 
+def _windows(pairs: pd.DataFrame, paid: pd.DataFrame, before: int, after: int) -> tuple[np.ndarray, ...]:
+    """Each pair's tenancy's own payments from `before` days before its receipt's day to `after` days after, one
+    row each: (pair position, amount, days from the receipt's day), in date order within a pair."""
+    codes = {t: i for i, t in enumerate(pd.unique(pd.concat([paid["tenancy_id"], pairs["tenancy_id"]])))}
+    day = lambda s: pd.to_datetime(s).to_numpy(dtype="datetime64[D]").astype(np.int64)  # noqa: E731
+    keys = paid["tenancy_id"].map(codes).to_numpy(np.int64) * 1_000_000 + day(paid["posted_date"])
+    order = np.argsort(keys, kind="stable")
+    keys, amounts = keys[order], paid["amount_pence"].to_numpy(float)[order]
+    base = pairs["tenancy_id"].map(codes).to_numpy(np.int64) * 1_000_000 + day(pairs["received_date"])
+    low = np.searchsorted(keys, base - before, side="left")
+    count = np.searchsorted(keys, base + after, side="right") - low
+    at = np.repeat(np.arange(len(pairs)), count)
+    position = np.repeat(low - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+    return at, amounts[position], keys[position] - base[at]
+
+
+def amount_history(pairs: pd.DataFrame, paid: pd.DataFrame, amount: pd.Series | None = None) -> pd.DataFrame:
+    """Each pair's receipt amount (or `amount`) against its tenancy's own payments in the habit window before the
+    receipt's day: `seen_log_ratio` (|log ratio| to the nearest single payment), `seen_payments` (log1p of how many
+    were this amount), and the stream of payments like it (within STREAM_TOLERANCE of it, or of a half, third,
+    quarter of it): `stream_payments` (log1p count), `stream_days` (days from the day the stream's next payment was
+    due: its last plus a whole number of its usual gaps) and `stream_missing` (it has one, and none of it was paid
+    within half a gap, 3-14 days, either side of the receipt's day)."""
+    value = (pairs["amount_pence"] if amount is None else amount).to_numpy(float)
+    at, past, days = _windows(pairs, paid, HABIT_DAYS, 14)
+    ratio = value[at] / past
+    before = days < 0
+    off = np.abs(np.log(ratio / np.clip(np.rint(ratio), 1, max(MULTIPLES))))
+    rows = pd.DataFrame({"at": at, "days": days, "exact": np.where(before, np.abs(np.log(ratio)), np.inf)})
+    rows = rows.assign(seen=before & (rows["exact"] <= SAME_AMOUNT), stream=off <= STREAM_TOLERANCE)
+    out = pd.DataFrame(index=pd.RangeIndex(len(pairs)))
+    out["seen_log_ratio"] = rows.groupby("at")["exact"].min().clip(upper=3)
+    out["seen_payments"] = np.log1p(rows.groupby("at")["seen"].sum())
+    stream = rows[rows["stream"] & before]
+    gaps = stream["days"].diff().where(stream["at"].eq(stream["at"].shift()))
+    gap = gaps.groupby(stream["at"]).median().clip(1, 35)
+    since = -stream.groupby("at")["days"].max()
+    out["stream_payments"] = np.log1p(stream.groupby("at").size())
+    periods = (since / gap).round().clip(lower=1)
+    out["stream_days"] = (since - periods * gap).abs().clip(upper=28)
+    window = (gap / 2).clip(3, 14).reindex(out.index).fillna(7.0).to_numpy()[at]
+    near = rows["stream"] & (np.abs(days) <= window)
+    out["stream_missing"] = (since.reindex(out.index).notna() & ~near.groupby(rows["at"]).any()
+                             .reindex(out.index, fill_value=False)).astype(int)
+    fill = {"seen_log_ratio": 3.0, "seen_payments": 0.0, "stream_payments": 0.0, "stream_days": 28.0}
+    return out.fillna(fill).set_axis(pairs.index)
+
+
 # -- blocking -------------------------------------------------------------------------------------------------------
 def _id_shape(tenancy_ids: np.ndarray) -> tuple[str, int]:
     """The tenancy ids' usual letters and number of digits (T000917: "T", 6)."""
@@ -154,7 +209,7 @@ def _reference_hits(receipts: pd.DataFrame, tenancy_ids: np.ndarray) -> pd.DataF
     if tokens.empty or not len(tenancy_ids):
         return pd.DataFrame(columns=["receipt_id", "tenancy_id", "ref_distance"])
     ids = pd.Series(tenancy_ids).astype(str).str.upper().tolist()
-    distance = process.cdist(tokens["token"].tolist(), ids, scorer=Levenshtein.distance,
+    distance = process.cdist(tokens["token"].tolist(), ids, scorer=OSA.distance,
                              score_cutoff=MAX_REF_DISTANCE, dtype=np.int32, workers=1)
     row, column = np.nonzero(distance <= MAX_REF_DISTANCE)
     hits = pd.DataFrame({"receipt_id": receipts["receipt_id"].to_numpy()[tokens["position"].to_numpy()[row]],
@@ -174,6 +229,32 @@ def payer_words(text: str) -> str:
     return " ".join(TITLES.sub(" ", default_process(text).upper()).split())
 
 
+def initial_form(text: str) -> tuple[str, bool]:
+    """A payer text as an initial and the rest ("JAMES SMITH", "SMITH J", "MR J SMITH": "J SMITH"), and whether the
+    text itself gave only an initial (a bank shows a name either way)."""
+    words = payer_words(text).split()
+    initials, names = [w for w in words if len(w) == 1], [w for w in words if len(w) > 1]
+    if initials:
+        return " ".join([initials[0], *names]), True
+    if len(names) >= 2:
+        return " ".join([names[0][0], *names[1:]]), False
+    return " ".join(names), False
+
+
+def payer_scores(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """Similarity (0-100) of each of `mine` to each of `theirs`, token order and titles ignored; where either gives
+    only an initial, as alike as their initial forms are ("K NOWAK" and "KAREN NOWAK": 100), so two full first names
+    that differ ("JAMES SMITH", "JOHN SMITH") still count against each other."""
+    full = process.cdist(mine, theirs, scorer=fuzz.token_sort_ratio, processor=payer_words, dtype=np.uint8,
+                         workers=1)
+    mine_short, mine_initial = zip(*map(initial_form, mine), strict=True) if len(mine) else ((), ())
+    theirs_short, theirs_initial = zip(*map(initial_form, theirs), strict=True) if len(theirs) else ((), ())
+    short = process.cdist(list(mine_short), list(theirs_short), scorer=fuzz.token_sort_ratio, dtype=np.uint8,
+                          workers=1)
+    either = np.asarray(mine_initial, bool)[:, None] | np.asarray(theirs_initial, bool)[None, :]
+    return np.where(either, np.maximum(full, short), full)
+
+
 def _payer_hits(receipts: pd.DataFrame, cleared: pd.DataFrame) -> pd.DataFrame:
     """Pairs whose payer text is like one on the tenancy's receipts cleared before this one (best similarity)."""
     empty = pd.DataFrame(columns=["receipt_id", "tenancy_id", "payer_similarity"])
@@ -181,9 +262,8 @@ def _payer_hits(receipts: pd.DataFrame, cleared: pd.DataFrame) -> pd.DataFrame:
     if known.empty or not texts.str.len().any():
         return empty
     mine, theirs = pd.unique(texts), pd.unique(known["payer"].astype(str))
-    score = process.cdist(mine, theirs, scorer=fuzz.token_sort_ratio, processor=payer_words,
-                          score_cutoff=PAYER_CUTOFF, dtype=np.uint8, workers=1)
-    row, column = np.nonzero(score)
+    score = payer_scores(mine, theirs)
+    row, column = np.nonzero(score >= PAYER_CUTOFF)
     close = pd.DataFrame({"payer": mine[row], "known_payer": theirs[column], "payer_similarity": score[row, column]})
     close = close[close["payer"] != ""]
     pairs = (receipts[["receipt_id", "received_date", "payer"]].merge(close, on="payer")
@@ -199,20 +279,30 @@ def _payer_hits(receipts: pd.DataFrame, cleared: pd.DataFrame) -> pd.DataFrame:
 
 def _amount_hits(receipts: pd.DataFrame, paid: pd.DataFrame) -> pd.DataFrame:
     """Tenancies that paid about this amount (or a half, third, quarter of it) in the habit window before the
-    receipt's day: candidates to be narrowed to those whose payment is missing (`_narrow_amounts`)."""
+    receipt's day, with `like_log_ratio`, how near the nearest such payment is (|log ratio|): candidates to be
+    narrowed to those whose payment is missing (`_narrow_amounts`)."""
     ordered = paid.sort_values("amount_pence", kind="stable")
     amounts, days = ordered["amount_pence"].to_numpy(float), ordered["posted_date"].to_numpy("datetime64[D]")
-    tenancies = ordered["tenancy_id"].to_numpy()
-    found = []
-    for receipt_id, day, amount in zip(receipts["receipt_id"], pd.to_datetime(receipts["received_date"]),
-                                       receipts["amount_pence"].astype(float), strict=True):
-        start = np.datetime64(day.date()) - np.timedelta64(HABIT_DAYS, "D")
+    codes, names = pd.factorize(ordered["tenancy_id"])
+    found_at, found_code, found_off = [], [], []
+    for at, (day, amount) in enumerate(zip(pd.to_datetime(receipts["received_date"]),
+                                           receipts["amount_pence"].astype(float), strict=True)):
+        start, today = np.datetime64(day.date()) - np.timedelta64(HABIT_DAYS, "D"), np.datetime64(day.date())
         for k in MULTIPLES:
             low, high = np.searchsorted(amounts, [amount / k * (1 - AMOUNT_TOLERANCE),
                                                   amount / k * (1 + AMOUNT_TOLERANCE)], side="left")
-            window = (days[low:high] >= start) & (days[low:high] < np.datetime64(day.date()))
-            found.extend((receipt_id, t) for t in np.unique(tenancies[low:high][window]))
-    return pd.DataFrame(found, columns=["receipt_id", "tenancy_id"]).drop_duplicates()
+            window = (days[low:high] >= start) & (days[low:high] < today)
+            found_code.append(codes[low:high][window])
+            found_off.append(np.abs(np.log(amount / k / amounts[low:high][window])))
+            found_at.append(np.full(int(window.sum()), at))
+    if not found_at:
+        return pd.DataFrame(columns=["receipt_id", "tenancy_id", "like_log_ratio"])
+    hits = pd.DataFrame({"at": np.concatenate(found_at), "code": np.concatenate(found_code),
+                         "like_log_ratio": np.concatenate(found_off)})
+    hits = hits.groupby(["at", "code"], as_index=False, sort=False)["like_log_ratio"].min()
+    return pd.DataFrame({"receipt_id": receipts["receipt_id"].to_numpy()[hits["at"].to_numpy()],
+                         "tenancy_id": np.asarray(names)[hits["code"].to_numpy()],
+                         "like_log_ratio": hits["like_log_ratio"].to_numpy()})
 
 
 def _line_hits(receipts: pd.DataFrame, schedules: pd.DataFrame, paid: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -312,16 +402,19 @@ def split_sums(receipts: pd.DataFrame, suspense: pd.DataFrame) -> pd.DataFrame:
 
 
 def _narrow_amounts(hits: pd.DataFrame, receipts: pd.DataFrame, paid: pd.DataFrame) -> pd.DataFrame:
-    """Of the amount-alike tenancies, those whose own payment around the receipt's day is missing, nearest expected
-    payment day first, at most MAX_AMOUNT_CANDIDATES per receipt."""
+    """Of the amount-alike tenancies, those whose own payment around the receipt's day is missing, or that paid
+    this very amount before (a tenancy may pay in more than one stream: its own payments, benefit, a top-up),
+    nearest in amount and expected payment day first (and those that paid this amount most often), at most
+    MAX_AMOUNT_CANDIDATES per receipt."""
     if hits.empty:
-        return hits
+        return hits[["receipt_id", "tenancy_id"]]
     pairs = hits.merge(receipts[["receipt_id", "received_date", "amount_pence"]], on="receipt_id")
     pairs = pd.concat([pairs, _expected(pairs, paid)], axis=1)
-    ratio = pairs["amount_pence"].astype(float) / pairs["usual_amount"]
-    off = np.log(ratio / ratio.round().clip(1, max(MULTIPLES))).abs().fillna(9.0)
-    pairs = pairs.assign(_order=off / AMOUNT_TOLERANCE + pairs["days_from_expected"] / 7)
-    pairs = pairs[pairs["usual_missing"] == 1].sort_values(["receipt_id", "_order", "tenancy_id"])
+    pairs = pairs[(pairs["usual_missing"] == 1) | (pairs["like_log_ratio"] <= SAME_AMOUNT)]
+    seen = amount_history(pairs, paid)["seen_payments"]
+    pairs = pairs.assign(_order=pairs["like_log_ratio"] / AMOUNT_TOLERANCE + pairs["days_from_expected"] / 7
+                         + (1 - pairs["usual_missing"]) - seen / 2)
+    pairs = pairs.sort_values(["receipt_id", "_order", "tenancy_id"])
     return pairs.groupby("receipt_id").head(MAX_AMOUNT_CANDIDATES)[["receipt_id", "tenancy_id"]]
 
 
@@ -366,6 +459,18 @@ def compare(pairs: pd.DataFrame, books: Books, paid: pd.DataFrame) -> pd.DataFra
     pairs["expected_margin"] = _margin(pairs, "days_from_expected", best="min").clip(-28, 28) / 7
     pairs["missing_margin"] = _margin(pairs, "usual_missing", best="max")
     pairs["candidates"] = np.log1p(pairs.groupby("receipt_id")["tenancy_id"].transform("size"))
+    return _history_features(pairs, paid, sums)
+
+
+def _history_features(pairs: pd.DataFrame, paid: pd.DataFrame, sums: pd.Series) -> pd.DataFrame:
+    """The pairs with their `amount_history` (for a split half, also the two halves' sum's) and margins on it."""
+    pairs = pd.concat([pairs, amount_history(pairs, paid)], axis=1)
+    split = amount_history(pairs, paid, pairs["receipt_id"].map(sums).fillna(pairs["amount_pence"]))
+    alone = pairs["receipt_id"].map(sums).isna()
+    pairs["split_seen_log_ratio"] = split["seen_log_ratio"].where(~alone, 3.0)
+    pairs["split_stream_days"] = split["stream_days"].where(~alone, 28.0)
+    pairs["seen_margin"] = _margin(pairs, "seen_log_ratio", best="min").clip(-3, 3)
+    pairs["stream_margin"] = _margin(pairs, "stream_days", best="min").clip(-28, 28) / 7
     return pairs
 
 

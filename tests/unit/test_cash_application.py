@@ -48,9 +48,13 @@ def test_blocking_finds_a_mistyped_reference_and_the_tenancy_whose_payment_is_mi
          {"receipt_id": "R2", "received_date": DAY, "amount_pence": 12_500, "reference": "no ref"}])
     pairs = matching.candidates(found.open.drop(columns=["cleared_tenancy_id", "cleared_date"]), found)
     by = pairs.set_index(["receipt_id", "tenancy_id"])
-    assert by.loc[("R1", "T000917"), "ref_distance"] == 2 and by.loc[("R1", "T000917"), "usual_missing"] == 1
-    # R2 has only its amount: T000001 paid £125 today (not missing), T000917 did not
-    assert set(pairs.loc[pairs["receipt_id"] == "R2", "tenancy_id"]) == {"T000917"}
+    # two neighbouring digits swapped: one edit
+    assert by.loc[("R1", "T000917"), "ref_distance"] == 1 and by.loc[("R1", "T000917"), "usual_missing"] == 1
+    # R2 has only its amount: T000001 paid £125 today (not missing, a candidate only as it paid that amount before),
+    # T000917 did not
+    assert set(pairs.loc[pairs["receipt_id"] == "R2", "tenancy_id"]) == {"T000917", "T000001"}
+    assert by.loc[("R2", "T000001"), ["usual_missing", "stream_missing"]].tolist() == [0, 0]
+    assert by.loc[("R2", "T000917"), ["usual_missing", "stream_missing"]].tolist() == [1, 1]
     row = by.loc[("R2", "T000917")]
     assert row["amount_equal"] == 1 and row["days_from_expected"] == 0 and row["has_reference"] == 0
     assert matching.reasons(row.to_dict() | {"tenancy_id": "T000917"}) == [
@@ -126,6 +130,45 @@ def test_payer_text_is_compared_with_receipts_cleared_before_this_one_never_its_
     # text; R5's payer was cleared only later
     assert pairs[["receipt_id", "tenancy_id", "payer_similarity"]].sort_values("receipt_id").values.tolist() == [
         ["C1", "T000002", 0.0], ["R4", "T000002", 1.0]]
+
+
+def test_a_payer_shown_with_an_initial_is_like_the_full_name_but_two_different_first_names_are_not() -> None:
+    assert matching.initial_form("SMITH J") == ("J SMITH", True)
+    assert matching.initial_form("Mr James Smith") == ("J SMITH", False)
+    scores = matching.payer_scores(np.array(["K NOWAK", "SMITH J", "JAMES SMITH"], dtype=object),
+                                   np.array(["KAREN NOWAK", "JOHN SMITH"], dtype=object))
+    assert scores[0, 0] == 100 and scores[1, 1] == 100  # an initial agrees with either full name
+    assert scores[2, 1] < matching.PAYER_CUTOFF  # JAMES is not JOHN
+    earlier = {"receipt_id": "C1", "received_date": DAY - pd.Timedelta(weeks=4), "amount_pence": 9_000,
+               "payer": "KAREN NOWAK", "cleared_tenancy_id": "T000002", "cleared_date": DAY - pd.Timedelta(weeks=3)}
+    found = books([], [earlier, {"receipt_id": "R1", "received_date": DAY, "amount_pence": 4_000,
+                                 "payer": "MRS K NOWAK"}])
+    pairs = matching.candidates(found.open.drop(columns=["cleared_tenancy_id", "cleared_date"]), found)
+    assert pairs[["tenancy_id", "payer_similarity"]].values.tolist() == [["T000002", 1.0]]
+
+
+def test_a_tenancy_paying_in_two_streams_is_judged_by_the_stream_like_the_receipt() -> None:
+    # T000917: its own £300 on each 4-weekly Monday and benefit of £500 a week; the £300 due on DAY is missing, the
+    # benefit is not. T000001 pays £310 every week but not this one.
+    own = [("T000917", str((DAY - pd.Timedelta(weeks=4 * w)).date()), 30_000) for w in range(1, 6)]
+    found = books(own + weekly("T000917", 50_000, 20) + weekly("T000001", 31_000, 20, skip=(0,)),
+                  [{"receipt_id": "R1", "received_date": DAY, "amount_pence": 30_000}])
+    pairs = matching.candidates(found.open.drop(columns=["cleared_tenancy_id", "cleared_date"]), found)
+    by = pairs.set_index("tenancy_id")
+    assert set(by.index) == {"T000917", "T000001"}  # T000917 though a payment of its was posted that day
+    assert by.loc["T000917", "usual_missing"] == 0 and by.loc["T000917", "stream_missing"] == 1
+    assert by.loc["T000917", ["seen_log_ratio", "stream_days"]].tolist() == [0, 0]
+    assert np.expm1(by.loc["T000917", "seen_payments"]) == pytest.approx(5)
+    assert by.loc["T000001", "stream_missing"] == 1 and by.loc["T000001", "seen_log_ratio"] > 0.03
+    assert by.loc["T000001", "seen_payments"] == 0 and by.loc["T000917", "seen_margin"] > 0.03
+
+
+def test_a_reference_with_two_digits_swapped_is_one_edit_from_the_id_even_when_it_is_another_id() -> None:
+    found = books(weekly("T000917", 12_500, 10, skip=(0,)), [
+        {"receipt_id": "R1", "received_date": DAY, "amount_pence": 12_500, "reference": "T000197"}],
+        ids=("T000917", "T000197"))
+    pairs = matching.candidates(found.open.drop(columns=["cleared_tenancy_id", "cleared_date"]), found)
+    assert pairs.set_index("tenancy_id")["ref_distance"].to_dict() == {"T000197": 0, "T000917": 1}
 
 
 def test_payments_that_were_a_cleared_receipts_allocation_are_not_the_tenancys_habit() -> None:
