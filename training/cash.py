@@ -118,24 +118,23 @@ def calendar_payers(paid_days: pd.DataFrame, as_of: pd.Timestamp, tenancy_ids: n
     if window.empty:
         return out
     due = {d: rolled_due_days(d, since, day) for d in range(1, 29)}
-    hit_rows = []
-    for d, dates in due.items():
-        hit = window[pd.to_datetime(window["day"]).isin(dates)]
-        hit_rows.append(hit.assign(dom=d))
-    hits = pd.concat(hit_rows)
-    counts = hits.groupby(["tenancy_id", "dom"]).size().rename("hits").reset_index()
-    best = counts.sort_values(["hits", "dom"], ascending=[False, True]).drop_duplicates("tenancy_id")
-    position = {t: i for i, t in enumerate(tenancy_ids)}
-    first_live = (pd.to_datetime(pd.Series(started)).to_numpy() if started is not None
-                  else np.full(len(tenancy_ids), np.datetime64("NaT")))
-    for row in best.itertuples(index=False):
-        i = position[row.tenancy_id]
-        begin = since if pd.isna(first_live[i]) else max(since, pd.Timestamp(first_live[i]))
-        months = int((due[row.dom] >= begin).sum())
-        if months >= CALENDAR_MIN_MONTHS and row.hits / months >= CALENDAR_SHARE:
-            on = hits[(hits["tenancy_id"] == row.tenancy_id) & (hits["dom"] == row.dom)]
-            out.dom[i], out.share[i] = row.dom, min(1.0, row.hits / months)
-            out.amount[i], out.money[i] = on["amount_pence"].mean(), on["amount_pence"].sum()
+    days = pd.to_datetime(window["day"])
+    hits = pd.concat([window[days.isin(dates)].assign(dom=d) for d, dates in due.items()])
+    stats = hits.groupby(["tenancy_id", "dom"])["amount_pence"].agg(["size", "mean", "sum"]).reset_index()
+    best = stats.sort_values(["size", "dom"], ascending=[False, True]).drop_duplicates("tenancy_id")
+    rows = best["tenancy_id"].map({t: i for i, t in enumerate(tenancy_ids)}).to_numpy()
+    first_live = (pd.to_datetime(pd.Series(started)).to_numpy()[rows] if started is not None
+                  else np.full(len(rows), np.datetime64("NaT"), dtype="datetime64[ns]"))
+    begin = np.where(pd.isna(first_live), since.to_datetime64(), np.maximum(first_live, since.to_datetime64()))
+    months = np.zeros(len(best), dtype=int)
+    doms = best["dom"].to_numpy()
+    for d in np.unique(doms):  # the months live since `begin` whose day d has come by as_of
+        on = doms == d
+        months[on] = (due[int(d)].to_numpy()[None, :] >= begin[on][:, None]).sum(axis=1)
+    share = best["size"].to_numpy() / np.maximum(months, 1)
+    keep = (months >= CALENDAR_MIN_MONTHS) & (share >= CALENDAR_SHARE)
+    out.dom[rows[keep]], out.share[rows[keep]] = doms[keep], np.minimum(1.0, share[keep])
+    out.amount[rows[keep]], out.money[rows[keep]] = best["mean"].to_numpy()[keep], best["sum"].to_numpy()[keep]
     return out
 
 
