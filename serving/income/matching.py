@@ -34,7 +34,8 @@ FEATURES: tuple[str, ...] = (
     "has_habit", "amount_log_ratio", "amount_margin", "amount_equal", "amount_multiple", "days_from_expected",
     "expected_margin", "usual_missing", "missing_margin", "habit_payments", "schedule_agrees", "schedule_line",
     "split_log_ratio", "candidates", "seen_log_ratio", "seen_payments", "stream_payments", "stream_days",
-    "stream_missing", "split_seen_log_ratio", "split_stream_days", "seen_margin", "stream_margin")
+    "stream_missing", "split_seen_log_ratio", "split_stream_days", "seen_margin", "stream_margin", "due_log_ratio",
+    "payer_ties")
 #: A reference this many edits or fewer from a tenancy id makes it a candidate (an edit: a character typed wrong,
 #: dropped or added, or two neighbours swapped).
 MAX_REF_DISTANCE = 2
@@ -463,12 +464,20 @@ def compare(pairs: pd.DataFrame, books: Books, paid: pd.DataFrame) -> pd.DataFra
 
 
 def _history_features(pairs: pd.DataFrame, paid: pd.DataFrame, sums: pd.Series) -> pd.DataFrame:
-    """The pairs with their `amount_history` (for a split half, also the two halves' sum's) and margins on it."""
+    """The pairs with their `amount_history` (for a split half, also the two halves' sum's) and margins on it; the
+    amount's ratio to the usual payment times the periods since the last (`due_log_ratio`: two payments in one);
+    how many of the receipt's candidates its payer text is like (`payer_ties`: a common name)."""
     pairs = pd.concat([pairs, amount_history(pairs, paid)], axis=1)
     split = amount_history(pairs, paid, pairs["receipt_id"].map(sums).fillna(pairs["amount_pence"]))
     alone = pairs["receipt_id"].map(sums).isna()
     pairs["split_seen_log_ratio"] = split["seen_log_ratio"].where(~alone, 3.0)
     pairs["split_stream_days"] = split["stream_days"].where(~alone, 28.0)
+    since = (_ns(pairs["received_date"]) - _ns(pairs["last_paid"])).dt.days
+    owed = (since / pairs["usual_gap"].fillna(7.0).clip(1, 35)).round().clip(1, max(MULTIPLES))
+    pairs["due_log_ratio"] = np.log(pairs["amount_pence"] / (owed * pairs["usual_amount"])).abs().clip(
+        upper=3).fillna(3.0)
+    named = (pairs["payer_similarity"] >= PAYER_CUTOFF / 100).groupby(pairs["receipt_id"]).transform("sum")
+    pairs["payer_ties"] = np.log1p(named)
     pairs["seen_margin"] = _margin(pairs, "seen_log_ratio", best="min").clip(-3, 3)
     pairs["stream_margin"] = _margin(pairs, "stream_days", best="min").clip(-28, 28) / 7
     return pairs

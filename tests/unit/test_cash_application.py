@@ -171,6 +171,20 @@ def test_a_reference_with_two_digits_swapped_is_one_edit_from_the_id_even_when_i
     assert pairs.set_index("tenancy_id")["ref_distance"].to_dict() == {"T000197": 0, "T000917": 1}
 
 
+def test_two_payments_in_one_lump_are_the_usual_payment_times_the_periods_since_the_last_and_a_common_name_ties(
+        ) -> None:
+    known = [{"receipt_id": f"C{i}", "received_date": DAY - pd.Timedelta(weeks=5), "amount_pence": 1_000,
+              "payer": "J SMITH", "cleared_tenancy_id": tenancy, "cleared_date": DAY - pd.Timedelta(weeks=4)}
+             for i, tenancy in enumerate(("T000001", "T000002"))]
+    found = books(weekly("T000917", 9_000, 10, skip=(0, 1)) + weekly("T000001", 9_000, 10, skip=(0,)),
+                  [*known, {"receipt_id": "R1", "received_date": DAY, "amount_pence": 18_000, "payer": "JAMES SMITH"}])
+    pairs = matching.candidates(found.open.drop(columns=["cleared_tenancy_id", "cleared_date"]), found)
+    by = pairs.set_index("tenancy_id")
+    assert by.loc["T000917", "due_log_ratio"] == 0  # 2 weeks unpaid, 2 x £90
+    assert by.loc["T000001", "due_log_ratio"] == pytest.approx(np.log(2))  # 1 week unpaid
+    assert by.loc["T000002", "payer_similarity"] == 1 and by["payer_ties"].eq(np.log1p(2)).all()
+
+
 def test_payments_that_were_a_cleared_receipts_allocation_are_not_the_tenancys_habit() -> None:
     cleared = {"receipt_id": "C1", "received_date": DAY - pd.Timedelta(days=2), "amount_pence": 12_500,
                "cleared_tenancy_id": "T000917", "cleared_date": DAY}
