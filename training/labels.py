@@ -106,7 +106,12 @@ def qualifying_payment_days(tenancies: pd.DataFrame, transactions: pd.DataFrame,
     Payments and benefit credits on the same day are added up (a tenant topping up a benefit credit pays once).
     The rent period is the register's rent amount.
     """
-    daily = daily_receipts(transactions)
+    return qualifying_days_of(tenancies, daily_receipts(transactions), spec)
+
+
+def qualifying_days_of(tenancies: pd.DataFrame, daily: pd.DataFrame,
+                       spec: PaymentLabelSpec = PaymentLabelSpec()) -> pd.DataFrame:
+    """`qualifying_payment_days` from money received a day already added up (`daily_receipts`)."""
     rent = tenancies.set_index("tenancy_id")["rent_amount_pence"].astype(float)
     threshold = daily["tenancy_id"].map(rent) * spec.min_period_share
     return daily[daily["amount_pence"] >= threshold].reset_index(drop=True)

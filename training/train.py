@@ -47,6 +47,7 @@ from training.labels import (
     daily_receipts,
     outcome_labels,
     payment_date_labels,
+    qualifying_days_of,
     qualifying_payment_days,
 )
 from training.risk import WEIGHT, fit_and_calibrate, score
@@ -263,8 +264,8 @@ def simulate_origin(booster: lgb.Booster, features: pd.DataFrame, part: LedgerSl
         return CashOrigin(origin, sims.sum(axis=1), np.zeros((plan["simulations"], weeks)), actual, actual)
     before = part.transactions[pd.to_datetime(part.transactions["posted_date"]) <= day]
     rest = cash.without_scheduled_benefits(before, lines)
-    own_paid = qualifying_payment_days(part.tenancies, rest, PaymentLabelSpec(**params["label"]))
     own_daily = daily_receipts(rest)
+    own_paid = qualifying_days_of(part.tenancies, own_daily, PaymentLabelSpec(**params["label"]))
     sims = cash.forecast_receipts(booster, features, part.tenancies, own_paid, own_daily, origin, weeks,
                                   plan["simulations"], seed=seed)
     horizon = cash.Horizon.weekly(weeks)

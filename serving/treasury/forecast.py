@@ -21,7 +21,7 @@ from serving.settings import ServingSettings
 from serving.treasury.history import forecast_id, open_forecasts
 from training import cash, evidence, registry
 from training.config import load_params
-from training.labels import PaymentLabelSpec, daily_receipts, qualifying_payment_days
+from training.labels import PaymentLabelSpec, daily_receipts, qualifying_days_of
 from training.payment_date import QUANTILES, Interval, quantile_days
 
 
@@ -90,8 +90,8 @@ def forecast_now(settings: ServingSettings, weeks: int | None = None, simulation
     lines = _schedule_lines(settings, day, int(np.ceil((last_day - day).days / 7)))
     if lines is not None:  # scheduled benefit is forecast from its lines, not also from the tenants' habits
         part = replace(part, transactions=cash.without_scheduled_benefits(part.transactions, lines))
-    paid = qualifying_payment_days(part.tenancies, part.transactions, PaymentLabelSpec(**params["label"]))
     daily = daily_receipts(part.transactions)
+    paid = qualifying_days_of(part.tenancies, daily, PaymentLabelSpec(**params["label"]))
     habits: dict = {}
     blend, factor = cash.Blend.from_tags(champion.ref.tags), cash.CommonFactor.from_tags(champion.ref.tags)
 
