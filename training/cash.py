@@ -471,7 +471,7 @@ def simulate_receipts(cdf: np.ndarray, amount: np.ndarray, gaps: np.ndarray, cou
 def scheduled_receipts(lines: pd.DataFrame, tenancy_ids: np.ndarray, origin: pd.Timestamp, sims: int,
                        horizon: Horizon, seed: int = 0, posted: np.ndarray | None = None) -> np.ndarray:
     """(sims, tenancies, buckets): the DWP schedule lines expected for these tenancies (`lines`: tenancy_id,
-    expected_date, expected_pence, sd_pence, as `serving.income.schedules.expected_schedule_lines` gives them),
+    expected_date, expected_pence, sd_pence, as `features.schedules.expected_schedule_lines` gives them),
     known lines with their own small uncertainty: each its expected value plus a normal draw of its spread
     (lines independent), on the day expected (posted as `posted` says), times the horizon's scale."""
     out = np.zeros((sims, len(tenancy_ids), horizon.buckets))
