@@ -241,9 +241,7 @@ class CommonFactor:
         return np.exp(sd[None, :] * z - sd[None, :] ** 2 / 2)
 
 
-#: Distinct calendar weeks a backtest needs in a kind of week (month-start or other) before that kind's own spread
-#: is estimated. Backtest origins a week apart share most of their weeks, and a week's error is the same in every
-#: row that holds it: 8 origins x 13 weeks ahead are 104 rows but 20 weeks, 5 or 6 of them month starts.
+#: Backtest weeks needed in a kind of week (month-start or other) before its own spread is estimated.
 MIN_FACTOR_WEEKS = 8
 
 
@@ -251,11 +249,9 @@ def estimate_common_factor(backtest: pd.DataFrame) -> CommonFactor:
     """The common factor's spread from backtest rows (week_start, actual, mean, sim_log_sd: the simulations' own
     log-scale spread of that week's total): what the weeks' log errors hold beyond the simulations' own spread,
     sqrt(mean(log(actual/mean)^2) - mean(sim_log_sd^2)), for month-start weeks and the others (a kind seen in fewer
-    than `MIN_FACTOR_WEEKS` distinct calendar weeks takes the pooled figure; fewer than that in all: no factor). A
-    systematic error counts: the band has to cover it."""
+    than `MIN_FACTOR_WEEKS` weeks takes the pooled figure). A systematic error counts: the band has to cover it."""
     rows = backtest[(backtest["actual"] > 0) & (backtest["mean"] > 0)]
-    starts = pd.to_datetime(rows["week_start"]).to_numpy()
-    if len(np.unique(starts)) < MIN_FACTOR_WEEKS:
+    if len(rows) < MIN_FACTOR_WEEKS:
         return CommonFactor()
     error = np.log(rows["actual"] / rows["mean"]).to_numpy() ** 2 - rows["sim_log_sd"].to_numpy() ** 2
     kind = month_start_weeks(rows["week_start"])
@@ -263,12 +259,9 @@ def estimate_common_factor(backtest: pd.DataFrame) -> CommonFactor:
     def spread(members: np.ndarray) -> float:
         return float(np.sqrt(max(0.0, error[members].mean())))
 
-    def enough(members: np.ndarray) -> bool:
-        return len(np.unique(starts[members])) >= MIN_FACTOR_WEEKS
-
     pooled = spread(np.ones(len(rows), dtype=bool))
-    return CommonFactor(spread(kind) if enough(kind) else pooled, spread(~kind) if enough(~kind) else pooled,
-                        len(rows))
+    return CommonFactor(spread(kind) if kind.sum() >= MIN_FACTOR_WEEKS else pooled,
+                        spread(~kind) if (~kind).sum() >= MIN_FACTOR_WEEKS else pooled, len(rows))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from training.cash import (
     Blend,
@@ -133,27 +132,3 @@ def test_a_tenancys_baseline_is_its_last_four_weeks_average():
                           "day": pd.to_datetime(["2026-06-27", "2026-06-28", "2026-07-25", "2026-07-01"])})
     # the four weeks are the 28 days to 25 July, from 28 June: the 27th is outside (as the bench's baseline)
     assert tenancy_baselines(daily, pd.Timestamp("2026-07-25"), np.array(["a", "b", "c"])).tolist() == [450, 50, 0]
-
-
-def test_a_kind_of_week_seen_in_few_distinct_weeks_takes_the_pooled_spread():
-    """8 origins a week apart, 13 weeks ahead each: 104 rows but 20 calendar weeks, 5 of them month starts. The
-    month starts' own spread rests on 5 weeks however many rows repeat them, so it is not estimated alone."""
-    rng = np.random.default_rng(5)
-    origins = [pd.Timestamp("2025-01-04") + pd.Timedelta(weeks=k) for k in range(8)]
-    frames = []
-    error = {}
-    for origin in origins:
-        starts = week_starts(origin, 13)
-        for start in starts:
-            error.setdefault(pd.Timestamp(start), rng.normal(0, 0.3 if month_start_weeks([start])[0] else 0.05))
-        frames.append(pd.DataFrame({"week_start": starts, "mean": 100_000.0, "sim_log_sd": 0.0,
-                                    "actual": [100_000.0 * np.exp(error[pd.Timestamp(s)]) for s in starts]}))
-    rows = pd.concat(frames, ignore_index=True)
-    month_start = month_start_weeks(rows["week_start"])
-    assert len(rows) == 104 and month_start.sum() >= 8 > rows.loc[month_start, "week_start"].nunique()
-    factor = estimate_common_factor(rows)
-    log_error = np.log(rows["actual"] / rows["mean"])
-    pooled = float(np.sqrt((log_error ** 2).mean()))
-    other = float(np.sqrt((log_error[~month_start] ** 2).mean()))
-    assert factor.month_start == pytest.approx(pooled) and factor.other == pytest.approx(other)
-    assert factor.month_start != pytest.approx(float(np.sqrt((log_error[month_start] ** 2).mean())))
