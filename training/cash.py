@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from features.feeds.contract import periods_per_year
+from training.labels import PaymentLabelSpec, daily_receipts, qualifying_days_of
 from training.payment_date import BIN_EDGES, cdf_at_edges, hazards
 
 
@@ -527,6 +528,42 @@ def forecast_receipts(booster: lgb.Booster, features: pd.DataFrame, tenancies: p
     if blend is None or counted.kind != "week":
         return simulated
     return blend.apply(simulated, tenancy_baselines(daily, origin, ids), counted.bucket_scale())
+
+
+@dataclass(frozen=True)
+class OwnMoney:
+    """What the tenants' own habits are simulated from: the money received a day (`training.labels.daily_receipts`)
+    and the qualifying payment days, without the benefit of the tenancies the DWP's schedule `lines` cover (those
+    lines are forecast as known money); `lines` None: no schedules, the whole ledger."""
+
+    daily: pd.DataFrame
+    paid: pd.DataFrame
+    lines: pd.DataFrame | None = None
+
+    @classmethod
+    def of(cls, transactions: pd.DataFrame, tenancies: pd.DataFrame, lines: pd.DataFrame | None,
+           label: PaymentLabelSpec) -> OwnMoney:
+        """From the ledger's `transactions` as known on the forecast's day and the register (`tenancies`)."""
+        rest = transactions if lines is None else without_scheduled_benefits(transactions, lines)
+        daily = daily_receipts(rest)
+        return cls(daily, qualifying_days_of(tenancies, daily, label), lines)
+
+
+def forecast_with_schedules(booster: lgb.Booster, features: pd.DataFrame, tenancies: pd.DataFrame, money: OwnMoney,
+                            origin: pd.Timestamp, weeks: int, sims: int, seed: int, horizon: Horizon,
+                            habits: dict | None = None, blend: Blend | None = None
+                            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The one forecast step the served forecast and the training backtest share: the tenants' own receipts
+    simulated from `money` (`forecast_receipts`) and, when it holds schedule lines, the lines' known money
+    (`scheduled_receipts`, posted on the days the bank posts); both (sims, tenancies, buckets), None for no lines."""
+    own = forecast_receipts(booster, features, tenancies, money.paid, money.daily, origin, weeks, sims, seed,
+                            habits=habits, blend=blend, horizon=horizon)
+    if money.lines is None:
+        return own, None
+    day = _day(origin)
+    known = scheduled_receipts(money.lines, features["tenancy_id"].to_numpy(), day, sims, horizon, seed,
+                               posting_days(money.daily, day, horizon.days))
+    return own, known
 
 
 def blend_totals(blend: Blend, totals: np.ndarray, daily: pd.DataFrame, origin: pd.Timestamp) -> np.ndarray:

@@ -47,7 +47,6 @@ from training.labels import (
     daily_receipts,
     outcome_labels,
     payment_date_labels,
-    qualifying_days_of,
     qualifying_payment_days,
 )
 from training.risk import WEIGHT, fit_and_calibrate, score
@@ -259,20 +258,16 @@ def simulate_origin(booster: lgb.Booster, features: pd.DataFrame, part: LedgerSl
     lines = None if part.schedules is None else lines_known_on(part.schedules, part.tenancies, part.transactions,
                                                                day, weeks)
     if lines is None:
-        sims = cash.forecast_receipts(booster, features, part.tenancies, paid, daily, origin, weeks,
-                                      plan["simulations"], seed=seed)
+        money = cash.OwnMoney(daily, paid)
+    else:
+        before = part.transactions[pd.to_datetime(part.transactions["posted_date"]) <= day]
+        money = cash.OwnMoney.of(before, part.tenancies, lines, PaymentLabelSpec(**params["label"]))
+    sims, known = cash.forecast_with_schedules(booster, features, part.tenancies, money, origin, weeks,
+                                               plan["simulations"], seed, cash.Horizon.weekly(weeks))
+    if known is None:
         return CashOrigin(origin, sims.sum(axis=1), np.zeros((plan["simulations"], weeks)), actual, actual)
-    before = part.transactions[pd.to_datetime(part.transactions["posted_date"]) <= day]
-    rest = cash.without_scheduled_benefits(before, lines)
-    own_daily = daily_receipts(rest)
-    own_paid = qualifying_days_of(part.tenancies, own_daily, PaymentLabelSpec(**params["label"]))
-    sims = cash.forecast_receipts(booster, features, part.tenancies, own_paid, own_daily, origin, weeks,
-                                  plan["simulations"], seed=seed)
-    horizon = cash.Horizon.weekly(weeks)
-    known = cash.scheduled_receipts(lines, ids, day, plan["simulations"], horizon, seed,
-                                    cash.posting_days(own_daily, day, horizon.days))
     return CashOrigin(origin, sims.sum(axis=1), known.sum(axis=1), actual,
-                      own_daily[own_daily["tenancy_id"].isin(set(ids))])
+                      money.daily[money.daily["tenancy_id"].isin(set(ids))])
 
 
 def blend_rows(seen: CashOrigin) -> pd.DataFrame:

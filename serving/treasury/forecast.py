@@ -13,15 +13,16 @@ import numpy as np
 import pandas as pd
 
 from features.ledger import open_ledger
+from features.schedules import lines_known_on
 from features.store.feast import exact_features, open_store
 from features.store.offline import live_tenancies, load_ledger_slice
 from features.timeline import population
-from serving.income.schedules import expected_schedule_lines, read_schedule_books
+from serving.income.schedules import read_schedule_books
 from serving.settings import ServingSettings
 from serving.treasury.history import forecast_id, open_forecasts
 from training import cash, evidence, registry
 from training.config import load_params
-from training.labels import PaymentLabelSpec, daily_receipts, qualifying_days_of
+from training.labels import PaymentLabelSpec
 from training.payment_date import QUANTILES, Interval, quantile_days
 
 
@@ -88,20 +89,13 @@ def forecast_now(settings: ServingSettings, weeks: int | None = None, simulation
     day, patches = as_of.tz_localize(None).normalize(), live["patch"].astype(str).to_numpy()
     last_day = (day.to_period("M") + months).to_timestamp(how="end") if months else day + pd.Timedelta(weeks=weeks)
     lines = _schedule_lines(settings, day, int(np.ceil((last_day - day).days / 7)))
-    if lines is not None:  # scheduled benefit is forecast from its lines, not also from the tenants' habits
-        part = replace(part, transactions=cash.without_scheduled_benefits(part.transactions, lines))
-    daily = daily_receipts(part.transactions)
-    paid = qualifying_days_of(part.tenancies, daily, PaymentLabelSpec(**params["label"]))
+    money = cash.OwnMoney.of(part.transactions, part.tenancies, lines, PaymentLabelSpec(**params["label"]))
     habits: dict = {}
     blend, factor = cash.Blend.from_tags(champion.ref.tags), cash.CommonFactor.from_tags(champion.ref.tags)
 
     def simulate(horizon: cash.Horizon, draws: int, record: dict | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        own = cash.forecast_receipts(champion.booster, live, part.tenancies, paid, daily, as_of, weeks,
-                                     draws, seed, habits=record, blend=blend, horizon=horizon)
-        known = None if lines is None else cash.scheduled_receipts(
-            lines, live["tenancy_id"].to_numpy(), day, draws, horizon, seed,
-            cash.posting_days(daily, day, horizon.days))
-        return own, known
+        return cash.forecast_with_schedules(champion.booster, live, part.tenancies, money, as_of, weeks, draws, seed,
+                                            horizon, habits=record, blend=blend)
 
     sims, known = simulate(cash.Horizon.weekly(weeks).with_rent_change(day, rent_change_pct), simulations, habits)
     table = cash.summarise(sims, patches, day, factor, seed, known)
@@ -119,17 +113,17 @@ def forecast_now(settings: ServingSettings, weeks: int | None = None, simulation
 
 
 def _schedule_lines(settings: ServingSettings, day: pd.Timestamp, weeks: int) -> pd.DataFrame | None:
-    """The DWP schedule lines expected after `day` for `weeks` (`serving.income.schedules`), from the schedules
-    and benefit postings known on `day`; None without the schedules feed (the forecast is then as before)."""
+    """The DWP schedule lines expected after `day` for `weeks`, from what was known on `day` (as the training
+    backtest judges them: `features.schedules.lines_known_on`, so a forecast from an earlier `as_of` does not know
+    the lines, postings or tenancy end dates that came later); None without the schedules feed or with no line
+    expected (the forecast is then as before)."""
     with open_ledger(settings.ledger, read_only=True) as ledger:
         if not ledger.columns_of("dwp_schedules"):
             return None
         books = read_schedule_books(ledger)
     if books.schedules.empty:
         return None
-    posted = books.transactions[books.transactions["posted_date"] <= day]
-    lines = expected_schedule_lines(books.schedules, day, weeks, books.tenancies, posted)
-    return lines if not lines.empty else None
+    return lines_known_on(books.schedules, books.tenancies, books.transactions.assign(type="benefit"), day, weeks)
 
 
 def _forecast_inputs(settings: ServingSettings, as_of: pd.Timestamp | None, feature_service: str):

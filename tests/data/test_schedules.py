@@ -77,3 +77,24 @@ def test_every_injected_fault_of_a_simulated_portfolio_is_found(tmp_path) -> Non
     ahead = expected_schedule_lines(books_.schedules, pd.Timestamp(portfolio.window_end), 13, books_.tenancies,
                                     books_.transactions)
     assert len(ahead) and ahead["p_arrive"].between(0.9, 1.0).all()
+
+
+def test_the_served_forecast_expects_only_the_lines_known_on_its_day(home, tmp_path) -> None:
+    """T1's tenancy ended after the fifth run. A forecast from the fourth run could not know that yet: it expects
+    T1's sixth line, as the training backtest judged it would; after the fifth, once the register shows the end, T1 expects nothing."""
+    from serving.settings import get_settings
+    from serving.treasury.forecast import _schedule_lines
+
+    lines, postings, register = books()
+    ended = RUNS[4] + pd.Timedelta(days=1)
+    folder = delivery(tmp_path / "d1", lines[lines["payment_date"] <= RUNS[4]],
+                      postings[postings["posted_date"] <= RUNS[4]], register)
+    tenancies = pd.read_csv(folder / "tenancies.csv", dtype=str, keep_default_na=False)
+    tenancies.loc[tenancies["tenancy_id"] == "T1", "end_date"] = str(ended.date())
+    tenancies.to_csv(folder / "tenancies.csv", index=False)
+    ok("ingest", str(folder))
+    settings = get_settings()
+    before = _schedule_lines(settings, RUNS[3], 8)
+    assert list(before.loc[before["tenancy_id"] == "T1", "expected_date"]) == [RUNS[4], RUNS[5]]
+    after = _schedule_lines(settings, RUNS[4] + pd.Timedelta(days=2), 8)
+    assert "T1" not in set(after["tenancy_id"]) and {"T2", "T3", "T4"} <= set(after["tenancy_id"])
