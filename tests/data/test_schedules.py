@@ -81,7 +81,8 @@ def test_every_injected_fault_of_a_simulated_portfolio_is_found(tmp_path) -> Non
 
 def test_the_served_forecast_expects_only_the_lines_known_on_its_day(home, tmp_path) -> None:
     """T1's tenancy ended after the fifth run. A forecast from the fourth run could not know that yet: it expects
-    T1's sixth line, as the training backtest judged it would; after the fifth, once the register shows the end, T1 expects nothing."""
+    T1's sixth line, as the training backtest judged it would; after the fifth, once the register shows the end,
+    T1 expects nothing."""
     from serving.settings import get_settings
     from serving.treasury.forecast import _schedule_lines
 
