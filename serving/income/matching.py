@@ -52,6 +52,10 @@ PAYER_CUTOFF = 80
 #: receipt, nearest in amount and expected day first.
 AMOUNT_TOLERANCE = 0.15
 MAX_AMOUNT_CANDIDATES = 100
+#: Besides those, tenancies that paid this very amount to the penny (or a half, third, quarter of it) before, at
+#: most this many per receipt in the same order: an uncommon amount is a key of its own even when a hundred
+#: tenancies paying about as much come first.
+MAX_EXACT_CANDIDATES = 20
 MULTIPLES = (1, 2, 3, 4)
 #: Amounts this near (|log ratio|, about 1%) are the same amount; past payments this near the receipt's amount
 #: (or a half, third, quarter of it) are one stream of the tenancy's payments (its own, a benefit, a top-up).
@@ -410,7 +414,7 @@ def _narrow_amounts(hits: pd.DataFrame, receipts: pd.DataFrame, paid: pd.DataFra
     """Of the amount-alike tenancies, those whose own payment around the receipt's day is missing, or that paid
     this very amount before (a tenancy may pay in more than one stream: its own payments, benefit, a top-up),
     nearest in amount and expected payment day first (and those that paid this amount most often), at most
-    MAX_AMOUNT_CANDIDATES per receipt."""
+    MAX_AMOUNT_CANDIDATES per receipt; and those that paid it to the penny, at most MAX_EXACT_CANDIDATES more."""
     if hits.empty:
         return hits[["receipt_id", "tenancy_id"]]
     pairs = hits.merge(receipts[["receipt_id", "received_date", "amount_pence"]], on="receipt_id")
@@ -420,7 +424,9 @@ def _narrow_amounts(hits: pd.DataFrame, receipts: pd.DataFrame, paid: pd.DataFra
     pairs = pairs.assign(_order=pairs["like_log_ratio"] / AMOUNT_TOLERANCE + pairs["days_from_expected"] / 7
                          + (1 - pairs["usual_missing"]) - seen / 2)
     pairs = pairs.sort_values(["receipt_id", "_order", "tenancy_id"])
-    return pairs.groupby("receipt_id").head(MAX_AMOUNT_CANDIDATES)[["receipt_id", "tenancy_id"]]
+    exact = pairs[pairs["like_log_ratio"] <= 1e-9].groupby("receipt_id").head(MAX_EXACT_CANDIDATES)
+    return pd.concat([pairs.groupby("receipt_id").head(MAX_AMOUNT_CANDIDATES), exact]).drop_duplicates(
+        ["receipt_id", "tenancy_id"])[["receipt_id", "tenancy_id"]]
 
 
 def _expected(pairs: pd.DataFrame, paid: pd.DataFrame) -> pd.DataFrame:

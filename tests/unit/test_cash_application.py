@@ -245,3 +245,15 @@ def test_too_little_history_is_said_not_guessed() -> None:
     found, _ = world(seed=5, n=10, weeks=8)
     with pytest.raises(matching.NotEnoughHistory, match="at least 30"):
         matching.fit_matcher(matching.labelled_pairs(found), "logistic")
+
+
+def test_a_tenancy_that_paid_the_very_amount_before_is_a_candidate_behind_a_hundred_paying_about_as_much() -> None:
+    alike = [f"T{i:06d}" for i in range(1, matching.MAX_AMOUNT_CANDIDATES + 21)]
+    payments = [row for tenancy in alike for row in weekly(tenancy, 12_400, 10, skip=(0,))]
+    payments += weekly("T000917", 50_000, 10) + [("T000917", str((DAY - pd.Timedelta(days=53)).date()), 12_345)]
+    found = books(payments, [{"receipt_id": "R1", "received_date": DAY, "amount_pence": 12_345}],
+                  ids=(*alike, "T000917"))
+    pairs = matching.candidates(found.open.drop(columns=["cleared_tenancy_id", "cleared_date"]), found)
+    # the hundred nearest in amount whose payment is missing, and the one that paid £123.45 to the penny
+    assert len(pairs) == matching.MAX_AMOUNT_CANDIDATES + 1 and "T000917" in set(pairs["tenancy_id"])
+    assert pairs.set_index("tenancy_id").loc["T000917", "seen_log_ratio"] == 0.0
