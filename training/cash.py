@@ -220,49 +220,74 @@ def month_start_weeks(week_starts) -> np.ndarray:
 class CommonFactor:
     """What moves many tenants' receipts in the same week, beyond each tenant's own uncertainty: the standard
     deviation, on the log scale, of a factor every simulated week is multiplied by (the same for every tenancy and
-    patch), in month-start weeks and in the others. Estimated by `estimate_common_factor` from backtest weeks; zero
-    (tenants' own uncertainty only) when too few were seen."""
+    patch), in month-start weeks and in the others; and its level (`*_level`): the mean log error by which the
+    backtest's simulations fell short (positive) or overshot, which lifts the forecast's mean and band by
+    exp(level). Estimated by `estimate_common_factor` from backtest weeks; zero (tenants' own uncertainty only, no
+    lift) when too few were seen."""
 
     month_start: float = 0.0
     other: float = 0.0
     weeks_seen: int = 0
+    month_start_level: float = 0.0
+    other_level: float = 0.0
 
     def tags(self) -> dict[str, str]:
-        return {"cash_common_factor": json.dumps({"month_start": round(self.month_start, 5),
-                                                  "other": round(self.other, 5), "weeks_seen": self.weeks_seen})}
+        return {"cash_common_factor": json.dumps({
+            "month_start": round(self.month_start, 5), "other": round(self.other, 5), "weeks_seen": self.weeks_seen,
+            "month_start_level": round(self.month_start_level, 5), "other_level": round(self.other_level, 5)})}
 
     @classmethod
     def from_tags(cls, tags: dict[str, str]) -> CommonFactor:
         return cls(**json.loads(tags["cash_common_factor"])) if "cash_common_factor" in tags else cls()
 
+    def lift(self, week_starts) -> np.ndarray:
+        """exp(level) of each week, by its kind: what the forecast's mean is multiplied by."""
+        return np.exp(np.where(month_start_weeks(week_starts), self.month_start_level, self.other_level))
+
     def draws(self, week_starts, sims: int, seed: int = 0) -> np.ndarray:
-        """Factors (sims, weeks) with mean 1: exp(sd z - sd^2/2), z standard normal, sd by the week's kind."""
+        """Factors (sims, weeks) with mean `lift`: exp(level + sd z - sd^2/2), z standard normal, sd and level by
+        the week's kind."""
         sd = np.where(month_start_weeks(week_starts), self.month_start, self.other)
         z = np.random.default_rng(seed).standard_normal((sims, len(sd)))
-        return np.exp(sd[None, :] * z - sd[None, :] ** 2 / 2)
+        return np.exp(sd[None, :] * z - sd[None, :] ** 2 / 2) * self.lift(week_starts)[None, :]
 
 
 #: Backtest weeks needed in a kind of week (month-start or other) before its own spread is estimated.
 MIN_FACTOR_WEEKS = 8
 
 
+def _shrunk_level(error: np.ndarray, weeks: np.ndarray) -> float:
+    """The mean log error of backtest rows over their distinct calendar weeks (the rows of one week share its
+    error), shrunk toward zero by its own noise: mean x max(0, 1 - se^2/mean^2), so a level within about one
+    standard error of zero lifts nothing and a clear shortfall is corrected nearly whole."""
+    by_week = pd.Series(error).groupby(weeks).mean()
+    if len(by_week) < 2 or by_week.mean() == 0:
+        return 0.0
+    mean, se2 = float(by_week.mean()), float(by_week.var(ddof=1)) / len(by_week)
+    return mean * max(0.0, 1.0 - se2 / mean**2)
+
+
 def estimate_common_factor(backtest: pd.DataFrame) -> CommonFactor:
-    """The common factor's spread from backtest rows (week_start, actual, mean, sim_log_sd: the simulations' own
-    log-scale spread of that week's total): what the weeks' log errors hold beyond the simulations' own spread,
-    sqrt(mean(log(actual/mean)^2) - mean(sim_log_sd^2)), for month-start weeks and the others (a kind seen in fewer
-    than `MIN_FACTOR_WEEKS` weeks takes the pooled figure). A systematic error counts: the band has to cover it."""
+    """The common factor from backtest rows (week_start, actual, mean, sim_log_sd: the simulations' own log-scale
+    spread of that week's total), for month-start weeks and the others (a kind seen in fewer than
+    `MIN_FACTOR_WEEKS` rows takes the pooled figures): its level, the rows' mean log error log(actual/mean)
+    (`_shrunk_level`), and its spread, what the errors hold around that level beyond the simulations' own spread,
+    sqrt(mean((error - level)^2) - mean(sim_log_sd^2))."""
     rows = backtest[(backtest["actual"] > 0) & (backtest["mean"] > 0)]
     if len(rows) < MIN_FACTOR_WEEKS:
         return CommonFactor()
-    error = np.log(rows["actual"] / rows["mean"]).to_numpy() ** 2 - rows["sim_log_sd"].to_numpy() ** 2
+    error = np.log(rows["actual"] / rows["mean"]).to_numpy()
+    own, weeks = rows["sim_log_sd"].to_numpy() ** 2, pd.to_datetime(rows["week_start"]).to_numpy()
     kind = month_start_weeks(rows["week_start"])
 
-    def spread(members: np.ndarray) -> float:
-        return float(np.sqrt(max(0.0, error[members].mean())))
+    def fit(members: np.ndarray) -> tuple[float, float]:
+        level = _shrunk_level(error[members], weeks[members])
+        return float(np.sqrt(max(0.0, ((error[members] - level) ** 2 - own[members]).mean()))), level
 
-    pooled = spread(np.ones(len(rows), dtype=bool))
-    return CommonFactor(spread(kind) if kind.sum() >= MIN_FACTOR_WEEKS else pooled,
-                        spread(~kind) if (~kind).sum() >= MIN_FACTOR_WEEKS else pooled, len(rows))
+    pooled = fit(np.ones(len(rows), dtype=bool))
+    month_start = fit(kind) if kind.sum() >= MIN_FACTOR_WEEKS else pooled
+    other = fit(~kind) if (~kind).sum() >= MIN_FACTOR_WEEKS else pooled
+    return CommonFactor(month_start[0], other[0], len(rows), month_start[1], other[1])
 
 
 @dataclass(frozen=True)
@@ -530,11 +555,36 @@ def forecast_receipts(booster: lgb.Booster, features: pd.DataFrame, tenancies: p
     return blend.apply(simulated, tenancy_baselines(daily, origin, ids), counted.bucket_scale())
 
 
+#: The largest rise in the rent charged that older receipts are brought up to (`at_current_rent`): April's rises
+#: are a few per cent; a bigger step is a part-period or first charge, not a new rent.
+MAX_RENT_RISE = 0.25
+
+
+def at_current_rent(daily: pd.DataFrame, transactions: pd.DataFrame) -> pd.DataFrame:
+    """`daily` (tenancy_id, day, amount_pence) with each day's money brought to the rent now charged: times the
+    tenancy's latest rent charge over the charge in force that day, where the rent has since risen (by at most
+    `MAX_RENT_RISE`). Tenants who pay their rent pay the new one: without this, a lookback that straddles April's
+    rise reads as tenants paying less than they will. `transactions`' charges give the rents; inputs not changed."""
+    charges = transactions[transactions["type"] == "charge"]
+    if charges.empty or daily.empty:
+        return daily
+    rents = (charges.assign(day=pd.to_datetime(charges["posted_date"]))
+             .groupby(["tenancy_id", "day"], sort=False)["amount_pence"].sum().rename("rent_then").reset_index()
+             .sort_values("day"))
+    now = rents.groupby("tenancy_id")["rent_then"].last()
+    dated = daily.assign(day=pd.to_datetime(daily["day"]), row=np.arange(len(daily))).sort_values("day")
+    joined = pd.merge_asof(dated, rents, on="day", by="tenancy_id", direction="backward").sort_values("row")
+    ratio = (joined["tenancy_id"].map(now) / joined["rent_then"]).to_numpy(dtype=float)
+    ratio = np.where((ratio > 1.0) & (ratio <= 1.0 + MAX_RENT_RISE), ratio, 1.0)
+    return daily.assign(amount_pence=daily["amount_pence"].to_numpy(dtype=float) * ratio)
+
+
 @dataclass(frozen=True)
 class OwnMoney:
-    """What the tenants' own habits are simulated from: the money received a day (`training.labels.daily_receipts`)
-    and the qualifying payment days, without the benefit of the tenancies the DWP's schedule `lines` cover (those
-    lines are forecast as known money); `lines` None: no schedules, the whole ledger."""
+    """What the tenants' own habits are simulated from: the money received a day (`training.labels.daily_receipts`,
+    brought to the rent now charged: `at_current_rent`) and the qualifying payment days, without the benefit of the
+    tenancies the DWP's schedule `lines` cover (those lines are forecast as known money); `lines` None: no
+    schedules, the whole ledger."""
 
     daily: pd.DataFrame
     paid: pd.DataFrame
@@ -545,7 +595,7 @@ class OwnMoney:
            label: PaymentLabelSpec) -> OwnMoney:
         """From the ledger's `transactions` as known on the forecast's day and the register (`tenancies`)."""
         rest = transactions if lines is None else without_scheduled_benefits(transactions, lines)
-        daily = daily_receipts(rest)
+        daily = at_current_rent(daily_receipts(rest), transactions)
         return cls(daily, qualifying_days_of(tenancies, daily, label), lines)
 
 
@@ -573,15 +623,17 @@ def blend_totals(blend: Blend, totals: np.ndarray, daily: pd.DataFrame, origin: 
     return blend.apply(totals[:, None, :], baseline)[:, 0, :]
 
 
-def weekly_bands(totals: np.ndarray, scale: np.ndarray | None = None, known: np.ndarray | None = None) -> pd.DataFrame:
+def weekly_bands(totals: np.ndarray, scale: np.ndarray | None = None, known: np.ndarray | None = None,
+                 lift: np.ndarray | None = None) -> pd.DataFrame:
     """Mean, P10, P50 and P90 of each week's receipts over the simulations: `totals` is (simulations, weeks), plus
     `known` (the DWP's scheduled lines, with their own spread). The percentiles are of the sum times `scale` (the
-    common factor, mean 1: it was estimated on whole weeks' receipts, benefit runs paid late among what moves
-    them, so it moves the scheduled lines too); the mean is the sum's (the factor's expectation), so means still
-    add up across patches and tenancies exactly; `scheduled` is `known`'s mean."""
+    common factor: it was estimated on whole weeks' receipts, benefit runs paid late among what moves them, so it
+    moves the scheduled lines too); the mean is the sum's times `lift` (the factor's expectation, `CommonFactor.lift`;
+    none: 1), so means still add up across patches and tenancies exactly; `scheduled` is `known`'s mean."""
     known = np.zeros_like(totals) if known is None else known
     banded = totals + known if scale is None else (totals + known) * scale
-    return pd.DataFrame([{"week": w + 1, "mean": totals[:, w].mean() + known[:, w].mean(),
+    lift = np.ones(totals.shape[1]) if lift is None else lift
+    return pd.DataFrame([{"week": w + 1, "mean": (totals[:, w].mean() + known[:, w].mean()) * lift[w],
                           "p10": np.percentile(banded[:, w], 10), "p50": np.percentile(banded[:, w], 50),
                           "p90": np.percentile(banded[:, w], 90), "scheduled": known[:, w].mean()}
                          for w in range(totals.shape[1])])
@@ -598,13 +650,14 @@ def summarise(receipts: np.ndarray, patches: np.ndarray, start: pd.Timestamp,
     the same common factor for every patch (`factor`; None: tenants' own uncertainty only), with the DWP's
     scheduled lines (`known`, like `receipts`) and how much of the mean they are (`scheduled`)."""
     starts = week_starts(start, receipts.shape[2])
-    scale = (factor or CommonFactor()).draws(starts, receipts.shape[0], seed)
+    factor = factor or CommonFactor()
+    scale, lift = factor.draws(starts, receipts.shape[0], seed), factor.lift(starts)
     scopes = [("portfolio", np.ones(len(patches), dtype=bool))] + [
         (str(p), patches == p) for p in sorted(pd.unique(patches))]
     tables = []
     for scope, members in scopes:
         lines = None if known is None else known[:, members, :].sum(axis=1) / 100.0
-        bands = weekly_bands(receipts[:, members, :].sum(axis=1) / 100.0, scale, lines)
+        bands = weekly_bands(receipts[:, members, :].sum(axis=1) / 100.0, scale, lines, lift)
         tables.append(bands.assign(scope=scope, week_start=starts))
     return pd.concat(tables, ignore_index=True)[["scope", "week", "week_start", "mean", "p10", "p50", "p90",
                                                  "scheduled"]]
@@ -614,8 +667,9 @@ def summarise_months(receipts: np.ndarray, patches: np.ndarray, start: pd.Timest
                      factor: CommonFactor | None = None, seed: int = 0, known: np.ndarray | None = None
                      ) -> pd.DataFrame:
     """Monthly P10/P50/P90 and mean receipts (pounds) from a `Horizon.monthly` simulation, portfolio-wide and per
-    patch: each month's band carries one draw of the common factor at the spread of weeks other than month-start
-    ones (a month holds its month start whichever week it lands in; a month's own spread is not measured), with
+    patch: each month's band carries one draw of the common factor at the spread and level of weeks other than
+    month-start ones (a month holds its month start whichever week it lands in; a month's own spread is not
+    measured), with
     the days counted and the charge Mondays among them (weekly rents' charges; the first month is the rest of
     `start`'s, left out when none of it is left)."""
     day = _day(start)
@@ -624,14 +678,16 @@ def summarise_months(receipts: np.ndarray, patches: np.ndarray, start: pd.Timest
     days = np.bincount(horizon.bucket[counted], minlength=horizon.buckets)
     monday = pd.date_range(day, periods=len(horizon.bucket)).weekday.to_numpy() == 0
     mondays = np.bincount(horizon.bucket[counted], monday[counted].astype(float), horizon.buckets).astype(int)
-    level = CommonFactor((factor or CommonFactor()).other, (factor or CommonFactor()).other)
-    scale = level.draws([p.start_time for p in periods], receipts.shape[0], seed + 7)
+    factor = factor or CommonFactor()
+    level = CommonFactor(factor.other, factor.other, factor.weeks_seen, factor.other_level, factor.other_level)
+    month_starts = [p.start_time for p in periods]
+    scale, lift = level.draws(month_starts, receipts.shape[0], seed + 7), level.lift(month_starts)
     scopes = [("portfolio", np.ones(len(patches), dtype=bool))] + [
         (str(p), patches == p) for p in sorted(pd.unique(patches))]
     tables = []
     for scope, members in scopes:
         lines = None if known is None else known[:, members, :].sum(axis=1) / 100.0
-        bands = weekly_bands(receipts[:, members, :].sum(axis=1) / 100.0, scale, lines).drop(columns="week")
+        bands = weekly_bands(receipts[:, members, :].sum(axis=1) / 100.0, scale, lines, lift).drop(columns="week")
         tables.append(bands.assign(scope=scope, month=[str(p) for p in periods], days=days,
                                    month_start=[max(p.start_time, day + pd.Timedelta(days=1)).date() for p in periods],
                                    charge_mondays=mondays))
@@ -649,7 +705,8 @@ def backtest_origin(totals: np.ndarray, daily: pd.DataFrame, origin: pd.Timestam
     day = _day(origin)
     starts = week_starts(day, totals.shape[1])
     pounds = totals / 100.0
-    bands = weekly_bands(pounds, (factor or CommonFactor()).draws(starts, totals.shape[0], seed))
+    factor = factor or CommonFactor()
+    bands = weekly_bands(pounds, factor.draws(starts, totals.shape[0], seed), lift=factor.lift(starts))
     before = daily[(daily["day"] > day - pd.Timedelta(weeks=4)) & (daily["day"] <= day)]["amount_pence"].sum()
     actual = []
     for w in range(len(bands)):

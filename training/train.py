@@ -246,8 +246,8 @@ class CashOrigin:
     own: pd.DataFrame  #: the money a day the simulation is of: `actual` less the benefit the lines forecast
 
 
-def simulate_origin(booster: lgb.Booster, features: pd.DataFrame, part: LedgerSlice, paid: pd.DataFrame,
-                    daily: pd.DataFrame, origin: pd.Timestamp, params: dict, seed: int) -> CashOrigin:
+def simulate_origin(booster: lgb.Booster, features: pd.DataFrame, part: LedgerSlice, daily: pd.DataFrame,
+                    origin: pd.Timestamp, params: dict, seed: int) -> CashOrigin:
     """The forecast from `origin` of the tenancies in `features`, as `serving.treasury.forecast.forecast_now` makes
     it: with the DWP's schedules in the ledger, the lines expected from what was known on the day
     (`features.schedules.lines_known_on`) are known money, and the benefit of the tenancies they cover is taken out
@@ -257,15 +257,12 @@ def simulate_origin(booster: lgb.Booster, features: pd.DataFrame, part: LedgerSl
     actual = daily[daily["tenancy_id"].isin(set(ids))]
     lines = None if part.schedules is None else lines_known_on(part.schedules, part.tenancies, part.transactions,
                                                                day, weeks)
-    if lines is None:
-        money = cash.OwnMoney(daily, paid)
-    else:
-        before = part.transactions[pd.to_datetime(part.transactions["posted_date"]) <= day]
-        money = cash.OwnMoney.of(before, part.tenancies, lines, PaymentLabelSpec(**params["label"]))
+    before = part.transactions[pd.to_datetime(part.transactions["posted_date"]) <= day]
+    money = cash.OwnMoney.of(before, part.tenancies, lines, PaymentLabelSpec(**params["label"]))
     sims, known = cash.forecast_with_schedules(booster, features, part.tenancies, money, origin, weeks,
                                                plan["simulations"], seed, cash.Horizon.weekly(weeks))
     if known is None:
-        return CashOrigin(origin, sims.sum(axis=1), np.zeros((plan["simulations"], weeks)), actual, actual)
+        known = np.zeros((plan["simulations"], len(ids), weeks))
     return CashOrigin(origin, sims.sum(axis=1), known.sum(axis=1), actual,
                       money.daily[money.daily["tenancy_id"].isin(set(ids))])
 
@@ -279,7 +276,7 @@ def blend_rows(seen: CashOrigin) -> pd.DataFrame:
     return rows.assign(baseline=own + seen.known.mean(axis=0) / 100.0)
 
 
-def backtest_cash(settings: TrainingSettings, store, booster: lgb.Booster, part: LedgerSlice, paid: pd.DataFrame,
+def backtest_cash(settings: TrainingSettings, store, booster: lgb.Booster, part: LedgerSlice,
                   first_origin: pd.Timestamp, params: dict
                   ) -> tuple[pd.DataFrame, cash.CommonFactor, float, cash.Blend, pd.DataFrame]:
     """Forecast from past weekly dates in the test period and set each week against what was then received.
@@ -301,11 +298,12 @@ def backtest_cash(settings: TrainingSettings, store, booster: lgb.Booster, part:
     if not origins:
         return pd.DataFrame(), cash.CommonFactor(), float("nan"), cash.Blend(), pd.DataFrame()
     daily = daily_receipts(part.transactions)
+    cases = offline[offline["event_timestamp"].isin(origins)].reset_index(drop=True)
+    every = historical_features(store, cases, params["feature_service"])  # one join: ~5 s a call, whatever its size
     seen = []
     for k, origin in enumerate(origins):
-        cases = offline[offline["event_timestamp"] == origin].reset_index(drop=True)
-        features = historical_features(store, cases, params["feature_service"])
-        seen.append(simulate_origin(booster, features, part, paid, daily, origin, params, seed=k))
+        features = every[every["event_timestamp"] == origin].reset_index(drop=True)
+        seen.append(simulate_origin(booster, features, part, daily, origin, params, seed=k))
     alone = pd.concat([cash.backtest_origin(o.totals + o.known, o.actual, o.origin) for o in seen])
     blend = cash.estimate_blend(pd.concat([blend_rows(o) for o in seen]))
     seen = [replace(o, totals=cash.blend_totals(blend, o.totals, o.own, o.origin) + o.known) for o in seen]
@@ -343,12 +341,14 @@ def train_payment_model(settings: TrainingSettings, params: dict | None = None,
     metrics |= coverage
     if truth is not None:
         metrics |= payment_ceiling(Truth(truth), split, test, names, params["lightgbm"], spec.horizon_days)
-    backtest, factor, tenants_only, blend, alone = backtest_cash(settings, data.store, booster, part, paid,
+    backtest, factor, tenants_only, blend, alone = backtest_cash(settings, data.store, booster, part,
                                                                  split.test_start, params)
     metrics |= cash.cash_metrics(backtest)
     if not backtest.empty:
         metrics |= {"cash_p10_p90_coverage_tenants_only": tenants_only,
-                    "cash_common_sd_month_start": factor.month_start, "cash_common_sd_other": factor.other}
+                    "cash_common_sd_month_start": factor.month_start, "cash_common_sd_other": factor.other,
+                    "cash_common_level_month_start": factor.month_start_level,
+                    "cash_common_level_other": factor.other_level}
         metrics |= {f"cash_simulation_only_{k}": v for k, v in cash.cash_metrics(alone).items() if k.startswith("wape")
                     and not k.endswith("baseline")}
         metrics |= {f"cash_blend_weight_week{w + 1}": v for w, v in enumerate(blend.weights)}

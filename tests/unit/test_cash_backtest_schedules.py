@@ -63,7 +63,7 @@ def simulate(part: LedgerSlice):
     from training.labels import daily_receipts
 
     features = pd.DataFrame({"tenancy_id": ["T1", "T2", "T3", "T4", "T5"]})
-    return training.simulate_origin(None, features, part, pd.DataFrame(), daily_receipts(part.transactions), ORIGIN,
+    return training.simulate_origin(None, features, part, daily_receipts(part.transactions), ORIGIN,
                                     PARAMS, seed=0)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from training.cash import (
     Blend,
     CommonFactor,
+    at_current_rent,
     bank_holidays,
     calendar_payers,
     estimate_blend,
@@ -18,6 +20,7 @@ from training.cash import (
     simulate_receipts,
     tenancy_baselines,
     week_starts,
+    weekly_bands,
 )
 
 ORIGIN = pd.Timestamp("2026-12-19")  # a Saturday: forecast weeks run Sunday to Saturday
@@ -70,12 +73,34 @@ def test_the_common_factor_is_recovered_from_backtest_weeks():
                          "actual": 100_000.0 * np.exp(rng.normal(0, np.sqrt(sd ** 2 + own ** 2)))})
     factor = estimate_common_factor(rows)
     assert abs(factor.month_start - 0.15) < 0.04 and abs(factor.other - 0.08) < 0.02
+    assert abs(factor.month_start_level) < 0.03 and abs(factor.other_level) < 0.02  # no shortfall: ~no lift
     assert factor.weeks_seen == 104 and CommonFactor.from_tags(factor.tags()) == CommonFactor(
-        round(factor.month_start, 5), round(factor.other, 5), 104)
+        round(factor.month_start, 5), round(factor.other, 5), 104, round(factor.month_start_level, 5),
+        round(factor.other_level, 5))
     draws = factor.draws(weeks[:13], sims=20_000, seed=3)
     assert np.allclose(draws.mean(axis=0), 1.0, atol=0.01)  # the factor moves the band, not the mean
     assert np.allclose(np.log(draws).std(axis=0), np.where(month_start[:13], factor.month_start, factor.other),
                        rtol=0.05)
+
+
+def test_a_backtest_that_fell_short_lifts_the_forecast_by_its_shortfall_and_bands_around_it():
+    """Receipts came in 6% above the simulations' mean week after week (a rent rise the habits had not seen yet):
+    the level lifts the mean and the band by that much, and the spread is what moves around it, not the
+    shortfall itself. A level within its noise lifts nothing."""
+    rng = np.random.default_rng(5)
+    weeks = week_starts(pd.Timestamp("2025-01-04"), 60)
+    rows = pd.DataFrame({"week_start": weeks, "mean": 100_000.0, "sim_log_sd": 0.02,
+                         "actual": 100_000.0 * np.exp(0.06 + rng.normal(0, np.sqrt(0.03**2 + 0.02**2), 60))})
+    factor = estimate_common_factor(rows)
+    assert abs(factor.other_level - 0.06) < 0.015 and abs(factor.month_start_level - 0.06) < 0.03
+    assert abs(factor.other - 0.03) < 0.012  # about the level: the shortfall would have read as 0.067
+    totals = np.random.default_rng(1).normal(100_000.0, 2_000.0, (4_000, 13))
+    bands = weekly_bands(totals, factor.draws(weeks[:13], 4_000, seed=2), lift=factor.lift(weeks[:13]))
+    assert np.allclose(bands["mean"], totals.mean(axis=0) * factor.lift(weeks[:13]))
+    assert (bands["p10"] > 100_000.0).mean() > 0.5 and (bands["p90"] > 106_000.0).all()
+    wobble = 0.002 + 0.05 * (-1.0) ** np.arange(60)  # a mean of 0.002 against a standard error of 0.0065
+    shrunk = estimate_common_factor(rows.assign(actual=100_000.0 * np.exp(wobble)))
+    assert shrunk.other_level == 0.0 and shrunk.month_start_level == 0.0 and shrunk.other > 0.04
 
 
 def test_too_few_weeks_give_no_common_factor():
@@ -132,3 +157,19 @@ def test_a_tenancys_baseline_is_its_last_four_weeks_average():
                           "day": pd.to_datetime(["2026-06-27", "2026-06-28", "2026-07-25", "2026-07-01"])})
     # the four weeks are the 28 days to 25 July, from 28 June: the 27th is outside (as the bench's baseline)
     assert tenancy_baselines(daily, pd.Timestamp("2026-07-25"), np.array(["a", "b", "c"])).tolist() == [450, 50, 0]
+
+
+def test_receipts_before_an_april_rise_are_brought_to_the_rent_now_charged():
+    """T1's weekly rent rose from £100 to £104.80 in April: what it paid before is read at the new rent (what it paid since
+    stays as paid), so its habit keeps paying its rent. T2's first charge was a part week (£40), which is no rent rise; T3's rent fell."""
+    mondays = pd.date_range("2026-03-02", periods=8, freq="7D")
+    charge = {"T1": [10_000] * 5 + [10_480] * 3, "T2": [4_000] + [10_000] * 7, "T3": [10_000] * 5 + [9_000] * 3}
+    charges = pd.DataFrame([{"tenancy_id": t, "posted_date": day, "type": "charge", "amount_pence": amount}
+                            for t, amounts in charge.items() for day, amount in zip(mondays, amounts, strict=True)])
+    daily = pd.DataFrame([{"tenancy_id": t, "day": day + pd.Timedelta(days=1), "amount_pence": 10_000}
+                          for t in charge for day in mondays])
+    brought = at_current_rent(daily, charges)
+    by = brought.groupby("tenancy_id")["amount_pence"].apply(list).to_dict()
+    assert by["T1"] == pytest.approx([10_480.0] * 5 + [10_000.0] * 3) and by["T2"] == [10_000] * 8 and by["T3"] == [10_000] * 8
+    assert at_current_rent(daily, charges[charges["type"] == "payment"]) is daily
+    assert daily["amount_pence"].eq(10_000).all()  # the input is not changed
