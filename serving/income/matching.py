@@ -39,7 +39,7 @@ FEATURES: tuple[str, ...] = (
     "expected_margin", "usual_missing", "missing_margin", "habit_payments", "schedule_agrees", "schedule_line",
     "split_log_ratio", "candidates", "seen_log_ratio", "seen_payments", "stream_payments", "stream_days",
     "stream_missing", "split_seen_log_ratio", "split_stream_days", "seen_margin", "stream_margin", "due_log_ratio",
-    "payer_ties")
+    "payer_ties", "payer_full")
 #: A reference this many edits or fewer from a tenancy id makes it a candidate (an edit: a character typed wrong,
 #: dropped or added, or two neighbours swapped).
 MAX_REF_DISTANCE = 2
@@ -250,6 +250,13 @@ def initial_form(text: str) -> tuple[str, bool]:
     return " ".join(names), False
 
 
+def full_name(text: str) -> bool:
+    """Whether a payer text gives a whole name (two words or more, no initial): two whole names alike say more
+    than an initial and a surname, which many tenancies share."""
+    words = payer_words(text).split()
+    return len(words) >= 2 and all(len(w) > 1 for w in words)
+
+
 def payer_scores(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     """Similarity (0-100) of each of `mine` to each of `theirs`, token order and titles ignored; where either gives
     only an initial, as alike as their initial forms are ("K NOWAK" and "KAREN NOWAK": 100), so two full first names
@@ -266,7 +273,7 @@ def payer_scores(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
 
 def _payer_hits(receipts: pd.DataFrame, cleared: pd.DataFrame) -> pd.DataFrame:
     """Pairs whose payer text is like one on the tenancy's receipts cleared before this one (best similarity)."""
-    empty = pd.DataFrame(columns=["receipt_id", "tenancy_id", "payer_similarity"])
+    empty = pd.DataFrame(columns=["receipt_id", "tenancy_id", "payer_similarity", "payer_full"])
     texts, known = receipts["payer"].fillna("").astype(str), cleared[cleared["payer"].fillna("").astype(str) != ""]
     if known.empty or not texts.str.len().any():
         return empty
@@ -275,6 +282,9 @@ def _payer_hits(receipts: pd.DataFrame, cleared: pd.DataFrame) -> pd.DataFrame:
     row, column = np.nonzero(score >= PAYER_CUTOFF)
     close = pd.DataFrame({"payer": mine[row], "known_payer": theirs[column], "payer_similarity": score[row, column]})
     close = close[close["payer"] != ""]
+    close["payer_full"] = [int(full_name(a) and full_name(b) and fuzz.token_sort_ratio(
+        payer_words(a), payer_words(b)) >= PAYER_CUTOFF) for a, b in zip(close["payer"], close["known_payer"],
+                                                                       strict=True)]
     pairs = (receipts[["receipt_id", "received_date", "payer"]].merge(close, on="payer")
              .merge(known.rename(columns={"receipt_id": "known_id", "payer": "known_payer",
                                           "received_date": "known_date", "cleared_tenancy_id": "tenancy_id"})[
@@ -283,7 +293,7 @@ def _payer_hits(receipts: pd.DataFrame, cleared: pd.DataFrame) -> pd.DataFrame:
                   & (pd.to_datetime(pairs["known_date"]) < pd.to_datetime(pairs["received_date"]))]
     if pairs.empty:
         return empty
-    return pairs.groupby(["receipt_id", "tenancy_id"], as_index=False)["payer_similarity"].max()
+    return pairs.groupby(["receipt_id", "tenancy_id"], as_index=False)[["payer_similarity", "payer_full"]].max()
 
 
 def _amount_hits(receipts: pd.DataFrame, paid: pd.DataFrame) -> pd.DataFrame:
@@ -389,6 +399,7 @@ def candidates(receipts: pd.DataFrame, books: Books, paid: pd.DataFrame | None =
                                    (schedules, "schedule_agrees", 0), (lines, "schedule_line", 0)):
         pairs = pairs.merge(found, on=["receipt_id", "tenancy_id"], how="left")
         pairs[column] = pd.to_numeric(pairs[column]).fillna(missing)
+    pairs["payer_full"] = pd.to_numeric(pairs["payer_full"]).fillna(0).astype(int)
     return compare(pairs, books, paid)
 
 

@@ -257,3 +257,22 @@ def test_a_tenancy_that_paid_the_very_amount_before_is_a_candidate_behind_a_hund
     # the hundred nearest in amount whose payment is missing, and the one that paid £123.45 to the penny
     assert len(pairs) == matching.MAX_AMOUNT_CANDIDATES + 1 and "T000917" in set(pairs["tenancy_id"])
     assert pairs.set_index("tenancy_id").loc["T000917", "seen_log_ratio"] == 0.0
+
+
+def test_two_whole_names_alike_are_told_apart_from_an_initial_and_a_surname_many_share() -> None:
+    assert matching.full_name("Mr James Smith") and not matching.full_name("MR J SMITH")
+    assert not matching.full_name("SMITH J") and not matching.full_name("SMITH") and not matching.full_name("DWP")
+    earlier = [{"receipt_id": "C1", "received_date": DAY - pd.Timedelta(weeks=4), "amount_pence": 9_000,
+                "payer": "MR JAMES SMITH", "cleared_tenancy_id": "T000002",
+                "cleared_date": DAY - pd.Timedelta(weeks=3)},
+               {"receipt_id": "C2", "received_date": DAY - pd.Timedelta(weeks=4), "amount_pence": 9_000,
+                "payer": "J SMITH", "cleared_tenancy_id": "T000001", "cleared_date": DAY - pd.Timedelta(weeks=3)}]
+    found = books([], [*earlier, {"receipt_id": "R1", "received_date": DAY, "amount_pence": 4_000,
+                                  "payer": "JAMES SMITH"},
+                       {"receipt_id": "R2", "received_date": DAY, "amount_pence": 4_000, "payer": "SMITH J"}])
+    pairs = matching.candidates(found.open.drop(columns=["cleared_tenancy_id", "cleared_date"]), found)
+    got = pairs.set_index(["receipt_id", "tenancy_id"])[["payer_similarity", "payer_full"]]
+    # both tenancies' payers are like JAMES SMITH, but only T000002's was written out in full
+    assert got.loc["R1"].to_dict("index") == {"T000001": {"payer_similarity": 1.0, "payer_full": 0},
+                                              "T000002": {"payer_similarity": 1.0, "payer_full": 1}}
+    assert got.loc["R2", "payer_full"].eq(0).all() and len(got.loc["R2"]) == 2
