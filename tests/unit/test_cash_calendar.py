@@ -160,8 +160,9 @@ def test_a_tenancys_baseline_is_its_last_four_weeks_average():
 
 
 def test_receipts_before_an_april_rise_are_brought_to_the_rent_now_charged():
-    """T1's weekly rent rose from £100 to £104.80 in April: what it paid before is read at the new rent (what it paid since
-    stays as paid), so its habit keeps paying its rent. T2's first charge was a part week (£40), which is no rent rise; T3's rent fell."""
+    """T1's weekly rent rose from £100 to £104.80 in April: what it paid before is read at the new rent (what it
+    paid since stays as paid), so its habit keeps paying its rent. T2's first charge was a part week (£40), which
+    is no rent rise; T3's rent fell."""
     mondays = pd.date_range("2026-03-02", periods=8, freq="7D")
     charge = {"T1": [10_000] * 5 + [10_480] * 3, "T2": [4_000] + [10_000] * 7, "T3": [10_000] * 5 + [9_000] * 3}
     charges = pd.DataFrame([{"tenancy_id": t, "posted_date": day, "type": "charge", "amount_pence": amount}
@@ -170,6 +171,7 @@ def test_receipts_before_an_april_rise_are_brought_to_the_rent_now_charged():
                           for t in charge for day in mondays])
     brought = at_current_rent(daily, charges)
     by = brought.groupby("tenancy_id")["amount_pence"].apply(list).to_dict()
-    assert by["T1"] == pytest.approx([10_480.0] * 5 + [10_000.0] * 3) and by["T2"] == [10_000] * 8 and by["T3"] == [10_000] * 8
+    assert by["T1"] == pytest.approx([10_480.0] * 5 + [10_000.0] * 3)
+    assert by["T2"] == [10_000] * 8 and by["T3"] == [10_000] * 8
     assert at_current_rent(daily, charges[charges["type"] == "payment"]) is daily
     assert daily["amount_pence"].eq(10_000).all()  # the input is not changed
