@@ -1,19 +1,20 @@
 """Cash application, pure: for each receipt in suspense, the tenancies it may belong to, each with a match
 probability and the reasons in plain words.
 
-Candidates come from blocking (cheap rules that keep the true tenancy and few others): the reference a character
-or two from a tenancy id (a swap of two neighbours is one edit), the payer text like the payer text of a tenancy's
-cleared receipts (a name given with an initial compared as initial and surname), the amount the usual payment (or
-a few of them) of a tenancy whose payment around that day is missing from the ledger or that paid this very amount
-before (for one half of a split payment, the two halves' sum), a DWP schedule line naming a tenancy for that
-amount, and a DWP claimant's line whose earlier lines were posted to a tenancy. Each (receipt, tenancy) pair is then
-compared (`FEATURES`: edit distance of the reference, payer similarity and how common it is among the candidates,
-amount ratio to the usual payment and to the payments unpaid since the last, days from the expected payment day,
-whether the usual payment is missing, the same against the stream of the tenancy's payments like the receipt's
-amount (a tenancy pays rent, benefit and top-ups in several streams), schedule agreement, and how much better than
-the receipt's other candidates it is) and given a probability by a calibrated classifier trained on the ledger's
-own history: receipts the landlord's team cleared at source (`cleared_tenancy_id`) are labelled pairs, the true
-tenancy against the other candidates blocking found.
+Candidates come from blocking (cheap rules that keep the true tenancy and few others): the reference a character or
+two from a tenancy id (a swap of two neighbours is one edit), the payer text like the payer text of a tenancy's
+cleared receipts (a name given with an initial compared as initial and surname), the amount the usual payment (or a
+few of them) of a tenancy whose payment around that day is missing from the ledger or that paid this very amount
+before (for one half of a split payment, the two halves' sum; one that paid it to the penny even behind a hundred
+others), a DWP schedule line naming a tenancy for that amount, and a DWP claimant's line whose earlier lines were
+posted to a tenancy. Each (receipt, tenancy) pair is then compared (`FEATURES`: edit distance of the reference,
+payer similarity, how common it is among the candidates and whether both texts give the whole name, amount ratio to
+the usual payment and to the payments unpaid since the last, days from the expected payment day, whether the usual
+payment is missing, the same against the stream of the tenancy's payments like the receipt's amount (a tenancy pays
+rent, benefit and top-ups in several streams), schedule agreement, and how much better than the receipt's other
+candidates it is) and given a probability by a calibrated classifier trained on the ledger's own history: receipts
+the landlord's team cleared at source (`cleared_tenancy_id`) are labelled pairs, the true tenancy against the other
+candidates blocking found.
 
 Everything is as of the receipt's day: a tenancy's habits from its payments before it, payer texts from receipts
 cleared before it (never the receipt's own). A payment that is itself a cleared receipt's allocation is not the
