@@ -108,7 +108,8 @@ def forecast_now(settings: ServingSettings, weeks: int | None = None, simulation
         years = cash.rent_years(day + pd.Timedelta(days=1), day + pd.Timedelta(days=horizon.days))
     sims = sims if known is None else sims + known
     return CashForecast(table, as_of, champion.ref.version, len(live),
-                        _per_tenancy(live, sims, habits, Interval.from_tags(champion.ref.tags), as_of),
+                        _per_tenancy(live, sims, habits, Interval.from_tags(champion.ref.tags), as_of,
+                                     factor.lift(cash.week_starts(day, weeks))),
                         by_month, years, blend, float(rent_change_pct))
 
 
@@ -144,10 +145,11 @@ def _forecast_inputs(settings: ServingSettings, as_of: pd.Timestamp | None, feat
 
 
 def _per_tenancy(live: pd.DataFrame, sims: np.ndarray, habits: dict, interval: Interval,
-                 as_of: pd.Timestamp) -> pd.DataFrame:
+                 as_of: pd.Timestamp, lift: np.ndarray) -> pd.DataFrame:
     """Each tenancy's expected payments, for treasury's own models: the next payment's date band (the payment-date
     model's P10/P50/P90 at its calibrated levels; empty beyond its horizon), the usual amount a payment and the
-    expected receipts over the forecast's weeks (the mean of the simulations)."""
+    expected receipts over the forecast's weeks (the mean of the simulations, each week times the common factor's
+    `lift`, so the tenancies add up to the portfolio's forecast)."""
     day = as_of.tz_localize(None).normalize()
     bands = {name: quantile_days(habits["cdf"], q) for name, q in
              (("p10", interval.lower), ("p50", QUANTILES["p50"]), ("p90", interval.upper))}
@@ -157,7 +159,7 @@ def _per_tenancy(live: pd.DataFrame, sims: np.ndarray, habits: dict, interval: I
         frame[f"next_payment_{name}"] = [None if not np.isfinite(d) else (day + pd.Timedelta(days=float(np.ceil(d))))
                                          .date() for d in days]
     frame["p_payment_within_horizon"] = habits["cdf"][:, -1]
-    frame["expected_receipts"] = sims.sum(axis=2).mean(axis=0) / 100.0
+    frame["expected_receipts"] = (sims.mean(axis=0) * lift[None, :]).sum(axis=1) / 100.0
     return frame.round({"usual_payment": 2, "expected_receipts": 2, "p_payment_within_horizon": 4})
 
 
