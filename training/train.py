@@ -261,10 +261,9 @@ def simulate_origin(booster: lgb.Booster, features: pd.DataFrame, part: LedgerSl
     money = cash.OwnMoney.of(before, part.tenancies, lines, PaymentLabelSpec(**params["label"]))
     sims, known = cash.forecast_with_schedules(booster, features, part.tenancies, money, origin, weeks,
                                                plan["simulations"], seed, cash.Horizon.weekly(weeks))
-    if known is None:
-        known = np.zeros((plan["simulations"], len(ids), weeks))
-    return CashOrigin(origin, sims.sum(axis=1), known.sum(axis=1), actual,
-                      money.daily[money.daily["tenancy_id"].isin(set(ids))])
+    scheduled = np.zeros((plan["simulations"], weeks)) if known is None else known.sum(axis=1)
+    own = money.daily[money.daily["tenancy_id"].isin(set(ids))]
+    return CashOrigin(origin, sims.sum(axis=1), scheduled, actual, own)
 
 
 def blend_rows(seen: CashOrigin) -> pd.DataFrame:
