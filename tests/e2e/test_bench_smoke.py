@@ -1,8 +1,8 @@
 """Every benchmark, run at a tiny size the way bench/README.md runs it: `python -m bench --suite X` for each suite
 `bench/__main__.py` knows, and the separate entries `python -m bench.ceiling`, `bench.monitoring`,
-`bench.cash_backtest`, `bench.experiments` and `bench.cash_application`. Each must exit 0 and print its table
-with the rows bench/README.md names, through the real code (simulator, ledger, Feast, MLflow, `bentoml serve`,
-chromium, wrk): nothing is mocked.
+`bench.cash_backtest`, `bench.experiments`, `bench.cash_application` and `bench.coverage_noise`. Each must exit 0
+and print its table with the rows bench/README.md names, through the real code (simulator, ledger, Feast, MLflow,
+`bentoml serve`, chromium, wrk): nothing is mocked.
 Speed is not asserted (a shared machine's timings vary); this only keeps the benchmarks from rotting.
 
 The seven heaviest (features, worklist, throughput, ceiling, monitoring, cash backtest, experiments: each trains
@@ -107,7 +107,8 @@ def portfolio(root: Path) -> Path:
 def test_every_suite_is_smoked() -> None:
     """A suite added to bench/__main__.py needs its test here."""
     assert set(SUITES) == {name.removeprefix("test_") for name in globals() if name.startswith("test_")} - {
-        "every_suite_is_smoked", "ceiling", "monitoring", "cash_backtest", "experiments", "cash_application"}
+        "every_suite_is_smoked", "ceiling", "monitoring", "cash_backtest", "experiments", "cash_application",
+        "coverage_noise"}
 
 
 def test_pipeline(root: Path) -> None:
@@ -185,6 +186,13 @@ def test_cash_application(root: Path) -> None:
     assert "open receipts judged; blocking recall" in out
     for row in ("logistic   strict", "lightgbm   loose", "by fault (logistic, proposals at 0.95)"):
         assert row in out
+
+
+def test_coverage_noise(root: Path) -> None:
+    out = run(root, "bench.coverage_noise", "--runs", "200", "--origins", "13", "--training-weeks", "0", "20")
+    assert "coverage of one backtest run by chance alone" in out
+    found = [line.split() for line in out.splitlines() if line.split()[:1] == ["13"]]
+    assert [r[1] for r in found] == ["known", "20"] and all(0.5 < float(r[-5]) < 0.95 for r in found)
 
 
 @heavy
