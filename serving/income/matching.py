@@ -16,8 +16,8 @@ candidates it is) and given a probability by a calibrated classifier trained on 
 the landlord's team cleared at source (`cleared_tenancy_id`) are labelled pairs, the true tenancy against the other
 candidates blocking found.
 
-Everything is as of the receipt's day: a tenancy's habits from its payments before it, payer texts from receipts
-cleared before it (never the receipt's own). A payment that is itself a cleared receipt's allocation is not the
+Everything is as of the receipt's day: a tenancy's habits from its payments before it; payer texts from the other
+receipts cleared so far (never the receipt's own). A payment that is itself a cleared receipt's allocation is not the
 tenancy's own habit evidence for that receipt. Payer text is compared here and nowhere else: only similarity
 scores leave this module (never into logs, metrics or model artefacts).
 """
@@ -273,7 +273,9 @@ def payer_scores(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
 
 
 def _payer_hits(receipts: pd.DataFrame, cleared: pd.DataFrame) -> pd.DataFrame:
-    """Pairs whose payer text is like one on the tenancy's receipts cleared before this one (best similarity)."""
+    """Pairs whose payer text is like one on the tenancy's other cleared receipts (best similarity): any the team
+    has cleared so far, before or after this one's day, for who pays for a tenancy does not change with the day (an
+    old receipt still open has its payer's later receipts to go by); never the receipt's own."""
     empty = pd.DataFrame(columns=["receipt_id", "tenancy_id", "payer_similarity", "payer_full"])
     texts, known = receipts["payer"].fillna("").astype(str), cleared[cleared["payer"].fillna("").astype(str) != ""]
     if known.empty or not texts.str.len().any():
@@ -286,12 +288,11 @@ def _payer_hits(receipts: pd.DataFrame, cleared: pd.DataFrame) -> pd.DataFrame:
     close["payer_full"] = [int(full_name(a) and full_name(b) and fuzz.token_sort_ratio(
         payer_words(a), payer_words(b)) >= PAYER_CUTOFF) for a, b in zip(close["payer"], close["known_payer"],
                                                                        strict=True)]
-    pairs = (receipts[["receipt_id", "received_date", "payer"]].merge(close, on="payer")
+    pairs = (receipts[["receipt_id", "payer"]].merge(close, on="payer")
              .merge(known.rename(columns={"receipt_id": "known_id", "payer": "known_payer",
-                                          "received_date": "known_date", "cleared_tenancy_id": "tenancy_id"})[
-                 ["known_id", "known_payer", "known_date", "tenancy_id"]], on="known_payer"))
-    pairs = pairs[(pairs["known_id"] != pairs["receipt_id"])
-                  & (pd.to_datetime(pairs["known_date"]) < pd.to_datetime(pairs["received_date"]))]
+                                          "cleared_tenancy_id": "tenancy_id"})[
+                 ["known_id", "known_payer", "tenancy_id"]], on="known_payer"))
+    pairs = pairs[pairs["known_id"] != pairs["receipt_id"]]
     if pairs.empty:
         return empty
     return pairs.groupby(["receipt_id", "tenancy_id"], as_index=False)[["payer_similarity", "payer_full"]].max()
@@ -472,9 +473,9 @@ def compare(pairs: pd.DataFrame, books: Books, paid: pd.DataFrame) -> pd.DataFra
     pairs["amount_multiple"] = ((times >= 2) & (times <= 6) & ((ratio - times).abs() <= 0.01 * times)).astype(int)
     pairs["has_reference"] = pairs["reference"].fillna("").astype(str).str.contains(r"\d").astype(int)
     cleared = books.cleared
-    first_known = cleared.groupby("cleared_tenancy_id")["received_date"].min()
-    pairs["payer_known"] = (pd.to_datetime(pairs["tenancy_id"].map(first_known))
-                            < pd.to_datetime(pairs["received_date"])).astype(int)
+    own = pairs["receipt_id"].map(cleared.set_index("receipt_id")["cleared_tenancy_id"]).eq(pairs["tenancy_id"])
+    others = pairs["tenancy_id"].map(cleared.groupby("cleared_tenancy_id").size()).fillna(0) - own.astype(int)
+    pairs["payer_known"] = (others > 0).astype(int)
     pairs["payer_similarity"] = pairs["payer_similarity"] / 100.0
     pairs["ref_margin"] = _margin(pairs, "ref_distance", best="min").clip(-3, 3)
     pairs["payer_margin"] = _margin(pairs, "payer_similarity", best="max").clip(-1, 1)

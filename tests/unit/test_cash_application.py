@@ -116,7 +116,7 @@ def test_a_payment_split_in_two_is_found_by_the_two_receipts_sum() -> None:
         row.to_dict() | {"tenancy_id": "T000917"})
 
 
-def test_payer_text_is_compared_with_receipts_cleared_before_this_one_never_its_own() -> None:
+def test_payer_text_is_compared_with_the_tenancys_other_cleared_receipts_later_ones_too_never_its_own() -> None:
     earlier = {"receipt_id": "C1", "received_date": DAY - pd.Timedelta(weeks=4), "amount_pence": 9_000,
                "payer": "MR J OKAFOR", "cleared_tenancy_id": "T000002", "cleared_date": DAY - pd.Timedelta(weeks=3)}
     later = {"receipt_id": "C2", "received_date": DAY + pd.Timedelta(days=3), "amount_pence": 9_000,
@@ -127,9 +127,10 @@ def test_payer_text_is_compared_with_receipts_cleared_before_this_one_never_its_
     pairs = matching.candidates(found.suspense[found.suspense["receipt_id"].isin(["R4", "R5", "C1"])].drop(
         columns=["cleared_tenancy_id", "cleared_date"]), found)
     # C1 is a candidate of T000002 by its amount (its payment was C1's own allocation), but not by its own payer
-    # text; R5's payer was cleared only later
+    # text; R5's payer is known from a receipt received after it and cleared since (who pays does not change)
     assert pairs[["receipt_id", "tenancy_id", "payer_similarity"]].sort_values("receipt_id").values.tolist() == [
-        ["C1", "T000002", 0.0], ["R4", "T000002", 1.0]]
+        ["C1", "T000002", 0.0], ["R4", "T000002", 1.0], ["R5", "T000001", 1.0]]
+    assert pairs.set_index("receipt_id")["payer_known"].to_dict() == {"C1": 0, "R4": 1, "R5": 1}
 
 
 def test_a_payer_shown_with_an_initial_is_like_the_full_name_but_two_different_first_names_are_not() -> None:
