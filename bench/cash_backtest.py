@@ -8,8 +8,8 @@ models there (the `retrain` job), then delivers the rest: every origin's forecas
 first origin. Each forecast week is set against the same tenancies' receipts (`monitoring.cash`) and the last-4-weeks
 baseline. Prints, by weeks ahead, the WAPE of the forecast's mean and of the baseline and the P10-P90 coverage, for
 the portfolio and the patches pooled; then month-start weeks against the others, each patch's coverage, and the
-common factor the champion carries (estimated at training time from its own test-period backtest, before the first
-origin). `--home DIR` reuses a home built by an earlier run (or by the replay).
+common factor the champion carries (estimated at training time from its own backtest over its validation and test
+periods, before the first origin). `--home DIR` reuses a home built by an earlier run (or by the replay).
 Not a test: a run takes some minutes.
 """
 

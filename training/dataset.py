@@ -111,6 +111,9 @@ class TimeSplit:
     test: pd.DataFrame
     train_end: pd.Timestamp
     test_start: pd.Timestamp
+    #: The first date no training label reaches (train_end plus the embargo): from here on the trees have seen no
+    #: outcome; the validation rows only chose how many trees to keep.
+    valid_start: pd.Timestamp | None = None
 
 
 def time_split(frame: pd.DataFrame, embargo_weeks: int, valid_share: float = 0.15,
@@ -133,7 +136,7 @@ def time_split(frame: pd.DataFrame, embargo_weeks: int, valid_share: float = 0.1
             f"Not enough history for a time split with a {embargo_weeks}-week embargo ({n} labelled weeks): "
             "simulate or ingest a longer period (two years is plenty)."
         )
-    return TimeSplit(train, valid, test, train_end, test_start)
+    return TimeSplit(train, valid, test, train_end, test_start, valid_start)
 
 
 def tenancy_split(frame: pd.DataFrame, seed: int = 0, valid_share: float = 0.15, test_share: float = 0.2) -> TimeSplit:
@@ -146,4 +149,4 @@ def tenancy_split(frame: pd.DataFrame, seed: int = 0, valid_share: float = 0.15,
     valid = frame[(part >= test_share) & (part < test_share + valid_share)]
     train = frame[part >= test_share + valid_share]
     stamp = frame["event_timestamp"].max()
-    return TimeSplit(train, valid, test, stamp, stamp)
+    return TimeSplit(train, valid, test, stamp, stamp, stamp)

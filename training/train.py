@@ -278,7 +278,8 @@ def blend_rows(seen: CashOrigin) -> pd.DataFrame:
 def backtest_cash(settings: TrainingSettings, store, booster: lgb.Booster, part: LedgerSlice,
                   first_origin: pd.Timestamp, params: dict
                   ) -> tuple[pd.DataFrame, cash.CommonFactor, float, cash.Blend, pd.DataFrame]:
-    """Forecast from past weekly dates in the test period and set each week against what was then received.
+    """Forecast from past weekly dates from `first_origin` on (the first date no training label reaches: the trees
+    have seen none of the weeks forecast) and set each week against what was then received.
 
     Returns one row per (origin, week ahead): forecast mean/P10/P50/P90 (with the DWP's scheduled lines when the
     ledger has the schedules, as served: `simulate_origin`), the last-4-weeks-average baseline, and actual receipts
@@ -341,7 +342,7 @@ def train_payment_model(settings: TrainingSettings, params: dict | None = None,
     if truth is not None:
         metrics |= payment_ceiling(Truth(truth), split, test, names, params["lightgbm"], spec.horizon_days)
     backtest, factor, tenants_only, blend, alone = backtest_cash(settings, data.store, booster, part,
-                                                                 split.test_start, params)
+                                                                 split.valid_start, params)
     metrics |= cash.cash_metrics(backtest)
     if not backtest.empty:
         metrics |= {"cash_p10_p90_coverage_tenants_only": tenants_only,

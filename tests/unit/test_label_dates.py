@@ -30,3 +30,18 @@ def test_labels_start_with_the_grid_on_each_tenancys_weekday():
     assert sunday and (counts[sunday] == len(grid)).all()  # Sunday's tenancies keep every week
     assert (counts == len(grid) - 1).sum() > 0  # the others lose only the week that would start before the data
     assert counts.min() == len(grid) - 1
+
+
+def test_no_training_label_reaches_the_validation_start():
+    """The cash backtest forecasts from `valid_start` on: every training row's label window (the horizon after its
+    date) must end by then, so the trees have seen none of the weeks it forecasts."""
+    from training.dataset import time_split
+
+    dates = pd.date_range("2025-01-05", periods=40, freq="14D", tz="UTC")
+    frame = pd.DataFrame({"event_timestamp": np.repeat(dates, 3), "tenancy_id": np.tile(["A", "B", "C"], 40)})
+    split = time_split(frame, embargo_weeks=8)
+    horizon = pd.Timedelta(weeks=8)
+    assert split.valid_start == split.train_end + horizon
+    assert (split.train["event_timestamp"] + horizon <= split.valid_start).all()
+    assert split.valid["event_timestamp"].min() == split.valid_start < split.test_start
+    assert not split.train.empty and split.valid_start not in set(split.train["event_timestamp"])
