@@ -79,23 +79,35 @@ def tenant_habits(paid_days: pd.DataFrame, receipt_days: pd.DataFrame, as_of: pd
 #: it fell on a weekend) in at least this share of the months it was live in its last 26 weeks, in three or more.
 CALENDAR_SHARE = 0.75
 CALENDAR_MIN_MONTHS = 3
+#: A tenancy that pays about monthly (its payments a median of this many days apart or more) may pay up to
+#: `CALENDAR_LATE_DAYS` after its day: wages on the 25th, paid by card a day or three later. Paid more often, only
+#: its day itself counts (a weekly payer meets any few days of every month).
+CALENDAR_MONTHLY_GAP = 21
+CALENDAR_LATE_DAYS = 3
+#: Days late kept per tenancy (its last months'), drawn from when its payments are simulated.
+CALENDAR_OFFSETS = 8
 
 
 @dataclass(frozen=True)
 class CalendarPayers:
     """Tenancies paid on a day of the month (wages, Universal Credit, a standing order): `dom` (1..28; 0 for the
-    others), the share of recent months the payment came (`share`) and its usual amount on those days (`amount`,
+    others), the share of recent months the payment came (`share`) and its usual amount in those months (`amount`,
     pence). A month is 28 to 31 days, so gaps between such payments drift against a week grid: simulated from its
-    gaps, a payment due on the 1st lands in the week before when the 1st is a Saturday (posted the Monday after)."""
+    gaps, a payment due on the 1st lands in the week before when the 1st is a Saturday (posted the Monday after).
+    `late`: how many days after its day each of its recent payments came (up to `CALENDAR_OFFSETS`, -1 padding;
+    all 0 for a tenant paid on the day), drawn from when it is simulated."""
 
     dom: np.ndarray
     share: np.ndarray
     amount: np.ndarray
     money: np.ndarray  #: pence received on those days over the window (the rest is simulated from the gaps)
+    late: np.ndarray | None = None
 
     @classmethod
     def none(cls, n: int) -> CalendarPayers:
-        return cls(np.zeros(n, dtype=int), np.zeros(n), np.zeros(n), np.zeros(n))
+        late = np.full((n, CALENDAR_OFFSETS), -1, dtype=int)
+        late[:, 0] = 0
+        return cls(np.zeros(n, dtype=int), np.zeros(n), np.zeros(n), np.zeros(n), late)
 
 
 def rolled_due_days(dom: int, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
@@ -106,11 +118,37 @@ def rolled_due_days(dom: int, first: pd.Timestamp, last: pd.Timestamp) -> pd.Dat
     return due[(due >= first) & (due <= last)]
 
 
+def _calendar_hits(window: pd.DataFrame, since: pd.Timestamp, day: pd.Timestamp) -> pd.DataFrame:
+    """For every day of the month d (1..28) and tenancy, the months whose (rolled) day d a qualifying payment met:
+    on the day, or up to `CALENDAR_LATE_DAYS` after it for a tenancy paying about monthly. One row per (tenancy,
+    dom, due date): the money paid in that window and how late its first payment came."""
+    window = window.assign(day=pd.to_datetime(window["day"])).sort_values(["tenancy_id", "day"], kind="stable")
+    days = window["day"].to_numpy("datetime64[D]")
+    gaps = window["day"].diff().dt.days.where(window["tenancy_id"].eq(window["tenancy_id"].shift()))
+    gap = window["tenancy_id"].map(gaps.groupby(window["tenancy_id"]).median()).to_numpy()
+    patience = np.where(gap >= CALENDAR_MONTHLY_GAP, CALENDAR_LATE_DAYS, 0)
+    frames = []
+    for d in range(1, 29):
+        due = rolled_due_days(d, since, day).to_numpy("datetime64[D]")
+        if not len(due):
+            continue
+        at = np.searchsorted(due, days, side="right") - 1
+        late = (days - due[np.maximum(at, 0)]).astype(int)
+        met = (at >= 0) & (late <= patience)
+        frames.append(pd.DataFrame({"tenancy_id": window["tenancy_id"].to_numpy()[met], "dom": d,
+                                    "due": due[at[met]], "late": late[met],
+                                    "amount_pence": window["amount_pence"].to_numpy(float)[met]}))
+    hits = pd.concat(frames, ignore_index=True).sort_values(["tenancy_id", "dom", "due", "late"], kind="stable")
+    return hits.groupby(["tenancy_id", "dom", "due"], as_index=False, sort=False).agg(
+        amount_pence=("amount_pence", "sum"), late=("late", "first"))
+
+
 def calendar_payers(paid_days: pd.DataFrame, as_of: pd.Timestamp, tenancy_ids: np.ndarray,
                     started: np.ndarray | None = None, lookback_days: int = 182) -> CalendarPayers:
     """Which tenancies pay on a day of the month, from their qualifying payment days in the last 26 weeks: the day
-    of month (1..28) whose dates (a weekend's moved to the Monday) met a payment in the most months, kept when it
-    did in at least `CALENDAR_SHARE` of at least `CALENDAR_MIN_MONTHS` months live."""
+    of month (1..28) whose dates (a weekend's moved to the Monday; for a tenancy paying about monthly, up to
+    `CALENDAR_LATE_DAYS` later) met a payment in the most months (the fewest days late between equals), kept when
+    it did in at least `CALENDAR_SHARE` of at least `CALENDAR_MIN_MONTHS` months live."""
     day = _day(as_of)
     since = day - pd.Timedelta(days=lookback_days - 1)
     window = paid_days[(paid_days["day"] <= day) & (paid_days["day"] >= since)]
@@ -118,11 +156,10 @@ def calendar_payers(paid_days: pd.DataFrame, as_of: pd.Timestamp, tenancy_ids: n
     out = CalendarPayers.none(len(tenancy_ids))
     if window.empty:
         return out
-    due = {d: rolled_due_days(d, since, day) for d in range(1, 29)}
-    days = pd.to_datetime(window["day"])
-    hits = pd.concat([window[days.isin(dates)].assign(dom=d) for d, dates in due.items()])
-    stats = hits.groupby(["tenancy_id", "dom"])["amount_pence"].agg(["size", "mean", "sum"]).reset_index()
-    best = stats.sort_values(["size", "dom"], ascending=[False, True]).drop_duplicates("tenancy_id")
+    hits = _calendar_hits(window, since, day)
+    stats = hits.groupby(["tenancy_id", "dom"]).agg(size=("due", "size"), mean=("amount_pence", "mean"),
+                                                    sum=("amount_pence", "sum"), late=("late", "mean")).reset_index()
+    best = stats.sort_values(["size", "late", "dom"], ascending=[False, True, True]).drop_duplicates("tenancy_id")
     rows = best["tenancy_id"].map({t: i for i, t in enumerate(tenancy_ids)}).to_numpy()
     first_live = (pd.to_datetime(pd.Series(started)).to_numpy()[rows] if started is not None
                   else np.full(len(rows), np.datetime64("NaT"), dtype="datetime64[ns]"))
@@ -131,31 +168,49 @@ def calendar_payers(paid_days: pd.DataFrame, as_of: pd.Timestamp, tenancy_ids: n
     doms = best["dom"].to_numpy()
     for d in np.unique(doms):  # the months live since `begin` whose day d has come by as_of
         on = doms == d
-        months[on] = (due[int(d)].to_numpy()[None, :] >= begin[on][:, None]).sum(axis=1)
+        months[on] = (rolled_due_days(int(d), since, day).to_numpy()[None, :] >= begin[on][:, None]).sum(axis=1)
     share = best["size"].to_numpy() / np.maximum(months, 1)
     keep = (months >= CALENDAR_MIN_MONTHS) & (share >= CALENDAR_SHARE)
     out.dom[rows[keep]], out.share[rows[keep]] = doms[keep], np.minimum(1.0, share[keep])
     out.amount[rows[keep]], out.money[rows[keep]] = best["mean"].to_numpy()[keep], best["sum"].to_numpy()[keep]
+    chosen = hits.merge(best[["tenancy_id", "dom"]][keep], on=["tenancy_id", "dom"])
+    chosen = chosen.groupby("tenancy_id", sort=False).tail(CALENDAR_OFFSETS)
+    slot = chosen.groupby("tenancy_id", sort=False).cumcount().to_numpy()
+    position = chosen["tenancy_id"].map({t: i for i, t in enumerate(tenancy_ids)}).to_numpy()
+    out.late[position] = -1
+    out.late[position, slot] = chosen["late"].to_numpy()
     return out
+
+
+def _late_draws(late: np.ndarray, sims: int, rng: np.random.Generator) -> np.ndarray:
+    """(sims, members): for each simulation, one of each member's recent days late, equally likely."""
+    count = np.maximum((late >= 0).sum(axis=1), 1)
+    pick = np.floor(rng.random((sims, len(late))) * count[None, :]).astype(int)
+    return np.maximum(late[np.arange(len(late))[None, :], pick], 0)
 
 
 def simulate_calendar(calendar: CalendarPayers, start: pd.Timestamp, weeks: int, sims: int, seed: int = 0,
                       posted: np.ndarray | None = None, horizon: Horizon | None = None) -> np.ndarray:
     """Receipts (sims, tenancies, weeks, or a `horizon`'s buckets) of the calendar payers: on each of their dates
-    after `start` (posted as `posted` says), their usual amount, paid in a month with their recent months' share."""
+    after `start`, as late as one of their recent payments came (posted as `posted` says), their usual amount,
+    paid in a month with their recent months' share."""
     rng = np.random.default_rng(seed + 1)
     horizon = horizon or Horizon.weekly(weeks)
     day = _day(start)
     out = np.zeros((sims, len(calendar.dom), horizon.buckets))
+    late = calendar.late if calendar.late is not None else CalendarPayers.none(len(calendar.dom)).late
     for d in np.unique(calendar.dom[calendar.dom > 0]):
         members = np.flatnonzero(calendar.dom == d)
         for date in rolled_due_days(int(d), day + pd.Timedelta(days=1), day + pd.Timedelta(days=horizon.days)):
-            offset = int((date - day).days)
-            landed = posted[offset] if posted is not None and offset < len(posted) else offset
-            if landed > horizon.days or horizon.bucket[landed] < 0:
-                continue
-            paid = rng.random((sims, len(members))) < calendar.share[members][None, :]
-            out[:, members, horizon.bucket[landed]] += paid * calendar.amount[members][None, :] * horizon.scale[landed]
+            offset = int((date - day).days) + _late_draws(late[members], sims, rng)
+            landed = np.where(offset < len(posted), posted[np.clip(offset, 0, len(posted) - 1)], offset) \
+                if posted is not None else offset
+            counted = landed <= horizon.days
+            counted[counted] &= horizon.bucket[landed[counted]] >= 0
+            paid = counted & (rng.random((sims, len(members))) < calendar.share[members][None, :])
+            sim, member = np.nonzero(paid)
+            np.add.at(out, (sim, members[member], horizon.bucket[landed[sim, member]]),
+                      calendar.amount[members][member] * horizon.scale[landed[sim, member]])
     return out
 
 
