@@ -101,7 +101,7 @@ class CalendarPayers:
     share: np.ndarray
     amount: np.ndarray
     money: np.ndarray  #: pence received on those days over the window (the rest is simulated from the gaps)
-    late: np.ndarray | None = None
+    late: np.ndarray
 
     @classmethod
     def none(cls, n: int) -> CalendarPayers:
@@ -198,11 +198,10 @@ def simulate_calendar(calendar: CalendarPayers, start: pd.Timestamp, weeks: int,
     horizon = horizon or Horizon.weekly(weeks)
     day = _day(start)
     out = np.zeros((sims, len(calendar.dom), horizon.buckets))
-    late = calendar.late if calendar.late is not None else CalendarPayers.none(len(calendar.dom)).late
     for d in np.unique(calendar.dom[calendar.dom > 0]):
         members = np.flatnonzero(calendar.dom == d)
         for date in rolled_due_days(int(d), day + pd.Timedelta(days=1), day + pd.Timedelta(days=horizon.days)):
-            offset = int((date - day).days) + _late_draws(late[members], sims, rng)
+            offset = int((date - day).days) + _late_draws(calendar.late[members], sims, rng)
             landed = np.where(offset < len(posted), posted[np.clip(offset, 0, len(posted) - 1)], offset) \
                 if posted is not None else offset
             counted = landed <= horizon.days

@@ -113,7 +113,7 @@ class TimeSplit:
     test_start: pd.Timestamp
     #: The first date no training label reaches (train_end plus the embargo): from here on the trees have seen no
     #: outcome; the validation rows only chose how many trees to keep.
-    valid_start: pd.Timestamp | None = None
+    valid_start: pd.Timestamp
 
 
 def time_split(frame: pd.DataFrame, embargo_weeks: int, valid_share: float = 0.15,
