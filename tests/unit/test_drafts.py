@@ -130,6 +130,10 @@ STAGE_FACTS = {"first_reminder": {"protocol_step": "contact"},
 COMBINATIONS = [(stage, language, channel, vulnerable) for stage in drafts.STAGES for language in ("en", "cy")
                 for channel in drafts.content_rules()["stages"][stage]["channels"] for vulnerable in (False, True)]
 money = st.floats(min_value=0.01, max_value=20_000, allow_nan=False).map(lambda x: round(x, 2))
+#: Any text as a tenant's name but the pound sign: a name "£" renders "Dear £," which the check below rightly takes
+#: for money rendered without its amount (Hypothesis found it in CI's random draws).
+names = st.one_of(st.none(), st.just(""), st.text(st.characters(exclude_characters="£"), min_size=1,
+                                                   max_size=30).map(str.strip))
 dates = st.dates(min_value=date(2000, 1, 1), max_value=date(2035, 12, 31))
 rows = st.lists(st.fixed_dictionaries({"date": dates.map(lambda d: f"{d:%d/%m/%Y}"),
                                        "item": st.sampled_from(["rent", "payment", "housing benefit", "adjustment"]),
@@ -148,7 +152,7 @@ def _exists(stage: str, language: str, channel: str) -> bool:
 
 @settings(max_examples=150, deadline=None)
 @given(combo=st.sampled_from(COMBINATIONS), weeks=st.floats(min_value=1.0, max_value=60.0), rent=money,
-       name=st.one_of(st.none(), st.just(""), st.text(min_size=1, max_size=30).map(str.strip)),
+       name=names,
        statement=rows, promised=money, as_of=dates, step=st.sampled_from(["contact", "arrangement", "statement"]))
 def test_every_template_renders_true_complete_letters_over_random_facts(combo, weeks, rent, name, statement,
                                                                          promised, as_of, step) -> None:
